@@ -1,0 +1,136 @@
+"""Clerk and department-system HTTP API of the agent (LAN only, bearer token).
+
+POST /api/cases, POST /api/cases/{case_no}/events, GET /api/cases/{case_no}, GET /api/health.
+Answers come from the local SQLite at once, with or without a network to the hub.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from datetime import datetime
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from agent.db import is_disk_full
+from agent.store import AgentStore, StoreError
+from protocol.calendar import CST
+from protocol.models import NewCase, NewEvent
+
+log = logging.getLogger("jiancha.agent.api")
+
+STORE = web.AppKey("store", AgentStore)
+SYNC = web.AppKey("sync", object)
+NOW = web.AppKey("now", object)
+
+
+def json_error(status: int, message: str, field: str | None = None, **extra) -> web.Response:
+    """A JSON error body: {"error": ..., "field": ...}."""
+    body = {"error": message, **extra}
+    if field:
+        body["field"] = field
+    return web.json_response(body, status=status, dumps=_dumps)
+
+
+def _dumps(obj) -> str:
+    return json.dumps(obj, ensure_ascii=False)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler):
+    """Map store errors and a full disk to clear HTTP answers."""
+    try:
+        return await handler(request)
+    except StoreError as exc:
+        return json_error(exc.status, str(exc), exc.field)
+    except Exception as exc:  # noqa: BLE001 - the clerk must get an answer, never a hang
+        if is_disk_full(exc):
+            log.error("log cannot be written: %s", exc)
+            return json_error(507, "存储空间已满，无法记录 (insufficient storage: the case log cannot be written)")
+        raise
+
+
+def bearer_middleware(token: str):
+    """Require `Authorization: Bearer <token>` on /api/ except /api/health."""
+    @web.middleware
+    async def check(request: web.Request, handler):
+        if request.path.startswith("/api/") and request.path != "/api/health":
+            got = request.headers.get("Authorization", "")
+            if not (got.startswith("Bearer ") and hmac.compare_digest(got[7:].strip(), token)):
+                return json_error(401, "需要有效的令牌 (missing or invalid bearer token)")
+        return await handler(request)
+    return check
+
+
+async def parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
+    """Read JSON and validate it; 400 for malformed JSON, 422 naming the first bad field."""
+    try:
+        raw = await request.json(loads=json.loads)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise StoreError(400, f"请求体不是有效的 JSON (malformed JSON): {exc}") from None
+    if not isinstance(raw, dict):
+        raise StoreError(400, "请求体必须是 JSON 对象 (body must be a JSON object)")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or None
+        raise StoreError(422, f"字段无效 (invalid field) {field}: {err['msg']}", field) from None
+
+
+def _now(request: web.Request) -> datetime:
+    return request.app[NOW]()
+
+
+async def create_case(request: web.Request) -> web.Response:
+    """收件: register a case."""
+    req = await parse_body(request, NewCase)
+    view = request.app[STORE].register(req, _now(request))
+    _kick(request)
+    return web.json_response(view, status=201, dumps=_dumps)
+
+
+async def add_event(request: web.Request) -> web.Response:
+    """Append an event (受理, 办结, ...) to a case."""
+    req = await parse_body(request, NewEvent)
+    view = request.app[STORE].add_event(request.match_info["case_no"], req, _now(request))
+    _kick(request)
+    return web.json_response(view, status=201, dumps=_dumps)
+
+
+async def get_case(request: web.Request) -> web.Response:
+    """One case with its light and due dates."""
+    view = request.app[STORE].case_view(request.match_info["case_no"], _now(request))
+    return web.json_response(view, dumps=_dumps)
+
+
+async def health(request: web.Request) -> web.Response:
+    """Liveness and sync state (no token needed; no personal data)."""
+    store = request.app[STORE]
+    body = {"ok": True, "site": store.site, **store.counts()}
+    sync = request.app.get(SYNC)
+    if sync is not None:
+        body.update(sync.status())
+    return web.json_response(body, dumps=_dumps)
+
+
+def _kick(request: web.Request) -> None:
+    sync = request.app.get(SYNC)
+    if sync is not None:
+        sync.kick()
+
+
+def create_app(store: AgentStore, token: str, sync=None, now=None) -> web.Application:
+    """The agent's aiohttp application."""
+    app = web.Application(middlewares=[errors_middleware, bearer_middleware(token)],
+                          client_max_size=256 * 1024)
+    app[STORE] = store
+    app[NOW] = now or (lambda: datetime.now(CST))
+    if sync is not None:
+        app[SYNC] = sync
+    app.router.add_post("/api/cases", create_case)
+    app.router.add_post("/api/cases/{case_no}/events", add_event)
+    app.router.add_get("/api/cases/{case_no}", get_case)
+    app.router.add_get("/api/health", health)
+    return app

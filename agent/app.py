@@ -1,0 +1,59 @@
+"""`jiancha agent run`: the store, the clerk API and the sync loop in one process."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+from aiohttp import web
+
+from agent.api import create_app
+from agent.clock import BoxClock
+from agent.store import AgentStore
+from agent.sync import Syncer
+from provisioning.config import AgentConfig, load_config
+
+log = logging.getLogger("jiancha.agent")
+
+
+async def serve(cfg: AgentConfig, *, http_port: int | None = None, data_dir: Path | None = None,
+                stop: asyncio.Event | None = None) -> None:
+    """Run the agent until `stop` is set (or SIGINT/SIGTERM)."""
+    data = Path(data_dir or cfg.data_dir)
+    data.mkdir(parents=True, exist_ok=True)
+    clock = BoxClock()
+    store = AgentStore(data / "agent.db", cfg.site.code, clock=clock)
+    store.load_calendar()
+    sync = Syncer(cfg, store, clock)
+    app = create_app(store, cfg.http.token, sync=sync)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = cfg.http.port if http_port is None else http_port
+    site = web.TCPSite(runner, cfg.http.host, port)
+    await site.start()
+    actual = runner.addresses[0][1] if runner.addresses else port
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    await sync.start()
+    log.info("agent %s listening on http://%s:%s (seq %d, acked %d)", cfg.site.code, cfg.http.host,
+             actual, store.head_seq, store.acked_seq())
+    print(f"agent {cfg.site.code} ready on http://{cfg.http.host}:{actual}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await sync.stop()
+        await runner.cleanup()
+        store.close()
+
+
+def run(config: str | Path, *, http_port: int | None = None, data_dir: str | Path | None = None) -> int:
+    """Blocking entry point for the CLI."""
+    cfg = load_config(config, AgentConfig)
+    asyncio.run(serve(cfg, http_port=http_port, data_dir=Path(data_dir) if data_dir else None))
+    return 0

@@ -1,0 +1,60 @@
+"""SQLite plumbing shared by agent and hub: durable connection settings and named migrations."""
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from typing import Sequence
+
+import sqlite_utils
+
+
+def connect(path: Path | str, *, readonly: bool = False, synchronous: str = "FULL") -> sqlite3.Connection:
+    """A connection in WAL mode; `synchronous=FULL` so a commit survives a power cut."""
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False,
+                               isolation_level=None)
+    else:
+        conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA busy_timeout=10000")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+Migration = tuple[str, str]  # (name, SQL script)
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> list[str]:
+    """Apply named migrations not yet recorded in the `_migrations` table; returns their names."""
+    db = sqlite_utils.Database(conn)
+    if "_migrations" not in db.table_names():
+        db["_migrations"].create({"name": str, "applied_at": float}, pk="name")
+    done = {row["name"] for row in db["_migrations"].rows}
+    applied = []
+    for name, script in migrations:
+        if name in done:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for stmt in _statements(script):
+                conn.execute(stmt)
+            conn.execute("INSERT INTO _migrations(name, applied_at) VALUES (?, ?)", (name, time.time()))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        applied.append(name)
+    return applied
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script on ';' at line ends (our scripts have no triggers)."""
+    return [s.strip() for s in script.split(";\n") if s.strip().strip(";")]
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True when SQLite failed because the disk (or the database) is full."""
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "full" in str(exc).lower() or getattr(exc, "sqlite_errorcode", None) == 13)

@@ -1,0 +1,294 @@
+"""The agent's case store: one append-only, hash-chained log (the outbox) plus projections.
+
+Every write is one SQLite transaction that appends a record to `log` and updates the case
+projection; the HTTP API answers only after the commit (WAL, synchronous=FULL), so an
+acknowledged case survives a power cut. Nothing in `log` is ever updated or deleted.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from agent.db import connect, migrate
+from protocol.calendar import CST, WorkCalendar, default_calendar, local_date
+from protocol.caseclock import Event, check_event, evaluate
+from protocol.models import (KIND_CASE_EVENT, KIND_CASE_REGISTERED, CaseEventBody, CaseRegistered,
+                             CatalogItem, ItemSnapshot, NewCase, NewEvent)
+from protocol.records import GENESIS, Record, encode_record, record_hash
+
+MIGRATIONS = [
+    ("0001_log", """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE log (seq INTEGER PRIMARY KEY, hash BLOB NOT NULL, kind TEXT NOT NULL,
+                          data BLOB NOT NULL);
+    """),
+    ("0002_cases", """
+        CREATE TABLE cases (case_no TEXT PRIMARY KEY, item_code TEXT NOT NULL,
+                            query_code TEXT NOT NULL, received_at TEXT NOT NULL,
+                            status TEXT NOT NULL, window TEXT, clerk TEXT,
+                            registered_seq INTEGER NOT NULL, item_json TEXT NOT NULL);
+        CREATE TABLE case_events (seq INTEGER PRIMARY KEY, case_no TEXT NOT NULL,
+                                  body_json TEXT NOT NULL);
+        CREATE INDEX case_events_case ON case_events(case_no, seq);
+        CREATE TABLE day_counters (day TEXT PRIMARY KEY, n INTEGER NOT NULL);
+    """),
+    ("0003_config", """
+        CREATE TABLE config (kind TEXT PRIMARY KEY, version INTEGER NOT NULL,
+                             issued_ms INTEGER NOT NULL, payload_json TEXT NOT NULL,
+                             raw BLOB NOT NULL);
+        CREATE TABLE catalog (code TEXT PRIMARY KEY, item_json TEXT NOT NULL);
+    """),
+]
+
+
+class StoreError(Exception):
+    """A request the store refuses; `status` is the HTTP status the API should answer with."""
+
+    def __init__(self, status: int, message: str, field: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.field = field
+
+
+@dataclass(frozen=True)
+class ClockInfo:
+    """What the agent knows about its own clock when it writes a record."""
+    wall_ms: int
+    mono_ns: int
+    boot_id: str
+    quality: str
+
+
+class AgentStore:
+    """Single-writer store; safe to call from the event loop and the sync thread."""
+
+    def __init__(self, path: Path, site: str, clock=None):
+        self.path = Path(path)
+        self.site = site
+        self.conn = connect(self.path)
+        migrate(self.conn, MIGRATIONS)
+        self.lock = threading.RLock()
+        self._clock = clock or (lambda: ClockInfo(time.time_ns() // 1_000_000, time.monotonic_ns(),
+                                                  "unknown", "untrusted"))
+        row = self.conn.execute("SELECT seq, hash FROM log ORDER BY seq DESC LIMIT 1").fetchone()
+        self.head_seq, self.head_hash = (row[0], row[1]) if row else (0, GENESIS)
+        self.epoch = self._meta("epoch") or self._set_meta_new("epoch", uuid.uuid4().hex)
+        self.calendar: WorkCalendar = default_calendar()
+        self.reader = connect(self.path, readonly=True)
+
+    # -- meta -------------------------------------------------------------------------------
+    def _meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _set_meta_new(self, key: str, value: str) -> str:
+        self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+        return value
+
+    def acked_seq(self) -> int:
+        """Highest seq the hub has acknowledged as stored contiguously."""
+        v = self._meta("acked_seq")
+        return int(v) if v else 0
+
+    def set_acked(self, seq: int) -> None:
+        """Remember the hub's ack (never moves backwards)."""
+        with self.lock:
+            if seq > self.acked_seq():
+                self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('acked_seq', ?)",
+                                  (str(min(seq, self.head_seq)),))
+
+    # -- log --------------------------------------------------------------------------------
+    def _append(self, kind: str, body: dict) -> Record:
+        """Append one record inside the caller's transaction."""
+        c = self._clock()
+        rec = Record(seq=self.head_seq + 1, prev=self.head_hash, kind=kind, wall_ms=c.wall_ms,
+                     mono_ns=c.mono_ns, boot_id=c.boot_id, clock=c.quality, body=body)
+        data = encode_record(rec)
+        h = record_hash(data)
+        self.conn.execute("INSERT INTO log(seq, hash, kind, data) VALUES (?, ?, ?, ?)",
+                          (rec.seq, h, kind, data))
+        self._pending_head = (rec.seq, h)
+        return rec
+
+    def _transaction(self, fn):
+        with self.lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._pending_head = None
+            try:
+                result = fn()
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            if self._pending_head:
+                self.head_seq, self.head_hash = self._pending_head
+            return result
+
+    def read_log(self, first: int, last: int) -> list[bytes]:
+        """Encoded records first..last (inclusive) in order."""
+        rows = self.reader.execute("SELECT data FROM log WHERE seq BETWEEN ? AND ? ORDER BY seq",
+                                   (first, last)).fetchall()
+        return [r[0] for r in rows]
+
+    # -- catalog and config -----------------------------------------------------------------
+    def item(self, code: str) -> CatalogItem | None:
+        """The catalog item with that code, if the hub has pushed it."""
+        row = self.conn.execute("SELECT item_json FROM catalog WHERE code=?", (code,)).fetchone()
+        return CatalogItem.model_validate_json(row[0]) if row else None
+
+    def config_version(self, kind: str) -> int:
+        """Version of the stored config of that kind (0 when none)."""
+        row = self.conn.execute("SELECT version FROM config WHERE kind=?", (kind,)).fetchone()
+        return row[0] if row else 0
+
+    def save_config(self, kind: str, version: int, issued_ms: int, payload: dict, raw: bytes) -> bool:
+        """Store a verified config if newer; apply catalog/calendar. Returns True when applied."""
+        def tx():
+            if version <= self.config_version(kind):
+                return False
+            self.conn.execute("INSERT OR REPLACE INTO config VALUES (?, ?, ?, ?, ?)",
+                              (kind, version, issued_ms, json.dumps(payload, ensure_ascii=False), raw))
+            if kind == "catalog":
+                items = [CatalogItem.model_validate(i) for i in payload.get("items", [])]
+                self.conn.execute("DELETE FROM catalog")
+                self.conn.executemany("INSERT INTO catalog VALUES (?, ?)",
+                                      [(i.code, i.model_dump_json()) for i in items])
+            return True
+        applied = self._transaction(tx)
+        if applied and kind == "calendar":
+            self.load_calendar()
+        return applied
+
+    def load_calendar(self) -> None:
+        """Seeded years plus any year tables the hub pushed."""
+        from protocol.calendar import YearTable
+        cal = default_calendar()
+        row = self.conn.execute("SELECT payload_json FROM config WHERE kind='calendar'").fetchone()
+        if row:
+            for t in json.loads(row[0]).get("years", []):
+                cal = cal.with_year(YearTable.from_dict(t))
+        self.calendar = cal
+
+    # -- cases ------------------------------------------------------------------------------
+    def _next_case_no(self, day: str) -> str:
+        row = self.conn.execute("SELECT n FROM day_counters WHERE day=?", (day,)).fetchone()
+        n = (row[0] if row else 0) + 1
+        self.conn.execute("INSERT OR REPLACE INTO day_counters(day, n) VALUES (?, ?)", (day, n))
+        return f"{self.site}-{day}-{n:04d}"
+
+    def register(self, req: NewCase, now: datetime) -> dict:
+        """收件: register a case; returns the case view. Raises StoreError(422) for unknown items."""
+        item = self.item(req.item_code)
+        if item is None:
+            raise StoreError(422, f"未知事项 (unknown item): {req.item_code!r} is not in the catalog",
+                             "item_code")
+        received = (req.received_at or now).astimezone(CST)
+        if received > now.astimezone(CST).replace(microsecond=0) + _tolerance():
+            raise StoreError(422, "收件时间不能晚于当前时间 (received_at is in the future)", "received_at")
+        snapshot = ItemSnapshot(**item.model_dump(include=set(ItemSnapshot.model_fields)))
+
+        def tx():
+            case_no = self._next_case_no(local_date(now).strftime("%Y%m%d"))
+            body = CaseRegistered(case_no=case_no, query_code=_query_code(), item=snapshot,
+                                  applicant=req.applicant, window=req.window, clerk=req.clerk,
+                                  received_at=received)
+            rec = self._append(KIND_CASE_REGISTERED, body.model_dump(mode="json"))
+            self.conn.execute(
+                "INSERT INTO cases VALUES (?, ?, ?, ?, 'received', ?, ?, ?, ?)",
+                (case_no, item.code, body.query_code, received.isoformat(), req.window, req.clerk,
+                 rec.seq, snapshot.model_dump_json()))
+            return case_no
+        case_no = self._transaction(tx)
+        return self.case_view(case_no, now)
+
+    def add_event(self, case_no: str, req: NewEvent, now: datetime) -> dict:
+        """Append a case event after checking the transition; StoreError(404/409) otherwise."""
+        def tx():
+            case = self._case_row(case_no)
+            at = (req.at or now).astimezone(CST)
+            body = CaseEventBody(case_no=case_no, at=at,
+                                 **req.model_dump(exclude={"at"}, exclude_none=True))
+            events = self._events(case_no)
+            new = _event_from_body(body, 0)
+            try:
+                check_event(case["rule"], case["received_at"], events, new)
+            except ValueError as exc:
+                raise StoreError(409, str(exc)) from None
+            rec = self._append(KIND_CASE_EVENT, body.model_dump(mode="json", exclude_none=True))
+            self.conn.execute("INSERT INTO case_events VALUES (?, ?, ?)",
+                              (rec.seq, case_no, body.model_dump_json(exclude_none=True)))
+            view = evaluate(case["rule"], case["received_at"], events + [_event_from_body(body, rec.seq)],
+                            now, self.calendar)
+            self.conn.execute("UPDATE cases SET status=? WHERE case_no=?", (view.status, case_no))
+        self._transaction(tx)
+        return self.case_view(case_no, now)
+
+    def _case_row(self, case_no: str) -> dict:
+        row = self.conn.execute(
+            "SELECT case_no, query_code, received_at, item_json, window, clerk, registered_seq "
+            "FROM cases WHERE case_no=?", (case_no,)).fetchone()
+        if row is None:
+            raise StoreError(404, f"案件不存在 (no such case): {case_no}")
+        item = ItemSnapshot.model_validate_json(row[3])
+        return {"case_no": row[0], "query_code": row[1], "received_at": datetime.fromisoformat(row[2]),
+                "item": item, "rule": item.rule(), "window": row[4], "clerk": row[5], "seq": row[6]}
+
+    def _events(self, case_no: str) -> list[Event]:
+        rows = self.conn.execute("SELECT seq, body_json FROM case_events WHERE case_no=? ORDER BY seq",
+                                 (case_no,)).fetchall()
+        return [_event_from_body(CaseEventBody.model_validate_json(b), s) for s, b in rows]
+
+    def case_view(self, case_no: str, now: datetime) -> dict:
+        """The case as the clerk sees it: status, light, due dates, events."""
+        with self.lock:
+            case = self._case_row(case_no)
+            events = self._events(case_no)
+        v = evaluate(case["rule"], case["received_at"], events, now, self.calendar)
+        return {
+            "case_no": case_no, "query_code": case["query_code"], "site": self.site,
+            "item_code": case["item"].code, "item_name": case["item"].name,
+            "received_at": case["received_at"].isoformat(), "status": v.status, "light": v.light,
+            "due_date": _d(v.due_date), "due_provisional": v.due_provisional,
+            "legal_due_date": _d(v.legal_due_date), "acceptance_due": _d(v.acceptance_due),
+            "violations": list(v.violations), "seq": case["seq"],
+            "events": [{"type": e.type, "at": e.at.isoformat(), "seq": e.seq} for e in events],
+        }
+
+    def counts(self) -> dict:
+        """Numbers for /api/health and the birth message."""
+        acked = self.acked_seq()
+        n_cases = self.reader.execute("SELECT count(*) FROM cases").fetchone()[0]
+        return {"last_seq": self.head_seq, "acked_seq": acked, "backlog": self.head_seq - acked,
+                "cases": n_cases, "catalog_version": self.config_version("catalog"),
+                "calendar_version": self.config_version("calendar")}
+
+    def close(self) -> None:
+        """Close both connections."""
+        self.reader.close()
+        self.conn.close()
+
+
+def _event_from_body(b: CaseEventBody, seq: int) -> Event:
+    return Event(type=b.type, at=b.at, seq=seq, actor=b.actor, reason=b.reason, days=b.days,
+                 procedure=b.procedure, step=b.step, approver=b.approver)
+
+
+def _query_code() -> str:
+    """8-digit query code (查询码) a citizen types on the portal."""
+    return f"{secrets.randbelow(10**8):08d}"
+
+
+def _tolerance():
+    from datetime import timedelta
+    return timedelta(minutes=5)
+
+
+def _d(d) -> str | None:
+    return d.isoformat() if d else None

@@ -1,0 +1,254 @@
+"""MQTT sync: drains the outbox to the hub over TLS with paho-mqtt 2.x.
+
+Sparkplug-style session: birth (retained) on connect, death as the MQTT Will; drain only while
+the hub's retained state says online; live records before backlog; bounded rate; acks drive
+progress and are persisted; silence after sending rewinds to the last ack (idempotent resend).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+
+import paho.mqtt.client as mqtt
+
+from agent.clock import BoxClock
+from agent.drain import DrainPlan, TokenBucket
+from agent.store import AgentStore
+from protocol import SCHEMA_VERSION, topics
+from protocol.crypto import load_private_pem, load_public_pem
+from protocol.wire import WireError, decode_msg, encode_msg, open_config, seal_batch
+from provisioning.config import AgentConfig
+
+log = logging.getLogger("jiancha.agent.sync")
+SOFTWARE = "jiancha-agent/0.1"
+
+
+def make_tls_client(client_id: str, ca, cert, key, *, will: tuple[str, bytes] | None = None,
+                    clean_session: bool = True) -> mqtt.Client:
+    """A paho 2.x client with mutual TLS (the agent's outbox is its session: clean by default)."""
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session,
+                    protocol=mqtt.MQTTv311)
+    c.tls_set(ca_certs=str(ca), certfile=str(cert), keyfile=str(key),
+              cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    c.reconnect_delay_set(min_delay=1, max_delay=30)
+    c.max_inflight_messages_set(100)
+    if will:
+        c.will_set(will[0], will[1], qos=1, retain=True)
+    return c
+
+
+class Syncer:
+    """Owns the MQTT connection of one site and the drain loop."""
+
+    def __init__(self, cfg: AgentConfig, store: AgentStore, clock: BoxClock):
+        self.cfg = cfg
+        self.store = store
+        self.clock = clock
+        self.site = cfg.site.code
+        self.sign_key = load_private_pem(cfg.sign_key.read_bytes(), "ed25519")
+        self.hub_seal = load_public_pem(cfg.hub.seal_pub.read_bytes(), "x25519")
+        self.hub_verify = load_public_pem(cfg.hub.sign_pub.read_bytes(), "ed25519")
+        self.connected = False
+        self.hub_online = False
+        self.plan: DrainPlan | None = None
+        self.bucket = TokenBucket(cfg.sync.rate_per_s, max(cfg.sync.batch_max_records, cfg.sync.rate_per_s / 10))
+        self.last_progress = time.monotonic()
+        self.counters = {"batches_sent": 0, "records_sent": 0, "acks": 0, "rewinds": 0,
+                         "config_applied": 0, "config_refused": 0}
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task | None = None
+        will = encode_msg({"online": False, "site": self.site, "epoch": store.epoch,
+                           "boot_id": clock.boot_id})
+        self.client = make_tls_client(f"site-{self.site}", cfg.broker.ca, cfg.broker.cert,
+                                      cfg.broker.key, will=(topics.site_state(self.site), will))
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Connect in the background and start draining."""
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self.client.connect_async(self.cfg.broker.host, self.cfg.broker.port, self.cfg.broker.keepalive)
+        self.client.loop_start()
+        self._task = asyncio.create_task(self._drain_loop(), name="drain")
+
+    async def stop(self) -> None:
+        """Say goodbye (retained offline state) and disconnect."""
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        if self.connected:
+            info = self.client.publish(topics.site_state(self.site), self._state(False), qos=1, retain=True)
+            try:
+                await asyncio.wait_for(asyncio.to_thread(info.wait_for_publish, 2.0), 3.0)
+            except (asyncio.TimeoutError, RuntimeError, ValueError):
+                pass
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def kick(self) -> None:
+        """A new record was written: wake the drain loop (thread-safe)."""
+        if self._loop and self._wake:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    def status(self) -> dict:
+        """Sync state for /api/health."""
+        return {"connected": self.connected, "hub_online": self.hub_online,
+                "clock": self.clock.quality(), "hub_offset_s": self.clock.hub_offset_s,
+                "inflight": self.plan.inflight() if self.plan else 0, **self.counters}
+
+    def _state(self, online: bool) -> bytes:
+        c = self.store.counts()
+        return encode_msg({"online": online, "site": self.site, "software": SOFTWARE,
+                           "schema": SCHEMA_VERSION, "epoch": self.store.epoch,
+                           "boot_id": self.clock.boot_id, "last_seq": c["last_seq"],
+                           "acked_seq": c["acked_seq"], "backlog": c["backlog"],
+                           "clock": self.clock.quality(),
+                           "config": {"catalog": c["catalog_version"], "calendar": c["calendar_version"]},
+                           "ms": int(time.time() * 1000)})
+
+    # -- paho callbacks (paho's thread) -------------------------------------------------------
+    def _on_connect(self, client, userdata, flags, reason_code, properties=None):
+        if reason_code.is_failure:
+            log.warning("broker refused connection: %s", reason_code)
+            return
+        self.connected = True
+        client.subscribe([(topics.site_down_filter(self.site), 1), (topics.HUB_STATE, 1)])
+        client.publish(topics.site_state(self.site), self._state(True), qos=1, retain=True)
+        log.info("connected to broker %s:%s", self.cfg.broker.host, self.cfg.broker.port)
+        self._call(self._restart_plan)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties=None):
+        self.connected = False
+        self.hub_online = False
+        log.info("disconnected from broker: %s", reason_code)
+
+    def _on_message(self, client, userdata, msg):
+        try:
+            if msg.topic == topics.HUB_STATE:
+                online = bool(decode_msg(msg.payload).get("online"))
+                if online and not self.hub_online:
+                    self._call(self._restart_plan)
+                self.hub_online = online
+            elif msg.topic == topics.site_ack(self.site):
+                self._call(self._on_ack, decode_msg(msg.payload))
+            elif msg.topic.startswith(topics.site_config(self.site, "")):
+                self._apply_config(msg.payload)
+            elif msg.topic == topics.site_cmd(self.site):
+                self._call(self._on_cmd, decode_msg(msg.payload))
+        except WireError as exc:
+            log.warning("refused message on %s: %s", msg.topic, exc)
+        self._call(lambda: None)
+
+    def _call(self, fn, *args) -> None:
+        if self._loop:
+            def run():
+                fn(*args)
+                self._wake.set()
+            self._loop.call_soon_threadsafe(run)
+
+    def _apply_config(self, payload: bytes) -> None:
+        try:
+            cfg = open_config(payload, verify_key=self.hub_verify)
+        except WireError as exc:
+            self.counters["config_refused"] += 1
+            log.warning("refused config not signed by our hub: %s", exc)
+            return
+        if self.store.save_config(cfg.kind, cfg.version, cfg.issued_ms, cfg.payload, payload):
+            self.counters["config_applied"] += 1
+            log.info("applied %s config version %s", cfg.kind, cfg.version)
+
+    # -- loop-side handlers ---------------------------------------------------------------------
+    def _restart_plan(self) -> None:
+        self.plan = DrainPlan.start(self.store.acked_seq(), self.store.head_seq)
+        self.last_progress = time.monotonic()
+
+    def _on_ack(self, msg: dict) -> None:
+        acked = msg.get("acked")
+        hub_ms = msg.get("hub_ms")
+        if isinstance(hub_ms, int):
+            self.clock.observe_hub_time(hub_ms)
+        if not isinstance(acked, int) or self.plan is None:
+            return
+        self.counters["acks"] += 1
+        acked = min(acked, self.store.head_seq)
+        if self.plan.on_ack(acked):
+            self.store.set_acked(acked)
+            self.last_progress = time.monotonic()
+        resend = msg.get("resend_from")
+        if isinstance(resend, int) and resend >= 1:
+            self.counters["rewinds"] += 1
+            self.plan.rewind(resend)
+
+    def _on_cmd(self, msg: dict) -> None:
+        if msg.get("cmd") == "resync" and self.plan is not None:
+            self.counters["rewinds"] += 1
+            self.plan.rewind(int(msg.get("from", 1)))
+
+    # -- drain ------------------------------------------------------------------------------------
+    async def _drain_loop(self) -> None:
+        cfg = self.cfg.sync
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            if not (self.connected and self.hub_online and self.plan):
+                continue
+            self._check_stall(cfg.ack_timeout_s)
+            while self.connected and self.hub_online:
+                rng = self.plan.next_range(self.store.head_seq, cfg.batch_max_records,
+                                           cfg.max_inflight_records)
+                if rng is None:
+                    break
+                delay = self.bucket.wait_time(rng[1] - rng[0] + 1, time.monotonic())
+                if delay:
+                    await asyncio.sleep(delay)
+                self._send(*rng)
+                await asyncio.sleep(0)
+
+    def _check_stall(self, timeout: float) -> None:
+        if self.plan.inflight() and time.monotonic() - self.last_progress > timeout:
+            log.info("no ack for %.0fs with %d in flight: resending from %d", timeout,
+                     self.plan.inflight(), self.plan.acked + 1)
+            self.counters["rewinds"] += 1
+            self.plan = DrainPlan.start(self.plan.acked, self.store.head_seq)
+            self.last_progress = time.monotonic()
+
+    def _send(self, first: int, last: int) -> None:
+        data = self.store.read_log(first, last)
+        if len(data) != last - first + 1:
+            log.error("log read %d..%d returned %d records", first, last, len(data))
+            return
+        for start, chunk in split_by_size(first, data, BATCH_BYTES):
+            payload = seal_batch(self.site, chunk, sign_key=self.sign_key, hub_seal_pub=self.hub_seal,
+                                 sent_ms=int(time.time() * 1000), first_seq=start)
+            self.client.publish(topics.site_batch(self.site), payload, qos=1)
+            self.counters["batches_sent"] += 1
+            self.counters["records_sent"] += len(chunk)
+
+
+BATCH_BYTES = 512 * 1024  # well under the wire limit (1 MiB) and Mosquitto's packet limit
+
+
+def split_by_size(first: int, data: list[bytes], limit: int) -> list[tuple[int, list[bytes]]]:
+    """Contiguous chunks of encoded records, each at most `limit` bytes (one record at least)."""
+    out, chunk, size, start = [], [], 0, first
+    for i, rec in enumerate(data):
+        if chunk and size + len(rec) > limit:
+            out.append((start, chunk))
+            chunk, size, start = [], 0, first + i
+        chunk.append(rec)
+        size += len(rec) + 3
+    if chunk:
+        out.append((start, chunk))
+    return out

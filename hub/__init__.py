@@ -1,0 +1,1 @@
+"""City hub (市中心): ingest, supervision, dashboard, public lookup."""

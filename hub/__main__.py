@@ -1,0 +1,6 @@
+"""python -m hub ... == jiancha hub ..."""
+import sys
+
+from provisioning.cli import main
+
+sys.exit(main(["hub", *sys.argv[1:]]))

@@ -1,0 +1,244 @@
+"""Hub HTTP API (DESIGN §4): operators with a bearer token, the public lookup, /metrics, pages."""
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from collections import defaultdict, deque
+from pathlib import Path
+
+from aiohttp import web
+
+from hub.metrics import render_metrics
+
+STATIC = Path(__file__).parent / "static"
+READER = web.AppKey("reader", object)
+TOKEN = web.AppKey("token", str)
+HUB = web.AppKey("hub", object)
+LIMITER = web.AppKey("limiter", object)
+
+STATUS_ZH = {"received": "已收件", "supplement_requested": "待补正", "accepted": "已受理",
+             "suspended": "特别程序中", "approved": "已批准", "denied": "不予许可", "rejected": "不予受理",
+             "completed": "已办结", "delivered": "已送达", "withdrawn": "已撤回", "transferred": "已转报"}
+EVENT_ZH = {"accept": "受理", "reject": "不予受理", "request_supplement": "补正告知",
+            "supplement_received": "补正材料已收", "suspend": "特别程序开始", "resume": "特别程序结束",
+            "extend": "延期", "step": "办理环节", "approve": "批准", "deny": "不予许可", "complete": "办结",
+            "transfer": "转报", "withdraw": "撤回", "deliver": "送达/领证"}
+PUBLIC_COOKIE = "jc_token"
+
+
+def _dumps(o) -> str:
+    return json.dumps(o, ensure_ascii=False)
+
+
+def jerr(status: int, message: str) -> web.Response:
+    """JSON error body."""
+    return web.json_response({"error": message}, status=status, dumps=_dumps)
+
+
+def auth_middleware(token: str):
+    """Operator endpoints need the admin token (bearer header or the dashboard cookie)."""
+    open_paths = ("/api/public/", "/metrics", "/login", "/public", "/static/", "/api/health")
+
+    @web.middleware
+    async def check(request: web.Request, handler):
+        path = request.path
+        if path == "/" or path.startswith(open_paths):
+            return await handler(request)
+        got = request.headers.get("Authorization", "")
+        supplied = got[7:].strip() if got.startswith("Bearer ") else request.cookies.get(PUBLIC_COOKIE, "")
+        if not (supplied and hmac.compare_digest(supplied, token)):
+            return jerr(401, "需要有效的令牌 (missing or invalid bearer token)")
+        return await handler(request)
+    return check
+
+
+def _rows(conn, sql, args=()) -> list[dict]:
+    cur = conn.execute(sql, args)
+    cols = [c[0] for c in cur.description]
+    return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+
+def _case_out(row: dict) -> dict:
+    reg = json.loads(row.pop("reg_json"))
+    row["due_provisional"] = bool(row["due_provisional"])
+    row["violations"] = json.loads(row["violations"])
+    row["closed"] = bool(row["closed"])
+    row["status_zh"] = STATUS_ZH.get(row["status"], row["status"])
+    row["applicant"] = reg.get("applicant")
+    row["window"] = reg.get("window")
+    row["clerk"] = reg.get("clerk")
+    row["item"] = reg.get("item")
+    row.pop("query_code", None)
+    return row
+
+
+async def get_case(request: web.Request) -> web.Response:
+    """A case with status, light, due dates, events and votes."""
+    conn = request.app[READER]
+    case_no = request.match_info["case_no"]
+    rows = _rows(conn, "SELECT * FROM cases WHERE case_no=?", (case_no,))
+    if not rows:
+        return jerr(404, f"案件不存在 (no such case): {case_no}")
+    case = _case_out(rows[0])
+    evs = _rows(conn, "SELECT seq, type, at, body_json FROM case_events WHERE case_no=? ORDER BY seq",
+                (case_no,))
+    case["events"] = [{**json.loads(e["body_json"]), "seq": e["seq"],
+                       "type_zh": EVENT_ZH.get(e["type"], e["type"])} for e in evs]
+    case["votes"] = []
+    case["alerts"] = _rows(conn, "SELECT at_ms, kind, light, detail FROM alerts WHERE case_no=? ORDER BY id",
+                           (case_no,))
+    return web.json_response(case, dumps=_dumps)
+
+
+async def list_cases(request: web.Request) -> web.Response:
+    """Cases filtered by site, light, status, department; newest first."""
+    q = request.query
+    where, args = [], []
+    for key in ("site", "light", "status", "department"):
+        if q.get(key):
+            where.append(f"{key} = ?")
+            args.append(q[key])
+    if q.get("open") in ("1", "true"):
+        where.append("closed = 0")
+    try:
+        limit = min(max(int(q.get("limit", 200)), 1), 5000)
+        offset = max(int(q.get("offset", 0)), 0)
+    except ValueError:
+        return jerr(400, "limit/offset must be integers")
+    sql = "SELECT * FROM cases" + (" WHERE " + " AND ".join(where) if where else "")
+    total = request.app[READER].execute(sql.replace("*", "count(*)", 1), args).fetchone()[0]
+    rows = _rows(request.app[READER], sql + " ORDER BY received_at DESC LIMIT ? OFFSET ?",
+                 (*args, limit, offset))
+    return web.json_response({"total": total, "cases": [_case_out(r) for r in rows]}, dumps=_dumps)
+
+
+def site_rows(conn, registry) -> list[dict]:
+    """Sites with online state, last seen, acked seq, backlog and clock quality."""
+    known = {r["code"]: r for r in _rows(conn, "SELECT * FROM sites")}
+    out = []
+    for code in sorted(set(known) | set(registry.active())):
+        r = known.get(code, {"code": code, "online": 0, "acked_seq": 0, "max_seq": 0, "agent_last_seq": 0})
+        head = max(r.get("agent_last_seq") or 0, r.get("max_seq") or 0)
+        counts = dict(conn.execute("SELECT light, count(*) FROM cases WHERE site=? AND closed=0 GROUP BY light",
+                                   (code,)).fetchall())
+        out.append({
+            "code": code, "name": registry.name(code) or r.get("name", ""),
+            "online": bool(r.get("online")), "last_seen": _iso(r.get("last_seen_ms")),
+            "acked_seq": r.get("acked_seq", 0), "backlog": max(0, head - (r.get("acked_seq") or 0)),
+            "clock": r.get("clock") or "unknown", "software": r.get("software"),
+            "chain_breaks": r.get("chain_breaks", 0), "revoked": registry.is_revoked(code),
+            "open_cases": counts,
+        })
+    return out
+
+
+async def list_sites(request: web.Request) -> web.Response:
+    """GET /api/sites."""
+    hub = request.app[HUB]
+    return web.json_response(site_rows(request.app[READER], hub.sites), dumps=_dumps)
+
+
+async def list_alerts(request: web.Request) -> web.Response:
+    """Recent alerts (light changes, chain breaks), newest first."""
+    rows = _rows(request.app[READER], "SELECT * FROM alerts ORDER BY id DESC LIMIT 500")
+    for r in rows:
+        r["at"] = _iso(r.pop("at_ms"))
+    return web.json_response(rows, dumps=_dumps)
+
+
+class Limiter:
+    """At most `n` public lookups per `window_s` per client address (guessing query codes)."""
+
+    def __init__(self, n: int = 30, window_s: float = 60.0):
+        self.n, self.window_s = n, window_s
+        self.hits: dict[str, deque] = defaultdict(deque)
+
+    def allow(self, key: str, now: float) -> bool:
+        """Record a hit; False when over the limit."""
+        d = self.hits[key]
+        while d and now - d[0] > self.window_s:
+            d.popleft()
+        if len(d) >= self.n:
+            return False
+        d.append(now)
+        return True
+
+
+async def public_case(request: web.Request) -> web.Response:
+    """Citizen progress lookup with case number + query code; no personal data."""
+    if not request.app[LIMITER].allow(request.remote or "?", time.monotonic()):
+        return jerr(429, "查询过于频繁，请稍后再试 (too many lookups, try again later)")
+    case_no = request.match_info["case_no"]
+    code = request.query.get("code", "")
+    rows = _rows(request.app[READER], "SELECT * FROM cases WHERE case_no=?", (case_no,))
+    if not code or not rows or not hmac.compare_digest(rows[0]["query_code"], code):
+        return jerr(404, "未找到该办件，请核对办件编号和查询码 (no case with that number and query code)")
+    r = rows[0]
+    evs = _rows(request.app[READER], "SELECT type, at FROM case_events WHERE case_no=? ORDER BY seq",
+                (case_no,))
+    body = {
+        "case_no": case_no, "item_name": r["item_name"], "department": r["department"],
+        "status": r["status"], "status_zh": STATUS_ZH.get(r["status"], r["status"]),
+        "received_on": r["received_at"][:10], "due_date": r["due_date"],
+        "due_provisional": bool(r["due_provisional"]),
+        "events": [{"type": e["type"], "type_zh": EVENT_ZH.get(e["type"], e["type"]), "at": e["at"]}
+                   for e in evs],
+    }
+    return web.json_response(body, dumps=_dumps)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format."""
+    text = render_metrics(request.app[READER], request.app[HUB])
+    return web.Response(text=text, content_type="text/plain", charset="utf-8")
+
+
+async def health(request: web.Request) -> web.Response:
+    """Liveness."""
+    hub = request.app[HUB]
+    return web.json_response({"ok": True, "broker_connected": hub.link.connected.is_set(),
+                              "queue": hub.ingest.q.qsize()})
+
+
+async def page(request: web.Request) -> web.Response:
+    """Static pages: dashboard (/), login, public lookup."""
+    name = {"/": "index.html", "/login": "login.html", "/public": "public.html"}[request.path]
+    return web.FileResponse(STATIC / name, headers={"Cache-Control": "no-cache"})
+
+
+async def login(request: web.Request) -> web.Response:
+    """Exchange the admin token for a dashboard cookie."""
+    form = await request.post()
+    token = str(form.get("token", ""))
+    if not hmac.compare_digest(token, request.app[TOKEN]):
+        raise web.HTTPFound("/login?bad=1")
+    resp = web.HTTPFound("/")
+    resp.set_cookie(PUBLIC_COOKIE, token, httponly=True, samesite="Strict", max_age=12 * 3600)
+    raise resp
+
+
+def _iso(ms) -> str | None:
+    if not ms:
+        return None
+    from datetime import datetime
+    from protocol.calendar import CST
+    return datetime.fromtimestamp(ms / 1000, CST).isoformat(timespec="seconds")
+
+
+def create_app(hub, reader, token: str) -> web.Application:
+    """The hub's aiohttp application."""
+    app = web.Application(middlewares=[auth_middleware(token)], client_max_size=1024 * 1024)
+    app[HUB], app[READER], app[TOKEN], app[LIMITER] = hub, reader, token, Limiter()
+    app.router.add_get("/api/cases", list_cases)
+    app.router.add_get("/api/cases/{case_no}", get_case)
+    app.router.add_get("/api/sites", list_sites)
+    app.router.add_get("/api/alerts", list_alerts)
+    app.router.add_get("/api/public/cases/{case_no}", public_case)
+    app.router.add_get("/api/health", health)
+    app.router.add_get("/metrics", metrics)
+    for p in ("/", "/login", "/public"):
+        app.router.add_get(p, page)
+    app.router.add_post("/login", login)
+    app.router.add_static("/static/", STATIC)
+    return app

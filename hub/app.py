@@ -1,0 +1,84 @@
+"""`jiancha hub run`: ingest thread, MQTT link, config push and the HTTP API in one process."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+from aiohttp import web
+
+from agent.db import connect
+from hub.api import create_app
+from hub.configpush import ConfigPusher
+from hub.ingest import Ingestor
+from hub.keys import HubKeys, SiteKeys
+from hub.mqtt import HubLink
+from hub.store import open_db
+from provisioning.config import HubConfig, load_config
+
+log = logging.getLogger("jiancha.hub")
+
+
+class Hub:
+    """Wires the parts together; `start()`/`stop()` are synchronous."""
+
+    def __init__(self, cfg: HubConfig, data_dir: Path | None = None):
+        self.cfg = cfg
+        self.data_dir = Path(data_dir or cfg.data_dir)
+        self.db_path = self.data_dir / "hub.db"
+        self.conn = open_db(self.db_path)
+        self.keys = HubKeys.load(cfg)
+        self.sites = SiteKeys(cfg.registry)
+        self.link = HubLink(cfg, on_message=lambda t, p: self.ingest.submit(t, p))
+        self.ingest = Ingestor(self.conn, self.keys, self.sites, self.link.publish,
+                               default_yellow=cfg.supervision.yellow_days,
+                               sweep_interval_s=cfg.supervision.sweep_interval_s)
+        self.pusher = ConfigPusher(self.conn, self.sites, self.keys.sign_key, self.link.publish,
+                                   on_calendar_change=self.ingest.reload_calendar)
+        self.ingest.on_idle.append(self.pusher.tick)
+        self.reader = connect(self.db_path, synchronous="NORMAL")
+
+    def start(self) -> None:
+        """Start ingest before the link so no message waits on a missing consumer."""
+        self.ingest.start()
+        self.link.start()
+
+    def stop(self) -> None:
+        """Stop the link, drain ingest, close the database."""
+        self.link.stop()
+        self.ingest.stop()
+        self.reader.close()
+        self.conn.close()
+
+
+async def serve(cfg: HubConfig, *, http_port: int | None = None, stop: asyncio.Event | None = None) -> None:
+    """Run the hub until `stop` is set (or SIGINT/SIGTERM)."""
+    hub = Hub(cfg)
+    hub.start()
+    app = create_app(hub, hub.reader, cfg.api.admin_token)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = cfg.api.port if http_port is None else http_port
+    await web.TCPSite(runner, cfg.api.host, port).start()
+    actual = runner.addresses[0][1] if runner.addresses else port
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    print(f"hub {cfg.name} ready on http://{cfg.api.host}:{actual}/", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        await asyncio.to_thread(hub.stop)
+
+
+def run(config: str | Path, *, http_port: int | None = None) -> int:
+    """Blocking entry point for the CLI."""
+    cfg = load_config(config, HubConfig)
+    asyncio.run(serve(cfg, http_port=http_port))
+    return 0

@@ -1,0 +1,328 @@
+"""Ingest: verify, decrypt, dedupe by (site, seq), check the chain, project cases, ack.
+
+One writer thread owns the database connection. Messages from paho's thread queue up and are
+processed in groups inside one transaction; acks are published only after the commit, so an
+acked record is durable. Bad input is quarantined with a counted reason and never stops ingest.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pydantic import ValidationError
+
+from hub import store as db
+from hub.keys import HubKeys, SiteKeys
+from protocol import topics
+from protocol.calendar import CST
+from protocol.models import KIND_CASE_EVENT, KIND_CASE_REGISTERED, CaseEventBody, CaseRegistered
+from protocol.records import GENESIS, record_hash
+from protocol.wire import MAX_BATCH_BYTES, WireError, decode_msg, open_batch
+
+log = logging.getLogger("jiancha.hub.ingest")
+
+GAP_WAIT_MS = 3000       # a gap older than this (no progress) triggers a resend request
+GROUP_MAX = 64           # messages per transaction
+
+
+@dataclass
+class Outcome:
+    """What processing one group produced: acks to publish after the commit."""
+    acks: dict[str, dict] = field(default_factory=dict)
+    changed_cases: set[str] = field(default_factory=set)
+
+
+class Ingestor:
+    """Single-writer ingest thread."""
+
+    def __init__(self, conn, hub_keys: HubKeys, sites: SiteKeys, publish, *, default_yellow: int = 1,
+                 sweep_interval_s: float = 30.0, now=None):
+        self.conn = conn
+        self.keys = hub_keys
+        self.sites = sites
+        self.publish = publish            # publish(topic, payload, qos, retain)
+        self.default_yellow = default_yellow
+        self.sweep_interval_s = sweep_interval_s
+        self.now = now or (lambda: datetime.now(CST))
+        self.calendar = db.load_calendar(conn)
+        self.q: queue.Queue = queue.Queue(maxsize=10000)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="ingest", daemon=True)
+        self.on_idle = []                 # callables run in this thread between groups
+        self._next_sweep = 0.0
+        self._fresh_regs: dict[str, CaseRegistered] = {}
+
+    # -- thread plumbing ------------------------------------------------------------------------
+    def submit(self, topic: str, payload: bytes) -> None:
+        """Queue a message (called from paho's thread; blocks when 10,000 are waiting)."""
+        self.q.put((topic, payload))
+
+    def start(self) -> None:
+        """Start the writer thread."""
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Finish queued work and stop."""
+        self.stopping.set()
+        self.q.put(None)
+        self.thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                first = self.q.get(timeout=0.5)
+            except queue.Empty:
+                first = ()
+            group = [first] if first else []
+            while first is not None and len(group) < GROUP_MAX:
+                try:
+                    m = self.q.get_nowait()
+                except queue.Empty:
+                    break
+                if m is None:
+                    first = None
+                    break
+                group.append(m)
+            group = [m for m in group if m]
+            if group:
+                try:
+                    self.process_group(group)
+                except Exception:  # noqa: BLE001 - never let one group kill ingest
+                    log.exception("ingest group failed; messages will be resent by agents")
+            for fn in self.on_idle:
+                try:
+                    fn()
+                except Exception:  # noqa: BLE001
+                    log.exception("idle task failed")
+            if time.monotonic() >= self._next_sweep:
+                self._next_sweep = time.monotonic() + self.sweep_interval_s
+                try:
+                    self.sweep()
+                except Exception:  # noqa: BLE001
+                    log.exception("sweep failed")
+            if first is None and self.stopping.is_set() and self.q.empty():
+                return
+
+    # -- processing -----------------------------------------------------------------------------
+    def process_group(self, group: list[tuple[str, bytes]]) -> Outcome:
+        """Process messages in one transaction, then publish acks."""
+        out = Outcome()
+        now = self.now()
+        now_ms = int(now.timestamp() * 1000)
+        self.sites.maybe_reload()
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            for topic, payload in group:
+                self._dispatch(topic, payload, now_ms, out)
+            self._project(out.changed_cases, now, now_ms)
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        for site, ack in out.acks.items():
+            self.publish(topics.site_ack(site), ack, 1, False)
+        return out
+
+    def _dispatch(self, topic: str, payload: bytes, now_ms: int, out: Outcome) -> None:
+        parsed = topics.parse_site_topic(topic)
+        if parsed is None:
+            return self._quarantine(now_ms, None, topic, "bad_topic", "", payload)
+        site, rest = parsed
+        if rest == "up/state":
+            return self._state(site, payload, now_ms, out)
+        if rest != "up/batch":
+            return self._quarantine(now_ms, site, topic, "bad_topic", "", payload)
+        self._batch(site, topic, payload, now_ms, out)
+
+    def _quarantine(self, now_ms, site, topic, reason, detail, payload) -> None:
+        log.warning("quarantined message from %s on %s: %s %s", site, topic, reason, detail)
+        self.conn.execute("INSERT INTO quarantine(at_ms, site, topic, reason, detail, data) "
+                          "VALUES (?, ?, ?, ?, ?, ?)",
+                          (now_ms, site, topic, reason, detail[:500], payload[:MAX_BATCH_BYTES]))
+        db.bump(self.conn, f"rejected_{reason}")
+
+    def _batch(self, site: str, topic: str, payload: bytes, now_ms: int, out: Outcome) -> None:
+        key = self.sites.verify_key(site)
+        if key is None:
+            reason = "revoked_site" if self.sites.is_revoked(site) else "unknown_site"
+            return self._quarantine(now_ms, site, topic, reason, "", payload)
+        try:
+            header, records = open_batch(payload, site=site, verify_key=key,
+                                         hub_seal_key=self.keys.seal_key)
+        except WireError as exc:
+            return self._quarantine(now_ms, site, topic, exc.reason, str(exc), payload)
+        for i in range(1, len(records)):
+            if records[i][0].prev != _h(records[i - 1][1]):
+                return self._quarantine(now_ms, site, topic, "chain_break",
+                                        f"inside batch at seq {records[i][0].seq}", payload)
+        db.bump(self.conn, "batches_received")
+        srow = self._site_row(site, now_ms)
+        existing = dict(self.conn.execute(
+            "SELECT seq, hash FROM records WHERE site=? AND seq BETWEEN ? AND ?",
+            (site, header.first_seq, header.last_seq)).fetchall())
+        fresh = []
+        for rec, enc in records:
+            h = _h(enc)
+            old = existing.get(rec.seq)
+            if old is None:
+                fresh.append((rec, enc, h))
+            elif old != h:
+                self._quarantine(now_ms, site, topic, "seq_conflict", f"seq {rec.seq} differs", enc)
+            else:
+                db.bump(self.conn, "records_duplicate")
+        self.conn.executemany(
+            "INSERT INTO records(site, seq, hash, prev, kind, wall_ms, clock, received_ms, data) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(site, r.seq, h, r.prev, r.kind, r.wall_ms, r.clock, now_ms, enc) for r, enc, h in fresh])
+        if fresh:
+            db.bump(self.conn, "records_stored", len(fresh))
+        for rec, enc, h in fresh:
+            self._apply(site, rec, now_ms, out, topic)
+        self._advance(site, srow, now_ms, out, last_clock=records[-1][0].clock if records else None)
+
+    def _apply(self, site, rec, now_ms, out: Outcome, topic) -> None:
+        """Project one fresh record (registration or event); bad bodies are flagged, not lost."""
+        try:
+            if rec.kind == KIND_CASE_REGISTERED:
+                reg = CaseRegistered.model_validate(rec.body)
+                if db.insert_registration(self.conn, site, rec.seq, reg):
+                    self._fresh_regs[reg.case_no] = reg
+                    out.changed_cases.add(reg.case_no)
+                else:
+                    self._quarantine(now_ms, site, topic, "duplicate_case_no", reg.case_no, b"")
+            elif rec.kind == KIND_CASE_EVENT:
+                ev = CaseEventBody.model_validate(rec.body)
+                self.conn.execute("INSERT INTO case_events VALUES (?, ?, ?, ?, ?, ?)",
+                                  (site, rec.seq, ev.case_no, ev.type, ev.at.isoformat(),
+                                   ev.model_dump_json(exclude_none=True)))
+                out.changed_cases.add(ev.case_no)
+            else:
+                db.bump(self.conn, f"records_kind_{rec.kind.replace('.', '_')}")
+        except ValidationError as exc:
+            self._quarantine(now_ms, site, topic, "bad_body", f"seq {rec.seq}: {exc.errors()[0]}", b"")
+
+    def _site_row(self, site: str, now_ms: int) -> dict:
+        self.conn.execute("INSERT OR IGNORE INTO sites(code, name, last_progress_ms) VALUES (?, ?, ?)",
+                          (site, self.sites.name(site), now_ms))
+        r = self.conn.execute("SELECT acked_seq, acked_hash, max_seq, last_progress_ms FROM sites "
+                              "WHERE code=?", (site,)).fetchone()
+        return {"acked": r[0], "hash": r[1] or GENESIS, "max": r[2], "progress": r[3] or now_ms}
+
+    def _advance(self, site: str, s: dict, now_ms: int, out: Outcome, last_clock=None) -> None:
+        """Move the contiguous high-water mark, checking each link of the hash chain."""
+        acked, h = s["acked"], s["hash"]
+        rows = self.conn.execute("SELECT seq, hash, prev FROM records WHERE site=? AND seq > ? "
+                                 "ORDER BY seq", (site, acked)).fetchall()
+        breaks = 0
+        max_seq = max(s["max"], rows[-1][0] if rows else 0)
+        for seq, rh, prev in rows:
+            if seq != acked + 1:
+                break
+            if prev != h:
+                breaks += 1
+                self._alert(now_ms, site, None, "chain_break", None, f"seq {seq}")
+            acked, h = seq, rh
+        progress = s["progress"]
+        if acked > s["acked"]:
+            progress = now_ms
+        ack = {"acked": acked, "hub_ms": now_ms}
+        if max_seq > acked and now_ms - progress > GAP_WAIT_MS:
+            ack["resend_from"] = acked + 1
+            progress = now_ms
+            db.bump(self.conn, "resend_requests")
+        self.conn.execute(
+            "UPDATE sites SET acked_seq=?, acked_hash=?, max_seq=?, last_seen_ms=?, online=1, "
+            "last_progress_ms=?, chain_breaks=chain_breaks+?, clock=COALESCE(?, clock) WHERE code=?",
+            (acked, h, max_seq, now_ms, progress, breaks, last_clock, site))
+        out.acks[site] = ack
+
+    def _state(self, site: str, payload: bytes, now_ms: int, out: Outcome) -> None:
+        """Birth/death of a site (retained up/state)."""
+        if self.sites.verify_key(site) is None:
+            if payload:
+                self._quarantine(now_ms, site, topics.site_state(site), "unknown_site", "state", payload)
+            return
+        if not payload:
+            return
+        try:
+            st = decode_msg(payload)
+        except WireError as exc:
+            return self._quarantine(now_ms, site, topics.site_state(site), exc.reason, str(exc), payload)
+        srow = self._site_row(site, now_ms)
+        online = bool(st.get("online"))
+        self.conn.execute(
+            "UPDATE sites SET online=?, last_seen_ms=?, agent_last_seq=COALESCE(?, agent_last_seq), "
+            "clock=COALESCE(?, clock), boot_id=COALESCE(?, boot_id), epoch=COALESCE(?, epoch), "
+            "software=COALESCE(?, software), state_json=? WHERE code=?",
+            (int(online), now_ms, _int(st.get("last_seq")), _str(st.get("clock")), _str(st.get("boot_id")),
+             _str(st.get("epoch")), _str(st.get("software")), _json(st), site))
+        if online:
+            # tell a (re)born agent where we stand, so it resends exactly what we lack
+            self._advance(site, srow, now_ms, out)
+
+    def _alert(self, now_ms, site, case_no, kind, light, detail) -> None:
+        self.conn.execute("INSERT INTO alerts(at_ms, site, case_no, kind, light, detail) VALUES "
+                          "(?, COALESCE(?, (SELECT site FROM cases WHERE case_no=?)), ?, ?, ?, ?)",
+                          (now_ms, site, case_no, case_no, kind, light, detail))
+        db.bump(self.conn, f"alerts_{kind}")
+
+    # -- projection and sweep -------------------------------------------------------------------------
+    def _project(self, case_nos: set[str], now: datetime, now_ms: int) -> None:
+        regs, self._fresh_regs = self._fresh_regs, {}
+        for case_no in case_nos:
+            reg = regs.get(case_no)
+            res = db.project_case(self.conn, case_no, now, self.calendar, self.default_yellow, now_ms,
+                                  reg=reg, old_light="green" if reg else None)
+            if res and res[1] != res[0] and res[1] in ("yellow", "red"):
+                self._alert(now_ms, None, case_no, f"light_{res[1]}", res[1], f"{res[0]} → {res[1]}")
+
+    def sweep(self) -> int:
+        """Recompute cases whose next light change is due (index on next_change)."""
+        now = self.now()
+        now_ms = int(now.timestamp() * 1000)
+        due = [r[0] for r in self.conn.execute(
+            "SELECT case_no FROM cases WHERE closed=0 AND next_change IS NOT NULL AND next_change <= ?",
+            (now.isoformat(),)).fetchall()]
+        if not due:
+            return 0
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._project(set(due), now, now_ms)
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        return len(due)
+
+    def reload_calendar(self) -> None:
+        """Reload the calendar and recompute every open case (provisional dates may change)."""
+        self.calendar = db.load_calendar(self.conn)
+        now = self.now()
+        open_cases = {r[0] for r in self.conn.execute("SELECT case_no FROM cases WHERE closed=0")}
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._project(open_cases, now, int(now.timestamp() * 1000))
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+
+_h = record_hash
+
+
+def _int(v):
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def _str(v):
+    return v[:100] if isinstance(v, str) else None
+
+
+def _json(d: dict) -> str:
+    import json
+    return json.dumps(d, ensure_ascii=False, default=repr)[:4000]

@@ -1,0 +1,45 @@
+"""/metrics in Prometheus text format: persistent counters plus gauges read from the database."""
+from __future__ import annotations
+
+
+def _line(name: str, value, labels: dict | None = None) -> str:
+    lab = ""
+    if labels:
+        lab = "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+    return f"{name}{lab} {value}"
+
+
+def render_metrics(conn, hub) -> str:
+    """All metrics as text."""
+    out = ["# HELP jiancha_records_stored_total Records stored (new, deduplicated by site and seq)",
+           "# TYPE jiancha_records_stored_total counter"]
+    counters = dict(conn.execute("SELECT name, value FROM counters").fetchall())
+    out.append(_line("jiancha_records_stored_total", counters.get("records_stored", 0)))
+    out += ["# HELP jiancha_records_duplicate_total Records received again (idempotent resend or replay)",
+            "# TYPE jiancha_records_duplicate_total counter",
+            _line("jiancha_records_duplicate_total", counters.get("records_duplicate", 0)),
+            "# TYPE jiancha_batches_received_total counter",
+            _line("jiancha_batches_received_total", counters.get("batches_received", 0)),
+            "# TYPE jiancha_resend_requests_total counter",
+            _line("jiancha_resend_requests_total", counters.get("resend_requests", 0)),
+            "# HELP jiancha_rejected_total Messages rejected and quarantined, by reason",
+            "# TYPE jiancha_rejected_total counter"]
+    for name, value in sorted(counters.items()):
+        if name.startswith("rejected_"):
+            out.append(_line("jiancha_rejected_total", value, {"reason": name[9:]}))
+    out += ["# TYPE jiancha_alerts_total counter"]
+    for name, value in sorted(counters.items()):
+        if name.startswith("alerts_"):
+            out.append(_line("jiancha_alerts_total", value, {"kind": name[7:]}))
+    out += ["# HELP jiancha_cases Cases by light (open cases only)", "# TYPE jiancha_cases gauge"]
+    for light, n in conn.execute("SELECT light, count(*) FROM cases WHERE closed=0 GROUP BY light"):
+        out.append(_line("jiancha_cases", n, {"light": light}))
+    out += ["# TYPE jiancha_sites_online gauge",
+            _line("jiancha_sites_online", conn.execute("SELECT count(*) FROM sites WHERE online=1").fetchone()[0]),
+            "# TYPE jiancha_site_acked_seq gauge"]
+    for code, acked in conn.execute("SELECT code, acked_seq FROM sites ORDER BY code"):
+        out.append(_line("jiancha_site_acked_seq", acked, {"site": code}))
+    out += ["# TYPE jiancha_ingest_queue gauge", _line("jiancha_ingest_queue", hub.ingest.q.qsize()),
+            "# TYPE jiancha_broker_connected gauge",
+            _line("jiancha_broker_connected", int(hub.link.connected.is_set()))]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,78 @@
+"""MQTT topic names: the only place topic strings are built.
+
+Up-topics are written by a site (ACL: only under its own code); down-topics are read by that
+site only. The hub reads and writes everything under the root.
+
+    jc/v1/site/{site}/up/batch     sealed, signed record batches (QoS 1)
+    jc/v1/site/{site}/up/state     birth (online) and death-as-Will (offline), retained
+    jc/v1/site/{site}/down/ack     hub acks: highest contiguous seq, hub time, resend request
+    jc/v1/site/{site}/down/config  signed config (catalog, calendar, thresholds), retained
+    jc/v1/site/{site}/down/cmd     commands (resync, sign text, clip request)
+    jc/v1/hub/state                hub online/offline, retained; agents drain only when online
+"""
+from __future__ import annotations
+
+ROOT = "jc/v1"
+
+
+def site_batch(site: str) -> str:
+    """Topic a site publishes its record batches to."""
+    return f"{ROOT}/site/{site}/up/batch"
+
+
+def site_state(site: str) -> str:
+    """Retained birth/death topic of a site."""
+    return f"{ROOT}/site/{site}/up/state"
+
+
+def site_ack(site: str) -> str:
+    """Hub acknowledgements for a site."""
+    return f"{ROOT}/site/{site}/down/ack"
+
+
+def site_config(site: str, kind: str) -> str:
+    """Signed config of one kind (catalog, calendar, ...) for a site, retained."""
+    return f"{ROOT}/site/{site}/down/config/{kind}"
+
+
+def site_config_filter(site: str) -> str:
+    """Subscription filter for all config kinds of a site."""
+    return f"{ROOT}/site/{site}/down/config/+"
+
+
+def site_cmd(site: str) -> str:
+    """Commands for a site."""
+    return f"{ROOT}/site/{site}/down/cmd"
+
+
+def site_down_filter(site: str) -> str:
+    """Everything a site may read about itself."""
+    return f"{ROOT}/site/{site}/down/#"
+
+
+HUB_STATE = f"{ROOT}/hub/state"
+ALL_BATCHES = f"{ROOT}/site/+/up/batch"
+ALL_STATES = f"{ROOT}/site/+/up/state"
+
+
+def parse_site_topic(topic: str) -> tuple[str, str] | None:
+    """('S01', 'up/batch') for a site topic, None for anything else."""
+    parts = topic.split("/")
+    if len(parts) >= 5 and "/".join(parts[:2]) == ROOT and parts[2] == "site":
+        return parts[3], "/".join(parts[4:])
+    return None
+
+
+def acl_lines_for_site(site: str) -> list[str]:
+    """Mosquitto ACL entries for one site (username = certificate CN = site code)."""
+    return [
+        f"user {site}",
+        f"topic write {ROOT}/site/{site}/up/#",
+        f"topic read {ROOT}/site/{site}/down/#",
+        f"topic read {HUB_STATE}",
+    ]
+
+
+def acl_lines_for_hub(identity: str) -> list[str]:
+    """Mosquitto ACL entries for the hub."""
+    return [f"user {identity}", f"topic readwrite {ROOT}/#"]

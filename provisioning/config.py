@@ -1,0 +1,172 @@
+"""Configuration files (hub.yaml, agent.yaml, registry.yaml): pydantic models and the only YAML reader.
+
+Relative paths inside a file are resolved against the folder that holds the file, so a
+provisioned directory can be moved as a whole.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+SITE_CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{1,31}$")
+HUB_IDENTITY = "hub"  # TLS client-certificate CN of the hub; never a valid site code
+
+
+class ConfigError(Exception):
+    """A configuration file is missing, unreadable or invalid; the message names file and key."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+def validate_site_code(code: str) -> str:
+    """Site codes become MQTT usernames and topic levels: letters, digits, '-' and '_' only."""
+    if not SITE_CODE_RE.match(code) or code.lower() == HUB_IDENTITY:
+        raise ValueError(
+            f"site code {code!r} must be 2-32 characters of letters, digits, '-' or '_' "
+            f"(starting with a letter or digit) and must not be {HUB_IDENTITY!r}")
+    return code
+
+
+class BrokerClient(Strict):
+    host: str = Field("127.0.0.1", description="Broker host name or address")
+    port: int = Field(8883, ge=1, le=65535, description="Broker TLS port")
+    ca: Path = Field(description="CA certificate (PEM) that signed the broker certificate")
+    cert: Path = Field(description="This client's certificate (PEM), CN = identity")
+    key: Path = Field(description="This client's TLS private key (PEM)")
+    keepalive: int = Field(30, ge=5, le=600, description="MQTT keepalive, seconds")
+
+
+class HttpServer(Strict):
+    host: str = Field("127.0.0.1", description="Address to listen on")
+    port: int = Field(8080, ge=0, le=65535, description="HTTP port (0 = any free port)")
+
+
+class HubApi(HttpServer):
+    admin_token: str = Field(min_length=16, description="Bearer token for operator API calls")
+
+
+class HubKeys(Strict):
+    sign_key: Path = Field(description="Hub Ed25519 signing key (PEM): signs config pushed to agents")
+    seal_key: Path = Field(description="Hub X25519 key (PEM): agents seal batches to it")
+
+
+class Supervision(Strict):
+    yellow_days: int = Field(1, ge=0, le=30, description="Default yellow threshold, working days")
+    sweep_interval_s: float = Field(30.0, gt=0, le=3600, description="How often lights are recomputed")
+
+
+class HubConfig(Strict):
+    region: str = Field(min_length=1, description="Region code, e.g. 140700")
+    name: str = Field(min_length=1, description="Human name, e.g. 晋中市政务服务中心")
+    level: Literal["county", "city", "province"] = "city"
+    data_dir: Path = Field(Path("data"), description="Where the hub database and quarantine live")
+    registry: Path = Field(Path("registry.yaml"), description="Site registry written by provisioning")
+    broker: BrokerClient
+    keys: HubKeys
+    api: HubApi
+    supervision: Supervision = Supervision()
+    doc_prefix: str = Field("监察", description="Prefix of document numbers, e.g. 晋中监察")
+
+
+class AgentHub(Strict):
+    sign_pub: Path = Field(description="Hub Ed25519 public key (PEM): config must be signed by it")
+    seal_pub: Path = Field(description="Hub X25519 public key (PEM): batches are sealed to it")
+
+
+class AgentHttp(HttpServer):
+    port: int = Field(8081, ge=0, le=65535, description="Clerk/department API port")
+    token: str = Field(min_length=16, description="Bearer token for the clerk/department API")
+
+
+class AgentSync(Strict):
+    batch_max_records: int = Field(500, ge=1, le=2000, description="Records per batch at most")
+    max_inflight_records: int = Field(10000, ge=1, description="Unacknowledged records in flight at most")
+    rate_per_s: float = Field(20000.0, gt=0, description="Drain rate limit, records per second")
+    ack_timeout_s: float = Field(10.0, gt=0, description="Resend from the last ack after this silence")
+
+
+class AgentSite(Strict):
+    code: str
+    name: str = Field(min_length=1)
+    board: str = Field("generic", description="Board profile in firmware-configs/")
+
+    _check_code = field_validator("code")(classmethod(lambda cls, v: validate_site_code(v)))
+
+
+class AgentConfig(Strict):
+    site: AgentSite
+    hub: AgentHub
+    broker: BrokerClient
+    sign_key: Path = Field(description="Site Ed25519 signing key (PEM)")
+    http: AgentHttp
+    data_dir: Path = Field(Path("data"), description="Where the agent's SQLite log lives")
+    sync: AgentSync = AgentSync()
+
+
+class RegistrySite(Strict):
+    code: str
+    name: str
+    board: str = "generic"
+    sign_pub: str = Field(description="Site Ed25519 public key, PEM text")
+    revoked: bool = False
+    added_at: str = ""
+    revoked_at: str | None = None
+
+
+class Registry(Strict):
+    sites: list[RegistrySite] = []
+
+    def active(self) -> dict[str, RegistrySite]:
+        """Sites that are not revoked, by code."""
+        return {s.code: s for s in self.sites if not s.revoked}
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _resolve_paths(model: BaseModel, base: Path) -> None:
+    for name, value in model:
+        if isinstance(value, Path) and not value.is_absolute():
+            setattr(model, name, (base / value))
+        elif isinstance(value, BaseModel):
+            _resolve_paths(value, base)
+
+
+def load_config(path: str | Path, model: type[M]) -> M:
+    """Read a YAML file into `model`; relative paths are resolved against the file's folder."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read YAML: {exc}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        obj = model.model_validate(raw)
+    except ValidationError as exc:
+        lines = [f"{path}: invalid configuration"]
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            lines.append(f"  {key}: {err['msg']}")
+        raise ConfigError("\n".join(lines)) from None
+    _resolve_paths(obj, path.parent.resolve())
+    return obj
+
+
+def dump_config(obj: BaseModel, path: str | Path) -> None:
+    """Write a model as YAML (paths as given, usually relative), atomically."""
+    path = Path(path)
+    data = obj.model_dump(mode="json")
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    tmp.replace(path)
