@@ -1,0 +1,23 @@
+import pytest
+
+from tests.e2e.harness import Env
+
+
+@pytest.fixture
+def env(tmp_path):
+    """Provisioned hub with sites S01, S02, S03; broker, hub and agents S01, S02 running."""
+    e = Env(tmp_path / "hub", sites=("S01", "S02", "S03"))
+    try:
+        e.start_broker()
+        e.start_hub()
+        e.start_agent("S01")
+        e.start_agent("S02")
+        yield e
+    finally:
+        e.close()
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)

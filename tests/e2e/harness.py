@@ -1,0 +1,205 @@
+"""End-to-end harness: a provisioned hub directory, a real Mosquitto on a free port, and real
+`python -m hub run` / `python -m agent run` processes. Nothing of ours is faked."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from hub.admin import import_catalog
+from provisioning.broker import ManagedBroker, free_port
+from provisioning.config import AgentConfig, HubConfig, load_config
+from provisioning.setup import add_site, init_hub
+
+REPO = Path(__file__).resolve().parents[2]
+CATALOG = REPO / "provisioning" / "templates" / "catalog-demo.csv"
+
+
+def http(method: str, url: str, body=None, token: str | None = None, raw: bytes | None = None,
+         timeout: float = 10.0) -> tuple[int, object]:
+    """(status, parsed JSON or text) for one request."""
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            status, text = r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        status, text = e.code, e.read().decode()
+    try:
+        return status, json.loads(text)
+    except json.JSONDecodeError:
+        return status, text
+
+
+def wait_for(pred, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"):
+    """Poll `pred` until it returns a truthy value; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = pred()
+        except (OSError, urllib.error.URLError) as exc:
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
+
+
+class Proc:
+    """One of our processes, with its log."""
+
+    def __init__(self, args: list[str], log: Path, health_url: str):
+        self.args, self.log, self.health_url = args, log, health_url
+        self.p: subprocess.Popen | None = None
+
+    def start(self, wait: bool = True) -> "Proc":
+        """Start and wait for /api/health."""
+        f = open(self.log, "ab")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "JIANCHA_CLOCK_QUALITY": "ntp"}
+        self.p = subprocess.Popen([sys.executable, "-m", *self.args], stdout=f, stderr=subprocess.STDOUT,
+                                  cwd=REPO, env=env, start_new_session=True)
+        f.close()
+        if wait:
+            wait_for(self._healthy, 30, what=f"{self.args[0]} health ({self.tail()})")
+        return self
+
+    def _healthy(self):
+        if self.p.poll() is not None:
+            raise AssertionError(f"{self.args[0]} exited {self.p.returncode}:\n{self.tail()}")
+        return http("GET", self.health_url, timeout=2)[0] == 200
+
+    def stop(self) -> None:
+        """SIGTERM and wait (graceful)."""
+        if self.p and self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(15)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: a crash or a power cut of the process."""
+        if self.p and self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+
+    def tail(self, n: int = 30) -> str:
+        """Last lines of the log."""
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+
+class Env:
+    """A hub directory with sites, a broker, a hub and agents."""
+
+    def __init__(self, root: Path, sites=("S01", "S02")):
+        self.root = root
+        self.broker_port = free_port()
+        self.hub_port = free_port()
+        init_hub(root, region="140700", name="测试市政务服务中心", broker_port=self.broker_port,
+                 http_port=self.hub_port)
+        for code in sites:
+            add_site(root, code=code, name=f"{code}便民服务中心")
+        import_catalog(root / "hub.yaml", CATALOG)
+        self.hub_cfg = load_config(root / "hub.yaml", HubConfig)
+        self.token = self.hub_cfg.api.admin_token
+        self.broker: ManagedBroker | None = None
+        self.hub: Proc | None = None
+        self.agents: dict[str, Proc] = {}
+        self.agent_ports: dict[str, int] = {}
+        (root / "logs").mkdir(exist_ok=True)
+
+    # -- parts --------------------------------------------------------------------------------
+    def start_broker(self) -> ManagedBroker:
+        """Start (or restart) the managed Mosquitto."""
+        if self.broker is None:
+            self.broker = ManagedBroker(self.root)
+        else:
+            self.broker.start()
+        return self.broker
+
+    def start_hub(self) -> Proc:
+        """Start the hub process."""
+        self.hub = Proc(["hub", "run", "--config", str(self.root / "hub.yaml")], self.root / "logs" / "hub.log",
+                        f"{self.hub_url}/api/health").start()
+        return self.hub
+
+    def start_agent(self, code: str) -> Proc:
+        """Start (or restart) a site's agent on a stable port."""
+        port = self.agent_ports.setdefault(code, free_port())
+        proc = Proc(["agent", "run", "--config", str(self.root / "sites" / code / "agent.yaml"),
+                     "--http-port", str(port)], self.root / "logs" / f"agent-{code}.log",
+                    f"http://127.0.0.1:{port}/api/health").start()
+        self.agents[code] = proc
+        return proc
+
+    def close(self) -> None:
+        """Stop everything."""
+        for a in self.agents.values():
+            a.stop()
+        if self.hub:
+            self.hub.stop()
+        if self.broker:
+            self.broker.close()
+
+    # -- helpers ------------------------------------------------------------------------------
+    @property
+    def hub_url(self) -> str:
+        return f"http://127.0.0.1:{self.hub_port}"
+
+    def agent_url(self, code: str) -> str:
+        return f"http://127.0.0.1:{self.agent_ports[code]}"
+
+    def agent_token(self, code: str) -> str:
+        return load_config(self.root / "sites" / code / "agent.yaml", AgentConfig).http.token
+
+    def register(self, code: str, item: str = "XK-001", **extra) -> tuple[int, dict]:
+        """POST /api/cases at a site."""
+        body = {"item_code": item, "applicant": {"name": "张三", "phone": "13800000000",
+                                                  "id_no": "140702199001011234"}, **extra}
+        return http("POST", f"{self.agent_url(code)}/api/cases", body, self.agent_token(code))
+
+    def event(self, code: str, case_no: str, type_: str, **extra) -> tuple[int, dict]:
+        """POST an event to a case at a site."""
+        return http("POST", f"{self.agent_url(code)}/api/cases/{case_no}/events", {"type": type_, **extra},
+                    self.agent_token(code))
+
+    def agent_health(self, code: str) -> dict:
+        return http("GET", f"{self.agent_url(code)}/api/health")[1]
+
+    def hub_get(self, path: str):
+        status, body = http("GET", self.hub_url + path, token=self.token)
+        assert status == 200, (path, status, body)
+        return body
+
+    def wait_synced(self, code: str, timeout: float = 60.0) -> dict:
+        """Until the agent's whole log is acknowledged by the hub."""
+        def done():
+            h = self.agent_health(code)
+            return h if h["acked_seq"] == h["last_seq"] else None
+        return wait_for(done, timeout, 0.2, what=f"{code} fully acked")
+
+    def metrics(self) -> dict[str, float]:
+        """/metrics parsed into {'name{labels}': value}."""
+        status, text = http("GET", self.hub_url + "/metrics")
+        assert status == 200
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                k, v = line.rsplit(" ", 1)
+                out[k] = float(v)
+        return out
