@@ -218,7 +218,7 @@ class AgentStore:
             events = self._events(case_no)
             new = _event_from_body(body, 0)
             try:
-                check_event(case["rule"], case["received_at"], events, new)
+                check_event(case["rule"], case["received_at"], events, new, self.calendar)
             except ValueError as exc:
                 raise StoreError(409, str(exc)) from None
             rec = self._append(KIND_CASE_EVENT, body.model_dump(mode="json", exclude_none=True))
