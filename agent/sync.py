@@ -18,7 +18,7 @@ from agent.drain import DrainPlan, TokenBucket
 from agent.store import AgentStore
 from protocol import SCHEMA_VERSION, topics
 from protocol.crypto import load_private_pem, load_public_pem
-from protocol.wire import WireError, decode_msg, encode_msg, open_config, seal_batch
+from protocol.wire import MAX_BATCH_RECORDS, WireError, decode_msg, encode_msg, open_config, seal_batch
 from provisioning.config import AgentConfig
 
 log = logging.getLogger("jiancha.agent.sync")
@@ -244,7 +244,7 @@ def split_by_size(first: int, data: list[bytes], limit: int) -> list[tuple[int, 
     """Contiguous chunks of encoded records, each at most `limit` bytes (one record at least)."""
     out, chunk, size, start = [], [], 0, first
     for i, rec in enumerate(data):
-        if chunk and size + len(rec) > limit:
+        if chunk and (size + len(rec) > limit or len(chunk) >= MAX_BATCH_RECORDS):
             out.append((start, chunk))
             chunk, size, start = [], 0, first + i
         chunk.append(rec)
