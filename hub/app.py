@@ -36,6 +36,7 @@ class Hub:
                                sweep_interval_s=cfg.supervision.sweep_interval_s)
         self.pusher = ConfigPusher(self.conn, self.sites, self.keys.sign_key, self.link.publish,
                                    on_calendar_change=self.ingest.reload_calendar)
+        self.ingest.on_idle.append(self.sites.maybe_reload)   # revocations/new sites within ~1 s
         self.ingest.on_idle.append(self.pusher.tick)
         self.reader = connect(self.db_path, synchronous="NORMAL")
 
