@@ -261,8 +261,14 @@ class Ingestor:
             (int(online), now_ms, _int(st.get("last_seq")), _str(st.get("clock")), _str(st.get("boot_id")),
              _str(st.get("epoch")), _str(st.get("software")), _json(st), site))
         if online:
-            # tell a (re)born agent where we stand, so it resends exactly what we lack
+            # tell a (re)born agent where we stand, so it resends exactly what we lack; if it
+            # believes more was acked than we hold (our database was restored), ask for it again
             self._advance(site, srow, now_ms, out)
+            ack = out.acks[site]
+            agent_acked = _int(st.get("acked_seq"))
+            if agent_acked is not None and agent_acked > ack["acked"]:
+                ack["resend_from"] = ack["acked"] + 1
+                db.bump(self.conn, "resend_requests")
 
     def _alert(self, now_ms, site, case_no, kind, light, detail) -> None:
         self.conn.execute("INSERT INTO alerts(at_ms, site, case_no, kind, light, detail) VALUES "

@@ -163,3 +163,13 @@ def test_birth_gets_an_ack_with_hub_position(hub):
     assert out.acks["S01"]["acked"] == 2
     row = hub.conn.execute("SELECT online, agent_last_seq, clock FROM sites WHERE code='S01'").fetchone()
     assert row == (1, 5, "hub")
+
+
+def test_birth_from_an_agent_ahead_of_us_asks_for_resend(hub):
+    """The hub lost data (restored backup): the agent's ack is above ours → resend from ours."""
+    from protocol.wire import encode_msg
+    s1 = SiteSigner(hub.root, "S01")
+    hub.process_group([(topics.site_batch("S01"), s1.seal(chain("S01", 2)[0], 1))])
+    out = hub.process_group([(topics.site_state("S01"),
+                              encode_msg({"online": True, "last_seq": 9, "acked_seq": 9}))])
+    assert out.acks["S01"]["acked"] == 2 and out.acks["S01"]["resend_from"] == 3
