@@ -95,19 +95,24 @@ class Simulator:
             self.registered += 1
         return case
 
+    # (working days ago, item): XK-003/GG-003 promise 5/3 days with yellow at 1 day left, so
+    # 5 and 3 days back are due today (yellow), 8 and 12 back are overdue (red), the rest green
+    BACKFILL = [(1, "XK-001"), (2, "GG-002"), (3, "GG-003"), (5, "XK-003"), (4, "XK-001"),
+                (8, "XK-003"), (12, "GG-003"), (16, "XK-001")]
+
     async def backfill(self, s) -> list[dict]:
         """补录 paper cases from the last weeks so lights of every colour are on the wall."""
         now = datetime.now(CST)
         made = []
         for i in range(len(self.agents)):
-            for back in (1, 2, 3, 4, 6, 8, 12, 16):
+            for back, item in self.BACKFILL:
                 day = now.date()
                 for _ in range(back):
                     day = day - timedelta(days=1)
                     while not self.cal.is_working_day(day):
                         day -= timedelta(days=1)
                 received = datetime(day.year, day.month, day.day, 9, self.rng.randint(0, 59), tzinfo=CST)
-                case = await self.register(s, i, received, item=self.rng.choice(["XK-003", "GG-003", "XK-001", "GG-002"]))
+                case = await self.register(s, i, received, item=item)
                 if not case:
                     continue
                 made.append(case)

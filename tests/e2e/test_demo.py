@@ -1,0 +1,63 @@
+"""`jiancha demo`: broker, hub and simulated sites come up; the wall shows every light;
+Ctrl-C stops every process it started."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from provisioning.broker import free_port
+from provisioning.config import HubConfig, load_config
+from tests.e2e.harness import REPO, http, wait_for
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    pids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if text in cmd and int(d.name) != os.getpid():
+                pids.append(int(d.name))
+    return pids
+
+
+def test_demo_runs_and_ctrl_c_stops_everything(tmp_path):
+    data = tmp_path / "demo"
+    port = free_port()
+    log = open(tmp_path / "demo.log", "wb")
+    p = subprocess.Popen([sys.executable, "-m", "provisioning.cli", "demo", "--sites", "2",
+                          "--http-port", str(port), "--data", str(data)],
+                         stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    try:
+        wait_for(lambda: (data / "hub.yaml").exists(), 60, what="provisioning")
+        token = load_config(data / "hub.yaml", HubConfig).api.admin_token
+        base = f"http://127.0.0.1:{port}"
+
+        def wall():
+            st, cases = http("GET", f"{base}/api/cases?open=1&limit=1000", token=token)
+            if st != 200:
+                return None
+            lights = {c["light"] for c in cases["cases"]}
+            return cases if {"green", "yellow", "red"} <= lights else None
+        cases = wait_for(wall, 90, 0.5, what="green, yellow and red cases on the wall")
+        st, sites = http("GET", f"{base}/api/sites", token=token)
+        assert st == 200 and len(sites) == 2 and all(s["online"] for s in sites)
+        assert all(c["due_date"] for c in cases["cases"])
+        st, page = http("GET", f"{base}/")
+        assert st == 200 and "电子监察" in page
+        out = (tmp_path / "demo.log").read_text()
+        assert f"http://127.0.0.1:{port}/" in out and token in out
+    finally:
+        p.send_signal(signal.SIGINT)
+        code = p.wait(60)
+        log.close()
+    assert code == 0, (tmp_path / "demo.log").read_text()[-3000:]
+    assert "stopped" in (tmp_path / "demo.log").read_text()
+    time.sleep(0.5)
+    assert _processes_mentioning(str(data)) == []
