@@ -1,0 +1,216 @@
+"""Board profiles (firmware-configs/): which pins, signs and cameras a site's box has.
+
+One YAML per board; a board inside a family folder (``raspberry-pi/rpi4-hall-3win.yaml``) is
+merged over that folder's ``common.yaml`` (mappings merge key by key, the board wins; lists are
+replaced). `load_board` validates the result with `Board` and refuses two uses of one GPIO pin,
+naming the board file and the pin.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from provisioning.errors import BoardError
+
+FIRMWARE_DIR = Path(__file__).resolve().parent.parent / "firmware-configs"
+COMMON = "common.yaml"
+
+# The national five levels (非常满意/满意/基本满意/不满意/非常不满意), in that order.
+KEY_NAMES = ("very_satisfied", "satisfied", "basically_satisfied", "dissatisfied",
+             "very_dissatisfied")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+Pin = int  # BCM GPIO number
+
+
+class Keypad(_Strict):
+    """Evaluator keypad (评价器): one GPIO input per key, each key named by the level it means."""
+
+    model: Literal["four_key", "five_key"] = Field(
+        description="4-key or 5-key unit; the agent maps each key to one of the five levels")
+    keys: dict[Literal[KEY_NAMES], Pin] = Field(  # type: ignore[valid-type]
+        description="Key name -> BCM GPIO pin; names from the national five levels")
+    pull_up: bool = Field(True, description="Keys short the pin to ground (internal pull-up)")
+
+    @model_validator(mode="after")
+    def _key_count(self) -> "Keypad":
+        want = 4 if self.model == "four_key" else 5
+        if len(self.keys) != want:
+            raise ValueError(f"a {self.model} keypad needs {want} keys, got {len(self.keys)}")
+        return self
+
+
+class Lamp(_Strict):
+    """Traffic lamp (红黄绿灯) above a window: one GPIO output per colour."""
+
+    red: Pin = Field(description="BCM GPIO pin driving the red lamp")
+    yellow: Pin = Field(description="BCM GPIO pin driving the yellow lamp")
+    green: Pin = Field(description="BCM GPIO pin driving the green lamp")
+    active_high: bool = Field(True, description="Relay/LED is on when the pin is high")
+
+
+class Window(_Strict):
+    """One service window (窗口) of the hall."""
+
+    id: int = Field(ge=1, le=999, description="Window number as painted above it")
+    label: str = Field(min_length=1, description="Name shown on signs, e.g. 1号窗口")
+    keypad: Keypad | None = Field(None, description="Evaluator keypad, if the window has one")
+    lamp: Lamp | None = Field(None, description="Traffic lamp, if the window has one")
+
+
+class Sign(_Strict):
+    """LED text sign (显示屏) of the hall."""
+
+    type: Literal["onbon-bx", "png", "none"] = Field(
+        description="Driver: onbon-bx controller card, png (renders images, tests/demo), none")
+    port: str = Field("", description="Where the controller is: tcp://HOST:PORT or /dev/tty...; "
+                                      "for png the output folder")
+    width: int = Field(192, ge=8, le=4096, description="Sign width in LEDs")
+    height: int = Field(32, ge=8, le=4096, description="Sign height in LEDs")
+    encoding: Literal["gbk", "utf-8"] = Field("gbk", description="Text encoding the card expects")
+
+    @model_validator(mode="after")
+    def _port_needed(self) -> "Sign":
+        if self.type == "onbon-bx" and not self.port:
+            raise ValueError("an onbon-bx sign needs a port (tcp://HOST:PORT or /dev/tty...)")
+        return self
+
+
+class Camera(_Strict):
+    """An IP camera watching a window (ONVIF for discovery, RTSP for frames)."""
+
+    name: str = Field(min_length=1, description="Camera name, unique on the board")
+    window: int | None = Field(None, description="Window id it watches (presence detection)")
+    rtsp_url: str = Field(pattern=r"^(rtsp|rtsps|file)://", description="Stream URL; "
+                          "credentials are placeholders until the site is installed")
+    onvif_host: str | None = Field(None, description="ONVIF host (to discover profiles)")
+    onvif_port: int = Field(80, ge=1, le=65535, description="ONVIF port")
+
+
+class Board(_Strict):
+    """A board profile after merging its family's common.yaml."""
+
+    name: str = Field(min_length=1, description="Board name (file name without .yaml)")
+    family: Literal["raspberry-pi", "generic"] = Field(description="Board family")
+    description: str = Field("", description="What this board is for")
+    model: str = Field("", description="Hardware model, e.g. Raspberry Pi 4 Model B")
+    gpio: Literal["lgpio", "rpigpio", "native", "mock"] = Field(
+        description="gpiozero pin factory; mock = in-memory pins for laptops and tests")
+    gpio_pins: tuple[int, int] = Field((0, 27), description="Lowest and highest usable GPIO pin")
+    reserved_pins: dict[Pin, str] = Field(
+        default_factory=dict, description="Pins the system uses (I2C RTC, HAT EEPROM), with why")
+    debounce_ms: int = Field(50, ge=0, le=1000, description="Software debounce for keys")
+    windows: list[Window] = Field(default_factory=list, description="Service windows")
+    sign: Sign = Field(Sign(type="none"), description="Hall LED sign")
+    cameras: list[Camera] = Field(default_factory=list, description="IP cameras")
+
+    def pin_uses(self) -> list[tuple[int, str]]:
+        """Every (pin, what uses it) pair, reserved pins included."""
+        uses = [(pin, f"reserved ({why})") for pin, why in self.reserved_pins.items()]
+        for w in self.windows:
+            if w.keypad:
+                uses += [(pin, f"window {w.id} keypad {key}") for key, pin in w.keypad.keys.items()]
+            if w.lamp:
+                uses += [(getattr(w.lamp, c), f"window {w.id} lamp {c}")
+                         for c in ("red", "yellow", "green")]
+        return uses
+
+
+def pin_problems(board: Board) -> list[str]:
+    """Pins used twice or outside the board's range, as messages naming pin and users."""
+    lo, hi = board.gpio_pins
+    seen: dict[int, str] = {}
+    problems = []
+    for pin, use in board.pin_uses():
+        if not lo <= pin <= hi:
+            problems.append(f"GPIO {pin} ({use}) is outside {lo}..{hi}")
+        if pin in seen:
+            problems.append(f"GPIO {pin} is used by {seen[pin]} and by {use}")
+        else:
+            seen[pin] = use
+    windows = [w.id for w in board.windows]
+    if len(set(windows)) != len(windows):
+        problems.append(f"window ids repeat: {windows}")
+    for cam in board.cameras:
+        if cam.window is not None and cam.window not in windows:
+            problems.append(f"camera {cam.name} watches window {cam.window}, which is not defined")
+    return problems
+
+
+def firmware_dir() -> Path:
+    """The firmware-configs folder ($JIANCHA_FIRMWARE_CONFIGS overrides)."""
+    return Path(os.environ.get("JIANCHA_FIRMWARE_CONFIGS", FIRMWARE_DIR))
+
+
+def board_files(root: Path | None = None) -> list[Path]:
+    """Every board file (common.yaml files excluded), sorted."""
+    root = root or firmware_dir()
+    return sorted(p for p in root.rglob("*.yaml") if p.name != COMMON)
+
+
+def find_board(name_or_path: str | Path) -> Path:
+    """Board file for a name ('rpi4-hall-3win', 'raspberry-pi/rpi4-hall-3win') or a path."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") and p.exists():
+        return p
+    root = firmware_dir()
+    direct = root / f"{name_or_path}.yaml"
+    if direct.is_file():
+        return direct
+    matches = [f for f in board_files(root) if f.stem == str(name_or_path)]
+    if len(matches) == 1:
+        return matches[0]
+    known = ", ".join(f.relative_to(root).with_suffix("").as_posix() for f in board_files(root))
+    if matches:
+        raise BoardError(f"board {name_or_path!r} is ambiguous in {root}: "
+                         f"{', '.join(str(m) for m in matches)}")
+    raise BoardError(f"unknown board {name_or_path!r}; known boards in {root}: {known or 'none'}")
+
+
+def _merge(base: Any, over: Any) -> Any:
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = _merge(base.get(k), v) if k in base else v
+        return out
+    return over
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise BoardError(f"{path}: cannot read YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise BoardError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def load_board(name_or_path: str | Path) -> Board:
+    """Load, merge (family common.yaml + board file) and validate a board profile."""
+    path = find_board(name_or_path)
+    common = path.parent / COMMON
+    data = _merge(_read_yaml(common), _read_yaml(path)) if common.is_file() else _read_yaml(path)
+    data.setdefault("name", path.stem)
+    try:
+        board = Board.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{path}: invalid board"]
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            lines.append(f"  {key}: {err['msg']}")
+        raise BoardError("\n".join(lines)) from None
+    problems = pin_problems(board)
+    if problems:
+        raise BoardError(f"{path}: " + "; ".join(problems))
+    return board

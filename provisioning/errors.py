@@ -1,0 +1,18 @@
+"""Errors raised by provisioning; each message says what is wrong and what to do."""
+from __future__ import annotations
+
+
+class ProvisioningError(Exception):
+    """Provisioning cannot do what was asked (existing hub, duplicate site, unknown board, ...)."""
+
+
+class CAError(ProvisioningError):
+    """The CA folder is missing, damaged, or asked to do something impossible."""
+
+
+class BrokerError(ProvisioningError):
+    """Mosquitto is missing, would not start, or died."""
+
+
+class BoardError(ProvisioningError):
+    """A board file in firmware-configs/ is missing or invalid; the message names file and key."""

@@ -1,0 +1,208 @@
+"""Provisioning (开通) steps behind `jiancha provision ...`: init-hub, add-site, revoke-site.
+
+Layout of a hub directory (all paths inside the YAML files are relative to the file):
+
+    hub.yaml            HubConfig (admin token, keys, broker client settings)
+    registry.yaml       Registry of sites (public signing keys, revoked flags)
+    ca/                 ca.key, ca.crt, crl.pem, serials/index
+    hub/                sign.key/.pub (Ed25519), seal.key/.pub (X25519), mqtt.crt/.key (CN hub)
+    broker/             mosquitto.conf, acl, server.crt/.key, ca.crt, crl.pem, data/, conf.d/
+    sites/CODE/         agent.yaml, sign.key/.pub, mqtt.crt/.key (CN CODE), ca.crt,
+                        hub_sign.pub, hub_seal.pub -- copy this folder to the site's box
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import secrets
+import shutil
+from pathlib import Path
+from typing import Iterator, Literal
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
+
+from provisioning.boards import load_board
+from provisioning.broker import signal_reload
+from provisioning.brokerconf import BrokerLayout, write_acl, write_broker_conf
+from provisioning.ca import CertificateAuthority, write_private, write_public
+from provisioning.config import (
+    HUB_IDENTITY, AgentConfig, AgentHttp, AgentHub, AgentSite, BrokerClient, ConfigError,
+    HubApi, HubConfig, HubKeys, Registry, RegistrySite, dump_config, load_config,
+    validate_site_code,
+)
+from provisioning.errors import ProvisioningError
+
+CHINA_TZ = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")  # no DST since 1991
+
+
+def _now_iso() -> str:
+    return dt.datetime.now(CHINA_TZ).isoformat(timespec="seconds")
+
+
+def _write_keypair(kind: Literal["ed25519", "x25519"], key_path: Path, pub_path: Path) -> bytes:
+    """New key pair as PKCS8 PEM (0600) + SubjectPublicKeyInfo PEM; returns the public PEM."""
+    key = ed25519.Ed25519PrivateKey.generate() if kind == "ed25519" else x25519.X25519PrivateKey.generate()
+    write_private(key_path, key.private_bytes(serialization.Encoding.PEM,
+                                              serialization.PrivateFormat.PKCS8,
+                                              serialization.NoEncryption()))
+    pub = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+    write_public(pub_path, pub)
+    return pub
+
+
+@contextlib.contextmanager
+def _locked(root: Path) -> Iterator[None]:
+    """One provisioning step at a time per hub directory (registry and index are rewritten)."""
+    with open(root / ".provision.lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def init_hub(dir: Path, *, region: str, name: str, level: str = "city",
+             broker_host: str = "127.0.0.1", broker_port: int = 8883,
+             http_port: int = 8080) -> Path:
+    """Create a hub directory: CA, hub keys, broker config, empty registry; returns hub.yaml."""
+    root = Path(dir)
+    hub_yaml = root / "hub.yaml"
+    if hub_yaml.exists():
+        raise ProvisioningError(f"{hub_yaml} already exists; refusing to overwrite a provisioned "
+                                f"hub (choose another --dir, or remove it deliberately)")
+    if (root / "ca" / "ca.key").exists():
+        raise ProvisioningError(f"{root / 'ca' / 'ca.key'} exists but hub.yaml does not: a previous "
+                                f"init-hub stopped halfway; remove {root} and run it again")
+    if not region.strip() or not name.strip():
+        raise ProvisioningError("--region and --name must not be empty")
+    if not broker_host.strip():
+        raise ProvisioningError("--broker-host must not be empty")
+    try:  # validate everything before writing anything
+        config = HubConfig(
+            region=region, name=name, level=level,
+            broker=BrokerClient(host=broker_host, port=broker_port, ca=Path("ca/ca.crt"),
+                                cert=Path("hub/mqtt.crt"), key=Path("hub/mqtt.key")),
+            keys=HubKeys(sign_key=Path("hub/sign.key"), seal_key=Path("hub/seal.key")),
+            api=HubApi(port=http_port, admin_token=secrets.token_urlsafe(32)),
+        )
+    except ValueError as exc:
+        raise ProvisioningError(f"invalid hub settings: {exc}") from None
+    root.mkdir(parents=True, exist_ok=True)
+    ca = CertificateAuthority.create(root / "ca", region)
+    hub = root / "hub"
+    _write_keypair("ed25519", hub / "sign.key", hub / "sign.pub")
+    _write_keypair("x25519", hub / "seal.key", hub / "seal.pub")
+    ca.issue_client(HUB_IDENTITY, hub / "mqtt.crt", hub / "mqtt.key")
+    layout = BrokerLayout(root)
+    ca.issue_server(broker_host, layout.server_crt, layout.server_key)
+    _publish_ca_files(ca, layout)
+    dump_config(Registry(), root / config.registry)
+    write_acl(root, Registry())
+    (root / config.data_dir).mkdir(parents=True, exist_ok=True)
+    dump_config(config, hub_yaml)  # last: its presence means "fully provisioned"
+    write_broker_conf(root)
+    return hub_yaml
+
+
+def _publish_ca_files(ca: CertificateAuthority, layout: BrokerLayout) -> None:
+    """Copy the CA certificate and current CRL where Mosquitto reads them."""
+    write_public(layout.ca_crt, ca.cert_path.read_bytes())
+    write_public(layout.crl, ca.crl_path.read_bytes())
+
+
+def _load_hub(root: Path) -> tuple[HubConfig, Path, Registry]:
+    hub_yaml = root / "hub.yaml"
+    if not hub_yaml.exists():
+        raise ProvisioningError(f"{hub_yaml} not found; run `jiancha provision init-hub --dir "
+                                f"{root}` first")
+    try:
+        hub = load_config(hub_yaml, HubConfig)
+        registry = load_config(hub.registry, Registry)
+    except ConfigError as exc:
+        raise ProvisioningError(str(exc)) from None
+    return hub, hub.registry, registry
+
+
+def add_site(dir: Path, *, code: str, name: str, board: str = "generic") -> Path:
+    """Provision a site: keys, client certificate CN=code, agent.yaml; returns agent.yaml."""
+    root = Path(dir)
+    try:
+        validate_site_code(code)
+    except ValueError as exc:
+        raise ProvisioningError(str(exc)) from None
+    if not name.strip():
+        raise ProvisioningError("--name must not be empty")
+    load_board(board)  # raises BoardError naming the board and what is wrong
+    with _locked_hub(root):
+        hub, registry_path, registry = _load_hub(root)
+        for s in registry.sites:
+            if s.code.lower() == code.lower():
+                state = f"revoked at {s.revoked_at}" if s.revoked else f"added at {s.added_at}"
+                raise ProvisioningError(f"site {s.code!r} is already in {registry_path} ({state}); "
+                                        f"site codes are never reused")
+        folder = root / "sites" / code
+        if folder.exists():
+            raise ProvisioningError(f"{folder} already exists but is not in the registry; "
+                                    f"move it away first")
+        sign_pub = _write_site_folder(root, folder, hub, code=code, name=name, board=board)
+        registry.sites.append(RegistrySite(code=code, name=name, board=board,
+                                           sign_pub=sign_pub.decode("ascii"),
+                                           added_at=_now_iso()))
+        dump_config(registry, registry_path)
+        write_acl(root, registry)
+    signal_reload(root)
+    return folder / "agent.yaml"
+
+
+def _write_site_folder(root: Path, folder: Path, hub: HubConfig, *, code: str, name: str,
+                       board: str) -> bytes:
+    """sites/CODE/: keys, client certificate, hub public keys, agent.yaml; returns sign.pub."""
+    folder.mkdir(parents=True)
+    sign_pub = _write_keypair("ed25519", folder / "sign.key", folder / "sign.pub")
+    ca = CertificateAuthority(root / "ca")
+    ca.issue_client(code, folder / "mqtt.crt", folder / "mqtt.key")
+    write_public(folder / "ca.crt", ca.cert_path.read_bytes())
+    shutil.copyfile(root / "hub" / "sign.pub", folder / "hub_sign.pub")
+    shutil.copyfile(root / "hub" / "seal.pub", folder / "hub_seal.pub")
+    agent = AgentConfig(
+        site=AgentSite(code=code, name=name, board=board),
+        hub=AgentHub(sign_pub=Path("hub_sign.pub"), seal_pub=Path("hub_seal.pub")),
+        broker=BrokerClient(host=hub.broker.host, port=hub.broker.port, ca=Path("ca.crt"),
+                            cert=Path("mqtt.crt"), key=Path("mqtt.key")),
+        sign_key=Path("sign.key"),
+        http=AgentHttp(token=secrets.token_urlsafe(32)),
+    )
+    dump_config(agent, folder / "agent.yaml")
+    return sign_pub
+
+
+def revoke_site(dir: Path, *, code: str) -> None:
+    """Revoke a site: registry flag, certificate on the CRL, ACL without it, broker reloaded."""
+    root = Path(dir)
+    with _locked_hub(root):
+        _, registry_path, registry = _load_hub(root)
+        site = next((s for s in registry.sites if s.code == code), None)
+        if site is None:
+            raise ProvisioningError(f"site {code!r} is not in {registry_path}")
+        if site.revoked:
+            raise ProvisioningError(f"site {code!r} was already revoked at {site.revoked_at}")
+        site.revoked = True
+        site.revoked_at = _now_iso()
+        write_acl(root, registry)  # first: the ACL is what cuts off a live connection
+        ca = CertificateAuthority(root / "ca")
+        ca.revoke_identity(code)
+        _publish_ca_files(ca, BrokerLayout(root))
+        dump_config(registry, registry_path)
+    signal_reload(root)
+
+
+@contextlib.contextmanager
+def _locked_hub(root: Path) -> Iterator[None]:
+    if not (root / "hub.yaml").exists():
+        raise ProvisioningError(f"{root / 'hub.yaml'} not found; run `jiancha provision init-hub "
+                                f"--dir {root}` first")
+    with _locked(root):
+        yield
