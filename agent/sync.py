@@ -62,7 +62,7 @@ class Syncer:
         self._task: asyncio.Task | None = None
         will = encode_msg({"online": False, "site": self.site, "epoch": store.epoch,
                            "boot_id": clock.boot_id})
-        self.client = make_tls_client(f"site-{self.site}", cfg.broker.ca, cfg.broker.cert,
+        self.client = make_tls_client(cfg.broker.client_id or f"site-{self.site}", cfg.broker.ca, cfg.broker.cert,
                                       cfg.broker.key, will=(topics.site_state(self.site), will))
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect

@@ -22,7 +22,7 @@ class HubLink:
         self.cfg = cfg
         self.on_message_cb = on_message
         self.connected = threading.Event()
-        self.client = make_tls_client(f"hub-{cfg.region}", cfg.broker.ca, cfg.broker.cert, cfg.broker.key,
+        self.client = make_tls_client(cfg.broker.client_id or f"hub-{cfg.region}", cfg.broker.ca, cfg.broker.cert, cfg.broker.key,
                                       will=(topics.HUB_STATE, encode_msg({"online": False, "hub": cfg.name})),
                                       clean_session=False)  # batches sent while we restart wait for us
         self.client.on_connect = self._on_connect

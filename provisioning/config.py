@@ -40,6 +40,9 @@ class BrokerClient(Strict):
     cert: Path = Field(description="This client's certificate (PEM), CN = identity")
     key: Path = Field(description="This client's TLS private key (PEM)")
     keepalive: int = Field(30, ge=5, le=600, description="MQTT keepalive, seconds")
+    client_id: str | None = Field(None, min_length=4, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$",
+                                  description="MQTT client id; provisioning makes it unguessable so "
+                                              "another identity cannot take over this session")
 
 
 class HttpServer(Strict):

@@ -84,7 +84,8 @@ def init_hub(dir: Path, *, region: str, name: str, level: str = "city",
         config = HubConfig(
             region=region, name=name, level=level,
             broker=BrokerClient(host=broker_host, port=broker_port, ca=Path("ca/ca.crt"),
-                                cert=Path("hub/mqtt.crt"), key=Path("hub/mqtt.key")),
+                                cert=Path("hub/mqtt.crt"), key=Path("hub/mqtt.key"),
+                                client_id=f"hub-{secrets.token_hex(8)}"),
             keys=HubKeys(sign_key=Path("hub/sign.key"), seal_key=Path("hub/seal.key")),
             api=HubApi(port=http_port, admin_token=secrets.token_urlsafe(32)),
         )
@@ -171,7 +172,8 @@ def _write_site_folder(root: Path, folder: Path, hub: HubConfig, *, code: str, n
         site=AgentSite(code=code, name=name, board=board),
         hub=AgentHub(sign_pub=Path("hub_sign.pub"), seal_pub=Path("hub_seal.pub")),
         broker=BrokerClient(host=hub.broker.host, port=hub.broker.port, ca=Path("ca.crt"),
-                            cert=Path("mqtt.crt"), key=Path("mqtt.key")),
+                            cert=Path("mqtt.crt"), key=Path("mqtt.key"),
+                            client_id=f"site-{code}-{secrets.token_hex(8)}"),
         sign_key=Path("sign.key"),
         http=AgentHttp(token=secrets.token_urlsafe(32)),
     )

@@ -136,3 +136,19 @@ def test_commands_on_a_missing_hub_say_init_hub(tmp_path):
         add_site(tmp_path, code="S01", name="a")
     with pytest.raises(ProvisioningError, match="init-hub"):
         revoke_site(tmp_path, code="S01")
+
+
+def test_client_ids_are_unguessable_and_distinct(tmp_path):
+    """A site must not be able to take over the hub's (or another site's) MQTT session."""
+    from provisioning.config import AgentConfig, HubConfig, load_config
+    from provisioning.setup import add_site, init_hub
+    root = tmp_path / "h"
+    init_hub(root, region="140700", name="x")
+    add_site(root, code="S01", name="a")
+    add_site(root, code="S02", name="b")
+    hub = load_config(root / "hub.yaml", HubConfig).broker.client_id
+    s1 = load_config(root / "sites/S01/agent.yaml", AgentConfig).broker.client_id
+    s2 = load_config(root / "sites/S02/agent.yaml", AgentConfig).broker.client_id
+    assert hub.startswith("hub-") and len(hub) == 20
+    assert s1.startswith("site-S01-") and s2.startswith("site-S02-")
+    assert len({hub, s1, s2}) == 3
