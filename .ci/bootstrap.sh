@@ -23,6 +23,9 @@ fi
 apt_missing=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || apt_missing+=(mosquitto)
 "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1 || apt_missing+=(python3-venv)
+if [ "$mode" = test ]; then   # the browser tests drive a real headless Chromium
+  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || apt_missing+=(chromium)
+fi
 if [ ${#apt_missing[@]} -gt 0 ]; then
   SUDO=""
   if [ "$(id -u)" -ne 0 ]; then

@@ -30,17 +30,18 @@ async function refresh() {
   document.getElementById("summary").innerHTML =
     `<span>站点在线 ${online}/${sites.length}</span><span>${dot("green")} 绿灯 ${g}</span>` +
     `<span>${dot("yellow")} 黄牌 ${y}</span><span>${dot("red")} 红牌 ${r}</span>`;
-  const q = new URLSearchParams({limit: "300"});
+  const q = new URLSearchParams({limit: "300", order: "urgency"});
   const light = document.getElementById("f-light").value, site = sel.value;
   if (light) q.set("light", light);
   if (site) q.set("site", site);
   if (document.getElementById("f-open").checked) q.set("open", "1");
   const data = await api("/api/cases?" + q);
   document.getElementById("count").textContent = `共 ${data.total} 件`;
-  document.querySelector("#cases tbody").innerHTML = data.cases.map(c => `<tr>
+  document.querySelector("#cases tbody").innerHTML = data.cases.map(c => `<tr data-case="${esc(c.case_no)}" data-light="${esc(c.light)}">
       <td>${dot(c.light)}</td><td>${esc(c.case_no)}</td><td>${esc(c.item_name)}</td><td>${esc(c.department)}</td>
       <td>${esc(c.status_zh)}</td><td>${fmt(c.received_at)}</td>
-      <td>${esc(c.due_date || "—")}${c.due_provisional ? '<span class="prov">*</span>' : ""}</td>
+      <td>${esc(c.due_date || "—")}${c.due_provisional ? '<span class="prov">*</span>' : ""}${
+        ["received", "supplement_requested"].includes(c.status) ? ' <span class="muted">受理期限</span>' : ""}</td>
       <td>${esc(c.legal_due_date || "—")}</td><td>${esc(c.site)}</td></tr>`).join("");
 }
 for (const id of ["f-light", "f-site", "f-open"]) document.getElementById(id).addEventListener("change", refresh);

@@ -1,0 +1,46 @@
+"""Real browser (headless Chromium): a supervisor logs in and sees the wall; a citizen looks up
+progress and sees no personal data."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from protocol.calendar import CST
+from tests.browser import Browser
+
+
+async def test_supervisor_wall_and_citizen_lookup(env, tmp_path):
+    import asyncio
+    from tests.e2e.harness import wait_for
+    await asyncio.to_thread(wait_for, lambda: env.agent_health("S01")["catalog_version"] > 0, 20)
+    late = datetime(2026, 9, 1, 9, 0, tzinfo=CST).isoformat()
+    st, red = await asyncio.to_thread(env.register, "S01", "XK-003", received_at=late)
+    assert st == 201
+    await asyncio.to_thread(env.event, "S01", red["case_no"], "accept", at=late)
+    st, fresh = await asyncio.to_thread(env.register, "S01", "XK-001")
+    await asyncio.to_thread(env.wait_synced, "S01")
+
+    async with Browser() as b:
+        await b.goto(f"{env.hub_url}/")
+        await b.wait_for("location.pathname === '/login'")          # no cookie → login page
+        await b.eval(f"document.querySelector('input[name=token]').value = 'wrong'; document.forms[0].submit(); 1")
+        await b.wait_for("getComputedStyle(document.getElementById('bad')).display === 'block'")
+        await b.eval(f"document.querySelector('input[name=token]').value = {env.token!r}; document.forms[0].submit(); 1")
+        await b.wait_for(f"document.querySelector('tr[data-case=\"{fresh['case_no']}\"]') !== null")
+        rows = await b.eval("[...document.querySelectorAll('#cases tbody tr')].map(r => [r.dataset.case, r.dataset.light])")
+        assert rows[0] == [red["case_no"], "red"]                # worst first
+        assert [fresh["case_no"], "green"] in rows
+        text = await b.eval("document.body.innerText")
+        assert "红牌 1" in text and "S01便民服务中心" in text and "在线" in text
+        await b.screenshot(tmp_path / "wall.png")
+
+        await b.goto(f"{env.hub_url}/public")
+        await b.eval(f"document.getElementById('case_no').value = {red['case_no']!r};"
+                     f"document.getElementById('code').value = {red['query_code']!r};"
+                     "document.querySelector('#f button').click(); 1")
+        shown = await b.wait_for("document.getElementById('result').innerText.includes('当前状态') && "
+                                 "document.getElementById('result').innerText")
+        assert "已受理" in shown and "排水许可" in shown and "受理" in shown
+        assert "张三" not in shown and "13800000000" not in shown
+        await b.eval("document.getElementById('code').value = '12345678'; document.querySelector('#f button').click(); 1")
+        await b.wait_for("document.getElementById('result').innerText.includes('未找到')")
+    assert (tmp_path / "wall.png").stat().st_size > 10_000
