@@ -43,20 +43,32 @@ def import_calendar(config: Path, file: Path) -> tuple[int, int]:
     conn = open_db(Path(cfg.data_dir) / "hub.db")
     try:
         conn.execute("BEGIN IMMEDIATE")
-        row = conn.execute("SELECT version, payload_json FROM config WHERE kind='calendar'").fetchone()
-        years = {t["year"]: t for t in (json.loads(row[1])["years"] if row else [])}
-        years[table.year] = table.to_dict()
-        version = (row[0] if row else 0) + 1
-        now_ms = int(time.time() * 1000)
-        payload = {"years": [years[y] for y in sorted(years)]}
-        conn.execute("INSERT OR REPLACE INTO config VALUES ('calendar', ?, ?, ?, ?)",
-                     (version, json.dumps(payload, ensure_ascii=False), now_ms, _actor()))
-        conn.execute("INSERT INTO config_log(at_ms, kind, version, actor, detail) VALUES (?, 'calendar', ?, ?, ?)",
-                     (now_ms, version, _actor(), f"year {table.year} from {Path(file).name}"))
-        conn.execute("COMMIT")
+        try:
+            version = store_calendar_year(conn, table, _actor(), Path(file).name)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
         return version, table.year
     finally:
         conn.close()
+
+
+def store_calendar_year(conn, table: YearTable, actor: str, source: str) -> int:
+    """Replace one year in the calendar config (inside the caller's transaction); returns the
+    new version. The running hub notices it, recomputes open cases and pushes it to agents."""
+    row = conn.execute("SELECT version, payload_json FROM config WHERE kind='calendar'").fetchone()
+    years = {t["year"]: t for t in (json.loads(row[1])["years"] if row else [])}
+    years[table.year] = table.to_dict()
+    version = (row[0] if row else 0) + 1
+    now_ms = int(time.time() * 1000)
+    payload = {"years": [years[y] for y in sorted(years)]}
+    conn.execute("INSERT OR REPLACE INTO config VALUES ('calendar', ?, ?, ?, ?)",
+                 (version, json.dumps(payload, ensure_ascii=False), now_ms, actor))
+    conn.execute("INSERT INTO config_log(at_ms, kind, version, actor, detail) VALUES (?, 'calendar', ?, ?, ?)",
+                 (now_ms, version, actor, f"year {table.year} ({len(table.holidays)} holidays, "
+                                          f"{len(table.workdays)} 调休 working days) from {source}"))
+    return version
 
 
 def _actor() -> str:

@@ -40,9 +40,11 @@ def jerr(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status, dumps=_dumps)
 
 
-def auth_middleware(token: str):
-    """Operator endpoints need the admin token (bearer header or the dashboard cookie)."""
+def auth_middleware(token: str, department_tokens: dict[str, str] | None = None):
+    """Operator endpoints need the admin token (bearer header or the dashboard cookie); a
+    department token reaches only /api/tickets (its own tickets)."""
     open_paths = ("/api/public/", "/metrics", "/login", "/public", "/static/", "/api/health")
+    departments = dict(department_tokens or {})
 
     @web.middleware
     async def check(request: web.Request, handler):
@@ -51,9 +53,16 @@ def auth_middleware(token: str):
             return await handler(request)
         got = request.headers.get("Authorization", "")
         supplied = got[7:].strip() if got.startswith("Bearer ") else request.cookies.get(PUBLIC_COOKIE, "")
-        if not (supplied and hmac.compare_digest(supplied, token)):
-            return jerr(401, "需要有效的令牌 (missing or invalid bearer token)")
-        return await handler(request)
+        if supplied and hmac.compare_digest(supplied, token):
+            request["role"] = ("admin", None)
+            return await handler(request)
+        for name, dtoken in departments.items():
+            if supplied and hmac.compare_digest(supplied, dtoken):
+                if not path.startswith("/api/tickets"):
+                    return jerr(403, "部门令牌只能访问督办件 (department tokens reach /api/tickets only)")
+                request["role"] = ("department", name)
+                return await handler(request)
+        return jerr(401, "需要有效的令牌 (missing or invalid bearer token)")
     return check
 
 
@@ -234,7 +243,8 @@ def _iso(ms) -> str | None:
 
 def create_app(hub, reader, token: str) -> web.Application:
     """The hub's aiohttp application."""
-    app = web.Application(middlewares=[auth_middleware(token)], client_max_size=1024 * 1024)
+    app = web.Application(middlewares=[auth_middleware(token, hub.cfg.api.department_tokens)],
+                          client_max_size=1024 * 1024)
     app[HUB], app[READER], app[TOKEN], app[LIMITER] = hub, reader, token, Limiter()
     app.router.add_get("/api/cases", list_cases)
     app.router.add_get("/api/cases/{case_no}", get_case)
@@ -247,4 +257,6 @@ def create_app(hub, reader, token: str) -> web.Application:
         app.router.add_get(p, page)
     app.router.add_post("/login", login)
     app.router.add_static("/static/", STATIC)
+    from hub.api_supervision import add_routes
+    add_routes(app, hub)
     return app

@@ -4,6 +4,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import threading
+from datetime import timedelta
 from pathlib import Path
 
 from aiohttp import web
@@ -15,6 +17,7 @@ from hub.ingest import Ingestor
 from hub.keys import HubKeys, SiteKeys
 from hub.mqtt import HubLink
 from hub.store import open_db
+from hub.supervision import Supervisor
 from provisioning.config import HubConfig, load_config
 
 log = logging.getLogger("jiancha.hub")
@@ -31,14 +34,31 @@ class Hub:
         self.keys = HubKeys.load(cfg)
         self.sites = SiteKeys(cfg.registry)
         self.link = HubLink(cfg, on_message=lambda t, p: self.ingest.submit(t, p))
+        sup = cfg.supervision
+        self.supervisor = Supervisor(sup, calendar=lambda: self.ingest.calendar)
+        tolerance = timedelta(hours=sup.backdate_tolerance_hours) if sup.backdate_tolerance_hours is not None else None
         self.ingest = Ingestor(self.conn, self.keys, self.sites, self.link.publish,
-                               default_yellow=cfg.supervision.yellow_days,
-                               sweep_interval_s=cfg.supervision.sweep_interval_s)
+                               default_yellow=sup.yellow_days, sweep_interval_s=sup.sweep_interval_s,
+                               supervisor=self.supervisor, backdate_tolerance=tolerance)
         self.pusher = ConfigPusher(self.conn, self.sites, self.keys.sign_key, self.link.publish,
                                    on_calendar_change=self.ingest.reload_calendar)
         self.ingest.on_idle.append(self.sites.maybe_reload)   # revocations/new sites within ~1 s
         self.ingest.on_idle.append(self.pusher.tick)
         self.reader = connect(self.db_path, synchronous="NORMAL")
+        self.writer = connect(self.db_path)       # API writes (replies, reviews, imports)
+        self._write_lock = threading.Lock()
+
+    def write(self, fn):
+        """Run fn(conn) in one immediate transaction on the API's write connection."""
+        with self._write_lock:
+            self.writer.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(self.writer)
+                self.writer.execute("COMMIT")
+            except BaseException:
+                self.writer.execute("ROLLBACK")
+                raise
+            return result
 
     def start(self) -> None:
         """Start ingest before the link so no message waits on a missing consumer."""
@@ -50,6 +70,7 @@ class Hub:
         self.link.stop()
         self.ingest.stop()
         self.reader.close()
+        self.writer.close()
         self.conn.close()
 
 

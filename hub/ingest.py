@@ -16,6 +16,7 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from hub import store as db
+from hub.projection import due_for_sweep, project_cases
 from hub.keys import HubKeys, SiteKeys
 from protocol import topics
 from protocol.calendar import CST
@@ -40,7 +41,7 @@ class Ingestor:
     """Single-writer ingest thread."""
 
     def __init__(self, conn, hub_keys: HubKeys, sites: SiteKeys, publish, *, default_yellow: int = 1,
-                 sweep_interval_s: float = 30.0, now=None):
+                 sweep_interval_s: float = 30.0, now=None, supervisor=None, backdate_tolerance=None):
         self.conn = conn
         self.keys = hub_keys
         self.sites = sites
@@ -55,6 +56,8 @@ class Ingestor:
         self.on_idle = []                 # callables run in this thread between groups
         self._next_sweep = 0.0
         self._fresh_regs: dict[str, CaseRegistered] = {}
+        self.supervisor = supervisor              # hub.supervision.Supervisor (cards, tickets, SMS)
+        self.backdate_tolerance = backdate_tolerance
 
     # -- thread plumbing ------------------------------------------------------------------------
     def submit(self, topic: str, payload: bytes) -> None:
@@ -196,9 +199,10 @@ class Ingestor:
                     self._quarantine(now_ms, site, topic, "duplicate_case_no", reg.case_no, b"")
             elif rec.kind == KIND_CASE_EVENT:
                 ev = CaseEventBody.model_validate(rec.body)
-                self.conn.execute("INSERT INTO case_events VALUES (?, ?, ?, ?, ?, ?)",
+                self.conn.execute("INSERT INTO case_events (site, seq, case_no, type, at, body_json, "
+                                  "recorded_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
                                   (site, rec.seq, ev.case_no, ev.type, ev.at.isoformat(),
-                                   ev.model_dump_json(exclude_none=True)))
+                                   ev.model_dump_json(exclude_none=True), rec.wall_ms))
                 out.changed_cases.add(ev.case_no)
             else:
                 db.bump(self.conn, f"records_kind_{rec.kind.replace('.', '_')}")
@@ -279,25 +283,27 @@ class Ingestor:
     # -- projection and sweep -------------------------------------------------------------------------
     def _project(self, case_nos: set[str], now: datetime, now_ms: int) -> None:
         regs, self._fresh_regs = self._fresh_regs, {}
-        for case_no in case_nos:
-            reg = regs.get(case_no)
-            res = db.project_case(self.conn, case_no, now, self.calendar, self.default_yellow, now_ms,
-                                  reg=reg, old_light="green" if reg else None)
-            if res and res[1] != res[0] and res[1] in ("yellow", "red"):
-                self._alert(now_ms, None, case_no, f"light_{res[1]}", res[1], f"{res[0]} → {res[1]}")
+        known = {c: "green" for c in regs}         # a fresh registration starts green
+        transitions = project_cases(self.conn, case_nos, now, self.calendar, self.default_yellow, now_ms,
+                                    backdate_tolerance=self.backdate_tolerance, known_light=known)
+        for t in transitions:
+            if t.new in ("yellow", "red"):
+                self._alert(now_ms, t.site, t.case_no, f"light_{t.new}", t.new, f"{t.old} → {t.new}")
+        if transitions and self.supervisor is not None:
+            self.supervisor.on_transitions(self.conn, transitions, now)
 
     def sweep(self) -> int:
         """Recompute cases whose next light change is due (index on next_change)."""
         now = self.now()
         now_ms = int(now.timestamp() * 1000)
-        due = [r[0] for r in self.conn.execute(
-            "SELECT case_no FROM cases WHERE closed=0 AND next_change IS NOT NULL AND next_change <= ?",
-            (now.isoformat(),)).fetchall()]
-        if not due:
+        due = due_for_sweep(self.conn, now)
+        if not due and self.supervisor is None:
             return 0
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             self._project(set(due), now, now_ms)
+            if self.supervisor is not None:
+                self.supervisor.sweep(self.conn, now)
             self.conn.execute("COMMIT")
         except BaseException:
             self.conn.execute("ROLLBACK")

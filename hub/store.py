@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import datetime
+
 from pathlib import Path
 
 from agent.db import connect, migrate
 from protocol.calendar import WorkCalendar, YearTable, default_calendar
-from protocol.caseclock import Event, evaluate
-from protocol.models import CaseEventBody, CaseRegistered
+
+from protocol.models import CaseRegistered
 
 MIGRATIONS = [
     ("0001_sites_records", """
@@ -55,16 +55,35 @@ MIGRATIONS = [
         CREATE TABLE config_log (id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, kind TEXT NOT NULL,
             version INTEGER NOT NULL, actor TEXT, detail TEXT);
     """),
+    ("0004_case_rule_columns", """
+        ALTER TABLE cases ADD COLUMN case_type TEXT;
+        ALTER TABLE cases ADD COLUMN legal_days INTEGER;
+        ALTER TABLE cases ADD COLUMN promised_days INTEGER;
+        ALTER TABLE cases ADD COLUMN yellow_days INTEGER;
+        ALTER TABLE cases ADD COLUMN yellow_cards INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE cases ADD COLUMN red_cards INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE case_events ADD COLUMN recorded_ms INTEGER;
+        UPDATE cases SET case_type = json_extract(reg_json, '$.item.case_type'),
+            legal_days = json_extract(reg_json, '$.item.legal_days'),
+            promised_days = json_extract(reg_json, '$.item.promised_days'),
+            yellow_days = json_extract(reg_json, '$.item.yellow_days');
+        CREATE INDEX cases_department ON cases(department);
+    """),
 ]
 
-OPEN_STATUSES_SQL = "closed = 0"
+
+
+def all_migrations() -> list[tuple[str, str]]:
+    """Core migrations plus those of the supervision parts, in order."""
+    from hub.supervision import MIGRATIONS as SUPERVISION
+    return [*MIGRATIONS, *SUPERVISION]
 
 
 def open_db(path: Path) -> sqlite3.Connection:
     """Open (and migrate) the hub database."""
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = connect(path)
-    migrate(conn, MIGRATIONS)
+    migrate(conn, all_migrations())
     return conn
 
 
@@ -84,44 +103,16 @@ def bump(conn: sqlite3.Connection, name: str, n: int = 1) -> None:
                  "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value", (name, n))
 
 
-def event_from_json(seq: int, body_json: str) -> Event:
-    """A caseclock Event from a stored case.event body."""
-    b = CaseEventBody.model_validate_json(body_json)
-    return Event(type=b.type, at=b.at, seq=seq, actor=b.actor, reason=b.reason, days=b.days,
-                 procedure=b.procedure, step=b.step, approver=b.approver)
-
-
-def project_case(conn: sqlite3.Connection, case_no: str, now: datetime, cal: WorkCalendar,
-                 default_yellow: int, now_ms: int, reg: CaseRegistered | None = None,
-                 old_light: str | None = None) -> tuple[str | None, str] | None:
-    """Re-evaluate one case from its records; returns (old_light, new_light) or None if the
-    registration has not arrived yet. `reg`/`old_light` skip a read when the caller has them."""
-    if reg is None:
-        row = conn.execute("SELECT reg_json, light FROM cases WHERE case_no=?", (case_no,)).fetchone()
-        if row is None:
-            return None
-        reg, old_light = CaseRegistered.model_validate_json(row[0]), row[1]
-    rows = conn.execute("SELECT seq, body_json FROM case_events WHERE case_no=? ORDER BY seq",
-                        (case_no,)).fetchall()
-    events = [event_from_json(s, b) for s, b in rows]
-    v = evaluate(reg.item.rule(), reg.received_at, events, now, cal, default_yellow)
-    closed = v.status in ("completed", "delivered", "rejected", "denied", "withdrawn", "transferred")
-    conn.execute(
-        "UPDATE cases SET status=?, light=?, due_date=?, due_provisional=?, legal_due_date=?, "
-        "acceptance_due=?, violations=?, closed=?, next_change=?, updated_ms=? WHERE case_no=?",
-        (v.status, v.light, _d(v.due_date), int(v.due_provisional), _d(v.legal_due_date),
-         _d(v.acceptance_due), json.dumps(list(v.violations)), int(closed),
-         v.next_change.isoformat() if v.next_change else None, now_ms, case_no))
-    return old_light, v.light
-
-
 def insert_registration(conn: sqlite3.Connection, site: str, seq: int, reg: CaseRegistered) -> bool:
     """Create the case row for a registration; False if the case number already exists."""
+    it = reg.item
     cur = conn.execute(
         "INSERT OR IGNORE INTO cases (case_no, site, item_code, item_name, department, query_code, "
-        "received_at, reg_seq, reg_json, status, light) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'received', 'green')",
-        (reg.case_no, site, reg.item.code, reg.item.name, reg.item.department, reg.query_code,
-         reg.received_at.isoformat(), seq, reg.model_dump_json()))
+        "received_at, reg_seq, reg_json, status, light, case_type, legal_days, promised_days, yellow_days) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'received', 'green', ?, ?, ?, ?)",
+        (reg.case_no, site, it.code, it.name, it.department, reg.query_code,
+         reg.received_at.isoformat(), seq, reg.model_dump_json(), it.case_type, it.legal_days,
+         it.promised_days, it.yellow_days))
     return cur.rowcount == 1
 
 

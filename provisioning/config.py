@@ -52,6 +52,8 @@ class HttpServer(Strict):
 
 class HubApi(HttpServer):
     admin_token: str = Field(min_length=16, description="Bearer token for operator API calls")
+    department_tokens: dict[str, str] = Field(
+        {}, description="Department name → bearer token; a department sees and replies to its own tickets")
 
 
 class HubKeys(Strict):
@@ -59,9 +61,24 @@ class HubKeys(Strict):
     seal_key: Path = Field(description="Hub X25519 key (PEM): agents seal batches to it")
 
 
+TicketLevel = Literal["duban", "order_explain", "inquiry", "rectify", "suggestion", "decision"]
+
+
 class Supervision(Strict):
     yellow_days: int = Field(1, ge=0, le=30, description="Default yellow threshold, working days")
     sweep_interval_s: float = Field(30.0, gt=0, le=3600, description="How often lights are recomputed")
+    ladder: list[TicketLevel] = Field(
+        ["order_explain", "suggestion", "decision"], min_length=1,
+        description="Escalation ladder opened by a red card: first level on red, next on no reply "
+                    "or a rejected reply (责令说明理由 → 监察建议书 → 监察决定书)")
+    reply_days: int = Field(3, ge=1, le=30, description="Working days a department has to reply to a ticket")
+    yellow_per_red: int = Field(2, ge=1, le=10, description="Yellow cards on one case that count as one red "
+                                                            "(and open a 督办 ticket)")
+    remind_roles: list[Literal["handler", "head"]] = Field(["handler", "head"],
+                                                           description="Who gets the yellow-card SMS")
+    backdate_tolerance_hours: float | None = Field(
+        72.0, ge=0, description="Events entered later than this after their stated time are a "
+                                "procedural violation (None: off)")
 
 
 class HubConfig(Strict):

@@ -1,0 +1,187 @@
+"""Hub API for supervision: tickets (督办), replies, reviews, cards, calendar."""
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hub.admin import store_calendar_year
+from hub.supervision import card_summary, ticket_view
+from hub.tickets import TicketError
+from protocol.calendar import CST, CalendarError, YearTable
+
+HUB = web.AppKey("hub_sup", object)
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ReplyIn(_In):
+    actor: str = Field(min_length=1, max_length=64)
+    text: str = Field(min_length=1, max_length=8000)
+
+
+class ReviewIn(_In):
+    decision: str = Field(pattern="^(accept|reject)$")
+    actor: str = Field(min_length=1, max_length=64)
+    text: str = Field("", max_length=8000)
+
+
+class OpenIn(_In):
+    level: str = Field(min_length=1, max_length=32)
+    actor: str = Field(min_length=1, max_length=64)
+    text: str = Field(min_length=1, max_length=8000)
+
+
+def _dumps(o) -> str:
+    return json.dumps(o, ensure_ascii=False)
+
+
+def _err(status: int, msg: str, field: str | None = None) -> web.Response:
+    body = {"error": msg, **({"field": field} if field else {})}
+    return web.json_response(body, status=status, dumps=_dumps)
+
+
+async def _body(request: web.Request, model: type[BaseModel]):
+    try:
+        raw = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise web.HTTPBadRequest(text=_dumps({"error": f"malformed JSON: {exc}"}),
+                                 content_type="application/json") from None
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        field = ".".join(str(p) for p in e["loc"]) or None
+        raise web.HTTPUnprocessableEntity(text=_dumps({"error": f"{field}: {e['msg']}", "field": field}),
+                                          content_type="application/json") from None
+
+
+def _department(request: web.Request) -> str | None:
+    """None for an operator; the department's name for a department token."""
+    role = request.get("role", ("admin", None))
+    return role[1] if role[0] == "department" else None
+
+
+def _admin_only(request: web.Request) -> None:
+    if _department(request) is not None:
+        raise web.HTTPForbidden(text=_dumps({"error": "需要监察人员令牌 (operator token required)"}),
+                                content_type="application/json")
+
+
+async def _write(request, fn):
+    hub = request.app[HUB]
+    try:
+        return await asyncio.to_thread(hub.write, fn)
+    except TicketError as exc:
+        raise web.HTTPConflict(text=_dumps({"error": str(exc)}), content_type="application/json") from None
+    except LookupError as exc:
+        raise web.HTTPNotFound(text=_dumps({"error": str(exc)}), content_type="application/json") from None
+
+
+async def list_tickets(request: web.Request) -> web.Response:
+    """Tickets, newest first; a department sees only its own."""
+    q = request.query
+    where, args = [], []
+    dept = _department(request) or q.get("department")
+    for key, value in (("department", dept), ("status", q.get("status")), ("case_no", q.get("case_no"))):
+        if value:
+            where.append(f"{key} = ?")
+            args.append(value)
+    sql = "SELECT id FROM tickets" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC LIMIT 500"
+    conn = request.app[HUB].reader
+    return web.json_response([ticket_view(conn, r[0]) for r in conn.execute(sql, args)], dumps=_dumps)
+
+
+async def get_ticket(request: web.Request) -> web.Response:
+    """One ticket with its events and documents."""
+    t = ticket_view(request.app[HUB].reader, int(request.match_info["id"]))
+    dept = _department(request)
+    if t is None or (dept is not None and t["department"] != dept):
+        return _err(404, "督办件不存在 (no such ticket)")
+    return web.json_response(t, dumps=_dumps)
+
+
+async def reply(request: web.Request) -> web.Response:
+    """The department replies (说明理由)."""
+    body = await _body(request, ReplyIn)
+    hub, tid, dept = request.app[HUB], int(request.match_info["id"]), _department(request)
+    t = await _write(request, lambda c: hub.supervisor.reply(c, tid, body.actor, body.text, _now(), dept))
+    return web.json_response(t, status=201, dumps=_dumps)
+
+
+async def review(request: web.Request) -> web.Response:
+    """A supervisor accepts or rejects a reply (rejection escalates)."""
+    _admin_only(request)
+    body = await _body(request, ReviewIn)
+    hub, tid = request.app[HUB], int(request.match_info["id"])
+    t = await _write(request, lambda c: hub.supervisor.review(c, tid, body.decision, body.actor, body.text, _now()))
+    return web.json_response(t, status=201, dumps=_dumps)
+
+
+async def open_ticket(request: web.Request) -> web.Response:
+    """A supervisor opens a ticket by hand (人工督办)."""
+    _admin_only(request)
+    body = await _body(request, OpenIn)
+    hub, case_no = request.app[HUB], request.match_info["case_no"]
+    tid = await _write(request, lambda c: hub.supervisor.open_ticket(c, case_no, body.level, body.actor,
+                                                                      _now(), reason=body.text))
+    return web.json_response(ticket_view(hub.reader, tid), status=201, dumps=_dumps)
+
+
+async def cards(request: web.Request) -> web.Response:
+    """Yellow/red cards per department, with red-equivalents (two yellows = one red, configurable)."""
+    hub = request.app[HUB]
+    dept = _department(request) or request.query.get("department")
+    return web.json_response(card_summary(hub.reader, hub.cfg.supervision.yellow_per_red, dept), dumps=_dumps)
+
+
+async def get_calendar(request: web.Request) -> web.Response:
+    """Loaded years (seeded and imported) and the audit log of imports."""
+    hub = request.app[HUB]
+    cal = hub.ingest.calendar
+    log_rows = hub.reader.execute("SELECT at_ms, version, actor, detail FROM config_log WHERE kind='calendar' "
+                                  "ORDER BY id DESC").fetchall()
+    return web.json_response({
+        "years": [{"year": t.year, "holidays": len(t.holidays), "workdays": len(t.workdays), "source": t.source}
+                  for t in cal.tables()],
+        "fingerprint": cal.fingerprint(),
+        "imports": [dict(zip(("at_ms", "version", "actor", "detail"), r)) for r in log_rows],
+    }, dumps=_dumps)
+
+
+async def post_calendar(request: web.Request) -> web.Response:
+    """Load one year's holiday/调休 table (JSON: year, holidays, workdays, source)."""
+    _admin_only(request)
+    try:
+        raw = await request.json()
+        table = YearTable.from_dict(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return _err(400, f"malformed JSON: {exc}")
+    except (CalendarError, TypeError, ValueError) as exc:
+        return _err(422, f"日历数据无效 (invalid calendar): {exc}")
+    actor = str(raw.get("actor") or "dashboard")[:64] if isinstance(raw, dict) else "dashboard"
+    version = await _write(request, lambda c: store_calendar_year(c, table, f"api:{actor}", "dashboard"))
+    return web.json_response({"version": version, "year": table.year}, status=201, dumps=_dumps)
+
+
+def _now() -> datetime:
+    return datetime.now(CST)
+
+
+def add_routes(app: web.Application, hub) -> None:
+    """Register the supervision routes."""
+    app[HUB] = hub
+    r = app.router
+    r.add_get("/api/tickets", list_tickets)
+    r.add_get("/api/tickets/{id:\\d+}", get_ticket)
+    r.add_post("/api/tickets/{id:\\d+}/reply", reply)
+    r.add_post("/api/tickets/{id:\\d+}/review", review)
+    r.add_post("/api/cases/{case_no}/tickets", open_ticket)
+    r.add_get("/api/cards", cards)
+    r.add_get("/api/calendar", get_calendar)
+    r.add_post("/api/calendar", post_calendar)

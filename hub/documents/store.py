@@ -1,0 +1,150 @@
+"""DocumentStore: issued documents in the hub's SQLite database (numbers, PDF bytes, sha256).
+
+Numbering: one sequence per (prefix, year) shared by all kinds — a 发文字号 names the issuing
+authority and the year, not the kind, so two documents of one authority in one year never share a
+number. An authority wanting separate sequences per kind configures a distinct prefix per kind.
+The next number is allocated inside the same write transaction (BEGIN IMMEDIATE) that stores the
+document, so concurrent issuers never get the same number and a failed render leaves no gap.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from typing import Any
+
+from hub.documents.facts import DocumentFacts
+from hub.documents.kinds import check_prefix, format_number, kind_title
+from hub.documents.render import render_pdf
+
+# (name, SQL) for agent.db.migrate / hub.store.MIGRATIONS; names are namespaced so they cannot
+# collide with the hub's own numbered migrations.
+MIGRATIONS: list[tuple[str, str]] = [
+    ("documents_0001", """
+        CREATE TABLE IF NOT EXISTS documents (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            number TEXT NOT NULL UNIQUE,
+            prefix TEXT NOT NULL,
+            year INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            case_no TEXT NOT NULL,
+            ticket_id,
+            actor TEXT NOT NULL,
+            created_ms INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            facts_json TEXT NOT NULL,
+            pdf BLOB NOT NULL,
+            UNIQUE (prefix, year, seq));
+        CREATE INDEX IF NOT EXISTS documents_case ON documents(case_no);
+    """),
+]
+
+_META = "id, number, kind, sha256, size, created_ms, case_no, ticket_id, actor, prefix, year, seq"
+
+
+class DocumentIntegrityError(RuntimeError):
+    """A stored document whose bytes no longer match its recorded sha256."""
+
+
+def _apply_migrations(conn: sqlite3.Connection) -> None:
+    """Apply MIGRATIONS through the project's migration runner (idempotent, by name)."""
+    from agent.db import migrate
+    if conn.in_transaction:
+        raise RuntimeError("DocumentStore: cannot create its tables inside an open transaction")
+    migrate(conn, MIGRATIONS)
+
+
+class DocumentStore:
+    """Issue, fetch and list documents. Takes an open sqlite3.Connection (the hub's).
+
+    `ensure_schema=True` applies MIGRATIONS itself (recorded in `_migrations` under the same
+    names, so adding MIGRATIONS to hub.store later is a no-op for an existing database).
+    `clock` returns milliseconds since the epoch (tests pass a fixed one).
+    """
+
+    def __init__(self, conn: sqlite3.Connection, *, ensure_schema: bool = True, clock=None) -> None:
+        self.conn = conn
+        self.clock = clock or (lambda: int(time.time() * 1000))
+        if ensure_schema:
+            _apply_migrations(conn)
+
+    def issue(self, kind: str, facts: DocumentFacts, *, prefix: str, year: int, case_no: str,
+              ticket_id: Any = None, actor: str) -> dict:
+        """Allocate the next number of (prefix, year), render, store bytes + sha256.
+
+        Returns {id, number, kind, sha256, size, created_ms}. ValueError for an unknown kind,
+        a bad prefix/year, a missing actor, or case_no differing from facts.case_no.
+        """
+        kind_title(kind)
+        check_prefix(prefix)
+        format_number(prefix, year, 1)  # validates the year
+        if not isinstance(facts, DocumentFacts):
+            raise TypeError(f"facts must be DocumentFacts, got {type(facts).__name__}")
+        if not actor or not str(actor).strip():
+            raise ValueError("actor (who issues the document) is required")
+        if case_no != facts.case_no:
+            raise ValueError(f"case_no {case_no!r} differs from facts.case_no {facts.case_no!r}")
+        facts_json = facts.to_json()
+        conn = self.conn
+        nested = conn.in_transaction
+        conn.execute("SAVEPOINT documents_issue" if nested else "BEGIN IMMEDIATE")
+        try:
+            (last,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM documents WHERE prefix=? AND year=?",
+                                   (prefix, year)).fetchone()
+            seq = last + 1
+            number = format_number(prefix, year, seq)
+            pdf = render_pdf(kind, number, facts)
+            digest = hashlib.sha256(pdf).hexdigest()
+            created = int(self.clock())
+            cur = conn.execute(
+                "INSERT INTO documents (kind, number, prefix, year, seq, case_no, ticket_id, actor,"
+                " created_ms, sha256, size, facts_json, pdf) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (kind, number, prefix, year, seq, case_no, ticket_id, str(actor), created, digest,
+                 len(pdf), facts_json, sqlite3.Binary(pdf)))
+            doc_id = cur.lastrowid
+            conn.execute("RELEASE documents_issue" if nested else "COMMIT")
+        except BaseException:
+            if nested:
+                conn.execute("ROLLBACK TO documents_issue")
+                conn.execute("RELEASE documents_issue")
+            else:
+                conn.execute("ROLLBACK")
+            raise
+        return {"id": doc_id, "number": number, "kind": kind, "sha256": digest, "size": len(pdf),
+                "created_ms": created}
+
+    @staticmethod
+    def _meta(row: sqlite3.Row | tuple) -> dict:
+        keys = [k.strip() for k in _META.split(",")]
+        d = dict(zip(keys, row))
+        d["title"] = kind_title(d["kind"]) if d["kind"] else d["kind"]
+        return d
+
+    def get(self, doc_id: int) -> tuple[dict, bytes] | None:
+        """(metadata incl. facts, PDF bytes) or None; DocumentIntegrityError when the stored bytes
+        do not hash to the stored sha256."""
+        row = self.conn.execute(f"SELECT {_META}, facts_json, pdf FROM documents WHERE id=?",
+                                (doc_id,)).fetchone()
+        if row is None:
+            return None
+        meta = self._meta(row[:-2])
+        meta["facts"] = json.loads(row[-2])
+        pdf = bytes(row[-1])
+        actual = hashlib.sha256(pdf).hexdigest()
+        if actual != meta["sha256"] or len(pdf) != meta["size"]:
+            raise DocumentIntegrityError(
+                f"document {doc_id} ({meta['number']}): stored PDF hashes to {actual}, "
+                f"recorded {meta['sha256']} — the stored bytes were altered or damaged")
+        return meta, pdf
+
+    def list(self, case_no: str | None = None) -> list[dict]:
+        """Metadata of documents (no bytes), oldest first; only one case's when case_no is given."""
+        sql = f"SELECT {_META} FROM documents"
+        args: tuple = ()
+        if case_no is not None:
+            sql += " WHERE case_no=?"
+            args = (case_no,)
+        return [self._meta(r) for r in self.conn.execute(sql + " ORDER BY id", args).fetchall()]

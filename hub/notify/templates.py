@@ -1,0 +1,104 @@
+"""Chinese message templates (短信/邮件模板): defaults, checks and rendering.
+
+Templates are plain `str.format` strings keyed by name. Each kind of message has a text
+(`yellow`), an e-mail subject (`yellow.subject`) and a one-line summary used inside a digest
+(`yellow.line`). Operators override any key through `NotifyConfig.templates`; placeholders are
+checked when the configuration loads, missing facts when a message is enqueued.
+"""
+from __future__ import annotations
+
+import string
+from typing import Mapping
+
+KINDS = ("yellow", "red", "supervision", "reply_due")   # what callers may enqueue
+DIGEST = "digest"                                        # built by the worker only
+
+# Placeholders each kind may use. `recipient` (the person's name) and `site` are optional
+# extras any kind may use when the caller supplies them.
+_COMMON = {"recipient", "site", "department", "case_no", "item_name"}
+FIELDS: dict[str, frozenset[str]] = {
+    "yellow": frozenset(_COMMON | {"due_date", "remaining"}),
+    "red": frozenset(_COMMON | {"due_date", "overdue", "reason"}),
+    "supervision": frozenset(_COMMON | {"doc_no", "reply_due_date", "due_date", "overdue"}),
+    "reply_due": frozenset(_COMMON | {"doc_no", "reply_due_date", "remaining"}),
+    DIGEST: frozenset({"recipient", "count", "red", "yellow", "supervision", "reply_due",
+                       "lines", "more"}),
+    "email_footer": frozenset(),
+}
+
+DEFAULT_TEMPLATES: dict[str, str] = {
+    # 黄牌预警
+    "yellow": "【电子监察】{department}：办件{case_no}（{item_name}）将于{due_date}到期，"
+              "剩余{remaining}个工作日，请及时办理。",
+    "yellow.subject": "【黄牌预警】办件{case_no}将于{due_date}到期",
+    "yellow.line": "{case_no}（{item_name}，{due_date}到期）",
+    # 红牌
+    "red": "【电子监察】{department}：办件{case_no}（{item_name}）已超过承诺时限（{due_date}），"
+           "亮红牌，请立即办理并说明理由。",
+    "red.subject": "【红牌】办件{case_no}已超期",
+    "red.line": "{case_no}（{item_name}，已超期）",
+    # 督办通知
+    "supervision": "【电子监察】{department}：电子监察中心对办件{case_no}（{item_name}）发出督办通知"
+                   "（{doc_no}），请于{reply_due_date}前书面回复办理情况和超期理由。",
+    "supervision.subject": "【督办通知】{doc_no}：办件{case_no}",
+    "supervision.line": "{case_no}（督办{doc_no}，{reply_due_date}前回复）",
+    # 督办回复即将到期
+    "reply_due": "【电子监察】{department}：督办通知{doc_no}（办件{case_no}）的回复将于{reply_due_date}"
+                 "到期，剩余{remaining}个工作日，请及时回复。",
+    "reply_due.subject": "【督办回复提醒】{doc_no}将于{reply_due_date}到期",
+    "reply_due.line": "{case_no}（督办{doc_no}回复{reply_due_date}到期）",
+    # 汇总 (digest): one message instead of many for one recipient
+    "digest": "【电子监察】您有{count}件办件即将到期或已超期：{lines}{more}，请登录电子监察系统及时办理。",
+    "digest.subject": "【电子监察】您有{count}条提醒（红牌{red}，黄牌{yellow}，督办{supervision}）",
+    "digest.more": "等{count}件",
+    "email_footer": "（本邮件由电子监察系统自动发送，请勿直接回复。）",
+}
+
+FIELDS["digest.more"] = frozenset({"count"})
+
+
+class TemplateError(ValueError):
+    """A template names an unknown placeholder, or a fact it needs is missing."""
+
+
+def _kind(key: str) -> str:
+    return key.split(".", 1)[0] if key not in FIELDS else key
+
+
+def placeholders(text: str) -> set[str]:
+    """The field names a format string uses; rejects attribute/index access and positional fields."""
+    names = set()
+    for _, field, _, _ in string.Formatter().parse(text):
+        if field is None:
+            continue
+        if not field.isidentifier():
+            raise TemplateError(f"placeholder {{{field}}} must be a plain name such as {{case_no}}")
+        names.add(field)
+    return names
+
+
+def check_templates(overrides: Mapping[str, str]) -> dict[str, str]:
+    """Validate operator overrides (known keys, known placeholders); returns them unchanged."""
+    for key, text in overrides.items():
+        if key not in DEFAULT_TEMPLATES:
+            raise TemplateError(f"unknown template {key!r}; known: {', '.join(sorted(DEFAULT_TEMPLATES))}")
+        try:
+            used = placeholders(text)
+        except (TemplateError, ValueError) as exc:
+            raise TemplateError(f"template {key!r}: {exc}") from None
+        unknown = used - FIELDS[_kind(key)]
+        if unknown:
+            raise TemplateError(f"template {key!r} uses unknown placeholder(s) "
+                                f"{', '.join('{' + u + '}' for u in sorted(unknown))}; allowed: "
+                                f"{', '.join(sorted(FIELDS[_kind(key)]))}")
+    return dict(overrides)
+
+
+def render(templates: Mapping[str, str], key: str, facts: Mapping[str, object]) -> str:
+    """Fill template `key` with `facts`; a missing fact raises TemplateError naming it."""
+    text = templates[key]
+    missing = placeholders(text) - set(facts)
+    if missing:
+        raise TemplateError(f"template {key!r} needs fact(s) {', '.join(sorted(missing))}; "
+                            f"got {', '.join(sorted(facts)) or 'none'}")
+    return text.format_map({k: "" if v is None else v for k, v in facts.items()})
