@@ -210,6 +210,9 @@ class AgentStore:
 
     def add_event(self, case_no: str, req: NewEvent, now: datetime) -> dict:
         """Append a case event after checking the transition; StoreError(404/409) otherwise."""
+        if req.at is not None and req.at > now + _tolerance():
+            raise StoreError(422, "办理时间不能晚于当前时间 (event time `at` is in the future)", "at")
+
         def tx():
             case = self._case_row(case_no)
             at = (req.at or now).astimezone(CST)

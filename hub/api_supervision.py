@@ -159,12 +159,15 @@ async def post_calendar(request: web.Request) -> web.Response:
     _admin_only(request)
     try:
         raw = await request.json()
-        table = YearTable.from_dict(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         return _err(400, f"malformed JSON: {exc}")
+    if not isinstance(raw, dict):
+        return _err(400, "body must be a JSON object: {year, holidays, workdays, source?, actor?}")
+    actor = str(raw.pop("actor", None) or "dashboard")[:64]
+    try:
+        table = YearTable.from_dict(raw)
     except (CalendarError, TypeError, ValueError) as exc:
         return _err(422, f"日历数据无效 (invalid calendar): {exc}")
-    actor = str(raw.get("actor") or "dashboard")[:64] if isinstance(raw, dict) else "dashboard"
     version = await _write(request, lambda c: store_calendar_year(c, table, f"api:{actor}", "dashboard"))
     return web.json_response({"version": version, "year": table.year}, status=201, dumps=_dumps)
 

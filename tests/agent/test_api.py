@@ -90,6 +90,8 @@ async def test_event_errors(client):
     assert r.status == 422 and (await r.json())["field"] == "type"
     r = await client.post(url, json={"type": "suspend", "procedure": "喝茶"}, headers=H)
     assert r.status == 422 and (await r.json())["field"] == "procedure"
+    r = await client.post(url, json={"type": "accept", "at": "2026-12-24T09:00:00+08:00"}, headers=H)
+    assert r.status == 422 and (await r.json())["field"] == "at"          # in the future
     # impossible transitions: 409 with a message
     r = await client.post(url, json={"type": "complete"}, headers=H)
     assert r.status == 409 and (await r.json())["error"]

@@ -1,0 +1,87 @@
+"""Supervision through the real hub API: a red card opens a 督办 ticket; the department replies
+with its own token; a supervisor rejects → escalation. A new year's calendar loaded on the
+dashboard API turns provisional deadlines final and reaches the agents, signed."""
+from __future__ import annotations
+
+from datetime import date
+from urllib.parse import quote
+
+import yaml
+
+from hub.admin import import_catalog
+from protocol.calendar import YearTable, default_calendar
+from tests.e2e.harness import http, wait_for
+
+DEPT_TOKEN = "dept-token-market-0123456789"
+
+
+def _with_department_token(env):
+    env.hub.stop()
+    path = env.root / "hub.yaml"
+    cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+    cfg["api"]["department_tokens"] = {"市场监督管理局": DEPT_TOKEN}
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    env.start_hub()
+
+
+def test_red_card_ticket_reply_review_escalate(env):
+    _with_department_token(env)
+    wait_for(lambda: env.agent_health("S01")["catalog_version"] > 0, 20)
+    st, case = env.register("S01", "XK-001", received_at="2026-09-01T09:00:00+08:00")
+    assert st == 201
+    assert env.event("S01", case["case_no"], "accept", at="2026-09-01T10:00:00+08:00")[0] == 201
+    env.wait_synced("S01")
+    tickets = wait_for(lambda: env.hub_get(f"/api/tickets?case_no={case['case_no']}"), 20, what="ticket opened")
+    t = tickets[0]
+    assert t["level"] == "order_explain" and t["status"] == "open" and t["department"] == "市场监督管理局"
+    url = f"{env.hub_url}/api/tickets/{t['id']}"
+    # the department sees its tickets only, and only tickets
+    st, mine = http("GET", f"{env.hub_url}/api/tickets", token=DEPT_TOKEN)
+    assert st == 200 and {x["department"] for x in mine} == {"市场监督管理局"}
+    assert http("GET", f"{env.hub_url}/api/cases", token=DEPT_TOKEN)[0] == 403
+    assert http("POST", url + "/review", {"decision": "accept", "actor": "x"}, DEPT_TOKEN)[0] == 403
+    assert http("POST", url + "/reply", {"actor": "王科长"}, DEPT_TOKEN)[0] == 422
+    assert http("POST", url + "/reply", raw=b"{bad", token=DEPT_TOKEN)[0] == 400
+    st, r = http("POST", url + "/reply", {"actor": "王科长", "text": "窗口人员病假，已调整"}, DEPT_TOKEN)
+    assert st == 201 and r["status"] == "replied"
+    assert http("POST", url + "/reply", {"actor": "王科长", "text": "again"}, DEPT_TOKEN)[0] == 409
+    st, r = http("POST", url + "/review", {"decision": "reject", "actor": "监察员", "text": "理由不充分"}, env.token)
+    assert st == 201 and r["status"] == "escalated"
+    levels = [x["level"] for x in env.hub_get(f"/api/tickets?case_no={case['case_no']}")]
+    assert levels == ["suggestion", "order_explain"]
+    cards = env.hub_get("/api/cards?department=" + quote("市场监督管理局"))
+    assert cards[0]["red_cards"] >= 1
+    assert http("GET", f"{env.hub_url}/api/tickets/999999", token=env.token)[0] == 404
+
+
+def test_calendar_import_recomputes_provisional_and_pushes(env):
+    # an item whose promised limit reaches into 2027, which is not loaded yet
+    (env.root / "long.yaml").write_text(
+        "- {code: LONG-1, name: 采矿许可, department: 自然资源局, item_type: 行政许可, case_type: 联办件,\n"
+        "   legal_days: 45, promised_days: 40, yellow_days: 3}\n", encoding="utf-8")
+    import_catalog(env.root / "hub.yaml", env.root / "long.yaml")
+    wait_for(lambda: env.agent_health("S01")["catalog_version"] == 2, 20, what="catalog v2 at the agent")
+    st, case = env.register("S01", "LONG-1")
+    assert st == 201 and env.event("S01", case["case_no"], "accept")[0] == 201
+    env.wait_synced("S01")
+    before = wait_for(lambda: (c := env.hub_get(f"/api/cases/{case['case_no']}"))["status"] == "accepted" and c)
+    accepted = date.fromisoformat(before["events"][0]["at"][:10])
+    year = {"year": 2027, "holidays": ["2027-01-01", "2027-01-04", "2027-01-05"], "workdays": [],
+            "source": "测试通知", "actor": "张监察"}
+    cal = default_calendar()
+    weekends_only = cal.add_working_days(accepted, 40)
+    with_2027 = cal.with_year(YearTable.from_dict({k: v for k, v in year.items() if k != "actor"})).add_working_days(accepted, 40)
+    assert weekends_only[1] is True and with_2027[1] is False and with_2027[0] > weekends_only[0]
+    assert before["due_provisional"] is True and before["due_date"] == weekends_only[0].isoformat()
+    assert http("POST", f"{env.hub_url}/api/calendar", {**year, "holidays": ["2027-13-01"]}, env.token)[0] == 422
+    st, r = http("POST", f"{env.hub_url}/api/calendar", year, env.token)
+    assert st == 201 and r["year"] == 2027
+    after = wait_for(lambda: (c := env.hub_get(f"/api/cases/{case['case_no']}"))["due_provisional"] is False and c,
+                     20, what="recomputed")
+    assert after["due_date"] == with_2027[0].isoformat()
+    info = env.hub_get("/api/calendar")
+    assert 2027 in [y["year"] for y in info["years"]]
+    assert info["imports"][0]["actor"] == "api:张监察" and "year 2027" in info["imports"][0]["detail"]
+    wait_for(lambda: env.agent_health("S01")["calendar_version"] >= 1, 20, what="agent got the calendar")
+    st, at_agent = http("GET", f"{env.agent_url('S01')}/api/cases/{case['case_no']}", token=env.agent_token("S01"))
+    assert at_agent["due_provisional"] is False and at_agent["due_date"] == after["due_date"]
