@@ -25,6 +25,8 @@ EVENT_ZH = {"accept": "受理", "reject": "不予受理", "request_supplement": 
             "extend": "延期", "step": "办理环节", "approve": "批准", "deny": "不予许可", "complete": "办结",
             "transfer": "转报", "withdraw": "撤回", "deliver": "送达/领证"}
 PUBLIC_COOKIE = "jc_token"
+PAGES = {"/": "index.html", "/login": "login.html", "/public": "public.html", "/tickets": "tickets.html",
+         "/calendar": "calendar.html"}   # the HTML is public; its data comes from the API with the cookie
 ORDERS = {  # fixed SQL fragments, never user text
     "recent": "received_at DESC",
     "urgency": "CASE light WHEN 'red' THEN 0 WHEN 'yellow' THEN 1 ELSE 2 END, due_date, received_at",
@@ -49,7 +51,7 @@ def auth_middleware(token: str, department_tokens: dict[str, str] | None = None)
     @web.middleware
     async def check(request: web.Request, handler):
         path = request.path
-        if path == "/" or path.startswith(open_paths):
+        if path in PAGES or path.startswith(open_paths):
             return await handler(request)
         got = request.headers.get("Authorization", "")
         supplied = got[7:].strip() if got.startswith("Bearer ") else request.cookies.get(PUBLIC_COOKIE, "")
@@ -218,7 +220,7 @@ async def health(request: web.Request) -> web.Response:
 
 async def page(request: web.Request) -> web.Response:
     """Static pages: dashboard (/), login, public lookup."""
-    name = {"/": "index.html", "/login": "login.html", "/public": "public.html"}[request.path]
+    name = PAGES[request.path]
     return web.FileResponse(STATIC / name, headers={"Cache-Control": "no-cache"})
 
 
@@ -253,7 +255,7 @@ def create_app(hub, reader, token: str) -> web.Application:
     app.router.add_get("/api/public/cases/{case_no}", public_case)
     app.router.add_get("/api/health", health)
     app.router.add_get("/metrics", metrics)
-    for p in ("/", "/login", "/public"):
+    for p in PAGES:
         app.router.add_get(p, page)
     app.router.add_post("/login", login)
     app.router.add_static("/static/", STATIC)

@@ -9,6 +9,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hub.admin import store_calendar_year
+from hub.store import load_calendar
 from hub.supervision import card_summary, ticket_view
 from hub.tickets import TicketError
 from protocol.calendar import CST, CalendarError, YearTable
@@ -143,7 +144,7 @@ async def cards(request: web.Request) -> web.Response:
 async def get_calendar(request: web.Request) -> web.Response:
     """Loaded years (seeded and imported) and the audit log of imports."""
     hub = request.app[HUB]
-    cal = hub.ingest.calendar
+    cal = load_calendar(hub.reader)        # what is stored, even before the sweep picked it up
     log_rows = hub.reader.execute("SELECT at_ms, version, actor, detail FROM config_log WHERE kind='calendar' "
                                   "ORDER BY id DESC").fetchall()
     return web.json_response({

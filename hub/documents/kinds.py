@@ -61,7 +61,7 @@ def check_prefix(prefix: str) -> str:
     """An issuing authority prefix (机关代字), e.g. 晋中监察: non-empty, no brackets or spaces."""
     if not isinstance(prefix, str) or not prefix.strip():
         raise ValueError("document number prefix (机关代字) must be a non-empty string, e.g. 晋中监察")
-    if prefix != prefix.strip() or any(c in prefix for c in "〔〕[]（）()号\n\r\t"):
+    if prefix != prefix.strip() or any(c in prefix for c in "〔〕[]（）()号 \u3000\n\r\t"):
         raise ValueError(f"document number prefix {prefix!r} must not contain brackets, 号 or spaces")
     return prefix
 

@@ -88,9 +88,10 @@ class Notifier:
         """Tell everyone of `department` in `roles` on every channel (default: the configured
         ones). Keys are `dedupe_key|channel|address`. When nobody can be reached, a 'failed' row
         says so, so the gap shows in the outbox instead of vanishing."""
+        roles = tuple(roles)
         channels = tuple(channels) if channels is not None else tuple(self.channels)
         now_ms = self.clock() if now_ms is None else now_ms
-        facts = {"department": department, **facts}
+        facts = {"department": department, **facts}   # the caller may give a display name
         ids, reached = [], 0
         for r in directory.recipients(department, roles, item_code=item_code):
             for ch in channels:
@@ -103,12 +104,13 @@ class Notifier:
                 if new is not None:
                     ids.append(new)
         if not reached and channels:
-            log.warning("nobody to notify for %s (department %s)", dedupe_key, department)
-            insert_message(conn, channel=channels[0], to="", template=template, facts=facts,
+            gap = insert_message(conn, channel=channels[0], to="", template=template, facts=facts,
                            dedupe_key=f"{dedupe_key}|nobody", text=render(self.templates, template, facts),
                            subject=None, line="", now_ms=now_ms, status="failed",
                            last_error=f"no {'/'.join(channels)} contact for department {department!r} "
                                       f"(roles {', '.join(roles)}) in the directory")
+            if gap is not None:
+                log.warning("nobody to notify for %s (department %s)", dedupe_key, department)
         return ids
 
     # -- delivery (own connection) ----------------------------------------------------------

@@ -23,6 +23,7 @@ FIELDS: dict[str, frozenset[str]] = {
     "reply_due": frozenset(_COMMON | {"doc_no", "reply_due_date", "remaining"}),
     DIGEST: frozenset({"recipient", "count", "red", "yellow", "supervision", "reply_due",
                        "lines", "more"}),
+    "digest.more": frozenset({"count"}),
     "email_footer": frozenset(),
 }
 
@@ -53,8 +54,6 @@ DEFAULT_TEMPLATES: dict[str, str] = {
     "digest.more": "等{count}件",
     "email_footer": "（本邮件由电子监察系统自动发送，请勿直接回复。）",
 }
-
-FIELDS["digest.more"] = frozenset({"count"})
 
 
 class TemplateError(ValueError):

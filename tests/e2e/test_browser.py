@@ -44,3 +44,30 @@ async def test_supervisor_wall_and_citizen_lookup(env, tmp_path):
         await b.eval("document.getElementById('code').value = '12345678'; document.querySelector('#f button').click(); 1")
         await b.wait_for("document.getElementById('result').innerText.includes('未找到')")
     assert (tmp_path / "wall.png").stat().st_size > 10_000
+
+
+async def test_operator_loads_next_year_on_the_calendar_page(env):
+    async with Browser() as b:
+        await b.goto(f"{env.hub_url}/login")
+        await b.eval(f"document.querySelector('input[name=token]').value = {env.token!r}; document.forms[0].submit(); 1")
+        await b.wait_for("location.pathname === '/'")
+        await b.goto(f"{env.hub_url}/calendar")
+        await b.wait_for("document.querySelectorAll('#years tbody tr').length === 3")   # 2024-2026 seeded
+        await b.eval("""
+            document.getElementById('year').value = '2027';
+            document.getElementById('source').value = '国办发明电〔2026〕测试';
+            document.getElementById('actor').value = '张监察';
+            document.getElementById('holidays').value = '2027-01-01\\n2027-02-06~2027-02-12';
+            document.getElementById('workdays').value = '2027-01-31';
+            document.querySelector('#f button').click(); 1""")
+        msg = await b.wait_for("document.getElementById('msg').textContent")
+        assert "已载入 2027" in msg, msg
+        await b.wait_for("document.querySelectorAll('#years tbody tr').length === 4")
+        row = await b.eval("document.querySelector('#years tbody tr:last-child').innerText")
+        assert "2027" in row and "8" in row                       # 1 + 7 holidays
+        log = await b.eval("document.querySelector('#log tbody').innerText")
+        assert "api:张监察" in log
+        # a bad table is refused with the reason
+        await b.eval("document.getElementById('workdays').value = '2027-01-05'; document.querySelector('#f button').click(); 1")
+        msg = await b.wait_for("document.getElementById('msg').textContent.includes('失败') && document.getElementById('msg').textContent")
+        assert "2027-01-05" in msg
