@@ -23,6 +23,7 @@ log = logging.getLogger("jiancha.agent.api")
 STORE = web.AppKey("store", AgentStore)
 SYNC = web.AppKey("sync", object)
 NOW = web.AppKey("now", object)
+HALL = web.AppKey("hall", object)
 
 
 def json_error(status: int, message: str, field: str | None = None, **extra) -> web.Response:
@@ -112,7 +113,25 @@ async def health(request: web.Request) -> web.Response:
     sync = request.app.get(SYNC)
     if sync is not None:
         body.update(sync.status())
+    hall = request.app.get(HALL)
+    if hall is not None:
+        body["devices"] = hall.device_states()
     return web.json_response(body, dumps=_dumps)
+
+
+async def fake_press(request: web.Request) -> web.Response:
+    """Simulated citizen at a FAKE keypad (devices.mode = fake only): {"key": "satisfied"}."""
+    hall = request.app.get(HALL)
+    if hall is None or not hall.fake:
+        return json_error(404, "没有模拟评价器 (no simulated keypads on this box)")
+    try:
+        body = await request.json()
+        hall.press(request.match_info["window"], str(body.get("key", "")))
+    except (json.JSONDecodeError, AttributeError):
+        return json_error(400, "body must be a JSON object with key")
+    except KeyError as exc:
+        return json_error(422, str(exc.args[0]), "key")
+    return web.json_response({"pressed": True}, status=201)
 
 
 def _kick(request: web.Request) -> None:
@@ -121,7 +140,7 @@ def _kick(request: web.Request) -> None:
         sync.kick()
 
 
-def create_app(store: AgentStore, token: str, sync=None, now=None) -> web.Application:
+def create_app(store: AgentStore, token: str, sync=None, now=None, hall=None) -> web.Application:
     """The agent's aiohttp application."""
     app = web.Application(middlewares=[errors_middleware, bearer_middleware(token)],
                           client_max_size=256 * 1024)
@@ -129,8 +148,11 @@ def create_app(store: AgentStore, token: str, sync=None, now=None) -> web.Applic
     app[NOW] = now or (lambda: datetime.now(CST))
     if sync is not None:
         app[SYNC] = sync
+    if hall is not None:
+        app[HALL] = hall
     app.router.add_post("/api/cases", create_case)
     app.router.add_post("/api/cases/{case_no}/events", add_event)
     app.router.add_get("/api/cases/{case_no}", get_case)
     app.router.add_get("/api/health", health)
+    app.router.add_post("/api/devices/keypads/{window}/press", fake_press)
     return app

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from agent.api import create_app
 from agent.clock import BoxClock
+from agent.hall import Hall, devices_config_for
 from agent.store import AgentStore
 from agent.sync import Syncer
 from provisioning.config import AgentConfig, load_config
@@ -26,7 +27,11 @@ async def serve(cfg: AgentConfig, *, http_port: int | None = None, data_dir: Pat
     store = AgentStore(data / "agent.db", cfg.site.code, clock=clock)
     store.load_calendar()
     sync = Syncer(cfg, store, clock)
-    app = create_app(store, cfg.http.token, sync=sync)
+    store.on_append.append(lambda rec: sync.kick())
+    hall = await _start_hall(cfg, store, data)
+    if hall is not None:
+        sync.on_command.append(hall.command)
+    app = create_app(store, cfg.http.token, sync=sync, hall=hall)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     port = cfg.http.port if http_port is None else http_port
@@ -49,7 +54,23 @@ async def serve(cfg: AgentConfig, *, http_port: int | None = None, data_dir: Pat
     finally:
         await sync.stop()
         await runner.cleanup()
+        if hall is not None:
+            await hall.stop()
         store.close()
+
+
+async def _start_hall(cfg: AgentConfig, store: AgentStore, data: Path):
+    """Open the hall's devices; a box without working devices still registers cases."""
+    if cfg.devices.mode == "off":
+        return None
+    try:
+        hall = Hall(store, devices_config_for(cfg.site.board), fake=cfg.devices.mode == "fake",
+                    data_dir=data, refresh_s=cfg.devices.refresh_s)
+        await hall.start()
+        return hall
+    except Exception:  # noqa: BLE001 - devices are optional for the case register
+        log.exception("devices of board %r could not be opened; running without them", cfg.site.board)
+        return None
 
 
 def run(config: str | Path, *, http_port: int | None = None, data_dir: str | Path | None = None) -> int:

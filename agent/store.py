@@ -82,6 +82,8 @@ class AgentStore:
         self.epoch = self._meta("epoch") or self._set_meta_new("epoch", uuid.uuid4().hex)
         self.calendar: WorkCalendar = default_calendar()
         self.reader = connect(self.path, readonly=True)
+        self.on_append: list = []          # fn(record) after any commit: wakes the syncer
+        self.on_case_event: list = []      # fn(case_view, event_type) after a case event commits
 
     # -- meta -------------------------------------------------------------------------------
     def _meta(self, key: str) -> str | None:
@@ -131,6 +133,13 @@ class AgentStore:
                 self.head_seq, self.head_hash = self._pending_head
             return result
 
+    def append(self, kind: str, body: dict) -> Record:
+        """Append a non-case record (vote, device event, heartbeat): durable when this returns."""
+        rec = self._transaction(lambda: self._append(kind, body))
+        for fn in self.on_append:
+            fn(rec)
+        return rec
+
     def read_log(self, first: int, last: int) -> list[bytes]:
         """Encoded records first..last (inclusive) in order."""
         rows = self.reader.execute("SELECT data FROM log WHERE seq BETWEEN ? AND ? ORDER BY seq",
@@ -142,6 +151,11 @@ class AgentStore:
         """The catalog item with that code, if the hub has pushed it."""
         row = self.conn.execute("SELECT item_json FROM catalog WHERE code=?", (code,)).fetchone()
         return CatalogItem.model_validate_json(row[0]) if row else None
+
+    def catalog(self) -> list[CatalogItem]:
+        """All catalog items the hub pushed."""
+        return [CatalogItem.model_validate_json(r[0])
+                for r in self.conn.execute("SELECT item_json FROM catalog ORDER BY code")]
 
     def config_version(self, kind: str) -> int:
         """Version of the stored config of that kind (0 when none)."""
@@ -231,7 +245,14 @@ class AgentStore:
                             now, self.calendar)
             self.conn.execute("UPDATE cases SET status=? WHERE case_no=?", (view.status, case_no))
         self._transaction(tx)
-        return self.case_view(case_no, now)
+        view = self.case_view(case_no, now)
+        for fn in self.on_case_event:
+            try:
+                fn(view, req.type)
+            except Exception:  # noqa: BLE001 - a device problem must never fail the clerk's request
+                import logging
+                logging.getLogger("jiancha.agent.store").exception("case event listener failed")
+        return view
 
     def _case_row(self, case_no: str) -> dict:
         row = self.conn.execute(
@@ -260,9 +281,36 @@ class AgentStore:
             "received_at": case["received_at"].isoformat(), "status": v.status, "light": v.light,
             "due_date": _d(v.due_date), "due_provisional": v.due_provisional,
             "legal_due_date": _d(v.legal_due_date), "acceptance_due": _d(v.acceptance_due),
-            "violations": list(v.violations), "seq": case["seq"],
+            "violations": list(v.violations), "seq": case["seq"], "window": case["window"],
+            "clerk": case["clerk"], "department": case["item"].department,
             "events": [{"type": e.type, "at": e.at.isoformat(), "seq": e.seq} for e in events],
         }
+
+    def window_lights(self, now: datetime) -> dict[str, list[str]]:
+        """Lights of the open cases of each window (for the window lamps)."""
+        with self.lock:
+            rows = self.conn.execute(
+                "SELECT case_no, window FROM cases WHERE window IS NOT NULL AND status NOT IN "
+                "('completed', 'delivered', 'rejected', 'denied', 'withdrawn', 'transferred')").fetchall()
+        out: dict[str, list[str]] = {}
+        for case_no, window in rows:
+            out.setdefault(window, []).append(self.case_view(case_no, now)["light"])
+        return out
+
+    def today_counts(self, now: datetime) -> dict[str, dict[str, int]]:
+        """Per window: cases received and closed today (for the LED signs)."""
+        day = local_date(now).isoformat()
+        out: dict[str, dict[str, int]] = {}
+        with self.lock:
+            for window, n in self.conn.execute(
+                    "SELECT window, count(*) FROM cases WHERE substr(received_at, 1, 10) = ? GROUP BY window", (day,)):
+                out.setdefault(window or "", {})["received"] = n
+            for window, n in self.conn.execute(
+                    "SELECT c.window, count(*) FROM case_events e JOIN cases c USING (case_no) "
+                    "WHERE json_extract(e.body_json, '$.type') IN ('complete', 'deliver') "
+                    "AND substr(json_extract(e.body_json, '$.at'), 1, 10) = ? GROUP BY c.window", (day,)):
+                out.setdefault(window or "", {})["completed"] = n
+        return out
 
     def counts(self) -> dict:
         """Numbers for /api/health and the birth message."""
@@ -280,7 +328,7 @@ class AgentStore:
 
 def _event_from_body(b: CaseEventBody, seq: int) -> Event:
     return Event(type=b.type, at=b.at, seq=seq, actor=b.actor, reason=b.reason, days=b.days,
-                 procedure=b.procedure, step=b.step, approver=b.approver)
+                 procedure=b.procedure, step=b.step, approver=b.approver, link=b.link)
 
 
 def _query_code() -> str:

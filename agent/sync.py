@@ -57,6 +57,7 @@ class Syncer:
         self.last_progress = time.monotonic()
         self.counters = {"batches_sent": 0, "records_sent": 0, "acks": 0, "rewinds": 0,
                          "config_applied": 0, "config_refused": 0}
+        self.on_command: list = []         # fn(msg) for commands other than resync
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task | None = None
@@ -189,9 +190,16 @@ class Syncer:
             self.plan.rewind(resend)
 
     def _on_cmd(self, msg: dict) -> None:
-        if msg.get("cmd") == "resync" and self.plan is not None:
-            self.counters["rewinds"] += 1
-            self.plan.rewind(int(msg.get("from", 1)))
+        if msg.get("cmd") == "resync":
+            if self.plan is not None:
+                self.counters["rewinds"] += 1
+                self.plan.rewind(int(msg.get("from", 1)))
+            return
+        for fn in self.on_command:          # devices: sign_text, clip, ...
+            try:
+                fn(msg)
+            except Exception:  # noqa: BLE001 - a bad command must not stop sync
+                log.exception("command %r failed", msg.get("cmd"))
 
     # -- drain ------------------------------------------------------------------------------------
     async def _drain_loop(self) -> None:

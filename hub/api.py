@@ -9,6 +9,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from hub.devices import votes_of_case
 from hub.metrics import render_metrics
 
 STATIC = Path(__file__).parent / "static"
@@ -100,7 +101,7 @@ async def get_case(request: web.Request) -> web.Response:
                 (case_no,))
     case["events"] = [{**json.loads(e["body_json"]), "seq": e["seq"],
                        "type_zh": EVENT_ZH.get(e["type"], e["type"])} for e in evs]
-    case["votes"] = []
+    case["votes"] = votes_of_case(conn, case_no)
     case["alerts"] = _rows(conn, "SELECT at_ms, kind, light, detail FROM alerts WHERE case_no=? ORDER BY id",
                            (case_no,))
     return web.json_response(case, dumps=_dumps)
@@ -259,6 +260,7 @@ def create_app(hub, reader, token: str) -> web.Application:
         app.router.add_get(p, page)
     app.router.add_post("/login", login)
     app.router.add_static("/static/", STATIC)
-    from hub.api_supervision import add_routes
-    add_routes(app, hub)
+    from hub import api_devices, api_supervision
+    api_supervision.add_routes(app, hub)
+    api_devices.add_routes(app, hub)
     return app

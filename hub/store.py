@@ -75,8 +75,9 @@ MIGRATIONS = [
 
 def all_migrations() -> list[tuple[str, str]]:
     """Core migrations plus those of the supervision parts, in order."""
+    from hub.devices import MIGRATIONS as DEVICES
     from hub.supervision import MIGRATIONS as SUPERVISION
-    return [*MIGRATIONS, *SUPERVISION]
+    return [*MIGRATIONS, *SUPERVISION, *DEVICES]
 
 
 def open_db(path: Path) -> sqlite3.Connection:

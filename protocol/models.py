@@ -111,6 +111,7 @@ class NewEvent(Strict):
     procedure: str | None = Field(None, max_length=32)
     step: str | None = Field(None, max_length=64)
     approver: str | None = Field(None, max_length=64)
+    link: str | None = Field(None, max_length=64, description="转报: the receiving level or case number")
 
     _aware = field_validator("at")(classmethod(lambda cls, v: v if v is None else _aware(v)))
 
@@ -163,6 +164,69 @@ class CaseEventBody(Strict):
     procedure: str | None = None
     step: str | None = None
     approver: str | None = None
+    link: str | None = None
+
+    _aware = field_validator("at")(classmethod(lambda cls, v: _aware(v)))
+
+
+KIND_VOTE = "vote"
+KIND_DEVICE_EVENT = "device.event"
+KIND_HEARTBEAT = "heartbeat"
+LEVEL_NAMES = ("非常满意", "满意", "基本满意", "不满意", "非常不满意")   # national scale, level 1..5
+
+
+class Open(BaseModel):
+    """Tolerant base for device bodies: newer agents may add fields an older hub ignores."""
+    model_config = ConfigDict(extra="ignore")
+
+
+class VoteCast(Open):
+    """Body of a `vote` record (好差评 at the window keypad); misuse is kept, flagged, never dropped."""
+    case_no: str | None = Field(None, max_length=64)
+    window: str = Field(min_length=1, max_length=32)
+    staff: str | None = Field(None, max_length=64)
+    department: str | None = Field(None, max_length=100)
+    key: str = Field(min_length=1, max_length=32)
+    key_label: str | None = Field(None, max_length=16)
+    level: int = Field(ge=1, le=5)
+    level_name: str
+    mapping_version: str = Field(min_length=1, max_length=32)
+    misuse: Literal["disarmed", "repeat", "burst"] | None = None
+    pressed_wall_ms: int
+    pressed_mono_ns: int = 0
+
+    @model_validator(mode="after")
+    def _level(self):
+        if self.level_name != LEVEL_NAMES[self.level - 1]:
+            raise ValueError(f"level {self.level} is {LEVEL_NAMES[self.level - 1]}, not {self.level_name}")
+        return self
+
+
+class DeviceEvent(Open):
+    """Body of a `device.event` record (e.g. window_unattended with a JPEG snapshot)."""
+    device: str = Field(min_length=1, max_length=64)
+    event: str = Field(min_length=1, max_length=64)
+    window: str | None = Field(None, max_length=32)
+    at: datetime
+    detail: dict | None = None
+    snapshot: bytes | None = Field(None, max_length=60_000)
+
+    _aware = field_validator("at")(classmethod(lambda cls, v: _aware(v)))
+
+
+class Heartbeat(Open):
+    """Body of a `heartbeat` record: box health (integers only: records carry no floats)."""
+    at: datetime
+    cpu_temp_mc: int | None = None          # millidegrees Celsius
+    load1_x100: int | None = None
+    mem_available_kb: int | None = None
+    mem_total_kb: int | None = None
+    disk_free_kb: int | None = None
+    disk_total_kb: int | None = None
+    backlog: int | None = None
+    clock: str | None = None
+    problems: list[str] = []
+    devices: dict[str, str] = {}
 
     _aware = field_validator("at")(classmethod(lambda cls, v: _aware(v)))
 
@@ -170,6 +234,9 @@ class CaseEventBody(Strict):
 RECORD_BODIES: dict[str, type[BaseModel]] = {
     KIND_CASE_REGISTERED: CaseRegistered,
     KIND_CASE_EVENT: CaseEventBody,
+    KIND_VOTE: VoteCast,
+    KIND_DEVICE_EVENT: DeviceEvent,
+    KIND_HEARTBEAT: Heartbeat,
 }
 
 assert set(CASE_TYPES) == {"immediate", "promised", "joint", "escalated"}

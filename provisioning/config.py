@@ -119,6 +119,14 @@ class AgentSite(Strict):
     _check_code = field_validator("code")(classmethod(lambda cls, v: validate_site_code(v)))
 
 
+class AgentDevices(Strict):
+    mode: Literal["real", "fake", "off"] = Field(
+        "real", description="real = drivers from the board profile; fake = simulated devices (demo, "
+                            "laptops); off = no devices")
+    refresh_s: float = Field(2.0, gt=0, le=60, description="How often lamps and signs are refreshed")
+    heartbeat_s: float = Field(60.0, ge=5, le=3600, description="Box health record interval")
+
+
 class AgentConfig(Strict):
     site: AgentSite
     hub: AgentHub
@@ -127,6 +135,7 @@ class AgentConfig(Strict):
     http: AgentHttp
     data_dir: Path = Field(Path("data"), description="Where the agent's SQLite log lives")
     sync: AgentSync = AgentSync()
+    devices: AgentDevices = AgentDevices()
 
 
 class RegistrySite(Strict):

@@ -98,8 +98,12 @@ class _Doc:
     """fpdf2 document with the project's CJK font and 公文 helpers."""
 
     def __init__(self, title: str, number: str, facts: DocumentFacts, texts: list[str]) -> None:
-        from fpdf import FPDF
-        from fpdf.enums import WrapMode
+        try:
+            from fpdf import FPDF
+            from fpdf.enums import WrapMode
+        except ImportError as e:  # pragma: no cover - an install problem, said plainly
+            raise RuntimeError("rendering documents needs the PyPI package fpdf2 "
+                               "(pip install 'fpdf2>=2.8')") from e
 
         self.wrap = WrapMode.CHAR
         fonts = find_cjk_fonts()
@@ -130,7 +134,20 @@ class _Doc:
         pdf.footer = self._footer  # type: ignore[method-assign]
         pdf.add_page()
 
+    # the signature block: two blank lines, then 署名 and 日期 under a 42 mm seal circle
+    SIGNATURE_H = 2 * LINE + LINE + 21.0 + 2.0
+
     # -- primitives ---------------------------------------------------------------------------
+    def fits(self, h: float) -> bool:
+        return self.pdf.get_y() + h <= self.pdf.h - MARGIN_B
+
+    def para_height(self, s: str) -> float:
+        """Height of a body paragraph (dry run)."""
+        pdf = self.pdf
+        pdf.set_font("cjk", size=BODY_PT)
+        return pdf.multi_cell(0, LINE, "\u3000\u3000" + s, wrapmode=self.wrap, dry_run=True,
+                              output="HEIGHT")
+
     @property
     def width(self) -> float:
         return self.pdf.w - MARGIN_L - MARGIN_R
@@ -229,8 +246,7 @@ class _Doc:
         date_s = chinese_date(day)
         bw = max(pdf.get_string_width(authority), pdf.get_string_width(date_s)) + 2 * pdf.c_margin + 0.5
         x = pdf.w - MARGIN_R - 4 * ch - bw
-        need = 3 * LINE + 2 * LINE + 12
-        if pdf.get_y() + need > pdf.h - MARGIN_B:
+        if not self.fits(self.SIGNATURE_H):
             pdf.add_page()
         self.gap(2 * LINE)
         y0 = pdf.get_y()
@@ -348,7 +364,11 @@ def _render(title: str, number: str, facts: DocumentFacts, body: list, texts: li
     else:
         doc.gap(10)
     doc.title(title, number)
-    for what, v in body:
+    for i, (what, v) in enumerate(body):
+        if what == "para" and i == len(body) - 1:
+            # the seal page must carry text (GB/T 9704): keep the last paragraph with the signature
+            if not doc.fits(doc.para_height(v) + doc.SIGNATURE_H):  # type: ignore[arg-type]
+                doc.pdf.add_page()
         if what == "para":
             doc.para(v)  # type: ignore[arg-type]
         elif what == "heading":

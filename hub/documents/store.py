@@ -3,8 +3,10 @@
 Numbering: one sequence per (prefix, year) shared by all kinds — a 发文字号 names the issuing
 authority and the year, not the kind, so two documents of one authority in one year never share a
 number. An authority wanting separate sequences per kind configures a distinct prefix per kind.
-The next number is allocated inside the same write transaction (BEGIN IMMEDIATE) that stores the
-document, so concurrent issuers never get the same number and a failed render leaves no gap.
+The number is taken in the same write transaction (BEGIN IMMEDIATE) that stores the document, so
+concurrent issuers never get the same number and a failed render leaves no gap. To keep the hub's
+write lock short, the PDF is rendered before that transaction with the number expected next and
+re-rendered if another issuer took it meanwhile (UNIQUE(prefix, year, seq) is the last guard).
 """
 from __future__ import annotations
 
@@ -65,6 +67,8 @@ class DocumentStore:
     `clock` returns milliseconds since the epoch (tests pass a fixed one).
     """
 
+    OPTIMISTIC_TRIES = 3  # renders outside the write lock before rendering under it
+
     def __init__(self, conn: sqlite3.Connection, *, ensure_schema: bool = True, clock=None) -> None:
         self.conn = conn
         self.clock = clock or (lambda: int(time.time() * 1000))
@@ -76,7 +80,8 @@ class DocumentStore:
         """Allocate the next number of (prefix, year), render, store bytes + sha256.
 
         Returns {id, number, kind, sha256, size, created_ms}. ValueError for an unknown kind,
-        a bad prefix/year, a missing actor, or case_no differing from facts.case_no.
+        a bad prefix/year, a year other than facts.issue_date's, a missing actor, or case_no
+        differing from facts.case_no.
         """
         kind_title(kind)
         check_prefix(prefix)
@@ -85,36 +90,74 @@ class DocumentStore:
             raise TypeError(f"facts must be DocumentFacts, got {type(facts).__name__}")
         if not actor or not str(actor).strip():
             raise ValueError("actor (who issues the document) is required")
+        if year != facts.issue_date.year:
+            raise ValueError(f"year {year} differs from the year of facts.issue_date "
+                             f"{facts.issue_date.isoformat()} (the 发文字号 carries the 成文日期's year)")
         if case_no != facts.case_no:
             raise ValueError(f"case_no {case_no!r} differs from facts.case_no {facts.case_no!r}")
         facts_json = facts.to_json()
         conn = self.conn
-        nested = conn.in_transaction
-        conn.execute("SAVEPOINT documents_issue" if nested else "BEGIN IMMEDIATE")
-        try:
-            (last,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM documents WHERE prefix=? AND year=?",
-                                   (prefix, year)).fetchone()
-            seq = last + 1
-            number = format_number(prefix, year, seq)
-            pdf = render_pdf(kind, number, facts)
-            digest = hashlib.sha256(pdf).hexdigest()
-            created = int(self.clock())
-            cur = conn.execute(
-                "INSERT INTO documents (kind, number, prefix, year, seq, case_no, ticket_id, actor,"
-                " created_ms, sha256, size, facts_json, pdf) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (kind, number, prefix, year, seq, case_no, ticket_id, str(actor), created, digest,
-                 len(pdf), facts_json, sqlite3.Binary(pdf)))
-            doc_id = cur.lastrowid
-            conn.execute("RELEASE documents_issue" if nested else "COMMIT")
-        except BaseException:
-            if nested:
+        if conn.in_transaction:  # the caller's transaction: a savepoint, rendered under its lock
+            conn.execute("SAVEPOINT documents_issue")
+            try:
+                seq = self._next_seq(prefix, year)
+                number, pdf, digest = self._render(kind, prefix, year, seq, facts)
+                doc_id, created = self._insert(kind, number, prefix, year, seq, case_no, ticket_id,
+                                               actor, digest, facts_json, pdf)
+                conn.execute("RELEASE documents_issue")
+            except BaseException:
                 conn.execute("ROLLBACK TO documents_issue")
                 conn.execute("RELEASE documents_issue")
-            else:
-                conn.execute("ROLLBACK")
-            raise
+                raise
+        else:
+            # Render outside the write lock (a render takes a few hundred ms), then allocate under
+            # BEGIN IMMEDIATE only if nobody took that number meanwhile; else render again. The
+            # last try renders under the lock, so issuing always ends.
+            for attempt in range(self.OPTIMISTIC_TRIES + 1):
+                under_lock = attempt == self.OPTIMISTIC_TRIES
+                if not under_lock:
+                    seq = self._next_seq(prefix, year)
+                    number, pdf, digest = self._render(kind, prefix, year, seq, facts)
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    current = self._next_seq(prefix, year)
+                    if under_lock:
+                        seq = current
+                        number, pdf, digest = self._render(kind, prefix, year, seq, facts)
+                    elif current != seq:  # another issuer took the number: render again
+                        conn.execute("ROLLBACK")
+                        continue
+                    doc_id, created = self._insert(kind, number, prefix, year, seq, case_no, ticket_id,
+                                                   actor, digest, facts_json, pdf)
+                    conn.execute("COMMIT")
+                    break
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
         return {"id": doc_id, "number": number, "kind": kind, "sha256": digest, "size": len(pdf),
                 "created_ms": created}
+
+    def _next_seq(self, prefix: str, year: int) -> int:
+        (last,) = self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM documents WHERE prefix=? AND year=?",
+                                    (prefix, year)).fetchone()
+        return last + 1
+
+    @staticmethod
+    def _render(kind: str, prefix: str, year: int, seq: int, facts: DocumentFacts) -> tuple[str, bytes, str]:
+        number = format_number(prefix, year, seq)
+        pdf = render_pdf(kind, number, facts)
+        return number, pdf, hashlib.sha256(pdf).hexdigest()
+
+    def _insert(self, kind, number, prefix, year, seq, case_no, ticket_id, actor, digest, facts_json,
+                pdf) -> tuple[int, int]:
+        created = int(self.clock())
+        cur = self.conn.execute(
+            "INSERT INTO documents (kind, number, prefix, year, seq, case_no, ticket_id, actor,"
+            " created_ms, sha256, size, facts_json, pdf) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (kind, number, prefix, year, seq, case_no, ticket_id, str(actor), created, digest,
+             len(pdf), facts_json, sqlite3.Binary(pdf)))
+        return cur.lastrowid, created
 
     @staticmethod
     def _meta(row: sqlite3.Row | tuple) -> dict:

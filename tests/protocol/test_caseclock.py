@@ -157,7 +157,8 @@ def test_supplement_stops_acceptance_clock_and_restarts_on_receipt():
 
 def test_late_supplement_notice_is_red_and_deemed():
     v = view([ev("request_supplement", "2026-02-25")], "2026-02-25", received="2026-02-10")
-    assert v.violations == ("late_supplement_notice",) and v.light == "red"
+    # deemed accepted at 00:00 on 2/25 (acceptance_timeout); the late notice is its own red card
+    assert v.violations == ("acceptance_timeout", "late_supplement_notice") and v.light == "red"
     assert v.deemed_accepted and v.accepted_on == D("2026-02-10")
 
 
@@ -287,7 +288,7 @@ def test_happy_paths_pass_check_event():
         [ev("accept", "2026-03-02"), ev("deny", "2026-03-03", reason="不符合条件"), ev("complete", "2026-03-03", 11)],
         [ev("reject", "2026-03-03", reason="不属于本机关职权")],
         [ev("request_supplement", "2026-03-03"), ev("withdraw", "2026-03-20")],
-        [ev("accept", "2026-03-02"), ev("transfer", "2026-03-04")],
+        [ev("accept", "2026-03-02"), ev("transfer", "2026-03-04", link="省市场监管局")],
     ]
     closed = ["delivered", "completed", "completed", "rejected", "withdrawn", "transferred"]
     for flow, status in zip(flows, closed):
@@ -316,9 +317,11 @@ def test_impossible_foreign_events_are_skipped_and_reported():
     assert v.ignored == (1, 2) and v.light == "green" and v.violations == ()
 
 
-def test_events_are_replayed_in_time_order():
+def test_events_are_replayed_in_time_order_and_flagged_out_of_order():
     events = [ev("complete", "2026-03-04"), ev("accept", "2026-03-02")]
     v = view(events, "2026-03-05", received="2026-03-02")
+    assert v.status == "completed" and v.violations == ("out_of_order",) and v.ignored == ()
+    v = view(events[::-1], "2026-03-05", received="2026-03-02")
     assert v.status == "completed" and v.violations == ()
 
 
@@ -421,5 +424,5 @@ def test_evaluate_is_deterministic_and_consistent(rec_day, steps, now_off):
     if v1.next_change is not None:  # nothing changes before next_change, something changes at it
         before = evaluate(PROMISED, rec, events, v1.next_change - timedelta(seconds=1), CAL)
         after = evaluate(PROMISED, rec, events, v1.next_change, CAL)
-        key = lambda v: (v.status, v.light, v.overdue, v.legal_overdue, v.deemed_accepted)
+        key = lambda v: (v.status, v.light, v.overdue, v.legal_overdue, v.deemed_accepted, v.violations)
         assert key(before) == key(v1) and key(after) != key(v1)

@@ -1,0 +1,164 @@
+"""The hall's devices wired to the case store: keypads armed by complete/deliver, votes into
+the log, window lamps showing each window's worst light, LED signs with the window's items
+and today's counts, hub commands for signs, and box heartbeats.
+
+Everything here is glue; the decisions live in agent/devices/ (pure functions) and the
+store. A device failure is logged and shown in the heartbeat, never raised to the clerk.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+from agent.devices.build import Devices, open_devices
+from agent.devices.config import DevicesConfig, devices_from_board
+from agent.devices.keypads.collector import VoteCollector
+from agent.devices.lamps.keeper import LampKeeper
+from agent.devices.signs.content import SignContent, apply_command, expire_notice, sign_items
+from agent.store import AgentStore
+from protocol.calendar import CST
+from protocol.models import KIND_VOTE
+
+log = logging.getLogger("jiancha.agent.hall")
+ARMING_EVENTS = ("complete", "deliver")
+
+
+def devices_config_for(board_name: str) -> DevicesConfig:
+    """The devices of a board profile (firmware-configs/)."""
+    from provisioning.boards import load_board
+    return devices_from_board(load_board(board_name))
+
+
+class Hall:
+    """Owns the opened devices of one site and their refresh loop."""
+
+    def __init__(self, store: AgentStore, config: DevicesConfig, *, fake: bool, data_dir: Path,
+                 refresh_s: float = 2.0, now: Callable[[], datetime] | None = None):
+        self.store = store
+        self.config = config
+        self.fake = fake
+        self.data_dir = Path(data_dir)
+        self.refresh_s = refresh_s
+        self.now = now or (lambda: datetime.now(CST))
+        self.devices: Devices | None = None
+        self.collector: VoteCollector | None = None
+        self.keeper: LampKeeper | None = None
+        self.notices: dict[str, SignContent] = {}
+        self.state: dict[str, str] = {}
+        self._task: asyncio.Task | None = None
+
+    def open(self) -> None:
+        """Open the drivers (or fakes) and start listening to keypads and case events."""
+        self.devices = open_devices(self.config, self.data_dir / "signs", fake=self.fake)
+        self.collector = VoteCollector(self.devices.desk, self.devices.keypads, self._on_vote)
+        self.collector.start()
+        self.keeper = LampKeeper(self.devices.lamps) if self.devices.lamps else None
+        self.store.on_case_event.append(self._on_case_event)
+        for k in self.devices.keypads:
+            self.state[f"keypad-{k.window}"] = "ok"
+        for missing in self.devices.missing:
+            self.state[missing] = "no driver"
+        if self.devices.lamps:
+            self.state["lamps"] = "ok"
+        if self.devices.sign:
+            self.state["sign"] = "ok"
+        log.info("hall devices open: %d keypads, lamps %s, sign %s%s", len(self.devices.keypads),
+                 bool(self.devices.lamps), bool(self.devices.sign), " (fake)" if self.fake else "")
+
+    async def start(self) -> None:
+        """Open devices and start the refresh loop."""
+        self.open()
+        self._task = asyncio.create_task(self._loop(), name="hall")
+
+    async def stop(self) -> None:
+        """Stop the loop and release every device."""
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        if self.collector:
+            self.collector.close()
+        if self.devices:
+            self.devices.close()
+
+    # -- events ------------------------------------------------------------------------------------
+    def _on_vote(self, vote) -> None:
+        """Every press goes into the log (misuse flagged, never dropped)."""
+        self.store.append(KIND_VOTE, vote.to_record())
+
+    def _on_case_event(self, view: dict, event_type: str) -> None:
+        """办结/送达 at a window arms that window's keypad for this case (one vote per service)."""
+        if event_type in ARMING_EVENTS and view.get("window") and self.collector:
+            self.collector.arm(view["case_no"], view["window"], view.get("clerk"), view.get("department"))
+
+    def command(self, msg: dict) -> None:
+        """A hub command for the hall (sign_text); others are ignored here."""
+        if msg.get("cmd") != "sign_text":
+            return
+        window = str(msg.get("window", ""))
+        base = self.notices.get(window) or SignContent(window, self.config.window_labels.get(window, window))
+        self.notices[window] = apply_command(base, {k: msg[k] for k in ("cmd", "window", "text", "seconds") if k in msg},
+                                             time.monotonic())
+        self.refresh()
+
+    # -- refresh -----------------------------------------------------------------------------------
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.refresh)
+            except Exception as exc:  # noqa: BLE001 - keep the box running, report it
+                log.exception("hall refresh failed")
+                self.state["hall"] = f"error: {exc}"[:100]
+            await asyncio.sleep(self.refresh_s)
+
+    def refresh(self) -> None:
+        """Expire unused votes, set lamps, update signs."""
+        now = self.now()
+        if self.collector:
+            self.collector.expire()
+        lights = self.store.window_lights(now)
+        if self.keeper:
+            self.keeper.update([(w, light) for w, ls in lights.items() for light in ls])
+        sign = self.devices.sign if self.devices else None
+        if sign is not None:
+            self._refresh_sign(sign, now)
+
+    def _refresh_sign(self, sign, now: datetime) -> None:
+        counts = self.store.today_counts(now)
+        items = sign_items(self.store.catalog())
+        mono = time.monotonic()
+        for window in sign.windows:
+            notice = expire_notice(self.notices.get(window, SignContent(window, "")), mono)
+            c = counts.get(window, {})
+            content = SignContent(window, self.config.window_labels.get(window, f"{window}号窗口"),
+                                  staff=None, items=items, received_today=c.get("received", 0),
+                                  completed_today=c.get("completed", 0), notice=notice.notice,
+                                  notice_until_mono=notice.notice_until_mono)
+            try:
+                sign.show(content, mono)
+                self.state["sign"] = "ok"
+            except Exception as exc:  # noqa: BLE001
+                self.state["sign"] = f"error: {exc}"[:100]
+        try:
+            sign.flush(mono)
+        except Exception as exc:  # noqa: BLE001
+            self.state["sign"] = f"error: {exc}"[:100]
+
+    def press(self, window: str, key: str) -> None:
+        """Press a key of a FAKE keypad (demo and tests); KeyError for unknown window/key."""
+        if not self.fake or not self.devices:
+            raise PermissionError("keypad presses can only be simulated with fake devices")
+        pad = next((k for k in self.devices.keypads if k.window == window), None)
+        if pad is None:
+            raise KeyError(f"no keypad at window {window!r}")
+        pad.press(key)
+
+    def device_states(self) -> dict[str, str]:
+        """For the heartbeat."""
+        return dict(self.state)

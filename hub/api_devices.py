@@ -1,0 +1,99 @@
+"""Hub API for the township boxes' devices: site page data, snapshots, sign text, clip requests."""
+from __future__ import annotations
+
+import json
+import time
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hub.devices import site_detail, snapshot
+from protocol import topics
+from protocol.wire import encode_msg
+
+HUB = web.AppKey("hub_dev", object)
+
+
+class SignText(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    window: str = Field(min_length=1, max_length=32)
+    text: str = Field(min_length=1, max_length=200)
+    seconds: int = Field(600, ge=10, le=86400)
+
+
+class ClipRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    camera: str = Field(min_length=1, max_length=64)
+    start_ms: int = Field(gt=0)
+    end_ms: int = Field(gt=0)
+
+
+def _dumps(o) -> str:
+    return json.dumps(o, ensure_ascii=False)
+
+
+def _site(request: web.Request) -> str:
+    code = request.match_info["code"]
+    if code not in request.app[HUB].sites.active():
+        raise web.HTTPNotFound(text=_dumps({"error": f"站点不存在或已吊销 (no such active site): {code}"}),
+                               content_type="application/json")
+    return code
+
+
+async def _valid(request: web.Request, model):
+    try:
+        return model.model_validate(await request.json())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise web.HTTPBadRequest(text=_dumps({"error": f"malformed JSON: {exc}"}), content_type="application/json")
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        field = ".".join(str(p) for p in e["loc"])
+        raise web.HTTPUnprocessableEntity(text=_dumps({"error": f"{field}: {e['msg']}", "field": field}),
+                                          content_type="application/json")
+
+
+async def get_site(request: web.Request) -> web.Response:
+    """One site: heartbeat, device events, vote counts."""
+    code = request.match_info["code"]
+    return web.json_response({"code": code, **site_detail(request.app[HUB].reader, code)}, dumps=_dumps)
+
+
+async def get_snapshot(request: web.Request) -> web.Response:
+    """The JPEG snapshot of a device event."""
+    data = snapshot(request.app[HUB].reader, request.match_info["code"], int(request.match_info["seq"]))
+    if data is None:
+        return web.json_response({"error": "no snapshot"}, status=404)
+    return web.Response(body=data, content_type="image/jpeg")
+
+
+async def push_sign_text(request: web.Request) -> web.Response:
+    """Show a text on a window's LED sign (command to the box)."""
+    code = _site(request)
+    body = await _valid(request, SignText)
+    request.app[HUB].link.publish(topics.site_cmd(code), encode_msg(
+        {"cmd": "sign_text", "window": body.window, "text": body.text, "seconds": body.seconds,
+         "ms": int(time.time() * 1000)}), 1, False)
+    return web.json_response({"sent": True}, status=202)
+
+
+async def request_clip(request: web.Request) -> web.Response:
+    """Ask the box to upload a recorded clip (resumable chunks)."""
+    code = _site(request)
+    body = await _valid(request, ClipRequest)
+    if body.end_ms <= body.start_ms or body.end_ms - body.start_ms > 3_600_000:
+        return web.json_response({"error": "end_ms must be after start_ms, at most one hour later",
+                                  "field": "end_ms"}, status=422)
+    clip_id = f"{code}-{body.camera}-{body.start_ms}"
+    request.app[HUB].link.publish(topics.site_cmd(code), encode_msg(
+        {"cmd": "clip", "clip_id": clip_id, "camera": body.camera, "start_ms": body.start_ms,
+         "end_ms": body.end_ms}), 1, False)
+    return web.json_response({"clip_id": clip_id}, status=202)
+
+
+def add_routes(app: web.Application, hub) -> None:
+    """Register the device routes."""
+    app[HUB] = hub
+    app.router.add_get("/api/sites/{code}", get_site)
+    app.router.add_get("/api/sites/{code}/snapshots/{seq:\\d+}.jpg", get_snapshot)
+    app.router.add_post("/api/sites/{code}/sign", push_sign_text)
+    app.router.add_post("/api/sites/{code}/clips", request_clip)
