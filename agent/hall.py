@@ -160,5 +160,11 @@ class Hall:
         pad.press(key)
 
     def device_states(self) -> dict[str, str]:
-        """For the heartbeat."""
-        return dict(self.state)
+        """For the heartbeat and /api/health (including hub texts shown on signs)."""
+        out = dict(self.state)
+        mono = time.monotonic()
+        for window, c in self.notices.items():
+            c = expire_notice(c, mono)
+            if c.notice:
+                out[f"sign-notice-{window}"] = c.notice
+        return out

@@ -138,6 +138,15 @@ class Env:
                         f"{self.hub_url}/api/health").start()
         return self.hub
 
+    def set_agent(self, code: str, **sections) -> None:
+        """Change sections of a site's agent.yaml, e.g. devices={"mode": "fake"}."""
+        import yaml
+        path = self.root / "sites" / code / "agent.yaml"
+        cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for key, value in sections.items():
+            cfg[key] = {**cfg.get(key, {}), **value}
+        path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+
     def start_agent(self, code: str) -> Proc:
         """Start (or restart) a site's agent on a stable port."""
         port = self.agent_ports.setdefault(code, free_port())

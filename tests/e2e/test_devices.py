@@ -1,0 +1,51 @@
+"""Devices end to end: the clerk's 办结 arms the window keypad, the citizen's press becomes a
+vote linked to the case at the hub (misuse flagged, kept); the hub pushes a text to a sign."""
+from __future__ import annotations
+
+import time
+
+from tests.e2e.harness import http, wait_for
+
+
+def _press(env, window, key):
+    return http("POST", f"{env.agent_url('S01')}/api/devices/keypads/{window}/press", {"key": key},
+                env.agent_token("S01"))
+
+
+def test_vote_after_completion_reaches_the_case_at_the_hub(env):
+    env.agents["S01"].stop()
+    env.set_agent("S01", devices={"mode": "fake", "refresh_s": 0.5})
+    env.start_agent("S01")
+    wait_for(lambda: env.agent_health("S01")["catalog_version"] > 0, 20)
+    assert env.agent_health("S01")["devices"]["keypad-1"] == "ok"
+    st, case = env.register("S01", "XK-004", window="1", clerk="李四")
+    assert st == 201
+    assert _press(env, "1", "very_satisfied")[0] == 201            # before 办结: disarmed → misuse
+    assert env.event("S01", case["case_no"], "accept")[0] == 201
+    assert env.event("S01", case["case_no"], "complete")[0] == 201  # arms window 1 for this case
+    assert _press(env, "1", "satisfied")[0] == 201
+    time.sleep(0.1)
+    assert _press(env, "1", "very_dissatisfied")[0] == 201          # second press: repeat → misuse
+    assert _press(env, "2", "satisfied")[0] == 201                  # window 2 not armed
+    assert _press(env, "1", "no_such_key")[0] == 422
+    env.wait_synced("S01")
+    votes = wait_for(lambda: len(v := env.hub_get(f"/api/cases/{case['case_no']}")["votes"]) >= 1 and v, 20)
+    assert votes[0]["level_name"] == "满意" and votes[0]["misuse"] is None and votes[0]["staff"] == "李四"
+    assert [v["misuse"] for v in votes[1:]] == ["repeat"]
+    site = wait_for(lambda: (d := env.hub_get("/api/sites/S01"))["votes_misuse"] >= 3 and d, 20)
+    assert site["votes"] == [{"level": 2, "level_name": "满意", "n": 1}]
+
+
+def test_hub_pushes_text_to_a_sign(env):
+    env.agents["S01"].stop()
+    env.set_agent("S01", devices={"mode": "fake", "refresh_s": 0.5})
+    env.start_agent("S01")
+    st, _ = http("POST", f"{env.hub_url}/api/sites/S01/sign", {"window": "1", "text": "系统维护，暂停受理"},
+                 env.token)
+    assert st == 202
+    assert http("POST", f"{env.hub_url}/api/sites/S01/sign", {"window": "1"}, env.token)[0] == 422
+    assert http("POST", f"{env.hub_url}/api/sites/NOPE/sign", {"window": "1", "text": "x"}, env.token)[0] == 404
+    # the box reports the text its sign shows (and that the sign is fine)
+    wait_for(lambda: env.agent_health("S01")["devices"].get("sign-notice-1") == "系统维护，暂停受理", 10,
+             what="notice on the sign")
+    assert env.agent_health("S01")["devices"]["sign"] == "ok"
