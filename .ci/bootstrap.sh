@@ -25,6 +25,10 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || apt_missin
 "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1 || apt_missing+=(python3-venv)
 # a CJK font for sign images and PDF documents
 ls /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc >/dev/null 2>&1 || apt_missing+=(fonts-wqy-zenhei)
+ls /usr/share/fonts/truetype/arphic/uming.ttc >/dev/null 2>&1 || apt_missing+=(fonts-arphic-uming)
+if [ "$mode" = test ]; then   # tests read the PDFs back (pdftotext, pdffonts, pdftoppm)
+  command -v pdftotext >/dev/null 2>&1 || apt_missing+=(poppler-utils)
+fi
 if [ "$mode" = test ]; then   # the browser tests drive a real headless Chromium
   command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || apt_missing+=(chromium)
 fi

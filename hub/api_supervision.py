@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from urllib.parse import quote
 from datetime import datetime
 
 from aiohttp import web
@@ -173,6 +174,33 @@ async def post_calendar(request: web.Request) -> web.Response:
     return web.json_response({"version": version, "year": table.year}, status=201, dumps=_dumps)
 
 
+async def get_document(request: web.Request) -> web.Response:
+    """A stored document as PDF (hash verified on read)."""
+    from hub.documents import DocumentIntegrityError, DocumentStore
+    hub = request.app[HUB]
+    try:
+        got = await asyncio.to_thread(lambda: DocumentStore(hub.reader, ensure_schema=False).get(
+            int(request.match_info["id"])))
+    except DocumentIntegrityError as exc:
+        return _err(500, f"文书校验失败 (stored document fails its hash check): {exc}")
+    if got is None:
+        return _err(404, "文书不存在 (no such document)")
+    meta, pdf = got
+    dept = _department(request)
+    if dept is not None and meta.get("facts", {}).get("department") != dept:
+        return _err(404, "文书不存在 (no such document)")
+    return web.Response(body=pdf, content_type="application/pdf", headers={
+        "X-Document-Number": quote(meta["number"]),     # percent-encoded UTF-8
+        "X-Content-SHA256": meta["sha256"]})
+
+
+async def list_documents(request: web.Request) -> web.Response:
+    """Documents of a case (metadata)."""
+    from hub.documents import DocumentStore
+    docs = DocumentStore(request.app[HUB].reader, ensure_schema=False).list(request.query.get("case_no"))
+    return web.json_response([{k: v for k, v in d.items() if k != "facts"} for d in docs], dumps=_dumps)
+
+
 def _now() -> datetime:
     return datetime.now(CST)
 
@@ -188,4 +216,6 @@ def add_routes(app: web.Application, hub) -> None:
     r.add_post("/api/cases/{case_no}/tickets", open_ticket)
     r.add_get("/api/cards", cards)
     r.add_get("/api/calendar", get_calendar)
+    r.add_get("/api/documents", list_documents)
+    r.add_get("/api/documents/{id:\\d+}.pdf", get_document)
     r.add_post("/api/calendar", post_calendar)

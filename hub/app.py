@@ -13,6 +13,7 @@ from aiohttp import web
 from agent.db import connect
 from hub.api import create_app
 from hub.configpush import ConfigPusher
+from hub.docworker import DocumentWorker
 from hub.ingest import Ingestor
 from hub.keys import HubKeys, SiteKeys
 from hub.mqtt import HubLink
@@ -44,6 +45,8 @@ class Hub:
                                    on_calendar_change=self.ingest.reload_calendar)
         self.ingest.on_idle.append(self.sites.maybe_reload)   # revocations/new sites within ~1 s
         self.ingest.on_idle.append(self.pusher.tick)
+        self.docs = DocumentWorker(self.db_path, authority=cfg.name, prefix=cfg.doc_prefix,
+                                   calendar=lambda: self.ingest.calendar)
         self.reader = connect(self.db_path, synchronous="NORMAL")
         self.writer = connect(self.db_path)       # API writes (replies, reviews, imports)
         self._write_lock = threading.Lock()
@@ -63,12 +66,14 @@ class Hub:
     def start(self) -> None:
         """Start ingest before the link so no message waits on a missing consumer."""
         self.ingest.start()
+        self.docs.start()
         self.link.start()
 
     def stop(self) -> None:
         """Stop the link, drain ingest, close the database."""
         self.link.stop()
         self.ingest.stop()
+        self.docs.stop()
         self.reader.close()
         self.writer.close()
         self.conn.close()

@@ -76,8 +76,9 @@ MIGRATIONS = [
 def all_migrations() -> list[tuple[str, str]]:
     """Core migrations plus those of the supervision parts, in order."""
     from hub.devices import MIGRATIONS as DEVICES
+    from hub.documents import MIGRATIONS as DOCUMENTS
     from hub.supervision import MIGRATIONS as SUPERVISION
-    return [*MIGRATIONS, *SUPERVISION, *DEVICES]
+    return [*MIGRATIONS, *SUPERVISION, *DEVICES, *DOCUMENTS]
 
 
 def open_db(path: Path) -> sqlite3.Connection:

@@ -19,14 +19,17 @@ from typing import Callable, Iterable, Literal, Mapping
 from agent.db import connect
 from hub.notify.channels import Channel, DeliveryError
 from hub.notify.config import NotifyConfig
-from hub.notify.directory import Directory, Role, normalize_email, normalize_mobile
+from hub.notify.directory import Directory, Role, normalize_email, normalize_mobile, read_directory
 from hub.notify.outbox import Outgoing, claim, insert_message, record_failure, record_sent
 from hub.notify.policy import backoff_ms
-from hub.notify.templates import KINDS, render
+from hub.notify.templates import KINDS, TemplateError, render
 
 log = logging.getLogger("jiancha.hub.notify")
 
 ChannelName = Literal["sms", "email"]
+# Names hub.supervision uses for what this package calls otherwise.
+TEMPLATE_ALIASES = {"ticket": "supervision"}
+FACT_ALIASES = {"reply_due": "reply_due_date"}
 
 
 def build_channels(config: NotifyConfig) -> dict[str, Channel]:
@@ -105,13 +108,52 @@ class Notifier:
                     ids.append(new)
         if not reached and channels:
             gap = insert_message(conn, channel=channels[0], to="", template=template, facts=facts,
-                           dedupe_key=f"{dedupe_key}|nobody", text=render(self.templates, template, facts),
-                           subject=None, line="", now_ms=now_ms, status="failed",
-                           last_error=f"no {'/'.join(channels)} contact for department {department!r} "
-                                      f"(roles {', '.join(roles)}) in the directory")
+                                 dedupe_key=f"{dedupe_key}|nobody", text=render(self.templates, template, facts),
+                                 subject=None, line="", now_ms=now_ms, status="failed",
+                                 last_error=f"no {'/'.join(channels)} contact for department {department!r} "
+                                            f"(roles {', '.join(roles)}) in the directory")
             if gap is not None:
                 log.warning("nobody to notify for %s (department %s)", dedupe_key, department)
         return ids
+
+    def supervisor_hook(self) -> Callable[..., None]:
+        """The `notify(conn, department, roles, template, facts, dedupe_key)` callable that
+        hub.supervision.Supervisor takes. It reads the directory on the same connection (cached
+        until the table changes), maps names (ticket → supervision, reply_due → reply_due_date),
+        and never lets a notification problem roll back the sweep: it is logged and stored as a
+        'failed' row instead."""
+        cache: dict = {}
+
+        def hook(conn, department, roles, template, facts, dedupe_key) -> None:
+            template = TEMPLATE_ALIASES.get(template, template)
+            facts = dict(facts)
+            for old, new in FACT_ALIASES.items():
+                if old in facts:
+                    facts.setdefault(new, facts[old])
+            if template == "supervision":
+                facts.setdefault("title", "督办通知")
+            conn.execute("SAVEPOINT notify_hook")
+            try:
+                self.enqueue_department(conn, self._directory(conn, cache), department, template=template,
+                                        facts=facts, dedupe_key=dedupe_key, roles=roles,
+                                        item_code=facts.get("item_code"))
+            except (TemplateError, ValueError) as exc:
+                conn.execute("ROLLBACK TO notify_hook")
+                log.error("reminder %s not queued: %s", dedupe_key, exc)
+                insert_message(conn, channel=next(iter(sorted(self.channels)), "sms"), to="", template=template,
+                               facts=facts, dedupe_key=f"{dedupe_key}|error", text="", subject=None, line="",
+                               now_ms=self.clock(), status="failed", last_error=f"not queued: {exc}")
+            finally:
+                conn.execute("RELEASE notify_hook")
+
+        return hook
+
+    @staticmethod
+    def _directory(conn: sqlite3.Connection, cache: dict) -> Directory:
+        stamp = conn.execute("SELECT count(*), max(updated_ms), total(id) FROM directory").fetchone()
+        if cache.get("stamp") != stamp:
+            cache["stamp"], cache["directory"] = stamp, read_directory(conn)
+        return cache["directory"]
 
     # -- delivery (own connection) ----------------------------------------------------------
     def _db(self) -> sqlite3.Connection:

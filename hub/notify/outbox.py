@@ -59,7 +59,7 @@ def merge_digests(conn: sqlite3.Connection, now_ms: int, channels: Sequence[str]
     including the contents of a digest still queued for them. Returns digests created."""
     made = 0
     qs = ",".join("?" * len(channels))
-    recipients = conn.execute(
+    recipients = conn.execute(   # only recipients with something new: a digest alone stays as it is
         f"SELECT channel, to_addr FROM notifications WHERE status='queued' AND template != ? "
         f"AND channel IN ({qs}) GROUP BY channel, to_addr", (DIGEST, *channels)).fetchall()
     for channel, to in recipients:
@@ -68,8 +68,9 @@ def merge_digests(conn: sqlite3.Connection, now_ms: int, channels: Sequence[str]
                                (DIGEST, channel, to)).fetchall()
         old = [r[0] for r in conn.execute("SELECT id FROM notifications WHERE status='queued' AND template=? "
                                           "AND channel=? AND to_addr=?", (DIGEST, channel, to))]
-        carried = conn.execute(f"SELECT id, template, line FROM notifications WHERE merged_into IN "
-                               f"({','.join('?' * len(old))}) ORDER BY id", old).fetchall() if old else []
+        carried = conn.execute(f"SELECT id, template, line FROM notifications WHERE template != ? AND "
+                               f"merged_into IN ({','.join('?' * len(old))}) ORDER BY id",
+                               (DIGEST, *old)).fetchall() if old else []
         if not should_digest(len(singles) + len(carried), threshold):
             continue
         rows = carried + singles
@@ -78,6 +79,8 @@ def merge_digests(conn: sqlite3.Connection, now_ms: int, channels: Sequence[str]
         digest_id = insert_message(conn, channel=channel, to=to, template=DIGEST, facts=facts,
                                    dedupe_key=f"digest:{channel}:{to}:{max(r[0] for r in rows)}",
                                    text=text, subject=subject, line="", now_ms=now_ms)
+        if digest_id is None:   # cannot happen: each digest holds a new single with a higher id
+            raise RuntimeError(f"digest for {channel}:{to} already exists")
         ids = [r[0] for r in rows] + old
         for i in range(0, len(ids), 500):
             chunk = ids[i:i + 500]

@@ -19,8 +19,8 @@ _COMMON = {"recipient", "site", "department", "case_no", "item_name"}
 FIELDS: dict[str, frozenset[str]] = {
     "yellow": frozenset(_COMMON | {"due_date", "remaining"}),
     "red": frozenset(_COMMON | {"due_date", "overdue", "reason"}),
-    "supervision": frozenset(_COMMON | {"doc_no", "reply_due_date", "due_date", "overdue"}),
-    "reply_due": frozenset(_COMMON | {"doc_no", "reply_due_date", "remaining"}),
+    "supervision": frozenset(_COMMON | {"title", "doc_no", "reply_due_date", "due_date", "overdue"}),
+    "reply_due": frozenset(_COMMON | {"title", "doc_no", "reply_due_date", "remaining"}),
     DIGEST: frozenset({"recipient", "count", "red", "yellow", "supervision", "reply_due",
                        "lines", "more"}),
     "digest.more": frozenset({"count"}),
@@ -38,16 +38,16 @@ DEFAULT_TEMPLATES: dict[str, str] = {
            "亮红牌，请立即办理并说明理由。",
     "red.subject": "【红牌】办件{case_no}已超期",
     "red.line": "{case_no}（{item_name}，已超期）",
-    # 督办通知
-    "supervision": "【电子监察】{department}：电子监察中心对办件{case_no}（{item_name}）发出督办通知"
-                   "（{doc_no}），请于{reply_due_date}前书面回复办理情况和超期理由。",
-    "supervision.subject": "【督办通知】{doc_no}：办件{case_no}",
-    "supervision.line": "{case_no}（督办{doc_no}，{reply_due_date}前回复）",
-    # 督办回复即将到期
-    "reply_due": "【电子监察】{department}：督办通知{doc_no}（办件{case_no}）的回复将于{reply_due_date}"
-                 "到期，剩余{remaining}个工作日，请及时回复。",
-    "reply_due.subject": "【督办回复提醒】{doc_no}将于{reply_due_date}到期",
-    "reply_due.line": "{case_no}（督办{doc_no}回复{reply_due_date}到期）",
+    # 督办通知 and the later rungs of the ladder; {title} = 督办通知 / 责令说明理由 / 电子监察问询 …
+    "supervision": "【电子监察】{department}：电子监察中心就办件{case_no}（{item_name}）发出{title}，"
+                   "请于{reply_due_date}前书面回复办理情况和超期理由。",
+    "supervision.subject": "【{title}】办件{case_no}，请于{reply_due_date}前回复",
+    "supervision.line": "{case_no}（{title}，{reply_due_date}前回复）",
+    # the reply to a 督办 is nearly due
+    "reply_due": "【电子监察】{department}：办件{case_no}的{title}回复将于{reply_due_date}到期，"
+                 "剩余{remaining}个工作日，请及时回复。",
+    "reply_due.subject": "【回复提醒】办件{case_no}的{title}回复将于{reply_due_date}到期",
+    "reply_due.line": "{case_no}（{title}回复{reply_due_date}到期）",
     # 汇总 (digest): one message instead of many for one recipient
     "digest": "【电子监察】您有{count}件办件即将到期或已超期：{lines}{more}，请登录电子监察系统及时办理。",
     "digest.subject": "【电子监察】您有{count}条提醒（红牌{red}，黄牌{yellow}，督办{supervision}）",

@@ -49,9 +49,31 @@ def test_red_card_ticket_reply_review_escalate(env):
     assert st == 201 and r["status"] == "escalated"
     levels = [x["level"] for x in env.hub_get(f"/api/tickets?case_no={case['case_no']}")]
     assert levels == ["suggestion", "order_explain"]
+    # the 督办通知书 and 责令说明理由通知书 were issued as numbered PDFs with the case facts
+    def issued():
+        docs = env.hub_get(f"/api/tickets/{t['id']}")["documents"]
+        return docs if all(d["document_id"] for d in docs) else None
+    docs = wait_for(issued, 60, what="documents issued")
+    assert [d["kind"] for d in docs] == ["duban", "order_explain"]
+    text = _pdf_text(env, docs[1]["document_id"])
+    assert "责令说明理由通知书" in text and case["case_no"] in text and "市场监督管理局" in text
+    assert "〔2026〕" in text and "张三" not in text
+    assert http("GET", f"{env.hub_url}/api/documents/{docs[0]['document_id']}.pdf", token=DEPT_TOKEN)[0] == 403
     cards = env.hub_get("/api/cards?department=" + quote("市场监督管理局"))
     assert cards[0]["red_cards"] >= 1
     assert http("GET", f"{env.hub_url}/api/tickets/999999", token=env.token)[0] == 404
+
+
+def _pdf_text(env, doc_id) -> str:
+    import subprocess
+    import urllib.request
+    req = urllib.request.Request(f"{env.hub_url}/api/documents/{doc_id}.pdf",
+                                 headers={"Authorization": f"Bearer {env.token}"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.headers["Content-Type"] == "application/pdf"
+        pdf = r.read()
+    assert pdf.startswith(b"%PDF")
+    return subprocess.run(["pdftotext", "-", "-"], input=pdf, capture_output=True, check=True).stdout.decode()
 
 
 def test_calendar_import_recomputes_provisional_and_pushes(env):

@@ -1,0 +1,91 @@
+"""Renders the documents (文书) that tickets queued, off the ingest thread.
+
+Rendering a PDF takes a fraction of a second (font loading), so tickets only queue
+(ticket_id, kind); this worker issues each one through DocumentStore on its own connection:
+the number is allocated and the PDF stored with its hash in one transaction. A failure is
+recorded on the queue row and retried on the next pass.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from datetime import datetime
+
+from agent.db import connect
+from hub.documents import DocumentStore, facts_from_case
+from protocol.calendar import CST, local_date
+
+log = logging.getLogger("jiancha.hub.documents")
+
+
+class DocumentWorker:
+    """A thread that drains document_queue."""
+
+    def __init__(self, db_path, *, authority: str, prefix: str, calendar, every_s: float = 1.0):
+        self.db_path = db_path
+        self.authority = authority
+        self.prefix = prefix
+        self.calendar = calendar          # () -> WorkCalendar
+        self.every_s = every_s
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="documents", daemon=True)
+
+    def start(self) -> None:
+        """Start the thread."""
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Stop after the current document."""
+        self.stopping.set()
+        self.thread.join(timeout=30)
+
+    def _run(self) -> None:
+        conn = connect(self.db_path)
+        store = DocumentStore(conn)
+        try:
+            while not self.stopping.is_set():
+                try:
+                    self.run_once(conn, store)
+                except Exception:  # noqa: BLE001 - keep the worker alive
+                    log.exception("document pass failed")
+                self.stopping.wait(self.every_s)
+        finally:
+            conn.close()
+
+    def run_once(self, conn, store: DocumentStore, now: datetime | None = None) -> int:
+        """Issue every pending document; returns how many were issued."""
+        now = now or datetime.now(CST)
+        pending = conn.execute(
+            "SELECT q.id, q.kind, t.id, t.case_no, t.reply_due, t.department FROM document_queue q "
+            "JOIN tickets t ON t.id = q.ticket_id WHERE q.status IN ('pending', 'failed') ORDER BY q.id").fetchall()
+        done = 0
+        for qid, kind, tid, case_no, reply_due, department in pending:
+            try:
+                facts = facts_from_case(_case(conn, case_no), authority=self.authority, issue_date=local_date(now),
+                                        addressee=department, reply_deadline=_date(reply_due),
+                                        calendar=self.calendar())
+                doc = store.issue(kind, facts, prefix=self.prefix, year=local_date(now).year, case_no=case_no,
+                                  ticket_id=tid, actor="system")
+                conn.execute("UPDATE document_queue SET status='issued', document_id=?, error=NULL WHERE id=?",
+                             (doc["id"], qid))
+                done += 1
+                log.info("issued %s %s for ticket %d", kind, doc["number"], tid)
+            except Exception as exc:  # noqa: BLE001 - record and retry later
+                conn.execute("UPDATE document_queue SET status='failed', error=? WHERE id=?", (str(exc)[:300], qid))
+                log.warning("document %s for ticket %d failed: %s", kind, tid, exc)
+        return done
+
+
+def _case(conn, case_no: str) -> dict:
+    cur = conn.execute("SELECT * FROM cases WHERE case_no=?", (case_no,))
+    row = dict(zip([c[0] for c in cur.description], cur.fetchone()))
+    row["violations"] = json.loads(row["violations"] or "[]")
+    row["events"] = [json.loads(b) for (b,) in conn.execute(
+        "SELECT body_json FROM case_events WHERE case_no=? ORDER BY seq", (case_no,))]
+    return row
+
+
+def _date(s):
+    from datetime import date
+    return date.fromisoformat(s) if s else None
