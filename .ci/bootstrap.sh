@@ -26,6 +26,7 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || apt_missin
 # a CJK font for sign images and PDF documents
 ls /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc >/dev/null 2>&1 || apt_missing+=(fonts-wqy-zenhei)
 ls /usr/share/fonts/truetype/arphic/uming.ttc >/dev/null 2>&1 || apt_missing+=(fonts-arphic-uming)
+command -v ffmpeg >/dev/null 2>&1 || apt_missing+=(ffmpeg)     # camera recording segments
 if [ "$mode" = test ]; then   # tests read the PDFs back (pdftotext, pdffonts, pdftoppm)
   command -v pdftotext >/dev/null 2>&1 || apt_missing+=(poppler-utils)
 fi

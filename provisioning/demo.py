@@ -27,6 +27,7 @@ SITE_NAMES = ["东阳镇便民服务中心", "修文镇便民服务中心", "张
               "使赵乡便民服务中心", "龙白乡便民服务中心", "锦纶街道便民服务中心", "晋华街道便民服务中心",
               "西南街道便民服务中心", "新建街道便民服务中心"]
 SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗"
+KEYS = ("very_satisfied", "satisfied", "basically_satisfied", "dissatisfied", "very_dissatisfied")
 GIVEN = ["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明"]
 
 
@@ -39,13 +40,31 @@ def prepare(data: Path, n_sites: int, http_port: int) -> tuple[Path, list[Path]]
         init_hub(data, region="140700", name="晋中市政务服务中心（演示）", broker_port=free_port(),
                  http_port=http_port)
         import_catalog(hub_yaml, TEMPLATES / "catalog-demo.csv")
+        # the simulator back-enters weeks of history at once; a real hub keeps the tolerance
+        import yaml
+        raw = yaml.safe_load(hub_yaml.read_text(encoding="utf-8"))
+        raw["supervision"]["backdate_tolerance_hours"] = None
+        raw["doc_prefix"] = "晋中监察"
+        hub_yaml.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
     for i in range(n_sites):
         code = f"140702-{i + 1:03d}"
         if not (data / "sites" / code / "agent.yaml").exists():
             add_site(data, code=code, name=SITE_NAMES[i % len(SITE_NAMES)])
     agents = [data / "sites" / f"140702-{i + 1:03d}" / "agent.yaml" for i in range(n_sites)]
+    for path in agents:
+        _use_fake_devices(path)
     _ensure_free_broker_port(hub_yaml, agents)
     return hub_yaml, agents
+
+
+def _use_fake_devices(agent_yaml: Path) -> None:
+    """Demo boxes run simulated keypads, lamps, signs (and cameras) instead of hardware."""
+    cfg = load_config(agent_yaml, AgentConfig)
+    if cfg.devices.mode != "fake":
+        import yaml
+        raw = yaml.safe_load(agent_yaml.read_text(encoding="utf-8"))
+        raw.setdefault("devices", {})["mode"] = "fake"
+        agent_yaml.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 
 def _ensure_free_broker_port(hub_yaml: Path, agents: list[Path]) -> None:
@@ -87,7 +106,7 @@ class Simulator:
         """收件 at site i."""
         body = {"item_code": item or self.rng.choice(self.items),
                 "applicant": {"name": self._name(), "phone": f"139{self.rng.randint(0, 99999999):08d}"},
-                "window": f"{self.rng.randint(1, 6)}号窗口", "clerk": self._name()}
+                "window": str(self.rng.randint(1, 2)), "clerk": self._name()}
         if received:
             body["received_at"] = received.isoformat()
         case = await self._post(s, i, "/api/cases", body)
@@ -119,7 +138,7 @@ class Simulator:
                 await self._post(s, i, f"/api/cases/{case['case_no']}/events",
                                  {"type": "accept", "at": (received + timedelta(minutes=20)).isoformat(),
                                   "actor": "窗口受理"})
-                self.open.append((i, case["case_no"], "accepted"))
+                # back-entered cases stay open: they are the standing yellow/red wall
         return made
 
     async def step(self, s) -> None:
@@ -137,8 +156,12 @@ class Simulator:
             if await self._post(s, i, f"/api/cases/{case_no}/events", {"type": "accept", "actor": "窗口受理"}):
                 self.open[k] = (i, case_no, "accepted")
         elif self.rng.random() < 0.5:
-            if await self._post(s, i, f"/api/cases/{case_no}/events", {"type": "complete", "actor": "审批科"}):
+            done = await self._post(s, i, f"/api/cases/{case_no}/events", {"type": "complete", "actor": "审批科"})
+            if done:
                 self.open.pop(k)
+                if done.get("window") and self.rng.random() < 0.8:     # most citizens rate the service
+                    key = self.rng.choices(KEYS, weights=(50, 30, 12, 6, 2))[0]
+                    await self._post(s, i, f"/api/devices/keypads/{done['window']}/press", {"key": key})
 
 
 async def _simulate(agents, stop: asyncio.Event, interval: float = 1.5) -> Simulator:

@@ -50,8 +50,8 @@ class FakeCamera:
     """CameraSource of synthetic frames: empty desk, or a clerk present during `visits`."""
 
     def __init__(self, width: int = 640, height: int = 360, fps: float = 5.0,
-                 visits: Sequence[tuple[float, float]] = (), *, seat: tuple[float, float] = (0.4, 0.32),
-                 sway_px: float = 10.0, still: bool = False,
+                 visits: Sequence[tuple[float, float]] = (), *,
+                 seat: tuple[float, float] = (0.4, 0.32), sway_px: float = 10.0, still: bool = False,
                  lights: Sequence[tuple[float, int]] = (), noise: int = 2, seed: int = 0,
                  duration: float | None = None, clock: Callable[[], float] | None = None,
                  pace: bool = False):
@@ -81,8 +81,10 @@ class FakeCamera:
 
     @classmethod
     def demo(cls, **kw) -> "FakeCamera":
-        """Real-time demo: clerk present 0–60 s, away 60–240 s, back from 240 s on, repeating."""
-        return cls(visits=[(0, 60), (240, 420), (480, 660)], clock=kw.pop("clock", time.monotonic),
+        """Real-time demo, every 8 minutes: clerk present 0–60 s, away 60–240 s (long enough
+        for "unattended" with the default 120 s), back 240–420 s, away 420–480 s."""
+        visits = [(c + a, c + b) for c in range(0, 86_400, 480) for a, b in ((0, 60), (240, 420))]
+        return cls(visits=visits, clock=kw.pop("clock", time.monotonic),
                    pace=kw.pop("pace", True), **kw)
 
     @property

@@ -5,14 +5,17 @@ frames with both clocks; it returns the events to publish, each a plain dict:
 
     {"type": "window_unattended" | "window_attended", "camera": "win1", "window": 1,
      "at_ms": wall ms of the decision, "since_ms": wall ms the condition began,
-     "unattended_s": seconds without presence (so far, or the episode that just ended),
+     "unattended_s": whole seconds without presence (so far, or the episode that just ended),
      "clock": "ntp" | "hub" | "untrusted", "snapshot": Snapshot.as_dict()}
+
+Integers only (records carry no floats). `device_event_body` maps an event onto the body of
+a ``device.event`` record (protocol.models.DeviceEvent).
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Callable
 
 import numpy as np
@@ -100,7 +103,18 @@ class PresenceMonitor:
                                   w.points if self.cam.snapshot.draw_region else None)
         event = {"type": kind, "camera": self.cam.name, "window": w.window, "at_ms": at_ms,
                  "since_ms": at_ms - int((now_mono - since) * 1000),
-                 "unattended_s": round(max(0.0, unattended_s), 1),
+                 "unattended_s": int(round(max(0.0, unattended_s))),
                  "clock": self.clock_quality(), "snapshot": snap.as_dict()}
         log.info("%s window %s: %s (%.0f s)", self.cam.name, w.window, kind, unattended_s)
         return event
+
+
+def device_event_body(event: dict) -> dict:
+    """The body of a ``device.event`` record for a window event (JPEG as the snapshot bytes)."""
+    snap = event["snapshot"]
+    return {"device": event["camera"], "event": event["type"], "window": str(event["window"]),
+            "at": datetime.fromtimestamp(event["at_ms"] / 1000, timezone.utc),
+            "detail": {"since_ms": event["since_ms"], "unattended_s": event["unattended_s"],
+                       "clock": event["clock"], "snapshot_width": snap["width"],
+                       "snapshot_height": snap["height"], "snapshot_quality": snap["quality"]},
+            "snapshot": snap["jpeg"]}

@@ -145,6 +145,14 @@ class ClipUpload:
                                         (int(time.time() * 1000), self.clip_id))
             self.index.conn.execute("COMMIT")
 
+    def discard(self) -> None:
+        """Forget the upload (done or abandoned); delete the file if it is one of our clips."""
+        with self.index.lock:
+            self.index.conn.execute("DELETE FROM clip_uploads WHERE clip_id = ?", (self.clip_id,))
+        clips = (self.index.root / CLIPS).resolve()
+        if self.path.resolve().parent == clips and not self.path.is_symlink():
+            self.path.unlink(missing_ok=True)
+
     def offer(self) -> dict:
         """What to tell the hub before the chunks: id, size, chunking and digest."""
         return {"clip_id": self.clip_id, "bytes": self.size, "chunk_bytes": self.chunk_bytes,
