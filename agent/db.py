@@ -1,6 +1,7 @@
 """SQLite plumbing shared by agent and hub: durable connection settings and named migrations."""
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from pathlib import Path
@@ -23,6 +24,21 @@ def connect(path: Path | str, *, readonly: bool = False, synchronous: str = "FUL
     return conn
 
 
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection):
+    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any error. On a full disk SQLite has often
+    rolled back already; a second ROLLBACK would raise and hide the real error (the clerk
+    must get 507, not 500), so roll back only if a transaction is still open."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 Migration = tuple[str, str]  # (name, SQL script)
 
 
@@ -36,15 +52,10 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> list[s
     for name, script in migrations:
         if name in done:
             continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(conn):
             for stmt in _statements(script):
                 conn.execute(stmt)
             conn.execute("INSERT INTO _migrations(name, applied_at) VALUES (?, ?)", (name, time.time()))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         applied.append(name)
     return applied
 

@@ -27,6 +27,8 @@ THROTTLED_NOW = 1 << 2
 UNDER_VOLTAGE_SINCE_BOOT = 1 << 16
 THROTTLED_SINCE_BOOT = 1 << 18
 
+NOTICE_PREFIX = "sign-notice-"
+
 # Plausible range of a thermal zone; outside it the sensor is absent or broken.
 _TEMP_RANGE_C = (-40.0, 150.0)
 
@@ -191,6 +193,9 @@ def health_problems(heartbeat: Mapping, thresholds: HealthThresholds) -> list[st
         now = "now" if flags & UNDER_VOLTAGE_NOW else "since boot"
         out.append(f"供电电压不足 (under-voltage {now}): check the power supply and cable")
     for name, state in sorted((hb.get("devices") or {}).items()):
+        # agent/hall.py device_states() also carries the hub's sign texts; they are not states
+        if name.startswith(NOTICE_PREFIX):
+            continue
         if state not in t.ok_device_states:
             out.append(f"设备异常 (device) {name}: {state}")
     return out

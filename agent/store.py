@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from agent.db import connect, migrate
+from agent.db import connect, migrate, transaction
 from protocol.calendar import CST, WorkCalendar, default_calendar, local_date
 from protocol.caseclock import Event, check_event, evaluate
 from protocol.models import (KIND_CASE_EVENT, KIND_CASE_REGISTERED, CaseEventBody, CaseRegistered,
@@ -121,14 +121,9 @@ class AgentStore:
 
     def _transaction(self, fn):
         with self.lock:
-            self.conn.execute("BEGIN IMMEDIATE")
             self._pending_head = None
-            try:
+            with transaction(self.conn):
                 result = fn()
-                self.conn.execute("COMMIT")
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
             if self._pending_head:
                 self.head_seq, self.head_hash = self._pending_head
             return result

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from agent.db import transaction
 from hub.catalog import read_catalog, store_catalog
 from hub.store import open_db
 from protocol.calendar import CalendarError, YearTable
@@ -42,13 +43,8 @@ def import_calendar(config: Path, file: Path) -> tuple[int, int]:
         raise ValueError(f"{file}: {exc}") from None
     conn = open_db(Path(cfg.data_dir) / "hub.db")
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(conn):
             version = store_calendar_year(conn, table, _actor(), Path(file).name)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return version, table.year
     finally:
         conn.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from agent.db import connect
+from agent.db import connect, transaction
 from hub.api import create_app
 from hub.configpush import ConfigPusher
 from hub.docworker import DocumentWorker
@@ -53,15 +53,8 @@ class Hub:
 
     def write(self, fn):
         """Run fn(conn) in one immediate transaction on the API's write connection."""
-        with self._write_lock:
-            self.writer.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(self.writer)
-                self.writer.execute("COMMIT")
-            except BaseException:
-                self.writer.execute("ROLLBACK")
-                raise
-            return result
+        with self._write_lock, transaction(self.writer):
+            return fn(self.writer)
 
     def start(self) -> None:
         """Start ingest before the link so no message waits on a missing consumer."""

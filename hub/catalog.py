@@ -10,6 +10,8 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from agent.db import transaction
+
 from protocol.models import CatalogItem
 
 # Chinese column headers accepted on import
@@ -79,8 +81,7 @@ def _blank(v):
 def store_catalog(conn, items: list[CatalogItem], actor: str = "cli") -> int:
     """Replace the catalog and bump its config version; returns the new version."""
     now_ms = int(time.time() * 1000)
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         conn.execute("DELETE FROM catalog")
         conn.executemany("INSERT INTO catalog VALUES (?, ?, ?, ?)",
                          [(i.code, i.name, i.department, i.model_dump_json()) for i in items])
@@ -91,8 +92,4 @@ def store_catalog(conn, items: list[CatalogItem], actor: str = "cli") -> int:
                      (version, json.dumps(payload, ensure_ascii=False), now_ms, actor))
         conn.execute("INSERT INTO config_log(at_ms, kind, version, actor, detail) VALUES (?, 'catalog', ?, ?, ?)",
                      (now_ms, version, actor, f"{len(items)} items"))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return version

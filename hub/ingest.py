@@ -20,6 +20,7 @@ from hub.projection import due_for_sweep, project_cases
 from hub.keys import HubKeys, SiteKeys
 from protocol import topics
 from protocol.calendar import CST
+from agent.db import transaction
 from hub import devices as dev
 from protocol.models import (KIND_CASE_EVENT, KIND_CASE_REGISTERED, KIND_DEVICE_EVENT, KIND_HEARTBEAT, KIND_VOTE,
                              CaseEventBody, CaseRegistered, DeviceEvent, Heartbeat, VoteCast)
@@ -119,15 +120,10 @@ class Ingestor:
         now = self.now()
         now_ms = int(now.timestamp() * 1000)
         self.sites.maybe_reload()
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self.conn):
             for topic, payload in group:
                 self._dispatch(topic, payload, now_ms, out)
             self._project(out.changed_cases, now, now_ms)
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
         for site, ack in out.acks.items():
             self.publish(topics.site_ack(site), ack, 1, False)
         return out
@@ -307,15 +303,10 @@ class Ingestor:
         due = due_for_sweep(self.conn, now)
         if not due and self.supervisor is None:
             return 0
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self.conn):
             self._project(set(due), now, now_ms)
             if self.supervisor is not None:
                 self.supervisor.sweep(self.conn, now)
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
         return len(due)
 
     def reload_calendar(self) -> None:
@@ -323,13 +314,8 @@ class Ingestor:
         self.calendar = db.load_calendar(self.conn)
         now = self.now()
         open_cases = {r[0] for r in self.conn.execute("SELECT case_no FROM cases WHERE closed=0")}
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self.conn):
             self._project(open_cases, now, int(now.timestamp() * 1000))
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
 
 
 _h = record_hash

@@ -2,8 +2,12 @@
 
 One YAML per board; a board inside a family folder (``raspberry-pi/rpi4-hall-3win.yaml``) is
 merged over that folder's ``common.yaml`` (mappings merge key by key, the board wins; lists are
-replaced). `load_board` validates the result with `Board` and refuses two uses of one GPIO pin,
-naming the board file and the pin.
+replaced). `load_board` validates the result with `Board` and refuses two uses of one GPIO pin
+or one serial bus address, naming the board file and the pin or address.
+
+Keypads sit on GPIO (one pin per key) or on a serial RS-485 bus (one address per keypad, the
+unit reports a button number), because a 6-window hall has more keys and lamps than a Pi has
+pins, and a mini-PC has no GPIO at all.
 """
 from __future__ import annotations
 
@@ -32,19 +36,36 @@ Pin = int  # BCM GPIO number
 
 
 class Keypad(_Strict):
-    """Evaluator keypad (评价器): one GPIO input per key, each key named by the level it means."""
+    """Evaluator keypad (评价器): each key named by the level it means, wired to GPIO or serial."""
 
     model: Literal["four_key", "five_key"] = Field(
         description="4-key or 5-key unit; the agent maps each key to one of the five levels")
-    keys: dict[Literal[KEY_NAMES], Pin] = Field(  # type: ignore[valid-type]
-        description="Key name -> BCM GPIO pin; names from the national five levels")
-    pull_up: bool = Field(True, description="Keys short the pin to ground (internal pull-up)")
+    bus: Literal["gpio", "serial"] = Field(
+        "gpio", description="gpio: one input pin per key; serial: a unit on an RS-485 bus "
+                            "(USB adapter) that reports the number of the button pressed")
+    keys: dict[Literal[KEY_NAMES], int] = Field(  # type: ignore[valid-type]
+        description="Key name -> BCM GPIO pin (gpio) or button number 1-5 (serial); "
+                    "names from the national five levels")
+    pull_up: bool = Field(True, description="Keys short the pin to ground (internal pull-up); "
+                                            "gpio only")
+    port: str = Field("", description="Serial device of the bus, e.g. /dev/serial/by-id/...; "
+                                      "serial only (by-id names survive re-plugging)")
+    address: int | None = Field(None, ge=1, le=247, description="Unit address on the RS-485 "
+                                "bus (set with the unit's DIP switches); serial only")
 
     @model_validator(mode="after")
-    def _key_count(self) -> "Keypad":
+    def _check(self) -> "Keypad":
         want = 4 if self.model == "four_key" else 5
         if len(self.keys) != want:
             raise ValueError(f"a {self.model} keypad needs {want} keys, got {len(self.keys)}")
+        if self.bus == "gpio" and (self.port or self.address is not None):
+            raise ValueError("port and address are for serial keypads; a gpio keypad has pins")
+        if self.bus == "serial":
+            if not self.port or self.address is None:
+                raise ValueError("a serial keypad needs a port (/dev/...) and an address (1-247)")
+            buttons = list(self.keys.values())
+            if len(set(buttons)) != len(buttons) or not all(1 <= b <= 5 for b in buttons):
+                raise ValueError(f"serial keypad buttons must be distinct numbers 1-5, got {buttons}")
         return self
 
 
@@ -99,11 +120,16 @@ class Board(_Strict):
     """A board profile after merging its family's common.yaml."""
 
     name: str = Field(min_length=1, description="Board name (file name without .yaml)")
-    family: Literal["raspberry-pi", "generic"] = Field(description="Board family")
+    family: Literal["raspberry-pi", "x86", "generic"] = Field(description="Board family")
     description: str = Field("", description="What this board is for")
     model: str = Field("", description="Hardware model, e.g. Raspberry Pi 4 Model B")
-    gpio: Literal["lgpio", "rpigpio", "native", "mock"] = Field(
-        description="gpiozero pin factory; mock = in-memory pins for laptops and tests")
+    gpio: Literal["lgpio", "rpigpio", "native", "mock", "none"] = Field(
+        description="gpiozero pin factory; mock = in-memory pins for laptops and tests; "
+                    "none = no GPIO header (keypads on serial, no GPIO lamps)")
+    rtc: Literal["none", "ds3231", "builtin"] = Field(
+        "none", description="Battery-backed real-time clock: none (fake-hwclock restores the "
+                            "last saved time after a power cut), ds3231 on I2C, builtin (Pi 5 "
+                            "and PCs, with their battery fitted)")
     gpio_pins: tuple[int, int] = Field((0, 27), description="Lowest and highest usable GPIO pin")
     reserved_pins: dict[Pin, str] = Field(
         default_factory=dict, description="Pins the system uses (I2C RTC, HAT EEPROM), with why")
@@ -116,32 +142,66 @@ class Board(_Strict):
         """Every (pin, what uses it) pair, reserved pins included."""
         uses = [(pin, f"reserved ({why})") for pin, why in self.reserved_pins.items()]
         for w in self.windows:
-            if w.keypad:
+            if w.keypad and w.keypad.bus == "gpio":
                 uses += [(pin, f"window {w.id} keypad {key}") for key, pin in w.keypad.keys.items()]
             if w.lamp:
                 uses += [(getattr(w.lamp, c), f"window {w.id} lamp {c}")
                          for c in ("red", "yellow", "green")]
         return uses
 
+    def serial_uses(self) -> list[tuple[str, int | None, str]]:
+        """Every (serial port, bus address or None, what uses it) triple."""
+        uses: list[tuple[str, int | None, str]] = [
+            (w.keypad.port, w.keypad.address, f"window {w.id} keypad")
+            for w in self.windows if w.keypad and w.keypad.bus == "serial"]
+        if self.sign.type == "onbon-bx" and self.sign.port.startswith("/dev/"):
+            uses.append((self.sign.port, None, "sign"))
+        return uses
+
 
 def pin_problems(board: Board) -> list[str]:
-    """Pins used twice or outside the board's range, as messages naming pin and users."""
+    """Pins or bus addresses used twice, pins out of range, as messages naming both users."""
     lo, hi = board.gpio_pins
     seen: dict[int, str] = {}
     problems = []
     for pin, use in board.pin_uses():
-        if not lo <= pin <= hi:
+        if board.gpio == "none" and not use.startswith("reserved"):
+            problems.append(f"GPIO {pin} ({use}) but the board has no GPIO (gpio: none)")
+        elif not lo <= pin <= hi:
             problems.append(f"GPIO {pin} ({use}) is outside {lo}..{hi}")
         if pin in seen:
             problems.append(f"GPIO {pin} is used by {seen[pin]} and by {use}")
         else:
             seen[pin] = use
+    problems += _serial_problems(board)
     windows = [w.id for w in board.windows]
     if len(set(windows)) != len(windows):
         problems.append(f"window ids repeat: {windows}")
     for cam in board.cameras:
         if cam.window is not None and cam.window not in windows:
             problems.append(f"camera {cam.name} watches window {cam.window}, which is not defined")
+    return problems
+
+
+def _serial_problems(board: Board) -> list[str]:
+    """A bus address used twice on one port; a port shared by the sign and the keypad bus."""
+    problems = []
+    by_address: dict[tuple[str, int], str] = {}
+    users: dict[str, list[str]] = {}
+    for port, address, use in board.serial_uses():
+        users.setdefault(port, []).append(use)
+        if address is None:
+            continue
+        if (port, address) in by_address:
+            problems.append(f"serial {port} address {address} is used by "
+                            f"{by_address[port, address]} and by {use}")
+        else:
+            by_address[port, address] = use
+    for port, uses in users.items():
+        if "sign" in uses and len(uses) > 1:
+            others = ", ".join(u for u in uses if u != "sign")
+            problems.append(f"serial {port} is used by the sign and by {others}; "
+                            "give the sign its own port")
     return problems
 
 
