@@ -27,6 +27,19 @@ def import_catalog(config: Path, file: Path) -> tuple[int, int]:
         conn.close()
 
 
+def import_directory(config: Path, file: Path) -> int:
+    """Validate and store the recipients directory; returns the number of people."""
+    from hub.notify import load_directory, save_directory
+    cfg = load_config(config, HubConfig)
+    directory = load_directory(file)
+    conn = open_db(Path(cfg.data_dir) / "hub.db")
+    try:
+        with transaction(conn):
+            return save_directory(conn, directory, now_ms=int(time.time() * 1000))
+    finally:
+        conn.close()
+
+
 def import_calendar(config: Path, file: Path) -> tuple[int, int]:
     """Store one year's holiday table (replacing that year); returns (version, year)."""
     cfg = load_config(config, HubConfig)

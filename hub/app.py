@@ -14,6 +14,7 @@ from agent.db import connect, transaction
 from hub.api import create_app
 from hub.configpush import ConfigPusher
 from hub.docworker import DocumentWorker
+from hub.notify import Notifier
 from hub.ingest import Ingestor
 from hub.keys import HubKeys, SiteKeys
 from hub.mqtt import HubLink
@@ -36,7 +37,9 @@ class Hub:
         self.sites = SiteKeys(cfg.registry)
         self.link = HubLink(cfg, on_message=lambda t, p: self.ingest.submit(t, p))
         sup = cfg.supervision
-        self.supervisor = Supervisor(sup, calendar=lambda: self.ingest.calendar)
+        self.notifier = Notifier(cfg.notify, self.db_path)
+        self.supervisor = Supervisor(sup, calendar=lambda: self.ingest.calendar,
+                                     notify=self.notifier.supervisor_hook())
         tolerance = timedelta(hours=sup.backdate_tolerance_hours) if sup.backdate_tolerance_hours is not None else None
         self.ingest = Ingestor(self.conn, self.keys, self.sites, self.link.publish,
                                default_yellow=sup.yellow_days, sweep_interval_s=sup.sweep_interval_s,
@@ -45,6 +48,7 @@ class Hub:
                                    on_calendar_change=self.ingest.reload_calendar)
         self.ingest.on_idle.append(self.sites.maybe_reload)   # revocations/new sites within ~1 s
         self.ingest.on_idle.append(self.pusher.tick)
+        self.ingest.on_idle.append(self.notifier.wake)       # new reminders go out at once
         self.docs = DocumentWorker(self.db_path, authority=cfg.name, prefix=cfg.doc_prefix,
                                    calendar=lambda: self.ingest.calendar)
         self.reader = connect(self.db_path, synchronous="NORMAL")
@@ -60,6 +64,7 @@ class Hub:
         """Start ingest before the link so no message waits on a missing consumer."""
         self.ingest.start()
         self.docs.start()
+        self.notifier.start()
         self.link.start()
 
     def stop(self) -> None:
@@ -67,6 +72,7 @@ class Hub:
         self.link.stop()
         self.ingest.stop()
         self.docs.stop()
+        self.notifier.stop()
         self.reader.close()
         self.writer.close()
         self.conn.close()

@@ -39,6 +39,13 @@ def render_metrics(conn, hub) -> str:
             "# TYPE jiancha_site_acked_seq gauge"]
     for code, acked in conn.execute("SELECT code, acked_seq FROM sites ORDER BY code"):
         out.append(_line("jiancha_site_acked_seq", acked, {"site": code}))
+    out += ["# HELP jiancha_notifications Outbox of SMS/e-mail reminders by channel and status",
+            "# TYPE jiancha_notifications gauge"]
+    for channel, status, n in conn.execute("SELECT channel, status, count(*) FROM notifications GROUP BY 1, 2"):
+        out.append(_line("jiancha_notifications", n, {"channel": channel, "status": status}))
+    out += ["# TYPE jiancha_tickets gauge"]
+    for level, status, n in conn.execute("SELECT level, status, count(*) FROM tickets GROUP BY 1, 2"):
+        out.append(_line("jiancha_tickets", n, {"level": level, "status": status}))
     out += ["# TYPE jiancha_ingest_queue gauge", _line("jiancha_ingest_queue", hub.ingest.q.qsize()),
             "# TYPE jiancha_broker_connected gauge",
             _line("jiancha_broker_connected", int(hub.link.connected.is_set()))]

@@ -77,8 +77,9 @@ def all_migrations() -> list[tuple[str, str]]:
     """Core migrations plus those of the supervision parts, in order."""
     from hub.devices import MIGRATIONS as DEVICES
     from hub.documents import MIGRATIONS as DOCUMENTS
+    from hub.notify import MIGRATIONS as NOTIFY
     from hub.supervision import MIGRATIONS as SUPERVISION
-    return [*MIGRATIONS, *SUPERVISION, *DEVICES, *DOCUMENTS]
+    return [*MIGRATIONS, *SUPERVISION, *DEVICES, *DOCUMENTS, *NOTIFY]
 
 
 def open_db(path: Path) -> sqlite3.Connection:

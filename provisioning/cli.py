@@ -16,6 +16,7 @@ commands:
   hub run                    run the city hub
   agent run                  run a township agent
   catalog import             import the item catalog (事项目录) from CSV or YAML
+  directory import           import who is told of yellow/red cards (通讯录)
   calendar import            import one year's holidays and 调休 working days
 """
 
@@ -82,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
     cimp.add_argument("--config", type=Path, required=True)
     cimp.add_argument("file", type=Path)
 
+    dr = sub.add_parser("directory", help="who is told (通讯录)").add_subparsers(dest="sub", required=True)
+    dimp = cmd(dr, "import", "Import the recipients directory: departments, handlers, heads (YAML or CSV).",
+               "jiancha directory import --config /etc/jiancha/hub.yaml directory.yaml")
+    dimp.add_argument("--config", type=Path, required=True)
+    dimp.add_argument("file", type=Path)
+
     cal = sub.add_parser("calendar", help="working-day calendar").add_subparsers(dest="sub", required=True)
     calimp = cmd(cal, "import", "Import one year's holidays and 调休 working days (YAML or JSON).",
                  "jiancha calendar import --config /etc/jiancha/hub.yaml 2027.yaml")
@@ -139,6 +146,11 @@ def _dispatch(args) -> int:
         from hub.admin import import_catalog
         version, n = import_catalog(args.config, args.file)
         print(f"catalog version {version}: {n} items; the hub pushes it to every site")
+        return 0
+    if key == ("directory", "import"):
+        from hub.admin import import_directory
+        n = import_directory(args.config, args.file)
+        print(f"directory: {n} people imported; reminders go to them from now on")
         return 0
     if key == ("calendar", "import"):
         from hub.admin import import_calendar

@@ -12,6 +12,8 @@ from typing import Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from hub.notify.config import NotifyConfig
+
 SITE_CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{1,31}$")
 HUB_IDENTITY = "hub"  # TLS client-certificate CN of the hub; never a valid site code
 
@@ -91,6 +93,8 @@ class HubConfig(Strict):
     keys: HubKeys
     api: HubApi
     supervision: Supervision = Supervision()
+    notify: NotifyConfig = Field(default_factory=NotifyConfig,
+                                 description="SMS gateway and SMTP relay for reminders (hub/notify)")
     doc_prefix: str = Field("监察", description="Prefix of document numbers, e.g. 晋中监察")
 
 

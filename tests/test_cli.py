@@ -11,7 +11,8 @@ from provisioning.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 COMMANDS = [["demo"], ["provision", "init-hub"], ["provision", "add-site"], ["provision", "revoke-site"],
-            ["broker", "run"], ["hub", "run"], ["agent", "run"], ["catalog", "import"], ["calendar", "import"]]
+            ["broker", "run"], ["hub", "run"], ["agent", "run"], ["catalog", "import"], ["directory", "import"],
+            ["calendar", "import"]]
 
 
 @pytest.mark.parametrize("cmd", COMMANDS, ids=" ".join)

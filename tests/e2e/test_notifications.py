@@ -1,0 +1,59 @@
+"""Notifications end to end: the operator imports the directory; a case turning red makes the
+real hub send an SMS (to a local stand-in for the SMS platform) to the department head and
+handler, once, with the Chinese text; the 督办 ticket notice follows."""
+from __future__ import annotations
+
+import asyncio
+
+import yaml
+
+from hub.admin import import_directory
+from tests.e2e.harness import wait_for
+from tests.hub.notify.fakegateway import FakeGateway
+
+DIRECTORY = """
+departments:
+  - name: 住房和城乡建设局
+    head: {name: 王局长, phone: "13800138000"}
+    handlers:
+      - {name: 张三, phone: "139 0013 9000"}
+"""
+
+
+async def test_red_card_sends_sms_to_the_department(env):
+    gw = await FakeGateway().start()
+    try:
+        env.hub.stop()
+        path = env.root / "hub.yaml"
+        cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+        cfg["notify"] = {"sms": {"url": gw.url, "fields": {"mobile": "{to}", "content": "{text}", "uid": "{id}"},
+                                 "success_field": "code", "message_id_field": "data.msgid"},
+                         "poll_interval_s": 0.2}
+        path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+        (env.root / "dir.yaml").write_text(DIRECTORY, encoding="utf-8")
+        assert import_directory(path, env.root / "dir.yaml") == 2
+        await asyncio.to_thread(env.start_hub)
+        await asyncio.to_thread(wait_for, lambda: env.agent_health("S01")["catalog_version"] > 0, 20)
+        # XK-003 (排水许可, 住房和城乡建设局): received in September and accepted → long overdue → red
+        st, case = await asyncio.to_thread(env.register, "S01", "XK-003", received_at="2026-09-01T09:00:00+08:00")
+        assert st == 201
+        await asyncio.to_thread(env.event, "S01", case["case_no"], "accept", at="2026-09-01T10:00:00+08:00")
+        for _ in range(200):
+            if len(gw.received) >= 4:
+                break
+            await asyncio.sleep(0.1)
+        by_phone = {}
+        for r in gw.received:
+            by_phone.setdefault(r["json"]["mobile"], []).append(r["json"]["content"])
+        assert set(by_phone) == {"13800138000", "13900139000"}
+        red = [t for texts in by_phone.values() for t in texts if "亮红牌" in t]
+        assert len(red) == 2 and all(case["case_no"] in t and "排水许可" in t for t in red)
+        assert any("责令说明理由" in t for t in by_phone["13800138000"])      # the ticket notice to the head
+        await asyncio.sleep(1.0)
+        n = len(gw.received)
+        await asyncio.to_thread(env.hub.stop)                               # a restart sends nothing twice
+        await asyncio.to_thread(env.start_hub)
+        await asyncio.sleep(2.0)
+        assert len(gw.received) == n
+    finally:
+        await gw.stop()
