@@ -11,6 +11,7 @@ from aiohttp import web
 from agent.api import create_app
 from agent.clock import BoxClock
 from agent.hall import Hall, devices_config_for
+from agent.heartbeat import BoxMonitor
 from agent.store import AgentStore
 from agent.sync import Syncer
 from provisioning.config import AgentConfig, load_config
@@ -46,12 +47,16 @@ async def serve(cfg: AgentConfig, *, http_port: int | None = None, data_dir: Pat
         except (NotImplementedError, RuntimeError):
             pass
     await sync.start()
+    monitor = BoxMonitor(store, clock, data, every_s=cfg.devices.heartbeat_s,
+                         devices=hall.device_states if hall else dict)
+    await monitor.start(f"serving {cfg.site.code} on :{actual}")
     log.info("agent %s listening on http://%s:%s (seq %d, acked %d)", cfg.site.code, cfg.http.host,
              actual, store.head_seq, store.acked_seq())
     print(f"agent {cfg.site.code} ready on http://{cfg.http.host}:{actual}", flush=True)
     try:
         await stop.wait()
     finally:
+        await monitor.stop()
         await sync.stop()
         await runner.cleanup()
         if hall is not None:

@@ -32,11 +32,16 @@ def _dumps(o) -> str:
     return json.dumps(o, ensure_ascii=False)
 
 
-def _site(request: web.Request) -> str:
+def _site(request: web.Request, online: bool = False) -> str:
     code = request.match_info["code"]
     if code not in request.app[HUB].sites.active():
         raise web.HTTPNotFound(text=_dumps({"error": f"站点不存在或已吊销 (no such active site): {code}"}),
                                content_type="application/json")
+    if online:   # commands are live-only (not queued): say so instead of pretending
+        row = request.app[HUB].reader.execute("SELECT online FROM sites WHERE code=?", (code,)).fetchone()
+        if not row or not row[0]:
+            raise web.HTTPConflict(text=_dumps({"error": f"站点离线，命令未发送 (site {code} is offline; "
+                                                         f"command not sent)"}), content_type="application/json")
     return code
 
 
@@ -68,7 +73,7 @@ async def get_snapshot(request: web.Request) -> web.Response:
 
 async def push_sign_text(request: web.Request) -> web.Response:
     """Show a text on a window's LED sign (command to the box)."""
-    code = _site(request)
+    code = _site(request, online=True)
     body = await _valid(request, SignText)
     request.app[HUB].link.publish(topics.site_cmd(code), encode_msg(
         {"cmd": "sign_text", "window": body.window, "text": body.text, "seconds": body.seconds,
@@ -78,7 +83,7 @@ async def push_sign_text(request: web.Request) -> web.Response:
 
 async def request_clip(request: web.Request) -> web.Response:
     """Ask the box to upload a recorded clip (resumable chunks)."""
-    code = _site(request)
+    code = _site(request, online=True)
     body = await _valid(request, ClipRequest)
     if body.end_ms <= body.start_ms or body.end_ms - body.start_ms > 3_600_000:
         return web.json_response({"error": "end_ms must be after start_ms, at most one hour later",

@@ -59,14 +59,14 @@ def wait_for(pred, timeout: float = 30.0, interval: float = 0.1, what: str = "co
 class Proc:
     """One of our processes, with its log."""
 
-    def __init__(self, args: list[str], log: Path, health_url: str):
-        self.args, self.log, self.health_url = args, log, health_url
+    def __init__(self, args: list[str], log: Path, health_url: str, env: dict | None = None):
+        self.args, self.log, self.health_url, self.extra_env = args, log, health_url, env or {}
         self.p: subprocess.Popen | None = None
 
     def start(self, wait: bool = True) -> "Proc":
         """Start and wait for /api/health."""
         f = open(self.log, "ab")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "JIANCHA_CLOCK_QUALITY": "ntp"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "JIANCHA_CLOCK_QUALITY": "ntp", **self.extra_env}
         self.p = subprocess.Popen([sys.executable, "-m", *self.args], stdout=f, stderr=subprocess.STDOUT,
                                   cwd=REPO, env=env, start_new_session=True)
         f.close()
@@ -147,12 +147,12 @@ class Env:
             cfg[key] = {**cfg.get(key, {}), **value}
         path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
 
-    def start_agent(self, code: str) -> Proc:
+    def start_agent(self, code: str, env: dict | None = None) -> Proc:
         """Start (or restart) a site's agent on a stable port."""
         port = self.agent_ports.setdefault(code, free_port())
         proc = Proc(["agent", "run", "--config", str(self.root / "sites" / code / "agent.yaml"),
                      "--http-port", str(port)], self.root / "logs" / f"agent-{code}.log",
-                    f"http://127.0.0.1:{port}/api/health").start()
+                    f"http://127.0.0.1:{port}/api/health", env=env).start()
         self.agents[code] = proc
         return proc
 

@@ -39,7 +39,11 @@ def test_vote_after_completion_reaches_the_case_at_the_hub(env):
 def test_hub_pushes_text_to_a_sign(env):
     env.agents["S01"].stop()
     env.set_agent("S01", devices={"mode": "fake", "refresh_s": 0.5})
+    wait_for(lambda: http("POST", f"{env.hub_url}/api/sites/S01/sign", {"window": "1", "text": "x"},
+                          env.token)[0] == 409, 10, what="offline site refuses commands")
     env.start_agent("S01")
+    wait_for(lambda: env.agent_health("S01")["hub_online"], 20, what="agent connected")
+    wait_for(lambda: any(s["code"] == "S01" and s["online"] for s in env.hub_get("/api/sites")), 20)
     st, _ = http("POST", f"{env.hub_url}/api/sites/S01/sign", {"window": "1", "text": "系统维护，暂停受理"},
                  env.token)
     assert st == 202
@@ -49,3 +53,27 @@ def test_hub_pushes_text_to_a_sign(env):
     wait_for(lambda: env.agent_health("S01")["devices"].get("sign-notice-1") == "系统维护，暂停受理", 10,
              what="notice on the sign")
     assert env.agent_health("S01")["devices"]["sign"] == "ok"
+
+
+def test_agent_under_systemd_notify_and_heartbeats_reach_the_hub(env, tmp_path):
+    """Type=notify: READY=1 once serving, WATCHDOG=1 pings while healthy; heartbeat records
+    (health readings, device states) arrive at the hub's site page."""
+    import socket
+    sock_path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    sock.settimeout(10)
+    try:
+        env.agents["S01"].stop()
+        env.set_agent("S01", devices={"mode": "fake", "heartbeat_s": 5})
+        env.start_agent("S01", env={"NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "2000000"})
+        got = []
+        while not (any("READY=1" in m for m in got) and sum("WATCHDOG=1" in m for m in got) >= 2):
+            got.append(sock.recv(4096).decode())
+        assert any(m.startswith("STATUS=") or "\nSTATUS=" in m for m in got)
+    finally:
+        sock.close()
+    site = wait_for(lambda: (d := env.hub_get("/api/sites/S01"))["heartbeat"] and d, 20, what="heartbeat at hub")
+    hb = site["heartbeat"]
+    assert hb["disk_free_kb"] > 0 and hb["mem_total_kb"] > 0 and hb["clock"] == "ntp"
+    assert hb["devices"]["keypad-1"] == "ok"
