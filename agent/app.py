@@ -29,7 +29,7 @@ async def serve(cfg: AgentConfig, *, http_port: int | None = None, data_dir: Pat
     store.load_calendar()
     sync = Syncer(cfg, store, clock)
     store.on_append.append(lambda rec: sync.kick())
-    hall = await _start_hall(cfg, store, data)
+    hall = await _start_hall(cfg, store, data, clock)
     if hall is not None:
         sync.on_command.append(hall.command)
     app = create_app(store, cfg.http.token, sync=sync, hall=hall)
@@ -64,13 +64,21 @@ async def serve(cfg: AgentConfig, *, http_port: int | None = None, data_dir: Pat
         store.close()
 
 
-async def _start_hall(cfg: AgentConfig, store: AgentStore, data: Path):
+async def _start_hall(cfg: AgentConfig, store: AgentStore, data: Path, clock: BoxClock):
     """Open the hall's devices; a box without working devices still registers cases."""
     if cfg.devices.mode == "off":
         return None
     try:
-        hall = Hall(store, devices_config_for(cfg.site.board), fake=cfg.devices.mode == "fake",
-                    data_dir=data, refresh_s=cfg.devices.refresh_s)
+        from agent.cameras import Cameras, cameras_for          # OpenCV only when there are devices
+        from agent.devices.camera.config import CamerasConfig
+        fake = cfg.devices.mode == "fake"
+        devices = devices_config_for(cfg.site.board)
+        cams_cfg = cameras_for(cfg.site.board,
+                               CamerasConfig.model_validate(cfg.devices.cameras) if cfg.devices.cameras else None,
+                               [k.window for k in devices.keypads] if fake else None, cfg.devices.fake_absent_s)
+        cameras = Cameras(store, cams_cfg, fake=fake, data_dir=data, calendar=store.calendar,
+                          clock_quality=clock.quality, fake_visits=cfg.devices.fake_visits) if cams_cfg.cameras else None
+        hall = Hall(store, devices, fake=fake, data_dir=data, refresh_s=cfg.devices.refresh_s, cameras=cameras)
         await hall.start()
         return hall
     except Exception:  # noqa: BLE001 - devices are optional for the case register

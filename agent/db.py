@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import sqlite_utils
 
 
 def connect(path: Path | str, *, readonly: bool = False, synchronous: str = "FULL") -> sqlite3.Connection:
@@ -44,10 +43,9 @@ Migration = tuple[str, str]  # (name, SQL script)
 
 def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> list[str]:
     """Apply named migrations not yet recorded in the `_migrations` table; returns their names."""
-    db = sqlite_utils.Database(conn)
-    if "_migrations" not in db.table_names():
-        db["_migrations"].create({"name": str, "applied_at": float}, pk="name")
-    done = {row["name"] for row in db["_migrations"].rows}
+    # plain SQL on purpose: sqlite-utils imports numpy when it is installed (+11 MB per agent)
+    conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at FLOAT)")
+    done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
     applied = []
     for name, script in migrations:
         if name in done:

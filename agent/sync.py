@@ -32,7 +32,7 @@ def make_tls_client(client_id: str, ca, cert, key, *, will: tuple[str, bytes] | 
                     protocol=mqtt.MQTTv311)
     c.tls_set(ca_certs=str(ca), certfile=str(cert), keyfile=str(key),
               cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
-    c.reconnect_delay_set(min_delay=1, max_delay=30)
+    c.reconnect_delay_set(min_delay=1, max_delay=5)   # a box must start draining soon after the network returns
     c.max_inflight_messages_set(100)
     if will:
         c.will_set(will[0], will[1], qos=1, retain=True)

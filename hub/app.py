@@ -62,6 +62,8 @@ class Hub:
 
     def start(self) -> None:
         """Start ingest before the link so no message waits on a missing consumer."""
+        import gc
+        gc.freeze()            # start-up objects (modules, models) are never garbage: skip them in GC passes
         self.ingest.start()
         self.docs.start()
         self.notifier.start()

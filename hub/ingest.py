@@ -30,7 +30,9 @@ from protocol.wire import MAX_BATCH_BYTES, WireError, decode_msg, open_batch
 log = logging.getLogger("jiancha.hub.ingest")
 
 GAP_WAIT_MS = 3000       # a gap older than this (no progress) triggers a resend request
-GROUP_MAX = 64           # messages per transaction
+GROUP_MAX = 64           # messages per transaction ...
+GROUP_BYTES = 1_000_000  # ... and about this many payload bytes (~3,000 records): short transactions
+                         # keep ack latency and garbage-collector work small
 
 
 @dataclass
@@ -84,7 +86,8 @@ class Ingestor:
             except queue.Empty:
                 first = ()
             group = [first] if first else []
-            while first is not None and len(group) < GROUP_MAX:
+            size = len(first[1]) if first else 0
+            while first is not None and len(group) < GROUP_MAX and size < GROUP_BYTES:
                 try:
                     m = self.q.get_nowait()
                 except queue.Empty:
@@ -93,6 +96,7 @@ class Ingestor:
                     first = None
                     break
                 group.append(m)
+                size += len(m[1])
             group = [m for m in group if m]
             if group:
                 try:
@@ -190,7 +194,7 @@ class Ingestor:
         try:
             if rec.kind == KIND_CASE_REGISTERED:
                 reg = CaseRegistered.model_validate(rec.body)
-                if db.insert_registration(self.conn, site, rec.seq, reg):
+                if db.insert_registration(self.conn, site, rec.seq, reg, _json_body(rec.body)):
                     self._fresh_regs[reg.case_no] = reg
                     out.changed_cases.add(reg.case_no)
                 else:
@@ -319,6 +323,11 @@ class Ingestor:
 
 
 _h = record_hash
+
+
+def _json_body(body: dict) -> str:
+    import json
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
 
 def _int(v):

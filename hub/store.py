@@ -106,7 +106,8 @@ def bump(conn: sqlite3.Connection, name: str, n: int = 1) -> None:
                  "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value", (name, n))
 
 
-def insert_registration(conn: sqlite3.Connection, site: str, seq: int, reg: CaseRegistered) -> bool:
+def insert_registration(conn: sqlite3.Connection, site: str, seq: int, reg: CaseRegistered,
+                        raw_json: str | None = None) -> bool:
     """Create the case row for a registration; False if the case number already exists."""
     it = reg.item
     cur = conn.execute(
@@ -114,7 +115,7 @@ def insert_registration(conn: sqlite3.Connection, site: str, seq: int, reg: Case
         "received_at, reg_seq, reg_json, status, light, case_type, legal_days, promised_days, yellow_days) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'received', 'green', ?, ?, ?, ?)",
         (reg.case_no, site, it.code, it.name, it.department, reg.query_code,
-         reg.received_at.isoformat(), seq, reg.model_dump_json(), it.case_type, it.legal_days,
+         reg.received_at.isoformat(), seq, raw_json or reg.model_dump_json(), it.case_type, it.legal_days,
          it.promised_days, it.yellow_days))
     return cur.rowcount == 1
 

@@ -129,6 +129,13 @@ class AgentDevices(Strict):
                             "laptops); off = no devices")
     refresh_s: float = Field(2.0, gt=0, le=60, description="How often lamps and signs are refreshed")
     heartbeat_s: float = Field(60.0, ge=5, le=3600, description="Box health record interval")
+    fake_visits: list[tuple[float, float]] | None = Field(
+        None, description="Fake cameras only: (start_s, end_s) spans with the clerk at the window, "
+                          "repeating; default an 8-minute cycle")
+    fake_absent_s: float = Field(120.0, ge=1, le=7200, description="Fake cameras only: absence that "
+                                 "counts as unattended")
+    cameras: dict | None = Field(None, description="Camera settings (agent/devices/camera/config.py "
+                                 "CamerasConfig: office_hours, recording, cameras); default: the board's cameras")
 
 
 class AgentConfig(Strict):

@@ -77,3 +77,27 @@ def test_agent_under_systemd_notify_and_heartbeats_reach_the_hub(env, tmp_path):
     hb = site["heartbeat"]
     assert hb["disk_free_kb"] > 0 and hb["mem_total_kb"] > 0 and hb["clock"] == "ntp"
     assert hb["devices"]["keypad-1"] == "ok"
+
+
+def test_unattended_window_with_snapshot_reaches_the_hub(env):
+    """A (fake) camera sees the clerk leave window 1: window_unattended with a JPEG snapshot
+    reaches the hub's site page; window_attended follows when the clerk is back."""
+    env.agents["S01"].stop()
+    env.set_agent("S01", devices={"mode": "fake", "fake_visits": [[0, 2], [9, 30]], "fake_absent_s": 3,
+                                  "cameras": {"office_hours": {"periods": ["00:00-23:59"],
+                                                               "working_days_only": False}}})
+    env.start_agent("S01")
+
+    def events():
+        evs = env.hub_get("/api/sites/S01")["device_events"]
+        kinds = {e["event"] for e in evs if e["window"] == "1"}
+        return evs if {"window_unattended", "window_attended"} <= kinds else None
+    evs = wait_for(events, 60, 0.5, what="unattended and attended events at the hub")
+    un = next(e for e in evs if e["event"] == "window_unattended" and e["window"] == "1")
+    assert un["device"] == "win1" and un["detail"]["unattended_s"] >= 3 and un["snapshot"]
+    import urllib.request
+    req = urllib.request.Request(f"{env.hub_url}{un['snapshot']}", headers={"Authorization": f"Bearer {env.token}"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        jpeg = r.read()
+    assert r.headers["Content-Type"] == "image/jpeg" and jpeg[:2] == b"\xff\xd8" and len(jpeg) <= 48 * 1024
+    assert env.agent_health("S01")["devices"]["camera-win1"] == "ok"
