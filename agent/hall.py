@@ -18,7 +18,7 @@ from agent.devices.build import Devices, open_devices
 from agent.devices.config import DevicesConfig, devices_from_board
 from agent.devices.keypads.collector import VoteCollector
 from agent.devices.lamps.keeper import LampKeeper
-from agent.devices.signs.content import SignContent, apply_command, expire_notice, sign_items
+from agent.devices.signs.content import SignContent, apply_command, expire_notice, render_lines, sign_items
 from agent.store import AgentStore
 from protocol.calendar import CST
 from protocol.models import KIND_VOTE
@@ -51,6 +51,7 @@ class Hall:
         self.state: dict[str, str] = {}
         self.cameras = cameras            # agent.cameras.Cameras or None
         self._stamp = None
+        self.sign_lines: dict[str, list[str]] = {}
         self._task: asyncio.Task | None = None
 
     def open(self) -> None:
@@ -157,6 +158,7 @@ class Hall:
                                   staff=None, items=items, received_today=c.get("received", 0),
                                   completed_today=c.get("completed", 0), notice=notice.notice,
                                   notice_until_mono=notice.notice_until_mono)
+            self.sign_lines[window] = render_lines(content, max(8, self._sign_cells()))
             try:
                 sign.show(content, mono)
                 self.state["sign"] = "ok"
@@ -166,6 +168,10 @@ class Hall:
             sign.flush(mono)
         except Exception as exc:  # noqa: BLE001
             self.state["sign"] = f"error: {exc}"[:100]
+
+    def _sign_cells(self) -> int:
+        sign = self.config.sign
+        return (sign.width // 8) if sign is not None else 24     # a CJK character is 2 cells of 8 LEDs
 
     def press(self, window: str, key: str) -> None:
         """Press a key of a FAKE keypad (demo and tests); KeyError for unknown window/key."""
@@ -182,6 +188,8 @@ class Hall:
         if self.cameras is not None:
             out.update(self.cameras.states())
         mono = time.monotonic()
+        for window, lines in self.sign_lines.items():     # what each sign shows (hub draws it)
+            out[f"sign-lines-{window}"] = "\n".join(lines)[:1000]
         for window, c in self.notices.items():
             c = expire_notice(c, mono)
             if c.notice:

@@ -27,7 +27,7 @@ THROTTLED_NOW = 1 << 2
 UNDER_VOLTAGE_SINCE_BOOT = 1 << 16
 THROTTLED_SINCE_BOOT = 1 << 18
 
-NOTICE_PREFIX = "sign-notice-"
+NOTICE_PREFIX = ("sign-notice-", "sign-lines-")   # what signs show, not device states
 
 # Plausible range of a thermal zone; outside it the sensor is absent or broken.
 _TEMP_RANGE_C = (-40.0, 150.0)

@@ -26,7 +26,8 @@ def heartbeat_body(hb: dict, problems: list[str], now: datetime) -> dict:
         mem_available_kb=i(hb.get("mem_available_bytes"), 1 / 1024), mem_total_kb=i(hb.get("mem_total_bytes"), 1 / 1024),
         disk_free_kb=i(hb.get("disk_free_bytes"), 1 / 1024), disk_total_kb=i(hb.get("disk_total_bytes"), 1 / 1024),
         backlog=hb.get("backlog"), clock=hb.get("clock"), problems=problems[:20],
-        devices={k: str(v)[:100] for k, v in (hb.get("devices") or {}).items()})
+        devices={k: str(v)[:1000 if k.startswith("sign-lines-") else 100]
+                 for k, v in (hb.get("devices") or {}).items()})
     return body.model_dump(mode="json", exclude_none=True)
 
 

@@ -27,7 +27,7 @@ EVENT_ZH = {"accept": "受理", "reject": "不予受理", "request_supplement": 
             "transfer": "转报", "withdraw": "撤回", "deliver": "送达/领证"}
 PUBLIC_COOKIE = "jc_token"
 PAGES = {"/": "index.html", "/login": "login.html", "/public": "public.html", "/tickets": "tickets.html",
-         "/calendar": "calendar.html"}   # the HTML is public; its data comes from the API with the cookie
+         "/calendar": "calendar.html", "/site": "site.html"}   # the HTML is public; its data comes from the API with the cookie
 ORDERS = {  # fixed SQL fragments, never user text
     "recent": "received_at DESC",
     "urgency": "CASE light WHEN 'red' THEN 0 WHEN 'yellow' THEN 1 ELSE 2 END, due_date, received_at",

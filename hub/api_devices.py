@@ -1,6 +1,7 @@
 """Hub API for the township boxes' devices: site page data, snapshots, sign text, clip requests."""
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -71,6 +72,31 @@ async def get_snapshot(request: web.Request) -> web.Response:
     return web.Response(body=data, content_type="image/jpeg")
 
 
+async def sign_image(request: web.Request) -> web.Response:
+    """What a window's LED sign showed at the last heartbeat, drawn as LEDs (PNG)."""
+    code, window = request.match_info["code"], request.match_info["window"]
+    hb = site_detail(request.app[HUB].reader, code)["heartbeat"] or {}
+    lines = (hb.get("devices") or {}).get(f"sign-lines-{window}")
+    if lines is None:
+        return web.json_response({"error": "no sign content reported for that window yet"}, status=404)
+    png = await asyncio.to_thread(render_sign_png, lines.split("\n"))
+    return web.Response(body=png, content_type="image/png", headers={"Cache-Control": "no-cache"})
+
+
+def render_sign_png(lines: list[str], width: int = 192, font_px: int = 16) -> bytes:
+    """LED-style image of sign lines (the agent's PngSign renderer, at the hub)."""
+    import io
+
+    from agent.devices.signs.png import find_cjk_font, fit_font, render_pages_png
+    font, y = fit_font(find_cjk_font(), font_px)
+    width = max(width, max((len(line) for line in lines), default=1) * font_px)
+    image = render_pages_png((tuple(lines),), width, font_px * max(1, len(lines)), font, font_px, scale=3,
+                             y_offset=y)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
 async def push_sign_text(request: web.Request) -> web.Response:
     """Show a text on a window's LED sign (command to the box)."""
     code = _site(request, online=True)
@@ -101,4 +127,5 @@ def add_routes(app: web.Application, hub) -> None:
     app.router.add_get("/api/sites/{code}", get_site)
     app.router.add_get("/api/sites/{code}/snapshots/{seq:\\d+}.jpg", get_snapshot)
     app.router.add_post("/api/sites/{code}/sign", push_sign_text)
+    app.router.add_get("/api/sites/{code}/signs/{window}.png", sign_image)
     app.router.add_post("/api/sites/{code}/clips", request_clip)

@@ -21,7 +21,7 @@ async function refresh() {
   document.querySelector("#sites tbody").innerHTML = sites.map(s => {
     const c = s.open_cases || {};
     g += c.green || 0; y += c.yellow || 0; r += c.red || 0; if (s.online) online++;
-    return `<tr><td>${esc(s.code)}</td><td>${esc(s.name)}</td>
+    return `<tr><td><a href="/site?code=${encodeURIComponent(s.code)}">${esc(s.code)}</a></td><td>${esc(s.name)}</td>
       <td class="${s.online ? "online" : "offline"}">${s.revoked ? "已吊销" : (s.online ? "● 在线" : "○ 离线")}</td>
       <td>${fmt(s.last_seen)}</td><td>${s.acked_seq}</td><td>${s.backlog}</td>
       <td>${esc(CLOCK_ZH[s.clock] || s.clock)}</td>

@@ -77,6 +77,15 @@ def test_agent_under_systemd_notify_and_heartbeats_reach_the_hub(env, tmp_path):
     hb = site["heartbeat"]
     assert hb["disk_free_kb"] > 0 and hb["mem_total_kb"] > 0 and hb["clock"] == "ntp"
     assert hb["devices"]["keypad-1"] == "ok"
+    # what window 1's sign shows, drawn at the hub for the site page
+    wait_for(lambda: "sign-lines-1" in env.hub_get("/api/sites/S01")["heartbeat"]["devices"], 20,
+             what="sign content in a heartbeat")
+    import urllib.request
+    req = urllib.request.Request(f"{env.hub_url}/api/sites/S01/signs/1.png",
+                                 headers={"Authorization": f"Bearer {env.token}"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        png = r.read()
+    assert png.startswith(b"\x89PNG") and len(png) > 500
 
 
 def test_unattended_window_with_snapshot_reaches_the_hub(env):
