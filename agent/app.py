@@ -32,6 +32,7 @@ async def serve(cfg: AgentConfig, *, http_port: int | None = None, data_dir: Pat
     hall = await _start_hall(cfg, store, data, clock)
     if hall is not None:
         sync.on_command.append(hall.command)
+        _wire_clips(hall, sync, cfg)
     app = create_app(store, cfg.http.token, sync=sync, hall=hall)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -62,6 +63,19 @@ async def serve(cfg: AgentConfig, *, http_port: int | None = None, data_dir: Pat
         if hall is not None:
             await hall.stop()
         store.close()
+
+
+def _wire_clips(hall, sync, cfg: AgentConfig) -> None:
+    """Boxes that record can answer the hub's clip requests."""
+    cams = hall.cameras
+    if cams is None or cams.index is None:
+        return
+    from agent.clipsend import ClipSender
+    sender = ClipSender(cams.index, sync.publish_raw, cfg.site.code, sync.sign_key)
+    sync.on_command.append(sender.command)
+    sync.on_clip_ack.append(sender.on_ack)
+    cams.tickers.append(sender.tick)
+    sender.resume()
 
 
 async def _start_hall(cfg: AgentConfig, store: AgentStore, data: Path, clock: BoxClock):

@@ -54,6 +54,7 @@ class Cameras:
         self.index = None
         self._stop = threading.Event()
         self._housekeeping: threading.Thread | None = None
+        self.tickers: list = []           # more periodic work (clip resends)
 
     def start(self) -> None:
         """Start a watcher per camera; recorders and retention for real cameras."""
@@ -109,6 +110,11 @@ class Cameras:
                 self.retention.run_once(int(time.time() * 1000), self.clock_quality())
             except Exception:  # noqa: BLE001
                 log.exception("retention failed")
+            for fn in self.tickers:
+                try:
+                    fn()
+                except Exception:  # noqa: BLE001
+                    log.exception("periodic task failed")
 
     def states(self) -> dict[str, str]:
         """Per camera: ok / offline (for heartbeats)."""

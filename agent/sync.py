@@ -58,6 +58,7 @@ class Syncer:
         self.counters = {"batches_sent": 0, "records_sent": 0, "acks": 0, "rewinds": 0,
                          "config_applied": 0, "config_refused": 0}
         self.on_command: list = []         # fn(msg) for commands other than resync
+        self.on_clip_ack: list = []        # fn(ack) for clip chunk acks
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task | None = None
@@ -94,6 +95,11 @@ class Syncer:
                 pass
         self.client.disconnect()
         self.client.loop_stop()
+
+    def publish_raw(self, topic: str, payload: bytes) -> None:
+        """Publish bytes (QoS 1) if connected; callers resend on their own acks."""
+        if self.connected:
+            self.client.publish(topic, payload, qos=1)
 
     def kick(self) -> None:
         """A new record was written: wake the drain loop (thread-safe)."""
@@ -145,6 +151,10 @@ class Syncer:
                 self._apply_config(msg.payload)
             elif msg.topic == topics.site_cmd(self.site):
                 self._call(self._on_cmd, decode_msg(msg.payload))
+            elif msg.topic == topics.site_clip_ack(self.site):
+                ack = decode_msg(msg.payload)
+                for fn in self.on_clip_ack:
+                    fn(ack)
         except WireError as exc:
             log.warning("refused message on %s: %s", msg.topic, exc)
         self._call(lambda: None)

@@ -121,6 +121,22 @@ async def request_clip(request: web.Request) -> web.Response:
     return web.json_response({"clip_id": clip_id}, status=202)
 
 
+async def list_clips(request: web.Request) -> web.Response:
+    """Clips requested from sites and how far their upload is."""
+    cur = request.app[HUB].reader.execute("SELECT clip_id, site, camera, start_ms, end_ms, total, received, "
+                                          "size, done FROM clips ORDER BY updated_ms DESC LIMIT 200")
+    cols = [c[0] for c in cur.description]
+    return web.json_response([dict(zip(cols, r)) for r in cur.fetchall()], dumps=_dumps)
+
+
+async def get_clip(request: web.Request) -> web.StreamResponse:
+    """A complete clip (MP4)."""
+    path = request.app[HUB].ingest.clips.path(request.match_info["clip_id"])
+    if path is None:
+        return web.json_response({"error": "clip not (yet) complete"}, status=404)
+    return web.FileResponse(path, headers={"Content-Type": "video/mp4"})
+
+
 def add_routes(app: web.Application, hub) -> None:
     """Register the device routes."""
     app[HUB] = hub
@@ -128,4 +144,6 @@ def add_routes(app: web.Application, hub) -> None:
     app.router.add_get("/api/sites/{code}/snapshots/{seq:\\d+}.jpg", get_snapshot)
     app.router.add_post("/api/sites/{code}/sign", push_sign_text)
     app.router.add_get("/api/sites/{code}/signs/{window}.png", sign_image)
+    app.router.add_get("/api/clips", list_clips)
+    app.router.add_get("/api/clips/{clip_id:[A-Za-z0-9._-]+}.mp4", get_clip)
     app.router.add_post("/api/sites/{code}/clips", request_clip)

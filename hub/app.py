@@ -12,6 +12,7 @@ from aiohttp import web
 
 from agent.db import connect, transaction
 from hub.api import create_app
+from hub.clips import ClipReceiver
 from hub.configpush import ConfigPusher
 from hub.docworker import DocumentWorker
 from hub.notify import Notifier
@@ -44,6 +45,7 @@ class Hub:
         self.ingest = Ingestor(self.conn, self.keys, self.sites, self.link.publish,
                                default_yellow=sup.yellow_days, sweep_interval_s=sup.sweep_interval_s,
                                supervisor=self.supervisor, backdate_tolerance=tolerance)
+        self.ingest.clips = ClipReceiver(self.data_dir / "clips")
         self.pusher = ConfigPusher(self.conn, self.sites, self.keys.sign_key, self.link.publish,
                                    on_calendar_change=self.ingest.reload_calendar)
         self.ingest.on_idle.append(self.sites.maybe_reload)   # revocations/new sites within ~1 s

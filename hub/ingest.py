@@ -39,6 +39,7 @@ GROUP_BYTES = 1_000_000  # ... and about this many payload bytes (~3,000 records
 class Outcome:
     """What processing one group produced: acks to publish after the commit."""
     acks: dict[str, dict] = field(default_factory=dict)
+    extra: list[tuple[str, dict]] = field(default_factory=list)   # other messages to send after commit
     changed_cases: set[str] = field(default_factory=set)
 
 
@@ -62,6 +63,7 @@ class Ingestor:
         self._next_sweep = 0.0
         self._fresh_regs: dict[str, CaseRegistered] = {}
         self.supervisor = supervisor              # hub.supervision.Supervisor (cards, tickets, SMS)
+        self.clips = None                         # hub.clips.ClipReceiver
         self.backdate_tolerance = backdate_tolerance
 
     # -- thread plumbing ------------------------------------------------------------------------
@@ -130,6 +132,8 @@ class Ingestor:
             self._project(out.changed_cases, now, now_ms)
         for site, ack in out.acks.items():
             self.publish(topics.site_ack(site), ack, 1, False)
+        for topic, msg in out.extra:
+            self.publish(topic, msg, 1, False)
         return out
 
     def _dispatch(self, topic: str, payload: bytes, now_ms: int, out: Outcome) -> None:
@@ -139,9 +143,23 @@ class Ingestor:
         site, rest = parsed
         if rest == "up/state":
             return self._state(site, payload, now_ms, out)
+        if rest == "up/clip":
+            return self._clip(site, topic, payload, now_ms, out)
         if rest != "up/batch":
             return self._quarantine(now_ms, site, topic, "bad_topic", "", payload)
         self._batch(site, topic, payload, now_ms, out)
+
+    def _clip(self, site: str, topic: str, payload: bytes, now_ms: int, out: Outcome) -> None:
+        """A chunk of a clip the hub asked for: verify, store, ack."""
+        key = self.sites.verify_key(site)
+        if key is None or self.clips is None:
+            return self._quarantine(now_ms, site, topic, "unknown_site" if key is None else "bad_topic", "clip", b"")
+        try:
+            ack_topic, ack = self.clips.handle(self.conn, site, payload, key, now_ms)
+        except WireError as exc:
+            return self._quarantine(now_ms, site, topic, exc.reason, str(exc), b"")
+        out.extra.append((ack_topic, ack))
+        db.bump(self.conn, "clip_chunks_stored")
 
     def _quarantine(self, now_ms, site, topic, reason, detail, payload) -> None:
         log.warning("quarantined message from %s on %s: %s %s", site, topic, reason, detail)

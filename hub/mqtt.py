@@ -60,7 +60,7 @@ class HubLink:
         if reason_code.is_failure:
             log.warning("broker refused the hub: %s", reason_code)
             return
-        client.subscribe([(topics.ALL_BATCHES, 1), (topics.ALL_STATES, 1)])
+        client.subscribe([(topics.ALL_BATCHES, 1), (topics.ALL_STATES, 1), (topics.ALL_CLIPS, 1)])
         client.publish(topics.HUB_STATE, self._state(True), qos=1, retain=True)
         self.connected.set()
         log.info("hub connected to broker")

@@ -75,11 +75,12 @@ MIGRATIONS = [
 
 def all_migrations() -> list[tuple[str, str]]:
     """Core migrations plus those of the supervision parts, in order."""
+    from hub.clips import MIGRATIONS as CLIPS
     from hub.devices import MIGRATIONS as DEVICES
     from hub.documents import MIGRATIONS as DOCUMENTS
     from hub.notify import MIGRATIONS as NOTIFY
     from hub.supervision import MIGRATIONS as SUPERVISION
-    return [*MIGRATIONS, *SUPERVISION, *DEVICES, *DOCUMENTS, *NOTIFY]
+    return [*MIGRATIONS, *SUPERVISION, *DEVICES, *DOCUMENTS, *NOTIFY, *CLIPS]
 
 
 def open_db(path: Path) -> sqlite3.Connection:

@@ -8,6 +8,8 @@ site only. The hub reads and writes everything under the root.
     jc/v1/site/{site}/down/ack     hub acks: highest contiguous seq, hub time, resend request
     jc/v1/site/{site}/down/config  signed config (catalog, calendar, thresholds), retained
     jc/v1/site/{site}/down/cmd     commands (resync, sign text, clip request)
+    jc/v1/site/{site}/up/clip      signed chunks of a requested clip
+    jc/v1/site/{site}/down/clip    the hub's ack of each stored chunk
     jc/v1/hub/state                hub online/offline, retained; agents drain only when online
 """
 from __future__ import annotations
@@ -40,6 +42,16 @@ def site_config_filter(site: str) -> str:
     return f"{ROOT}/site/{site}/down/config/+"
 
 
+def site_clip(site: str) -> str:
+    """Signed chunks of a recorded clip the hub asked for (site → hub)."""
+    return f"{ROOT}/site/{site}/up/clip"
+
+
+def site_clip_ack(site: str) -> str:
+    """The hub's ack of each stored clip chunk (hub → site)."""
+    return f"{ROOT}/site/{site}/down/clip"
+
+
 def site_cmd(site: str) -> str:
     """Commands for a site."""
     return f"{ROOT}/site/{site}/down/cmd"
@@ -53,6 +65,7 @@ def site_down_filter(site: str) -> str:
 HUB_STATE = f"{ROOT}/hub/state"
 ALL_BATCHES = f"{ROOT}/site/+/up/batch"
 ALL_STATES = f"{ROOT}/site/+/up/state"
+ALL_CLIPS = f"{ROOT}/site/+/up/clip"
 
 
 def parse_site_topic(topic: str) -> tuple[str, str] | None:
