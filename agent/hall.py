@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
+from agent.aio import cancel
 from agent.devices.build import Devices, open_devices
 from agent.devices.config import DevicesConfig, devices_from_board
 from agent.devices.keypads.collector import VoteCollector
@@ -85,12 +86,7 @@ class Hall:
 
     async def stop(self) -> None:
         """Stop the loop and release every device."""
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel(self._task)
         if self.collector:
             self.collector.close()
         if self.devices:

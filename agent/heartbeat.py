@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
+from agent.aio import cancel
 from agent.health import HealthThresholds, HostReaders, collect, health_problems, status_text
 from agent.watchdog import SystemdNotifier, WatchdogPinger, all_checks, store_check, watchdog_interval
 from protocol.calendar import CST
@@ -82,12 +83,7 @@ class BoxMonitor:
     async def stop(self) -> None:
         """STOPPING=1, then stop the loops."""
         self.notifier.stopping()
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel(self._task)
         if self.pinger:
             await self.pinger.stop()
         self.notifier.close()

@@ -13,6 +13,7 @@ import time
 
 import paho.mqtt.client as mqtt
 
+from agent.aio import cancel
 from agent.clock import BoxClock
 from agent.drain import DrainPlan, TokenBucket
 from agent.store import AgentStore
@@ -81,12 +82,7 @@ class Syncer:
 
     async def stop(self) -> None:
         """Say goodbye (retained offline state) and disconnect."""
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel(self._task)
         if self.connected:
             info = self.client.publish(topics.site_state(self.site), self._state(False), qos=1, retain=True)
             try:

@@ -10,6 +10,7 @@ from pathlib import Path
 from aiohttp import web
 
 from hub.devices import votes_of_case
+from hub.httpjson import dumps, error
 from hub.metrics import render_metrics
 
 STATIC = Path(__file__).parent / "static"
@@ -34,13 +35,6 @@ ORDERS = {  # fixed SQL fragments, never user text
 }
 
 
-def _dumps(o) -> str:
-    return json.dumps(o, ensure_ascii=False)
-
-
-def jerr(status: int, message: str) -> web.Response:
-    """JSON error body."""
-    return web.json_response({"error": message}, status=status, dumps=_dumps)
 
 
 def auth_middleware(token: str, department_tokens: dict[str, str] | None = None):
@@ -62,10 +56,10 @@ def auth_middleware(token: str, department_tokens: dict[str, str] | None = None)
         for name, dtoken in departments.items():
             if supplied and hmac.compare_digest(supplied, dtoken):
                 if not path.startswith("/api/tickets"):
-                    return jerr(403, "部门令牌只能访问督办件 (department tokens reach /api/tickets only)")
+                    return error(403, "部门令牌只能访问督办件 (department tokens reach /api/tickets only)")
                 request["role"] = ("department", name)
                 return await handler(request)
-        return jerr(401, "需要有效的令牌 (missing or invalid bearer token)")
+        return error(401, "需要有效的令牌 (missing or invalid bearer token)")
     return check
 
 
@@ -95,7 +89,7 @@ async def get_case(request: web.Request) -> web.Response:
     case_no = request.match_info["case_no"]
     rows = _rows(conn, "SELECT * FROM cases WHERE case_no=?", (case_no,))
     if not rows:
-        return jerr(404, f"案件不存在 (no such case): {case_no}")
+        return error(404, f"案件不存在 (no such case): {case_no}")
     case = _case_out(rows[0])
     evs = _rows(conn, "SELECT seq, type, at, body_json FROM case_events WHERE case_no=? ORDER BY seq",
                 (case_no,))
@@ -104,7 +98,7 @@ async def get_case(request: web.Request) -> web.Response:
     case["votes"] = votes_of_case(conn, case_no)
     case["alerts"] = _rows(conn, "SELECT at_ms, kind, light, detail FROM alerts WHERE case_no=? ORDER BY id",
                            (case_no,))
-    return web.json_response(case, dumps=_dumps)
+    return web.json_response(case, dumps=dumps)
 
 
 async def list_cases(request: web.Request) -> web.Response:
@@ -121,14 +115,14 @@ async def list_cases(request: web.Request) -> web.Response:
         limit = min(max(int(q.get("limit", 200)), 1), 5000)
         offset = max(int(q.get("offset", 0)), 0)
     except ValueError:
-        return jerr(400, "limit/offset must be integers")
+        return error(400, "limit/offset must be integers")
     sql = "SELECT * FROM cases" + (" WHERE " + " AND ".join(where) if where else "")
     total = request.app[READER].execute(sql.replace("*", "count(*)", 1), args).fetchone()[0]
     order = ORDERS.get(q.get("order", "recent"))
     if order is None:
-        return jerr(400, f"order must be one of {', '.join(ORDERS)}")
+        return error(400, f"order must be one of {', '.join(ORDERS)}")
     rows = _rows(request.app[READER], f"{sql} ORDER BY {order} LIMIT ? OFFSET ?", (*args, limit, offset))
-    return web.json_response({"total": total, "cases": [_case_out(r) for r in rows]}, dumps=_dumps)
+    return web.json_response({"total": total, "cases": [_case_out(r) for r in rows]}, dumps=dumps)
 
 
 def site_rows(conn, registry) -> list[dict]:
@@ -154,7 +148,7 @@ def site_rows(conn, registry) -> list[dict]:
 async def list_sites(request: web.Request) -> web.Response:
     """GET /api/sites."""
     hub = request.app[HUB]
-    return web.json_response(site_rows(request.app[READER], hub.sites), dumps=_dumps)
+    return web.json_response(site_rows(request.app[READER], hub.sites), dumps=dumps)
 
 
 async def list_alerts(request: web.Request) -> web.Response:
@@ -162,7 +156,7 @@ async def list_alerts(request: web.Request) -> web.Response:
     rows = _rows(request.app[READER], "SELECT * FROM alerts ORDER BY id DESC LIMIT 500")
     for r in rows:
         r["at"] = _iso(r.pop("at_ms"))
-    return web.json_response(rows, dumps=_dumps)
+    return web.json_response(rows, dumps=dumps)
 
 
 class Limiter:
@@ -186,12 +180,12 @@ class Limiter:
 async def public_case(request: web.Request) -> web.Response:
     """Citizen progress lookup with case number + query code; no personal data."""
     if not request.app[LIMITER].allow(request.remote or "?", time.monotonic()):
-        return jerr(429, "查询过于频繁，请稍后再试 (too many lookups, try again later)")
+        return error(429, "查询过于频繁，请稍后再试 (too many lookups, try again later)")
     case_no = request.match_info["case_no"]
     code = request.query.get("code", "")
     rows = _rows(request.app[READER], "SELECT * FROM cases WHERE case_no=?", (case_no,))
     if not code or not rows or not hmac.compare_digest(rows[0]["query_code"], code):
-        return jerr(404, "未找到该办件，请核对办件编号和查询码 (no case with that number and query code)")
+        return error(404, "未找到该办件，请核对办件编号和查询码 (no case with that number and query code)")
     r = rows[0]
     evs = _rows(request.app[READER], "SELECT type, at FROM case_events WHERE case_no=? ORDER BY seq",
                 (case_no,))
@@ -203,7 +197,7 @@ async def public_case(request: web.Request) -> web.Response:
         "events": [{"type": e["type"], "type_zh": EVENT_ZH.get(e["type"], e["type"]), "at": e["at"]}
                    for e in evs],
     }
-    return web.json_response(body, dumps=_dumps)
+    return web.json_response(body, dumps=dumps)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from hub.devices import site_detail, snapshot
+from hub.httpjson import dumps, read_model
 from protocol import topics
 from protocol.wire import encode_msg
 
@@ -29,39 +29,23 @@ class ClipRequest(BaseModel):
     end_ms: int = Field(gt=0)
 
 
-def _dumps(o) -> str:
-    return json.dumps(o, ensure_ascii=False)
-
-
 def _site(request: web.Request, online: bool = False) -> str:
     code = request.match_info["code"]
     if code not in request.app[HUB].sites.active():
-        raise web.HTTPNotFound(text=_dumps({"error": f"站点不存在或已吊销 (no such active site): {code}"}),
+        raise web.HTTPNotFound(text=dumps({"error": f"站点不存在或已吊销 (no such active site): {code}"}),
                                content_type="application/json")
     if online:   # commands are live-only (not queued): say so instead of pretending
         row = request.app[HUB].reader.execute("SELECT online FROM sites WHERE code=?", (code,)).fetchone()
         if not row or not row[0]:
-            raise web.HTTPConflict(text=_dumps({"error": f"站点离线，命令未发送 (site {code} is offline; "
+            raise web.HTTPConflict(text=dumps({"error": f"站点离线，命令未发送 (site {code} is offline; "
                                                          f"command not sent)"}), content_type="application/json")
     return code
-
-
-async def _valid(request: web.Request, model):
-    try:
-        return model.model_validate(await request.json())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise web.HTTPBadRequest(text=_dumps({"error": f"malformed JSON: {exc}"}), content_type="application/json")
-    except ValidationError as exc:
-        e = exc.errors()[0]
-        field = ".".join(str(p) for p in e["loc"])
-        raise web.HTTPUnprocessableEntity(text=_dumps({"error": f"{field}: {e['msg']}", "field": field}),
-                                          content_type="application/json")
 
 
 async def get_site(request: web.Request) -> web.Response:
     """One site: heartbeat, device events, vote counts."""
     code = request.match_info["code"]
-    return web.json_response({"code": code, **site_detail(request.app[HUB].reader, code)}, dumps=_dumps)
+    return web.json_response({"code": code, **site_detail(request.app[HUB].reader, code)}, dumps=dumps)
 
 
 async def get_snapshot(request: web.Request) -> web.Response:
@@ -100,7 +84,7 @@ def render_sign_png(lines: list[str], width: int = 192, font_px: int = 16) -> by
 async def push_sign_text(request: web.Request) -> web.Response:
     """Show a text on a window's LED sign (command to the box)."""
     code = _site(request, online=True)
-    body = await _valid(request, SignText)
+    body = await read_model(request, SignText)
     request.app[HUB].link.publish(topics.site_cmd(code), encode_msg(
         {"cmd": "sign_text", "window": body.window, "text": body.text, "seconds": body.seconds,
          "ms": int(time.time() * 1000)}), 1, False)
@@ -110,7 +94,7 @@ async def push_sign_text(request: web.Request) -> web.Response:
 async def request_clip(request: web.Request) -> web.Response:
     """Ask the box to upload a recorded clip (resumable chunks)."""
     code = _site(request, online=True)
-    body = await _valid(request, ClipRequest)
+    body = await read_model(request, ClipRequest)
     if body.end_ms <= body.start_ms or body.end_ms - body.start_ms > 3_600_000:
         return web.json_response({"error": "end_ms must be after start_ms, at most one hour later",
                                   "field": "end_ms"}, status=422)
@@ -126,7 +110,7 @@ async def list_clips(request: web.Request) -> web.Response:
     cur = request.app[HUB].reader.execute("SELECT clip_id, site, camera, start_ms, end_ms, total, received, "
                                           "size, done FROM clips ORDER BY updated_ms DESC LIMIT 200")
     cols = [c[0] for c in cur.description]
-    return web.json_response([dict(zip(cols, r)) for r in cur.fetchall()], dumps=_dumps)
+    return web.json_response([dict(zip(cols, r)) for r in cur.fetchall()], dumps=dumps)
 
 
 async def get_clip(request: web.Request) -> web.StreamResponse:

@@ -7,9 +7,10 @@ from urllib.parse import quote
 from datetime import datetime
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from hub.admin import store_calendar_year
+from hub.httpjson import dumps, error, read_model
 from hub.store import load_calendar
 from hub.supervision import card_summary, ticket_view
 from hub.tickets import TicketError
@@ -39,30 +40,6 @@ class OpenIn(_In):
     text: str = Field(min_length=1, max_length=8000)
 
 
-def _dumps(o) -> str:
-    return json.dumps(o, ensure_ascii=False)
-
-
-def _err(status: int, msg: str, field: str | None = None) -> web.Response:
-    body = {"error": msg, **({"field": field} if field else {})}
-    return web.json_response(body, status=status, dumps=_dumps)
-
-
-async def _body(request: web.Request, model: type[BaseModel]):
-    try:
-        raw = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise web.HTTPBadRequest(text=_dumps({"error": f"malformed JSON: {exc}"}),
-                                 content_type="application/json") from None
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        e = exc.errors()[0]
-        field = ".".join(str(p) for p in e["loc"]) or None
-        raise web.HTTPUnprocessableEntity(text=_dumps({"error": f"{field}: {e['msg']}", "field": field}),
-                                          content_type="application/json") from None
-
-
 def _department(request: web.Request) -> str | None:
     """None for an operator; the department's name for a department token."""
     role = request.get("role", ("admin", None))
@@ -71,7 +48,7 @@ def _department(request: web.Request) -> str | None:
 
 def _admin_only(request: web.Request) -> None:
     if _department(request) is not None:
-        raise web.HTTPForbidden(text=_dumps({"error": "需要监察人员令牌 (operator token required)"}),
+        raise web.HTTPForbidden(text=dumps({"error": "需要监察人员令牌 (operator token required)"}),
                                 content_type="application/json")
 
 
@@ -80,9 +57,9 @@ async def _write(request, fn):
     try:
         return await asyncio.to_thread(hub.write, fn)
     except TicketError as exc:
-        raise web.HTTPConflict(text=_dumps({"error": str(exc)}), content_type="application/json") from None
+        raise web.HTTPConflict(text=dumps({"error": str(exc)}), content_type="application/json") from None
     except LookupError as exc:
-        raise web.HTTPNotFound(text=_dumps({"error": str(exc)}), content_type="application/json") from None
+        raise web.HTTPNotFound(text=dumps({"error": str(exc)}), content_type="application/json") from None
 
 
 async def list_tickets(request: web.Request) -> web.Response:
@@ -96,7 +73,7 @@ async def list_tickets(request: web.Request) -> web.Response:
             args.append(value)
     sql = "SELECT id FROM tickets" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC LIMIT 500"
     conn = request.app[HUB].reader
-    return web.json_response([ticket_view(conn, r[0]) for r in conn.execute(sql, args)], dumps=_dumps)
+    return web.json_response([ticket_view(conn, r[0]) for r in conn.execute(sql, args)], dumps=dumps)
 
 
 async def get_ticket(request: web.Request) -> web.Response:
@@ -104,42 +81,42 @@ async def get_ticket(request: web.Request) -> web.Response:
     t = ticket_view(request.app[HUB].reader, int(request.match_info["id"]))
     dept = _department(request)
     if t is None or (dept is not None and t["department"] != dept):
-        return _err(404, "督办件不存在 (no such ticket)")
-    return web.json_response(t, dumps=_dumps)
+        return error(404, "督办件不存在 (no such ticket)")
+    return web.json_response(t, dumps=dumps)
 
 
 async def reply(request: web.Request) -> web.Response:
     """The department replies (说明理由)."""
-    body = await _body(request, ReplyIn)
+    body = await read_model(request, ReplyIn)
     hub, tid, dept = request.app[HUB], int(request.match_info["id"]), _department(request)
     t = await _write(request, lambda c: hub.supervisor.reply(c, tid, body.actor, body.text, _now(), dept))
-    return web.json_response(t, status=201, dumps=_dumps)
+    return web.json_response(t, status=201, dumps=dumps)
 
 
 async def review(request: web.Request) -> web.Response:
     """A supervisor accepts or rejects a reply (rejection escalates)."""
     _admin_only(request)
-    body = await _body(request, ReviewIn)
+    body = await read_model(request, ReviewIn)
     hub, tid = request.app[HUB], int(request.match_info["id"])
     t = await _write(request, lambda c: hub.supervisor.review(c, tid, body.decision, body.actor, body.text, _now()))
-    return web.json_response(t, status=201, dumps=_dumps)
+    return web.json_response(t, status=201, dumps=dumps)
 
 
 async def open_ticket(request: web.Request) -> web.Response:
     """A supervisor opens a ticket by hand (人工督办)."""
     _admin_only(request)
-    body = await _body(request, OpenIn)
+    body = await read_model(request, OpenIn)
     hub, case_no = request.app[HUB], request.match_info["case_no"]
     tid = await _write(request, lambda c: hub.supervisor.open_ticket(c, case_no, body.level, body.actor,
                                                                       _now(), reason=body.text))
-    return web.json_response(ticket_view(hub.reader, tid), status=201, dumps=_dumps)
+    return web.json_response(ticket_view(hub.reader, tid), status=201, dumps=dumps)
 
 
 async def cards(request: web.Request) -> web.Response:
     """Yellow/red cards per department, with red-equivalents (two yellows = one red, configurable)."""
     hub = request.app[HUB]
     dept = _department(request) or request.query.get("department")
-    return web.json_response(card_summary(hub.reader, hub.cfg.supervision.yellow_per_red, dept), dumps=_dumps)
+    return web.json_response(card_summary(hub.reader, hub.cfg.supervision.yellow_per_red, dept), dumps=dumps)
 
 
 async def get_calendar(request: web.Request) -> web.Response:
@@ -153,7 +130,7 @@ async def get_calendar(request: web.Request) -> web.Response:
                   for t in cal.tables()],
         "fingerprint": cal.fingerprint(),
         "imports": [dict(zip(("at_ms", "version", "actor", "detail"), r)) for r in log_rows],
-    }, dumps=_dumps)
+    }, dumps=dumps)
 
 
 async def post_calendar(request: web.Request) -> web.Response:
@@ -162,16 +139,16 @@ async def post_calendar(request: web.Request) -> web.Response:
     try:
         raw = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return _err(400, f"malformed JSON: {exc}")
+        return error(400, f"malformed JSON: {exc}")
     if not isinstance(raw, dict):
-        return _err(400, "body must be a JSON object: {year, holidays, workdays, source?, actor?}")
+        return error(400, "body must be a JSON object: {year, holidays, workdays, source?, actor?}")
     actor = str(raw.pop("actor", None) or "dashboard")[:64]
     try:
         table = YearTable.from_dict(raw)
     except (CalendarError, TypeError, ValueError) as exc:
-        return _err(422, f"日历数据无效 (invalid calendar): {exc}")
+        return error(422, f"日历数据无效 (invalid calendar): {exc}")
     version = await _write(request, lambda c: store_calendar_year(c, table, f"api:{actor}", "dashboard"))
-    return web.json_response({"version": version, "year": table.year}, status=201, dumps=_dumps)
+    return web.json_response({"version": version, "year": table.year}, status=201, dumps=dumps)
 
 
 async def get_document(request: web.Request) -> web.Response:
@@ -182,13 +159,13 @@ async def get_document(request: web.Request) -> web.Response:
         got = await asyncio.to_thread(lambda: DocumentStore(hub.reader, ensure_schema=False).get(
             int(request.match_info["id"])))
     except DocumentIntegrityError as exc:
-        return _err(500, f"文书校验失败 (stored document fails its hash check): {exc}")
+        return error(500, f"文书校验失败 (stored document fails its hash check): {exc}")
     if got is None:
-        return _err(404, "文书不存在 (no such document)")
+        return error(404, "文书不存在 (no such document)")
     meta, pdf = got
     dept = _department(request)
     if dept is not None and meta.get("facts", {}).get("department") != dept:
-        return _err(404, "文书不存在 (no such document)")
+        return error(404, "文书不存在 (no such document)")
     return web.Response(body=pdf, content_type="application/pdf", headers={
         "X-Document-Number": quote(meta["number"]),     # percent-encoded UTF-8
         "X-Content-SHA256": meta["sha256"]})
@@ -198,7 +175,7 @@ async def list_documents(request: web.Request) -> web.Response:
     """Documents of a case (metadata)."""
     from hub.documents import DocumentStore
     docs = DocumentStore(request.app[HUB].reader, ensure_schema=False).list(request.query.get("case_no"))
-    return web.json_response([{k: v for k, v in d.items() if k != "facts"} for d in docs], dumps=_dumps)
+    return web.json_response([{k: v for k, v in d.items() if k != "facts"} for d in docs], dumps=dumps)
 
 
 def _now() -> datetime:

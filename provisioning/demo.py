@@ -20,7 +20,7 @@ import aiohttp
 
 from protocol.calendar import CST, default_calendar
 from provisioning.broker import ManagedBroker, free_port
-from provisioning.config import AgentConfig, HubConfig, dump_config, load_config
+from provisioning.config import AgentConfig, HubConfig, load_config
 
 TEMPLATES = Path(__file__).parent / "templates"
 SITE_NAMES = ["东阳镇便民服务中心", "修文镇便民服务中心", "张庆乡便民服务中心", "北田镇便民服务中心",
