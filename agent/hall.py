@@ -145,13 +145,14 @@ class Hall:
 
     def _refresh_sign(self, sign, now: datetime) -> None:
         counts = self.store.today_counts(now)
+        staff = self.store.staff_on_duty(now)
         items = sign_items(self.store.catalog())
         mono = time.monotonic()
         for window in sign.windows:
             notice = expire_notice(self.notices.get(window, SignContent(window, "")), mono)
             c = counts.get(window, {})
             content = SignContent(window, self.config.window_labels.get(window, f"{window}号窗口"),
-                                  staff=None, items=items, received_today=c.get("received", 0),
+                                  staff=staff.get(window), items=items, received_today=c.get("received", 0),
                                   completed_today=c.get("completed", 0), notice=notice.notice,
                                   notice_until_mono=notice.notice_until_mono)
             self.sign_lines[window] = render_lines(content, max(8, self._sign_cells()))

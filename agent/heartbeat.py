@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from agent.aio import cancel
+from agent.aio import cancel, release_memory
 from agent.health import HealthThresholds, HostReaders, collect, health_problems, status_text
 from agent.watchdog import SystemdNotifier, WatchdogPinger, all_checks, store_check, watchdog_interval
 from protocol.calendar import CST
@@ -78,6 +78,7 @@ class BoxMonitor:
                 await asyncio.to_thread(self.beat)
             except Exception:  # noqa: BLE001 - a full disk must not stop the box; it shows elsewhere
                 log.exception("heartbeat failed")
+            release_memory()       # a year unattended: hand back what a big drain left behind
             await asyncio.sleep(self.every_s)
 
     async def stop(self) -> None:

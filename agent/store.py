@@ -291,6 +291,15 @@ class AgentStore:
             out.setdefault(window, []).append(self.case_view(case_no, now)["light"])
         return out
 
+    def staff_on_duty(self, now: datetime) -> dict[str, str]:
+        """Per window: the clerk of the latest case received there today (shown on the sign)."""
+        day = local_date(now).isoformat()
+        with self.lock:
+            rows = self.conn.execute(
+                "SELECT window, clerk FROM cases WHERE substr(received_at, 1, 10) = ? AND clerk IS NOT NULL "
+                "AND window IS NOT NULL ORDER BY registered_seq", (day,)).fetchall()
+        return {w: c for w, c in rows}
+
     def today_counts(self, now: datetime) -> dict[str, dict[str, int]]:
         """Per window: cases received and closed today (for the LED signs)."""
         day = local_date(now).isoformat()

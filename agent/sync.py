@@ -13,7 +13,7 @@ import time
 
 import paho.mqtt.client as mqtt
 
-from agent.aio import cancel
+from agent.aio import cancel, release_memory
 from agent.clock import BoxClock
 from agent.drain import DrainPlan, TokenBucket
 from agent.store import AgentStore
@@ -60,6 +60,7 @@ class Syncer:
                          "config_applied": 0, "config_refused": 0}
         self.on_command: list = []         # fn(msg) for commands other than resync
         self.on_clip_ack: list = []        # fn(ack) for clip chunk acks
+        self._trimmed_at = 0
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task | None = None
@@ -190,6 +191,10 @@ class Syncer:
         if self.plan.on_ack(acked):
             self.store.set_acked(acked)
             self.last_progress = time.monotonic()
+            if self.plan.is_idle(self.store.head_seq) and \
+                    self.counters["records_sent"] - self._trimmed_at > 1000:
+                self._trimmed_at = self.counters["records_sent"]
+                release_memory()           # a drained backlog leaves freed heap behind
         resend = msg.get("resend_from")
         if isinstance(resend, int) and resend >= 1:
             self.counters["rewinds"] += 1

@@ -1,7 +1,7 @@
 """bench/sweep: supervision sweep over a large hub database.
 
 Builds a hub database with N open cases (default 1,000,000) whose receipt dates are spread
-over ~100 working days, so every midnight some cohorts turn yellow or red. Measures:
+over ~200 working days, so every midnight about 1 % of cases turn yellow or red. Measures:
   - full recompute of every open case (e.g. after a calendar import), target <= 60 s;
   - an incremental sweep at the next midnight (only cases whose next_change is due), in which
     about 1-2 % of cases change light, target <= 1 s;
@@ -31,12 +31,12 @@ ITEMS = [("XK-001", "promised", 20, 10, 2), ("XK-003", "promised", 20, 5, 1), ("
          ("XK-002", "joint", 45, 15, 3), ("QR-001", "promised", 20, 15, 2)]
 
 
-def build(path: Path, n: int, today) -> None:
-    """Insert n open cases (half accepted) with receipt days spread over 100 working days."""
+def build(path: Path, n: int, today, spread_days: int = 200) -> None:
+    """Insert n open cases (half accepted) with receipt days spread over `spread_days` working days."""
     cal = default_calendar()
     days = []
     d = today
-    while len(days) < 100:
+    while len(days) < spread_days:
         d -= timedelta(days=1)
         if cal.is_working_day(d):
             days.append(d)
@@ -113,13 +113,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--spread-days", type=int, default=200,
+                    help="working days the receipts spread over (200: about 1 %% change light per midnight)")
     args = ap.parse_args()
     cal = default_calendar()
     today = datetime(2026, 11, 18, tzinfo=CST).date()      # a Wednesday
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "hub.db"
         t = time.perf_counter()
-        build(path, args.cases, today)
+        build(path, args.cases, today, args.spread_days)
         print(f"built {args.cases:,} open cases in {time.perf_counter() - t:.1f} s", flush=True)
         conn = open_db(path)
         conn.execute("PRAGMA synchronous=NORMAL")

@@ -63,7 +63,11 @@ def _use_fake_devices(agent_yaml: Path) -> None:
     if cfg.devices.mode != "fake":
         import yaml
         raw = yaml.safe_load(agent_yaml.read_text(encoding="utf-8"))
-        raw.setdefault("devices", {})["mode"] = "fake"
+        # simulated keypads, lamps, sign and one camera per window; the demo hall is "open" at any
+        # hour so unattended windows (with snapshots) show up whenever the demo runs
+        raw["devices"] = {**raw.get("devices", {}), "mode": "fake", "heartbeat_s": 15, "fake_absent_s": 40,
+                          "fake_visits": [[0, 30], [90, 150]],
+                          "cameras": {"office_hours": {"periods": ["00:00-23:59"], "working_days_only": False}}}
         agent_yaml.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 

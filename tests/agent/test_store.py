@@ -77,3 +77,16 @@ def test_committed_case_survives_sigkill(tmp_path):
     s = AgentStore(db, "S01")
     assert s.head_seq == 1
     assert decode_record(s.read_log(1, 1)[0]).body["case_no"] == case_no
+
+
+def test_window_views_for_lamps_and_signs(tmp_path):
+    """Per window: open cases' lights (lamps), today's counts and the clerk on duty (signs)."""
+    s = _store(tmp_path / "a.db")
+    a = s.register(NewCase(item_code="XK-001", applicant={"name": "甲"}, window="1", clerk="李四"), NOW)
+    s.register(NewCase(item_code="XK-001", applicant={"name": "乙"}, window="1", clerk="王五"), NOW)
+    s.register(NewCase(item_code="XK-001", applicant={"name": "丙"}, window="2", clerk="赵六"), NOW)
+    s.add_event(a["case_no"], NewEvent(type="accept"), NOW)
+    s.add_event(a["case_no"], NewEvent(type="complete"), NOW)
+    assert s.staff_on_duty(NOW) == {"1": "王五", "2": "赵六"}
+    assert s.today_counts(NOW) == {"1": {"received": 2, "completed": 1}, "2": {"received": 1}}
+    assert s.window_lights(NOW) == {"1": ["green"], "2": ["green"]}
