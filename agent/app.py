@@ -78,20 +78,33 @@ def _wire_clips(hall, sync, cfg: AgentConfig) -> None:
     sender.resume()
 
 
+def _has_cameras(cfg: AgentConfig, fake: bool) -> bool:
+    """Only boxes with cameras load OpenCV and numpy (+11 MB)."""
+    from provisioning.boards import load_board
+    return fake or bool(cfg.devices.cameras and cfg.devices.cameras.get("cameras")) or \
+        bool(load_board(cfg.site.board).cameras)
+
+
+def _cameras(cfg: AgentConfig, store: AgentStore, data: Path, clock: BoxClock, devices, fake: bool):
+    from agent.cameras import Cameras, cameras_for
+    from agent.devices.camera.config import CamerasConfig
+    cams_cfg = cameras_for(cfg.site.board,
+                           CamerasConfig.model_validate(cfg.devices.cameras) if cfg.devices.cameras else None,
+                           [k.window for k in devices.keypads] if fake else None, cfg.devices.fake_absent_s)
+    if not cams_cfg.cameras:
+        return None
+    return Cameras(store, cams_cfg, fake=fake, data_dir=data, calendar=store.calendar,
+                   clock_quality=clock.quality, fake_visits=cfg.devices.fake_visits)
+
+
 async def _start_hall(cfg: AgentConfig, store: AgentStore, data: Path, clock: BoxClock):
     """Open the hall's devices; a box without working devices still registers cases."""
     if cfg.devices.mode == "off":
         return None
     try:
-        from agent.cameras import Cameras, cameras_for          # OpenCV only when there are devices
-        from agent.devices.camera.config import CamerasConfig
         fake = cfg.devices.mode == "fake"
         devices = devices_config_for(cfg.site.board)
-        cams_cfg = cameras_for(cfg.site.board,
-                               CamerasConfig.model_validate(cfg.devices.cameras) if cfg.devices.cameras else None,
-                               [k.window for k in devices.keypads] if fake else None, cfg.devices.fake_absent_s)
-        cameras = Cameras(store, cams_cfg, fake=fake, data_dir=data, calendar=store.calendar,
-                          clock_quality=clock.quality, fake_visits=cfg.devices.fake_visits) if cams_cfg.cameras else None
+        cameras = _cameras(cfg, store, data, clock, devices, fake) if _has_cameras(cfg, fake) else None
         hall = Hall(store, devices, fake=fake, data_dir=data, refresh_s=cfg.devices.refresh_s, cameras=cameras)
         await hall.start()
         return hall

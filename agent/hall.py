@@ -134,8 +134,8 @@ class Hall:
         stamp = (self.store.head_seq, now.strftime("%Y-%m-%d %H:%M"))
         if stamp != self._stamp:
             self._stamp = stamp
-            lights = self.store.window_lights(now)
             if self.keeper:
+                lights = self.store.window_lights(now, set(self.devices.lamps.windows))
                 self.keeper.update([(w, light) for w, ls in lights.items() for light in ls])
             sign = self.devices.sign if self.devices else None
             if sign is not None:

@@ -280,12 +280,16 @@ class AgentStore:
             "events": [{"type": e.type, "at": e.at.isoformat(), "seq": e.seq} for e in events],
         }
 
-    def window_lights(self, now: datetime) -> dict[str, list[str]]:
-        """Lights of the open cases of each window (for the window lamps)."""
+    def window_lights(self, now: datetime, windows: set[str] | None = None) -> dict[str, list[str]]:
+        """Lights of the open cases of each window (for the window lamps); only `windows` if given."""
+        if windows is not None and not windows:
+            return {}
+        only = f" AND window IN ({','.join('?' * len(windows))})" if windows else ""
         with self.lock:
             rows = self.conn.execute(
                 "SELECT case_no, window FROM cases WHERE window IS NOT NULL AND status NOT IN "
-                "('completed', 'delivered', 'rejected', 'denied', 'withdrawn', 'transferred')").fetchall()
+                "('completed', 'delivered', 'rejected', 'denied', 'withdrawn', 'transferred')" + only,
+                tuple(windows or ())).fetchall()
         out: dict[str, list[str]] = {}
         for case_no, window in rows:
             out.setdefault(window, []).append(self.case_view(case_no, now)["light"])

@@ -90,3 +90,11 @@ def test_window_views_for_lamps_and_signs(tmp_path):
     assert s.staff_on_duty(NOW) == {"1": "王五", "2": "赵六"}
     assert s.today_counts(NOW) == {"1": {"received": 2, "completed": 1}, "2": {"received": 1}}
     assert s.window_lights(NOW) == {"1": ["green"], "2": ["green"]}
+
+
+def test_window_lights_only_for_windows_with_lamps(tmp_path):
+    s = _store(tmp_path / "a.db")
+    s.register(NewCase(item_code="XK-001", applicant={"name": "甲"}, window="1"), NOW)
+    s.register(NewCase(item_code="XK-001", applicant={"name": "乙"}, window="3号窗口"), NOW)
+    assert s.window_lights(NOW, {"1", "2"}) == {"1": ["green"]}
+    assert s.window_lights(NOW, set()) == {}
