@@ -169,8 +169,10 @@ def ticket_view(conn, ticket_id: int) -> dict | None:
     t["status_zh"] = tk.STATUS_ZH.get(t["status"], t["status"])
     t["events"] = [dict(zip(("at_ms", "actor", "action", "text"), r)) for r in conn.execute(
         "SELECT at_ms, actor, action, text FROM ticket_events WHERE ticket_id=? ORDER BY id", (ticket_id,))]
-    t["documents"] = [dict(zip(("kind", "status", "document_id", "error"), r)) for r in conn.execute(
-        "SELECT kind, status, document_id, error FROM document_queue WHERE ticket_id=? ORDER BY id", (ticket_id,))]
+    from hub.documents import KINDS
+    t["documents"] = [{**dict(zip(("kind", "status", "document_id", "error"), r)), "title": KINDS.get(r[0], r[0])}
+                      for r in conn.execute("SELECT kind, status, document_id, error FROM document_queue "
+                                            "WHERE ticket_id=? ORDER BY id", (ticket_id,))]
     return t
 
 
