@@ -299,10 +299,11 @@ class AgentStore:
         """Per window: the clerk of the latest case received there today (shown on the sign)."""
         day = local_date(now).isoformat()
         with self.lock:
+            # SQLite takes the bare column `clerk` from the row holding max(registered_seq)
             rows = self.conn.execute(
-                "SELECT window, clerk FROM cases WHERE substr(received_at, 1, 10) = ? AND clerk IS NOT NULL "
-                "AND window IS NOT NULL ORDER BY registered_seq", (day,)).fetchall()
-        return {w: c for w, c in rows}
+                "SELECT window, clerk, max(registered_seq) FROM cases WHERE substr(received_at, 1, 10) = ? "
+                "AND clerk IS NOT NULL AND window IS NOT NULL GROUP BY window", (day,)).fetchall()
+        return {w: c for w, c, _ in rows}
 
     def today_counts(self, now: datetime) -> dict[str, dict[str, int]]:
         """Per window: cases received and closed today (for the LED signs)."""
