@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from hub.notify.config import NotifyConfig
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 SITE_CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{1,31}$")
 HUB_IDENTITY = "hub"  # TLS client-certificate CN of the hub; never a valid site code
@@ -93,9 +92,22 @@ class HubConfig(Strict):
     keys: HubKeys
     api: HubApi
     supervision: Supervision = Supervision()
-    notify: NotifyConfig = Field(default_factory=NotifyConfig,
-                                 description="SMS gateway and SMTP relay for reminders (hub/notify)")
+    notify: Any = Field(default_factory=dict, validate_default=True,
+                        description="SMS gateway and SMTP relay for reminders (hub/notify NotifyConfig)")
     doc_prefix: str = Field("监察", description="Prefix of document numbers, e.g. 晋中监察")
+
+    @field_validator("notify", mode="before")
+    @classmethod
+    def _notify(cls, v):
+        """Validated here, lazily: agents import this module and need none of it (~7 MB)."""
+        from hub.notify.config import NotifyConfig
+        if isinstance(v, NotifyConfig):
+            return v
+        try:
+            return NotifyConfig.model_validate(v or {})
+        except ValidationError as exc:
+            raise ValueError("; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                                       for e in exc.errors())) from None
 
 
 class AgentHub(Strict):
