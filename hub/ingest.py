@@ -101,10 +101,7 @@ class Ingestor:
                 size += len(m[1])
             group = [m for m in group if m]
             if group:
-                try:
-                    self.process_group(group)
-                except Exception:  # noqa: BLE001 - never let one group kill ingest
-                    log.exception("ingest group failed; messages will be resent by agents")
+                self.process_safely(group)
             for fn in self.on_idle:
                 try:
                     fn()
@@ -120,6 +117,34 @@ class Ingestor:
                 return
 
     # -- processing -----------------------------------------------------------------------------
+    def process_safely(self, group: list[tuple[str, bytes]]) -> None:
+        """Process a group; if it fails, each message alone, so one poison message (an
+        unexpected error, not a rejected input) is quarantined instead of blocking the rest."""
+        try:
+            self.process_group(group)
+            return
+        except Exception:  # noqa: BLE001
+            if len(group) == 1:
+                return self._poison(group[0])
+            log.exception("ingest group of %d failed; retrying one by one", len(group))
+        for msg in group:
+            try:
+                self.process_group([msg])
+            except Exception:  # noqa: BLE001
+                self._poison(msg)
+
+    def _poison(self, msg: tuple[str, bytes]) -> None:
+        import traceback
+        topic, payload = msg
+        log.exception("message on %s failed alone: quarantined", topic)
+        parsed = topics.parse_site_topic(topic)
+        try:
+            with transaction(self.conn):
+                self._quarantine(int(time.time() * 1000), parsed[0] if parsed else None, topic, "internal_error",
+                                 traceback.format_exc(limit=3)[-500:], payload)
+        except Exception:  # noqa: BLE001 - even the quarantine failed (disk full?): logged above
+            log.exception("could not quarantine the message")
+
     def process_group(self, group: list[tuple[str, bytes]]) -> Outcome:
         """Process messages in one transaction, then publish acks."""
         out = Outcome()

@@ -173,3 +173,21 @@ def test_birth_from_an_agent_ahead_of_us_asks_for_resend(hub):
     out = hub.process_group([(topics.site_state("S01"),
                               encode_msg({"online": True, "last_seq": 9, "acked_seq": 9}))])
     assert out.acks["S01"]["acked"] == 2 and out.acks["S01"]["resend_from"] == 3
+
+
+def test_a_poison_message_is_quarantined_and_does_not_block_the_group(hub, monkeypatch):
+    """An unexpected error on one message (not a rejected input) must not stop the others."""
+    s1, s2 = SiteSigner(hub.root, "S01"), SiteSigner(hub.root, "S02")
+    good = (topics.site_batch("S01"), s1.seal(chain("S01", 2)[0], 1))
+    bad = (topics.site_batch("S02"), s2.seal(chain("S02", 1)[0], 1))
+    real = hub._batch
+
+    def explode(site, topic, payload, now_ms, out):
+        if site == "S02":
+            raise RuntimeError("unexpected")
+        return real(site, topic, payload, now_ms, out)
+    monkeypatch.setattr(hub, "_batch", explode)
+    hub.process_safely([bad, good])
+    assert _count(hub.conn, "SELECT count(*) FROM records WHERE site='S01'") == 2
+    assert _reasons(hub.conn) == {"internal_error": 1}
+    assert hub.sent[-1][0] == topics.site_ack("S01")
