@@ -29,7 +29,8 @@ from protocol.wire import MAX_BATCH_BYTES, WireError, decode_msg, open_batch
 
 log = logging.getLogger("jiancha.hub.ingest")
 
-GAP_WAIT_MS = 3000       # a gap older than this (no progress) triggers a resend request
+GAP_WAIT_MS = 3000       # a gap older than this (no progress) triggers a resend request,
+GAP_WAIT_MAX_MS = 300_000  # doubling while the same gap persists (a batch rejected for good)
 GROUP_MAX = 64           # messages per transaction ...
 GROUP_BYTES = 1_000_000  # ... and about this many payload bytes (~3,000 records): short transactions
                          # keep ack latency and garbage-collector work small
@@ -64,6 +65,7 @@ class Ingestor:
         self._fresh_regs: dict[str, CaseRegistered] = {}
         self.supervisor = supervisor              # hub.supervision.Supervisor (cards, tickets, SMS)
         self.clips = None                         # hub.clips.ClipReceiver
+        self._resend_asks: dict[str, int] = {}
         self.backdate_tolerance = backdate_tolerance
 
     # -- thread plumbing ------------------------------------------------------------------------
@@ -187,11 +189,14 @@ class Ingestor:
         db.bump(self.conn, "clip_chunks_stored")
 
     def _quarantine(self, now_ms, site, topic, reason, detail, payload) -> None:
-        log.warning("quarantined message from %s on %s: %s %s", site, topic, reason, detail)
-        self.conn.execute("INSERT INTO quarantine(at_ms, site, topic, reason, detail, data) "
-                          "VALUES (?, ?, ?, ?, ?, ?)",
-                          (now_ms, site, topic, reason, detail[:500], payload[:MAX_BATCH_BYTES]))
         db.bump(self.conn, f"rejected_{reason}")
+        sha = record_hash(payload) if payload else None
+        if sha and self.conn.execute("SELECT 1 FROM quarantine WHERE sha=? LIMIT 1", (sha,)).fetchone():
+            return        # the same bytes again (a resend loop): counted, not stored twice
+        log.warning("quarantined message from %s on %s: %s %s", site, topic, reason, detail)
+        self.conn.execute("INSERT INTO quarantine(at_ms, site, topic, reason, detail, data, sha) "
+                          "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                          (now_ms, site, topic, reason, detail[:500], payload[:MAX_BATCH_BYTES], sha))
 
     def _batch(self, site: str, topic: str, payload: bytes, now_ms: int, out: Outcome) -> None:
         key = self.sites.verify_key(site)
@@ -237,6 +242,10 @@ class Ingestor:
         try:
             if rec.kind == KIND_CASE_REGISTERED:
                 reg = CaseRegistered.model_validate(rec.body)
+                if not reg.case_no.startswith(f"{site}-"):
+                    return self._quarantine(now_ms, site, topic, "wrong_site", f"case {reg.case_no}", b"")
+                if not 2000 <= reg.received_at.year <= 2100:
+                    return self._quarantine(now_ms, site, topic, "bad_body", f"received_at {reg.received_at}", b"")
                 if db.insert_registration(self.conn, site, rec.seq, reg, _json_body(rec.body)):
                     self._fresh_regs[reg.case_no] = reg
                     out.changed_cases.add(reg.case_no)
@@ -244,13 +253,20 @@ class Ingestor:
                     self._quarantine(now_ms, site, topic, "duplicate_case_no", reg.case_no, b"")
             elif rec.kind == KIND_CASE_EVENT:
                 ev = CaseEventBody.model_validate(rec.body)
+                if not ev.case_no.startswith(f"{site}-"):     # a site acts only on its own cases
+                    return self._quarantine(now_ms, site, topic, "wrong_site", f"event for {ev.case_no}", b"")
+                if not 2000 <= ev.at.year <= 2100:
+                    return self._quarantine(now_ms, site, topic, "bad_body", f"event at {ev.at}", b"")
                 self.conn.execute("INSERT INTO case_events (site, seq, case_no, type, at, body_json, "
                                   "recorded_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
                                   (site, rec.seq, ev.case_no, ev.type, ev.at.isoformat(),
                                    ev.model_dump_json(exclude_none=True), rec.wall_ms))
                 out.changed_cases.add(ev.case_no)
             elif rec.kind == KIND_VOTE:
-                dev.store_vote(self.conn, site, rec.seq, VoteCast.model_validate(rec.body))
+                vote = VoteCast.model_validate(rec.body)
+                if vote.case_no and not vote.case_no.startswith(f"{site}-"):
+                    return self._quarantine(now_ms, site, topic, "wrong_site", f"vote for {vote.case_no}", b"")
+                dev.store_vote(self.conn, site, rec.seq, vote)
             elif rec.kind == KIND_DEVICE_EVENT:
                 dev.store_device_event(self.conn, site, rec.seq, DeviceEvent.model_validate(rec.body))
             elif rec.kind == KIND_HEARTBEAT:
@@ -285,10 +301,14 @@ class Ingestor:
         if acked > s["acked"]:
             progress = now_ms
         ack = {"acked": acked, "hub_ms": now_ms}
-        if max_seq > acked and now_ms - progress > GAP_WAIT_MS:
-            ack["resend_from"] = acked + 1
+        asks = self._resend_asks.get(site, 0) if acked == s["acked"] else 0
+        if max_seq > acked and now_ms - progress > min(GAP_WAIT_MS * 2 ** asks, GAP_WAIT_MAX_MS):
+            ack["resend_from"] = acked + 1     # ask again later and later while the gap persists
             progress = now_ms
+            self._resend_asks[site] = asks + 1
             db.bump(self.conn, "resend_requests")
+        elif acked > s["acked"]:
+            self._resend_asks.pop(site, None)
         self.conn.execute(
             "UPDATE sites SET acked_seq=?, acked_hash=?, max_seq=?, last_seen_ms=?, online=1, "
             "last_progress_ms=?, chain_breaks=chain_breaks+?, clock=COALESCE(?, clock) WHERE code=?",
@@ -309,6 +329,12 @@ class Ingestor:
             return self._quarantine(now_ms, site, topics.site_state(site), exc.reason, str(exc), payload)
         srow = self._site_row(site, now_ms)
         online = bool(st.get("online"))
+        old_epoch = self.conn.execute("SELECT epoch FROM sites WHERE code=?", (site,)).fetchone()[0]
+        new_epoch = _str(st.get("epoch"))
+        if online and old_epoch and new_epoch and new_epoch != old_epoch and srow["acked"] > 0:
+            self._alert(now_ms, site, None, "epoch_changed", "red",
+                        f"log epoch {old_epoch[:8]} → {new_epoch[:8]} with {srow['acked']} records held: "
+                        f"the box was reset; its new records collide with the old ones")
         self.conn.execute(
             "UPDATE sites SET online=?, last_seen_ms=?, agent_last_seq=COALESCE(?, agent_last_seq), "
             "clock=COALESCE(?, clock), boot_id=COALESCE(?, boot_id), epoch=COALESCE(?, epoch), "

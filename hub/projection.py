@@ -7,6 +7,7 @@ never re-parses the registration; events are read for a whole chunk of cases in 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,6 +16,7 @@ from typing import Iterable
 from protocol.calendar import CST, WorkCalendar
 from protocol.caseclock import CLOSED, Event, ItemRule, evaluate
 
+log = logging.getLogger("jiancha.hub.projection")
 CHUNK = 500
 _EVENT_FIELDS = ("actor", "reason", "days", "procedure", "step", "approver", "link")
 _HAS_RECORDED = "recorded_at" in getattr(Event, "__dataclass_fields__", {})
@@ -69,9 +71,14 @@ def _project_chunk(conn, chunk, now, cal, default_yellow, now_ms, tolerance, kno
     updates, out = [], []
     extra = {"backdate_tolerance": tolerance} if tolerance is not None and _HAS_RECORDED else {}
     for (case_no, site, dept, item_name, light, ctype, legal, promised, yellow, received, code) in cases:
-        rule = ItemRule(code=code, case_type=ctype, legal_days=legal, promised_days=promised, yellow_days=yellow)
-        v = evaluate(rule, datetime.fromisoformat(received), events.get(case_no, []), now, cal,
-                     default_yellow, **extra)
+        try:
+            rule = ItemRule(code=code, case_type=ctype, legal_days=legal, promised_days=promised,
+                            yellow_days=yellow)
+            v = evaluate(rule, datetime.fromisoformat(received), events.get(case_no, []), now, cal,
+                         default_yellow, **extra)
+        except (ValueError, TypeError, OverflowError) as exc:   # one bad case never blocks the rest
+            log.error("case %s cannot be evaluated: %s", case_no, exc)
+            continue
         old = known_light.get(case_no, light)
         updates.append((v.status, v.light, _d(v.due_date), int(v.due_provisional), _d(v.legal_due_date),
                         _d(v.acceptance_due), json.dumps(list(v.violations)), int(v.status in CLOSED),

@@ -69,6 +69,10 @@ MIGRATIONS = [
             yellow_days = json_extract(reg_json, '$.item.yellow_days');
         CREATE INDEX cases_department ON cases(department);
     """),
+    ("0005_quarantine_sha", """
+        ALTER TABLE quarantine ADD COLUMN sha BLOB;
+        CREATE INDEX quarantine_sha ON quarantine(sha);
+    """),
 ]
 
 

@@ -22,12 +22,13 @@ def registration(site: str, n: int, received: datetime | None = None) -> dict:
             "clerk": "赵六", "received_at": received.isoformat()}
 
 
-def chain(site: str, n: int, start_seq: int = 1, prev: bytes = GENESIS, body=None) -> tuple[list[bytes], bytes]:
+def chain(site: str, n: int, start_seq: int = 1, prev: bytes = GENESIS, body=None,
+          kind: str = "case.registered") -> tuple[list[bytes], bytes]:
     """n encoded case.registered records from start_seq; returns (records, hash of the last)."""
     out = []
     for i in range(n):
         seq = start_seq + i
-        rec = Record(seq=seq, prev=prev, kind="case.registered", wall_ms=int(time.time() * 1000),
+        rec = Record(seq=seq, prev=prev, kind=kind, wall_ms=int(time.time() * 1000),
                      mono_ns=time.monotonic_ns(), boot_id="test-boot", clock="ntp",
                      body=body(seq) if body else registration(site, seq))
         enc = encode_record(rec)

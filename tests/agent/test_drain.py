@@ -88,3 +88,19 @@ def test_split_by_size_keeps_contiguous_chunks():
 ])
 def test_clock_quality(ntp, offset, age, expected):
     assert clock_quality(ntp, offset, age) == expected
+
+
+def test_box_clock_never_runs_backwards_past_the_log(monkeypatch):
+    """After a power cut fake-hwclock may restore an old time: records keep moving forward and
+    say their clock is untrusted."""
+    import time as _time
+
+    from agent.clock import BoxClock
+    c = BoxClock(force=None)
+    real = _time.time_ns() // 1_000_000
+    c.set_floor(real + 3_600_000)          # the newest record is an hour "in the future"
+    assert c.is_behind() and c.quality() == "untrusted"
+    assert c.wall_ms() >= real + 3_600_000 and c().wall_ms >= real + 3_600_000
+    assert c.now().utcoffset().total_seconds() == 8 * 3600
+    c.set_floor(real - 60_000)             # a normal restart: the clock is ahead of the log
+    assert not c.is_behind() and c.wall_ms() >= real

@@ -12,7 +12,7 @@ from protocol.records import GENESIS
 from protocol.wire import seal_batch
 from provisioning.config import HubConfig, load_config
 from provisioning.setup import add_site, init_hub, revoke_site
-from tests.craft import SiteSigner, chain
+from tests.craft import SiteSigner, chain, registration
 
 
 @pytest.fixture
@@ -191,3 +191,25 @@ def test_a_poison_message_is_quarantined_and_does_not_block_the_group(hub, monke
     assert _count(hub.conn, "SELECT count(*) FROM records WHERE site='S01'") == 2
     assert _reasons(hub.conn) == {"internal_error": 1}
     assert hub.sent[-1][0] == topics.site_ack("S01")
+
+
+def test_a_site_cannot_touch_another_sites_cases(hub):
+    s1, s2 = SiteSigner(hub.root, "S01"), SiteSigner(hub.root, "S02")
+    hub.process_group([(topics.site_batch("S01"), s1.seal(chain("S01", 1)[0], 1))])
+    foreign = {"case_no": "S01-20261120-0001", "type": "withdraw", "at": "2026-11-20T10:00:00+08:00"}
+    recs, _ = chain("S02", 1, body=lambda s: foreign, kind="case.event")
+    out = hub.process_group([(topics.site_batch("S02"), s2.seal(recs, 1))])
+    assert out.acks["S02"]["acked"] == 1                                 # stored for completeness ...
+    assert _count(hub.conn, "SELECT count(*) FROM case_events") == 0     # ... but not applied
+    assert _reasons(hub.conn) == {"wrong_site": 1}
+    assert _count(hub.conn, "SELECT count(*) FROM cases WHERE status='received'") == 1
+
+
+def test_impossible_dates_are_flagged_not_fatal(hub):
+    from datetime import datetime
+    from protocol.calendar import CST
+    s1 = SiteSigner(hub.root, "S01")
+    recs, _ = chain("S01", 1, body=lambda s: {**registration("S01", s), "received_at": "9999-12-31T10:00:00+08:00"})
+    out = hub.process_group([(topics.site_batch("S01"), s1.seal(recs, 1))])
+    assert out.acks["S01"]["acked"] == 1 and _reasons(hub.conn) == {"bad_body": 1}
+    assert datetime.now(CST).year < 9999
