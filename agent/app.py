@@ -27,13 +27,15 @@ async def serve(cfg: AgentConfig, *, http_port: int | None = None, data_dir: Pat
     clock = BoxClock()
     store = AgentStore(data / "agent.db", cfg.site.code, clock=clock)
     store.load_calendar()
+    if (last := store.last_wall_ms()) is not None:
+        clock.set_floor(last)
     sync = Syncer(cfg, store, clock)
     store.on_append.append(lambda rec: sync.kick())
     hall = await _start_hall(cfg, store, data, clock)
     if hall is not None:
         sync.on_command.append(hall.command)
         _wire_clips(hall, sync, cfg)
-    app = create_app(store, cfg.http.token, sync=sync, hall=hall)
+    app = create_app(store, cfg.http.token, sync=sync, hall=hall, now=clock.now)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     port = cfg.http.port if http_port is None else http_port

@@ -43,10 +43,41 @@ class BoxClock:
     def __init__(self, ntp_flag: Path = NTP_SYNC_FLAG, force: str | None = None):
         self.boot_id = read_boot_id()
         self.ntp_flag = ntp_flag
-        self.force = force or os.environ.get("JIANCHA_CLOCK_QUALITY")
+        self.force = force if force is not None else os.environ.get("JIANCHA_CLOCK_QUALITY")
         self._offset: float | None = None
         self._offset_mono: float | None = None
+        self._floor_ms: int | None = None
+        self._floor_mono = 0.0
         self._lock = threading.Lock()
+
+    def set_floor(self, wall_ms: int) -> None:
+        """Time never runs backwards past the newest record (fake-hwclock restores an old time
+        after a power cut, and with no network NTP cannot fix it)."""
+        self._floor_ms = wall_ms
+        self._floor_mono = time.monotonic()
+
+    def _floor_now_ms(self) -> int | None:
+        if self._floor_ms is None:
+            return None
+        return self._floor_ms + int((time.monotonic() - self._floor_mono) * 1000)
+
+    def wall_ms(self) -> int:
+        """The box's best wall time: the system clock, but never behind the floor."""
+        real = time.time_ns() // 1_000_000
+        floor = self._floor_now_ms()
+        return real if floor is None else max(real, floor)
+
+    def is_behind(self) -> bool:
+        """The system clock is more than a second behind what the log proves."""
+        floor = self._floor_now_ms()
+        return floor is not None and time.time_ns() // 1_000_000 < floor - 1000
+
+    def now(self):
+        """Aware datetime in Asia/Shanghai from wall_ms()."""
+        from datetime import datetime
+
+        from protocol.calendar import CST
+        return datetime.fromtimestamp(self.wall_ms() / 1000, CST)
 
     def observe_hub_time(self, hub_ms: int) -> None:
         """Record the hub's time from an ack (one-way delay is ignored: tolerance is minutes)."""
@@ -63,8 +94,10 @@ class BoxClock:
         """Current clock quality."""
         if self.force:
             return self.force
+        if self.is_behind():
+            return "untrusted"
         age = None if self._offset_mono is None else time.monotonic() - self._offset_mono
         return clock_quality(self.ntp_flag.exists(), self._offset, age)
 
     def __call__(self) -> ClockInfo:
-        return ClockInfo(time.time_ns() // 1_000_000, time.monotonic_ns(), self.boot_id, self.quality())
+        return ClockInfo(self.wall_ms(), time.monotonic_ns(), self.boot_id, self.quality())

@@ -7,6 +7,7 @@ acknowledged case survives a power cut. Nothing in `log` is ever updated or dele
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import threading
 import time
@@ -16,11 +17,11 @@ from datetime import datetime
 from pathlib import Path
 
 from agent.db import connect, migrate, transaction
-from protocol.calendar import CST, WorkCalendar, default_calendar, local_date
+from protocol.calendar import CST, WorkCalendar, YearTable, default_calendar, local_date
 from protocol.caseclock import Event, check_event, evaluate
 from protocol.models import (KIND_CASE_EVENT, KIND_CASE_REGISTERED, CaseEventBody, CaseRegistered,
                              CatalogItem, ItemSnapshot, NewCase, NewEvent)
-from protocol.records import GENESIS, Record, encode_record, record_hash
+from protocol.records import GENESIS, Record, decode_record, encode_record, record_hash
 
 MIGRATIONS = [
     ("0001_log", """
@@ -134,6 +135,11 @@ class AgentStore:
             fn(rec)
         return rec
 
+    def last_wall_ms(self) -> int | None:
+        """Wall time written in the newest record (a floor for the box clock)."""
+        data = self.read_log(self.head_seq, self.head_seq) if self.head_seq else []
+        return decode_record(data[0]).wall_ms if data else None
+
     def read_log(self, first: int, last: int) -> list[bytes]:
         """Encoded records first..last (inclusive) in order."""
         rows = self.reader.execute("SELECT data FROM log WHERE seq BETWEEN ? AND ? ORDER BY seq",
@@ -158,13 +164,17 @@ class AgentStore:
 
     def save_config(self, kind: str, version: int, issued_ms: int, payload: dict, raw: bytes) -> bool:
         """Store a verified config if newer; apply catalog/calendar. Returns True when applied."""
+        items = [CatalogItem.model_validate(i) for i in payload.get("items", [])] if kind == "catalog" else []
+        if kind == "calendar":          # validate before storing: a bad table must never brick start-up
+            for t in payload.get("years", []):
+                YearTable.from_dict(t)
+
         def tx():
             if version <= self.config_version(kind):
                 return False
             self.conn.execute("INSERT OR REPLACE INTO config VALUES (?, ?, ?, ?, ?)",
                               (kind, version, issued_ms, json.dumps(payload, ensure_ascii=False), raw))
             if kind == "catalog":
-                items = [CatalogItem.model_validate(i) for i in payload.get("items", [])]
                 self.conn.execute("DELETE FROM catalog")
                 self.conn.executemany("INSERT INTO catalog VALUES (?, ?)",
                                       [(i.code, i.model_dump_json()) for i in items])
@@ -175,13 +185,15 @@ class AgentStore:
         return applied
 
     def load_calendar(self) -> None:
-        """Seeded years plus any year tables the hub pushed."""
-        from protocol.calendar import YearTable
+        """Seeded years plus any year tables the hub pushed (a bad table is skipped, logged)."""
         cal = default_calendar()
         row = self.conn.execute("SELECT payload_json FROM config WHERE kind='calendar'").fetchone()
         if row:
             for t in json.loads(row[0]).get("years", []):
-                cal = cal.with_year(YearTable.from_dict(t))
+                try:
+                    cal = cal.with_year(YearTable.from_dict(t))
+                except ValueError as exc:
+                    logging.getLogger("jiancha.agent.store").error("skipping a stored calendar year: %s", exc)
         self.calendar = cal
 
     # -- cases ------------------------------------------------------------------------------
@@ -244,7 +256,6 @@ class AgentStore:
             try:
                 fn(view, req.type)
             except Exception:  # noqa: BLE001 - a device problem must never fail the clerk's request
-                import logging
                 logging.getLogger("jiancha.agent.store").exception("case event listener failed")
         return view
 

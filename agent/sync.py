@@ -34,6 +34,8 @@ def make_tls_client(client_id: str, ca, cert, key, *, will: tuple[str, bytes] | 
     c.tls_set(ca_certs=str(ca), certfile=str(cert), keyfile=str(key),
               cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
     c.reconnect_delay_set(min_delay=1, max_delay=5)   # a box must start draining soon after the network returns
+    c.suppress_exceptions = True    # an error in one callback must never kill paho's network thread
+    c.max_queued_messages_set(2000)  # bounded: publish fails (and the drain rewinds) rather than fill RAM
     c.max_inflight_messages_set(100)
     if will:
         c.will_set(will[0], will[1], qos=1, retain=True)
@@ -61,6 +63,7 @@ class Syncer:
         self.on_command: list = []         # fn(msg) for commands other than resync
         self.on_clip_ack: list = []        # fn(ack) for clip chunk acks
         self._trimmed_at = 0
+        self.diverged = False
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task | None = None
@@ -105,7 +108,7 @@ class Syncer:
 
     def status(self) -> dict:
         """Sync state for /api/health."""
-        return {"connected": self.connected, "hub_online": self.hub_online,
+        return {"connected": self.connected, "hub_online": self.hub_online, "diverged": self.diverged,
                 "clock": self.clock.quality(), "hub_offset_s": self.clock.hub_offset_s,
                 "inflight": self.plan.inflight() if self.plan else 0, **self.counters}
 
@@ -137,6 +140,14 @@ class Syncer:
 
     def _on_message(self, client, userdata, msg):
         try:
+            self._handle(msg)
+        except Exception:  # noqa: BLE001 - log, count, keep the connection
+            self.counters["callback_errors"] = self.counters.get("callback_errors", 0) + 1
+            log.exception("handling a message on %s failed", msg.topic)
+        self._call(lambda: None)
+
+    def _handle(self, msg) -> None:
+        try:
             if msg.topic == topics.HUB_STATE:
                 online = bool(decode_msg(msg.payload).get("online"))
                 if online and not self.hub_online:
@@ -154,7 +165,6 @@ class Syncer:
                     fn(ack)
         except WireError as exc:
             log.warning("refused message on %s: %s", msg.topic, exc)
-        self._call(lambda: None)
 
     def _call(self, fn, *args) -> None:
         if self._loop:
@@ -170,7 +180,13 @@ class Syncer:
             self.counters["config_refused"] += 1
             log.warning("refused config not signed by our hub: %s", exc)
             return
-        if self.store.save_config(cfg.kind, cfg.version, cfg.issued_ms, cfg.payload, payload):
+        try:
+            applied = self.store.save_config(cfg.kind, cfg.version, cfg.issued_ms, cfg.payload, payload)
+        except ValueError as exc:       # signed by our hub but not usable by this software version
+            self.counters["config_refused"] += 1
+            log.error("refused %s config version %s: %s", cfg.kind, cfg.version, exc)
+            return
+        if applied:
             self.counters["config_applied"] += 1
             log.info("applied %s config version %s", cfg.kind, cfg.version)
 
@@ -187,7 +203,15 @@ class Syncer:
         if not isinstance(acked, int) or self.plan is None:
             return
         self.counters["acks"] += 1
-        acked = min(acked, self.store.head_seq)
+        if acked > self.store.head_seq:
+            # the hub holds more of "our" log than we ever wrote: this box was reset or reinstalled
+            # under the same site code. Never mark our new records as synced; say it loudly.
+            if not self.diverged:
+                log.error("DIVERGED: the hub acknowledges seq %d but this box's log ends at %d (epoch %s). "
+                          "The box was reset; re-provision it under a new site code (docs/operations.md).",
+                          acked, self.store.head_seq, self.store.epoch)
+            self.diverged = True
+            return
         if self.plan.on_ack(acked):
             self.store.set_acked(acked)
             self.last_progress = time.monotonic()

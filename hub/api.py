@@ -50,17 +50,22 @@ def auth_middleware(token: str, department_tokens: dict[str, str] | None = None)
             return await handler(request)
         got = request.headers.get("Authorization", "")
         supplied = got[7:].strip() if got.startswith("Bearer ") else request.cookies.get(PUBLIC_COOKIE, "")
-        if supplied and hmac.compare_digest(supplied, token):
+        if supplied and _same(supplied, token):
             request["role"] = ("admin", None)
             return await handler(request)
         for name, dtoken in departments.items():
-            if supplied and hmac.compare_digest(supplied, dtoken):
-                if not path.startswith("/api/tickets"):
-                    return error(403, "部门令牌只能访问督办件 (department tokens reach /api/tickets only)")
+            if supplied and _same(supplied, dtoken):
+                if not path.startswith(("/api/tickets", "/api/documents/")):
+                    return error(403, "部门令牌只能访问督办件及其文书 (department tokens reach tickets and their documents)")
                 request["role"] = ("department", name)
                 return await handler(request)
         return error(401, "需要有效的令牌 (missing or invalid bearer token)")
     return check
+
+
+def _same(a: str, b: str) -> bool:
+    """Constant-time comparison that also takes non-ASCII input (compare_digest on str does not)."""
+    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
 
 
 def _rows(conn, sql, args=()) -> list[dict]:
@@ -184,7 +189,7 @@ async def public_case(request: web.Request) -> web.Response:
     case_no = request.match_info["case_no"]
     code = request.query.get("code", "")
     rows = _rows(request.app[READER], "SELECT * FROM cases WHERE case_no=?", (case_no,))
-    if not code or not rows or not hmac.compare_digest(rows[0]["query_code"], code):
+    if not code or not rows or not _same(rows[0]["query_code"], code):
         return error(404, "未找到该办件，请核对办件编号和查询码 (no case with that number and query code)")
     r = rows[0]
     evs = _rows(request.app[READER], "SELECT type, at FROM case_events WHERE case_no=? ORDER BY seq",
@@ -223,7 +228,7 @@ async def login(request: web.Request) -> web.Response:
     """Exchange the admin token for a dashboard cookie."""
     form = await request.post()
     token = str(form.get("token", ""))
-    if not hmac.compare_digest(token, request.app[TOKEN]):
+    if not _same(token, request.app[TOKEN]):
         raise web.HTTPFound("/login?bad=1")
     resp = web.HTTPFound("/")
     resp.set_cookie(PUBLIC_COOKIE, token, httponly=True, samesite="Strict", max_age=12 * 3600)

@@ -125,7 +125,7 @@ def add_routes(app: web.Application, hub) -> None:
     """Register the device routes."""
     app[HUB] = hub
     app.router.add_get("/api/sites/{code}", get_site)
-    app.router.add_get("/api/sites/{code}/snapshots/{seq:\\d+}.jpg", get_snapshot)
+    app.router.add_get("/api/sites/{code}/snapshots/{seq:\\d{1,18}}.jpg", get_snapshot)
     app.router.add_post("/api/sites/{code}/sign", push_sign_text)
     app.router.add_get("/api/sites/{code}/signs/{window}.png", sign_image)
     app.router.add_get("/api/clips", list_clips)

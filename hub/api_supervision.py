@@ -107,8 +107,12 @@ async def open_ticket(request: web.Request) -> web.Response:
     _admin_only(request)
     body = await read_model(request, OpenIn)
     hub, case_no = request.app[HUB], request.match_info["case_no"]
-    tid = await _write(request, lambda c: hub.supervisor.open_ticket(c, case_no, body.level, body.actor,
-                                                                      _now(), reason=body.text))
+
+    def manual(c):
+        if hub.supervisor.active_ticket(c, case_no):
+            raise TicketError("该办件已有在办督办件 (the case already has an open ticket)")
+        return hub.supervisor.open_ticket(c, case_no, body.level, body.actor, _now(), reason=body.text)
+    tid = await _write(request, manual)
     return web.json_response(ticket_view(hub.reader, tid), status=201, dumps=dumps)
 
 
@@ -187,12 +191,12 @@ def add_routes(app: web.Application, hub) -> None:
     app[HUB] = hub
     r = app.router
     r.add_get("/api/tickets", list_tickets)
-    r.add_get("/api/tickets/{id:\\d+}", get_ticket)
-    r.add_post("/api/tickets/{id:\\d+}/reply", reply)
-    r.add_post("/api/tickets/{id:\\d+}/review", review)
+    r.add_get("/api/tickets/{id:\\d{1,18}}", get_ticket)
+    r.add_post("/api/tickets/{id:\\d{1,18}}/reply", reply)
+    r.add_post("/api/tickets/{id:\\d{1,18}}/review", review)
     r.add_post("/api/cases/{case_no}/tickets", open_ticket)
     r.add_get("/api/cards", cards)
     r.add_get("/api/calendar", get_calendar)
     r.add_get("/api/documents", list_documents)
-    r.add_get("/api/documents/{id:\\d+}.pdf", get_document)
+    r.add_get("/api/documents/{id:\\d{1,18}}.pdf", get_document)
     r.add_post("/api/calendar", post_calendar)

@@ -64,7 +64,13 @@ class Supervisor:
                                      reason=f"同一办件第{yellows[0]}次黄牌 (yellow card no. {yellows[0]})")
             elif t.new == "red":
                 self._notify(conn, t.department, ["handler", "head"], "red", facts, f"red:{t.case_no}")
-                if not self.active_ticket(conn, t.case_no):
+                active = self.active_ticket(conn, t.case_no)
+                level = active and self._ticket(conn, active)["level"]
+                if active and level not in self.cfg.ladder:
+                    # a 督办 from yellow cards is overtaken by the red card's ladder
+                    self._close(conn, self._ticket(conn, active), "escalated", SYSTEM, "red_card", "亮红牌，转入督办程序", now)
+                    active = None
+                if not active:
                     why = "超过承诺时限未办结" if not t.violations else "程序违规：" + "、".join(t.violations)
                     self.open_ticket(conn, t.case_no, self.cfg.ladder[0], SYSTEM, now, reason=why)
 

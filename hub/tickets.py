@@ -36,9 +36,10 @@ def reply_due(opened: date, reply_days: int, cal: WorkCalendar) -> date:
 
 
 def next_level(ladder: list[str], level: str) -> str | None:
-    """The level after `level` on the ladder, None at the top (or off the ladder)."""
+    """The level after `level` on the ladder, None at the top. A ticket off the ladder (a 督办
+    opened by two yellow cards, or by hand) continues at the ladder's first level."""
     if level not in ladder:
-        return None
+        return ladder[0] if ladder else None
     i = ladder.index(level)
     return ladder[i + 1] if i + 1 < len(ladder) else None
 

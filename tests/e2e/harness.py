@@ -32,9 +32,9 @@ def http(method: str, url: str, body=None, token: str | None = None, raw: bytes 
         req.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
-            status, text = r.status, r.read().decode()
+            status, text = r.status, r.read().decode(errors="replace")
     except urllib.error.HTTPError as e:
-        status, text = e.code, e.read().decode()
+        status, text = e.code, e.read().decode(errors="replace")
     try:
         return status, json.loads(text)
     except json.JSONDecodeError:

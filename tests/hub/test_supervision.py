@@ -142,9 +142,19 @@ def test_ladder_rules():
     ladder = ["order_explain", "suggestion", "decision"]
     assert tk.next_level(ladder, "order_explain") == "suggestion"
     assert tk.next_level(ladder, "decision") is None
+    assert tk.next_level(ladder, "duban") == "order_explain"      # a yellow-card 督办 joins the ladder
     assert tk.after_review("accept", "suggestion", ladder) == ("accepted", None)
     assert tk.after_review("reject", "suggestion", ladder) == ("escalated", "decision")
     assert tk.after_review("reject", "decision", ladder) == ("final", None)
     assert tk.red_equivalents(5, 1, 2) == 3
     assert tk.is_overdue("open", date(2026, 11, 13), date(2026, 11, 14))
     assert not tk.is_overdue("replied", date(2026, 11, 13), date(2026, 11, 14))
+
+
+def test_red_card_takes_over_a_yellow_card_duban(world):
+    ing, sup, conn, clock, notes = world
+    now = datetime(2026, 11, 5, 10, 0, tzinfo=CST)
+    tid = sup.open_ticket(conn, "S01-20261120-0001", "duban", "监察员", now, reason="两次黄牌")
+    _at(clock, ing, 2026, 11, 10)                      # acceptance timeout → red
+    rows = conn.execute("SELECT id, level, status FROM tickets ORDER BY id").fetchall()
+    assert rows[0] == (tid, "duban", "escalated") and rows[1][1:] == ("order_explain", "open")
