@@ -58,7 +58,7 @@ def bearer_middleware(token: str):
     async def check(request: web.Request, handler):
         if request.path.startswith("/api/") and request.path != "/api/health":
             got = request.headers.get("Authorization", "")
-            if not (got.startswith("Bearer ") and hmac.compare_digest(got[7:].strip().encode(), token.encode())):
+            if not (got.startswith("Bearer ") and hmac.compare_digest(got[7:].strip().encode("utf-8", "surrogateescape"), token.encode())):
                 return json_error(401, "需要有效的令牌 (missing or invalid bearer token)")
         return await handler(request)
     return check

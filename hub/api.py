@@ -65,7 +65,7 @@ def auth_middleware(token: str, department_tokens: dict[str, str] | None = None)
 
 def _same(a: str, b: str) -> bool:
     """Constant-time comparison that also takes non-ASCII input (compare_digest on str does not)."""
-    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
+    return hmac.compare_digest(a.encode("utf-8", "surrogateescape"), b.encode("utf-8", "surrogateescape"))
 
 
 def _rows(conn, sql, args=()) -> list[dict]:
