@@ -28,7 +28,10 @@ class ConfigPusher:
         self._next = 0.0
         self._sent: dict[tuple[str, str], int] = {}
         self._signed: dict[tuple[str, int], bytes] = {}
-        self._calendar_version = self._versions().get("calendar", 0)
+        # the calendar version the open cases were last projected with (persisted: a calendar
+        # imported while the hub was stopped is applied at the next start)
+        row = conn.execute("SELECT value FROM counters WHERE name='calendar_projected'").fetchone()
+        self._calendar_version = row[0] if row else 0
 
     def _versions(self) -> dict[str, int]:
         return dict(self.conn.execute("SELECT kind, version FROM config").fetchall())
@@ -43,6 +46,8 @@ class ConfigPusher:
             self._calendar_version = versions.get("calendar", 0)
             if self.on_calendar_change:
                 self.on_calendar_change()
+            self.conn.execute("INSERT OR REPLACE INTO counters(name, value) VALUES ('calendar_projected', ?)",
+                              (self._calendar_version,))
         sent = 0
         for site in self.sites.active():
             for kind, version in versions.items():

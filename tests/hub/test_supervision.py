@@ -158,3 +158,26 @@ def test_red_card_takes_over_a_yellow_card_duban(world):
     _at(clock, ing, 2026, 11, 10)                      # acceptance timeout → red
     rows = conn.execute("SELECT id, level, status FROM tickets ORDER BY id").fetchall()
     assert rows[0] == (tid, "duban", "escalated") and rows[1][1:] == ("order_explain", "open")
+
+
+def test_calendar_imported_while_the_hub_was_stopped_is_applied_at_start(world):
+    from hub.admin import store_calendar_year
+    from hub.configpush import ConfigPusher
+    from protocol.calendar import YearTable
+    from protocol.crypto import generate_ed25519
+    ing, sup, conn, clock, notes = world
+    calls = []
+    p = ConfigPusher(conn, ing.sites, generate_ed25519(), lambda *a: None, on_calendar_change=lambda: calls.append(1))
+    p.tick()
+    assert calls == []                                  # nothing new
+    conn.execute("BEGIN")
+    store_calendar_year(conn, YearTable.from_dict({"year": 2027, "holidays": ["2027-01-01"], "workdays": []}),
+                        "test", "x")
+    conn.execute("COMMIT")
+    # "restart": a new pusher sees a calendar newer than what the cases were projected with
+    p2 = ConfigPusher(conn, ing.sites, generate_ed25519(), lambda *a: None, on_calendar_change=lambda: calls.append(2))
+    p2.tick()
+    assert calls == [2]
+    p3 = ConfigPusher(conn, ing.sites, generate_ed25519(), lambda *a: None, on_calendar_change=lambda: calls.append(3))
+    p3.tick()
+    assert calls == [2]                                 # applied once, remembered
