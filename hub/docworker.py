@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from datetime import datetime
 
 from agent.db import connect
@@ -29,6 +30,8 @@ class DocumentWorker:
         self.calendar = calendar          # () -> WorkCalendar
         self.every_s = every_s
         self.stopping = threading.Event()
+        self._retry_at: dict[int, float] = {}
+        self._failures: dict[int, int] = {}
         self.thread = threading.Thread(target=self._run, name="documents", daemon=True)
 
     def start(self) -> None:
@@ -60,7 +63,17 @@ class DocumentWorker:
             "SELECT q.id, q.kind, t.id, t.case_no, t.reply_due, t.department FROM document_queue q "
             "JOIN tickets t ON t.id = q.ticket_id WHERE q.status IN ('pending', 'failed') ORDER BY q.id").fetchall()
         done = 0
+        mono = time.monotonic()
         for qid, kind, tid, case_no, reply_due, department in pending:
+            if self._retry_at.get(qid, 0) > mono:
+                continue
+            # issued before a crash, but the queue row was not marked: never a second number
+            existing = conn.execute("SELECT id FROM documents WHERE ticket_id=? AND kind=? LIMIT 1",
+                                    (tid, kind)).fetchone()
+            if existing:
+                conn.execute("UPDATE document_queue SET status='issued', document_id=?, error=NULL WHERE id=?",
+                             (existing[0], qid))
+                continue
             try:
                 facts = facts_from_case(_case(conn, case_no), authority=self.authority, issue_date=local_date(now),
                                         addressee=department, reply_deadline=_date(reply_due),
@@ -71,8 +84,10 @@ class DocumentWorker:
                              (doc["id"], qid))
                 done += 1
                 log.info("issued %s %s for ticket %d", kind, doc["number"], tid)
-            except Exception as exc:  # noqa: BLE001 - record and retry later
+            except Exception as exc:  # noqa: BLE001 - record and retry later, less and less often
                 conn.execute("UPDATE document_queue SET status='failed', error=? WHERE id=?", (str(exc)[:300], qid))
+                self._failures[qid] = self._failures.get(qid, 0) + 1
+                self._retry_at[qid] = mono + min(5 * 2 ** self._failures[qid], 3600)
                 log.warning("document %s for ticket %d failed: %s", kind, tid, exc)
         return done
 
