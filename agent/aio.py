@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 
 
 async def cancel(task: asyncio.Task | None) -> None:
@@ -10,8 +10,12 @@ async def cancel(task: asyncio.Task | None) -> None:
     if task is None:
         return
     task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
+    try:
         await task
+    except asyncio.CancelledError:
+        pass
+    except Exception:  # noqa: BLE001 - the loop died earlier: shutdown must still run to the end
+        logging.getLogger("jiancha.agent").exception("a background loop had failed")
 
 
 def release_memory() -> None:

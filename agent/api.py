@@ -68,8 +68,8 @@ async def parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
     """Read JSON and validate it; 400 for malformed JSON, 422 naming the first bad field."""
     try:
         raw = await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise StoreError(400, f"请求体不是有效的 JSON (malformed JSON): {exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise StoreError(400, f"请求体不是有效的 JSON (malformed JSON): {str(exc)[:200]}") from None
     if not isinstance(raw, dict):
         raise StoreError(400, "请求体必须是 JSON 对象 (body must be a JSON object)")
     try:

@@ -34,6 +34,7 @@ class ClipSender:
         self.uploads: dict[str, tuple[ClipUpload, dict]] = {}
         self.sent_at: dict[tuple[str, int], float] = {}
         self.lock = threading.RLock()
+        self.building: set[str] = set()
         self.clips_dir = Path(index.root) / "clips"
 
     # -- entry points (called from the MQTT thread) -----------------------------------------------
@@ -42,6 +43,11 @@ class ClipSender:
         if msg.get("cmd") != "clip":
             return
         meta = {k: msg.get(k) for k in ("clip_id", "camera", "start_ms", "end_ms")}
+        with self.lock:
+            if meta["clip_id"] in self.uploads or meta["clip_id"] in self.building:
+                log.info("clip %s already on its way", meta["clip_id"])
+                return
+            self.building.add(meta["clip_id"])
         threading.Thread(target=self._build_and_send, args=(meta,), name="clip-build", daemon=True).start()
 
     def on_ack(self, msg: dict) -> None:
@@ -82,11 +88,13 @@ class ClipSender:
     def _build_and_send(self, meta: dict) -> None:
         try:
             path = build_clip(self.index, meta["camera"], int(meta["start_ms"]), int(meta["end_ms"]), meta["clip_id"])
+            (self.clips_dir / f"{meta['clip_id']}.json").write_text(json.dumps(meta))
+            self._start(path, meta)
         except (LookupError, ValueError, OSError) as exc:
             log.warning("clip %s cannot be built: %s", meta.get("clip_id"), exc)
-            return
-        (self.clips_dir / f"{meta['clip_id']}.json").write_text(json.dumps(meta))
-        self._start(path, meta)
+        finally:
+            with self.lock:
+                self.building.discard(meta["clip_id"])
 
     def _start(self, path: Path, meta: dict) -> None:
         with self.lock:

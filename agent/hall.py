@@ -112,8 +112,7 @@ class Hall:
         base = self.notices.get(window) or SignContent(window, self.config.window_labels.get(window, window))
         self.notices[window] = apply_command(base, {k: msg[k] for k in ("cmd", "window", "text", "seconds") if k in msg},
                                              time.monotonic())
-        self._stamp = None
-        self.refresh()
+        self._stamp = None      # the refresh loop (a worker thread) draws it within refresh_s
 
     # -- refresh -----------------------------------------------------------------------------------
     async def _loop(self) -> None:

@@ -64,6 +64,7 @@ class Syncer:
         self.on_clip_ack: list = []        # fn(ack) for clip chunk acks
         self._trimmed_at = 0
         self.diverged = False
+        self._stalls = 0
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task | None = None
@@ -215,6 +216,7 @@ class Syncer:
         if self.plan.on_ack(acked):
             self.store.set_acked(acked)
             self.last_progress = time.monotonic()
+            self._stalls = 0
             if self.plan.is_idle(self.store.head_seq) and \
                     self.counters["records_sent"] - self._trimmed_at > 1000:
                 self._trimmed_at = self.counters["records_sent"]
@@ -247,37 +249,55 @@ class Syncer:
             self._wake.clear()
             if not (self.connected and self.hub_online and self.plan):
                 continue
-            self._check_stall(cfg.ack_timeout_s)
-            while self.connected and self.hub_online:
-                rng = self.plan.next_range(self.store.head_seq, cfg.batch_max_records,
-                                           cfg.max_inflight_records)
-                if rng is None:
-                    break
-                delay = self.bucket.wait_time(rng[1] - rng[0] + 1, time.monotonic())
-                if delay:
-                    await asyncio.sleep(delay)
-                self._send(*rng)
-                await asyncio.sleep(0)
+            try:
+                await self._drain_once(cfg)
+            except Exception:  # noqa: BLE001 - e.g. an I/O error reading the log: retry, never stop syncing
+                self.counters["drain_errors"] = self.counters.get("drain_errors", 0) + 1
+                log.exception("drain pass failed; retrying")
+                await asyncio.sleep(2.0)
+
+    async def _drain_once(self, cfg) -> None:
+        self._check_stall(cfg.ack_timeout_s)
+        while self.connected and self.hub_online:
+            rng = self.plan.next_range(self.store.head_seq, cfg.batch_max_records, cfg.max_inflight_records)
+            if rng is None:
+                break
+            delay = self.bucket.wait_time(rng[1] - rng[0] + 1, time.monotonic())
+            if delay:
+                await asyncio.sleep(delay)
+            if not self._send(*rng):
+                # paho's queue is full (a half-open link): send nothing more; the stall rewind resends
+                break
+            await asyncio.sleep(0)
 
     def _check_stall(self, timeout: float) -> None:
-        if self.plan.inflight() and time.monotonic() - self.last_progress > timeout:
-            log.info("no ack for %.0fs with %d in flight: resending from %d", timeout,
+        # consecutive stalls wait longer each time (10 s, 20 s, ... 5 min): a slow hub is not
+        # buried under every box's whole window again and again
+        wait = min(timeout * 2 ** self._stalls, 300.0)
+        if self.plan.inflight() and time.monotonic() - self.last_progress > wait:
+            log.info("no ack for %.0fs with %d in flight: resending from %d", wait,
                      self.plan.inflight(), self.plan.acked + 1)
             self.counters["rewinds"] += 1
+            self._stalls += 1
             self.plan = DrainPlan.start(self.plan.acked, self.store.head_seq)
             self.last_progress = time.monotonic()
 
-    def _send(self, first: int, last: int) -> None:
+    def _send(self, first: int, last: int) -> bool:
+        """Seal and publish first..last; False when paho refused (queue full, not connected)."""
         data = self.store.read_log(first, last)
         if len(data) != last - first + 1:
             log.error("log read %d..%d returned %d records", first, last, len(data))
-            return
+            return False
         for start, chunk in split_by_size(first, data, BATCH_BYTES):
             payload = seal_batch(self.site, chunk, sign_key=self.sign_key, hub_seal_pub=self.hub_seal,
                                  sent_ms=int(time.time() * 1000), first_seq=start)
-            self.client.publish(topics.site_batch(self.site), payload, qos=1)
+            info = self.client.publish(topics.site_batch(self.site), payload, qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                self.counters["publish_refused"] = self.counters.get("publish_refused", 0) + 1
+                return False
             self.counters["batches_sent"] += 1
             self.counters["records_sent"] += len(chunk)
+        return True
 
 
 BATCH_BYTES = 512 * 1024  # well under the wire limit (1 MiB) and Mosquitto's packet limit

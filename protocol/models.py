@@ -41,6 +41,8 @@ class Strict(BaseModel):
 def _aware(v: datetime) -> datetime:
     if v.tzinfo is None or v.utcoffset() is None:
         raise ValueError("time must carry a UTC offset, e.g. 2026-03-02T09:30:00+08:00")
+    if not 2000 <= v.year <= 2100:
+        raise ValueError("time must be between the years 2000 and 2100")
     return v
 
 

@@ -118,3 +118,12 @@ async def test_disk_full_is_507(client, store, monkeypatch):
     monkeypatch.setattr(store, "_append", full)
     r = await client.post("/api/cases", json=CASE, headers=H)
     assert r.status == 507 and "存储空间" in (await r.json())["error"]
+
+
+@pytest.mark.parametrize("raw,status", [
+    (json.dumps({**CASE, "received_at": "0001-01-01T00:00:00+14:00"}).encode(), 422),
+    (b"[" * 100_000, 400),
+])
+async def test_absurd_input_is_4xx_never_500(client, raw, status):
+    r = await client.post("/api/cases", data=raw, headers={**H, "Content-Type": "application/json"})
+    assert r.status == status, await r.text()

@@ -1,0 +1,41 @@
+"""Syncer decisions that need no broker: divergence after a box reset, callback errors."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from agent.clock import BoxClock
+from agent.store import AgentStore
+from agent.sync import Syncer
+from protocol import topics
+from protocol.wire import encode_msg
+from provisioning.config import AgentConfig, load_config
+from provisioning.setup import add_site, init_hub
+
+
+@pytest.fixture
+def syncer(tmp_path):
+    init_hub(tmp_path / "h", region="1", name="x")
+    cfg = load_config(add_site(tmp_path / "h", code="S01", name="a"), AgentConfig)
+    store = AgentStore(tmp_path / "a.db", "S01")
+    s = Syncer(cfg, store, BoxClock(force="ntp"))
+    yield s
+    store.close()
+
+
+def test_an_ack_beyond_our_log_is_divergence_not_progress(syncer):
+    """A reinstalled box (empty log) must not mark its new records as synced."""
+    syncer._restart_plan()
+    syncer._on_ack({"acked": 500, "hub_ms": 1})
+    assert syncer.diverged and syncer.store.acked_seq() == 0 and syncer.status()["diverged"]
+
+
+def test_a_failing_handler_does_not_escape_the_paho_callback(syncer):
+    def boom(msg):
+        raise RuntimeError("bad clip ack")
+    syncer.on_clip_ack.append(boom)
+    msg = SimpleNamespace(topic=topics.site_clip_ack("S01"), payload=encode_msg({"clip_id": "x", "index": 0}))
+    syncer._on_message(None, None, msg)          # must not raise into paho's thread
+    assert syncer.counters["callback_errors"] == 1
+    assert syncer.client.suppress_exceptions is True
