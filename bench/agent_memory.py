@@ -22,7 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (agent_sync_settings, backlog_cache, bench_env, catalog_of,  # noqa: E402
+from common import (add_agent_options, run_main,  # noqa: E402
+                    agent_sync_settings, backlog_cache, bench_env, catalog_of,  # noqa: E402
                     cpu_seconds, install_backlog, install_signal_handlers, machine_line, median,
                     proc_status, set_agent_devices, set_agent_sync, spread, start_agents,
                     wait_agent_acked, wait_for)
@@ -94,13 +95,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--records", type=int, default=100000, help="records in the log (default 100000)")
     ap.add_argument("--runs", type=int, default=3, help="runs; the median is reported (default 3)")
     ap.add_argument("--settle", type=float, default=3.0, help="idle seconds before reading RSS")
-    ap.add_argument("--batch-max", type=int, default=None, help="agent.yaml sync.batch_max_records")
-    ap.add_argument("--inflight", type=int, default=None, help="agent.yaml sync.max_inflight_records")
-    ap.add_argument("--rate", type=float, default=None, help="agent.yaml sync.rate_per_s")
+    add_agent_options(ap)
     ap.add_argument("--timeout", type=float, default=180.0, help="drain limit per run, seconds")
-    ap.add_argument("--devices", choices=("real", "fake", "off"), default=None,
-                    help="agent.yaml devices.mode for the agents (default: as provisioned)")
-    ap.add_argument("--keep", action="store_true", help="keep the hub directories (logs) for a look")
     a = ap.parse_args(argv)
     install_signal_handlers()
     print(machine_line(), flush=True)
@@ -127,8 +123,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except KeyboardInterrupt:
-        print("\ninterrupted: every process this benchmark started has been stopped", file=sys.stderr)
-        sys.exit(130)
+    run_main(main)

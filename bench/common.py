@@ -584,3 +584,23 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "raw-pub":
         sys.exit(_raw_publisher(sys.argv[2:]))
     print(__doc__)
+
+
+def add_agent_options(ap) -> None:
+    """The agent.yaml knobs every end-to-end benchmark takes."""
+    ap.add_argument("--batch-max", type=int, default=None, help="agent.yaml sync.batch_max_records")
+    ap.add_argument("--inflight", type=int, default=None, help="agent.yaml sync.max_inflight_records")
+    ap.add_argument("--rate", type=float, default=None, help="agent.yaml sync.rate_per_s")
+    ap.add_argument("--devices", choices=("real", "fake", "off"), default=None,
+                    help="agent.yaml devices.mode for the agents (default: as provisioned)")
+    ap.add_argument("--keep", action="store_true", help="keep the hub directories (logs) for a look")
+
+
+def run_main(main) -> None:
+    """Run main(argv) and exit with its code; Ctrl-C stops cleanly (every process is stopped)."""
+    import sys
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:
+        print("\ninterrupted: every process this benchmark started has been stopped", file=sys.stderr)
+        sys.exit(130)

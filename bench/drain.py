@@ -24,7 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (CpuSampler, HubDB, agent_sync_settings, backlog_cache, bench_env,  # noqa: E402
+from common import (add_agent_options, run_main,  # noqa: E402
+                    CpuSampler, HubDB, agent_sync_settings, backlog_cache, bench_env,  # noqa: E402
                     catalog_of, env_pids, install_backlog, install_signal_handlers, machine_line,
                     median, set_agent_devices, set_agent_sync, spread, start_agents,
                     wait_agent_acked, wait_for, wait_hub_acked)
@@ -79,13 +80,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--records", type=int, default=50000, help="backlog records (default 50000)")
     ap.add_argument("--runs", type=int, default=3, help="runs per scenario; median reported (default 3)")
     ap.add_argument("--scenario", choices=("both", "agent-start", "broker-back"), default="both")
-    ap.add_argument("--batch-max", type=int, default=None, help="agent.yaml sync.batch_max_records")
-    ap.add_argument("--inflight", type=int, default=None, help="agent.yaml sync.max_inflight_records")
-    ap.add_argument("--rate", type=float, default=None, help="agent.yaml sync.rate_per_s")
+    add_agent_options(ap)
     ap.add_argument("--timeout", type=float, default=180.0, help="per-run limit, seconds")
-    ap.add_argument("--devices", choices=("real", "fake", "off"), default=None,
-                    help="agent.yaml devices.mode for the agents (default: as provisioned)")
-    ap.add_argument("--keep", action="store_true", help="keep the hub directories (logs) for a look")
     a = ap.parse_args(argv)
     install_signal_handlers()
     scenarios = ("agent-start", "broker-back") if a.scenario == "both" else (a.scenario,)
@@ -117,8 +113,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except KeyboardInterrupt:
-        print("\ninterrupted: every process this benchmark started has been stopped", file=sys.stderr)
-        sys.exit(130)
+    run_main(main)

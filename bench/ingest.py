@@ -34,7 +34,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (CpuSampler, HubDB, Proc, agent_sync_settings, backlog_cache,  # noqa: E402
+from common import (add_agent_options, run_main,  # noqa: E402
+                    CpuSampler, HubDB, Proc, agent_sync_settings, backlog_cache,  # noqa: E402
                     bench_env, catalog_of, env_pids, hub_alone, install_backlog,
                     install_signal_handlers, machine_line, median, pyspy_start, pyspy_stop,
                     pyspy_summary, raw_baseline, sealed_batches, set_agent_devices, set_agent_sync,
@@ -129,9 +130,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--sites", type=int, default=2, help="agents draining at once (default 2)")
     ap.add_argument("--records", type=int, default=20000, help="backlog records per site (default 20000)")
     ap.add_argument("--runs", type=int, default=3, help="runs; the median is reported (default 3)")
-    ap.add_argument("--batch-max", type=int, default=None, help="agent.yaml sync.batch_max_records")
-    ap.add_argument("--inflight", type=int, default=None, help="agent.yaml sync.max_inflight_records")
-    ap.add_argument("--rate", type=float, default=None, help="agent.yaml sync.rate_per_s")
+    add_agent_options(ap)
     ap.add_argument("--timeout", type=float, default=180.0, help="per-run limit, seconds")
     ap.add_argument("--raw-reps", type=int, default=5,
                     help="raw baseline repetitions per run (median taken; default 5)")
@@ -140,9 +139,6 @@ def main(argv: list[str]) -> int:
                     "per transaction instead of hub.ingest.GROUP_MAX")
     ap.add_argument("--py-spy", metavar="PATH", default=None,
                     help="py-spy binary: profile the hub during run 1 and print where its time goes")
-    ap.add_argument("--devices", choices=("real", "fake", "off"), default=None,
-                    help="agent.yaml devices.mode for the agents (default: as provisioned)")
-    ap.add_argument("--keep", action="store_true", help="keep the hub directories (logs) for a look")
     a = ap.parse_args(argv)
     install_signal_handlers()
     print(machine_line(), flush=True)
@@ -180,8 +176,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except KeyboardInterrupt:
-        print("\ninterrupted: every process this benchmark started has been stopped", file=sys.stderr)
-        sys.exit(130)
+    run_main(main)
