@@ -9,6 +9,7 @@ from pathlib import Path
 from aiohttp import web
 
 from agent.api import create_app
+from agent.aio import release_memory
 from agent.clock import BoxClock
 from agent.hall import Hall, devices_config_for
 from agent.heartbeat import BoxMonitor
@@ -56,6 +57,7 @@ async def serve(cfg: AgentConfig, *, http_port: int | None = None, data_dir: Pat
     log.info("agent %s listening on http://%s:%s (seq %d, acked %d)", cfg.site.code, cfg.http.host,
              actual, store.head_seq, store.acked_seq())
     print(f"agent {cfg.site.code} ready on http://{cfg.http.host}:{actual}", flush=True)
+    release_memory()          # start-up churn (migrations, schemas, device set-up) is garbage now
     try:
         await stop.wait()
     finally:

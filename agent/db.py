@@ -9,7 +9,8 @@ from typing import Sequence
 
 
 
-def connect(path: Path | str, *, readonly: bool = False, synchronous: str = "FULL") -> sqlite3.Connection:
+def connect(path: Path | str, *, readonly: bool = False, synchronous: str = "FULL",
+            cache_kb: int | None = None) -> sqlite3.Connection:
     """A connection in WAL mode; `synchronous=FULL` so a commit survives a power cut."""
     if readonly:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False,
@@ -19,6 +20,8 @@ def connect(path: Path | str, *, readonly: bool = False, synchronous: str = "FUL
         conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA busy_timeout=10000")
+    if cache_kb is not None:      # a small box: a small page cache per connection
+        conn.execute(f"PRAGMA cache_size=-{int(cache_kb)}")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
 

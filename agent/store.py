@@ -45,6 +45,10 @@ MIGRATIONS = [
                              raw BLOB NOT NULL);
         CREATE TABLE catalog (code TEXT PRIMARY KEY, item_json TEXT NOT NULL);
     """),
+    ("0004_window_indexes", """
+        CREATE INDEX cases_received ON cases(received_at);
+        CREATE INDEX cases_window ON cases(window, status);
+    """),
 ]
 
 
@@ -72,7 +76,7 @@ class AgentStore:
     def __init__(self, path: Path, site: str, clock=None):
         self.path = Path(path)
         self.site = site
-        self.conn = connect(self.path)
+        self.conn = connect(self.path, cache_kb=1024)
         migrate(self.conn, MIGRATIONS)
         self.lock = threading.RLock()
         self._clock = clock or (lambda: ClockInfo(time.time_ns() // 1_000_000, time.monotonic_ns(),
@@ -81,7 +85,7 @@ class AgentStore:
         self.head_seq, self.head_hash = (row[0], row[1]) if row else (0, GENESIS)
         self.epoch = self._meta("epoch") or self._set_meta_new("epoch", uuid.uuid4().hex)
         self.calendar: WorkCalendar = default_calendar()
-        self.reader = connect(self.path, readonly=True)
+        self.reader = connect(self.path, readonly=True, cache_kb=1024)
         self.on_append: list = []          # fn(record) after any commit: wakes the syncer
         self.on_case_event: list = []      # fn(case_view, event_type) after a case event commits
 
@@ -312,8 +316,8 @@ class AgentStore:
         with self.lock:
             # SQLite takes the bare column `clerk` from the row holding max(registered_seq)
             rows = self.conn.execute(
-                "SELECT window, clerk, max(registered_seq) FROM cases WHERE substr(received_at, 1, 10) = ? "
-                "AND clerk IS NOT NULL AND window IS NOT NULL GROUP BY window", (day,)).fetchall()
+                "SELECT window, clerk, max(registered_seq) FROM cases WHERE received_at >= ? AND received_at < ? "
+                "AND clerk IS NOT NULL AND window IS NOT NULL GROUP BY window", _day_bounds(day)).fetchall()
         return {w: c for w, c, _ in rows}
 
     def today_counts(self, now: datetime) -> dict[str, dict[str, int]]:
@@ -322,7 +326,8 @@ class AgentStore:
         out: dict[str, dict[str, int]] = {}
         with self.lock:
             for window, n in self.conn.execute(
-                    "SELECT window, count(*) FROM cases WHERE substr(received_at, 1, 10) = ? GROUP BY window", (day,)):
+                    "SELECT window, count(*) FROM cases WHERE received_at >= ? AND received_at < ? GROUP BY window",
+                    _day_bounds(day)):
                 out.setdefault(window or "", {})["received"] = n
             for window, n in self.conn.execute(
                     "SELECT c.window, count(*) FROM case_events e JOIN cases c USING (case_no) "
@@ -348,6 +353,12 @@ class AgentStore:
 def _event_from_body(b: CaseEventBody, seq: int) -> Event:
     return Event(type=b.type, at=b.at, seq=seq, actor=b.actor, reason=b.reason, days=b.days,
                  procedure=b.procedure, step=b.step, approver=b.approver, link=b.link)
+
+
+def _day_bounds(day: str) -> tuple[str, str]:
+    """ISO range of one China day: received_at is stored as ISO text with +08:00, so a range
+    comparison uses the index (a substr() would read every case)."""
+    return f"{day}T00:00:00+08:00", f"{day}T24:00:00+08:00"
 
 
 def _query_code() -> str:
