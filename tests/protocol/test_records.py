@@ -4,7 +4,6 @@ from __future__ import annotations
 import enum
 import json
 import random
-from pathlib import Path
 
 import msgpack
 import pytest
@@ -14,26 +13,8 @@ from hypothesis import strategies as st
 from protocol.records import (CLOCK_QUALITIES, GENESIS, MAX_DEPTH, MAX_RECORD_BYTES, Record,
                               RecordError, chain_next, decode_record, encode_record, peek_seq,
                               record_hash, verify_chain)
+from tests.protocol.vectors_io import VECTORS, golden_rows
 
-VECTORS = Path(__file__).parent / "vectors"
-
-
-def untag(v):
-    """Inverse of the vector files' {"$hex": ...} tagging of bytes."""
-    if isinstance(v, dict):
-        if set(v) == {"$hex"}:
-            return bytes.fromhex(v["$hex"])
-        return {k: untag(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [untag(x) for x in v]
-    return v
-
-
-def golden_rows() -> list[tuple[Record, bytes, bytes]]:
-    """(record, encoded, hash) of every record in records.json."""
-    data = json.loads((VECTORS / "records.json").read_text("utf-8"))
-    return [(Record(**untag(row["record"])), bytes.fromhex(row["encoded"]),
-             bytes.fromhex(row["hash"])) for row in data["records"]]
 
 
 def rec(body=None, **kw) -> Record:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import pickle
-from pathlib import Path
 
 import msgpack
 import pytest
@@ -21,8 +20,8 @@ from protocol.wire import (MAX_BATCH_BYTES, MAX_BATCH_RECORDS, REASONS, WIRE_VER
                            BatchHeader, SignedConfig, WireError, decode_msg, encode_msg,
                            open_batch, open_config, peek_header, seal_batch, sealed_size_bound,
                            sign_config)
+from tests.protocol.vectors_io import VECTORS, golden_rows, untag
 
-VECTORS = Path(__file__).parent / "vectors"
 BATCH = json.loads((VECTORS / "batch.json").read_text("utf-8"))
 CONFIG = json.loads((VECTORS / "config.json").read_text("utf-8"))
 H = bytes.fromhex
@@ -39,24 +38,6 @@ VALUES = st.recursive(st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 
                       lambda inner: st.lists(inner, max_size=4)
                       | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=20)
 BODIES = st.dictionaries(st.text(max_size=12), VALUES, max_size=8)
-
-
-def untag(v):
-    """Inverse of the vector files' {"$hex": ...} tagging of bytes."""
-    if isinstance(v, dict):
-        if set(v) == {"$hex"}:
-            return bytes.fromhex(v["$hex"])
-        return {k: untag(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [untag(x) for x in v]
-    return v
-
-
-def golden_rows() -> list[tuple[Record, bytes, bytes]]:
-    """(record, encoded, hash) of every record in records.json."""
-    data = json.loads((VECTORS / "records.json").read_text("utf-8"))
-    return [(Record(**untag(row["record"])), H(row["encoded"]), H(row["hash"]))
-            for row in data["records"]]
 
 
 def encs(n: int, first: int = 1, body=None) -> list[bytes]:
