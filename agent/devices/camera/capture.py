@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from typing import Callable
 from urllib.parse import urlsplit, urlunsplit
@@ -34,6 +35,28 @@ def should_restart(last_frame_mono: float, now_mono: float, timeout: float) -> b
 
 class CaptureOpenError(RuntimeError):
     """The stream could not be opened (unreachable, refused, wrong URL or credentials)."""
+
+
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@'\"]*):[^\s@/'\"]*@")
+
+
+def url_password(url: str) -> str | None:
+    """The password in the URL's userinfo (as written, still URL-quoted), or None."""
+    userinfo, at, _ = urlsplit(url).netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return None
+    return userinfo.split(":", 1)[1] or None
+
+
+def redact_text(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """Text (a log line, ffmpeg's stderr) with URL passwords and the given secrets as ***."""
+    from urllib.parse import unquote
+    text = _USERINFO.sub(r"\1:***@", text)
+    for s in secrets:
+        for form in {s, unquote(s)}:
+            if form:
+                text = text.replace(form, "***")
+    return text
 
 
 def redact_url(url: str) -> str:

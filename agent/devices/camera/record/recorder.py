@@ -7,6 +7,12 @@ exited); then it is checked with ffprobe, moved into its ``YYYY-MM-DD/HH/`` fold
 an atomic rename) and indexed. A segment ffprobe cannot read is a partial write and is
 deleted. When ffmpeg exits, or no segment completes for `stall_seconds`, it is restarted
 after `next_backoff`.
+
+Camera passwords never reach ffmpeg's command line (world-readable in ``ps`` and
+``/proc/PID/cmdline``): a URL with credentials is handed over on ffmpeg's stdin as a
+one-entry ffconcat script (``-f concat -safe 0 -i pipe:0``), whose ``option`` lines carry the
+RTSP options; the concat demuxer opens the RTSP URL in-process. ffmpeg's stderr is copied
+to ``<camera>.ffmpeg.log`` (0600) with passwords replaced by ``***``.
 """
 from __future__ import annotations
 
@@ -14,11 +20,13 @@ import logging
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import IO, Callable, NamedTuple, Sequence
 
-from agent.devices.camera.capture import next_backoff, redact_url, should_restart
+from agent.devices.camera.capture import (
+    next_backoff, redact_text, redact_url, should_restart, url_password)
 from agent.devices.camera.config import RecordingConfig
 from agent.devices.camera.record.index import RecordingsIndex, Segment
 from agent.devices.camera.record.layout import (
@@ -27,18 +35,57 @@ from agent.devices.camera.record.layout import (
 log = logging.getLogger(__name__)
 
 
+RTSP_OPTIONS = {"rtsp_transport": "tcp", "timeout": "10000000"}   # timeout in µs: a silent
+#                                          camera ends ffmpeg, and poll() restarts it
+# protocols the concat demuxer may open for the camera (pipe: the script itself)
+STDIN_WHITELIST = "pipe,rtsp,rtsps,rtp,srtp,tcp,udp,tls,http,https,httpproxy,crypto"
+LOG_MAX_BYTES = 256 * 1024          # ffmpeg's stderr copy starts over beyond this
+
+
+class FfmpegRun(NamedTuple):
+    """What to start: argv (no secrets in it) and the bytes to write to ffmpeg's stdin."""
+    argv: list[str]
+    stdin: bytes | None
+
+
+def _concat_escape(value: str) -> str:
+    """One ffconcat token: all but letters and digits backslash-escaped (read by av_get_token)."""
+    if any(c in value for c in "\r\n\0"):
+        raise ValueError("camera URL contains a line break")
+    return "".join(c if c.isascii() and c.isalnum() else "\\" + c for c in value)
+
+
+def ffmpeg_run(input_url: str, incoming: Path, camera: str, segment_seconds: int = 60, *,
+               input_args: Sequence[str] | None = None, ffmpeg: str = "ffmpeg") -> FfmpegRun:
+    """How to run ffmpeg so that it records `input_url` into segments in `incoming` (with TZ=UTC).
+
+    Without a password the URL is ffmpeg's `-i`. With one, argv says ``-i pipe:0`` and the URL
+    goes to stdin in an ffconcat script, the RTSP options as its ``option`` lines.
+    """
+    rtsp = input_url.startswith(("rtsp://", "rtsps://"))
+    output = ["-map", "0:v:0", "-c", "copy",
+              "-f", "segment", "-segment_time", str(segment_seconds), "-segment_format", "mp4",
+              "-reset_timestamps", "1", "-strftime", "1",
+              str(Path(incoming) / CACHE_PATTERN.format(camera=camera))]
+    head = [ffmpeg, "-hide_banner", "-loglevel", "warning"]
+    if url_password(input_url) is None:
+        if input_args is None:
+            input_args = [a for k, v in RTSP_OPTIONS.items() for a in (f"-{k}", v)] if rtsp else []
+        return FfmpegRun([*head, "-nostdin", *input_args, "-i", input_url, *output], None)
+    lines = ["ffconcat version 1.0", f"file {_concat_escape(input_url)}"]
+    lines += [f"option {k} {_concat_escape(v)}" for k, v in (RTSP_OPTIONS if rtsp else {}).items()]
+    script = ("\n".join(lines) + "\n").encode()
+    # -nostdin would not stop pipe:0 being read, but it keeps ffmpeg from treating it as a console
+    argv = [*head, "-nostdin", *(input_args or []), "-f", "concat", "-safe", "0",
+            "-protocol_whitelist", STDIN_WHITELIST, "-i", "pipe:0", *output]
+    return FfmpegRun(argv, script)
+
+
 def ffmpeg_command(input_url: str, incoming: Path, camera: str, segment_seconds: int = 60, *,
                    input_args: Sequence[str] | None = None, ffmpeg: str = "ffmpeg") -> list[str]:
-    """The ffmpeg argv that records `input_url` into segments in `incoming` (run it with TZ=UTC)."""
-    if input_args is None:
-        # -timeout is in µs: a camera that stops sending ends ffmpeg, and poll() restarts it
-        input_args = (["-rtsp_transport", "tcp", "-timeout", "10000000"]
-                      if input_url.startswith(("rtsp://", "rtsps://")) else [])
-    return [ffmpeg, "-hide_banner", "-loglevel", "warning", "-nostdin", *input_args,
-            "-i", input_url, "-map", "0:v:0", "-c", "copy",
-            "-f", "segment", "-segment_time", str(segment_seconds), "-segment_format", "mp4",
-            "-reset_timestamps", "1", "-strftime", "1",
-            str(Path(incoming) / CACHE_PATTERN.format(camera=camera))]
+    """The ffmpeg argv that records `input_url` (its stdin, if any, is in `ffmpeg_run`)."""
+    return ffmpeg_run(input_url, incoming, camera, segment_seconds, input_args=input_args,
+                      ffmpeg=ffmpeg).argv
 
 
 def probe_duration(path: Path, ffprobe: str = "ffprobe", timeout: float = 15.0) -> float | None:
@@ -69,6 +116,20 @@ def completed_cache_files(names: Sequence[str], camera: str, running: bool) -> l
     return files[:-1] if running and files else files
 
 
+def _copy_redacted(src: IO[bytes], path: Path, secrets: tuple[str, ...]) -> None:
+    """Copy ffmpeg's stderr line by line into `path` (0600), passwords as ***, size bounded."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)                          # an older log may have been 0644
+    with src, os.fdopen(fd, "wb") as out:
+        for line in iter(lambda: src.readline(8192), b""):
+            text = redact_text(line.decode("utf-8", "replace"), secrets)
+            if out.tell() > LOG_MAX_BYTES:
+                out.seek(0)
+                out.truncate()
+            out.write(text.encode())
+            out.flush()
+
+
 class SegmentRecorder:
     """One camera's ffmpeg process and the filing of its segments; call `poll()` every few s."""
 
@@ -88,6 +149,7 @@ class SegmentRecorder:
         self.clock, self.clock_quality, self.probe = clock, clock_quality, probe
         self.backoff_base, self.backoff_max = backoff_base, backoff_max
         self.proc: subprocess.Popen | None = None
+        self._stderr: threading.Thread | None = None
         self.failures = 0
         self.retry_at = 0.0
         self.last_segment = 0.0
@@ -95,9 +157,13 @@ class SegmentRecorder:
         self.discarded = 0
 
     def command(self) -> list[str]:
-        """The ffmpeg argv for this camera."""
-        return ffmpeg_command(self.input_url, self.incoming, self.camera, self.cfg.segment_seconds,
-                              input_args=self.input_args)
+        """The ffmpeg argv for this camera (never with its password)."""
+        return self.run_spec().argv
+
+    def run_spec(self) -> FfmpegRun:
+        """The ffmpeg argv and stdin for this camera."""
+        return ffmpeg_run(self.input_url, self.incoming, self.camera, self.cfg.segment_seconds,
+                          input_args=self.input_args)
 
     @property
     def running(self) -> bool:
@@ -107,12 +173,28 @@ class SegmentRecorder:
     def start(self) -> None:
         """Start ffmpeg now."""
         env = dict(os.environ, TZ="UTC")          # strftime names in UTC, whatever the box zone
-        # stderr to a file, not a pipe: a pipe nobody drains fills up and blocks ffmpeg
-        with open(self.log_path, "wb") as err:
-            self.proc = subprocess.Popen(self.command(), env=env, stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL, stderr=err)
+        spec = self.run_spec()
+        # stderr through a pipe that a thread drains at once into the log file, passwords
+        # replaced (ffmpeg names the URL in its errors); a pipe nobody drained would block ffmpeg
+        self.proc = subprocess.Popen(
+            spec.argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdin=subprocess.PIPE if spec.stdin is not None else subprocess.DEVNULL)
+        self._stderr = threading.Thread(target=_copy_redacted,
+                                        args=(self.proc.stderr, self.log_path, self._secrets()),
+                                        name=f"ffmpeg-log-{self.camera}", daemon=True)
+        self._stderr.start()
+        if spec.stdin is not None:
+            try:
+                self.proc.stdin.write(spec.stdin)
+                self.proc.stdin.close()
+            except OSError:                        # ffmpeg died at once: poll() restarts it
+                pass
         self.last_segment = self.clock()
         log.info("%s: recording %s", self.camera, redact_url(self.input_url))
+
+    def _secrets(self) -> tuple[str, ...]:
+        pw = url_password(self.input_url)
+        return (pw,) if pw else ()
 
     def _end(self, timeout: float = 10.0) -> None:
         """Ask ffmpeg to finish (SIGINT writes the segment trailer), kill it if it will not."""
@@ -126,12 +208,16 @@ class SegmentRecorder:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        if self._stderr is not None:
+            self._stderr.join(5.0)
+            self._stderr = None
         try:
             err = self.log_path.read_bytes()[-500:].decode(errors="replace").strip()
         except OSError:
             err = ""
         if err:
-            log.warning("%s: ffmpeg exited %s: %s", self.camera, proc.returncode, redact_url(err))
+            log.warning("%s: ffmpeg exited %s: %s", self.camera, proc.returncode,
+                        redact_text(err, self._secrets()))
 
     def file_completed(self, running: bool | None = None) -> list[Segment]:
         """Validate, move and index this camera's finished segments; returns the ones filed."""
