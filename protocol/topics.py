@@ -77,11 +77,20 @@ def parse_site_topic(topic: str) -> tuple[str, str] | None:
 
 
 def acl_lines_for_site(site: str) -> list[str]:
-    """Mosquitto ACL entries for one site (username = certificate CN = site code)."""
+    """Mosquitto ACL entries for one site (username = certificate CN = site code).
+
+    Write exactly the three topics an agent publishes (agent/sync.py: batches, birth/death
+    state incl. the Will; agent/clipsend.py: clip chunks) -- no wildcard, so a site can hold at
+    most three retained messages. Mosquitto's ACL cannot forbid the retain flag per topic; a
+    retained message on up/batch or up/clip is cleared at every broker start (see
+    provisioning/broker.py `sweep_retained`).
+    """
     return [
         f"user {site}",
-        f"topic write {ROOT}/site/{site}/up/#",
-        f"topic read {ROOT}/site/{site}/down/#",
+        f"topic write {site_batch(site)}",
+        f"topic write {site_state(site)}",
+        f"topic write {site_clip(site)}",
+        f"topic read {site_down_filter(site)}",
         f"topic read {HUB_STATE}",
     ]
 

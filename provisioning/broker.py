@@ -29,7 +29,9 @@ import time
 import weakref
 from pathlib import Path
 
-from provisioning.brokerconf import BrokerLayout, bind_address, write_broker_conf
+from protocol import topics
+from provisioning.brokerconf import (MAX_RETAINED_STATE_BYTES, BrokerLayout, bind_address,
+                                     write_broker_conf)
 from provisioning.config import ConfigError, HubConfig, load_config
 from provisioning.errors import BrokerError
 
@@ -121,6 +123,76 @@ def probe(host: str, port: int, *, ca: Path, cert: Path, key: Path, timeout: flo
         return False
 
 
+def is_stray_retained(topic: str, size: int) -> bool:
+    """A retained message that should not be kept: only a site's up/state may be retained, and
+    only at a birth/death message's size (the hub's own topics are never stray)."""
+    parsed = topics.parse_site_topic(topic)
+    if parsed is None:
+        return False
+    _site, rest = parsed
+    if rest == "up/state":
+        return size > MAX_RETAINED_STATE_BYTES
+    return rest.startswith("up/")
+
+
+def sweep_retained(host: str, port: int, *, ca: Path, cert: Path, key: Path,
+                   timeout: float = 5.0) -> list[str]:
+    """Clear stray retained messages a site left (see `is_stray_retained`); returns their topics.
+
+    Mosquitto's ACL cannot forbid the retain flag on one topic, and `retain_available false`
+    would forbid it everywhere (the hub's state, the signed config and the sites' birth/death
+    need it). So the broker runner, as the hub identity, subscribes to every site's up-topics,
+    collects the retained messages Mosquitto sends right after the SUBACK, and publishes an
+    empty retained message to each stray topic, which deletes it. A second SUBSCRIBE is the
+    barrier: its SUBACK comes after every retained message of the first. The empty messages
+    also reach the hub's persistent session, where an empty batch is quarantined as malformed
+    (the trace of what that site did).
+    """
+    import paho.mqtt.client as mqtt
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311, clean_session=True,
+                         client_id=f"jc-sweep-{os.getpid()}-{time.monotonic_ns()}")
+    client.tls_set(ca_certs=str(ca), certfile=str(cert), keyfile=str(key),
+                   cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    client.tls_insecure_set(True)  # same as `probe`: the CA is ours; the host name may be an alias
+    stray: dict[str, int] = {}
+    acked: set[int] = set()
+    cond = threading.Condition()
+
+    def on_message(_c, _u, msg) -> None:
+        if msg.retain and msg.payload and is_stray_retained(msg.topic, len(msg.payload)):
+            stray[msg.topic] = len(msg.payload)
+
+    def on_subscribe(_c, _u, mid, _codes, _props=None) -> None:
+        with cond:
+            acked.add(mid)
+            cond.notify_all()
+
+    client.on_message = on_message
+    client.on_subscribe = on_subscribe
+    try:
+        client.connect(host, port, keepalive=30)
+    except (OSError, ssl.SSLError) as exc:
+        raise BrokerError(f"cannot sweep retained messages on {host}:{port}: {exc}") from None
+    client.loop_start()
+    try:
+        _rc, first = client.subscribe(f"{topics.ROOT}/site/+/up/#", qos=0)
+        _rc, barrier = client.subscribe(f"{topics.ROOT}/hub/sweep-barrier", qos=0)
+        with cond:
+            if not cond.wait_for(lambda: barrier in acked and first in acked, timeout):
+                raise BrokerError(f"no SUBACK from {host}:{port} within {timeout:.0f} s while "
+                                  f"sweeping retained messages")
+        client.unsubscribe(f"{topics.ROOT}/site/+/up/#")
+        infos = [client.publish(t, b"", qos=1, retain=True) for t in sorted(stray)]
+        deadline = time.monotonic() + timeout
+        for info in infos:
+            info.wait_for_publish(max(0.1, deadline - time.monotonic()))
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return sorted(stray)
+
+
 _live: "weakref.WeakSet[ManagedBroker]" = weakref.WeakSet()
 
 
@@ -156,6 +228,7 @@ class ManagedBroker:
         self._poll_s = poll_s
         self._watcher: threading.Thread | None = None
         self._closing = threading.Event()
+        self.swept: list[str] = []
         _live.add(self)
         if start:
             self.start()
@@ -212,12 +285,28 @@ class ManagedBroker:
                     out.close()
             self._wait_ready()
             self.layout.pid.write_text(f"{self._proc.pid}\n")
+            self.swept = self.sweep_retained()
         if self._watch and self._watcher is None:
             self._closing.clear()
             self._watcher = threading.Thread(target=self._watch_loop, name="broker-watch",
                                              daemon=True)
             self._watcher.start()
         return self
+
+    def sweep_retained(self) -> list[str]:
+        """Clear stray retained messages (see the module function); returns their topics."""
+        b = self.hub
+        swept = sweep_retained(self.host, self._port, ca=b.broker.ca, cert=b.broker.cert,
+                               key=b.broker.key)
+        if swept:
+            msg = (f"jiancha: cleared {len(swept)} stray retained message(s) (only up/state may "
+                   f"be retained): {', '.join(swept[:10])}{' ...' if len(swept) > 10 else ''}")
+            if self._foreground:
+                print(msg, file=sys.stderr, flush=True)
+            else:
+                with contextlib.suppress(OSError), open(self.layout.log, "a", encoding="utf-8") as fh:
+                    fh.write(msg + "\n")
+        return swept
 
     def ping(self, timeout: float = 2.0) -> bool:
         """One TLS + MQTT CONNECT round trip as the hub; after a SIGHUP (e.g. from

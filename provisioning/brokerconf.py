@@ -14,14 +14,37 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from protocol import topics
+from protocol.wire import MAX_BATCH_BYTES
 from provisioning.ca import write_public
+from provisioning.fsmodes import private_dir
 from provisioning.config import HUB_IDENTITY, HubConfig, Registry, load_config
 
-# Per-client queue for offline/slow persistent sessions. Mosquitto's default (1000) silently
-# drops everything beyond it -- a hub restart during a busy hour would lose batches.
-MAX_QUEUED_MESSAGES = 100_000
+# Size and queue bounds (issue 7, section 3). One township box holding its certificate must not
+# be able to grow Mosquitto without limit: before these bounds, 150 x 8 MB publishes while the
+# hub was down took Mosquitto from 18 MB to 1.19 GB, and 40 retained 8 MB messages left a 320 MB
+# mosquitto.db that was reloaded at every start.
+#
+# Largest packet: the largest legitimate message is a sealed batch (MAX_BATCH_BYTES = 1 MiB, the
+# hub refuses anything larger); clip chunks are 128 KiB (at most 256 KiB + 4 KiB); the hub's own
+# publishes are small acks, commands and the signed config -- a catalog of ~5,000 items fits
+# (`jiancha catalog import` refuses larger ones, see MAX_HUB_PUBLISH_BYTES). 64 KiB on top
+# covers the fixed header, the topic and the envelope. Mosquitto reads the length prefix first
+# and disconnects the client before allocating an oversize packet. This bound is global: it
+# applies to the hub's connection too.
+MAX_PACKET_SIZE = MAX_BATCH_BYTES + 64 * 1024          # 1,114,112 bytes
+MAX_HUB_PUBLISH_BYTES = MAX_BATCH_BYTES                # payloads the hub may publish (config)
+# Queue per client beyond what is in flight. Agents only send while the hub's retained state
+# says online and keep at most max_inflight_records unacknowledged, so the hub's queue holds
+# little in normal operation; what a full queue drops (silently) the agents resend from their
+# outbox after ack_timeout_s. 64 MiB is 60 full batches, or ~400 batches of the usual size.
+MAX_QUEUED_MESSAGES = 10_000
+MAX_QUEUED_BYTES = 64 * 1024 * 1024
+# In flight per client: the count keeps the QoS 1 stream to the hub flowing without waiting for
+# every PUBACK; the byte bound stops 100 full-size packets (~106 MB) waiting on one slow client.
 MAX_INFLIGHT_MESSAGES = 100
-MAX_PACKET_SIZE = 8 * 1024 * 1024  # batches are <= 2 MiB; leave room for snapshots
+MAX_INFLIGHT_BYTES = 8 * 1024 * 1024
+# A retained up/state (birth/death) is a few hundred bytes; a larger one is cleared at start.
+MAX_RETAINED_STATE_BYTES = 64 * 1024
 AUTOSAVE_INTERVAL_S = 10
 PERSISTENT_CLIENT_EXPIRATION = "30d"
 
@@ -91,11 +114,12 @@ def mosquitto_conf_text(layout: BrokerLayout, *, host: str, port: int,
         f"autosave_interval {AUTOSAVE_INTERVAL_S}",
         f"persistent_client_expiration {PERSISTENT_CLIENT_EXPIRATION}",
         "",
-        "# Queues: the default of 1000 queued messages per client silently drops the rest.",
-        f"max_queued_messages {MAX_QUEUED_MESSAGES}",
-        "max_queued_bytes 0",
-        f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}",
+        "# Bounds: one client cannot grow the broker without limit (a largest batch fits).",
         f"max_packet_size {MAX_PACKET_SIZE}",
+        f"max_queued_messages {MAX_QUEUED_MESSAGES}",
+        f"max_queued_bytes {MAX_QUEUED_BYTES}",
+        f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}",
+        f"max_inflight_bytes {MAX_INFLIGHT_BYTES}",
         "",
         "log_dest stderr",
         "log_type error",
@@ -148,8 +172,8 @@ def write_broker_conf(root: Path, port: int | None = None) -> Path:
     root = Path(root).resolve()
     hub = load_config(root / "hub.yaml", HubConfig)
     layout = BrokerLayout(root)
-    for folder in (layout.data, layout.conf_d):
-        folder.mkdir(parents=True, exist_ok=True)
+    for folder in (layout.folder, layout.data, layout.conf_d):
+        private_dir(folder)  # data/ holds queued batches and retained state
     user = _run_as_user(layout.folder) if os.geteuid() == 0 else None
     text = mosquitto_conf_text(layout, host=hub.broker.host, port=port or hub.broker.port,
                                user=user)

@@ -13,7 +13,8 @@ import yaml
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-SITE_CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{1,31}$")
+# used with fullmatch only: `$` would let a trailing newline through ("S01\n")
+SITE_CODE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,31}")
 HUB_IDENTITY = "hub"  # TLS client-certificate CN of the hub; never a valid site code
 
 
@@ -27,7 +28,7 @@ class Strict(BaseModel):
 
 def validate_site_code(code: str) -> str:
     """Site codes become MQTT usernames and topic levels: letters, digits, '-' and '_' only."""
-    if not SITE_CODE_RE.match(code) or code.lower() == HUB_IDENTITY:
+    if not isinstance(code, str) or not SITE_CODE_RE.fullmatch(code) or code.lower() == HUB_IDENTITY:
         raise ValueError(
             f"site code {code!r} must be 2-32 characters of letters, digits, '-' or '_' "
             f"(starting with a letter or digit) and must not be {HUB_IDENTITY!r}")
@@ -190,6 +191,32 @@ def _resolve_paths(model: BaseModel, base: Path) -> None:
             _resolve_paths(value, base)
 
 
+# Top-level keys that only one kind of file has: a file given to the wrong command is named as
+# what it is instead of listing every key as an "Extra input".
+_KIND_KEYS = {
+    "a hub config (hub.yaml)": {"region", "keys", "api", "registry", "supervision", "notify", "doc_prefix"},
+    "an agent config (agent.yaml)": {"site", "hub", "sign_key", "http", "sync", "devices"},
+    "a site registry (registry.yaml)": {"sites"},
+}
+_EXPECTED = {"HubConfig": "a hub config (hub.yaml, made by `jiancha provision init-hub`)",
+             "AgentConfig": "an agent config (agent.yaml in sites/CODE/, made by `jiancha provision add-site`)",
+             "Registry": "a site registry (registry.yaml)"}
+
+
+def _wrong_kind(raw: dict, model: type[BaseModel]) -> str | None:
+    """'a hub config (hub.yaml)' when `raw` is clearly another kind of file than `model` reads."""
+    keys = set(raw)
+    fields = set(model.model_fields)
+    unknown = keys - fields
+    if not unknown:
+        return None
+    for kind, marks in _KIND_KEYS.items():
+        hits = unknown & marks
+        if hits and len(hits) >= min(2, len(marks)) and not (marks <= fields):
+            return kind
+    return None
+
+
 def load_config(path: str | Path, model: type[M]) -> M:
     """Read a YAML file into `model`; relative paths are resolved against the file's folder."""
     path = Path(path)
@@ -197,6 +224,10 @@ def load_config(path: str | Path, model: type[M]) -> M:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, expected a YAML file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file, expected YAML") from None
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read YAML: {exc}") from None
     if raw is None:
@@ -206,6 +237,10 @@ def load_config(path: str | Path, model: type[M]) -> M:
     try:
         obj = model.model_validate(raw)
     except ValidationError as exc:
+        other = _wrong_kind(raw, model)
+        if other is not None:
+            expected = _EXPECTED.get(model.__name__, model.__name__)
+            raise ConfigError(f"{path}: this is {other}, not {expected}") from None
         lines = [f"{path}: invalid configuration"]
         for err in exc.errors():
             key = ".".join(str(p) for p in err["loc"]) or "(top level)"
@@ -216,9 +251,9 @@ def load_config(path: str | Path, model: type[M]) -> M:
 
 
 def dump_config(obj: BaseModel, path: str | Path) -> None:
-    """Write a model as YAML (paths as given, usually relative), atomically."""
+    """Write a model as YAML (paths as given, usually relative), atomically, 0600: config files
+    hold tokens (hub.yaml, agent.yaml) or decide who may connect (registry.yaml)."""
+    from provisioning.fsmodes import write_private
     path = Path(path)
     data = obj.model_dump(mode="json")
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    tmp.replace(path)
+    write_private(path, yaml.safe_dump(data, allow_unicode=True, sort_keys=False).encode("utf-8"))

@@ -21,6 +21,8 @@ import aiohttp
 from protocol.calendar import CST, default_calendar
 from provisioning.broker import ManagedBroker, free_port
 from provisioning.config import AgentConfig, HubConfig, load_config
+from provisioning.errors import ProvisioningError
+from provisioning.fsmodes import private_dir
 
 TEMPLATES = Path(__file__).parent / "templates"
 SITE_NAMES = ["东阳镇便民服务中心", "修文镇便民服务中心", "张庆乡便民服务中心", "北田镇便民服务中心",
@@ -31,11 +33,17 @@ KEYS = ("very_satisfied", "satisfied", "basically_satisfied", "dissatisfied", "v
 GIVEN = ["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明"]
 
 
+class DemoError(ProvisioningError):
+    """A process of the demo did not come up or died; the message names it and its port."""
+
+
 def prepare(data: Path, n_sites: int, http_port: int) -> tuple[Path, list[Path]]:
     """Provision the demo directory once; later runs reuse it (and add sites if asked)."""
     from hub.admin import import_catalog
-    from provisioning.setup import add_site, init_hub
+    from provisioning.setup import add_site, init_hub, tighten_modes
     hub_yaml = data / "hub.yaml"
+    if hub_yaml.exists():
+        tighten_modes(data)  # a demo folder made by an older version
     if not hub_yaml.exists():
         init_hub(data, region="140700", name="晋中市政务服务中心（演示）", broker_port=free_port(),
                  http_port=http_port)
@@ -172,6 +180,8 @@ async def _simulate(agents, stop: asyncio.Event, interval: float = 1.5) -> Simul
     sim = Simulator(agents)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s:
         for _ in range(100):   # wait until every agent has its catalog
+            if stop.is_set():
+                return sim
             ok = 0
             for url, _t in agents:
                 try:
@@ -198,24 +208,69 @@ async def _simulate(agents, stop: asyncio.Event, interval: float = 1.5) -> Simul
     return sim
 
 
-def _spawn(args: list[str], log: Path) -> subprocess.Popen:
-    f = open(log, "ab")
-    return subprocess.Popen([sys.executable, "-m", *args], stdout=f, stderr=subprocess.STDOUT,
-                            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+class _Child:
+    """One process the demo started: what it is, where it listens, where it logs."""
+
+    def __init__(self, what: str, host: str, port: int, log: Path, args: list[str]):
+        self.what, self.host, self.port, self.log = what, host, port, log
+        f = open(log, "ab")
+        try:
+            self.proc = subprocess.Popen([sys.executable, "-m", *args], stdout=f, stderr=subprocess.STDOUT,
+                                         start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        finally:
+            f.close()
+
+    def describe(self) -> str:
+        return f"the {self.what} (pid {self.proc.pid}, http://{self.host}:{self.port})"
+
+    def died(self) -> str | None:
+        """None while it runs; else a message naming it, its port, its exit code and log tail."""
+        code = self.proc.poll()
+        if code is None:
+            return None
+        return (f"{self.describe()} exited with code {code}; last lines of {self.log}:\n"
+                f"{_tail(self.log)}")
 
 
-def _wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
+def _tail(log: Path, lines: int = 12) -> str:
+    try:
+        text = log.read_bytes()[-8192:].decode("utf-8", "replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join("    " + line for line in text.splitlines()[-lines:])
+
+
+def _check_port_free(what: str, host: str, port: int) -> None:
+    """Fail before starting anything that would die on EADDRINUSE -- while whatever holds the
+    port answers our health check as if all were well."""
+    import socket
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the hub does: TIME_WAIT is fine
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise DemoError(f"demo: the {what} cannot listen on {host}:{port}: {exc.strerror or exc} "
+                            f"(another program holds the port); choose another with --http-port") from None
+
+
+def _wait_http(child: _Child, timeout: float = 30.0) -> None:
+    """Wait until `child` answers its health check; it must still be alive afterwards."""
     import urllib.request
+    url = f"http://{child.host}:{child.port}/api/health"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process for {url} exited with {proc.returncode}; see its log")
+        if (msg := child.died()) is not None:
+            raise DemoError(f"demo: {msg}")
         try:
             urllib.request.urlopen(url, timeout=1).read()
-            return
         except OSError:
             time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer within {timeout:.0f}s")
+            continue
+        if (msg := child.died()) is not None:   # someone else answered on its port
+            raise DemoError(f"demo: {msg}")
+        return
+    raise DemoError(f"demo: {child.describe()} did not answer {url} within {timeout:.0f} s; "
+                    f"see {child.log}")
 
 
 def run_demo(*, sites: int = 3, http_port: int = 8080, data: Path = Path("demo-data"),
@@ -225,51 +280,87 @@ def run_demo(*, sites: int = 3, http_port: int = 8080, data: Path = Path("demo-d
         raise ValueError("--sites must be between 1 and 50")
     data = Path(data).resolve()
     hub_yaml, agent_yamls = prepare(data, sites, http_port)
-    logs = data / "logs"
-    logs.mkdir(exist_ok=True)
+    logs = private_dir(data / "logs")   # the hub's log can name people
     hub_cfg = load_config(hub_yaml, HubConfig)
-    procs: list[subprocess.Popen] = []
+    children: list[_Child] = []
     print(f"jiancha demo: state in {data}, logs in {logs}", flush=True)
+    hub_host = hub_cfg.api.host
+    _check_port_free("hub", hub_host, http_port)
     with ManagedBroker(data) as broker:
         try:
-            hub = _spawn(["hub", "run", "--config", str(hub_yaml), "--http-port", str(http_port)], logs / "hub.log")
-            procs.append(hub)
-            _wait_http(f"http://127.0.0.1:{http_port}/api/health", proc=hub)
+            hub = _Child("hub", hub_host, http_port, logs / "hub.log",
+                         ["hub", "run", "--config", str(hub_yaml), "--http-port", str(http_port)])
+            children.append(hub)
+            _wait_http(hub)
             agents = []
             for y in agent_yamls:
                 cfg = load_config(y, AgentConfig)
                 port = free_port()
-                p = _spawn(["agent", "run", "--config", str(y), "--http-port", str(port)],
-                           logs / f"agent-{cfg.site.code}.log")
-                procs.append(p)
-                _wait_http(f"http://127.0.0.1:{port}/api/health", proc=p)
+                p = _Child(f"agent of site {cfg.site.code}", "127.0.0.1", port, logs / f"agent-{cfg.site.code}.log",
+                           ["agent", "run", "--config", str(y), "--http-port", str(port)])
+                children.append(p)
+                _wait_http(p)
                 agents.append((f"http://127.0.0.1:{port}", cfg.http.token))
+            time.sleep(0.5)
+            _check_alive(children, broker)   # nothing died while the others started
             print(f"\n  监察大屏 (dashboard): http://127.0.0.1:{http_port}/", flush=True)
             print(f"  登录令牌 (login token): {hub_cfg.api.admin_token}", flush=True)
             print(f"  办件查询 (public lookup): http://127.0.0.1:{http_port}/public", flush=True)
             print(f"  broker: mqtts://127.0.0.1:{broker.port}  sites: {len(agents)}  — Ctrl-C to stop\n", flush=True)
-            asyncio.run(_run_sim(agents, duration))
+            failure = asyncio.run(_run_sim(agents, duration, children, broker))
+            if failure:
+                raise DemoError(f"demo: {failure}")
         except KeyboardInterrupt:
             pass
         finally:
-            for p in reversed(procs):
-                if p.poll() is None:
-                    p.send_signal(signal.SIGTERM)
-            for p in reversed(procs):
+            for c in reversed(children):
+                if c.proc.poll() is None:
+                    c.proc.send_signal(signal.SIGTERM)
+            for c in reversed(children):
                 try:
-                    p.wait(timeout=15)
+                    c.proc.wait(timeout=15)
                 except subprocess.TimeoutExpired:
-                    p.kill()
+                    c.proc.kill()
             print("jiancha demo: stopped", flush=True)
     return 0
 
 
-async def _run_sim(agents, duration: float | None) -> None:
+def _check_alive(children: list[_Child], broker: ManagedBroker) -> None:
+    if failure := _failure(children, broker):
+        raise DemoError(f"demo: {failure}")
+
+
+def _failure(children: list[_Child], broker: ManagedBroker) -> str | None:
+    """What died, or None while the broker and every child run."""
+    if not broker.is_running():
+        return (f"the broker (mosquitto, port {broker.port}) exited; last lines of "
+                f"{broker.layout.log}:\n{broker.log_tail(12)}")
+    for c in children:
+        if (msg := c.died()) is not None:
+            return msg
+    return None
+
+
+async def _run_sim(agents, duration: float | None, children: list[_Child] | None = None,
+                   broker: ManagedBroker | None = None) -> str | None:
+    """Simulate until Ctrl-C, `duration`, or a process dies; returns what died (None if nothing)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     if duration:
         loop.call_later(duration, stop.set)
+    failure: list[str] = []
+
+    async def watch() -> None:
+        while not stop.is_set():
+            if children is not None and broker is not None and (msg := _failure(children, broker)):
+                failure.append(msg)
+                stop.set()
+                return
+            await asyncio.sleep(0.5)
+    watcher = asyncio.create_task(watch())
     sim = await _simulate(agents, stop)
+    watcher.cancel()
     print(f"jiancha demo: {sim.registered} cases registered by the simulated clerks", flush=True)
+    return failure[0] if failure else None

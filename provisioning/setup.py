@@ -15,8 +15,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import os
 import secrets
-import shutil
 from pathlib import Path
 from typing import Iterator, Literal
 
@@ -33,6 +33,7 @@ from provisioning.config import (
     validate_site_code,
 )
 from provisioning.errors import ProvisioningError
+from provisioning.fsmodes import make_private, private_dir
 
 CHINA_TZ = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")  # no DST since 1991
 
@@ -56,7 +57,7 @@ def _write_keypair(kind: Literal["ed25519", "x25519"], key_path: Path, pub_path:
 @contextlib.contextmanager
 def _locked(root: Path) -> Iterator[None]:
     """One provisioning step at a time per hub directory (registry and index are rewritten)."""
-    with open(root / ".provision.lock", "a+") as fh:
+    with open(os.open(root / ".provision.lock", os.O_RDWR | os.O_CREAT, 0o600), "a+") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -91,7 +92,7 @@ def init_hub(dir: Path, *, region: str, name: str, level: str = "city",
         )
     except ValueError as exc:
         raise ProvisioningError(f"invalid hub settings: {exc}") from None
-    root.mkdir(parents=True, exist_ok=True)
+    private_dir(root)  # 0700: hub.yaml holds tokens, data/ the personal data of every site
     ca = CertificateAuthority.create(root / "ca", region)
     hub = root / "hub"
     _write_keypair("ed25519", hub / "sign.key", hub / "sign.pub")
@@ -102,7 +103,8 @@ def init_hub(dir: Path, *, region: str, name: str, level: str = "city",
     _publish_ca_files(ca, layout)
     dump_config(Registry(), root / config.registry)
     write_acl(root, Registry())
-    (root / config.data_dir).mkdir(parents=True, exist_ok=True)
+    private_dir(root / config.data_dir)
+    private_dir(root / "sites")
     dump_config(config, hub_yaml)  # last: its presence means "fully provisioned"
     write_broker_conf(root)
     return hub_yaml
@@ -161,13 +163,16 @@ def add_site(dir: Path, *, code: str, name: str, board: str = "generic") -> Path
 def _write_site_folder(root: Path, folder: Path, hub: HubConfig, *, code: str, name: str,
                        board: str) -> bytes:
     """sites/CODE/: keys, client certificate, hub public keys, agent.yaml; returns sign.pub."""
-    folder.mkdir(parents=True)
+    private_dir(folder.parent)
+    folder.mkdir(mode=0o700)
+    private_dir(folder)
+    private_dir(folder / "data")   # agent.yaml's data_dir: agent.db (names, ID numbers, phones)
     sign_pub = _write_keypair("ed25519", folder / "sign.key", folder / "sign.pub")
     ca = CertificateAuthority(root / "ca")
     ca.issue_client(code, folder / "mqtt.crt", folder / "mqtt.key")
     write_public(folder / "ca.crt", ca.cert_path.read_bytes())
-    shutil.copyfile(root / "hub" / "sign.pub", folder / "hub_sign.pub")
-    shutil.copyfile(root / "hub" / "seal.pub", folder / "hub_seal.pub")
+    write_public(folder / "hub_sign.pub", (root / "hub" / "sign.pub").read_bytes())
+    write_public(folder / "hub_seal.pub", (root / "hub" / "seal.pub").read_bytes())
     agent = AgentConfig(
         site=AgentSite(code=code, name=name, board=board),
         hub=AgentHub(sign_pub=Path("hub_sign.pub"), seal_pub=Path("hub_seal.pub")),
@@ -201,10 +206,35 @@ def revoke_site(dir: Path, *, code: str) -> None:
     signal_reload(root)
 
 
+def tighten_modes(root: Path) -> None:
+    """Bring a hub directory written by an older version to 0600 secrets in 0700 folders:
+    the folders, config files, private keys and databases (public files keep 0644)."""
+    root = Path(root)
+    folders = [root, root / "ca", root / "ca" / "serials", root / "hub", root / "broker",
+               root / "broker" / "data", root / "broker" / "conf.d", root / "data", root / "sites"]
+    sites = root / "sites"
+    if sites.is_dir():
+        for site in sites.iterdir():
+            if site.is_dir() and not site.is_symlink():
+                folders += [site, site / "data"]
+    files = [root / "hub.yaml", root / "registry.yaml", root / ".provision.lock"]
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        make_private(folder)
+        for f in folder.iterdir():
+            if f.is_file() and (f.suffix in (".key", ".yaml", ".db") or f.name.endswith(("-wal", "-shm"))):
+                files.append(f)
+    for f in files:
+        if f.is_file():
+            make_private(f)
+
+
 @contextlib.contextmanager
 def _locked_hub(root: Path) -> Iterator[None]:
     if not (root / "hub.yaml").exists():
         raise ProvisioningError(f"{root / 'hub.yaml'} not found; run `jiancha provision init-hub "
                                 f"--dir {root}` first")
     with _locked(root):
+        tighten_modes(root)
         yield

@@ -52,8 +52,9 @@ def test_broker_conf_has_the_settings_that_matter(root):
     conf = (root / "broker/mosquitto.conf").read_text()
     lines = set(conf.splitlines())
     for want in ("require_certificate true", "use_identity_as_username true",
-                 "allow_anonymous false", "persistence true", "max_queued_messages 100000",
-                 "tls_version tlsv1.2", "listener 18883 127.0.0.1"):
+                 "allow_anonymous false", "persistence true", "max_queued_messages 10000",
+                 "max_queued_bytes 67108864", "max_packet_size 1114112", "max_inflight_messages 100",
+                 "max_inflight_bytes 8388608", "tls_version tlsv1.2", "listener 18883 127.0.0.1"):
         assert want in lines, want
     assert f"persistence_location {(root / 'broker/data').resolve()}/" in lines
     assert f"crlfile {(root / 'broker/crl.pem').resolve()}" in lines
