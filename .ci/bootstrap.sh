@@ -2,6 +2,8 @@
 # Set up a fresh Debian / Raspberry Pi OS machine for Jiancha, then run the demo or the tests.
 #   bash .ci/bootstrap.sh demo [jiancha demo flags]
 #   bash .ci/bootstrap.sh test [pytest flags]
+# `test` runs the suite twice: with the real clock, then with the wall clock of every process
+# (pytest, hub, agents, Mosquitto) moved months ahead to 04:00 China time (docs/testing.md).
 # Installs what is missing (python3-venv and mosquitto through apt when run as root or with
 # sudo), creates .venv, installs the package with its test extras, and says what is missing
 # when it cannot install it.
@@ -33,6 +35,10 @@ fi
 if [ "$mode" = test ]; then   # the browser tests drive a real headless Chromium
   command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || apt_missing+=(chromium)
 fi
+if [ "$mode" = test ]; then   # the shifted-clock run builds .ci/faketime/shift.c
+  command -v gcc >/dev/null 2>&1 || apt_missing+=(gcc)
+  [ -f /usr/include/dlfcn.h ] || apt_missing+=(libc6-dev)
+fi
 if [ ${#apt_missing[@]} -gt 0 ]; then
   SUDO=""
   if [ "$(id -u)" -ne 0 ]; then
@@ -63,8 +69,70 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
+shift_offset() {
+  # Seconds to add to the wall clock so that it reads 04:00 Asia/Shanghai on the target day:
+  # today (China time) + JIANCHA_SHIFT_DAYS (default 107), or JIANCHA_SHIFT_DATE (YYYY-MM-DD).
+  .venv/bin/python - <<'PY'
+import os, time
+from datetime import date, datetime, timedelta
+from protocol.calendar import CST
+now = time.time()
+if os.environ.get("JIANCHA_SHIFT_DATE"):
+    day = date.fromisoformat(os.environ["JIANCHA_SHIFT_DATE"])
+else:
+    days = int(os.environ.get("JIANCHA_SHIFT_DAYS", "107"))
+    day = datetime.fromtimestamp(now, CST).date() + timedelta(days=days)
+print(int(datetime(day.year, day.month, day.day, 4, 0, tzinfo=CST).timestamp() - now))
+PY
+}
+
+run_tests() {
+  # Run 1: the real clock. Run 2: the wall clock of every process (pytest, and the hub, agents
+  # and Mosquitto it starts) moved ahead to 04:00 China time months from now by an LD_PRELOAD
+  # shim (.ci/faketime/shift.c); monotonic time, sleeps and timeouts are untouched.
+  # JIANCHA_TEST_CLOCKS=real|shifted|both (default both) picks the runs. See docs/testing.md.
+  local which="${JIANCHA_TEST_CLOCKS:-both}" rc_real=0 rc_shift=0 shim="" offset shifted started preload
+  case "$which" in real|shifted|both) ;; *) say "JIANCHA_TEST_CLOCKS must be real, shifted or both"; exit 64;; esac
+  if [ "$which" != real ]; then   # build first: fail before a long run, not after it
+    shim=.venv/jiancha-faketime/shift.so
+    if [ ! -f "$shim" ] || [ .ci/faketime/shift.c -nt "$shim" ]; then
+      mkdir -p "$(dirname "$shim")"
+      gcc -shared -fPIC -O2 -Wall -fno-delete-null-pointer-checks -o "$shim" .ci/faketime/shift.c -ldl \
+        || { say "could not build the clock shim .ci/faketime/shift.c with gcc"; exit 1; }
+    fi
+    shim="$(pwd)/$shim"
+  fi
+  if [ "$which" != shifted ]; then
+    started=$SECONDS
+    echo "=== jiancha tests, run 1/2: real clock, now $(TZ=Asia/Shanghai date '+%Y-%m-%d %H:%M CST (%a)') ==="
+    .venv/bin/python -m pytest -q -p no:cacheprovider "$@" || rc_real=$?
+    echo "=== run 1/2 (real clock) finished: exit $rc_real after $((SECONDS - started))s ==="
+  fi
+  if [ "$which" != real ]; then
+    offset="$(shift_offset)"   # computed now, so that the shifted run starts at 04:00 China time
+    preload="$shim${LD_PRELOAD:+:$LD_PRELOAD}"
+    # the shim must demonstrably move the clock before a green run under it means anything
+    shifted="$(JIANCHA_CLOCK_OFFSET_S="$offset" LD_PRELOAD="$preload" .venv/bin/python -c \
+      'import time, datetime; from protocol.calendar import CST; print(int(time.time()), datetime.datetime.now(CST).strftime("%Y-%m-%d %H:%M CST (%a)"))')"
+    local drift=$(( ${shifted%% *} - $(date +%s) - offset ))
+    if [ "$drift" -gt 60 ] || [ "$drift" -lt -60 ]; then
+      say "the clock shim .ci/faketime/shift.c did not move the clock by ${offset}s (got ${shifted#* })"; exit 1
+    fi
+    shifted="${shifted#* }"
+    started=$SECONDS
+    echo "=== jiancha tests, run 2/2: shifted wall clock, now $shifted (JIANCHA_CLOCK_OFFSET_S=$offset, LD_PRELOAD=.ci/faketime/shift.c) ==="
+    JIANCHA_CLOCK_OFFSET_S="$offset" LD_PRELOAD="$preload" \
+      .venv/bin/python -m pytest -q -p no:cacheprovider "$@" || rc_shift=$?
+    echo "=== run 2/2 (shifted clock, started $shifted) finished: exit $rc_shift after $((SECONDS - started))s ==="
+  fi
+  if [ "$rc_real" -ne 0 ] || [ "$rc_shift" -ne 0 ]; then
+    say "tests FAILED: real-clock run exit $rc_real, shifted-clock run exit $rc_shift"
+    exit 1
+  fi
+}
+
 case "$mode" in
   demo) exec .venv/bin/jiancha demo "$@" ;;
-  test) exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@" ;;
+  test) run_tests "$@" ;;
   install) say "ready: .venv/bin/jiancha" ;;
 esac

@@ -194,9 +194,16 @@ def test_a_poison_message_is_quarantined_and_does_not_block_the_group(hub, monke
 
 
 def test_a_site_cannot_touch_another_sites_cases(hub):
+    # the case is received a minute ago (the hub judges it by its own clock, the real one), so
+    # it is still 'received' whatever today's date: only a withdrawal could change that
+    from datetime import datetime, timedelta
+    from protocol.calendar import CST
+    now = datetime.now(CST).replace(microsecond=0)
     s1, s2 = SiteSigner(hub.root, "S01"), SiteSigner(hub.root, "S02")
-    hub.process_group([(topics.site_batch("S01"), s1.seal(chain("S01", 1)[0], 1))])
-    foreign = {"case_no": "S01-20261120-0001", "type": "withdraw", "at": "2026-11-20T10:00:00+08:00"}
+    reg = registration("S01", 1, now - timedelta(minutes=1))
+    hub.process_group([(topics.site_batch("S01"), s1.seal(chain("S01", 1, body=lambda s: reg)[0], 1))])
+    assert _count(hub.conn, "SELECT count(*) FROM cases WHERE status='received'") == 1
+    foreign = {"case_no": reg["case_no"], "type": "withdraw", "at": now.isoformat()}
     recs, _ = chain("S02", 1, body=lambda s: foreign, kind="case.event")
     out = hub.process_group([(topics.site_batch("S02"), s2.seal(recs, 1))])
     assert out.acks["S02"]["acked"] == 1                                 # stored for completeness ...
