@@ -19,6 +19,7 @@ from pathlib import Path
 from agent.db import connect, migrate, transaction
 from protocol.calendar import CST, WorkCalendar, YearTable, default_calendar, local_date
 from protocol.caseclock import Event, check_event, evaluate
+from protocol.caseno import make_case_no
 from protocol.models import (KIND_CASE_EVENT, KIND_CASE_REGISTERED, CaseEventBody, CaseRegistered,
                              CatalogItem, ItemSnapshot, NewCase, NewEvent)
 from protocol.records import GENESIS, Record, decode_record, encode_record, record_hash
@@ -205,7 +206,7 @@ class AgentStore:
         row = self.conn.execute("SELECT n FROM day_counters WHERE day=?", (day,)).fetchone()
         n = (row[0] if row else 0) + 1
         self.conn.execute("INSERT OR REPLACE INTO day_counters(day, n) VALUES (?, ?)", (day, n))
-        return f"{self.site}-{day}-{n:04d}"
+        return make_case_no(self.site, day, n)
 
     def register(self, req: NewCase, now: datetime) -> dict:
         """收件: register a case; returns the case view. Raises StoreError(422) for unknown items."""
@@ -220,7 +221,8 @@ class AgentStore:
 
         def tx():
             case_no = self._next_case_no(local_date(now).strftime("%Y%m%d"))
-            body = CaseRegistered(case_no=case_no, query_code=_query_code(), item=snapshot,
+            item_seen = snapshot.model_copy(update={"catalog_version": self.config_version("catalog")})
+            body = CaseRegistered(case_no=case_no, query_code=_query_code(), item=item_seen,
                                   applicant=req.applicant, window=req.window, clerk=req.clerk,
                                   received_at=received)
             rec = self._append(KIND_CASE_REGISTERED, body.model_dump(mode="json"))

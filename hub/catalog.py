@@ -56,6 +56,10 @@ def read_catalog(path: Path) -> list[CatalogItem]:
             errors.append(f"{where.format(n=n, line=n + 1)}: expected a mapping")
             continue
         clean = {HEADER_LABELS.get(str(k).strip(), str(k).strip()): _blank(v) for k, v in row.items() if k}
+        unknown = sorted(k for k in clean if k not in CatalogItem.model_fields)
+        if unknown:
+            raise CatalogError(f"{path}: unknown column(s) {', '.join(map(repr, unknown))}; accepted: "
+                               + accepted_headers())
         try:
             item = CatalogItem.model_validate(clean)
         except ValidationError as exc:
@@ -74,6 +78,15 @@ def read_catalog(path: Path) -> list[CatalogItem]:
     return items
 
 
+def accepted_headers() -> str:
+    """The accepted column names, English with their Chinese alternatives."""
+    zh: dict[str, list[str]] = {}
+    for label, name in HEADER_LABELS.items():
+        zh.setdefault(name, []).append(label)
+    return ", ".join(f"{name} ({'/'.join(zh.get(name, []))})" if zh.get(name) else name
+                     for name in CatalogItem.model_fields)
+
+
 def _blank(v):
     return None if isinstance(v, str) and not v.strip() else v
 
@@ -90,6 +103,80 @@ def store_catalog(conn, items: list[CatalogItem], actor: str = "cli") -> int:
         payload = {"items": [i.model_dump(mode="json", exclude_none=True) for i in items]}
         conn.execute("INSERT OR REPLACE INTO config VALUES ('catalog', ?, ?, ?, ?)",
                      (version, json.dumps(payload, ensure_ascii=False), now_ms, actor))
+        conn.execute("INSERT OR REPLACE INTO catalog_versions VALUES (?, ?, ?)",
+                     (version, json.dumps(payload, ensure_ascii=False), now_ms))
         conn.execute("INSERT INTO config_log(at_ms, kind, version, actor, detail) VALUES (?, 'catalog', ?, ?, ?)",
                      (now_ms, version, actor, f"{len(items)} items"))
     return version
+
+
+# what a box says about an item that the hub checks against its own signed catalog
+CHECKED_FIELDS = ("name", "department", "item_type", "case_type", "legal_days", "promised_days", "yellow_days")
+FIELD_ZH = {"name": "事项名称", "department": "实施部门", "item_type": "事项类型", "case_type": "办件类型",
+            "legal_days": "法定时限", "promised_days": "承诺时限", "yellow_days": "预警天数"}
+HISTORY_SEARCH = 20     # versions searched for a claim that names none (agents older than this check)
+
+
+class CatalogHistory:
+    """The catalog versions the hub signed, read on demand; versions never change once written,
+    so a few parsed ones are cached."""
+
+    def __init__(self, conn, cache_versions: int = 8):
+        self.conn = conn
+        self.cache: dict[int, dict[str, CatalogItem]] = {}
+        self.cache_versions = cache_versions
+
+    def items(self, version: int) -> dict[str, CatalogItem] | None:
+        """Items of one signed version by code (None when the hub never signed that version)."""
+        if version in self.cache:
+            return self.cache[version]
+        row = self.conn.execute("SELECT payload_json FROM catalog_versions WHERE version=?", (version,)).fetchone()
+        if row is None:
+            return None
+        items = {i["code"]: CatalogItem.model_validate(i) for i in json.loads(row[0]).get("items", [])}
+        if len(self.cache) >= self.cache_versions:
+            self.cache.pop(next(iter(self.cache)))
+        self.cache[version] = items
+        return items
+
+    def latest(self) -> int | None:
+        row = self.conn.execute("SELECT max(version) FROM catalog_versions").fetchone()
+        return row[0] if row and row[0] is not None else None
+
+    def check(self, claim) -> tuple[CatalogItem | None, str | None, str]:
+        """Check a box's item snapshot: (the hub's item, check, detail).
+
+        check is None when the claim equals the signed version it names (or, for a claim naming
+        no version, any recent version); 'mismatch' when the hub has the item but the claim
+        differs (the hub's item is returned and must be used); 'unknown_item' when no version the
+        hub signed has the code (nothing trustworthy to use)."""
+        latest = self.latest()
+        if claim.catalog_version is not None:
+            named = self.items(claim.catalog_version) if claim.catalog_version > 0 else None
+            candidates = [claim.catalog_version] if named is not None else []
+        else:
+            candidates = list(range(latest, max(latest - HISTORY_SEARCH, 0), -1)) if latest else []
+        first = None
+        for v in candidates:
+            item = (self.items(v) or {}).get(claim.code)
+            if item is None:
+                continue
+            if not _differs(claim, item):
+                return item, None, ""
+            first = first or (v, item)
+        if first is None and latest is not None:   # the named version lacks it (or is unknown): current
+            item = (self.items(latest) or {}).get(claim.code)
+            first = (latest, item) if item is not None else None
+        if first is None:
+            named = f"第{claim.catalog_version}版" if claim.catalog_version else "任何一版"
+            return None, "unknown_item", f"事项 {claim.code} 不在中心签发的{named}事项目录中"
+        v, item = first
+        diffs = "；".join(f"{FIELD_ZH[f]} 报送“{getattr(claim, f)}”，目录第{v}版为“{getattr(item, f)}”"
+                         for f in _differs(claim, item))
+        named = (f"报送称依据第{claim.catalog_version}版目录" if claim.catalog_version is not None
+                 else "报送未注明目录版本")
+        return item, "mismatch", f"事项 {claim.code} 与中心目录不符（{named}）：{diffs or '目录版本不存在'}"
+
+
+def _differs(claim, item: CatalogItem) -> list[str]:
+    return [f for f in CHECKED_FIELDS if getattr(claim, f) != getattr(item, f)]

@@ -16,10 +16,12 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from hub import store as db
+from hub.catalog import CatalogHistory
 from hub.projection import due_for_sweep, project_cases
 from hub.keys import HubKeys, SiteKeys
 from protocol import topics
 from protocol.calendar import CST
+from protocol.caseno import case_site, owned_by
 from agent.db import transaction
 from hub import devices as dev
 from protocol.models import (KIND_CASE_EVENT, KIND_CASE_REGISTERED, KIND_DEVICE_EVENT, KIND_HEARTBEAT, KIND_VOTE,
@@ -34,6 +36,11 @@ GAP_WAIT_MAX_MS = 300_000  # doubling while the same gap persists (a batch rejec
 GROUP_MAX = 64           # messages per transaction ...
 GROUP_BYTES = 1_000_000  # ... and about this many payload bytes (~3,000 records): short transactions
                          # keep ack latency and garbage-collector work small
+QUARANTINE_SITE_BYTES = 64 * 2**20   # payload bytes kept in quarantine per site; beyond, reason only
+QUARANTINE_SITE_ROWS = 10_000        # quarantine rows per site; beyond, only the counters move
+ALERT_REPEAT_MS = 3_600_000          # one alert of a kind per site and hour for repeated attacks
+HOLD_STALL_MS = 600_000              # a backlog that makes no progress this long stops holding supervision
+HOLD_MAX_MS = 6 * 3_600_000          # ... and none holds longer than this after the birth that announced it
 
 
 @dataclass
@@ -67,6 +74,11 @@ class Ingestor:
         self.clips = None                         # hub.clips.ClipReceiver
         self._resend_asks: dict[str, int] = {}
         self.backdate_tolerance = backdate_tolerance
+        self.catalogs = CatalogHistory(conn)
+        self.quarantine_site_bytes = QUARANTINE_SITE_BYTES
+        self.quarantine_site_rows = QUARANTINE_SITE_ROWS
+        self.hold_stall_ms = HOLD_STALL_MS
+        self.hold_max_ms = HOLD_MAX_MS
 
     # -- thread plumbing ------------------------------------------------------------------------
     def submit(self, topic: str, payload: bytes) -> None:
@@ -189,14 +201,31 @@ class Ingestor:
         db.bump(self.conn, "clip_chunks_stored")
 
     def _quarantine(self, now_ms, site, topic, reason, detail, payload) -> None:
+        """Count a rejected input and keep it for inspection, within per-site caps: past the
+        byte cap the reason is kept without the payload, past the row cap only the counters
+        move (a box in a public hall must not be able to fill the hub's disk)."""
         db.bump(self.conn, f"rejected_{reason}")
         sha = record_hash(payload) if payload else None
         if sha and self.conn.execute("SELECT 1 FROM quarantine WHERE sha=? LIMIT 1", (sha,)).fetchone():
             return        # the same bytes again (a resend loop): counted, not stored twice
+        key = site or ""
+        used = self.conn.execute("SELECT rows, bytes FROM quarantine_usage WHERE site=?", (key,)).fetchone() or (0, 0)
+        if used[0] >= self.quarantine_site_rows:
+            db.bump(self.conn, "dropped_quarantine_rows")
+            db.bump(self.conn, "dropped_quarantine_bytes", len(payload))
+            return
+        data = payload[:MAX_BATCH_BYTES]
+        if used[1] + len(data) > self.quarantine_site_bytes:
+            db.bump(self.conn, "dropped_quarantine_bytes", len(payload))
+            data = b""
+        elif len(payload) > len(data):
+            db.bump(self.conn, "dropped_quarantine_bytes", len(payload) - len(data))
         log.warning("quarantined message from %s on %s: %s %s", site, topic, reason, detail)
         self.conn.execute("INSERT INTO quarantine(at_ms, site, topic, reason, detail, data, sha) "
                           "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                          (now_ms, site, topic, reason, detail[:500], payload[:MAX_BATCH_BYTES], sha))
+                          (now_ms, site, topic, reason, detail[:500], data, sha))
+        self.conn.execute("INSERT INTO quarantine_usage(site, rows, bytes) VALUES (?, 1, ?) ON CONFLICT(site) "
+                          "DO UPDATE SET rows = rows + 1, bytes = bytes + excluded.bytes", (key, len(data)))
 
     def _batch(self, site: str, topic: str, payload: bytes, now_ms: int, out: Outcome) -> None:
         key = self.sites.verify_key(site)
@@ -242,19 +271,24 @@ class Ingestor:
         try:
             if rec.kind == KIND_CASE_REGISTERED:
                 reg = CaseRegistered.model_validate(rec.body)
-                if not reg.case_no.startswith(f"{site}-"):
-                    return self._quarantine(now_ms, site, topic, "wrong_site", f"case {reg.case_no}", b"")
+                if not owned_by(reg.case_no, site):
+                    return self._foreign(now_ms, site, topic, f"seq {rec.seq} registers case {reg.case_no}")
                 if not 2000 <= reg.received_at.year <= 2100:
                     return self._quarantine(now_ms, site, topic, "bad_body", f"received_at {reg.received_at}", b"")
-                if db.insert_registration(self.conn, site, rec.seq, reg, _json_body(rec.body)):
-                    self._fresh_regs[reg.case_no] = reg
-                    out.changed_cases.add(reg.case_no)
+                trusted, check, why = self.catalogs.check(reg.item)
+                if db.insert_registration(self.conn, site, rec.seq, reg, _json_body(rec.body),
+                                          trusted=trusted, item_check=check):
+                    if check is not None:
+                        self._alert(now_ms, site, reg.case_no, f"item_{check}", "red", why)
+                    if check != "unknown_item":     # nothing trustworthy to run a clock on
+                        self._fresh_regs[reg.case_no] = reg
+                        out.changed_cases.add(reg.case_no)
                 else:
                     self._quarantine(now_ms, site, topic, "duplicate_case_no", reg.case_no, b"")
             elif rec.kind == KIND_CASE_EVENT:
                 ev = CaseEventBody.model_validate(rec.body)
-                if not ev.case_no.startswith(f"{site}-"):     # a site acts only on its own cases
-                    return self._quarantine(now_ms, site, topic, "wrong_site", f"event for {ev.case_no}", b"")
+                if not owned_by(ev.case_no, site):     # a site acts only on its own cases
+                    return self._foreign(now_ms, site, topic, f"seq {rec.seq}: {ev.type} for case {ev.case_no}")
                 if not 2000 <= ev.at.year <= 2100:
                     return self._quarantine(now_ms, site, topic, "bad_body", f"event at {ev.at}", b"")
                 self.conn.execute("INSERT INTO case_events (site, seq, case_no, type, at, body_json, "
@@ -264,8 +298,8 @@ class Ingestor:
                 out.changed_cases.add(ev.case_no)
             elif rec.kind == KIND_VOTE:
                 vote = VoteCast.model_validate(rec.body)
-                if vote.case_no and not vote.case_no.startswith(f"{site}-"):
-                    return self._quarantine(now_ms, site, topic, "wrong_site", f"vote for {vote.case_no}", b"")
+                if vote.case_no and not owned_by(vote.case_no, site):
+                    return self._foreign(now_ms, site, topic, f"seq {rec.seq}: vote for case {vote.case_no}")
                 dev.store_vote(self.conn, site, rec.seq, vote)
             elif rec.kind == KIND_DEVICE_EVENT:
                 dev.store_device_event(self.conn, site, rec.seq, DeviceEvent.model_validate(rec.body))
@@ -273,8 +307,22 @@ class Ingestor:
                 dev.store_heartbeat(self.conn, site, rec.seq, Heartbeat.model_validate(rec.body))
             else:   # a newer agent's kind: kept in `records` for completeness, counted
                 db.bump(self.conn, f"records_kind_{rec.kind.replace('.', '_')}")
-        except ValidationError as exc:
-            self._quarantine(now_ms, site, topic, "bad_body", f"seq {rec.seq}: {exc.errors()[0]}", b"")
+        except ValidationError as exc:   # the error names the field, never its value (personal data)
+            self._quarantine(now_ms, site, topic, "bad_body", f"seq {rec.seq}: {_field_error(exc)}", b"")
+
+    def _foreign(self, now_ms, site, topic, detail) -> None:
+        """A site tried to act on another site's case: refused, quarantined, and a supervisor told."""
+        self._quarantine(now_ms, site, topic, "wrong_site", detail, b"")
+        self._alert_once(now_ms, site, "wrong_site", "red", f"站点 {site} 试图操作其他站点的办件：{detail}")
+
+    def _alert_once(self, now_ms, site, kind, light, detail) -> None:
+        """An alert, at most once per site, kind and hour (repeated attempts only count)."""
+        recent = self.conn.execute("SELECT 1 FROM alerts WHERE site=? AND kind=? AND at_ms > ? LIMIT 1",
+                                   (site, kind, now_ms - ALERT_REPEAT_MS)).fetchone()
+        if recent:
+            db.bump(self.conn, f"alerts_{kind}_repeated")
+        else:
+            self._alert(now_ms, site, None, kind, light, detail)
 
     def _site_row(self, site: str, now_ms: int) -> dict:
         self.conn.execute("INSERT OR IGNORE INTO sites(code, name, last_progress_ms) VALUES (?, ?, ?)",
@@ -335,12 +383,17 @@ class Ingestor:
             self._alert(now_ms, site, None, "epoch_changed", "red",
                         f"log epoch {old_epoch[:8]} → {new_epoch[:8]} with {srow['acked']} records held: "
                         f"the box was reset; its new records collide with the old ones")
+        last_seq = _int(st.get("last_seq"))
+        # a birth that announces records we lack starts a hold: cards, tickets and SMS for this
+        # site wait until its backlog is in, so no light is judged on a partial history
+        holds = online and last_seq is not None and last_seq > srow["acked"]
         self.conn.execute(
             "UPDATE sites SET online=?, last_seen_ms=?, agent_last_seq=COALESCE(?, agent_last_seq), "
             "clock=COALESCE(?, clock), boot_id=COALESCE(?, boot_id), epoch=COALESCE(?, epoch), "
-            "software=COALESCE(?, software), state_json=? WHERE code=?",
-            (int(online), now_ms, _int(st.get("last_seq")), _str(st.get("clock")), _str(st.get("boot_id")),
-             _str(st.get("epoch")), _str(st.get("software")), _json(st), site))
+            "software=COALESCE(?, software), state_json=?, "
+            "hold_since_ms=CASE WHEN ? THEN COALESCE(hold_since_ms, ?) ELSE hold_since_ms END WHERE code=?",
+            (int(online), now_ms, last_seq, _str(st.get("clock")), _str(st.get("boot_id")),
+             _str(st.get("epoch")), _str(st.get("software")), _json(st), int(holds), now_ms, site))
         if online:
             # tell a (re)born agent where we stand, so it resends exactly what we lack; if it
             # believes more was acked than we hold (our database was restored), ask for it again
@@ -358,9 +411,40 @@ class Ingestor:
         db.bump(self.conn, f"alerts_{kind}")
 
     # -- projection and sweep -------------------------------------------------------------------------
+    def _held_sites(self, now_ms: int) -> set[str]:
+        """Sites whose announced backlog is still arriving (and still making progress)."""
+        held = set()
+        for code, acked, last, since, progress in self.conn.execute(
+                "SELECT code, acked_seq, agent_last_seq, hold_since_ms, last_progress_ms FROM sites "
+                "WHERE hold_since_ms IS NOT NULL"):
+            if acked >= last:
+                reason = None
+            elif now_ms - (progress or since) > self.hold_stall_ms:
+                reason = f"补传停滞：已收到至 {acked}，盒子报告至 {last}"
+            elif now_ms - since > self.hold_max_ms:
+                reason = f"补传超时：已收到至 {acked}，盒子报告至 {last}"
+            else:
+                held.add(code)
+                continue
+            if reason:     # judged on what arrived; the supervisor is told the history is incomplete
+                log.warning("site %s: supervision resumes on an incomplete backlog (%s)", code, reason)
+                self._alert(now_ms, code, None, "backlog_incomplete", None, reason)
+            self.conn.execute("UPDATE sites SET hold_since_ms=NULL WHERE code=?", (code,))
+        return held
+
     def _project(self, case_nos: set[str], now: datetime, now_ms: int) -> None:
+        held = self._held_sites(now_ms)
+        waiting = {r[0] for r in self.conn.execute("SELECT DISTINCT site FROM projection_held")}
+        case_nos = set(case_nos)
+        if held:
+            hold = [(c, case_site(c)) for c in case_nos if case_site(c) in held]
+            self.conn.executemany("INSERT OR IGNORE INTO projection_held(case_no, site) VALUES (?, ?)", hold)
+            case_nos.difference_update(c for c, _ in hold)
+        for site in waiting - held:        # a backlog is in: judge its cases once, on the whole history
+            rows = self.conn.execute("DELETE FROM projection_held WHERE site=? RETURNING case_no", (site,))
+            case_nos.update(r[0] for r in rows.fetchall())
         regs, self._fresh_regs = self._fresh_regs, {}
-        known = {c: "green" for c in regs}         # a fresh registration starts green
+        known = {c: "green" for c in regs if c in case_nos}   # a fresh registration starts green
         transitions = project_cases(self.conn, case_nos, now, self.calendar, self.default_yellow, now_ms,
                                     backdate_tolerance=self.backdate_tolerance, known_light=known)
         for t in transitions:
@@ -374,8 +458,6 @@ class Ingestor:
         now = self.now()
         now_ms = int(now.timestamp() * 1000)
         due = due_for_sweep(self.conn, now)
-        if not due and self.supervisor is None:
-            return 0
         with transaction(self.conn):
             self._project(set(due), now, now_ms)
             if self.supervisor is not None:
@@ -392,6 +474,12 @@ class Ingestor:
 
 
 _h = record_hash
+
+
+def _field_error(exc: ValidationError) -> str:
+    """The first validation error by field and message, without the offending value."""
+    e = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in e.get('loc', ())) or '(body)'}: {e.get('msg', '')}"[:300]
 
 
 def _json_body(body: dict) -> str:

@@ -73,6 +73,26 @@ MIGRATIONS = [
         ALTER TABLE quarantine ADD COLUMN sha BLOB;
         CREATE INDEX quarantine_sha ON quarantine(sha);
     """),
+    ("0006_trust_and_bounds", """
+        -- every catalog version the hub ever signed: a case is checked against the one its box used
+        CREATE TABLE catalog_versions (version INTEGER PRIMARY KEY, payload_json TEXT NOT NULL,
+            at_ms INTEGER NOT NULL);
+        INSERT INTO catalog_versions SELECT version, payload_json, updated_ms FROM config WHERE kind='catalog';
+        -- NULL: the item matches the hub's catalog; 'mismatch': the hub's values are used;
+        -- 'unknown_item': no catalog the hub signed has it (not projected, never carded)
+        ALTER TABLE cases ADD COLUMN item_check TEXT;
+        -- cases whose projection waits until their site's announced backlog has arrived
+        CREATE TABLE projection_held (case_no TEXT PRIMARY KEY, site TEXT NOT NULL);
+        CREATE INDEX projection_held_site ON projection_held(site);
+        ALTER TABLE sites ADD COLUMN hold_since_ms INTEGER;
+        CREATE INDEX alerts_site_kind ON alerts(site, kind, at_ms);
+        CREATE INDEX sites_hold ON sites(code) WHERE hold_since_ms IS NOT NULL;
+        -- what each site made us keep in quarantine (rows, payload bytes), for the caps
+        CREATE TABLE quarantine_usage (site TEXT PRIMARY KEY, rows INTEGER NOT NULL DEFAULT 0,
+            bytes INTEGER NOT NULL DEFAULT 0);
+        INSERT INTO quarantine_usage SELECT COALESCE(site, ''), count(*), COALESCE(sum(length(data)), 0)
+            FROM quarantine GROUP BY COALESCE(site, '');
+    """),
 ]
 
 
@@ -112,16 +132,19 @@ def bump(conn: sqlite3.Connection, name: str, n: int = 1) -> None:
 
 
 def insert_registration(conn: sqlite3.Connection, site: str, seq: int, reg: CaseRegistered,
-                        raw_json: str | None = None) -> bool:
-    """Create the case row for a registration; False if the case number already exists."""
-    it = reg.item
+                        raw_json: str | None = None, *, trusted=None, item_check: str | None = None) -> bool:
+    """Create the case row for a registration; False if the case number already exists.
+
+    `trusted` is the hub's own catalog item (name, department, case type, limits) used for the
+    case's columns, which drive deadlines, SMS and documents; the box's claim stays in reg_json."""
+    it = trusted if trusted is not None else reg.item
     cur = conn.execute(
         "INSERT OR IGNORE INTO cases (case_no, site, item_code, item_name, department, query_code, "
-        "received_at, reg_seq, reg_json, status, light, case_type, legal_days, promised_days, yellow_days) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'received', 'green', ?, ?, ?, ?)",
-        (reg.case_no, site, it.code, it.name, it.department, reg.query_code,
+        "received_at, reg_seq, reg_json, status, light, case_type, legal_days, promised_days, yellow_days, "
+        "item_check) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'received', 'green', ?, ?, ?, ?, ?)",
+        (reg.case_no, site, reg.item.code, it.name, it.department, reg.query_code,
          reg.received_at.isoformat(), seq, raw_json or reg.model_dump_json(), it.case_type, it.legal_days,
-         it.promised_days, it.yellow_days))
+         it.promised_days, it.yellow_days, item_check))
     return cur.rowcount == 1
 
 

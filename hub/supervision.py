@@ -16,6 +16,7 @@ from typing import Callable
 from hub import tickets as tk
 from hub.projection import Transition
 from protocol.calendar import local_date
+from protocol.caseclock import violation_zh
 from provisioning.config import Supervision
 
 log = logging.getLogger("jiancha.hub.supervision")
@@ -54,7 +55,7 @@ class Supervisor:
         for t in transitions:
             facts = {"case_no": t.case_no, "item_name": t.item_name, "department": t.department,
                      "due_date": t.due_date or "", "remaining": t.remaining_days if t.remaining_days is not None else "",
-                     "violations": ",".join(t.violations)}
+                     "violations": "、".join(violation_zh(v) for v in t.violations)}
             if t.new == "yellow":
                 self._notify(conn, t.department, list(self.cfg.remind_roles), "yellow", facts,
                              f"yellow:{t.case_no}:{t.due_date}")
@@ -71,7 +72,8 @@ class Supervisor:
                     self._close(conn, self._ticket(conn, active), "escalated", SYSTEM, "red_card", "亮红牌，转入督办程序", now)
                     active = None
                 if not active:
-                    why = "超过承诺时限未办结" if not t.violations else "程序违规：" + "、".join(t.violations)
+                    why = ("超过承诺时限未办结" if not t.violations
+                           else "程序违规：" + "、".join(violation_zh(v) for v in t.violations))
                     self.open_ticket(conn, t.case_no, self.cfg.ladder[0], SYSTEM, now, reason=why)
 
     def _notify(self, conn, department, roles, template, facts, key) -> None:

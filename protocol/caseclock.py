@@ -17,12 +17,13 @@ from protocol.caseclock_days import Days, days_of
 from protocol.caseclock_replay import _Replay, _replay
 from protocol.caseclock_types import (
     ACCEPTANCE_DAYS, CASE_TYPES, CLOSED, DEFAULT_MAX_EXTENSION, DELIVERY_DAYS, EVENT_TYPES, MAX_EXTENSION,
-    REVIEW_DAYS, STATUSES, SUSPEND_PROCEDURES, VIOLATIONS, CaseView, Event, ItemRule, Light, TransitionError, _msg)
+    REVIEW_DAYS, STATUSES, SUSPEND_PROCEDURES, VIOLATION_ZH, VIOLATIONS, CaseView, Event, ItemRule, Light,
+    TransitionError, _msg, violation_zh)
 
 __all__ = [  # callers import every public name of the case clock from this module
     "ACCEPTANCE_DAYS", "CASE_TYPES", "CLOSED", "DEFAULT_MAX_EXTENSION", "DELIVERY_DAYS", "EVENT_TYPES",
-    "MAX_EXTENSION", "REVIEW_DAYS", "STATUSES", "SUSPEND_PROCEDURES", "VIOLATIONS", "CaseView", "Event",
-    "ItemRule", "Light", "TransitionError", "check_event", "evaluate"]
+    "MAX_EXTENSION", "REVIEW_DAYS", "STATUSES", "SUSPEND_PROCEDURES", "VIOLATIONS", "VIOLATION_ZH", "CaseView",
+    "Event", "ItemRule", "Light", "TransitionError", "check_event", "evaluate", "violation_zh"]
 
 
 def check_event(item: ItemRule, received_at: datetime, events: Sequence[Event], new: Event,

@@ -48,6 +48,31 @@ VIOLATIONS = (  # every procedural red-card reason (红牌事由) `CaseView.viol
     "backdated",                    # recorded_at - at beyond the configured tolerance
 )
 
+# violation code → the Chinese reason people read (红牌事由); every code above has one
+VIOLATION_ZH = {
+    "acceptance_timeout": "逾期未受理（视为受理）",
+    "late_supplement_notice": "逾期补正告知",
+    "repeated_supplement_request": "多次要求补正（未一次性告知）",
+    "reject_without_reason": "不予受理未说明理由",
+    "deny_without_reason": "不予许可未说明理由",
+    "complete_without_acceptance": "未受理即办结",
+    "complete_while_suspended": "特别程序期间办结",
+    "second_extension": "重复延期",
+    "extension_after_due": "超期后延期",
+    "extension_without_approval": "延期未经负责人批准",
+    "extension_too_long": "延期超过法定天数",
+    "late_delivery": "逾期送达",
+    "late_review": "逾期审查",
+    "transfer_without_link": "转报未注明接收单位",
+    "out_of_order": "办理环节顺序异常",
+    "backdated": "补记时间超出允许范围",
+}
+
+
+def violation_zh(code: str) -> str:
+    """The Chinese reason for a violation code; an unknown code (a newer agent's) is returned as is."""
+    return VIOLATION_ZH.get(code, code)
+
 
 @dataclass(frozen=True)
 class ItemRule:

@@ -135,6 +135,9 @@ class ItemSnapshot(Strict):
     legal_days: int = Field(ge=0, le=365)
     promised_days: int = Field(ge=0, le=365)
     yellow_days: int | None = Field(None, ge=0, le=30)
+    catalog_version: int | None = Field(None, ge=0, le=2**53,
+                                        description="the signed catalog version the box used; the hub "
+                                                    "checks the item against that version")
 
     def rule(self) -> ItemRule:
         """The clock parameters recorded with the case."""

@@ -50,3 +50,11 @@ class SiteSigner:
         """A sealed, signed batch (header site = `site` or our own code)."""
         return seal_batch(site or self.code, records, sign_key=self.sign_key, hub_seal_pub=self.hub_seal,
                           sent_ms=int(time.time() * 1000), first_seq=first_seq)
+
+
+def trust_item(conn, *items: dict) -> int:
+    """Sign a catalog at the hub holding ITEM (and `items`), as `jiancha catalog import` would:
+    the hub takes an item's name, department and limits only from its own catalog."""
+    from hub.catalog import store_catalog
+    from protocol.models import CatalogItem
+    return store_catalog(conn, [CatalogItem.model_validate(i) for i in (ITEM, *items)], actor="test")

@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 
+from protocol.caseclock import VIOLATION_ZH, violation_zh  # noqa: F401 - re-exported
+
 # code → Chinese title (文书名称). The order is the escalation ladder of the seeds:
 # 督办 → 责令说明理由 → 问询 → 整改 → 监察建议 → 监察决定.
 KINDS: dict[str, str] = {
@@ -15,21 +17,8 @@ KINDS: dict[str, str] = {
     "decision": "监察决定书",
 }
 
-# violation code (protocol.caseclock) → Chinese text; unknown codes are shown as they are.
-VIOLATIONS_ZH: dict[str, str] = {
-    "acceptance_timeout": "逾期未受理（视为受理）",
-    "late_supplement_notice": "逾期补正告知",
-    "reject_without_reason": "不予受理未说明理由",
-    "deny_without_reason": "不予许可未说明理由",
-    "complete_without_acceptance": "未受理即办结",
-    "extension_after_due": "超期后延期",
-    "second_extension": "重复延期",
-    "complete_while_suspended": "特别程序期间办结",
-    "late_delivery": "逾期送达",
-    "late_review": "逾期审查",
-    "backdated": "补记时间超出允许范围",
-    "out_of_order": "办理环节顺序异常",
-}
+# violation code → Chinese text: one table, in protocol (the hub's pages and tickets use it too)
+VIOLATIONS_ZH = VIOLATION_ZH
 
 # case event type → 环节 label (same wording as the hub's case view).
 EVENT_ZH: dict[str, str] = {
@@ -42,11 +31,6 @@ EVENT_ZH: dict[str, str] = {
 LIGHT_ZH: dict[str, str] = {"red": "红牌（超期或违规）", "yellow": "黄牌（临近期限）", "green": "绿灯（正常）"}
 
 _NUMBER_RE = re.compile(r"^(?P<prefix>.+)〔(?P<year>\d{4})〕(?P<n>[1-9]\d*)号$")
-
-
-def violation_zh(code: str) -> str:
-    """Chinese text of a violation code; an unknown code is returned unchanged."""
-    return VIOLATIONS_ZH.get(code, code)
 
 
 def kind_title(kind: str) -> str:

@@ -12,7 +12,7 @@ from protocol.records import GENESIS
 from protocol.wire import seal_batch
 from provisioning.config import HubConfig, load_config
 from provisioning.setup import add_site, init_hub, revoke_site
-from tests.craft import SiteSigner, chain, registration
+from tests.craft import SiteSigner, chain, registration, trust_item
 
 
 @pytest.fixture
@@ -23,6 +23,7 @@ def hub(tmp_path):
         add_site(root, code=code, name=code)
     cfg = load_config(root / "hub.yaml", HubConfig)
     conn = open_db(root / "data" / "hub.db")
+    trust_item(conn)
     sent = []
     ing = Ingestor(conn, HubKeys.load(cfg), SiteKeys(cfg.registry, check_every_s=0),
                    lambda t, p, q, r: sent.append((t, p)))

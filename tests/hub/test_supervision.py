@@ -17,7 +17,7 @@ from protocol.calendar import CST, default_calendar
 from provisioning.config import HubConfig, Supervision, load_config
 from provisioning.setup import add_site, init_hub
 from protocol.records import Record, encode_record, record_hash
-from tests.craft import SiteSigner, chain, registration
+from tests.craft import SiteSigner, chain, registration, trust_item
 
 
 class Clock:
@@ -35,6 +35,7 @@ def world(tmp_path):
     add_site(root, code="S01", name="S01")
     cfg = load_config(root / "hub.yaml", HubConfig)
     conn = open_db(root / "data" / "hub.db")
+    trust_item(conn)
     clock = Clock(datetime(2026, 11, 2, 9, 0, tzinfo=CST))
     notes = []
     ing = Ingestor(conn, HubKeys.load(cfg), SiteKeys(cfg.registry, check_every_s=0), lambda *a: None, now=clock)

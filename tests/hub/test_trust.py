@@ -1,0 +1,238 @@
+"""What the hub trusts from a site: exact case ownership, items only from its own signed
+catalog, bounded quarantine, no personal data in logs, and supervision only on a whole history.
+
+Everything runs in-process on the real Ingestor and a real hub database, with crafted records
+sealed by the provisioned sites' own keys; the time is passed in (never today's date).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from datetime import datetime, timedelta
+
+import pytest
+
+from hub.ingest import Ingestor
+from hub.keys import HubKeys, SiteKeys
+from hub.store import open_db
+from hub.supervision import Supervisor, ticket_view
+from protocol import topics
+from protocol.calendar import CST
+from protocol.caseno import case_site, make_case_no, owned_by
+from protocol.records import GENESIS, Record, encode_record, record_hash
+from protocol.wire import encode_msg
+from provisioning.config import HubConfig, Supervision, load_config
+from provisioning.setup import add_site, init_hub
+from tests.craft import ITEM, SiteSigner, registration, trust_item
+
+VICTIM, ATTACKER = "140702-001", "140702"      # one site code prefixes the other
+NOW = datetime(2026, 11, 2, 9, 0, tzinfo=CST)
+
+
+class Clock:
+    def __init__(self, t: datetime):
+        self.t = t
+
+    def __call__(self) -> datetime:
+        return self.t
+
+
+class Site:
+    """A site's log as its agent would write it: seq, hash chain, sealed batches."""
+
+    def __init__(self, root, code):
+        self.code, self.signer, self.seq, self.prev = code, SiteSigner(root, code), 0, GENESIS
+
+    def records(self, *bodies: tuple[str, dict]) -> tuple[str, bytes]:
+        encs, first = [], self.seq + 1
+        for kind, body in bodies:
+            self.seq += 1
+            enc = encode_record(Record(seq=self.seq, prev=self.prev, kind=kind, wall_ms=int(NOW.timestamp() * 1000),
+                                       mono_ns=time.monotonic_ns(), boot_id="b", clock="ntp", body=body))
+            self.prev = record_hash(enc)
+            encs.append(enc)
+        return topics.site_batch(self.code), self.signer.seal(encs, first)
+
+
+@pytest.fixture
+def hub(tmp_path):
+    root = tmp_path / "hub"
+    init_hub(root, region="140700", name="测试", broker_port=18883)
+    for code in (VICTIM, ATTACKER, "S01"):
+        add_site(root, code=code, name=code)
+    cfg = load_config(root / "hub.yaml", HubConfig)
+    conn = open_db(root / "data" / "hub.db")
+    trust_item(conn)
+    clock = Clock(NOW)
+    ing = Ingestor(conn, HubKeys.load(cfg), SiteKeys(cfg.registry, check_every_s=0), lambda *a: None, now=clock)
+    notes = []
+    ing.supervisor = Supervisor(Supervision(), calendar=lambda: ing.calendar,
+                                notify=lambda c, dept, roles, tpl, facts, key: notes.append((tpl, facts)))
+    ing.root, ing.clock, ing.notes = root, clock, notes
+    return ing
+
+
+def reg(site: str, n: int, received: datetime = NOW, **item) -> tuple[str, dict]:
+    body = registration(site, n, received)
+    body["case_no"] = make_case_no(site, received.strftime("%Y%m%d"), n)
+    body["item"] = {**ITEM, **item}
+    return "case.registered", body
+
+
+def event(case_no: str, type_: str, at: datetime, **kw) -> tuple[str, dict]:
+    return "case.event", {"case_no": case_no, "type": type_, "at": at.isoformat(), **kw}
+
+
+def one(conn, sql, *args):
+    row = conn.execute(sql, args).fetchone()
+    return row[0] if row else None
+
+
+# -- ownership ------------------------------------------------------------------------------------
+def test_case_numbers_parse_to_exactly_one_site():
+    assert case_site("140702-001-20261102-0001") == "140702-001"
+    assert case_site("140702-20261102-0001") == "140702"
+    assert owned_by("140702-001-20261102-0001", "140702-001")
+    assert not owned_by("140702-001-20261102-0001", "140702")
+    assert not owned_by("140702-20261102-0001", "140702-001")
+    for bad in ("140702-20261102-0001\n", "140702-001", "x-2026110-0001", "", "-20261102-0001", None):
+        assert case_site(bad) is None
+
+
+def test_a_site_whose_code_prefixes_another_cannot_touch_its_cases(hub):
+    victim, attacker = Site(hub.root, VICTIM), Site(hub.root, ATTACKER)
+    hub.process_group([victim.records(reg(VICTIM, 1))])
+    target = make_case_no(VICTIM, NOW.strftime("%Y%m%d"), 1)
+    # the attacker withdraws the victim's case, pre-registers its next number, votes on it
+    forged_next = reg(ATTACKER, 2)
+    forged_next[1]["case_no"] = make_case_no(VICTIM, NOW.strftime("%Y%m%d"), 2)
+    vote = ("vote", {"case_no": target, "window": "1", "key": "k1", "level": 5, "level_name": "非常不满意",
+                     "mapping_version": "keypad5-v1", "pressed_wall_ms": int(NOW.timestamp() * 1000)})
+    out = hub.process_group([attacker.records(event(target, "withdraw", NOW), forged_next, vote)])
+    assert out.acks[ATTACKER]["acked"] == 3                  # stored for completeness, never applied
+    assert one(hub.conn, "SELECT status FROM cases WHERE case_no=?", target) == "received"
+    assert one(hub.conn, "SELECT count(*) FROM case_events") == 0
+    assert one(hub.conn, "SELECT count(*) FROM cases") == 1
+    assert one(hub.conn, "SELECT count(*) FROM quarantine WHERE reason='wrong_site' AND site=?", ATTACKER) == 3
+    # a supervisor is told, once for the burst (repeats only count)
+    alerts = hub.conn.execute("SELECT site, light, detail FROM alerts WHERE kind='wrong_site'").fetchall()
+    assert len(alerts) == 1 and alerts[0][:2] == (ATTACKER, "red") and target in alerts[0][2]
+    assert one(hub.conn, "SELECT value FROM counters WHERE name='alerts_wrong_site_repeated'") == 2
+    # the victim's real next case is accepted, with its own query code
+    hub.process_group([victim.records(reg(VICTIM, 2))])
+    assert one(hub.conn, "SELECT site FROM cases WHERE case_no=?", forged_next[1]["case_no"]) == VICTIM
+    assert one(hub.conn, "SELECT count(*) FROM quarantine WHERE reason='duplicate_case_no'") == 0
+
+
+# -- the item comes from the hub's signed catalog --------------------------------------------------
+def test_item_details_come_from_the_signed_catalog_not_from_the_box(hub):
+    s = Site(hub.root, "S01")
+    version = one(hub.conn, "SELECT max(version) FROM catalog_versions")
+    hub.process_group([s.records(reg("S01", 1, promised_days=20, legal_days=60, department="别的部门",
+                                     name="伪造事项", catalog_version=version))])
+    row = hub.conn.execute("SELECT item_name, department, promised_days, legal_days, item_check, reg_json "
+                           "FROM cases").fetchone()
+    assert row[:5] == (ITEM["name"], ITEM["department"], 10, 20, "mismatch")
+    assert "伪造事项" in row[5]                                # the box's claim is kept as it came
+    (detail,) = [r[0] for r in hub.conn.execute("SELECT detail FROM alerts WHERE kind='item_mismatch'")]
+    assert "承诺时限" in detail and "实施部门" in detail and f"第{version}版" in detail
+    # deadlines use the hub's limit: accepted 11/02, promised 10 → due 2026-11-16 (not 20 days)
+    hub.process_group([s.records(event("S01-20261102-0001", "accept", NOW))])
+    assert one(hub.conn, "SELECT due_date FROM cases") == "2026-11-16"
+
+
+def test_an_item_checked_against_the_version_the_box_names(hub):
+    s = Site(hub.root, "S01")
+    v1 = one(hub.conn, "SELECT max(version) FROM catalog_versions")
+    trust_item(hub.conn)  # same items again: version 2
+    changed = {**ITEM, "promised_days": 5}
+    from hub.catalog import store_catalog
+    from protocol.models import CatalogItem
+    v3 = store_catalog(hub.conn, [CatalogItem.model_validate(changed)])
+    hub.catalogs.cache.clear()
+    # a box still on version 1 registers with the old limit: that is what version 1 said
+    hub.process_group([s.records(reg("S01", 1, catalog_version=v1))])
+    # a box on version 3 claiming the old limit is caught
+    hub.process_group([s.records(reg("S01", 2, catalog_version=v3))])
+    rows = hub.conn.execute("SELECT case_no, promised_days, item_check FROM cases ORDER BY case_no").fetchall()
+    assert rows == [("S01-20261102-0001", 10, None), ("S01-20261102-0002", 5, "mismatch")]
+
+
+def test_an_item_no_signed_catalog_has_is_flagged_and_never_carded(hub):
+    s = Site(hub.root, "S01")
+    long_ago = datetime(2026, 9, 1, 9, 0, tzinfo=CST)          # would be long overdue
+    hub.process_group([s.records(reg("S01", 1, long_ago, code="XK-999", catalog_version=1))])
+    row = hub.conn.execute("SELECT item_check, light, due_date FROM cases").fetchone()
+    assert row == ("unknown_item", "green", None)
+    assert one(hub.conn, "SELECT count(*) FROM alerts WHERE kind='item_unknown_item' AND light='red'") == 1
+    hub.sweep()
+    assert one(hub.conn, "SELECT count(*) FROM tickets") == 0 and hub.notes == []
+
+
+# -- bounded quarantine, no personal data in logs --------------------------------------------------
+def test_quarantine_is_bounded_per_site_and_counts_what_it_dropped(hub):
+    hub.quarantine_site_bytes, hub.quarantine_site_rows = 10_000, 12
+    junk = [(topics.site_batch("S01"), os.urandom(3000)) for _ in range(20)]
+    for m in junk:
+        hub.process_group([m])
+    rows, stored = hub.conn.execute("SELECT count(*), sum(length(data)) FROM quarantine WHERE site='S01'").fetchone()
+    assert rows == 12 and stored <= 10_000
+    counters = dict(hub.conn.execute("SELECT name, value FROM counters"))
+    assert counters["rejected_malformed"] == 20                     # every rejection still counted
+    assert counters["dropped_quarantine_rows"] == 8
+    assert counters["dropped_quarantine_bytes"] == 20 * 3000 - stored
+    # another site is not affected by S01's junk
+    hub.process_group([(topics.site_batch(VICTIM), os.urandom(3000))])
+    assert one(hub.conn, "SELECT length(data) FROM quarantine WHERE site=?", VICTIM) == 3000
+
+
+def test_a_bad_registration_logs_no_personal_data(hub, caplog):
+    s = Site(hub.root, "S01")
+    kind, body = reg("S01", 1)
+    body["applicant"] = {"id_no": "110101199003071234", "phone": "13800138000"}   # no name: invalid
+    with caplog.at_level(logging.DEBUG):
+        hub.process_group([s.records((kind, body))])
+    detail = one(hub.conn, "SELECT detail FROM quarantine WHERE reason='bad_body'")
+    assert "applicant" in detail
+    text = caplog.text + detail
+    for secret in ("110101199003071234", "13800138000", body["query_code"]):
+        assert secret not in text
+
+
+# -- supervision only on a whole history -----------------------------------------------------------
+def test_a_backlog_split_over_batches_is_judged_once_on_its_whole_history(hub):
+    """Received 2026-10-12, accepted 20 minutes later (no violation), promised 10 → due 10/26;
+    the box comes back on 11/02 and sends registration and acceptance in separate batches."""
+    s = Site(hub.root, "S01")
+    received = datetime(2026, 10, 12, 9, 0, tzinfo=CST)
+    case_no = make_case_no("S01", "20261012", 1)
+    first = s.records(reg("S01", 1, received))
+    second = s.records(event(case_no, "accept", received.replace(minute=20)))
+    hub.process_group([(topics.site_state("S01"), encode_msg({"online": True, "last_seq": 2, "clock": "ntp"}))])
+    hub.process_group([first])
+    assert one(hub.conn, "SELECT count(*) FROM tickets") == 0 and hub.notes == []   # held: half a history
+    assert one(hub.conn, "SELECT count(*) FROM alerts WHERE case_no=?", case_no) == 0
+    hub.process_group([second])
+    (t,) = [ticket_view(hub.conn, r[0]) for r in hub.conn.execute("SELECT id FROM tickets")]
+    assert "acceptance_timeout" not in t["reason"] and "超过承诺时限" in t["reason"]
+    assert one(hub.conn, "SELECT violations FROM cases") == "[]"
+    assert one(hub.conn, "SELECT red_cards FROM cases") == 1
+    assert [n[0] for n in hub.notes].count("red") == 1
+    assert one(hub.conn, "SELECT count(*) FROM projection_held") == 0
+
+
+def test_a_backlog_that_stops_arriving_releases_the_hold_with_an_alert(hub):
+    s = Site(hub.root, "S01")
+    received = datetime(2026, 10, 12, 9, 0, tzinfo=CST)
+    hub.process_group([(topics.site_state("S01"), encode_msg({"online": True, "last_seq": 5, "clock": "ntp"}))])
+    hub.process_group([s.records(reg("S01", 1, received))])
+    hub.sweep()
+    assert one(hub.conn, "SELECT count(*) FROM tickets") == 0
+    hub.clock.t = NOW + timedelta(minutes=11)      # ten minutes without progress
+    hub.sweep()
+    assert one(hub.conn, "SELECT light FROM cases") == "red"
+    reason = one(hub.conn, "SELECT reason FROM tickets")
+    assert reason and "逾期未受理" in reason                 # Chinese, never the code
+    assert one(hub.conn, "SELECT count(*) FROM alerts WHERE kind='backlog_incomplete' AND site='S01'") == 1
+    assert one(hub.conn, "SELECT hold_since_ms FROM sites WHERE code='S01'") is None
