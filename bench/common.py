@@ -272,6 +272,10 @@ def hub_alone(env: Env, batches: dict[str, list[tuple[bytes, int]]], group: int 
             st[1] += time.perf_counter() - gc_t0[0]
 
     conn = open_db(env.root / "data" / f"bench-hub-alone{tag}.db")
+    version, payload = catalog_of(env)      # the hub checks each item against the catalog it signed
+    conn.execute("INSERT OR REPLACE INTO catalog_versions VALUES (?, ?, 0)",
+                 (version, json.dumps(payload, ensure_ascii=False)))
+    conn.commit()
     try:
         ing = Ingestor(conn, HubKeys.load(env.hub_cfg), SiteKeys(env.hub_cfg.registry),
                        publish=lambda *a: None)

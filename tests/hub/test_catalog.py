@@ -66,3 +66,14 @@ def test_store_bumps_version_and_keeps_an_audit_line(tmp_path):
     payload = json.loads(conn.execute("SELECT payload_json FROM config WHERE kind='catalog'").fetchone()[0])
     assert [i["code"] for i in payload["items"]] == [i.code for i in items[:2]]
     assert conn.execute("SELECT count(*) FROM config_log WHERE actor='tester'").fetchone()[0] == 2
+
+
+def test_unknown_columns_are_named_with_the_accepted_headers(tmp_path):
+    f = tmp_path / "items.csv"
+    f.write_text("code,name,department,item_type,case_type,legal_days,promised_days,办理地点\n"
+                 "A1,甲,乙,licensing,promised,20,10,一楼\n", encoding="utf-8")
+    with pytest.raises(CatalogError) as e:
+        read_catalog(f)
+    msg = str(e.value)
+    assert "'办理地点'" in msg and "accepted:" in msg
+    assert "promised_days (承诺时限)" in msg and "department (实施部门/部门)" in msg
