@@ -2,6 +2,8 @@
 
 POST /api/cases, POST /api/cases/{case_no}/events, GET /api/cases/{case_no}, GET /api/health.
 Answers come from the local SQLite at once, with or without a network to the hub.
+No cookies, no CORS; cross-site refusal, security headers and time/connection bounds are in
+`agent.httpguard`.
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from agent.db import is_disk_full
+from agent.httpguard import (
+    HttpLimits, activity_middleware, body_deadline_middleware, origin_middleware, security_headers)
 from agent.store import AgentStore, StoreError
 from protocol.calendar import CST
 from protocol.models import NewCase, NewEvent
@@ -64,12 +68,22 @@ def bearer_middleware(token: str):
     return check
 
 
+async def read_json(request: web.Request):
+    """The body as JSON; 400 for anything that is not (bad syntax or charset, too deep, a number
+    of more than 4300 digits); 413 (from aiohttp) beyond client_max_size."""
+    try:
+        return await request.json(loads=json.loads)
+    except RecursionError:
+        raise StoreError(400, "请求体嵌套过深 (malformed JSON: nested too deeply)") from None
+    except LookupError as exc:                  # an unknown charset in Content-Type
+        raise StoreError(400, f"不支持的字符集 (unsupported charset): {str(exc)[:100]}") from None
+    except ValueError as exc:                   # JSONDecodeError, UnicodeDecodeError, int digits
+        raise StoreError(400, f"请求体不是有效的 JSON (malformed JSON): {str(exc)[:200]}") from None
+
+
 async def parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
     """Read JSON and validate it; 400 for malformed JSON, 422 naming the first bad field."""
-    try:
-        raw = await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise StoreError(400, f"请求体不是有效的 JSON (malformed JSON): {str(exc)[:200]}") from None
+    raw = await read_json(request)
     if not isinstance(raw, dict):
         raise StoreError(400, "请求体必须是 JSON 对象 (body must be a JSON object)")
     try:
@@ -124,11 +138,11 @@ async def fake_press(request: web.Request) -> web.Response:
     hall = request.app.get(HALL)
     if hall is None or not hall.fake:
         return json_error(404, "没有模拟评价器 (no simulated keypads on this box)")
-    try:
-        body = await request.json()
-        hall.press(request.match_info["window"], str(body.get("key", "")))
-    except (json.JSONDecodeError, AttributeError):
+    body = await read_json(request)
+    if not isinstance(body, dict):
         return json_error(400, "body must be a JSON object with key")
+    try:
+        hall.press(request.match_info["window"], str(body.get("key", "")))
     except KeyError as exc:
         return json_error(422, str(exc.args[0]), "key")
     return web.json_response({"pressed": True}, status=201)
@@ -140,10 +154,14 @@ def _kick(request: web.Request) -> None:
         sync.kick()
 
 
-def create_app(store: AgentStore, token: str, sync=None, now=None, hall=None) -> web.Application:
-    """The agent's aiohttp application."""
-    app = web.Application(middlewares=[errors_middleware, bearer_middleware(token)],
+def create_app(store: AgentStore, token: str, sync=None, now=None, hall=None,
+               limits: HttpLimits | None = None) -> web.Application:
+    """The agent's aiohttp application (serve it with `agent.app.start_http` for the limits)."""
+    limits = limits or HttpLimits()
+    app = web.Application(middlewares=[activity_middleware, errors_middleware, origin_middleware,
+                                       bearer_middleware(token), body_deadline_middleware(limits)],
                           client_max_size=256 * 1024)
+    app.on_response_prepare.append(security_headers)
     app[STORE] = store
     app[NOW] = now or (lambda: datetime.now(CST))
     if sync is not None:

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from agent.api import create_app
 from agent.aio import release_memory
+from agent.httpguard import GuardedSite, HttpLimits, runner_kwargs
 from agent.clock import BoxClock
 from agent.hall import Hall, devices_config_for
 from agent.heartbeat import BoxMonitor
@@ -20,8 +21,18 @@ from provisioning.config import AgentConfig, load_config
 log = logging.getLogger("jiancha.agent")
 
 
+async def start_http(app: web.Application, host: str | None, port: int,
+                     limits: HttpLimits) -> tuple[web.AppRunner, int]:
+    """Serve `app` on host:port with the connection guard; (runner, actual port)."""
+    runner = web.AppRunner(app, access_log=None, **runner_kwargs(limits))
+    await runner.setup()
+    site = GuardedSite(runner, host, port, limits)
+    await site.start()
+    return runner, site.port
+
+
 async def serve(cfg: AgentConfig, *, http_port: int | None = None, data_dir: Path | None = None,
-                stop: asyncio.Event | None = None) -> None:
+                stop: asyncio.Event | None = None, http_limits: HttpLimits | None = None) -> None:
     """Run the agent until `stop` is set (or SIGINT/SIGTERM)."""
     data = Path(data_dir or cfg.data_dir)
     data.mkdir(parents=True, exist_ok=True)
@@ -36,13 +47,10 @@ async def serve(cfg: AgentConfig, *, http_port: int | None = None, data_dir: Pat
     if hall is not None:
         sync.on_command.append(hall.command)
         _wire_clips(hall, sync, cfg)
-    app = create_app(store, cfg.http.token, sync=sync, hall=hall, now=clock.now)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
+    limits = http_limits or HttpLimits.from_config(cfg.http)
+    app = create_app(store, cfg.http.token, sync=sync, hall=hall, now=clock.now, limits=limits)
     port = cfg.http.port if http_port is None else http_port
-    site = web.TCPSite(runner, cfg.http.host, port)
-    await site.start()
-    actual = runner.addresses[0][1] if runner.addresses else port
+    runner, actual = await start_http(app, cfg.http.host, port, limits)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
