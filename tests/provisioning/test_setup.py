@@ -85,11 +85,14 @@ def test_add_site_writes_a_loadable_agent(root):
     pub = serialization.load_pem_public_key(site.sign_pub.encode())
     assert pub.public_bytes_raw() == site_key.public_key().public_bytes_raw()
     acl = (root / "broker/acl").read_text()
-    assert "user S01\ntopic write jc/v1/site/S01/up/#" in acl
+    assert ("user S01\ntopic write jc/v1/site/S01/up/batch\ntopic write jc/v1/site/S01/up/state\n"
+            "topic write jc/v1/site/S01/up/clip\ntopic read jc/v1/site/S01/down/#\n"
+            "topic read jc/v1/hub/state\n") in acl
+    assert "up/#" not in acl
 
 
 @pytest.mark.parametrize("code", ["", "x", "hub", "HUB", "a/b", "S 1", "S+1", "-S1", "S#", "中文",
-                                  "a" * 33])
+                                  "a" * 33, "S01\n", "S01\r\n", "\nS01", "S01\x00", "S０1"])
 def test_bad_site_codes_are_refused(root, code):
     with pytest.raises(ProvisioningError, match="site code"):
         add_site(root, code=code, name="x")
