@@ -10,9 +10,9 @@ from aiohttp import web
 
 from agent.api import create_app
 from agent.aio import release_memory
-from agent.httpguard import GuardedSite, HttpLimits, runner_kwargs
 from agent.clock import BoxClock
 from agent.hall import Hall, devices_config_for
+from agent.httpguard import GuardedSite, HttpLimits, runner_kwargs
 from agent.heartbeat import BoxMonitor
 from agent.store import AgentStore
 from agent.sync import Syncer
