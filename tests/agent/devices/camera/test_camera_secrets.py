@@ -101,3 +101,13 @@ def test_recorder_against_rtsp_camera_keeps_password_out_of_ps_and_logs(tmp_path
     assert "win2: ffmpeg exited" in messages
     assert not _leaks(messages.encode()) and PASSWORD[::-1] not in messages
     idx.close()
+
+
+def test_a_bad_camera_config_does_not_echo_its_url():
+    """agent run logs a refused cameras: section; pydantic would quote the URL with its password."""
+    from pydantic import ValidationError
+
+    from agent.devices.camera.config import CamerasConfig
+    with pytest.raises(ValidationError) as err:
+        CamerasConfig.model_validate({"cameras": [{"name": "win1", "rtsp_url": f"http://admin:{QUOTED}@cam/"}]})
+    assert "rtsp_url" in str(err.value) and not _leaks(str(err.value).encode())
