@@ -144,6 +144,9 @@ def _dispatch(args) -> int:
         return run(args.config, http_port=args.http_port, data_dir=args.data_dir)
     if key == ("catalog", "import"):
         from hub.admin import import_catalog
+        from provisioning.config import HubConfig, load_config
+        load_config(args.config, HubConfig)   # a wrong --config is named before the file is read
+        _check_catalog_fits(args.file)
         version, n = import_catalog(args.config, args.file)
         print(f"catalog version {version}: {n} items; the hub pushes it to every site")
         return 0
@@ -154,10 +157,59 @@ def _dispatch(args) -> int:
         return 0
     if key == ("calendar", "import"):
         from hub.admin import import_calendar
+        read_yaml_mapping(args.file, CALENDAR_EXPECTED)
         version, year = import_calendar(args.config, args.file)
         print(f"calendar version {version}: year {year} loaded; provisional deadlines are recomputed")
         return 0
     raise ValueError(f"unknown command {key}")
+
+
+CALENDAR_EXPECTED = "a YAML calendar file: a mapping with year, holidays, workdays"
+
+
+def read_yaml_mapping(file: Path, expected: str) -> dict:
+    """The mapping in a YAML file, or ValueError in one line naming the file and `expected`."""
+    import yaml
+    file = Path(file)
+    try:
+        data = file.read_bytes()
+    except FileNotFoundError:
+        raise ValueError(f"{file}: file not found") from None
+    except IsADirectoryError:
+        raise ValueError(f"{file}: is a folder; expected {expected}") from None
+    except OSError as exc:
+        raise ValueError(f"{file}: cannot read: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError(f"{file}: not a text file (binary or not UTF-8); expected {expected}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ValueError(f"{file}: not valid YAML{where}; expected {expected}") from None
+    if not isinstance(raw, dict):
+        found = {type(None): "an empty file", str: "plain text", list: "a list"}.get(
+            type(raw), f"a single {type(raw).__name__}")
+        raise ValueError(f"{file}: found {found}; expected {expected}") from None
+    return raw
+
+
+def _check_catalog_fits(file: Path) -> None:
+    """Refuse a catalog whose signed config would exceed what the broker lets the hub publish
+    (provisioning/brokerconf.py MAX_HUB_PUBLISH_BYTES): Mosquitto would disconnect the hub."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from hub.catalog import read_catalog
+    from protocol.wire import sign_config
+    from provisioning.brokerconf import MAX_HUB_PUBLISH_BYTES
+    items = read_catalog(file)
+    payload = {"items": [i.model_dump(mode="json", exclude_none=True) for i in items]}
+    size = len(sign_config("catalog", 1, payload, sign_key=Ed25519PrivateKey.generate(), issued_ms=0))
+    if size > MAX_HUB_PUBLISH_BYTES - 4096:
+        raise ValueError(f"{file}: {len(items)} items make a signed catalog of {size:,} bytes; the broker "
+                         f"carries at most {MAX_HUB_PUBLISH_BYTES - 4096:,} (split the catalog per county)")
 
 
 if __name__ == "__main__":

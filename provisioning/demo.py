@@ -253,8 +253,45 @@ def _check_port_free(what: str, host: str, port: int) -> None:
                             f"(another program holds the port); choose another with --http-port") from None
 
 
+def _listening_inodes(port: int) -> set[str] | None:
+    """Socket inodes listening on TCP `port` (Linux /proc); None where /proc cannot tell."""
+    found: set[str] = set()
+    seen = False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        seen = True
+        for line in lines:
+            f = line.split()
+            if len(f) > 9 and f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:
+                found.add(f[9])
+    return found if seen else None
+
+
+def _holds_port(pid: int, port: int) -> bool:
+    """True when process `pid` owns the socket listening on `port` (True where we cannot tell)."""
+    inodes = _listening_inodes(port)
+    if inodes is None:
+        return True
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return True
+    for fd in fds:
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            return True
+    return False
+
+
 def _wait_http(child: _Child, timeout: float = 30.0) -> None:
-    """Wait until `child` answers its health check; it must still be alive afterwards."""
+    """Wait until `child` answers its health check from a socket it holds itself (not another
+    program on the same port), and is still alive."""
     import urllib.request
     url = f"http://{child.host}:{child.port}/api/health"
     deadline = time.monotonic() + timeout
@@ -268,6 +305,9 @@ def _wait_http(child: _Child, timeout: float = 30.0) -> None:
             continue
         if (msg := child.died()) is not None:   # someone else answered on its port
             raise DemoError(f"demo: {msg}")
+        if not _holds_port(child.proc.pid, child.port):
+            time.sleep(0.2)                     # another program answered; ours is not up yet
+            continue
         return
     raise DemoError(f"demo: {child.describe()} did not answer {url} within {timeout:.0f} s; "
                     f"see {child.log}")
