@@ -1,23 +1,31 @@
 """Hub HTTP API (DESIGN §4): operators with a bearer token, the public lookup, /metrics, pages."""
 from __future__ import annotations
 
+import asyncio
 import hmac
+import ipaddress
 import json
+import logging
 import time
-from collections import defaultdict, deque
+from collections import OrderedDict
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from hub.devices import votes_of_case
 from hub.httpjson import dumps, error
 from hub.metrics import render_metrics
+from protocol.caseclock_types import VIOLATION_ZH
+
+log = logging.getLogger("jiancha.hub.api")
 
 STATIC = Path(__file__).parent / "static"
 READER = web.AppKey("reader", object)
 TOKEN = web.AppKey("token", str)
 HUB = web.AppKey("hub", object)
 LIMITER = web.AppKey("limiter", object)
+BODY_TIMEOUT = web.AppKey("body_timeout", float)
 
 STATUS_ZH = {"received": "已收件", "supplement_requested": "待补正", "accepted": "已受理",
              "suspended": "特别程序中", "approved": "已批准", "denied": "不予许可", "rejected": "不予受理",
@@ -29,6 +37,25 @@ EVENT_ZH = {"accept": "受理", "reject": "不予受理", "request_supplement": 
 PUBLIC_COOKIE = "jc_token"
 PAGES = {"/": "index.html", "/login": "login.html", "/public": "public.html", "/tickets": "tickets.html",
          "/calendar": "calendar.html", "/site": "site.html"}   # the HTML is public; its data comes from the API with the cookie
+ALERT_ZH = {  # alert kinds written by hub/ingest.py
+    "light_green": "转为绿灯", "light_yellow": "亮黄牌", "light_red": "亮红牌",
+    "chain_break": "记录链断裂", "epoch_changed": "站点数据库被重置", "backlog_incomplete": "积压记录未补齐",
+    "wrong_site": "试图操作其他站点的办件", "item_unknown_item": "事项不在中心目录中",
+    "item_mismatch": "事项信息与中心目录不符",
+}
+LIGHT_ZH = {"green": "绿灯", "yellow": "黄牌", "red": "红牌"}
+CLOCK_ZH = {"ntp": "NTP 同步", "hub": "按中心校时", "untrusted": "不可信", "unknown": "未知"}
+# Every response: no framing, no sniffing, no referrer, and only our own scripts/styles (the
+# pages under hub/static have no inline script, style or handler).
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                               "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+                               "frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ORDERS = {  # fixed SQL fragments, never user text
     "recent": "received_at DESC",
     "urgency": "CASE light WHEN 'red' THEN 0 WHEN 'yellow' THEN 1 ELSE 2 END, due_date, received_at",
@@ -47,9 +74,19 @@ def auth_middleware(token: str, department_tokens: dict[str, str] | None = None)
     async def check(request: web.Request, handler):
         path = request.path
         if path in PAGES or path.startswith(open_paths):
+            if request.method not in SAFE_METHODS and (why := cross_site(request, require_origin=False)):
+                return error(403, f"拒绝跨站请求 (cross-site request refused: {why})")
             return await handler(request)
         got = request.headers.get("Authorization", "")
-        supplied = got[7:].strip() if got.startswith("Bearer ") else request.cookies.get(PUBLIC_COOKIE, "")
+        by_cookie = not got.startswith("Bearer ")
+        supplied = got[7:].strip() if not by_cookie else request.cookies.get(PUBLIC_COOKIE, "")
+        if by_cookie and supplied and request.method not in SAFE_METHODS:
+            # a browser sends the cookie with any site's form or fetch: only our own pages may change things
+            why = cross_site(request, require_origin=True)
+            if why:
+                log.warning("refused cross-site %s %s: %s", request.method, path, why)
+                return error(403, "拒绝跨站请求：请从本平台页面操作，或使用 Authorization: Bearer 令牌 "
+                                  f"(cross-site request refused: {why})")
         if supplied and _same(supplied, token):
             request["role"] = ("admin", None)
             return await handler(request)
@@ -61,6 +98,57 @@ def auth_middleware(token: str, department_tokens: dict[str, str] | None = None)
                 return await handler(request)
         return error(401, "需要有效的令牌 (missing or invalid bearer token)")
     return check
+
+
+def cross_site(request: web.Request, *, require_origin: bool) -> str | None:
+    """Why a state-changing request does not come from this hub's own pages, or None.
+
+    Sec-Fetch-Site (sent by current browsers) must be same-origin (or none: typed by the user);
+    Origin, when sent, must name this host (the Host header, or X-Forwarded-Host set by a
+    reverse proxy: a page on another site cannot set either without a CORS preflight, which the
+    hub never grants). With `require_origin`, a request carrying neither header is refused too.
+    """
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None and fetch_site.lower() not in ("same-origin", "none"):
+        return f"Sec-Fetch-Site: {fetch_site}"
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return "no Origin header" if require_origin and fetch_site is None else None
+    hosts = {h.strip().lower() for h in (request.headers.get("Host", ""),
+                                           *request.headers.get("X-Forwarded-Host", "").split(",")) if h.strip()}
+    try:
+        parts = urlsplit(origin)
+        netloc = parts.netloc.lower() if parts.scheme in ("http", "https") else ""
+    except ValueError:
+        netloc = ""
+    if not netloc or netloc not in hosts:
+        return f"Origin {origin[:100]} is not this hub"
+    return None
+
+
+@web.middleware
+async def body_deadline(request: web.Request, handler):
+    """Read a request body whole within the app's body timeout, else drop the connection.
+
+    Half-sent headers are bounded by the server's keep-alive timeout (see hub.app.start_http);
+    this bounds half-sent bodies: the body is read here, once, and the handler gets it cached."""
+    if request.can_read_body:
+        try:
+            async with asyncio.timeout(request.app[BODY_TIMEOUT]):
+                await request.read()
+        except TimeoutError:
+            log.warning("dropped %s %s from %s: body not received within %.0f s", request.method,
+                        request.path, request.remote, request.app[BODY_TIMEOUT])
+            if request.transport is not None:
+                request.transport.close()
+            return error(408, "请求超时 (request body not received in time)")
+    return await handler(request)
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: the same protective headers on every response."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
 
 
 def _same(a: str, b: str) -> bool:
@@ -84,7 +172,17 @@ def _case_out(row: dict) -> dict:
     row["window"] = reg.get("window")
     row["clerk"] = reg.get("clerk")
     row["item"] = reg.get("item")
+    row["violations_zh"] = [VIOLATION_ZH.get(v, v) for v in row["violations"]]
+    row["light_zh"] = LIGHT_ZH.get(row["light"], row["light"])
     row.pop("query_code", None)
+    return row
+
+
+def _case_brief(row: dict) -> dict:
+    """A case as the wall lists it: no applicant at all (the wall shows none; ID number and phone
+    are for the single case view, GET /api/cases/{case_no})."""
+    row = _case_out(row)
+    row.pop("applicant", None)
     return row
 
 
@@ -101,8 +199,8 @@ async def get_case(request: web.Request) -> web.Response:
     case["events"] = [{**json.loads(e["body_json"]), "seq": e["seq"],
                        "type_zh": EVENT_ZH.get(e["type"], e["type"])} for e in evs]
     case["votes"] = votes_of_case(conn, case_no)
-    case["alerts"] = _rows(conn, "SELECT at_ms, kind, light, detail FROM alerts WHERE case_no=? ORDER BY id",
-                           (case_no,))
+    case["alerts"] = [{**a, "kind_zh": ALERT_ZH.get(a["kind"], a["kind"])} for a in _rows(
+        conn, "SELECT at_ms, kind, light, detail FROM alerts WHERE case_no=? ORDER BY id", (case_no,))]
     return web.json_response(case, dumps=dumps)
 
 
@@ -127,7 +225,7 @@ async def list_cases(request: web.Request) -> web.Response:
     if order is None:
         return error(400, f"order must be one of {', '.join(ORDERS)}")
     rows = _rows(request.app[READER], f"{sql} ORDER BY {order} LIMIT ? OFFSET ?", (*args, limit, offset))
-    return web.json_response({"total": total, "cases": [_case_out(r) for r in rows]}, dumps=dumps)
+    return web.json_response({"total": total, "cases": [_case_brief(r) for r in rows]}, dumps=dumps)
 
 
 def site_rows(conn, registry) -> list[dict]:
@@ -143,7 +241,8 @@ def site_rows(conn, registry) -> list[dict]:
             "code": code, "name": registry.name(code) or r.get("name", ""),
             "online": bool(r.get("online")), "last_seen": _iso(r.get("last_seen_ms")),
             "acked_seq": r.get("acked_seq", 0), "backlog": max(0, head - (r.get("acked_seq") or 0)),
-            "clock": r.get("clock") or "unknown", "software": r.get("software"),
+            "clock": r.get("clock") or "unknown", "clock_zh": CLOCK_ZH.get(r.get("clock") or "unknown", r.get("clock")),
+            "software": r.get("software"),
             "chain_breaks": r.get("chain_breaks", 0), "revoked": registry.is_revoked(code),
             "open_cases": counts,
         })
@@ -161,30 +260,83 @@ async def list_alerts(request: web.Request) -> web.Response:
     rows = _rows(request.app[READER], "SELECT * FROM alerts ORDER BY id DESC LIMIT 500")
     for r in rows:
         r["at"] = _iso(r.pop("at_ms"))
+        r["kind_zh"] = ALERT_ZH.get(r["kind"], r["kind"])
     return web.json_response(rows, dumps=dumps)
 
 
 class Limiter:
-    """At most `n` public lookups per `window_s` per client address (guessing query codes)."""
+    """Public lookups (guessing query codes): at most `n` per `window_s` per client, and at most
+    `global_n` per `window_s` from everyone together.
 
-    def __init__(self, n: int = 30, window_s: float = 60.0):
-        self.n, self.window_s = n, window_s
-        self.hits: dict[str, deque] = defaultdict(deque)
+    Memory is bounded: one float per client (GCRA: the time the client's allowance is next
+    full), in a table of at most `max_clients` entries kept in least-recently-seen order. A
+    client whose allowance is full again is forgotten first (nothing is lost); when the table is
+    full of clients still being limited, newcomers share one overflow entry, so flooding the
+    table with fresh addresses never resets a guessing client. IPv6 clients count per /64 (one
+    subscriber's network), IPv4 per address."""
+
+    OVERFLOW = "*overflow*"
+
+    def __init__(self, n: int = 30, window_s: float = 60.0, *, global_n: int = 1200, max_clients: int = 10_000):
+        self.n, self.window_s, self.max_clients = n, window_s, max_clients
+        self.interval = window_s / n
+        self.global_interval = window_s / global_n
+        self.tat: OrderedDict[str, float] = OrderedDict()   # client → theoretical arrival time
+        self.global_tat = 0.0
+
+    def __len__(self) -> int:
+        return len(self.tat)
+
+    @staticmethod
+    def key(remote: str | None) -> str:
+        """The client a request counts against: its IPv4 address or its IPv6 /64."""
+        try:
+            ip = ipaddress.ip_address((remote or "").split("%")[0])
+        except ValueError:
+            return remote or "?"
+        if ip.version == 6:
+            if ip.ipv4_mapped is not None:
+                return str(ip.ipv4_mapped)
+            return f"{ipaddress.IPv6Address(int(ip) >> 64 << 64)}/64"
+        return str(ip)
 
     def allow(self, key: str, now: float) -> bool:
-        """Record a hit; False when over the limit."""
-        d = self.hits[key]
-        while d and now - d[0] > self.window_s:
-            d.popleft()
-        if len(d) >= self.n:
+        """Record a lookup by `key` (see Limiter.key) at monotonic `now`; False when over a limit."""
+        tat = self.tat.get(key)
+        if tat is None:
+            self._evict(now)
+            if len(self.tat) >= self.max_clients - 1:      # the last slot is the overflow entry's
+                key, tat = self.OVERFLOW, self.tat.get(self.OVERFLOW)
+        tat = max(tat or now, now)
+        if tat + self.interval - now > self.window_s + 1e-6:
+            self.tat[key] = tat
+            self.tat.move_to_end(key)
             return False
-        d.append(now)
+        gtat = max(self.global_tat, now)
+        if gtat + self.global_interval - now > self.window_s + 1e-6:
+            self.tat[key] = tat
+            self.tat.move_to_end(key)
+            return False
+        self.global_tat = gtat + self.global_interval
+        self.tat[key] = tat + self.interval
+        self.tat.move_to_end(key)
         return True
+
+    def _evict(self, now: float) -> None:
+        """Forget clients seen least recently whose allowance is full again (a few per call)."""
+        for _ in range(8):
+            if not self.tat:
+                return
+            oldest, tat = next(iter(self.tat.items()))
+            if tat > now:
+                return
+            del self.tat[oldest]
 
 
 async def public_case(request: web.Request) -> web.Response:
     """Citizen progress lookup with case number + query code; no personal data."""
-    if not request.app[LIMITER].allow(request.remote or "?", time.monotonic()):
+    limiter = request.app[LIMITER]
+    if not limiter.allow(limiter.key(request.remote), time.monotonic()):
         return error(429, "查询过于频繁，请稍后再试 (too many lookups, try again later)")
     case_no = request.match_info["case_no"]
     code = request.query.get("code", "")
@@ -243,11 +395,14 @@ def _iso(ms) -> str | None:
     return datetime.fromtimestamp(ms / 1000, CST).isoformat(timespec="seconds")
 
 
-def create_app(hub, reader, token: str) -> web.Application:
-    """The hub's aiohttp application."""
-    app = web.Application(middlewares=[auth_middleware(token, hub.cfg.api.department_tokens)],
+def create_app(hub, reader, token: str, *, body_timeout_s: float = 30.0, limiter: Limiter | None = None
+               ) -> web.Application:
+    """The hub's aiohttp application. `body_timeout_s`: a request body must arrive whole within it."""
+    app = web.Application(middlewares=[auth_middleware(token, hub.cfg.api.department_tokens), body_deadline],
                           client_max_size=1024 * 1024)
-    app[HUB], app[READER], app[TOKEN], app[LIMITER] = hub, reader, token, Limiter()
+    app[HUB], app[READER], app[TOKEN], app[LIMITER] = hub, reader, token, limiter if limiter is not None else Limiter()
+    app[BODY_TIMEOUT] = float(body_timeout_s)
+    app.on_response_prepare.append(security_headers)
     app.router.add_get("/api/cases", list_cases)
     app.router.add_get("/api/cases/{case_no}", get_case)
     app.router.add_get("/api/sites", list_sites)

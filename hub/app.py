@@ -45,7 +45,9 @@ class Hub:
         self.ingest = Ingestor(self.conn, self.keys, self.sites, self.link.publish,
                                default_yellow=sup.yellow_days, sweep_interval_s=sup.sweep_interval_s,
                                supervisor=self.supervisor, backdate_tolerance=tolerance)
-        self.ingest.clips = ClipReceiver(self.data_dir / "clips")
+        clip_caps = {k: v for k in ("site_cap_bytes", "clip_cap_bytes")
+                     if (v := getattr(getattr(cfg, "clips", None), k, None)) is not None}
+        self.ingest.clips = ClipReceiver(self.data_dir / "clips", **clip_caps)
         self.pusher = ConfigPusher(self.conn, self.sites, self.keys.sign_key, self.link.publish,
                                    on_calendar_change=self.ingest.reload_calendar)
         self.ingest.on_idle.append(self.sites.maybe_reload)   # revocations/new sites within ~1 s
@@ -82,16 +84,34 @@ class Hub:
         self.conn.close()
 
 
+HEADER_TIMEOUT_S = 20.0    # request line and headers, from connection (or previous response) to complete
+BODY_TIMEOUT_S = 30.0      # a request body (at most 1 MiB), from its headers to its last byte
+
+
+async def start_http(app: web.Application, host: str, port: int, *,
+                     header_timeout_s: float = HEADER_TIMEOUT_S) -> tuple[web.AppRunner, int]:
+    """Serve `app`; returns (runner, actual port).
+
+    aiohttp's keep-alive timer runs from the connection (or the last response) and closes the
+    connection if no complete request has arrived by then: with it set to `header_timeout_s`,
+    an idle connection or half-sent headers are dropped within that time (data trickling in
+    does not extend it). Half-sent bodies are bounded by hub.api.body_deadline."""
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=header_timeout_s,
+                           lingering_time=min(10.0, header_timeout_s))
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner, (runner.addresses[0][1] if runner.addresses else port)
+
+
 async def serve(cfg: HubConfig, *, http_port: int | None = None, stop: asyncio.Event | None = None) -> None:
     """Run the hub until `stop` is set (or SIGINT/SIGTERM)."""
     hub = Hub(cfg)
     hub.start()
-    app = create_app(hub, hub.reader, cfg.api.admin_token)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
+    app = create_app(hub, hub.reader, cfg.api.admin_token,
+                     body_timeout_s=getattr(cfg.api, "body_timeout_s", None) or BODY_TIMEOUT_S)
     port = cfg.api.port if http_port is None else http_port
-    await web.TCPSite(runner, cfg.api.host, port).start()
-    actual = runner.addresses[0][1] if runner.addresses else port
+    runner, actual = await start_http(app, cfg.api.host, port,
+                                      header_timeout_s=getattr(cfg.api, "header_timeout_s", None) or HEADER_TIMEOUT_S)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

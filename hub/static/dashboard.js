@@ -1,6 +1,5 @@
 "use strict";
-const LIGHT_ZH = {green: "绿灯", yellow: "黄牌", red: "红牌"};
-const CLOCK_ZH = {ntp: "NTP 同步", hub: "按中心校时", untrusted: "不可信", unknown: "未知"};
+// needs common.js (esc, cst, label tables)
 
 async function api(path) {
   const r = await fetch(path, {credentials: "same-origin"});
@@ -8,12 +7,11 @@ async function api(path) {
   if (!r.ok) throw new Error(path + " " + r.status);
   return r.json();
 }
-function esc(s) { return String(s ?? "").replace(/[&<>"]/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;","\"":"&quot;"}[c])); }
-function dot(light) { return `<span class="light ${esc(light)}" title="${LIGHT_ZH[light] || light}"></span>`; }
-function fmt(ts) { return ts ? esc(ts.replace("T", " ").slice(0, 19)) : "—"; }
+function dot(light) { return `<span class="light ${esc(light)}" title="${esc(label(LIGHT_ZH, light, "未知"))}"></span>`; }
+function fmt(ts) { return esc(cst(ts)); }
 
 async function refresh() {
-  document.getElementById("now").textContent = new Date().toLocaleString("zh-CN", {timeZone: "Asia/Shanghai"});
+  document.getElementById("now").textContent = cst(Date.now());
   const sites = await api("/api/sites");
   const sel = document.getElementById("f-site");
   if (sel.options.length <= 1) for (const s of sites) sel.add(new Option(`${s.code} ${s.name}`, s.code));
@@ -24,7 +22,7 @@ async function refresh() {
     return `<tr><td><a href="/site?code=${encodeURIComponent(s.code)}">${esc(s.code)}</a></td><td>${esc(s.name)}</td>
       <td class="${s.online ? "online" : "offline"}">${s.revoked ? "已吊销" : (s.online ? "● 在线" : "○ 离线")}</td>
       <td>${fmt(s.last_seen)}</td><td>${s.acked_seq}</td><td>${s.backlog}</td>
-      <td>${esc(CLOCK_ZH[s.clock] || s.clock)}</td>
+      <td>${esc(s.clock_zh || label(CLOCK_ZH, s.clock, "未知"))}</td>
       <td>${c.green || 0} / ${c.yellow || 0} / ${c.red || 0}</td></tr>`;
   }).join("");
   document.getElementById("summary").innerHTML =
