@@ -27,6 +27,23 @@ def render_metrics(conn, hub) -> str:
     for name, value in sorted(counters.items()):
         if name.startswith("rejected_"):
             out.append(_line("jiancha_rejected_total", value, {"reason": name[9:]}))
+    out += ["# HELP jiancha_clip_chunks_stored_total Clip chunks stored (requested clips only)",
+            "# TYPE jiancha_clip_chunks_stored_total counter",
+            _line("jiancha_clip_chunks_stored_total", counters.get("clip_chunks_stored", 0)),
+            "# HELP jiancha_clip_chunks_dropped_total Clip chunks refused (unrequested, over a cap, forged)",
+            "# TYPE jiancha_clip_chunks_dropped_total counter",
+            _line("jiancha_clip_chunks_dropped_total", counters.get("clip_chunks_dropped", 0)),
+            "# HELP jiancha_dropped_bytes_total Bytes received and not stored, by what they were",
+            "# TYPE jiancha_dropped_bytes_total counter",
+            _line("jiancha_dropped_bytes_total", counters.get("clip_bytes_dropped", 0), {"what": "clip"})]
+    for name, value in sorted(counters.items()):      # e.g. dropped_bytes_quarantine from ingest
+        if name.startswith("dropped_bytes_"):
+            out.append(_line("jiancha_dropped_bytes_total", value, {"what": name[14:]}))
+    out += ["# HELP jiancha_clip_bytes Bytes of clips stored per site (complete and in progress)",
+            "# TYPE jiancha_clip_bytes gauge"]
+    for site, n in conn.execute("SELECT site, COALESCE(SUM(COALESCE(size, stored_bytes, 0)), 0) FROM clips "
+                                "GROUP BY site ORDER BY site"):
+        out.append(_line("jiancha_clip_bytes", n, {"site": site}))
     out += ["# TYPE jiancha_alerts_total counter"]
     for name, value in sorted(counters.items()):
         if name.startswith("alerts_"):

@@ -18,7 +18,23 @@ from protocol.wire import WireError
 CHUNK_PREFIX = b"JC1K"
 MAX_CHUNK_BYTES = 256 * 1024
 MAX_CHUNKS = 20_000                       # 5 GB at the largest chunk size
-CLIP_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+CLIP_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")     # always fullmatch: "$" lets a trailing newline pass
+
+
+CLIP_REFUSALS = ("unrequested_clip", "clip_too_large", "clip_quota")
+
+
+class ClipRefused(WireError):
+    """A well-formed, signed chunk the hub will not store: a clip it never asked that site for,
+    or one over a storage cap. A WireError (quarantined and counted as rejected_<reason> like any
+    other) whose reasons are the hub's clip policy rather than the wire format's REASONS."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        if reason not in CLIP_REFUSALS:
+            raise ValueError(f"unknown clip refusal {reason!r}")
+        Exception.__init__(self, reason, detail)
+        self.reason = reason
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -61,7 +77,7 @@ def open_chunk(data: bytes, *, verify_key) -> ClipChunk:
             body, raw=False, max_bin_len=MAX_CHUNK_BYTES, max_array_len=16, max_str_len=256)
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
         raise WireError("malformed", f"clip chunk body: {exc}") from None
-    ok = (v == 1 and isinstance(clip_id, str) and CLIP_ID_RE.match(clip_id) and isinstance(index, int)
+    ok = (v == 1 and isinstance(clip_id, str) and CLIP_ID_RE.fullmatch(clip_id) and isinstance(index, int)
           and isinstance(total, int) and 0 <= index < total <= MAX_CHUNKS and isinstance(sha, str)
           and re.fullmatch(r"[0-9a-f]{64}", sha) and isinstance(camera, str) and isinstance(payload, bytes)
           and isinstance(start_ms, int) and isinstance(end_ms, int))

@@ -99,10 +99,18 @@ def test_forged_clip_chunk_is_refused(env, tmp_path):
         stolen = seal_chunk(ClipChunk("S01-win1-1", 0, 1, "0" * 64, "win1", 1, 2, b"x"),
                             sign_key=load_private_pem((env.root / "sites" / "S03" / "sign.key").read_bytes(), "ed25519"))
         box.publish(topics.site_clip("S03"), stolen)       # S03 cannot upload S01's clip
+        # nor a clip of its own that the hub never asked for
+        unasked = seal_chunk(ClipChunk("S03-win1-1", 0, 1, "0" * 64, "win1", 1, 2, b"x" * 1000),
+                             sign_key=load_private_pem((env.root / "sites" / "S03" / "sign.key").read_bytes(), "ed25519"))
+        box.publish(topics.site_clip("S03"), unasked)
     finally:
         box.close()
-    m = wait_for(lambda: (m := env.metrics()).get('jiancha_rejected_total{reason="wrong_site"}') and m, 10)
+    m = wait_for(lambda: (m := env.metrics()).get('jiancha_rejected_total{reason="unrequested_clip"}') == 2 and m, 10)
     assert m['jiancha_rejected_total{reason="bad_signature"}'] == 1
+    assert m["jiancha_clip_chunks_dropped_total"] == 3
+    assert m['jiancha_dropped_bytes_total{what="clip"}'] >= len(forged) + len(stolen) + len(unasked)
+    assert m.get("jiancha_clip_chunks_stored_total", 0) == 0
+    assert env.hub_get("/api/clips") == []                  # nothing stored, no row made by a chunk
 
 
 def _birth() -> bytes:
