@@ -41,6 +41,8 @@ QUARANTINE_SITE_ROWS = 10_000        # quarantine rows per site; beyond, only th
 ALERT_REPEAT_MS = 3_600_000          # one alert of a kind per site and hour for repeated attacks
 HOLD_STALL_MS = 600_000              # a backlog that makes no progress this long stops holding supervision
 HOLD_MAX_MS = 6 * 3_600_000          # ... and none holds longer than this after the birth that announced it
+BACKENTRY_AFTER_MS = 600_000         # a case recorded this long after its receipt is a back-entry (补录) ...
+BACKENTRY_GRACE_MS = 1_800_000       # ... judged this long after it was recorded, once its steps are in
 
 
 @dataclass
@@ -79,6 +81,7 @@ class Ingestor:
         self.quarantine_site_rows = QUARANTINE_SITE_ROWS
         self.hold_stall_ms = HOLD_STALL_MS
         self.hold_max_ms = HOLD_MAX_MS
+        self.backentry_grace_ms = BACKENTRY_GRACE_MS
 
     # -- thread plumbing ------------------------------------------------------------------------
     def submit(self, topic: str, payload: bytes) -> None:
@@ -182,6 +185,8 @@ class Ingestor:
         site, rest = parsed
         if rest == "up/state":
             return self._state(site, payload, now_ms, out)
+        if not payload and rest in ("up/batch", "up/clip"):
+            return db.bump(self.conn, "empty_payloads_ignored")   # the broker's retained-message sweep
         if rest == "up/clip":
             return self._clip(site, topic, payload, now_ms, out)
         if rest != "up/batch":
@@ -283,6 +288,7 @@ class Ingestor:
                     if check != "unknown_item":     # nothing trustworthy to run a clock on
                         self._fresh_regs[reg.case_no] = reg
                         out.changed_cases.add(reg.case_no)
+                        self._grace_backentry(site, reg, rec.wall_ms, now_ms)
                 else:
                     self._quarantine(now_ms, site, topic, "duplicate_case_no", reg.case_no, b"")
             elif rec.kind == KIND_CASE_EVENT:
@@ -309,6 +315,17 @@ class Ingestor:
                 db.bump(self.conn, f"records_kind_{rec.kind.replace('.', '_')}")
         except ValidationError as exc:   # the error names the field, never its value (personal data)
             self._quarantine(now_ms, site, topic, "bad_body", f"seq {rec.seq}: {_field_error(exc)}", b"")
+
+    def _grace_backentry(self, site: str, reg: CaseRegistered, wall_ms: int, now_ms: int) -> None:
+        """A paper case entered later (补录) comes with its steps in the next minutes; judging it
+        before they are in would card a missed acceptance that never happened. Such a case waits
+        until `backentry_grace_ms` after it was recorded (never later than from now)."""
+        received_ms = int(reg.received_at.timestamp() * 1000)
+        if wall_ms - received_ms > BACKENTRY_AFTER_MS:
+            until = min(wall_ms, now_ms) + self.backentry_grace_ms
+            if until > now_ms:
+                self.conn.execute("INSERT OR REPLACE INTO projection_held(case_no, site, until_ms) VALUES (?, ?, ?)",
+                                  (reg.case_no, site, until))
 
     def _foreign(self, now_ms, site, topic, detail) -> None:
         """A site tried to act on another site's case: refused, quarantined, and a supervisor told."""
@@ -411,9 +428,9 @@ class Ingestor:
         db.bump(self.conn, f"alerts_{kind}")
 
     # -- projection and sweep -------------------------------------------------------------------------
-    def _held_sites(self, now_ms: int) -> set[str]:
-        """Sites whose announced backlog is still arriving (and still making progress)."""
-        held = set()
+    def _held_sites(self, now_ms: int) -> tuple[set[str], set[str]]:
+        """(sites whose announced backlog is still arriving, sites whose hold ends now)."""
+        held, released = set(), set()
         for code, acked, last, since, progress in self.conn.execute(
                 "SELECT code, acked_seq, agent_last_seq, hold_since_ms, last_progress_ms FROM sites "
                 "WHERE hold_since_ms IS NOT NULL"):
@@ -430,19 +447,24 @@ class Ingestor:
                 log.warning("site %s: supervision resumes on an incomplete backlog (%s)", code, reason)
                 self._alert(now_ms, code, None, "backlog_incomplete", None, reason)
             self.conn.execute("UPDATE sites SET hold_since_ms=NULL WHERE code=?", (code,))
-        return held
+            released.add(code)
+        return held, released
 
     def _project(self, case_nos: set[str], now: datetime, now_ms: int) -> None:
-        held = self._held_sites(now_ms)
-        waiting = {r[0] for r in self.conn.execute("SELECT DISTINCT site FROM projection_held")}
+        held, released = self._held_sites(now_ms)
         case_nos = set(case_nos)
+        for site in released:          # a backlog is in: judge its cases once, on the whole history
+            rows = self.conn.execute("DELETE FROM projection_held WHERE site=? AND until_ms IS NULL "
+                                     "RETURNING case_no", (site,))
+            case_nos.update(r[0] for r in rows.fetchall())
+        rows = self.conn.execute("DELETE FROM projection_held WHERE until_ms <= ? RETURNING case_no", (now_ms,))
+        case_nos.update(r[0] for r in rows.fetchall())      # back-entries whose grace is over
         if held:
             hold = [(c, case_site(c)) for c in case_nos if case_site(c) in held]
             self.conn.executemany("INSERT OR IGNORE INTO projection_held(case_no, site) VALUES (?, ?)", hold)
             case_nos.difference_update(c for c, _ in hold)
-        for site in waiting - held:        # a backlog is in: judge its cases once, on the whole history
-            rows = self.conn.execute("DELETE FROM projection_held WHERE site=? RETURNING case_no", (site,))
-            case_nos.update(r[0] for r in rows.fetchall())
+        if case_nos:
+            case_nos -= self._in_grace(case_nos)
         regs, self._fresh_regs = self._fresh_regs, {}
         known = {c: "green" for c in regs if c in case_nos}   # a fresh registration starts green
         transitions = project_cases(self.conn, case_nos, now, self.calendar, self.default_yellow, now_ms,
@@ -452,6 +474,15 @@ class Ingestor:
                 self._alert(now_ms, t.site, t.case_no, f"light_{t.new}", t.new, f"{t.old} → {t.new}")
         if transitions and self.supervisor is not None:
             self.supervisor.on_transitions(self.conn, transitions, now)
+
+    def _in_grace(self, case_nos: set[str]) -> set[str]:
+        """Those of `case_nos` that still wait (a back-entry in its grace time, or held)."""
+        ids, out = list(case_nos), set()
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            out.update(r[0] for r in self.conn.execute(
+                f"SELECT case_no FROM projection_held WHERE case_no IN ({','.join('?' * len(chunk))})", chunk))
+        return out
 
     def sweep(self) -> int:
         """Recompute cases whose next light change is due (index on next_change)."""

@@ -81,9 +81,11 @@ MIGRATIONS = [
         -- NULL: the item matches the hub's catalog; 'mismatch': the hub's values are used;
         -- 'unknown_item': no catalog the hub signed has it (not projected, never carded)
         ALTER TABLE cases ADD COLUMN item_check TEXT;
-        -- cases whose projection waits until their site's announced backlog has arrived
-        CREATE TABLE projection_held (case_no TEXT PRIMARY KEY, site TEXT NOT NULL);
-        CREATE INDEX projection_held_site ON projection_held(site);
+        -- cases whose projection waits: until their site's announced backlog has arrived
+        -- (until_ms NULL), or until a back-entered (补录) case's grace time has passed
+        CREATE TABLE projection_held (case_no TEXT PRIMARY KEY, site TEXT NOT NULL, until_ms INTEGER);
+        CREATE INDEX projection_held_site ON projection_held(site) WHERE until_ms IS NULL;
+        CREATE INDEX projection_held_until ON projection_held(until_ms) WHERE until_ms IS NOT NULL;
         ALTER TABLE sites ADD COLUMN hold_since_ms INTEGER;
         CREATE INDEX alerts_site_kind ON alerts(site, kind, at_ms);
         CREATE INDEX sites_hold ON sites(code) WHERE hold_since_ms IS NOT NULL;

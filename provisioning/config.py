@@ -81,6 +81,9 @@ class Supervision(Strict):
     backdate_tolerance_hours: float | None = Field(
         72.0, ge=0, description="Events entered later than this after their stated time are a "
                                 "procedural violation (None: off)")
+    backentry_grace_minutes: float = Field(
+        30.0, ge=0, le=1440, description="A case recorded more than 10 minutes after its receipt (补录) is "
+                                         "judged this long after it was recorded, once its steps are in")
 
 
 class HubConfig(Strict):
@@ -119,6 +122,9 @@ class AgentHub(Strict):
 class AgentHttp(HttpServer):
     port: int = Field(8081, ge=0, le=65535, description="Clerk/department API port")
     token: str = Field(min_length=16, description="Bearer token for the clerk/department API")
+    request_timeout_s: float = Field(30.0, gt=0, le=600, description="A request's headers, and then its body, "
+                                     "must arrive within this time, or the connection is closed")
+    max_connections: int = Field(64, ge=1, le=10000, description="Open connections at most; more get 503")
 
 
 class AgentSync(Strict):

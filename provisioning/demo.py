@@ -52,6 +52,9 @@ def prepare(data: Path, n_sites: int, http_port: int) -> tuple[Path, list[Path]]
         import yaml
         raw = yaml.safe_load(hub_yaml.read_text(encoding="utf-8"))
         raw["supervision"]["backdate_tolerance_hours"] = None
+        # ... and enters each case's steps right after it: judge them after seconds, not 30 min
+        raw["supervision"]["backentry_grace_minutes"] = 0.2
+        raw["supervision"]["sweep_interval_s"] = 5.0
         raw["doc_prefix"] = "晋中监察"
         hub_yaml.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
     for i in range(n_sites):

@@ -44,11 +44,14 @@ class Site:
     def __init__(self, root, code):
         self.code, self.signer, self.seq, self.prev = code, SiteSigner(root, code), 0, GENESIS
 
-    def records(self, *bodies: tuple[str, dict]) -> tuple[str, bytes]:
+    def records(self, *bodies: tuple[str, dict], wall: datetime | None = None) -> tuple[str, bytes]:
+        """Records as written at `wall` (default: when each step happened, as a box that was
+        offline writes its backlog)."""
         encs, first = [], self.seq + 1
         for kind, body in bodies:
             self.seq += 1
-            enc = encode_record(Record(seq=self.seq, prev=self.prev, kind=kind, wall_ms=int(NOW.timestamp() * 1000),
+            at = wall or datetime.fromisoformat(body.get("received_at") or body.get("at") or NOW.isoformat())
+            enc = encode_record(Record(seq=self.seq, prev=self.prev, kind=kind, wall_ms=int(at.timestamp() * 1000),
                                        mono_ns=time.monotonic_ns(), boot_id="b", clock="ntp", body=body))
             self.prev = record_hash(enc)
             encs.append(enc)
@@ -236,3 +239,35 @@ def test_a_backlog_that_stops_arriving_releases_the_hold_with_an_alert(hub):
     assert reason and "逾期未受理" in reason                 # Chinese, never the code
     assert one(hub.conn, "SELECT count(*) FROM alerts WHERE kind='backlog_incomplete' AND site='S01'") == 1
     assert one(hub.conn, "SELECT hold_since_ms FROM sites WHERE code='S01'") is None
+
+
+def test_a_back_entered_paper_case_is_judged_after_its_steps_are_entered(hub):
+    """补录 while online: the registration (received 10/12) goes up at once, its acceptance
+    (10/12, 20 minutes after receipt) a moment later in another batch. No acceptance_timeout
+    card in between; the overdue card comes once the grace time is over."""
+    s = Site(hub.root, "S01")
+    received = datetime(2026, 10, 12, 9, 0, tzinfo=CST)
+    case_no = make_case_no("S01", "20261012", 1)
+    hub.process_group([s.records(reg("S01", 1, received), wall=NOW)])
+    hub.clock.t = NOW + timedelta(minutes=1)
+    hub.sweep()
+    hub.process_group([s.records(event(case_no, "accept", received.replace(minute=20)), wall=hub.clock.t)])
+    assert one(hub.conn, "SELECT count(*) FROM tickets") == 0 and hub.notes == []
+    hub.clock.t = NOW + timedelta(minutes=29)
+    hub.sweep()
+    assert one(hub.conn, "SELECT light FROM cases") == "green"           # still in its grace time
+    hub.clock.t = NOW + timedelta(minutes=31)
+    hub.sweep()
+    assert one(hub.conn, "SELECT light FROM cases") == "red"
+    assert one(hub.conn, "SELECT violations FROM cases") == "[]"
+    assert one(hub.conn, "SELECT reason FROM tickets") == "超过承诺时限未办结"
+    assert one(hub.conn, "SELECT count(*) FROM projection_held") == 0
+    # a case registered as it is received is judged at once
+    hub.process_group([s.records(reg("S01", 2, hub.clock.t), wall=hub.clock.t)])
+    assert one(hub.conn, "SELECT updated_ms IS NOT NULL FROM cases WHERE case_no LIKE '%-0002'") == 1
+
+
+def test_empty_payloads_from_the_retained_sweep_are_ignored_not_quarantined(hub):
+    hub.process_group([(topics.site_batch("S01"), b""), (topics.site_clip("S01"), b"")])
+    assert one(hub.conn, "SELECT count(*) FROM quarantine") == 0
+    assert one(hub.conn, "SELECT value FROM counters WHERE name='empty_payloads_ignored'") == 2
