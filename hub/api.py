@@ -45,7 +45,7 @@ ALERT_ZH = {  # alert kinds written by hub/ingest.py
 }
 LIGHT_ZH = {"green": "绿灯", "yellow": "黄牌", "red": "红牌"}
 CLOCK_ZH = {"ntp": "NTP 同步", "hub": "按中心校时", "untrusted": "不可信", "unknown": "未知"}
-# Every response: no framing, no sniffing, no referrer, and only our own scripts/styles (the
+# Every response: no framing, no sniffing, no referrer to other sites, and only our own scripts/styles (the
 # pages under hub/static have no inline script, style or handler).
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -53,7 +53,7 @@ SECURITY_HEADERS = {
                                "frame-ancestors 'none'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",      # no-referrer would make browsers send "Origin: null" on form posts
 }
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ORDERS = {  # fixed SQL fragments, never user text
