@@ -19,7 +19,7 @@ from agent.devices.camera.record.index import RecordingsIndex
 from agent.devices.camera.record.layout import resolve_inside
 
 CLIPS = "clips"
-_CLIP_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_CLIP_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")   # fullmatch: "$" lets a trailing newline pass
 
 
 def chunk_count(size: int, chunk_bytes: int) -> int:
@@ -47,7 +47,7 @@ def file_sha256(path: Path) -> str:
 def build_clip(index: RecordingsIndex, camera: str, start_ms: int, end_ms: int, clip_id: str,
                ffmpeg: str = "ffmpeg", timeout: float = 300.0) -> Path:
     """Join the segments of [start_ms, end_ms) into clips/<clip_id>.mp4; LookupError if none."""
-    if not _CLIP_ID_RE.match(clip_id):
+    if not _CLIP_ID_RE.fullmatch(clip_id):
         raise ValueError(f"clip id {clip_id!r}: letters, digits, '.', '_' or '-' only")
     segments = index.find_segments(camera, start_ms, end_ms)
     files = [p for s in segments if (p := resolve_inside(index.root, s.path)) and p.is_file()]

@@ -67,3 +67,10 @@ def test_discard_removes_our_clip_file_but_not_others(tmp_path):
     assert not ours.exists() and elsewhere.exists()
     assert idx.conn.execute("SELECT count(*) FROM clip_acks").fetchone()[0] == 0   # cascade
     idx.close()
+
+
+@pytest.mark.parametrize("clip_id", ["S01-cam1-1\n", "../x", "", "a" * 65, "S01 cam"])
+def test_a_clip_id_with_anything_but_the_allowed_characters_is_refused(tmp_path, clip_id):
+    from agent.devices.camera.record.clips import build_clip
+    with pytest.raises(ValueError, match="clip id"):
+        build_clip(RecordingsIndex(tmp_path / "rec.db"), "cam1", 0, 1000, clip_id, tmp_path)
