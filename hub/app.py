@@ -45,6 +45,7 @@ class Hub:
         self.ingest = Ingestor(self.conn, self.keys, self.sites, self.link.publish,
                                default_yellow=sup.yellow_days, sweep_interval_s=sup.sweep_interval_s,
                                supervisor=self.supervisor, backdate_tolerance=tolerance)
+        self.ingest.backentry_grace_ms = int(sup.backentry_grace_minutes * 60_000)
         clip_caps = {k: v for k in ("site_cap_bytes", "clip_cap_bytes")
                      if (v := getattr(getattr(cfg, "clips", None), k, None)) is not None}
         self.ingest.clips = ClipReceiver(self.data_dir / "clips", **clip_caps)
