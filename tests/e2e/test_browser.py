@@ -2,22 +2,23 @@
 progress and sees no personal data."""
 from __future__ import annotations
 
-from datetime import datetime
-
-from protocol.calendar import CST
 from tests.browser import Browser
+from tests.e2e.harness import at, working_days_ago
 
 
 async def test_supervisor_wall_and_citizen_lookup(env, tmp_path):
     import asyncio
     from tests.e2e.harness import wait_for
     await asyncio.to_thread(wait_for, lambda: env.agent_health("S01")["catalog_version"] > 0, 20)
-    late = datetime(2026, 9, 1, 9, 0, tzinfo=CST).isoformat()
+    late = at(working_days_ago(30), 9).isoformat()                  # long overdue by now → red
     st, red = await asyncio.to_thread(env.register, "S01", "XK-003", received_at=late)
     assert st == 201
     await asyncio.to_thread(env.event, "S01", red["case_no"], "accept", at=late)
     st, fresh = await asyncio.to_thread(env.register, "S01", "XK-001")
     await asyncio.to_thread(env.wait_synced, "S01")
+    # a back-entered case (补录) is judged after the hub's grace time, then it is red
+    await asyncio.to_thread(wait_for, lambda: env.hub_get(f"/api/cases/{red['case_no']}")["light"] == "red",
+                            30, 0.2, "the back-entered case judged red")
 
     async with Browser() as b:
         await b.goto(f"{env.hub_url}/")

@@ -8,7 +8,7 @@ import asyncio
 import yaml
 
 from hub.admin import import_directory
-from tests.e2e.harness import wait_for
+from tests.e2e.harness import at, wait_for, working_days_ago
 from tests.hub.notify.fakegateway import FakeGateway
 
 DIRECTORY = """
@@ -34,10 +34,11 @@ async def test_red_card_sends_sms_to_the_department(env):
         assert import_directory(path, env.root / "dir.yaml") == 2
         await asyncio.to_thread(env.start_hub)
         await asyncio.to_thread(wait_for, lambda: env.agent_health("S01")["catalog_version"] > 0, 20)
-        # XK-003 (排水许可, 住房和城乡建设局): received in September and accepted → long overdue → red
-        st, case = await asyncio.to_thread(env.register, "S01", "XK-003", received_at="2026-09-01T09:00:00+08:00")
+        # XK-003 (排水许可, 住房和城乡建设局): received 30 working days ago and accepted → long overdue → red
+        late = working_days_ago(30)
+        st, case = await asyncio.to_thread(env.register, "S01", "XK-003", received_at=at(late, 9).isoformat())
         assert st == 201
-        await asyncio.to_thread(env.event, "S01", case["case_no"], "accept", at="2026-09-01T10:00:00+08:00")
+        await asyncio.to_thread(env.event, "S01", case["case_no"], "accept", at=at(late, 10).isoformat())
         for _ in range(200):
             if len(gw.received) >= 4:
                 break

@@ -3,14 +3,14 @@ with its own token; a supervisor rejects → escalation. A new year's calendar l
 dashboard API turns provisional deadlines final and reaches the agents, signed."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from urllib.parse import quote
 
 import yaml
 
 from hub.admin import import_catalog
 from protocol.calendar import YearTable, default_calendar
-from tests.e2e.harness import http, wait_for
+from tests.e2e.harness import at, http, today, wait_for, working_days_ago
 
 DEPT_TOKEN = "dept-token-market-0123456789"
 
@@ -27,9 +27,11 @@ def _with_department_token(env):
 def test_red_card_ticket_reply_review_escalate(env):
     _with_department_token(env)
     wait_for(lambda: env.agent_health("S01")["catalog_version"] > 0, 20)
-    st, case = env.register("S01", "XK-001", received_at="2026-09-01T09:00:00+08:00")
+    late = working_days_ago(30)          # promised 10 working days: long overdue by now → red
+    years = {today().year}               # the 发文字号 carries the year the hub issues it in
+    st, case = env.register("S01", "XK-001", received_at=at(late, 9).isoformat())
     assert st == 201
-    assert env.event("S01", case["case_no"], "accept", at="2026-09-01T10:00:00+08:00")[0] == 201
+    assert env.event("S01", case["case_no"], "accept", at=at(late, 10).isoformat())[0] == 201
     env.wait_synced("S01")
     tickets = wait_for(lambda: env.hub_get(f"/api/tickets?case_no={case['case_no']}"), 20, what="ticket opened")
     t = tickets[0]
@@ -54,10 +56,11 @@ def test_red_card_ticket_reply_review_escalate(env):
         docs = env.hub_get(f"/api/tickets/{t['id']}")["documents"]
         return docs if all(d["document_id"] for d in docs) else None
     docs = wait_for(issued, 60, what="documents issued")
+    years.add(today().year)
     assert [d["kind"] for d in docs] == ["duban", "order_explain"]
     text = _pdf_text(env, docs[1]["document_id"])
     assert "责令说明理由通知书" in text and case["case_no"] in text and "市场监督管理局" in text
-    assert "〔2026〕" in text and "张三" not in text
+    assert any(f"〔{y}〕" in text for y in years) and "张三" not in text
     # the department may read its own documents
     st, _ = http("GET", f"{env.hub_url}/api/documents/{docs[0]['document_id']}.pdf", token=DEPT_TOKEN)
     assert st == 200
@@ -81,7 +84,8 @@ def _pdf_text(env, doc_id) -> str:
 
 
 def test_calendar_import_recomputes_provisional_and_pushes(env):
-    # an item whose promised limit reaches into 2027, which is not loaded yet
+    # an item whose promised limit reaches into a year whose holiday table is not loaded yet
+    # (40 working days from today always does: the seeded years end before the suite's today)
     (env.root / "long.yaml").write_text(
         "- {code: LONG-1, name: 采矿许可, department: 自然资源局, item_type: 行政许可, case_type: 联办件,\n"
         "   legal_days: 45, promised_days: 40, yellow_days: 3}\n", encoding="utf-8")
@@ -92,22 +96,36 @@ def test_calendar_import_recomputes_provisional_and_pushes(env):
     env.wait_synced("S01")
     before = wait_for(lambda: (c := env.hub_get(f"/api/cases/{case['case_no']}"))["status"] == "accepted" and c)
     accepted = date.fromisoformat(before["events"][0]["at"][:10])
-    year = {"year": 2027, "holidays": ["2027-01-01", "2027-01-04", "2027-01-05"], "workdays": [],
-            "source": "测试通知", "actor": "张监察"}
     cal = default_calendar()
     weekends_only = cal.add_working_days(accepted, 40)
-    with_2027 = cal.with_year(YearTable.from_dict({k: v for k, v in year.items() if k != "actor"})).add_working_days(accepted, 40)
-    assert weekends_only[1] is True and with_2027[1] is False and with_2027[0] > weekends_only[0]
+    assert weekends_only[1] is True
+    # the operator loads every missing year up to the deadline's, with three days off on weekdays
+    # between acceptance and the provisional deadline, so that loading them moves the deadline
+    missing = [y for y in range(accepted.year, weekends_only[0].year + 1) if not cal.is_loaded(y)]
+    tables = []
+    for y in missing:
+        days = [date(y, 1, 1) + timedelta(days=i) for i in range(366)]
+        off = [d for d in days if d.year == y and accepted < d <= weekends_only[0] and d.weekday() < 5][:3]
+        tables.append({"year": y, "holidays": [d.isoformat() for d in off], "workdays": [],
+                       "source": "测试通知", "actor": "张监察"})
+    year = tables[-1]
+    full = cal
+    for t in tables:
+        full = full.with_year(YearTable.from_dict({k: v for k, v in t.items() if k != "actor"}))
+    loaded = full.add_working_days(accepted, 40)
+    assert loaded[1] is False and loaded[0] > weekends_only[0]
     assert before["due_provisional"] is True and before["due_date"] == weekends_only[0].isoformat()
-    assert http("POST", f"{env.hub_url}/api/calendar", {**year, "holidays": ["2027-13-01"]}, env.token)[0] == 422
-    st, r = http("POST", f"{env.hub_url}/api/calendar", year, env.token)
-    assert st == 201 and r["year"] == 2027
+    bad = {**year, "holidays": [f"{year['year']}-13-01"]}
+    assert http("POST", f"{env.hub_url}/api/calendar", bad, env.token)[0] == 422
+    for t in tables:
+        st, r = http("POST", f"{env.hub_url}/api/calendar", t, env.token)
+        assert st == 201 and r["year"] == t["year"]
     after = wait_for(lambda: (c := env.hub_get(f"/api/cases/{case['case_no']}"))["due_provisional"] is False and c,
                      20, what="recomputed")
-    assert after["due_date"] == with_2027[0].isoformat()
+    assert after["due_date"] == loaded[0].isoformat()
     info = env.hub_get("/api/calendar")
-    assert 2027 in [y["year"] for y in info["years"]]
-    assert info["imports"][0]["actor"] == "api:张监察" and "year 2027" in info["imports"][0]["detail"]
-    wait_for(lambda: env.agent_health("S01")["calendar_version"] >= 1, 20, what="agent got the calendar")
+    assert set(missing) <= {y["year"] for y in info["years"]}
+    assert info["imports"][0]["actor"] == "api:张监察" and f"year {year['year']}" in info["imports"][0]["detail"]
+    wait_for(lambda: env.agent_health("S01")["calendar_version"] >= r["version"], 20, what="agent got the calendar")
     st, at_agent = http("GET", f"{env.agent_url('S01')}/api/cases/{case['case_no']}", token=env.agent_token("S01"))
     assert at_agent["due_provisional"] is False and at_agent["due_date"] == after["due_date"]

@@ -5,10 +5,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from datetime import date, datetime
-
-from protocol.calendar import CST, default_calendar
-from tests.e2e.harness import http, wait_for
+from protocol.calendar import WorkCalendar, default_calendar
+from tests.e2e.harness import at, http, last_day_before_a_holiday, wait_for
 
 
 def _wait_catalog(env, code):
@@ -25,26 +23,29 @@ def _hub_db(env) -> sqlite3.Connection:
 
 def test_case_reaches_hub_with_deadline_and_public_lookup(env):
     _wait_catalog(env, "S01")
-    received = datetime(2026, 9, 29, 10, 0, tzinfo=CST)   # before 国庆 2026
-    st, case = env.register("S01", "XK-001", received_at=received.isoformat(), window="3号窗口")
+    # a paper case entered afterwards (补录), received on the last working day before a seeded
+    # holiday (e.g. 9/30 before 国庆) long enough ago to be overdue by now, whatever today is
+    day = last_day_before_a_holiday(20)
+    st, case = env.register("S01", "XK-001", received_at=at(day, 10).isoformat(), window="3号窗口")
     assert st == 201, case
     assert case["case_no"].startswith("S01-") and len(case["query_code"]) == 8
-    st, _ = env.event("S01", case["case_no"], "accept", at="2026-09-29T10:30:00+08:00")
+    st, _ = env.event("S01", case["case_no"], "accept", at=at(day, 10, 30).isoformat())
     assert st == 201
     env.wait_synced("S01")
     hub_case = wait_for(lambda: (c := env.hub_get(f"/api/cases/{case['case_no']}"))["status"] == "accepted" and c,
                         what="accepted at hub")
     cal = default_calendar()
-    # promised 10 working days from Tue 9/29 (not counted): 9/30; 国庆 10/1-7 off; 10/8, 10/9,
-    # Sat 10/10 (调休 working day), 10/12-16, 10/19
-    assert hub_case["due_date"] == cal.add_working_days(date(2026, 9, 29), 10)[0].isoformat() == "2026-10-19"
-    assert hub_case["legal_due_date"] == cal.add_working_days(date(2026, 9, 29), 20)[0].isoformat()
-    assert hub_case["due_provisional"] is False
-    assert hub_case["light"] == "red"      # 2026-11-21 is long past the promised date
+    # promised 10 working days, the holiday (and any 调休 working day) counted as the table says
+    due, provisional = cal.add_working_days(day, 10)
+    assert due > WorkCalendar().add_working_days(day, 10)[0]       # the holiday moved the deadline
+    assert hub_case["due_date"] == due.isoformat()
+    assert hub_case["legal_due_date"] == cal.add_working_days(day, 20)[0].isoformat()
+    assert hub_case["due_provisional"] is provisional is False
+    assert hub_case["light"] == "red"      # at least 20 working days ago: long past the promised date
     assert hub_case["applicant"]["name"] == "张三"
     # the citizen sees progress, no personal data
     st, pub = http("GET", f"{env.hub_url}/api/public/cases/{case['case_no']}?code={case['query_code']}")
-    assert st == 200 and pub["status"] == "accepted" and pub["due_date"] == "2026-10-19"
+    assert st == 200 and pub["status"] == "accepted" and pub["due_date"] == due.isoformat()
     flat = repr(pub)
     for secret in ("张三", "13800000000", "140702199001011234", case["query_code"]):
         assert secret not in flat
