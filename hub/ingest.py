@@ -216,15 +216,15 @@ class Ingestor:
         key = site or ""
         used = self.conn.execute("SELECT rows, bytes FROM quarantine_usage WHERE site=?", (key,)).fetchone() or (0, 0)
         if used[0] >= self.quarantine_site_rows:
-            db.bump(self.conn, "dropped_quarantine_rows")
-            db.bump(self.conn, "dropped_quarantine_bytes", len(payload))
+            db.bump(self.conn, "quarantine_rows_dropped")
+            db.bump(self.conn, "dropped_bytes_quarantine", len(payload))
             return
         data = payload[:MAX_BATCH_BYTES]
         if used[1] + len(data) > self.quarantine_site_bytes:
-            db.bump(self.conn, "dropped_quarantine_bytes", len(payload))
+            db.bump(self.conn, "dropped_bytes_quarantine", len(payload))
             data = b""
         elif len(payload) > len(data):
-            db.bump(self.conn, "dropped_quarantine_bytes", len(payload) - len(data))
+            db.bump(self.conn, "dropped_bytes_quarantine", len(payload) - len(data))
         log.warning("quarantined message from %s on %s: %s %s", site, topic, reason, detail)
         self.conn.execute("INSERT INTO quarantine(at_ms, site, topic, reason, detail, data, sha) "
                           "VALUES (?, ?, ?, ?, ?, ?, ?)",

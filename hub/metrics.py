@@ -39,6 +39,12 @@ def render_metrics(conn, hub) -> str:
     for name, value in sorted(counters.items()):      # e.g. dropped_bytes_quarantine from ingest
         if name.startswith("dropped_bytes_"):
             out.append(_line("jiancha_dropped_bytes_total", value, {"what": name[14:]}))
+    out += ["# HELP jiancha_quarantine_rows_dropped_total Rejected messages only counted: their site's quarantine "
+            "row cap was reached",
+            "# TYPE jiancha_quarantine_rows_dropped_total counter",
+            _line("jiancha_quarantine_rows_dropped_total", counters.get("quarantine_rows_dropped", 0)),
+            "# TYPE jiancha_empty_payloads_ignored_total counter",
+            _line("jiancha_empty_payloads_ignored_total", counters.get("empty_payloads_ignored", 0))]
     out += ["# HELP jiancha_clip_bytes Bytes of clips stored per site (complete and in progress)",
             "# TYPE jiancha_clip_bytes gauge"]
     for site, n in conn.execute("SELECT site, COALESCE(SUM(COALESCE(size, stored_bytes, 0)), 0) FROM clips "

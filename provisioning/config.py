@@ -56,6 +56,15 @@ class HubApi(HttpServer):
     admin_token: str = Field(min_length=16, description="Bearer token for operator API calls")
     department_tokens: dict[str, str] = Field(
         {}, description="Department name → bearer token; a department sees and replies to its own tickets")
+    header_timeout_s: float = Field(20.0, gt=0, le=600, description="A request's headers must arrive within this "
+                                    "time after connecting (or after the previous answer)")
+    body_timeout_s: float = Field(30.0, gt=0, le=3600, description="A request's body must arrive whole within this time")
+
+
+class HubClips(Strict):
+    site_cap_bytes: int = Field(2 * 2**30, ge=2**20, description="Clip bytes stored per site at most "
+                                "(complete and in progress); delete clips to make room")
+    clip_cap_bytes: int = Field(2**30, ge=2**20, description="Declared size of one clip at most")
 
 
 class HubKeys(Strict):
@@ -96,6 +105,7 @@ class HubConfig(Strict):
     keys: HubKeys
     api: HubApi
     supervision: Supervision = Supervision()
+    clips: HubClips = HubClips()
     notify: Any = Field(default_factory=dict, validate_default=True,
                         description="SMS gateway and SMTP relay for reminders (hub/notify NotifyConfig)")
     doc_prefix: str = Field("监察", description="Prefix of document numbers, e.g. 晋中监察")

@@ -183,8 +183,8 @@ def test_quarantine_is_bounded_per_site_and_counts_what_it_dropped(hub):
     assert rows == 12 and stored <= 10_000
     counters = dict(hub.conn.execute("SELECT name, value FROM counters"))
     assert counters["rejected_malformed"] == 20                     # every rejection still counted
-    assert counters["dropped_quarantine_rows"] == 8
-    assert counters["dropped_quarantine_bytes"] == 20 * 3000 - stored
+    assert counters["quarantine_rows_dropped"] == 8
+    assert counters["dropped_bytes_quarantine"] == 20 * 3000 - stored
     # another site is not affected by S01's junk
     hub.process_group([(topics.site_batch(VICTIM), os.urandom(3000))])
     assert one(hub.conn, "SELECT length(data) FROM quarantine WHERE site=?", VICTIM) == 3000
@@ -271,3 +271,21 @@ def test_empty_payloads_from_the_retained_sweep_are_ignored_not_quarantined(hub)
     hub.process_group([(topics.site_batch("S01"), b""), (topics.site_clip("S01"), b"")])
     assert one(hub.conn, "SELECT count(*) FROM quarantine") == 0
     assert one(hub.conn, "SELECT value FROM counters WHERE name='empty_payloads_ignored'") == 2
+
+
+def test_quarantine_drops_show_in_metrics_as_one_family_each(hub):
+    from types import SimpleNamespace
+    from hub.metrics import render_metrics
+    hub.quarantine_site_rows = 1
+    for _ in range(3):
+        hub.process_group([(topics.site_batch("S01"), os.urandom(100))])
+    fake_hub = SimpleNamespace(ingest=hub, link=SimpleNamespace(connected=SimpleNamespace(is_set=lambda: True)))
+    text = render_metrics(hub.conn, fake_hub)
+    assert 'jiancha_dropped_bytes_total{what="quarantine"} 200' in text
+    assert "jiancha_quarantine_rows_dropped_total 2" in text
+    families = [line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")]
+    seen, previous = set(), None
+    for name in families:         # Prometheus text format: a family's samples are contiguous
+        assert name == previous or name not in seen, name
+        seen.add(name)
+        previous = name
