@@ -73,7 +73,7 @@ shift_offset() {
   # Seconds to add to the wall clock so that it reads 04:00 Asia/Shanghai on the target day:
   # today (China time) + JIANCHA_SHIFT_DAYS (default 107), or JIANCHA_SHIFT_DATE (YYYY-MM-DD).
   .venv/bin/python - <<'PY'
-import os, time
+import math, os, time
 from datetime import date, datetime, timedelta
 from protocol.calendar import CST
 now = time.time()
@@ -82,7 +82,7 @@ if os.environ.get("JIANCHA_SHIFT_DATE"):
 else:
     days = int(os.environ.get("JIANCHA_SHIFT_DAYS", "107"))
     day = datetime.fromtimestamp(now, CST).date() + timedelta(days=days)
-print(int(datetime(day.year, day.month, day.day, 4, 0, tzinfo=CST).timestamp() - now))
+print(math.ceil(datetime(day.year, day.month, day.day, 4, 0, tzinfo=CST).timestamp() - now))
 PY
 }
 
@@ -105,7 +105,7 @@ run_tests() {
   if [ "$which" != shifted ]; then
     started=$SECONDS
     echo "=== jiancha tests, run 1/2: real clock, now $(TZ=Asia/Shanghai date '+%Y-%m-%d %H:%M CST (%a)') ==="
-    .venv/bin/python -m pytest -q -p no:cacheprovider "$@" || rc_real=$?
+    env -u JIANCHA_CLOCK_OFFSET_S .venv/bin/python -m pytest -q -p no:cacheprovider "$@" || rc_real=$?
     echo "=== run 1/2 (real clock) finished: exit $rc_real after $((SECONDS - started))s ==="
   fi
   if [ "$which" != real ]; then
