@@ -22,7 +22,7 @@ async def test_supervisor_wall_and_citizen_lookup(env, tmp_path):
 
     async with Browser() as b:
         await b.goto(f"{env.hub_url}/")
-        await b.wait_for("location.pathname === '/login'")          # no cookie → login page
+        await b.wait_for("location.pathname === '/login' && document.querySelector('input[name=token]') !== null")  # no cookie → login page
         await b.eval(f"document.querySelector('input[name=token]').value = 'wrong'; document.forms[0].submit(); 1")
         await b.wait_for("getComputedStyle(document.getElementById('bad')).display === 'block'")
         await b.eval(f"document.querySelector('input[name=token]').value = {env.token!r}; document.forms[0].submit(); 1")
