@@ -114,7 +114,6 @@ def store_catalog(conn, items: list[CatalogItem], actor: str = "cli") -> int:
 CHECKED_FIELDS = ("name", "department", "item_type", "case_type", "legal_days", "promised_days", "yellow_days")
 FIELD_ZH = {"name": "事项名称", "department": "实施部门", "item_type": "事项类型", "case_type": "办件类型",
             "legal_days": "法定时限", "promised_days": "承诺时限", "yellow_days": "预警天数"}
-HISTORY_SEARCH = 20     # versions searched for a claim that names none (agents older than this check)
 
 
 class CatalogHistory:
@@ -143,39 +142,36 @@ class CatalogHistory:
         row = self.conn.execute("SELECT max(version) FROM catalog_versions").fetchone()
         return row[0] if row and row[0] is not None else None
 
-    def check(self, claim) -> tuple[CatalogItem | None, str | None, str]:
+    def check(self, claim, min_version: int = 0) -> tuple[CatalogItem | None, str | None, str]:
         """Check a box's item snapshot: (the hub's item, check, detail).
 
-        check is None when the claim equals the signed version it names (or, for a claim naming
-        no version, any recent version); 'mismatch' when the hub has the item but the claim
-        differs (the hub's item is returned and must be used); 'unknown_item' when no version the
-        hub signed has the code (nothing trustworthy to use)."""
+        The claim is compared with the version it names. It may not name a version older than
+        `min_version` (the one the box said it held before it wrote the record), nor one the hub
+        never signed; a claim naming none (an agent older than this check, or a forgery) is
+        compared with the current version. check is None when the claim equals the hub's item;
+        'mismatch' when it differs (the hub's item is returned and must be used); 'unknown_item'
+        when the hub has no such item (nothing trustworthy to use)."""
         latest = self.latest()
-        if claim.catalog_version is not None:
-            named = self.items(claim.catalog_version) if claim.catalog_version > 0 else None
-            candidates = [claim.catalog_version] if named is not None else []
+        v, note = claim.catalog_version, ""
+        if v is None:
+            target, note = latest, "报送未注明目录版本"
+        elif v < min_version:
+            target, note = min_version, f"盒子已确认持有第{min_version}版，却按第{v}版登记"
+        elif self.items(v) is None:
+            target, note = latest, f"中心从未签发第{v}版"
         else:
-            candidates = list(range(latest, max(latest - HISTORY_SEARCH, 0), -1)) if latest else []
-        first = None
-        for v in candidates:
-            item = (self.items(v) or {}).get(claim.code)
-            if item is None:
-                continue
-            if not _differs(claim, item):
-                return item, None, ""
-            first = first or (v, item)
-        if first is None and latest is not None:   # the named version lacks it (or is unknown): current
-            item = (self.items(latest) or {}).get(claim.code)
-            first = (latest, item) if item is not None else None
-        if first is None:
-            named = f"第{claim.catalog_version}版" if claim.catalog_version else "任何一版"
-            return None, "unknown_item", f"事项 {claim.code} 不在中心签发的{named}事项目录中"
-        v, item = first
-        diffs = "；".join(f"{FIELD_ZH[f]} 报送“{getattr(claim, f)}”，目录第{v}版为“{getattr(item, f)}”"
-                         for f in _differs(claim, item))
-        named = (f"报送称依据第{claim.catalog_version}版目录" if claim.catalog_version is not None
-                 else "报送未注明目录版本")
-        return item, "mismatch", f"事项 {claim.code} 与中心目录不符（{named}）：{diffs or '目录版本不存在'}"
+            target = v
+        item = (self.items(target) or {}).get(claim.code) if target else None
+        if item is None and target != latest and latest:
+            target, item = latest, (self.items(latest) or {}).get(claim.code)
+        if item is None:
+            return None, "unknown_item", f"事项 {claim.code} 不在中心签发的事项目录中{('（' + note + '）') if note else ''}"
+        diffs = _differs(claim, item)
+        if not diffs:
+            return item, None, ""
+        text = "；".join(f"{FIELD_ZH[f]} 报送“{getattr(claim, f)}”，目录第{target}版为“{getattr(item, f)}”"
+                        for f in diffs)
+        return item, "mismatch", f"事项 {claim.code} 与中心目录不符：{text}{('（' + note + '）') if note else ''}"
 
 
 def _differs(claim, item: CatalogItem) -> list[str]:

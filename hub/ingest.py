@@ -34,6 +34,7 @@ log = logging.getLogger("jiancha.hub.ingest")
 GAP_WAIT_MS = 3000       # a gap older than this (no progress) triggers a resend request,
 GAP_WAIT_MAX_MS = 300_000  # doubling while the same gap persists (a batch rejected for good)
 GROUP_MAX = 64           # messages per transaction ...
+ADVANCE_PAGE = 5000       # records read at a time when moving the contiguous mark
 GROUP_BYTES = 1_000_000  # ... and about this many payload bytes (~3,000 records): short transactions
                          # keep ack latency and garbage-collector work small
 QUARANTINE_SITE_BYTES = 64 * 2**20   # payload bytes kept in quarantine per site; beyond, reason only
@@ -41,6 +42,7 @@ QUARANTINE_SITE_ROWS = 10_000        # quarantine rows per site; beyond, only th
 ALERT_REPEAT_MS = 3_600_000          # one alert of a kind per site and hour for repeated attacks
 HOLD_STALL_MS = 600_000              # a backlog that makes no progress this long stops holding supervision
 HOLD_MAX_MS = 6 * 3_600_000          # ... and none holds longer than this after the birth that announced it
+HOLD_BLOCK_MS = 24 * 3_600_000       # after a hold ended incomplete, that site gets no new one for this long
 BACKENTRY_AFTER_MS = 600_000         # a case recorded this long after its receipt is a back-entry (补录) ...
 BACKENTRY_GRACE_MS = 1_800_000       # ... judged this long after it was recorded, once its steps are in
 
@@ -141,6 +143,7 @@ class Ingestor:
             self.process_group(group)
             return
         except Exception:  # noqa: BLE001
+            self._fresh_regs.clear()     # rolled back with the group
             if len(group) == 1:
                 return self._poison(group[0])
             log.exception("ingest group of %d failed; retrying one by one", len(group))
@@ -148,6 +151,7 @@ class Ingestor:
             try:
                 self.process_group([msg])
             except Exception:  # noqa: BLE001
+                self._fresh_regs.clear()
                 self._poison(msg)
 
     def _poison(self, msg: tuple[str, bytes]) -> None:
@@ -280,11 +284,11 @@ class Ingestor:
                     return self._foreign(now_ms, site, topic, f"seq {rec.seq} registers case {reg.case_no}")
                 if not 2000 <= reg.received_at.year <= 2100:
                     return self._quarantine(now_ms, site, topic, "bad_body", f"received_at {reg.received_at}", b"")
-                trusted, check, why = self.catalogs.check(reg.item)
+                trusted, check, why = self.catalogs.check(reg.item, self._catalog_floor(site, rec.seq))
                 if db.insert_registration(self.conn, site, rec.seq, reg, _json_body(rec.body),
                                           trusted=trusted, item_check=check):
-                    if check is not None:
-                        self._alert(now_ms, site, reg.case_no, f"item_{check}", "red", why)
+                    if check is not None:    # the case row is marked; the wall is told once an hour
+                        self._alert_once(now_ms, site, f"item_{check}", "red", f"{reg.case_no}：{why}")
                     if check != "unknown_item":     # nothing trustworthy to run a clock on
                         self._fresh_regs[reg.case_no] = reg
                         out.changed_cases.add(reg.case_no)
@@ -307,14 +311,22 @@ class Ingestor:
                 if vote.case_no and not owned_by(vote.case_no, site):
                     return self._foreign(now_ms, site, topic, f"seq {rec.seq}: vote for case {vote.case_no}")
                 dev.store_vote(self.conn, site, rec.seq, vote)
-            elif rec.kind == KIND_DEVICE_EVENT:
-                dev.store_device_event(self.conn, site, rec.seq, DeviceEvent.model_validate(rec.body))
-            elif rec.kind == KIND_HEARTBEAT:
-                dev.store_heartbeat(self.conn, site, rec.seq, Heartbeat.model_validate(rec.body))
-            else:   # a newer agent's kind: kept in `records` for completeness, counted
-                db.bump(self.conn, f"records_kind_{rec.kind.replace('.', '_')}")
+            elif rec.kind in (KIND_DEVICE_EVENT, KIND_HEARTBEAT):
+                body = (DeviceEvent if rec.kind == KIND_DEVICE_EVENT else Heartbeat).model_validate(rec.body)
+                if not 2000 <= body.at.year <= 2100:     # one far-future time would pin the site page
+                    return self._quarantine(now_ms, site, topic, "bad_body", f"seq {rec.seq}: at {body.at}", b"")
+                store = dev.store_device_event if rec.kind == KIND_DEVICE_EVENT else dev.store_heartbeat
+                store(self.conn, site, rec.seq, body)
+            else:   # a newer agent's kind: kept in `records` for completeness, counted (one fixed name)
+                db.bump(self.conn, "records_kind_unknown")
         except ValidationError as exc:   # the error names the field, never its value (personal data)
             self._quarantine(now_ms, site, topic, "bad_body", f"seq {rec.seq}: {_field_error(exc)}", b"")
+
+    def _catalog_floor(self, site: str, seq: int) -> int:
+        """The oldest catalog version a record at `seq` may name: the one the site said it held
+        (at a birth) before writing it."""
+        row = self.conn.execute("SELECT catalog_seen, catalog_seen_seq FROM sites WHERE code=?", (site,)).fetchone()
+        return row[0] if row and seq > row[1] else 0
 
     def _grace_backentry(self, site: str, reg: CaseRegistered, wall_ms: int, now_ms: int) -> None:
         """A paper case entered later (补录) comes with its steps in the next minutes; judging it
@@ -351,17 +363,24 @@ class Ingestor:
     def _advance(self, site: str, s: dict, now_ms: int, out: Outcome, last_clock=None) -> None:
         """Move the contiguous high-water mark, checking each link of the hash chain."""
         acked, h = s["acked"], s["hash"]
-        rows = self.conn.execute("SELECT seq, hash, prev FROM records WHERE site=? AND seq > ? "
-                                 "ORDER BY seq", (site, acked)).fetchall()
         breaks = 0
-        max_seq = max(s["max"], rows[-1][0] if rows else 0)
-        for seq, rh, prev in rows:
-            if seq != acked + 1:
+        top = self.conn.execute("SELECT max(seq) FROM records WHERE site=?", (site,)).fetchone()[0] or 0
+        max_seq = max(s["max"], top)
+        page = 64
+        while acked < max_seq:     # read only the contiguous run after the mark, in growing pages:
+            rows = self.conn.execute(   # records stored past a gap must not cost every later message
+                "SELECT seq, hash, prev FROM records WHERE site=? AND seq > ? ORDER BY seq LIMIT ?",
+                (site, acked, page)).fetchall()
+            for seq, rh, prev in rows:
+                if seq != acked + 1:
+                    break
+                if prev != h:
+                    breaks += 1
+                    self._alert(now_ms, site, None, "chain_break", None, f"seq {seq}")
+                acked, h = seq, rh
+            if len(rows) < page or acked != rows[-1][0]:
                 break
-            if prev != h:
-                breaks += 1
-                self._alert(now_ms, site, None, "chain_break", None, f"seq {seq}")
-            acked, h = seq, rh
+            page = min(page * 4, ADVANCE_PAGE)
         progress = s["progress"]
         if acked > s["acked"]:
             progress = now_ms
@@ -376,8 +395,9 @@ class Ingestor:
             self._resend_asks.pop(site, None)
         self.conn.execute(
             "UPDATE sites SET acked_seq=?, acked_hash=?, max_seq=?, last_seen_ms=?, online=1, "
-            "last_progress_ms=?, chain_breaks=chain_breaks+?, clock=COALESCE(?, clock) WHERE code=?",
-            (acked, h, max_seq, now_ms, progress, breaks, last_clock, site))
+            "last_progress_ms=?, chain_breaks=chain_breaks+?, clock=COALESCE(?, clock), "
+            "acked_progress_ms=CASE WHEN ? THEN ? ELSE acked_progress_ms END WHERE code=?",
+            (acked, h, max_seq, now_ms, progress, breaks, last_clock, int(acked > s["acked"]), now_ms, site))
         out.acks[site] = ack
 
     def _state(self, site: str, payload: bytes, now_ms: int, out: Outcome) -> None:
@@ -397,13 +417,18 @@ class Ingestor:
         old_epoch = self.conn.execute("SELECT epoch FROM sites WHERE code=?", (site,)).fetchone()[0]
         new_epoch = _str(st.get("epoch"))
         if online and old_epoch and new_epoch and new_epoch != old_epoch and srow["acked"] > 0:
-            self._alert(now_ms, site, None, "epoch_changed", "red",
+            self._alert_once(now_ms, site, "epoch_changed", "red",
                         f"log epoch {old_epoch[:8]} → {new_epoch[:8]} with {srow['acked']} records held: "
                         f"the box was reset; its new records collide with the old ones")
         last_seq = _int(st.get("last_seq"))
         # a birth that announces records we lack starts a hold: cards, tickets and SMS for this
         # site wait until its backlog is in, so no light is judged on a partial history
-        holds = online and last_seq is not None and last_seq > srow["acked"]
+        blocked = self.conn.execute("SELECT hold_blocked_until_ms FROM sites WHERE code=?", (site,)).fetchone()[0]
+        holds = online and last_seq is not None and last_seq > srow["acked"] and (blocked or 0) <= now_ms
+        catalog = _int((st.get("config") or {}).get("catalog")) if isinstance(st.get("config"), dict) else None
+        if online and catalog is not None and last_seq is not None:
+            self.conn.execute("UPDATE sites SET catalog_seen=?, catalog_seen_seq=? WHERE code=? AND catalog_seen < ?",
+                              (catalog, last_seq, site, catalog))
         self.conn.execute(
             "UPDATE sites SET online=?, last_seen_ms=?, agent_last_seq=COALESCE(?, agent_last_seq), "
             "clock=COALESCE(?, clock), boot_id=COALESCE(?, boot_id), epoch=COALESCE(?, epoch), "
@@ -432,20 +457,23 @@ class Ingestor:
         """(sites whose announced backlog is still arriving, sites whose hold ends now)."""
         held, released = set(), set()
         for code, acked, last, since, progress in self.conn.execute(
-                "SELECT code, acked_seq, agent_last_seq, hold_since_ms, last_progress_ms FROM sites "
+                "SELECT code, acked_seq, agent_last_seq, hold_since_ms, acked_progress_ms FROM sites "
                 "WHERE hold_since_ms IS NOT NULL"):
             if acked >= last:
                 reason = None
-            elif now_ms - (progress or since) > self.hold_stall_ms:
+            elif now_ms - max(progress or 0, since) > self.hold_stall_ms:   # only the mark moving is progress
                 reason = f"补传停滞：已收到至 {acked}，盒子报告至 {last}"
             elif now_ms - since > self.hold_max_ms:
                 reason = f"补传超时：已收到至 {acked}，盒子报告至 {last}"
             else:
                 held.add(code)
                 continue
-            if reason:     # judged on what arrived; the supervisor is told the history is incomplete
+            if reason:     # judged on what arrived; the supervisor is told the history is incomplete,
+                # and this site gets no new hold for a day (a box cannot keep its cards held)
                 log.warning("site %s: supervision resumes on an incomplete backlog (%s)", code, reason)
-                self._alert(now_ms, code, None, "backlog_incomplete", None, reason)
+                self._alert(now_ms, code, None, "backlog_incomplete", "yellow", reason)
+                self.conn.execute("UPDATE sites SET hold_blocked_until_ms=? WHERE code=?",
+                                  (now_ms + HOLD_BLOCK_MS, code))
             self.conn.execute("UPDATE sites SET hold_since_ms=NULL WHERE code=?", (code,))
             released.add(code)
         return held, released

@@ -62,7 +62,8 @@ def _project_chunk(conn, chunk, now, cal, default_yellow, now_ms, tolerance, kno
     marks = ",".join("?" * len(chunk))
     cases = conn.execute(
         f"SELECT case_no, site, department, item_name, light, case_type, legal_days, promised_days, "
-        f"yellow_days, received_at, item_code FROM cases WHERE case_no IN ({marks})", chunk).fetchall()
+        f"yellow_days, received_at, item_code FROM cases WHERE case_no IN ({marks}) "
+        f"AND COALESCE(item_check, '') != 'unknown_item'", chunk).fetchall()   # no trusted rule: never judged
     events: dict[str, list[Event]] = {}
     for case_no, seq, body, rec_ms in conn.execute(
             f"SELECT case_no, seq, body_json, recorded_ms FROM case_events WHERE case_no IN ({marks}) "

@@ -87,6 +87,13 @@ MIGRATIONS = [
         CREATE INDEX projection_held_site ON projection_held(site) WHERE until_ms IS NULL;
         CREATE INDEX projection_held_until ON projection_held(until_ms) WHERE until_ms IS NOT NULL;
         ALTER TABLE sites ADD COLUMN hold_since_ms INTEGER;
+        -- when the contiguous mark last moved, and no new hold before (after an incomplete one)
+        ALTER TABLE sites ADD COLUMN acked_progress_ms INTEGER;
+        ALTER TABLE sites ADD COLUMN hold_blocked_until_ms INTEGER;
+        -- the catalog version a site said (at birth) it holds, and its last seq then: records
+        -- written after that must name this version or a newer one
+        ALTER TABLE sites ADD COLUMN catalog_seen INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE sites ADD COLUMN catalog_seen_seq INTEGER NOT NULL DEFAULT 0;
         CREATE INDEX alerts_site_kind ON alerts(site, kind, at_ms);
         CREATE INDEX sites_hold ON sites(code) WHERE hold_since_ms IS NOT NULL;
         -- what each site made us keep in quarantine (rows, payload bytes), for the caps
@@ -138,8 +145,10 @@ def insert_registration(conn: sqlite3.Connection, site: str, seq: int, reg: Case
     """Create the case row for a registration; False if the case number already exists.
 
     `trusted` is the hub's own catalog item (name, department, case type, limits) used for the
-    case's columns, which drive deadlines, SMS and documents; the box's claim stays in reg_json."""
-    it = trusted if trusted is not None else reg.item
+    case's columns, which drive deadlines, SMS and documents; the box's claim stays in reg_json.
+    Without it (an item no signed catalog has) those columns stay empty: nothing the box said
+    about the item is used."""
+    it = trusted if trusted is not None else _NO_ITEM
     cur = conn.execute(
         "INSERT OR IGNORE INTO cases (case_no, site, item_code, item_name, department, query_code, "
         "received_at, reg_seq, reg_json, status, light, case_type, legal_days, promised_days, yellow_days, "
@@ -148,6 +157,13 @@ def insert_registration(conn: sqlite3.Connection, site: str, seq: int, reg: Case
          reg.received_at.isoformat(), seq, raw_json or reg.model_dump_json(), it.case_type, it.legal_days,
          it.promised_days, it.yellow_days, item_check))
     return cur.rowcount == 1
+
+
+class _NoItem:
+    name = department = case_type = legal_days = promised_days = yellow_days = None
+
+
+_NO_ITEM = _NoItem()
 
 
 def _d(d) -> str | None:

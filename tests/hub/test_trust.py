@@ -289,3 +289,97 @@ def test_quarantine_drops_show_in_metrics_as_one_family_each(hub):
         assert name == previous or name not in seen, name
         seen.add(name)
         previous = name
+
+
+# -- found by the attacker review -----------------------------------------------------------------
+def test_an_unknown_item_stays_unjudged_after_events_and_keeps_nothing_the_box_said(hub):
+    s = Site(hub.root, "S01")
+    received = datetime(2026, 9, 1, 9, 0, tzinfo=CST)
+    hub.process_group([s.records(reg("S01", 1, received, code="XK-999", promised_days=3, legal_days=5,
+                                     department="任选部门", name="伪造事项", catalog_version=1))])
+    case_no = make_case_no("S01", "20260901", 1)
+    hub.process_group([s.records(event(case_no, "accept", received.replace(minute=20)))])
+    hub.sweep()
+    row = hub.conn.execute("SELECT item_check, light, due_date, item_name, department, promised_days "
+                           "FROM cases").fetchone()
+    assert row == ("unknown_item", "green", None, None, None, None)
+    assert one(hub.conn, "SELECT count(*) FROM tickets") == 0 and hub.notes == []
+
+
+def test_a_birth_with_records_stored_past_a_gap_costs_the_same_as_without(hub):
+    """Records far past the contiguous mark must not be re-read on every later message."""
+    def steps_of_a_birth() -> int:
+        n = [0]
+
+        def count():
+            n[0] += 1
+        hub.conn.set_progress_handler(count, 100)
+        try:
+            hub.process_group([(topics.site_state("S01"), encode_msg({"online": True, "last_seq": 2}))])
+        finally:
+            hub.conn.set_progress_handler(None, 100)
+        return n[0]
+    base = steps_of_a_birth()
+    hub.conn.executemany("INSERT INTO records(site, seq, hash, prev, kind, wall_ms, clock, received_ms, data) "
+                         "VALUES ('S01', ?, ?, ?, 'x', 0, 'ntp', 0, x'00')",
+                         [(seq, os.urandom(32), os.urandom(32)) for seq in range(3, 30_003)])
+    hub.conn.commit()
+    assert steps_of_a_birth() <= base + 20         # (x100 SQLite steps) was ~300 for 30,000 rows
+
+
+def test_a_box_that_keeps_a_gap_open_cannot_keep_its_cards_held(hub):
+    s = Site(hub.root, "S01")
+    received = datetime(2026, 10, 12, 9, 0, tzinfo=CST)
+    hub.process_group([(topics.site_state("S01"), encode_msg({"online": True, "last_seq": 10**9}))])
+    hub.process_group([s.records(reg("S01", 1, received))])
+    s.seq += 1                                       # seq 2 never comes
+    ahead = s.records(event(make_case_no("S01", "20261012", 1), "accept", received.replace(minute=20)))
+    for minutes in (0, 5, 10):                       # the same batch again and again: resends, no progress
+        hub.clock.t = NOW + timedelta(minutes=minutes)
+        hub.process_group([ahead])
+        assert one(hub.conn, "SELECT count(*) FROM tickets") == 0
+    hub.clock.t = NOW + timedelta(minutes=11)
+    hub.process_group([ahead])
+    assert one(hub.conn, "SELECT light FROM cases") == "red"
+    assert one(hub.conn, "SELECT count(*) FROM alerts WHERE kind='backlog_incomplete'") == 1
+    # a new birth announcing a backlog does not start another hold for a day
+    hub.process_group([(topics.site_state("S01"), encode_msg({"online": True, "last_seq": 10**9}))])
+    assert one(hub.conn, "SELECT hold_since_ms FROM sites WHERE code='S01'") is None
+
+
+def test_a_box_cannot_fall_back_to_an_older_catalog_it_no_longer_holds(hub):
+    from hub.catalog import store_catalog
+    from protocol.models import CatalogItem
+    s = Site(hub.root, "S01")
+    v2 = store_catalog(hub.conn, [CatalogItem.model_validate({**ITEM, "promised_days": 3, "legal_days": 5})])
+    hub.process_group([(topics.site_state("S01"), encode_msg({"online": True, "last_seq": 0,
+                                                               "config": {"catalog": v2}}))])
+    hub.process_group([s.records(reg("S01", 1, catalog_version=v2 - 1))])     # v1's 10/20 days
+    row = hub.conn.execute("SELECT promised_days, legal_days, item_check FROM cases").fetchone()
+    assert row == (3, 5, "mismatch")
+    assert f"已确认持有第{v2}版" in one(hub.conn, "SELECT detail FROM alerts WHERE kind='item_mismatch'")
+    # a claim naming no version is held to the current one
+    hub.process_group([s.records(reg("S01", 2))])
+    assert one(hub.conn, "SELECT item_check FROM cases WHERE case_no LIKE '%-0002'") == "mismatch"
+
+
+def test_flapping_births_and_mismatch_floods_raise_one_alert_an_hour(hub):
+    s = Site(hub.root, "S01")
+    hub.process_group([s.records(reg("S01", 1))])
+    for i in range(20):
+        hub.process_group([(topics.site_state("S01"), encode_msg({"online": True, "epoch": f"e{i % 2}" * 8,
+                                                                   "last_seq": 1}))])
+    hub.process_group([s.records(*[reg("S01", n, promised_days=20) for n in range(2, 22)])])
+    kinds = dict(hub.conn.execute("SELECT kind, count(*) FROM alerts GROUP BY kind"))
+    assert kinds.get("epoch_changed") == 1 and kinds.get("item_mismatch") == 1
+    assert one(hub.conn, "SELECT count(*) FROM cases WHERE item_check='mismatch'") == 20
+
+
+def test_device_times_far_outside_the_calendar_are_refused(hub):
+    s = Site(hub.root, "S01")
+    hb = ("heartbeat", {"at": "9999-01-01T00:00:00+08:00", "backlog": 0, "clock": "ntp"})
+    ev = ("device.event", {"device": "cam1", "event": "window_unattended", "window": "1",
+                           "at": "9999-01-01T00:00:00+08:00"})
+    hub.process_group([s.records(hb, ev, wall=NOW)])
+    assert one(hub.conn, "SELECT count(*) FROM quarantine WHERE reason='bad_body'") == 2
+    assert one(hub.conn, "SELECT count(*) FROM device_events") == 0
