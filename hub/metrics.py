@@ -30,9 +30,14 @@ def render_metrics(conn, hub) -> str:
     out += ["# HELP jiancha_clip_chunks_stored_total Clip chunks stored (requested clips only)",
             "# TYPE jiancha_clip_chunks_stored_total counter",
             _line("jiancha_clip_chunks_stored_total", counters.get("clip_chunks_stored", 0)),
-            "# HELP jiancha_clip_chunks_dropped_total Clip chunks refused (unrequested, over a cap, forged)",
+            "# HELP jiancha_clip_chunks_dropped_total Clip chunks refused (unrequested, over a cap, too small, "
+            "forged)",
             "# TYPE jiancha_clip_chunks_dropped_total counter",
             _line("jiancha_clip_chunks_dropped_total", counters.get("clip_chunks_dropped", 0)),
+            "# HELP jiancha_clip_chunks_lost_total Stored clip chunks whose file was missing or damaged at "
+            "assembly (forgotten: the clip waits for them to be sent again)",
+            "# TYPE jiancha_clip_chunks_lost_total counter",
+            _line("jiancha_clip_chunks_lost_total", counters.get("clip_chunks_lost", 0)),
             "# HELP jiancha_dropped_bytes_total Bytes received and not stored, by what they were",
             "# TYPE jiancha_dropped_bytes_total counter",
             _line("jiancha_dropped_bytes_total", counters.get("clip_bytes_dropped", 0), {"what": "clip"})]

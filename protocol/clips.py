@@ -3,7 +3,8 @@
 Envelope: msgpack [body, signature]; body = msgpack [1, clip_id, index, total, sha256_hex,
 camera, start_ms, end_ms, data]; signature = Ed25519 over b"JC1K" + body with the site key.
 The hub acks each stored chunk ({clip_id, index} on the site's down/clip topic); the site
-resends unacknowledged chunks, so an upload survives restarts on both ends.
+resends unacknowledged chunks, so an upload survives restarts on both ends. Every chunk but
+the last has the same size, at least MIN_CHUNK_BYTES (the agent sends 128 KiB).
 """
 from __future__ import annotations
 
@@ -17,17 +18,19 @@ from protocol.wire import WireError
 
 CHUNK_PREFIX = b"JC1K"
 MAX_CHUNK_BYTES = 256 * 1024
+MIN_CHUNK_BYTES = 16 * 1024               # every chunk but the last: bounds the files per clip
 MAX_CHUNKS = 20_000                       # 5 GB at the largest chunk size
 CLIP_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")     # always fullmatch: "$" lets a trailing newline pass
 
 
-CLIP_REFUSALS = ("unrequested_clip", "clip_too_large", "clip_quota")
+CLIP_REFUSALS = ("unrequested_clip", "clip_too_large", "clip_quota", "chunk_too_small")
 
 
 class ClipRefused(WireError):
     """A well-formed, signed chunk the hub will not store: a clip it never asked that site for,
-    or one over a storage cap. A WireError (quarantined and counted as rejected_<reason> like any
-    other) whose reasons are the hub's clip policy rather than the wire format's REASONS."""
+    one over a storage cap, or a chunk other than the last under MIN_CHUNK_BYTES. A WireError
+    (quarantined and counted as rejected_<reason> like any other) whose reasons are the hub's
+    clip policy rather than the wire format's REASONS."""
 
     def __init__(self, reason: str, detail: str = ""):
         if reason not in CLIP_REFUSALS:

@@ -12,6 +12,7 @@ from agent.clipsend import ClipSender
 from agent.devices.camera.record.index import RecordingsIndex, Segment
 from agent.devices.camera.record.layout import segment_relpath
 from protocol import topics
+from protocol.clips import MIN_CHUNK_BYTES
 from protocol.crypto import load_private_pem
 from protocol.wire import decode_msg
 from tests.agent.devices.camera.helpers import make_video
@@ -28,7 +29,7 @@ def _recordings(tmp_path) -> RecordingsIndex:
         rel = segment_relpath("win1", T0 + n * 2000)
         path = index.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        make_video(tmp_path / f"seg{n}.mp4", seconds=2.0, size="320x240")
+        make_video(tmp_path / f"seg{n}.mp4", seconds=2.0, size="640x480")   # ~50 KB each
         shutil.move(tmp_path / f"seg{n}.mp4", path)
         segs.append(Segment(rel, "win1", T0 + n * 2000, T0 + n * 2000 + 2000, path.stat().st_size))
     index.add(segs)
@@ -54,7 +55,9 @@ def test_clip_upload_resumes_and_is_verified(env, tmp_path):
         assert cmd["cmd"] == "clip" and cmd["clip_id"] == r["clip_id"]
 
         # first box process: sends, gets a few acks, then "crashes"
-        sender = ClipSender(index, lambda t, p: box.publish(t, p), "S03", key, chunk_bytes=8 * 1024, window=4)
+        # the smallest chunks the hub takes (MIN_CHUNK_BYTES): the clip is about 10 of them
+        sender = ClipSender(index, lambda t, p: box.publish(t, p), "S03", key, chunk_bytes=MIN_CHUNK_BYTES,
+                            window=4)
         sender.command(cmd)
         acks = 0
         while acks < 3:
@@ -64,7 +67,8 @@ def test_clip_upload_resumes_and_is_verified(env, tmp_path):
         total, left = up.total, len(up.pending())
         assert total > 6 and left < total
         # second box process: resumes only what was not acknowledged
-        sender2 = ClipSender(index, lambda t, p: box.publish(t, p), "S03", key, chunk_bytes=8 * 1024, window=4)
+        sender2 = ClipSender(index, lambda t, p: box.publish(t, p), "S03", key, chunk_bytes=MIN_CHUNK_BYTES,
+                             window=4)
         assert sender2.resume() == 1
         deadline = time.monotonic() + 60
         while cmd["clip_id"] in sender2.uploads and time.monotonic() < deadline:
@@ -77,7 +81,8 @@ def test_clip_upload_resumes_and_is_verified(env, tmp_path):
         box.close()
     clip = wait_for(lambda: next((c for c in env.hub_get("/api/clips") if c["clip_id"] == cmd["clip_id"] and c["done"]),
                                  None), 20, what="complete clip at the hub")
-    assert clip["total"] == total and clip["camera"] == "win1"
+    assert clip["total"] == total and clip["camera"] == "win1" and clip["received"] == total
+    assert clip["stored_bytes"] == clip["size"]
     req = urllib.request.Request(f"{env.hub_url}/api/clips/{cmd['clip_id']}.mp4",
                                  headers={"Authorization": f"Bearer {env.token}"})
     with urllib.request.urlopen(req, timeout=10) as resp:

@@ -1,5 +1,6 @@
 """Clips at the hub: only clips the hub asked that very site for are stored, within a per-clip
-and a per-site cap; whatever is refused is counted (and shows in /metrics).
+and a per-site cap, in chunks of at least MIN_CHUNK_BYTES but for the last; whatever is refused
+is counted (and shows in /metrics).
 
 Real ClipReceiver over a real hub SQLite database (all migrations), real signed chunks."""
 from __future__ import annotations
@@ -11,11 +12,12 @@ import pytest
 from hub.clips import ClipReceiver, request_clip, site_clip_bytes
 from hub.metrics import render_metrics
 from hub.store import open_db
-from protocol.clips import ClipChunk, open_chunk, seal_chunk
+from protocol.clips import MIN_CHUNK_BYTES, ClipChunk, open_chunk, seal_chunk
 from protocol.crypto import generate_ed25519
 from protocol.wire import WireError
 
 NOW = 1_795_000_000_000
+K = MIN_CHUNK_BYTES                  # the smallest chunk the hub takes (but for the last)
 
 
 @pytest.fixture
@@ -46,9 +48,9 @@ def counters(db) -> dict:
 
 def test_requested_clip_is_stored_and_assembled(db, keys, tmp_path):
     rx = ClipReceiver(tmp_path / "clips")
-    data = bytes(range(256)) * 40                               # 10,240 bytes
+    data = bytes(range(256)) * (K * 5 // 512)                   # 2.5 chunks
     request_clip(db, "S01", "S01-win1-1", "win1", NOW, NOW + 6000, NOW)
-    for c in chunks("S01-win1-1", data, 4096):
+    for c in chunks("S01-win1-1", data, K):
         topic, ack = send(rx, db, "S01", keys["S01"], c)
         assert ack == {"clip_id": "S01-win1-1", "index": c.index} and topic.endswith("/S01/down/clip")
     assert rx.path("S01-win1-1").read_bytes() == data
@@ -59,7 +61,7 @@ def test_requested_clip_is_stored_and_assembled(db, keys, tmp_path):
 
 def test_unrequested_clip_is_refused_without_storing_anything(db, keys, tmp_path):
     rx = ClipReceiver(tmp_path / "clips")
-    c = chunks("S01-win1-1", b"x" * 5000, 4096)[0]
+    c = chunks("S01-win1-1", b"x" * (K + 5000), K)[0]
     payload = seal_chunk(c, sign_key=keys["S01"])
     with pytest.raises(WireError) as e:
         rx.handle(db, "S01", payload, keys["S01"].public_key(), NOW)
@@ -110,10 +112,10 @@ def test_clip_id_with_a_trailing_newline_is_malformed(keys):
 
 
 def test_declared_size_over_the_clip_cap_is_refused_at_the_first_chunk(db, keys, tmp_path):
-    rx = ClipReceiver(tmp_path / "clips", site_cap_bytes=10 * 4096, clip_cap_bytes=5 * 4096)
+    rx = ClipReceiver(tmp_path / "clips", site_cap_bytes=10 * K, clip_cap_bytes=5 * K)
     request_clip(db, "S01", "S01-win1-1", "win1", NOW, NOW + 6000, NOW)
-    # 20,000 chunks of 4 KiB declared: ~80 MB claimed by one small chunk
-    big = ClipChunk("S01-win1-1", 0, 20_000, "0" * 64, "win1", NOW, NOW + 6000, b"y" * 4096)
+    # 20,000 chunks of 16 KiB declared: ~320 MB claimed by one small chunk
+    big = ClipChunk("S01-win1-1", 0, 20_000, "0" * 64, "win1", NOW, NOW + 6000, b"y" * K)
     with pytest.raises(WireError) as e:
         send(rx, db, "S01", keys["S01"], big)
     assert e.value.reason == "clip_too_large"
@@ -127,41 +129,46 @@ def test_declared_size_over_the_clip_cap_is_refused_at_the_first_chunk(db, keys,
 
 
 def test_site_cap_counts_stored_and_declared_bytes(db, keys, tmp_path):
-    rx = ClipReceiver(tmp_path / "clips", site_cap_bytes=10 * 4096, clip_cap_bytes=6 * 4096)
-    data = b"a" * (6 * 4096)
+    rx = ClipReceiver(tmp_path / "clips", site_cap_bytes=10 * K, clip_cap_bytes=6 * K)
+    data = b"a" * (6 * K)
     request_clip(db, "S01", "S01-win1-1", "win1", NOW, NOW + 6000, NOW)
-    for c in chunks("S01-win1-1", data, 4096):
+    for c in chunks("S01-win1-1", data, K):
         send(rx, db, "S01", keys["S01"], c)
-    assert site_clip_bytes(db, "S01") == 6 * 4096
-    # a second clip of 5 chunks would take the site to 11 * 4096 > 10 * 4096
+    assert site_clip_bytes(db, "S01") == 6 * K
+    # a second clip of 5 chunks would take the site to 11 * K > 10 * K
     request_clip(db, "S01", "S01-win1-2", "win1", NOW + 10_000, NOW + 16_000, NOW)
-    second = chunks("S01-win1-2", b"b" * (5 * 4096), 4096, start=NOW + 10_000, end=NOW + 16_000)
+    second = chunks("S01-win1-2", b"b" * (5 * K), K, start=NOW + 10_000, end=NOW + 16_000)
     with pytest.raises(WireError) as e:
         send(rx, db, "S01", keys["S01"], second[0])
     assert e.value.reason == "clip_quota"
     # another site's quota is its own
     request_clip(db, "140702", "140702-win1-1", "win1", NOW, NOW + 6000, NOW)
-    for c in chunks("140702-win1-1", data, 4096):
+    for c in chunks("140702-win1-1", data, K):
         send(rx, db, "140702", keys["140702"], c)
     # deleting the first clip frees the quota: a new request of the same size fits
     assert rx.delete(db, "S01-win1-1") and rx.path("S01-win1-1") is None
     assert site_clip_bytes(db, "S01") == 0
     request_clip(db, "S01", "S01-win1-3", "win1", NOW + 20_000, NOW + 26_000, NOW)
-    for c in chunks("S01-win1-3", b"c" * (5 * 4096), 4096, start=NOW + 20_000, end=NOW + 26_000):
+    for c in chunks("S01-win1-3", b"c" * (5 * K), K, start=NOW + 20_000, end=NOW + 26_000):
         send(rx, db, "S01", keys["S01"], c)
-    assert rx.path("S01-win1-3").stat().st_size == 5 * 4096
+    assert rx.path("S01-win1-3").stat().st_size == 5 * K
     text = render_metrics(db, _FakeHub())
-    assert 'jiancha_clip_bytes{site="S01"} 20480' in text
+    assert f'jiancha_clip_bytes{{site="S01"}} {5 * K}' in text
 
 
 def test_chunks_of_a_clip_must_keep_their_size(db, keys, tmp_path):
     """Every chunk but the last has the size of the first: a box cannot declare small and send big."""
-    rx = ClipReceiver(tmp_path / "clips", site_cap_bytes=100 * 1024, clip_cap_bytes=100 * 1024)
+    rx = ClipReceiver(tmp_path / "clips", site_cap_bytes=1024 * 1024, clip_cap_bytes=1024 * 1024)
     request_clip(db, "S01", "S01-win1-1", "win1", NOW, NOW + 6000, NOW)
-    send(rx, db, "S01", keys["S01"], ClipChunk("S01-win1-1", 0, 3, "0" * 64, "win1", NOW, NOW + 6000, b"s" * 1024))
+    send(rx, db, "S01", keys["S01"], ClipChunk("S01-win1-1", 0, 3, "0" * 64, "win1", NOW, NOW + 6000, b"s" * K))
     with pytest.raises(WireError) as e:
         send(rx, db, "S01", keys["S01"],
              ClipChunk("S01-win1-1", 1, 3, "0" * 64, "win1", NOW, NOW + 6000, b"B" * 200_000))
+    assert e.value.reason == "malformed"
+    # nor a last chunk larger than the others
+    with pytest.raises(WireError) as e:
+        send(rx, db, "S01", keys["S01"],
+             ClipChunk("S01-win1-1", 2, 3, "0" * 64, "win1", NOW, NOW + 6000, b"L" * (K + 1)))
     assert e.value.reason == "malformed"
 
 
@@ -172,12 +179,12 @@ def test_migration_keeps_clips_from_before(tmp_path):
     from hub.store import all_migrations
     path = tmp_path / "old.db"
     conn = connect(path)
-    before = [m for m in all_migrations() if m[0] != "0302_clip_requests_and_caps"]
+    before = [m for m in all_migrations() if m[0] not in ("0302_clip_requests_and_caps", "0303_clip_chunks")]
     migrate(conn, before)
     conn.execute("INSERT INTO clips (clip_id, site, camera, start_ms, end_ms, total, received, sha256, size, done, "
                  "updated_ms) VALUES ('S01-win1-1', 'S01', 'win1', 1, 2, 3, 3, 'ab', 99, 1, 5)")
     conn.commit()
-    assert migrate(conn, all_migrations()) == ["0302_clip_requests_and_caps"]
+    assert migrate(conn, all_migrations()) == ["0302_clip_requests_and_caps", "0303_clip_chunks"]
     row = conn.execute("SELECT requested_ms, stored_bytes, done FROM clips").fetchone()
     assert row == (5, 99, 1)
     assert [m[0] for m in MIGRATIONS][:1] == ["0301_clips"]
