@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import operator
 import time
 from pathlib import Path
 
@@ -124,6 +125,13 @@ class CatalogHistory:
         self.conn = conn
         self.cache: dict[int, dict[str, CatalogItem]] = {}
         self.cache_versions = cache_versions
+        self._latest: int | None = None
+        self._latest_known = False
+
+    def begin(self) -> None:
+        """Forget the current version (read again at most once per ingest group: an import
+        may have signed a new one meanwhile)."""
+        self._latest_known = False
 
     def items(self, version: int) -> dict[str, CatalogItem] | None:
         """Items of one signed version by code (None when the hub never signed that version)."""
@@ -139,8 +147,11 @@ class CatalogHistory:
         return items
 
     def latest(self) -> int | None:
-        row = self.conn.execute("SELECT max(version) FROM catalog_versions").fetchone()
-        return row[0] if row and row[0] is not None else None
+        """The current (newest) signed version."""
+        if not self._latest_known:
+            row = self.conn.execute("SELECT max(version) FROM catalog_versions").fetchone()
+            self._latest, self._latest_known = (row[0] if row and row[0] is not None else None), True
+        return self._latest
 
     def check(self, claim, min_version: int = 0) -> tuple[CatalogItem | None, str | None, str]:
         """Check a box's item snapshot: (the hub's item, check, detail).
@@ -166,12 +177,15 @@ class CatalogHistory:
             target, item = latest, (self.items(latest) or {}).get(claim.code)
         if item is None:
             return None, "unknown_item", f"事项 {claim.code} 不在中心签发的事项目录中{('（' + note + '）') if note else ''}"
-        diffs = _differs(claim, item)
-        if not diffs:
+        if _key(claim) == _key(item):      # the common case: one tuple comparison
             return item, None, ""
+        diffs = _differs(claim, item)
         text = "；".join(f"{FIELD_ZH[f]} 报送“{getattr(claim, f)}”，目录第{target}版为“{getattr(item, f)}”"
                         for f in diffs)
         return item, "mismatch", f"事项 {claim.code} 与中心目录不符：{text}{('（' + note + '）') if note else ''}"
+
+
+_key = operator.attrgetter(*CHECKED_FIELDS)
 
 
 def _differs(claim, item: CatalogItem) -> list[str]:

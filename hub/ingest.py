@@ -79,6 +79,7 @@ class Ingestor:
         self._resend_asks: dict[str, int] = {}
         self.backdate_tolerance = backdate_tolerance
         self.catalogs = CatalogHistory(conn)
+        self._floor: dict[str, tuple[int, int]] = {}
         self.quarantine_site_bytes = QUARANTINE_SITE_BYTES
         self.quarantine_site_rows = QUARANTINE_SITE_ROWS
         self.hold_stall_ms = HOLD_STALL_MS
@@ -172,6 +173,8 @@ class Ingestor:
         now = self.now()
         now_ms = int(now.timestamp() * 1000)
         self.sites.maybe_reload()
+        self._floor = {}
+        self.catalogs.begin()
         with transaction(self.conn):
             for topic, payload in group:
                 self._dispatch(topic, payload, now_ms, out)
@@ -284,7 +287,8 @@ class Ingestor:
                     return self._foreign(now_ms, site, topic, f"seq {rec.seq} registers case {reg.case_no}")
                 if not 2000 <= reg.received_at.year <= 2100:
                     return self._quarantine(now_ms, site, topic, "bad_body", f"received_at {reg.received_at}", b"")
-                trusted, check, why = self.catalogs.check(reg.item, self._catalog_floor(site, rec.seq))
+                floor = self._floor.get(site) or self._catalog_floor(site)
+                trusted, check, why = self.catalogs.check(reg.item, floor[0] if rec.seq > floor[1] else 0)
                 if db.insert_registration(self.conn, site, rec.seq, reg, _json_body(rec.body),
                                           trusted=trusted, item_check=check):
                     if check is not None:    # the case row is marked; the wall is told once an hour
@@ -322,11 +326,12 @@ class Ingestor:
         except ValidationError as exc:   # the error names the field, never its value (personal data)
             self._quarantine(now_ms, site, topic, "bad_body", f"seq {rec.seq}: {_field_error(exc)}", b"")
 
-    def _catalog_floor(self, site: str, seq: int) -> int:
-        """The oldest catalog version a record at `seq` may name: the one the site said it held
-        (at a birth) before writing it."""
+    def _catalog_floor(self, site: str) -> tuple[int, int]:
+        """(the catalog version the site said it held at its last birth, its last seq then):
+        records after that seq may not name an older version. Read once per group."""
         row = self.conn.execute("SELECT catalog_seen, catalog_seen_seq FROM sites WHERE code=?", (site,)).fetchone()
-        return row[0] if row and seq > row[1] else 0
+        self._floor[site] = (row[0], row[1]) if row else (0, 0)
+        return self._floor[site]
 
     def _grace_backentry(self, site: str, reg: CaseRegistered, wall_ms: int, now_ms: int) -> None:
         """A paper case entered later (补录) comes with its steps in the next minutes; judging it
@@ -429,13 +434,16 @@ class Ingestor:
         if online and catalog is not None and last_seq is not None:
             self.conn.execute("UPDATE sites SET catalog_seen=?, catalog_seen_seq=? WHERE code=? AND catalog_seen < ?",
                               (catalog, last_seq, site, catalog))
+            self._floor.pop(site, None)
         self.conn.execute(
             "UPDATE sites SET online=?, last_seen_ms=?, agent_last_seq=COALESCE(?, agent_last_seq), "
             "clock=COALESCE(?, clock), boot_id=COALESCE(?, boot_id), epoch=COALESCE(?, epoch), "
             "software=COALESCE(?, software), state_json=?, "
+            "hold_from_seq=CASE WHEN ? AND hold_since_ms IS NULL THEN ? ELSE hold_from_seq END, "
             "hold_since_ms=CASE WHEN ? THEN COALESCE(hold_since_ms, ?) ELSE hold_since_ms END WHERE code=?",
             (int(online), now_ms, last_seq, _str(st.get("clock")), _str(st.get("boot_id")),
-             _str(st.get("epoch")), _str(st.get("software")), _json(st), int(holds), now_ms, site))
+             _str(st.get("epoch")), _str(st.get("software")), _json(st), int(holds), srow["acked"],
+             int(holds), now_ms, site))
         if online:
             # tell a (re)born agent where we stand, so it resends exactly what we lack; if it
             # believes more was acked than we hold (our database was restored), ask for it again
@@ -453,11 +461,12 @@ class Ingestor:
         db.bump(self.conn, f"alerts_{kind}")
 
     # -- projection and sweep -------------------------------------------------------------------------
-    def _held_sites(self, now_ms: int) -> tuple[set[str], set[str]]:
-        """(sites whose announced backlog is still arriving, sites whose hold ends now)."""
-        held, released = set(), set()
-        for code, acked, last, since, progress in self.conn.execute(
-                "SELECT code, acked_seq, agent_last_seq, hold_since_ms, acked_progress_ms FROM sites "
+    def _held_sites(self, now_ms: int) -> tuple[set[str], dict[str, int]]:
+        """(sites whose announced backlog is still arriving, {site whose hold ends now: the mark
+        when it began})."""
+        held, released = set(), {}
+        for code, acked, last, since, progress, from_seq in self.conn.execute(
+                "SELECT code, acked_seq, agent_last_seq, hold_since_ms, acked_progress_ms, hold_from_seq FROM sites "
                 "WHERE hold_since_ms IS NOT NULL"):
             if acked >= last:
                 reason = None
@@ -474,24 +483,23 @@ class Ingestor:
                 self._alert(now_ms, code, None, "backlog_incomplete", "yellow", reason)
                 self.conn.execute("UPDATE sites SET hold_blocked_until_ms=? WHERE code=?",
                                   (now_ms + HOLD_BLOCK_MS, code))
-            self.conn.execute("UPDATE sites SET hold_since_ms=NULL WHERE code=?", (code,))
-            released.add(code)
+            self.conn.execute("UPDATE sites SET hold_since_ms=NULL, hold_from_seq=NULL WHERE code=?", (code,))
+            released[code] = from_seq or 0
         return held, released
 
     def _project(self, case_nos: set[str], now: datetime, now_ms: int) -> None:
         held, released = self._held_sites(now_ms)
         case_nos = set(case_nos)
-        for site in released:          # a backlog is in: judge its cases once, on the whole history
-            rows = self.conn.execute("DELETE FROM projection_held WHERE site=? AND until_ms IS NULL "
-                                     "RETURNING case_no", (site,))
-            case_nos.update(r[0] for r in rows.fetchall())
-        rows = self.conn.execute("DELETE FROM projection_held WHERE until_ms <= ? RETURNING case_no", (now_ms,))
-        case_nos.update(r[0] for r in rows.fetchall())      # back-entries whose grace is over
-        if held:
-            hold = [(c, case_site(c)) for c in case_nos if case_site(c) in held]
-            self.conn.executemany("INSERT OR IGNORE INTO projection_held(case_no, site) VALUES (?, ?)", hold)
-            case_nos.difference_update(c for c, _ in hold)
-        if case_nos:
+        for site, from_seq in released.items():   # a backlog is in: judge once, on the whole history,
+            case_nos.update(r[0] for r in self.conn.execute(   # what it registered or moved meanwhile
+                "SELECT case_no FROM cases WHERE site=? AND reg_seq > ? UNION "
+                "SELECT case_no FROM case_events WHERE site=? AND seq > ?", (site, from_seq, site, from_seq)))
+        if self._graced:
+            rows = self.conn.execute("DELETE FROM projection_held WHERE until_ms <= ? RETURNING case_no", (now_ms,))
+            case_nos.update(r[0] for r in rows.fetchall())      # back-entries whose grace is over
+        if held:      # (cases of such a site due at the sweep meanwhile stay due, and are judged after)
+            case_nos = {c for c in case_nos if case_site(c) not in held}
+        if case_nos and self._graced:
             case_nos -= self._in_grace(case_nos)
         regs, self._fresh_regs = self._fresh_regs, {}
         known = {c: "green" for c in regs if c in case_nos}   # a fresh registration starts green
@@ -503,8 +511,13 @@ class Ingestor:
         if transitions and self.supervisor is not None:
             self.supervisor.on_transitions(self.conn, transitions, now)
 
+    @property
+    def _graced(self) -> bool:
+        """Any back-entry waiting (one indexed probe; most groups have none)."""
+        return self.conn.execute("SELECT 1 FROM projection_held LIMIT 1").fetchone() is not None
+
     def _in_grace(self, case_nos: set[str]) -> set[str]:
-        """Those of `case_nos` that still wait (a back-entry in its grace time, or held)."""
+        """Those of `case_nos` that still wait (a back-entry in its grace time)."""
         ids, out = list(case_nos), set()
         for i in range(0, len(ids), 500):
             chunk = ids[i:i + 500]

@@ -81,12 +81,13 @@ MIGRATIONS = [
         -- NULL: the item matches the hub's catalog; 'mismatch': the hub's values are used;
         -- 'unknown_item': no catalog the hub signed has it (not projected, never carded)
         ALTER TABLE cases ADD COLUMN item_check TEXT;
-        -- cases whose projection waits: until their site's announced backlog has arrived
-        -- (until_ms NULL), or until a back-entered (补录) case's grace time has passed
-        CREATE TABLE projection_held (case_no TEXT PRIMARY KEY, site TEXT NOT NULL, until_ms INTEGER);
-        CREATE INDEX projection_held_site ON projection_held(site) WHERE until_ms IS NULL;
-        CREATE INDEX projection_held_until ON projection_held(until_ms) WHERE until_ms IS NOT NULL;
+        -- back-entered (补录) cases waiting for their grace time to pass before they are judged
+        CREATE TABLE projection_held (case_no TEXT PRIMARY KEY, site TEXT NOT NULL, until_ms INTEGER NOT NULL);
+        CREATE INDEX projection_held_until ON projection_held(until_ms);
+        -- a site's hold (its announced backlog is still arriving): since when, and the mark then;
+        -- at release its cases registered or moved after that mark are judged once
         ALTER TABLE sites ADD COLUMN hold_since_ms INTEGER;
+        ALTER TABLE sites ADD COLUMN hold_from_seq INTEGER;
         -- when the contiguous mark last moved, and no new hold before (after an incomplete one)
         ALTER TABLE sites ADD COLUMN acked_progress_ms INTEGER;
         ALTER TABLE sites ADD COLUMN hold_blocked_until_ms INTEGER;
