@@ -39,3 +39,12 @@ def close(hub: Hub) -> None:
 
 def run(coro):
     return asyncio.run(coro)
+
+
+def metrics_text(conn) -> str:
+    """/metrics as rendered from a hub database, without a running hub (empty queue, connected)."""
+    from types import SimpleNamespace
+    from hub.metrics import render_metrics
+    running = SimpleNamespace(ingest=SimpleNamespace(q=SimpleNamespace(qsize=lambda: 0)),
+                              link=SimpleNamespace(connected=SimpleNamespace(is_set=lambda: True)))
+    return render_metrics(conn, running)

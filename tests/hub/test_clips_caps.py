@@ -10,7 +10,7 @@ import hashlib
 import pytest
 
 from hub.clips import ClipReceiver, request_clip, site_clip_bytes
-from hub.metrics import render_metrics
+from tests.hub.hubapp import metrics_text
 from hub.store import open_db
 from protocol.clips import MIN_CHUNK_BYTES, ClipChunk, open_chunk, seal_chunk
 from protocol.crypto import generate_ed25519
@@ -70,7 +70,7 @@ def test_unrequested_clip_is_refused_without_storing_anything(db, keys, tmp_path
     assert db.execute("SELECT count(*) FROM clips").fetchone()[0] == 0     # no row created by a chunk
     n = counters(db)
     assert n["clip_bytes_dropped"] == len(payload) and n["clip_chunks_dropped"] == 1
-    text = render_metrics(db, _FakeHub())
+    text = metrics_text(db)
     assert f'jiancha_dropped_bytes_total{{what="clip"}} {len(payload)}' in text
     assert "jiancha_clip_chunks_dropped_total 1" in text
 
@@ -152,7 +152,7 @@ def test_site_cap_counts_stored_and_declared_bytes(db, keys, tmp_path):
     for c in chunks("S01-win1-3", b"c" * (5 * K), K, start=NOW + 20_000, end=NOW + 26_000):
         send(rx, db, "S01", keys["S01"], c)
     assert rx.path("S01-win1-3").stat().st_size == 5 * K
-    text = render_metrics(db, _FakeHub())
+    text = metrics_text(db)
     assert f'jiancha_clip_bytes{{site="S01"}} {5 * K}' in text
 
 
@@ -189,18 +189,3 @@ def test_migration_keeps_clips_from_before(tmp_path):
     assert row == (5, 99, 1)
     assert [m[0] for m in MIGRATIONS][:1] == ["0301_clips"]
     conn.close()
-
-
-class _FakeHub:
-    """What render_metrics reads of the hub besides the database."""
-    class ingest:
-        class q:
-            @staticmethod
-            def qsize():
-                return 0
-
-    class link:
-        class connected:
-            @staticmethod
-            def is_set():
-                return True

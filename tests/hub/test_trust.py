@@ -274,13 +274,11 @@ def test_empty_payloads_from_the_retained_sweep_are_ignored_not_quarantined(hub)
 
 
 def test_quarantine_drops_show_in_metrics_as_one_family_each(hub):
-    from types import SimpleNamespace
-    from hub.metrics import render_metrics
+    from tests.hub.hubapp import metrics_text
     hub.quarantine_site_rows = 1
     for _ in range(3):
         hub.process_group([(topics.site_batch("S01"), os.urandom(100))])
-    fake_hub = SimpleNamespace(ingest=hub, link=SimpleNamespace(connected=SimpleNamespace(is_set=lambda: True)))
-    text = render_metrics(hub.conn, fake_hub)
+    text = metrics_text(hub.conn)
     assert 'jiancha_dropped_bytes_total{what="quarantine"} 200' in text
     assert "jiancha_quarantine_rows_dropped_total 2" in text
     families = [line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")]
