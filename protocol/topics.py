@@ -98,3 +98,14 @@ def acl_lines_for_site(site: str) -> list[str]:
 def acl_lines_for_hub(identity: str) -> list[str]:
     """Mosquitto ACL entries for the hub."""
     return [f"user {identity}", f"topic readwrite {ROOT}/#"]
+
+
+ALL_SITE_UP = f"{ROOT}/site/+/up/#"
+
+
+def acl_lines_for_broker_tool(identity: str) -> list[str]:
+    """Mosquitto ACL entries for the broker runner's own identity (provisioning/broker.py: the
+    health probe needs no topic at all; the retained-message sweep reads every site's up-topics
+    and publishes empty retained messages there to delete strays). Nothing else: no down-topic,
+    no hub state, so this key cannot speak for the hub."""
+    return [f"user {identity}", f"topic readwrite {ALL_SITE_UP}"]

@@ -1,8 +1,15 @@
 """Running Mosquitto for a hub directory: `ManagedBroker` (tests, demo) and `run_broker` (CLI).
 
 Both render DIR/broker/mosquitto.conf afresh (absolute paths, so a moved directory works),
-start `mosquitto -c` as a child, wait until a TLS handshake with the hub's client certificate
-succeeds, and write DIR/broker/broker.pid.
+start `mosquitto -c` as a child, wait until an MQTT CONNECT with the broker tool's own client
+certificate succeeds, write DIR/broker/broker.pid and clear stray retained messages.
+
+The broker tool's identity (CN ``jc-broker-tool``, DIR/broker/tool.crt/.key, issued by init-hub
+or at the first start of an older hub directory) is used for the probe and the sweep, never the
+hub's: the generated config sets `use_username_as_clientid`, so the client id is always the CN
+and each identity has exactly one session. A connection with the hub's certificate would throw
+the running hub off, and a clean-session one would wipe the hub's queued batches. Two tool
+connections would throw each other off, so they take DIR/broker/tool.lock (flock) in turn.
 
 Reloads: add-site and revoke-site rewrite DIR/broker/acl and DIR/broker/crl.pem, then
 `signal_reload` sends SIGHUP to the pid in broker.pid; a watcher thread (on by default, always
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -32,8 +40,8 @@ from pathlib import Path
 from protocol import topics
 from provisioning.brokerconf import (MAX_RETAINED_STATE_BYTES, BrokerLayout, bind_address,
                                      write_broker_conf)
-from provisioning.config import ConfigError, HubConfig, load_config
-from provisioning.errors import BrokerError
+from provisioning.config import BROKER_TOOL_IDENTITY, ConfigError, HubConfig, load_config
+from provisioning.errors import BrokerError, CAError, ProvisioningError
 
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
@@ -104,6 +112,10 @@ def _mqtt_connect_packet(client_id: str) -> bytes:
 def probe(host: str, port: int, *, ca: Path, cert: Path, key: Path, timeout: float = 2.0) -> bool:
     """True when a TLS handshake with the client certificate and an MQTT CONNECT succeed.
 
+    The broker names the session after the certificate's CN (`use_username_as_clientid`), so
+    this clean-session CONNECT replaces -- and wipes -- that identity's session: use the broker
+    tool's certificate (or a site's nobody else is using), never the hub's.
+
     The round trip also serves as a barrier: Mosquitto handles a pending SIGHUP at the top of
     its loop, before it can serve the several round trips of this probe.
     """
@@ -117,10 +129,17 @@ def probe(host: str, port: int, *, ca: Path, cert: Path, key: Path, timeout: flo
                 connack = tls.recv(4)
                 if len(connack) < 4 or connack[0] != 0x20 or connack[3] != 0:
                     return False
-                tls.sendall(b"\xe0\x00")  # DISCONNECT
+                # accepted; another connection of the same identity may already have taken the
+                # session over and closed ours, so a failing DISCONNECT changes nothing
+                with contextlib.suppress(OSError, ssl.SSLError):
+                    tls.sendall(b"\xe0\x00")  # DISCONNECT
                 return True
     except (OSError, ssl.SSLError):
         return False
+
+
+class _SweepInterrupted(BrokerError):
+    """The sweep's connection was closed by the broker (another tool connection took over)."""
 
 
 def is_stray_retained(topic: str, size: int) -> bool:
@@ -141,56 +160,78 @@ def sweep_retained(host: str, port: int, *, ca: Path, cert: Path, key: Path,
 
     Mosquitto's ACL cannot forbid the retain flag on one topic, and `retain_available false`
     would forbid it everywhere (the hub's state, the signed config and the sites' birth/death
-    need it). So the broker runner, as the hub identity, subscribes to every site's up-topics,
-    collects the retained messages Mosquitto sends right after the SUBACK, and publishes an
-    empty retained message to each stray topic, which deletes it. A second SUBSCRIBE is the
-    barrier: its SUBACK comes after every retained message of the first. The empty messages
-    also reach the hub's persistent session, where an empty batch is quarantined as malformed
-    (the trace of what that site did).
+    need it). So the broker runner, as the broker tool's identity (whose ACL allows exactly
+    `jc/v1/site/+/up/#`), subscribes to every site's up-topics, collects the retained messages
+    Mosquitto sends right after the SUBACK, and publishes an empty retained message to each
+    stray topic, which deletes it. A second SUBSCRIBE (to a topic no one publishes, inside the
+    same ACL pattern) is the barrier: its SUBACK comes after every retained message of the
+    first. The empty messages also reach the hub's persistent session, where an empty payload
+    is counted and dropped (hub/ingest.py).
+
+    Raises BrokerError if the broker closes the connection midway (`_SweepInterrupted`: another
+    connection with the same certificate took the session over); the sweep is idempotent, so
+    the caller may simply run it again.
     """
     import paho.mqtt.client as mqtt
 
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311, clean_session=True,
                          client_id=f"jc-sweep-{os.getpid()}-{time.monotonic_ns()}")
+    client.reconnect_delay_set(5, 10)  # never race another connection of this identity back
     client.tls_set(ca_certs=str(ca), certfile=str(cert), keyfile=str(key),
                    cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
     client.tls_insecure_set(True)  # same as `probe`: the CA is ours; the host name may be an alias
     stray: dict[str, int] = {}
     acked: set[int] = set()
+    lost: list[str] = []
     cond = threading.Condition()
 
     def on_message(_c, _u, msg) -> None:
         if msg.retain and msg.payload and is_stray_retained(msg.topic, len(msg.payload)):
-            stray[msg.topic] = len(msg.payload)
+            with cond:
+                stray[msg.topic] = len(msg.payload)
 
     def on_subscribe(_c, _u, mid, _codes, _props=None) -> None:
         with cond:
             acked.add(mid)
             cond.notify_all()
 
+    def on_disconnect(_c, _u, _flags, reason, _props=None) -> None:
+        with cond:
+            lost.append(str(reason))
+            cond.notify_all()
+
     client.on_message = on_message
     client.on_subscribe = on_subscribe
+    client.on_disconnect = on_disconnect
     try:
         client.connect(host, port, keepalive=30)
     except (OSError, ssl.SSLError) as exc:
         raise BrokerError(f"cannot sweep retained messages on {host}:{port}: {exc}") from None
     client.loop_start()
     try:
-        _rc, first = client.subscribe(f"{topics.ROOT}/site/+/up/#", qos=0)
-        _rc, barrier = client.subscribe(f"{topics.ROOT}/hub/sweep-barrier", qos=0)
+        _rc, first = client.subscribe(topics.ALL_SITE_UP, qos=0)
+        _rc, barrier = client.subscribe(f"{topics.ROOT}/site/+/up/jc-sweep-barrier", qos=0)
         with cond:
-            if not cond.wait_for(lambda: barrier in acked and first in acked, timeout):
+            if not cond.wait_for(lambda: lost or (barrier in acked and first in acked), timeout):
                 raise BrokerError(f"no SUBACK from {host}:{port} within {timeout:.0f} s while "
                                   f"sweeping retained messages")
-        client.unsubscribe(f"{topics.ROOT}/site/+/up/#")
-        infos = [client.publish(t, b"", qos=1, retain=True) for t in sorted(stray)]
+            if lost:
+                raise _SweepInterrupted(f"{host}:{port} closed the sweep's connection ({lost[0]}): "
+                                        f"another client with the same certificate?")
+            found = sorted(stray)
+        client.unsubscribe(topics.ALL_SITE_UP)
+        infos = [client.publish(t, b"", qos=1, retain=True) for t in found]
         deadline = time.monotonic() + timeout
         for info in infos:
+            with cond:
+                if lost:
+                    raise _SweepInterrupted(f"{host}:{port} closed the sweep's connection "
+                                            f"({lost[0]}) while deleting retained messages")
             info.wait_for_publish(max(0.1, deadline - time.monotonic()))
     finally:
         client.disconnect()
         client.loop_stop()
-    return sorted(stray)
+    return found
 
 
 _live: "weakref.WeakSet[ManagedBroker]" = weakref.WeakSet()
@@ -269,6 +310,7 @@ class ManagedBroker:
             if self.is_running():
                 return self
             exe = find_mosquitto()
+            self._ensure_tool()
             conf = write_broker_conf(self.dir, self._port)
             self._sigs = self._file_sigs()
             if self._foreground:
@@ -293,29 +335,67 @@ class ManagedBroker:
             self._watcher.start()
         return self
 
-    def sweep_retained(self) -> list[str]:
+    def _ensure_tool(self) -> None:
+        """The broker tool's certificate and ACL entry (issued now for an older hub directory)."""
+        from provisioning.setup import ensure_broker_tool  # setup imports this module
+        try:
+            if ensure_broker_tool(self.dir):
+                self._note(f"jiancha: gave this hub directory the broker tool's identity "
+                           f"({self.layout.tool_crt}, CN {BROKER_TOOL_IDENTITY}, and its ACL entry)")
+        except (ProvisioningError, CAError, OSError) as exc:
+            raise BrokerError(f"{self.layout.tool_crt} or its ACL entry is missing (a hub directory "
+                              f"from an older version) and cannot be provided now: {exc}. The broker "
+                              f"runner issues it from ca/ca.key once; make the CA available for one "
+                              f"start (the probe and sweep must not use the hub's certificate)") from None
+
+    @contextlib.contextmanager
+    def _tool_session(self):
+        """One connection as the broker tool at a time per hub directory (threads and processes
+        alike): a second one would take the session over and close the first."""
+        fd = os.open(self.layout.tool_lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def sweep_retained(self, attempts: int = 3) -> list[str]:
         """Clear stray retained messages (see the module function); returns their topics."""
-        b = self.hub
-        swept = sweep_retained(self.host, self._port, ca=b.broker.ca, cert=b.broker.cert,
-                               key=b.broker.key)
+        lay = self.layout
+        for attempt in range(attempts):
+            try:
+                with self._tool_session():
+                    swept = sweep_retained(self.host, self._port, ca=lay.ca_crt, cert=lay.tool_crt,
+                                           key=lay.tool_key)
+                break
+            except _SweepInterrupted:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.2)
         if swept:
-            msg = (f"jiancha: cleared {len(swept)} stray retained message(s) (only up/state may "
-                   f"be retained): {', '.join(swept[:10])}{' ...' if len(swept) > 10 else ''}")
-            if self._foreground:
-                print(msg, file=sys.stderr, flush=True)
-            else:
-                with contextlib.suppress(OSError), open(self.layout.log, "a", encoding="utf-8") as fh:
-                    fh.write(msg + "\n")
+            self._note(f"jiancha: cleared {len(swept)} stray retained message(s) (only up/state "
+                       f"may be retained): {', '.join(swept[:10])}{' ...' if len(swept) > 10 else ''}")
         return swept
 
+    def _note(self, msg: str) -> None:
+        """A line for the operator: the terminal/journal in the foreground, else the log."""
+        if self._foreground:
+            print(msg, file=sys.stderr, flush=True)
+        else:
+            with contextlib.suppress(OSError), open(self.layout.log, "a", encoding="utf-8") as fh:
+                fh.write(msg + "\n")
+
     def ping(self, timeout: float = 2.0) -> bool:
-        """One TLS + MQTT CONNECT round trip as the hub; after a SIGHUP (e.g. from
-        `signal_reload`) it succeeds only once Mosquitto has applied the reload."""
+        """One TLS + MQTT CONNECT round trip as the broker tool (never the hub: it leaves the
+        hub's session alone); after a SIGHUP (e.g. from `signal_reload`) it succeeds only once
+        Mosquitto has applied the reload."""
         return self.is_running() and self._probe(timeout)
 
     def _probe(self, timeout: float = 2.0) -> bool:
-        b = self.hub.broker
-        return probe(self.host, self._port, ca=b.ca, cert=b.cert, key=b.key, timeout=timeout)
+        lay = self.layout
+        with self._tool_session():
+            return probe(self.host, self._port, ca=lay.ca_crt, cert=lay.tool_crt, key=lay.tool_key,
+                         timeout=timeout)
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S

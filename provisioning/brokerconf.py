@@ -17,7 +17,7 @@ from protocol import topics
 from protocol.wire import MAX_BATCH_BYTES
 from provisioning.ca import write_public
 from provisioning.fsmodes import private_dir
-from provisioning.config import HUB_IDENTITY, HubConfig, Registry, load_config
+from provisioning.config import BROKER_TOOL_IDENTITY, HUB_IDENTITY, HubConfig, Registry, load_config
 
 # Size and queue bounds (issue 7, section 3). One township box holding its certificate must not
 # be able to grow Mosquitto without limit: before these bounds, 150 x 8 MB publishes while the
@@ -69,6 +69,10 @@ class BrokerLayout:
     conf_d = property(lambda self: self.folder / "conf.d")
     log = property(lambda self: self.folder / "mosquitto.log")
     pid = property(lambda self: self.folder / "broker.pid")
+    # the broker runner's own client certificate (CN jc-broker-tool): probe and retained sweep
+    tool_crt = property(lambda self: self.folder / "tool.crt")
+    tool_key = property(lambda self: self.folder / "tool.key")
+    tool_lock = property(lambda self: self.folder / "tool.lock")
 
 
 def bind_address(host: str) -> str | None:
@@ -138,6 +142,9 @@ def mosquitto_conf_text(layout: BrokerLayout, *, host: str, port: int,
         f"crlfile {f / 'crl.pem'}",
         "require_certificate true",
         "use_identity_as_username true",
+        "# Client id := username (the CN), whatever the client sends: one session per identity,",
+        "# so no certificate can take over (or wipe) another identity's session.",
+        "use_username_as_clientid true",
         "tls_version tlsv1.2",
         "",
         f"include_dir {f / 'conf.d'}",
@@ -147,7 +154,8 @@ def mosquitto_conf_text(layout: BrokerLayout, *, host: str, port: int,
 
 
 def acl_text(registry: Registry) -> str:
-    """ACL: the hub reads and writes the whole root; each active site only its own topics.
+    """ACL: the hub reads and writes the whole root; the broker tool only the sites' up-topics
+    (for the retained sweep); each active site only its own topics.
 
     Identities that are not listed (revoked sites, unknown CNs) match no rule and get nothing.
     """
@@ -155,6 +163,7 @@ def acl_text(registry: Registry) -> str:
            "# Username = TLS client certificate CN. Identities not listed here get no access.",
            ""]
     out += topics.acl_lines_for_hub(HUB_IDENTITY) + [""]
+    out += topics.acl_lines_for_broker_tool(BROKER_TOOL_IDENTITY) + [""]
     for code in sorted(registry.active()):
         out += topics.acl_lines_for_site(code) + [""]
     return "\n".join(out)

@@ -16,6 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 # used with fullmatch only: `$` would let a trailing newline through ("S01\n")
 SITE_CODE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,31}")
 HUB_IDENTITY = "hub"  # TLS client-certificate CN of the hub; never a valid site code
+# The broker runner's own identity (health probe, retained-message sweep): it must never share
+# the hub's MQTT session (the broker sets client id = CN, one session per identity). Codes
+# starting with "jc-" are reserved for such service identities (e.g. future hub workers).
+BROKER_TOOL_IDENTITY = "jc-broker-tool"
+RESERVED_PREFIX = "jc-"
 
 
 class ConfigError(Exception):
@@ -27,11 +32,15 @@ class Strict(BaseModel):
 
 
 def validate_site_code(code: str) -> str:
-    """Site codes become MQTT usernames and topic levels: letters, digits, '-' and '_' only."""
-    if not isinstance(code, str) or not SITE_CODE_RE.fullmatch(code) or code.lower() == HUB_IDENTITY:
+    """Site codes become MQTT usernames, client ids and topic levels: letters, digits, '-' and
+    '_' only; never the hub's identity nor a reserved service identity (``jc-...``)."""
+    if (not isinstance(code, str) or not SITE_CODE_RE.fullmatch(code) or code.lower() == HUB_IDENTITY
+            or code.lower().startswith(RESERVED_PREFIX)):
         raise ValueError(
             f"site code {code!r} must be 2-32 characters of letters, digits, '-' or '_' "
-            f"(starting with a letter or digit) and must not be {HUB_IDENTITY!r}")
+            f"(starting with a letter or digit) and must not be {HUB_IDENTITY!r} nor start with "
+            f"{RESERVED_PREFIX!r} (reserved for the hub's own broker identities, e.g. "
+            f"{BROKER_TOOL_IDENTITY!r})")
     return code
 
 
@@ -43,8 +52,9 @@ class BrokerClient(Strict):
     key: Path = Field(description="This client's TLS private key (PEM)")
     keepalive: int = Field(30, ge=5, le=600, description="MQTT keepalive, seconds")
     client_id: str | None = Field(None, min_length=4, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$",
-                                  description="MQTT client id; provisioning makes it unguessable so "
-                                              "another identity cannot take over this session")
+                                  description="MQTT client id sent in CONNECT; the generated broker "
+                                              "config ignores it (use_username_as_clientid: the "
+                                              "session is named by the certificate CN)")
 
 
 class HttpServer(Strict):

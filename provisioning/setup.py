@@ -6,7 +6,8 @@ Layout of a hub directory (all paths inside the YAML files are relative to the f
     registry.yaml       Registry of sites (public signing keys, revoked flags)
     ca/                 ca.key, ca.crt, crl.pem, serials/index
     hub/                sign.key/.pub (Ed25519), seal.key/.pub (X25519), mqtt.crt/.key (CN hub)
-    broker/             mosquitto.conf, acl, server.crt/.key, ca.crt, crl.pem, data/, conf.d/
+    broker/             mosquitto.conf, acl, server.crt/.key, ca.crt, crl.pem, data/, conf.d/,
+                        tool.crt/.key (CN jc-broker-tool: the broker runner's probe and sweep)
     sites/CODE/         agent.yaml, sign.key/.pub, mqtt.crt/.key (CN CODE), ca.crt,
                         hub_sign.pub, hub_seal.pub -- copy this folder to the site's box
 """
@@ -28,7 +29,7 @@ from provisioning.broker import signal_reload
 from provisioning.brokerconf import BrokerLayout, write_acl, write_broker_conf
 from provisioning.ca import CertificateAuthority, write_private, write_public
 from provisioning.config import (
-    HUB_IDENTITY, AgentConfig, AgentHttp, AgentHub, AgentSite, BrokerClient, ConfigError,
+    BROKER_TOOL_IDENTITY, HUB_IDENTITY, AgentConfig, AgentHttp, AgentHub, AgentSite, BrokerClient, ConfigError,
     HubApi, HubConfig, HubKeys, Registry, RegistrySite, dump_config, load_config,
     validate_site_code,
 )
@@ -100,6 +101,7 @@ def init_hub(dir: Path, *, region: str, name: str, level: str = "city",
     ca.issue_client(HUB_IDENTITY, hub / "mqtt.crt", hub / "mqtt.key")
     layout = BrokerLayout(root)
     ca.issue_server(broker_host, layout.server_crt, layout.server_key)
+    ca.issue_client(BROKER_TOOL_IDENTITY, layout.tool_crt, layout.tool_key)
     _publish_ca_files(ca, layout)
     dump_config(Registry(), root / config.registry)
     write_acl(root, Registry())
@@ -108,6 +110,39 @@ def init_hub(dir: Path, *, region: str, name: str, level: str = "city",
     dump_config(config, hub_yaml)  # last: its presence means "fully provisioned"
     write_broker_conf(root)
     return hub_yaml
+
+
+def ensure_broker_tool(dir: Path) -> bool:
+    """Give a hub directory made by an older version the broker tool's identity: a client
+    certificate CN jc-broker-tool in broker/tool.crt/.key (0600 key) and its ACL entry.
+    Returns True if anything was written. Called at every broker start (cheap when present).
+
+    The broker runner probes and sweeps as this identity, never as the hub: with
+    `use_username_as_clientid` a connection with the hub's certificate *is* the hub's session,
+    and a clean-session probe would throw the hub off and wipe its queued batches.
+    """
+    root = Path(dir)
+    layout = BrokerLayout(root)
+
+    def acl_has_tool() -> bool:
+        try:
+            return f"user {BROKER_TOOL_IDENTITY}" in layout.acl.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return False
+
+    if layout.tool_crt.is_file() and layout.tool_key.is_file() and acl_has_tool():
+        return False
+    with _locked_hub(root):
+        _, _, registry = _load_hub(root)
+        wrote = False
+        if not (layout.tool_crt.is_file() and layout.tool_key.is_file()):
+            CertificateAuthority(root / "ca").issue_client(BROKER_TOOL_IDENTITY, layout.tool_crt,
+                                                           layout.tool_key)
+            wrote = True
+        if not acl_has_tool():
+            write_acl(root, registry)
+            wrote = True
+    return wrote
 
 
 def _publish_ca_files(ca: CertificateAuthority, layout: BrokerLayout) -> None:

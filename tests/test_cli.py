@@ -45,6 +45,8 @@ def test_provision_and_catalog_import_from_the_cli(tmp_path, capsys):
     assert main(["provision", "add-site", "--dir", str(d), "--code", "S01", "--name", "东阳镇"]) == 0
     assert main(["provision", "add-site", "--dir", str(d), "--code", "hub", "--name", "x"]) == 2
     assert "must not be 'hub'" in capsys.readouterr().err
+    assert main(["provision", "add-site", "--dir", str(d), "--code", "jc-broker-tool", "--name", "x"]) == 2
+    assert "reserved for the hub's own broker identities" in capsys.readouterr().err
     assert main(["catalog", "import", "--config", str(d / "hub.yaml"),
                  str(REPO / "provisioning/templates/catalog-demo.csv")]) == 0
     assert "catalog version 1: 9 items" in capsys.readouterr().out

@@ -10,7 +10,7 @@ from protocol.wire import sign_config
 from provisioning.setup import revoke_site
 from tests.craft import SiteSigner, chain
 from tests.e2e.harness import wait_for
-from tests.provisioning.mqtt_helpers import connect
+from tests.provisioning.mqtt_helpers import connect, issue_identity
 
 
 def _records(env, site):
@@ -77,11 +77,16 @@ def test_revoked_site_records_no_longer_arrive(env):
 def test_agent_refuses_config_not_signed_by_its_hub(env):
     h0 = env.agent_health("S01")
     forged = sign_config("catalog", 99, {"items": []}, sign_key=generate_ed25519(), issued_ms=0)
-    hub = connect(env.root, "hub", env.broker)
+    # whoever could write S01's config topic (the hub's certificate, a compromised broker) --
+    # as its own identity: a second connection with the hub's certificate would be the hub's
+    # session and throw the running hub off (one session per identity)
+    issue_identity(env.root, "jc-test-forger", [f"topic write {topics.site_down_filter('S01')}"],
+                   env.broker)
+    forger = connect(env.root, "jc-test-forger", env.broker)
     try:
-        hub.publish(topics.site_config("S01", "catalog"), forged)
+        forger.publish(topics.site_config("S01", "catalog"), forged)
     finally:
-        hub.close()
+        forger.close()
     wait_for(lambda: env.agent_health("S01")["config_refused"] > h0["config_refused"], 10,
              what="forged config refused")
     h = env.agent_health("S01")

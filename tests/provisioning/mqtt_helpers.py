@@ -8,6 +8,11 @@
         site.publish(topics.site_batch("S01"), b"x")
         assert hub.wait_for(topics.site_batch("S01")).payload == b"x"
 
+The broker names every session after the certificate's CN (`use_username_as_clientid`): two
+clients with one certificate throw each other off (and paho's reconnect makes them take turns),
+so a test that needs two parties at once uses two identities -- a site, the hub, the broker
+tool, or one made with `issue_identity`.
+
 Negative checks need no sleeps: MQTT keeps one publisher's messages in order, so publish the
 forbidden message, then an allowed one, and once the allowed one has arrived the forbidden
 one would have arrived before it (`assert_not_received`).
@@ -25,11 +30,13 @@ from typing import Iterable
 import paho.mqtt.client as mqtt
 
 from provisioning.broker import ManagedBroker, free_port
-from provisioning.config import HUB_IDENTITY
+from provisioning.brokerconf import BrokerLayout
+from provisioning.ca import CertificateAuthority
+from provisioning.config import BROKER_TOOL_IDENTITY, HUB_IDENTITY
 from provisioning.setup import add_site, init_hub
 
 __all__ = ["ManagedBroker", "free_port", "provision", "tls_files", "TlsFiles", "connect",
-           "try_connect", "TestClient", "start_broker"]
+           "try_connect", "TestClient", "start_broker", "issue_identity"]
 
 TIMEOUT = 5.0
 
@@ -56,12 +63,35 @@ class TlsFiles:
 
 
 def tls_files(root: Path, identity: str) -> TlsFiles:
-    """CA, certificate and key of `identity` ("hub" or a site code) in a hub directory."""
+    """CA, certificate and key of `identity` ("hub", the broker tool, a site code, or one made
+    by `issue_identity`) in a hub directory."""
     root = Path(root)
     if identity == HUB_IDENTITY:
         return TlsFiles(root / "ca" / "ca.crt", root / "hub" / "mqtt.crt", root / "hub" / "mqtt.key")
+    if identity == BROKER_TOOL_IDENTITY:
+        lay = BrokerLayout(root)
+        return TlsFiles(lay.ca_crt, lay.tool_crt, lay.tool_key)
+    extra = root / "test-identities" / identity
+    if extra.is_dir():
+        return TlsFiles(root / "ca" / "ca.crt", extra / "mqtt.crt", extra / "mqtt.key")
     site = root / "sites" / identity
     return TlsFiles(site / "ca.crt", site / "mqtt.crt", site / "mqtt.key")
+
+
+def issue_identity(root: Path, identity: str, acl_lines: Iterable[str],
+                   broker: ManagedBroker | None = None) -> TlsFiles:
+    """A test-only identity: a client certificate from the hub's CA (DIR/test-identities/) and
+    `topic ...` ACL lines appended to DIR/broker/acl (until add-site/revoke-site rewrite it);
+    reloads `broker` so the lines apply. Use a CN that cannot be a site code ("jc-test-...")."""
+    root = Path(root)
+    folder = root / "test-identities" / identity
+    CertificateAuthority(root / "ca").issue_client(identity, folder / "mqtt.crt", folder / "mqtt.key")
+    acl = BrokerLayout(root).acl
+    text = acl.read_text(encoding="utf-8").rstrip("\n") + "\n\n"
+    acl.write_text(text + "\n".join([f"user {identity}", *acl_lines]) + "\n", encoding="utf-8")
+    if broker is not None:
+        broker.reload()
+    return tls_files(root, identity)
 
 
 class TestClient:
@@ -153,7 +183,7 @@ def _client(root: Path, identity: str, client_id: str | None, clean_session: boo
             files: TlsFiles | None) -> mqtt.Client:
     files = files or tls_files(root, identity)
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                    client_id=client_id or f"test-{identity}-{time.monotonic_ns()}",
+                    client_id=f"test-{identity}-{time.monotonic_ns()}" if client_id is None else client_id,
                     clean_session=clean_session)
     c.tls_set(ca_certs=str(files.ca), certfile=str(files.cert) if files.cert else None,
               keyfile=str(files.key) if files.key else None, tls_version=ssl.PROTOCOL_TLS_CLIENT)

@@ -126,7 +126,9 @@ def test_run_broker_foreground(tmp_path):
                              f"sys.exit(run_broker({str(root)!r}))"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        ca, cert, key = root / "ca/ca.crt", root / "hub/mqtt.crt", root / "hub/mqtt.key"
+        # probe as S01 (nobody else uses it here): not as the hub, whose session a clean-session
+        # probe would wipe, and not as the broker tool, which the runner itself probes with
+        ca, cert, key = root / "ca/ca.crt", root / "sites/S01/mqtt.crt", root / "sites/S01/mqtt.key"
         deadline = time.monotonic() + 10
         pid_file = root / "broker" / "broker.pid"  # written once mosquitto accepts clients
         while not (pid_file.exists() and probe("127.0.0.1", port, ca=ca, cert=cert, key=key)):

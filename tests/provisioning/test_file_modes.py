@@ -56,7 +56,7 @@ def test_provisioning_writes_secrets_0600_in_0700_folders(tmp_path, loose_umask)
     revoke_site(root, code="S02")
     checked = {p.relative_to(root).as_posix() for p in assert_private_tree(root)}
     for secret in ("hub.yaml", "registry.yaml", "ca/ca.key", "hub/sign.key", "hub/seal.key",
-                   "hub/mqtt.key", "broker/server.key", "sites/S01/agent.yaml", "sites/S01/sign.key",
+                   "hub/mqtt.key", "broker/server.key", "broker/tool.key", "sites/S01/agent.yaml", "sites/S01/sign.key",
                    "sites/S01/mqtt.key", "data", "sites/S01/data", "broker/data"):
         assert secret in checked, secret
         assert _mode(root / secret) in (0o600, 0o700), secret

@@ -40,11 +40,16 @@ def test_init_hub_writes_a_loadable_hub(root):
     assert cert_common_name(load_cert(hub.broker.cert)) == "hub"
     assert load_config(hub.registry, Registry).sites == []
     for key in (hub.keys.sign_key, hub.keys.seal_key, hub.broker.key, root / "ca/ca.key",
-                root / "broker/server.key"):
+                root / "broker/server.key", root / "broker/tool.key"):
         assert stat.S_IMODE(key.stat().st_mode) == 0o600, key
     layout = BrokerLayout(root)
-    for f in (layout.conf, layout.acl, layout.server_crt, layout.ca_crt, layout.crl):
+    for f in (layout.conf, layout.acl, layout.server_crt, layout.ca_crt, layout.crl, layout.tool_crt):
         assert f.is_file(), f
+    tool = load_cert(layout.tool_crt)
+    assert cert_common_name(tool) == "jc-broker-tool"
+    tool.verify_directly_issued_by(load_cert(root / "ca/ca.crt"))
+    acl = [block.strip() for block in layout.acl.read_text().split("\n\n")]
+    assert "user jc-broker-tool\ntopic readwrite jc/v1/site/+/up/#" in acl   # that and nothing else
     assert layout.data.is_dir()
 
 
@@ -52,6 +57,7 @@ def test_broker_conf_has_the_settings_that_matter(root):
     conf = (root / "broker/mosquitto.conf").read_text()
     lines = set(conf.splitlines())
     for want in ("require_certificate true", "use_identity_as_username true",
+                 "use_username_as_clientid true",
                  "allow_anonymous false", "persistence true", "max_queued_messages 10000",
                  "max_queued_bytes 67108864", "max_packet_size 1114112", "max_inflight_messages 100",
                  "max_inflight_bytes 8388608", "tls_version tlsv1.2", "listener 18883 127.0.0.1"):
@@ -88,7 +94,8 @@ def test_add_site_writes_a_loadable_agent(root):
     assert ("user S01\ntopic write jc/v1/site/S01/up/batch\ntopic write jc/v1/site/S01/up/state\n"
             "topic write jc/v1/site/S01/up/clip\ntopic read jc/v1/site/S01/down/#\n"
             "topic read jc/v1/hub/state\n") in acl
-    assert "up/#" not in acl
+    # no wildcard for a site: the only up/# is the broker tool's (for the retained sweep)
+    assert [line for line in acl.splitlines() if "up/#" in line] == ["topic readwrite jc/v1/site/+/up/#"]
 
 
 @pytest.mark.parametrize("code", ["", "x", "hub", "HUB", "a/b", "S 1", "S+1", "-S1", "S#", "中文",
@@ -143,7 +150,8 @@ def test_commands_on_a_missing_hub_say_init_hub(tmp_path):
 
 
 def test_client_ids_are_unguessable_and_distinct(tmp_path):
-    """A site must not be able to take over the hub's (or another site's) MQTT session."""
+    """The broker names sessions after the certificate CN (`use_username_as_clientid`, see
+    test_broker_sessions.py); the configured ids still differ, for a broker without it."""
     from provisioning.config import AgentConfig, HubConfig, load_config
     from provisioning.setup import add_site, init_hub
     root = tmp_path / "h"
@@ -156,3 +164,9 @@ def test_client_ids_are_unguessable_and_distinct(tmp_path):
     assert hub.startswith("hub-") and len(hub) == 20
     assert s1.startswith("site-S01-") and s2.startswith("site-S02-")
     assert len({hub, s1, s2}) == 3
+
+
+@pytest.mark.parametrize("code", ["hub", "HUB", "jc-broker-tool", "JC-Broker-Tool", "jc-hub-2", "jc-x"])
+def test_the_hubs_own_identities_are_never_site_codes(root, code):
+    with pytest.raises(ProvisioningError, match="must not be 'hub' nor start with 'jc-'"):
+        add_site(root, code=code, name="x")
