@@ -20,6 +20,7 @@ from agent.store import AgentStore
 from protocol import SCHEMA_VERSION, topics
 from protocol.crypto import load_private_pem, load_public_pem
 from protocol.wire import MAX_BATCH_RECORDS, WireError, decode_msg, encode_msg, open_config, seal_batch
+from protocol.records import record_hash
 from provisioning.config import AgentConfig
 
 log = logging.getLogger("jiancha.agent.sync")
@@ -58,13 +59,15 @@ class Syncer:
         self.plan: DrainPlan | None = None
         self.bucket = TokenBucket(cfg.sync.rate_per_s, max(cfg.sync.batch_max_records, cfg.sync.rate_per_s / 10))
         self.last_progress = time.monotonic()
-        self.counters = {"batches_sent": 0, "records_sent": 0, "acks": 0, "rewinds": 0,
+        self.counters = {"batches_sent": 0, "records_sent": 0, "acks": 0, "acks_diverged": 0, "rewinds": 0,
                          "config_applied": 0, "config_refused": 0}
         self.on_command: list = []         # fn(msg) for commands other than resync
         self.on_clip_ack: list = []        # fn(ack) for clip chunk acks
         self._trimmed_at = 0
         self.diverged = False
         self._stalls = 0
+        self._hub_started = None           # the `ms` of the hub connection we last saw online
+        self._hub_seen = False             # a hub state arrived since our connect
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task | None = None
@@ -129,6 +132,7 @@ class Syncer:
             log.warning("broker refused connection: %s", reason_code)
             return
         self.connected = True
+        self._hub_seen = False
         client.subscribe([(topics.site_down_filter(self.site), 1), (topics.HUB_STATE, 1)])
         client.publish(topics.site_state(self.site), self._state(True), qos=1, retain=True)
         log.info("connected to broker %s:%s", self.cfg.broker.host, self.cfg.broker.port)
@@ -150,9 +154,20 @@ class Syncer:
     def _handle(self, msg) -> None:
         try:
             if msg.topic == topics.HUB_STATE:
-                online = bool(decode_msg(msg.payload).get("online"))
-                if online and not self.hub_online:
-                    self._call(self._restart_plan)
+                st = decode_msg(msg.payload)
+                online = bool(st.get("online"))
+                # a hub (re)connected after our own connection: it holds our retained birth from
+                # when we connected, which is stale (and after a restored database its records
+                # are behind ours); announce again so it reconciles our backlog and acks now.
+                # (The first hub state after our connect is older than our birth: nothing to do.)
+                reborn = False
+                if online:
+                    started = st.get("ms")
+                    reborn = self._hub_seen and (started is None or started != self._hub_started)
+                    self._hub_started = started
+                self._hub_seen = True
+                if online and (reborn or not self.hub_online):
+                    self._call(self._hub_online, reborn)
                 self.hub_online = online
             elif msg.topic == topics.site_ack(self.site):
                 self._call(self._on_ack, decode_msg(msg.payload))
@@ -192,6 +207,16 @@ class Syncer:
             log.info("applied %s config version %s", cfg.kind, cfg.version)
 
     # -- loop-side handlers ---------------------------------------------------------------------
+    def _hub_online(self, reborn: bool) -> None:
+        """The hub came (back) online: restart the drain from our ack; if it is a new hub
+        connection, send a fresh birth after that (its answer, a resend request, must meet the
+        restarted plan, not be undone by it)."""
+        self._restart_plan()
+        if reborn and self.connected:
+            self.counters["births_resent"] = self.counters.get("births_resent", 0) + 1
+            self.client.publish(topics.site_state(self.site), self._state(True), qos=1, retain=True)
+            log.info("hub reconnected: announced ourselves again")
+
     def _restart_plan(self) -> None:
         self.plan = DrainPlan.start(self.store.acked_seq(), self.store.head_seq)
         self.last_progress = time.monotonic()
@@ -213,6 +238,16 @@ class Syncer:
                           acked, self.store.head_seq, self.store.epoch)
             self.diverged = True
             return
+        if acked > 0 and not self._same_record(acked, msg.get("acked_hash")):
+            # the hub holds a different record at that seq: another box uses this identity, or
+            # this one was reset. Our records are not the ones the hub has: never mark them synced.
+            if not self.diverged:
+                log.error("DIVERGED: the hub's record %d is not this box's (epoch %s): another box may use "
+                          "this site's identity, or this box was reset. Its records stay unsynced here; "
+                          "see docs/operations.md.", acked, self.store.epoch)
+            self.diverged = True
+            self.counters["acks_diverged"] += 1
+            return
         if self.plan.on_ack(acked):
             self.store.set_acked(acked)
             self.last_progress = time.monotonic()
@@ -225,6 +260,14 @@ class Syncer:
         if isinstance(resend, int) and resend >= 1:
             self.counters["rewinds"] += 1
             self.plan.rewind(resend)
+
+    def _same_record(self, seq: int, acked_hash) -> bool:
+        """Whether our record at `seq` is the one the hub acknowledges (hubs older than the
+        hash in acks send none: trusted as before)."""
+        if not isinstance(acked_hash, str) or not acked_hash:
+            return True
+        enc = self.store.read_log(seq, seq)
+        return bool(enc) and record_hash(enc[0]).hex() == acked_hash
 
     def _on_cmd(self, msg: dict) -> None:
         if msg.get("cmd") == "resync":

@@ -266,6 +266,9 @@ class Ingestor:
                 fresh.append((rec, enc, h))
             elif old != h:
                 self._quarantine(now_ms, site, topic, "seq_conflict", f"seq {rec.seq} differs", enc)
+                self._alert_once(now_ms, site, "identity_conflict", "red",
+                                 f"站点 {site} 报送的第 {rec.seq} 条记录与中心已收到的不同：同一站点身份可能被两台设备使用，"
+                                 f"或设备被重置后沿用原编码。两边的记录都已保留；请按运维文档处理")
             else:
                 db.bump(self.conn, "records_duplicate")
         self.conn.executemany(
@@ -361,14 +364,18 @@ class Ingestor:
     def _site_row(self, site: str, now_ms: int) -> dict:
         self.conn.execute("INSERT OR IGNORE INTO sites(code, name, last_progress_ms) VALUES (?, ?, ?)",
                           (site, self.sites.name(site), now_ms))
-        r = self.conn.execute("SELECT acked_seq, acked_hash, max_seq, last_progress_ms FROM sites "
+        r = self.conn.execute("SELECT acked_seq, acked_hash, max_seq, last_progress_ms, chain_break_at FROM sites "
                               "WHERE code=?", (site,)).fetchone()
-        return {"acked": r[0], "hash": r[1] or GENESIS, "max": r[2], "progress": r[3] or now_ms}
+        return {"acked": r[0], "hash": r[1] or GENESIS, "max": r[2], "progress": r[3] or now_ms, "break_at": r[4]}
 
     def _advance(self, site: str, s: dict, now_ms: int, out: Outcome, last_clock=None) -> None:
-        """Move the contiguous high-water mark, checking each link of the hash chain."""
+        """Move the contiguous high-water mark, checking each link of the hash chain. The mark
+        stops at a record that does not link to the one before (two boxes with one identity, or
+        a box reset under its old code): the history past it is not one chain, so it is never
+        acknowledged as synced, and the ack names the hash at the mark so each box can tell
+        whether its own record is the one the hub holds."""
         acked, h = s["acked"], s["hash"]
-        breaks = 0
+        breaks, broke_at = 0, None
         top = self.conn.execute("SELECT max(seq) FROM records WHERE site=?", (site,)).fetchone()[0] or 0
         max_seq = max(s["max"], top)
         page = 64
@@ -380,11 +387,16 @@ class Ingestor:
                 if seq != acked + 1:
                     break
                 if prev != h:
-                    breaks += 1
-                    self._alert(now_ms, site, None, "chain_break", None, f"seq {seq}")
+                    broke_at = seq
+                    break
                 acked, h = seq, rh
-            if len(rows) < page or acked != rows[-1][0]:
+            if broke_at or len(rows) < page or acked != rows[-1][0]:
                 break
+        if broke_at and broke_at != s["break_at"]:
+            breaks = 1
+            self._alert_once(now_ms, site, "chain_break", "red",
+                             f"记录链在第 {broke_at} 条断开：其后的记录不接续已收到的记录（同一站点身份被两台设备使用，"
+                             f"或设备被重置后沿用原编码）。已确认至第 {acked} 条；请按运维文档处理")
             page = min(page * 4, ADVANCE_PAGE)
         progress = s["progress"]
         if acked > s["acked"]:
@@ -401,8 +413,11 @@ class Ingestor:
         self.conn.execute(
             "UPDATE sites SET acked_seq=?, acked_hash=?, max_seq=?, last_seen_ms=?, online=1, "
             "last_progress_ms=?, chain_breaks=chain_breaks+?, clock=COALESCE(?, clock), "
-            "acked_progress_ms=CASE WHEN ? THEN ? ELSE acked_progress_ms END WHERE code=?",
-            (acked, h, max_seq, now_ms, progress, breaks, last_clock, int(acked > s["acked"]), now_ms, site))
+            "acked_progress_ms=CASE WHEN ? THEN ? ELSE acked_progress_ms END, "
+            "chain_break_at=COALESCE(?, chain_break_at) WHERE code=?",
+            (acked, h, max_seq, now_ms, progress, breaks, last_clock, int(acked > s["acked"]), now_ms,
+             broke_at, site))
+        ack["acked_hash"] = h.hex() if acked else ""
         out.acks[site] = ack
 
     def _state(self, site: str, payload: bytes, now_ms: int, out: Outcome) -> None:

@@ -91,6 +91,8 @@ MIGRATIONS = [
         -- when the contiguous mark last moved, and no new hold before (after an incomplete one)
         ALTER TABLE sites ADD COLUMN acked_progress_ms INTEGER;
         ALTER TABLE sites ADD COLUMN hold_blocked_until_ms INTEGER;
+        -- the seq whose record does not link to the one before: the contiguous mark stops there
+        ALTER TABLE sites ADD COLUMN chain_break_at INTEGER;
         -- the catalog version a site said (at birth) it holds, and its last seq then: records
         -- written after that must name this version or a newer one
         ALTER TABLE sites ADD COLUMN catalog_seen INTEGER NOT NULL DEFAULT 0;

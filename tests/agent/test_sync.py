@@ -39,3 +39,18 @@ def test_a_failing_handler_does_not_escape_the_paho_callback(syncer):
     syncer._on_message(None, None, msg)          # must not raise into paho's thread
     assert syncer.counters["callback_errors"] == 1
     assert syncer.client.suppress_exceptions is True
+
+
+def test_an_ack_naming_another_record_at_that_seq_is_divergence(syncer):
+    """Two boxes with one identity: the hub holds the other box's record 2. This box must learn
+    it diverged and keep its records unsynced; an ack naming its own record moves the mark."""
+    from protocol.records import record_hash
+    for i in range(3):
+        syncer.store.append("heartbeat", {"at": "2026-11-02T09:00:00+08:00", "n": i})
+    syncer._restart_plan()
+    own = record_hash(syncer.store.read_log(1, 1)[0]).hex()
+    syncer._on_ack({"acked": 1, "hub_ms": 1, "acked_hash": own})
+    assert syncer.store.acked_seq() == 1 and not syncer.diverged
+    syncer._on_ack({"acked": 2, "hub_ms": 1, "acked_hash": "00" * 32})
+    assert syncer.diverged and syncer.store.acked_seq() == 1
+    assert syncer.counters["acks_diverged"] == 1

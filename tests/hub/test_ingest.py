@@ -134,12 +134,15 @@ def test_seq_conflict_and_chain_break(hub):
     other, _ = chain("S01", 1, start_seq=2, prev=GENESIS, body=lambda s: {"x": 1})
     hub.process_group([(topics.site_batch("S01"), s1.seal(other, 2))])
     assert _reasons(hub.conn) == {"seq_conflict": 1}
-    # seq 3 that does not link to seq 2: stored (it is signed), flagged as a chain break
+    # seq 3 that does not link to seq 2: stored (it is signed), flagged as a chain break, and
+    # never acknowledged: the mark stops before it (the ack names the hash at the mark)
     broken, _ = chain("S01", 1, start_seq=3, prev=GENESIS)
     out = hub.process_group([(topics.site_batch("S01"), s1.seal(broken, 3))])
-    assert out.acks["S01"]["acked"] == 3
+    assert out.acks["S01"]["acked"] == 2 and out.acks["S01"]["acked_hash"] == last.hex()
+    hub.process_group([(topics.site_batch("S01"), s1.seal(broken, 3))])      # again: counted once
     assert _count(hub.conn, "SELECT chain_breaks FROM sites WHERE code='S01'") == 1
     assert _count(hub.conn, "SELECT count(*) FROM alerts WHERE kind='chain_break'") == 1
+    assert _count(hub.conn, "SELECT count(*) FROM alerts WHERE kind='identity_conflict'") == 1
 
 
 def test_bad_body_is_flagged_but_record_kept_for_completeness(hub):

@@ -381,3 +381,26 @@ def test_device_times_far_outside_the_calendar_are_refused(hub):
     hub.process_group([s.records(hb, ev, wall=NOW)])
     assert one(hub.conn, "SELECT count(*) FROM quarantine WHERE reason='bad_body'") == 2
     assert one(hub.conn, "SELECT count(*) FROM device_events") == 0
+
+
+def test_two_boxes_with_one_identity_keep_their_records_and_raise_one_alert(hub):
+    """Box A sends records 1-6, box B (same keys, its own log) 1-9, and both keep going. The
+    hub keeps A's 1-6, quarantines B's 1-6 with their bytes, stores B's 7-9 but acknowledges
+    only up to 6, naming A's hash: B learns it diverged, nothing is lost, one alert each."""
+    a, b = Site(hub.root, "S01"), Site(hub.root, "S01")
+    hb = lambda box, n: ("heartbeat", {"at": NOW.isoformat(), "backlog": 0, "clock": "ntp", "box": box, "n": n})
+    out = hub.process_group([a.records(*[hb("A", n) for n in range(6)], wall=NOW)])
+    ack_a = out.acks["S01"]
+    out = hub.process_group([b.records(*[hb("B", n) for n in range(9)], wall=NOW)])
+    ack = out.acks["S01"]
+    assert ack["acked"] == 6 == ack_a["acked"] and ack["acked_hash"] == a.prev.hex() != b.prev.hex()
+    assert one(hub.conn, "SELECT count(*) FROM quarantine WHERE reason='seq_conflict' AND length(data) > 0") == 6
+    assert one(hub.conn, "SELECT count(*) FROM records WHERE site='S01'") == 9
+    for i in range(10):      # the boxes keep taking over each other's session
+        box = (a, b)[i % 2]
+        hub.process_group([(topics.site_state("S01"), encode_msg({"online": True, "epoch": f"epoch-{i % 2}",
+                                                                   "last_seq": box.seq}))])
+    hub.process_group([a.records(hb("A", 6), wall=NOW)])           # A's 7 meets B's 7
+    kinds = dict(hub.conn.execute("SELECT kind, count(*) FROM alerts GROUP BY kind"))
+    assert kinds == {"identity_conflict": 1, "chain_break": 1, "epoch_changed": 1}
+    assert one(hub.conn, "SELECT acked_seq FROM sites WHERE code='S01'") == 6
