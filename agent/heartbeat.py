@@ -32,6 +32,12 @@ def heartbeat_body(hb: dict, problems: list[str], now: datetime) -> dict:
     return body.model_dump(mode="json", exclude_none=True)
 
 
+def _clock_now(clock) -> datetime:
+    """The box clock's best-known time (corrected after a jump), or the system's."""
+    now = getattr(clock, "now", None)
+    return now() if callable(now) else datetime.now(CST)
+
+
 class BoxMonitor:
     """Heartbeat records on a timer, and READY/WATCHDOG/STATUS to systemd."""
 
@@ -52,12 +58,16 @@ class BoxMonitor:
         """Current health readings and problems."""
         hb = collect(self.readers, data_dir=self.data_dir, backlog=self.store.counts()["backlog"],
                      clock=self.clock.quality(), devices=self.devices())
-        return hb, health_problems(hb, self.thresholds)
+        problems = health_problems(hb, self.thresholds)
+        clock_problem = getattr(self.clock, "problem", lambda: None)()
+        if clock_problem:           # a jump, or a clock behind the log: said before the generic text
+            problems.insert(0, clock_problem)
+        return hb, problems
 
     def beat(self, now: datetime | None = None) -> dict:
         """Write one heartbeat record; returns its body."""
         hb, problems = self.reading()
-        body = heartbeat_body(hb, problems, now or datetime.now(CST))
+        body = heartbeat_body(hb, problems, now or _clock_now(self.clock))
         self.store.append(KIND_HEARTBEAT, body)
         return body
 

@@ -202,14 +202,24 @@ class AgentStore:
         self.calendar = cal
 
     # -- cases ------------------------------------------------------------------------------
+    def now(self) -> datetime:
+        """The best-known time of the store's clock (agent/clock.py: corrected after a jump,
+        the hub's time when the wall clock is off): the default for case numbers and times."""
+        return datetime.fromtimestamp(self._clock().wall_ms / 1000, CST)
+
     def _next_case_no(self, day: str) -> str:
+        """The next number of `day` (the day of the best-known time, never of a clock that jumped
+        ahead): each day has its own counter, so a counter left for a later day by a wrong clock
+        never moves today's numbers, and that day's numbers continue after it (no duplicates)."""
         row = self.conn.execute("SELECT n FROM day_counters WHERE day=?", (day,)).fetchone()
         n = (row[0] if row else 0) + 1
         self.conn.execute("INSERT OR REPLACE INTO day_counters(day, n) VALUES (?, ?)", (day, n))
         return make_case_no(self.site, day, n)
 
-    def register(self, req: NewCase, now: datetime) -> dict:
-        """收件: register a case; returns the case view. Raises StoreError(422) for unknown items."""
+    def register(self, req: NewCase, now: datetime | None = None) -> dict:
+        """收件: register a case; returns the case view. Raises StoreError(422) for unknown items.
+        `now` (default: the clock's best-known time) dates the case number and `received_at`."""
+        now = now or self.now()
         item = self.item(req.item_code)
         if item is None:
             raise StoreError(422, f"未知事项 (unknown item): {req.item_code!r} is not in the catalog",
@@ -234,8 +244,10 @@ class AgentStore:
         case_no = self._transaction(tx)
         return self.case_view(case_no, now)
 
-    def add_event(self, case_no: str, req: NewEvent, now: datetime) -> dict:
-        """Append a case event after checking the transition; StoreError(404/409) otherwise."""
+    def add_event(self, case_no: str, req: NewEvent, now: datetime | None = None) -> dict:
+        """Append a case event after checking the transition; StoreError(404/409) otherwise.
+        `now` (default: the clock's best-known time) is the default of the event's `at`."""
+        now = now or self.now()
         if req.at is not None and req.at > now + _tolerance():
             raise StoreError(422, "办理时间不能晚于当前时间 (event time `at` is in the future)", "at")
 
