@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
+import sqlite3
 import time
 from pathlib import Path
 
 import yaml
 
 from agent.db import transaction
-from hub.catalog import read_catalog, store_catalog
+from hub.catalog import next_config_version, read_catalog, store_catalog
 from hub.store import open_db
 from protocol.calendar import CalendarError, YearTable
 from provisioning.config import HubConfig, load_config
@@ -69,7 +71,7 @@ def store_calendar_year(conn, table: YearTable, actor: str, source: str) -> int:
     row = conn.execute("SELECT version, payload_json FROM config WHERE kind='calendar'").fetchone()
     years = {t["year"]: t for t in (json.loads(row[1])["years"] if row else [])}
     years[table.year] = table.to_dict()
-    version = (row[0] if row else 0) + 1
+    version = next_config_version(conn, "calendar")
     now_ms = int(time.time() * 1000)
     payload = {"years": [years[y] for y in sorted(years)]}
     conn.execute("INSERT OR REPLACE INTO config VALUES ('calendar', ?, ?, ?, ?)",
@@ -78,6 +80,75 @@ def store_calendar_year(conn, table: YearTable, actor: str, source: str) -> int:
                  (now_ms, version, actor, f"year {table.year} ({len(table.holidays)} holidays, "
                                           f"{len(table.workdays)} 调休 working days) from {source}"))
     return version
+
+
+BACKUP_MODE = 0o600    # the copy holds every site's applicants: names, ID numbers, phones
+
+
+def backup(config: Path, out: Path) -> dict:
+    """Copy the hub database to `out` with SQLite's online backup API, consistent while the hub
+    runs: the copy is one read transaction of the WAL database (the hub keeps writing; it is
+    never blocked). Written to a temporary file beside `out` (mode 0600), checked with
+    `PRAGMA integrity_check`, switched to a single self-contained file (journal_mode=DELETE),
+    fsync'd, then renamed over `out`. Returns a summary (path, bytes, row counts, versions)."""
+    cfg = load_config(config, HubConfig)
+    src_path = Path(cfg.data_dir) / "hub.db"
+    if not src_path.is_file():
+        raise ValueError(f"{src_path}: no hub database to back up")
+    out = Path(out)
+    if out.is_dir():
+        raise ValueError(f"{out}: is a folder; give the backup file's name, e.g. {out / 'hub-backup.db'}")
+    if not out.parent.is_dir():
+        raise ValueError(f"{out.parent}: no such folder")
+    if out.resolve() in {src_path.resolve(), Path(f"{src_path}-wal").resolve()}:
+        raise ValueError(f"{out}: is the live database; back up to another file")
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, BACKUP_MODE)   # 0600 before any byte
+    os.close(fd)
+    try:
+        src = sqlite3.connect(str(src_path), timeout=30, isolation_level=None)   # reads only
+        dst = sqlite3.connect(str(tmp), isolation_level=None)
+        try:
+            src.execute("PRAGMA busy_timeout=30000")
+            src.backup(dst, pages=-1)      # one step: one snapshot, whatever the hub writes meanwhile
+        finally:
+            src.close()
+        try:
+            dst.execute("PRAGMA journal_mode=DELETE")   # a single file, no -wal beside it
+            problems = [r[0] for r in dst.execute("PRAGMA integrity_check").fetchall()]
+            if problems != ["ok"]:
+                raise ValueError(f"{src_path}: the copy fails PRAGMA integrity_check: {'; '.join(problems[:5])}")
+            summary = _summary(dst)
+        finally:
+            dst.close()
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(tmp, BACKUP_MODE)
+        os.replace(tmp, out)
+        dfd = os.open(out.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except BaseException:
+        for p in (tmp, Path(f"{tmp}-journal"), Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+            p.unlink(missing_ok=True)
+        raise
+    return {"path": str(out), "bytes": out.stat().st_size, **summary}
+
+
+def _summary(conn) -> dict:
+    def count(table: str) -> int | None:
+        try:
+            return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        except sqlite3.OperationalError:
+            return None
+    versions = dict(conn.execute("SELECT kind, version FROM config").fetchall())
+    return {"counts": {t: count(t) for t in ("records", "cases", "tickets", "documents")},
+            "config": versions}
 
 
 def _actor() -> str:

@@ -99,8 +99,7 @@ def store_catalog(conn, items: list[CatalogItem], actor: str = "cli") -> int:
         conn.execute("DELETE FROM catalog")
         conn.executemany("INSERT INTO catalog VALUES (?, ?, ?, ?)",
                          [(i.code, i.name, i.department, i.model_dump_json()) for i in items])
-        row = conn.execute("SELECT version FROM config WHERE kind='catalog'").fetchone()
-        version = (row[0] if row else 0) + 1
+        version = next_config_version(conn, "catalog")
         payload = {"items": [i.model_dump(mode="json", exclude_none=True) for i in items]}
         conn.execute("INSERT OR REPLACE INTO config VALUES ('catalog', ?, ?, ?, ?)",
                      (version, json.dumps(payload, ensure_ascii=False), now_ms, actor))
@@ -109,6 +108,45 @@ def store_catalog(conn, items: list[CatalogItem], actor: str = "cli") -> int:
         conn.execute("INSERT INTO config_log(at_ms, kind, version, actor, detail) VALUES (?, 'catalog', ?, ?, ?)",
                      (now_ms, version, actor, f"{len(items)} items"))
     return version
+
+
+# A box reports the config versions it holds in its birth (up/state `config`); the hub keeps the
+# last one in sites.state_json (and the catalog's in sites.catalog_seen). Reports above this are
+# ignored: a box may not push the hub's version numbers towards the 64-bit limit.
+MAX_REPORTED_VERSION = 2**31 - 1
+CONFIG_KINDS = ("catalog", "calendar")
+
+
+def reported_config_versions(conn, kind: str) -> tuple[int, str | None]:
+    """(the highest version of `kind` any site reported holding, that site), (0, None) if none."""
+    if kind not in CONFIG_KINDS:
+        raise ValueError(f"unknown config kind {kind!r}")
+    path = f"$.config.{kind}"
+    row = conn.execute(
+        "SELECT v, code FROM (SELECT json_extract(state_json, ?) AS v, code FROM sites "
+        "WHERE json_valid(state_json) AND json_type(state_json, ?) = 'integer') "
+        "WHERE v BETWEEN 1 AND ? ORDER BY v DESC, code LIMIT 1",
+        (path, path, MAX_REPORTED_VERSION)).fetchone()
+    best = (row[0], row[1]) if row else (0, None)
+    if kind == "catalog":      # kept by ingest even when a later death message had no config
+        row = conn.execute("SELECT catalog_seen, code FROM sites WHERE catalog_seen BETWEEN 1 AND ? "
+                           "ORDER BY catalog_seen DESC, code LIMIT 1", (MAX_REPORTED_VERSION,)).fetchone()
+        if row and row[0] > best[0]:
+            best = (row[0], row[1])
+    return best
+
+
+def next_config_version(conn, kind: str) -> int:
+    """The version the hub signs next for `kind`: above every version it signed (as far as its
+    database remembers) and above every version a box reported holding. After the hub's
+    database was lost or restored from an older backup, its own counter restarts low, but the
+    boxes still hold the higher versions and ignore a config that is not newer than theirs."""
+    own = conn.execute("SELECT max(v) FROM (SELECT version AS v FROM config WHERE kind=? "
+                       "UNION ALL SELECT max(version) FROM config_log WHERE kind=?)", (kind, kind)).fetchone()[0]
+    if kind == "catalog":
+        signed = conn.execute("SELECT max(version) FROM catalog_versions").fetchone()[0]
+        own = max(own or 0, signed or 0)
+    return max(own or 0, reported_config_versions(conn, kind)[0]) + 1
 
 
 # what a box says about an item that the hub checks against its own signed catalog

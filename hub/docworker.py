@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from datetime import datetime
+from pathlib import Path
 
 from agent.db import connect
 from hub.documents import DocumentStore, facts_from_case
@@ -45,7 +46,7 @@ class DocumentWorker:
 
     def _run(self) -> None:
         conn = connect(self.db_path)
-        store = DocumentStore(conn)
+        store = DocumentStore(conn, files_dir=Path(self.db_path).parent / "documents")   # copies outlive hub.db
         try:
             while not self.stopping.is_set():
                 try:

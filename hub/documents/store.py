@@ -7,17 +7,25 @@ The number is taken in the same write transaction (BEGIN IMMEDIATE) that stores 
 concurrent issuers never get the same number and a failed render leaves no gap. To keep the hub's
 write lock short, the PDF is rendered before that transaction with the number expected next and
 re-rendered if another issuer took it meanwhile (UNIQUE(prefix, year, seq) is the last guard).
+
+Copies on disk: with `files_dir` (the hub passes DATA/documents) every issued PDF is also
+written there as YEAR/NUMBER.pdf (0600, fsync'd, before the transaction commits). They outlive
+a lost or replaced database: numbering never goes below the highest number found there, so a
+number sent to a department is never given to another case after the database is lost or
+restored from an older backup (a number whose commit then failed is skipped, not reused).
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import time
+from pathlib import Path
 from typing import Any
 
 from hub.documents.facts import DocumentFacts
-from hub.documents.kinds import check_prefix, format_number, kind_title
+from hub.documents.kinds import check_prefix, format_number, kind_title, parse_number
 from hub.documents.render import render_pdf
 
 # (name, SQL) for agent.db.migrate / hub.store.MIGRATIONS; names are namespaced so they cannot
@@ -69,9 +77,12 @@ class DocumentStore:
 
     OPTIMISTIC_TRIES = 3  # renders outside the write lock before rendering under it
 
-    def __init__(self, conn: sqlite3.Connection, *, ensure_schema: bool = True, clock=None) -> None:
+    def __init__(self, conn: sqlite3.Connection, *, ensure_schema: bool = True, clock=None,
+                 files_dir: Path | str | None = None) -> None:
         self.conn = conn
         self.clock = clock or (lambda: int(time.time() * 1000))
+        self.files_dir = Path(files_dir) if files_dir is not None else None
+        self._disk_floor: dict[tuple[str, int], int] = {}
         if ensure_schema:
             _apply_migrations(conn)
 
@@ -104,6 +115,7 @@ class DocumentStore:
                 number, pdf, digest = self._render(kind, prefix, year, seq, facts)
                 doc_id, created = self._insert(kind, number, prefix, year, seq, case_no, ticket_id,
                                                actor, digest, facts_json, pdf)
+                self._write_copy(year, number, pdf)
                 conn.execute("RELEASE documents_issue")
             except BaseException:
                 conn.execute("ROLLBACK TO documents_issue")
@@ -129,7 +141,13 @@ class DocumentStore:
                         continue
                     doc_id, created = self._insert(kind, number, prefix, year, seq, case_no, ticket_id,
                                                    actor, digest, facts_json, pdf)
-                    conn.execute("COMMIT")
+                    copy = self._write_copy(year, number, pdf)
+                    try:
+                        conn.execute("COMMIT")
+                    except BaseException:
+                        if copy is not None and conn.in_transaction:   # surely not issued: no copy
+                            copy.unlink(missing_ok=True)
+                        raise
                     break
                 except BaseException:
                     if conn.in_transaction:
@@ -141,7 +159,55 @@ class DocumentStore:
     def _next_seq(self, prefix: str, year: int) -> int:
         (last,) = self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM documents WHERE prefix=? AND year=?",
                                     (prefix, year)).fetchone()
-        return last + 1
+        return max(last, self.disk_floor(prefix, year)) + 1
+
+    def disk_floor(self, prefix: str, year: int) -> int:
+        """The highest number of (prefix, year) among the copies on disk (0 without files_dir).
+        Read once per store: afterwards the database knows every number this hub issues."""
+        key = (prefix, year)
+        if key not in self._disk_floor:
+            top = 0
+            folder = self.files_dir / str(year) if self.files_dir is not None else None
+            if folder is not None and folder.is_dir():
+                for f in folder.iterdir():
+                    if f.suffix != ".pdf":
+                        continue
+                    try:
+                        p, y, n = parse_number(_unquote(f.stem))
+                    except ValueError:
+                        continue
+                    if p == prefix and y == year:
+                        top = max(top, n)
+            self._disk_floor[key] = top
+        return self._disk_floor[key]
+
+    def copy_path(self, year: int, number: str) -> Path | None:
+        """Where the copy of a document lives (None without files_dir)."""
+        return self.files_dir / str(year) / f"{_quote(number)}.pdf" if self.files_dir is not None else None
+
+    def _write_copy(self, year: int, number: str, pdf: bytes) -> Path | None:
+        """Write the PDF's copy (0600 in 0700 folders): temp file, fsync, rename, fsync folder."""
+        path = self.copy_path(year, number)
+        if path is None:
+            return None
+        for d in (self.files_dir, path.parent):
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            view = memoryview(pdf)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+        return path
 
     @staticmethod
     def _render(kind: str, prefix: str, year: int, seq: int, facts: DocumentFacts) -> tuple[str, bytes, str]:
@@ -191,3 +257,12 @@ class DocumentStore:
             sql += " WHERE case_no=?"
             args = (case_no,)
         return [self._meta(r) for r in self.conn.execute(sql + " ORDER BY id", args).fetchall()]
+
+
+def _quote(number: str) -> str:
+    """A document number as a file name ('/' cannot be in one)."""
+    return number.replace("%", "%25").replace("/", "%2F")
+
+
+def _unquote(name: str) -> str:
+    return name.replace("%2F", "/").replace("%25", "%")
