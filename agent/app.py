@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from pathlib import Path
 
 from aiohttp import web
@@ -13,6 +14,7 @@ from agent.aio import release_memory
 from agent.clock import BoxClock
 from agent.hall import Hall, devices_config_for
 from agent.httpguard import GuardedSite, HttpLimits, runner_kwargs
+from agent.integrity import StoreDamaged, refusal_text
 from agent.heartbeat import BoxMonitor
 from agent.store import AgentStore
 from agent.sync import Syncer
@@ -37,7 +39,10 @@ async def serve(cfg: AgentConfig, *, http_port: int | None = None, data_dir: Pat
     data = Path(data_dir or cfg.data_dir)
     data.mkdir(parents=True, exist_ok=True)
     clock = BoxClock()
+    # checked before anything opens it: a damaged or vanished store raises StoreDamaged (run()
+    # prints why and exits 65), it is never replaced by a fresh one (agent/integrity.py)
     store = AgentStore(data / "agent.db", cfg.site.code, clock=clock)
+    head_flusher = asyncio.create_task(_flush_head_every(store, 1.0))
     store.load_calendar()
     if (last := store.last_wall_ms()) is not None:
         clock.set_floor(last)
@@ -69,12 +74,24 @@ async def serve(cfg: AgentConfig, *, http_port: int | None = None, data_dir: Pat
     try:
         await stop.wait()
     finally:
+        head_flusher.cancel()
         await monitor.stop()
         await sync.stop()
         await runner.cleanup()
         if hall is not None:
             await hall.stop()
         store.close()
+
+
+async def _flush_head_every(store: AgentStore, every_s: float) -> None:
+    """Bring the head file (agent.db.head) up to the committed log once a second when it is
+    behind: appends write it at most once per second themselves (agent/integrity.py)."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await asyncio.to_thread(store.flush_head)
+        except Exception:  # noqa: BLE001 - the next commit or tick tries again
+            log.exception("writing the head file failed")
 
 
 def _wire_clips(hall, sync, cfg: AgentConfig) -> None:
@@ -128,5 +145,9 @@ async def _start_hall(cfg: AgentConfig, store: AgentStore, data: Path, clock: Bo
 def run(config: str | Path, *, http_port: int | None = None, data_dir: str | Path | None = None) -> int:
     """Blocking entry point for the CLI."""
     cfg = load_config(config, AgentConfig)
-    asyncio.run(serve(cfg, http_port=http_port, data_dir=Path(data_dir) if data_dir else None))
+    try:
+        asyncio.run(serve(cfg, http_port=http_port, data_dir=Path(data_dir) if data_dir else None))
+    except StoreDamaged as exc:   # no traceback: the path, what is wrong, the recovery commands
+        print(refusal_text(exc, config=config, data_dir=data_dir), file=sys.stderr, flush=True)
+        return exc.exit_code
     return 0

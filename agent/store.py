@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from agent import integrity
 from agent.db import connect, migrate, transaction
 from protocol.calendar import CST, WorkCalendar, YearTable, default_calendar, local_date
 from protocol.caseclock import Event, check_event, evaluate
@@ -74,9 +75,13 @@ class ClockInfo:
 class AgentStore:
     """Single-writer store; safe to call from the event loop and the sync thread."""
 
-    def __init__(self, path: Path, site: str, clock=None):
+    def __init__(self, path: Path, site: str, clock=None, *, check: bool = True):
+        """Open the store at `path`. With `check` (always, for running) the file is checked first
+        (agent/integrity.py): a damaged, emptied, vanished or rolled-back store raises
+        integrity.StoreDamaged and is never opened, let alone replaced by a fresh one."""
         self.path = Path(path)
         self.site = site
+        verdict = integrity.check_store(self.path) if check else None
         self.conn = connect(self.path, cache_kb=1024)
         migrate(self.conn, MIGRATIONS)
         self.lock = threading.RLock()
@@ -85,6 +90,14 @@ class AgentStore:
         row = self.conn.execute("SELECT seq, hash FROM log ORDER BY seq DESC LIMIT 1").fetchone()
         self.head_seq, self.head_hash = (row[0], row[1]) if row else (0, GENESIS)
         self.epoch = self._meta("epoch") or self._set_meta_new("epoch", uuid.uuid4().hex)
+        self.head_every_s = integrity.HEAD_EVERY_S
+        self._head_written: tuple[int, float] | None = None   # (seq, monotonic time) of the head file
+        self._head_failing = False
+        if verdict is not None and verdict.state == "adopt":
+            logging.getLogger("jiancha.agent.store").warning(
+                "%s has no head file yet (written before this version); checked and adopted", self.path)
+        if verdict is not None and (verdict.state != "ok" or verdict.head_file_seq != self.head_seq):
+            self._write_head()    # a new store: from now on its absence is noticed; or catch up
         self.calendar: WorkCalendar = default_calendar()
         self.reader = connect(self.path, readonly=True, cache_kb=1024)
         self.on_append: list = []          # fn(record) after any commit: wakes the syncer
@@ -131,7 +144,33 @@ class AgentStore:
                 result = fn()
             if self._pending_head:
                 self.head_seq, self.head_hash = self._pending_head
+                if self._head_written is None or \
+                        time.monotonic() - self._head_written[1] >= self.head_every_s:
+                    self._write_head()
             return result
+
+    def flush_head(self) -> None:
+        """Write the head file if the log moved on since it was last written (the running agent
+        calls this every second; close() calls it too)."""
+        with self.lock:
+            if self._head_written is None or self._head_written[0] != self.head_seq:
+                self._write_head()
+
+    def _write_head(self) -> None:
+        """Record the committed chain head beside the database (agent/integrity.py). A failure
+        (full disk) is logged and retried later, never raised: the commit itself succeeded."""
+        try:
+            integrity.write_head(self.path, self.epoch, self.head_seq, self.head_hash)
+        except OSError as exc:
+            if not self._head_failing:
+                logging.getLogger("jiancha.agent.store").warning(
+                    "cannot write the head file of %s (retried every %.0f s): %s", self.path,
+                    self.head_every_s, exc)
+            self._head_failing = True
+            self._head_written = (-1, time.monotonic())
+            return
+        self._head_failing = False
+        self._head_written = (self.head_seq, time.monotonic())
 
     def append(self, kind: str, body: dict) -> Record:
         """Append a non-case record (vote, device event, heartbeat): durable when this returns."""
@@ -359,7 +398,11 @@ class AgentStore:
                 "calendar_version": self.config_version("calendar")}
 
     def close(self) -> None:
-        """Close both connections."""
+        """Write the head file, close both connections."""
+        try:
+            self.flush_head()
+        except Exception:  # noqa: BLE001 - e.g. a closed connection; closing must go on
+            pass
         self.reader.close()
         self.conn.close()
 

@@ -176,7 +176,7 @@ def make_backlog(path: Path, site: str, n: int, catalog: tuple[int, dict]) -> Pa
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    for suffix in ("", "-wal", "-shm"):
+    for suffix in ("", "-wal", "-shm", ".head"):
         Path(str(path) + suffix).unlink(missing_ok=True)
     store = AgentStore(path, site, clock=BoxClock(force="ntp"))
     try:
@@ -200,7 +200,7 @@ def install_backlog(env: Env, code: str, template: Path) -> Path:
     """Copy a generated agent.db into the site's data folder (agent must not be running)."""
     data = env.root / "sites" / code / "data"
     data.mkdir(parents=True, exist_ok=True)
-    for suffix in ("-wal", "-shm"):
+    for suffix in ("-wal", "-shm", ".head"):   # no head file: the copy is checked and adopted
         Path(str(data / "agent.db") + suffix).unlink(missing_ok=True)
     shutil.copyfile(template, data / "agent.db")
     return data / "agent.db"

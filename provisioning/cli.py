@@ -16,6 +16,8 @@ commands:
   hub run                    run the city hub
   hub backup                 copy the hub database while the hub runs (restore: docs/operations.md)
   agent run                  run a township agent
+  agent check-store          check the agent's case store as `agent run` does at start
+  agent reset-store          move a damaged case store aside; the next start begins a new one
   catalog import             import the item catalog (事项目录) from CSV or YAML
   directory import           import who is told of yellow/red cards (通讯录)
   calendar import            import one year's holidays and 调休 working days
@@ -82,6 +84,20 @@ def _parser() -> argparse.ArgumentParser:
     arun.add_argument("--config", type=Path, required=True)
     arun.add_argument("--http-port", type=int, default=None)
     arun.add_argument("--data-dir", type=Path, default=None)
+    achk = cmd(ag, "check-store", "Check the case store (agent.db) as `agent run` does at start: quick_check, "
+               "the log's head against agent.db.head. Exit 0 when the agent may run on it, 65 when damaged.",
+               "jiancha agent check-store --config /etc/jiancha/agent.yaml --data-dir /var/lib/jiancha")
+    areset = cmd(ag, "reset-store", "Move a damaged case store into DATA/damaged-<time>/ (never deleted); the "
+                 "next start begins a new store with a new epoch. See docs/box.md \"Damaged store\".",
+                 "jiancha agent reset-store --config /etc/jiancha/agent.yaml --data-dir /var/lib/jiancha "
+                 "--yes-i-understand")
+    for a in (achk, areset):
+        a.add_argument("--config", type=Path, required=True)
+        a.add_argument("--data-dir", type=Path, default=None, help="as given to `agent run` (default: "
+                       "data_dir of the config)")
+    areset.add_argument("--yes-i-understand", action="store_true", dest="sure",
+                        help="the store's unsynced cases stay only in the moved files")
+    areset.add_argument("--even-if-healthy", action="store_true", help="reset a store that checks sound")
 
     cat = sub.add_parser("catalog", help="item catalog").add_subparsers(dest="sub", required=True)
     cimp = cmd(cat, "import", "Import the item catalog (CSV header or YAML keys; Chinese labels accepted).",
@@ -156,6 +172,13 @@ def _dispatch(args) -> int:
     if key == ("agent", "run"):
         from agent.app import run
         return run(args.config, http_port=args.http_port, data_dir=args.data_dir)
+    if key in (("agent", "check-store"), ("agent", "reset-store")):
+        from agent import integrity
+        from provisioning.config import AgentConfig, load_config
+        db = Path(args.data_dir or load_config(args.config, AgentConfig).data_dir) / "agent.db"
+        if args.sub == "check-store":
+            return integrity.check_command(db)
+        return integrity.reset_command(db, sure=args.sure, even_if_healthy=args.even_if_healthy)
     if key == ("catalog", "import"):
         from hub.admin import import_catalog
         from provisioning.config import HubConfig, load_config
