@@ -238,6 +238,12 @@ class Syncer:
                           acked, self.store.head_seq, self.store.epoch)
             self.diverged = True
             return
+        conflict = msg.get("conflict")
+        if isinstance(conflict, int) and 0 < conflict <= self.store.head_seq and not self.diverged:
+            log.error("DIVERGED: the hub holds a different record %d under this site's identity (epoch %s): "
+                      "another box may use it, or this box was reset. Records from %d on stay unsynced here; "
+                      "see docs/operations.md.", conflict, self.store.epoch, conflict)
+            self.diverged = True
         if acked > 0 and not self._same_record(acked, msg.get("acked_hash")):
             # the hub holds a different record at that seq: another box uses this identity, or
             # this one was reset. Our records are not the ones the hub has: never mark them synced.

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from hub import store as db
 from hub.catalog import CatalogHistory
+from hub.clockcheck import flag_clock
 from hub.projection import due_for_sweep, project_cases
 from hub.keys import HubKeys, SiteKeys
 from protocol import topics
@@ -258,28 +259,41 @@ class Ingestor:
         existing = dict(self.conn.execute(
             "SELECT seq, hash FROM records WHERE site=? AND seq BETWEEN ? AND ?",
             (site, header.first_seq, header.last_seq)).fetchall())
-        fresh = []
+        fresh, conflict = [], None
+        if records and records[0][0].seq > 1:    # the batch must link to the record we hold before it
+            before = self.conn.execute("SELECT hash FROM records WHERE site=? AND seq=?",
+                                       (site, records[0][0].seq - 1)).fetchone()
+            if before is not None and before[0] != records[0][0].prev:
+                conflict = records[0][0].seq
         for rec, enc in records:
             h = _h(enc)
             old = existing.get(rec.seq)
-            if old is None:
+            if conflict is None and old is not None and old != h:
+                conflict = rec.seq
+            if conflict is not None:     # another history under this identity: kept, never mixed in
+                self._quarantine(now_ms, site, topic, "seq_conflict",
+                                 f"seq {rec.seq} {'differs' if rec.seq == conflict else 'follows a differing record'}",
+                                 enc)
+            elif old is None:
                 fresh.append((rec, enc, h))
-            elif old != h:
-                self._quarantine(now_ms, site, topic, "seq_conflict", f"seq {rec.seq} differs", enc)
-                self._alert_once(now_ms, site, "identity_conflict", "red",
-                                 f"站点 {site} 报送的第 {rec.seq} 条记录与中心已收到的不同：同一站点身份可能被两台设备使用，"
-                                 f"或设备被重置后沿用原编码。两边的记录都已保留；请按运维文档处理")
             else:
                 db.bump(self.conn, "records_duplicate")
+        if conflict is not None:
+            self._alert_once(now_ms, site, "identity_conflict", "red",
+                             f"站点 {site} 报送的第 {conflict} 条记录与中心已收到的记录链不同：同一站点身份可能被两台设备使用，"
+                             f"或设备被重置后沿用原编码。两边的记录都已保留；请按运维文档处理")
         self.conn.executemany(
             "INSERT INTO records(site, seq, hash, prev, kind, wall_ms, clock, received_ms, data) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(site, r.seq, h, r.prev, r.kind, r.wall_ms, r.clock, now_ms, enc) for r, enc, h in fresh])
         if fresh:
             db.bump(self.conn, "records_stored", len(fresh))
+            flag_clock(self.conn, site, [r for r, _, _ in fresh], now_ms, self._alert_once)
         for rec, enc, h in fresh:
             self._apply(site, rec, now_ms, out, topic)
         self._advance(site, srow, now_ms, out, last_clock=records[-1][0].clock if records else None)
+        if conflict is not None:       # tell that box: its record at `conflict` is not the hub's
+            out.acks[site]["conflict"] = conflict
 
     def _apply(self, site, rec, now_ms, out: Outcome, topic) -> None:
         """Project one fresh record (registration or event); bad bodies are flagged, not lost."""

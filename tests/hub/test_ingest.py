@@ -134,15 +134,25 @@ def test_seq_conflict_and_chain_break(hub):
     other, _ = chain("S01", 1, start_seq=2, prev=GENESIS, body=lambda s: {"x": 1})
     hub.process_group([(topics.site_batch("S01"), s1.seal(other, 2))])
     assert _reasons(hub.conn) == {"seq_conflict": 1}
-    # seq 3 that does not link to seq 2: stored (it is signed), flagged as a chain break, and
-    # never acknowledged: the mark stops before it (the ack names the hash at the mark)
+    # seq 3 that does not link to the seq 2 we hold: another history, quarantined with its bytes,
+    # and that box is told where it differs
     broken, _ = chain("S01", 1, start_seq=3, prev=GENESIS)
     out = hub.process_group([(topics.site_batch("S01"), s1.seal(broken, 3))])
-    assert out.acks["S01"]["acked"] == 2 and out.acks["S01"]["acked_hash"] == last.hex()
-    hub.process_group([(topics.site_batch("S01"), s1.seal(broken, 3))])      # again: counted once
+    assert out.acks["S01"] == {**out.acks["S01"], "acked": 2, "acked_hash": last.hex(), "conflict": 3}
+    assert _reasons(hub.conn) == {"seq_conflict": 2}
+    assert _count(hub.conn, "SELECT count(*) FROM alerts WHERE kind='identity_conflict'") == 1
+    # seq 5 past a gap is stored provisionally; when 4 arrives and 5 does not link to it, the
+    # mark stops at 4 (never acknowledged past a break), counted and alerted once
+    mine, h4 = chain("S01", 1, start_seq=3, prev=last)
+    hub.process_group([(topics.site_batch("S01"), s1.seal(mine, 3))])
+    five, _ = chain("S01", 1, start_seq=5, prev=GENESIS)
+    hub.process_group([(topics.site_batch("S01"), s1.seal(five, 5))])
+    four, _ = chain("S01", 1, start_seq=4, prev=h4)
+    out = hub.process_group([(topics.site_batch("S01"), s1.seal(four, 4))])
+    assert out.acks["S01"]["acked"] == 4
+    hub.process_group([(topics.site_batch("S01"), s1.seal(five, 5))])        # again: counted once
     assert _count(hub.conn, "SELECT chain_breaks FROM sites WHERE code='S01'") == 1
     assert _count(hub.conn, "SELECT count(*) FROM alerts WHERE kind='chain_break'") == 1
-    assert _count(hub.conn, "SELECT count(*) FROM alerts WHERE kind='identity_conflict'") == 1
 
 
 def test_bad_body_is_flagged_but_record_kept_for_completeness(hub):

@@ -43,6 +43,7 @@ class Site:
 
     def __init__(self, root, code):
         self.code, self.signer, self.seq, self.prev = code, SiteSigner(root, code), 0, GENESIS
+        self.clock = "ntp"
 
     def records(self, *bodies: tuple[str, dict], wall: datetime | None = None) -> tuple[str, bytes]:
         """Records as written at `wall` (default: when each step happened, as a box that was
@@ -52,7 +53,7 @@ class Site:
             self.seq += 1
             at = wall or datetime.fromisoformat(body.get("received_at") or body.get("at") or NOW.isoformat())
             enc = encode_record(Record(seq=self.seq, prev=self.prev, kind=kind, wall_ms=int(at.timestamp() * 1000),
-                                       mono_ns=time.monotonic_ns(), boot_id="b", clock="ntp", body=body))
+                                       mono_ns=time.monotonic_ns(), boot_id="b", clock=self.clock, body=body))
             self.prev = record_hash(enc)
             encs.append(enc)
         return topics.site_batch(self.code), self.signer.seal(encs, first)
@@ -385,8 +386,8 @@ def test_device_times_far_outside_the_calendar_are_refused(hub):
 
 def test_two_boxes_with_one_identity_keep_their_records_and_raise_one_alert(hub):
     """Box A sends records 1-6, box B (same keys, its own log) 1-9, and both keep going. The
-    hub keeps A's 1-6, quarantines B's 1-6 with their bytes, stores B's 7-9 but acknowledges
-    only up to 6, naming A's hash: B learns it diverged, nothing is lost, one alert each."""
+    hub keeps A's history, quarantines B's 1-9 with their bytes (7-9 descend from B's 1-6) and
+    tells B where it differs: B knows it diverged, nothing is lost, one alert of each kind."""
     a, b = Site(hub.root, "S01"), Site(hub.root, "S01")
     hb = lambda box, n: ("heartbeat", {"at": NOW.isoformat(), "backlog": 0, "clock": "ntp", "box": box, "n": n})
     out = hub.process_group([a.records(*[hb("A", n) for n in range(6)], wall=NOW)])
@@ -394,13 +395,29 @@ def test_two_boxes_with_one_identity_keep_their_records_and_raise_one_alert(hub)
     out = hub.process_group([b.records(*[hb("B", n) for n in range(9)], wall=NOW)])
     ack = out.acks["S01"]
     assert ack["acked"] == 6 == ack_a["acked"] and ack["acked_hash"] == a.prev.hex() != b.prev.hex()
-    assert one(hub.conn, "SELECT count(*) FROM quarantine WHERE reason='seq_conflict' AND length(data) > 0") == 6
-    assert one(hub.conn, "SELECT count(*) FROM records WHERE site='S01'") == 9
+    assert ack["conflict"] == 1
+    assert one(hub.conn, "SELECT count(*) FROM quarantine WHERE reason='seq_conflict' AND length(data) > 0") == 9
+    assert one(hub.conn, "SELECT count(*) FROM records WHERE site='S01'") == 6
     for i in range(10):      # the boxes keep taking over each other's session
         box = (a, b)[i % 2]
         hub.process_group([(topics.site_state("S01"), encode_msg({"online": True, "epoch": f"epoch-{i % 2}",
                                                                    "last_seq": box.seq}))])
-    hub.process_group([a.records(hb("A", 6), wall=NOW)])           # A's 7 meets B's 7
+    hub.process_group([b.records(hb("B", 9), wall=NOW)])           # B goes on: still quarantined
+    hub.process_group([a.records(hb("A", 6), wall=NOW)])           # A goes on: its history grows
     kinds = dict(hub.conn.execute("SELECT kind, count(*) FROM alerts GROUP BY kind"))
-    assert kinds == {"identity_conflict": 1, "chain_break": 1, "epoch_changed": 1}
-    assert one(hub.conn, "SELECT acked_seq FROM sites WHERE code='S01'") == 6
+    assert kinds == {"identity_conflict": 1, "epoch_changed": 1}
+    assert one(hub.conn, "SELECT acked_seq FROM sites WHERE code='S01'") == 7
+
+
+def test_cases_from_a_box_whose_clock_jumped_are_flagged(hub):
+    """A box whose clock jumped says clock=untrusted; a case dated after its arrival would look
+    green until that day: both raise an alert naming the cases (once per site and hour)."""
+    s = Site(hub.root, "S01")
+    s.clock = "untrusted"
+    hub.process_group([s.records(reg("S01", 1), wall=NOW)])
+    tomorrow = NOW + timedelta(days=1)
+    s.clock = "ntp"
+    hub.process_group([s.records(reg("S01", 2, tomorrow), wall=NOW)])
+    alerts = dict(hub.conn.execute("SELECT kind, detail FROM alerts WHERE kind LIKE 'clock_%'"))
+    assert set(alerts) == {"clock_untrusted", "clock_ahead"}
+    assert "S01-20261102-0001" in alerts["clock_untrusted"] and "S01-20261103-0002" in alerts["clock_ahead"]
