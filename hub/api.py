@@ -41,7 +41,8 @@ ALERT_ZH = {  # alert kinds written by hub/ingest.py
     "light_green": "转为绿灯", "light_yellow": "亮黄牌", "light_red": "亮红牌",
     "chain_break": "记录链断裂", "epoch_changed": "站点数据库被重置", "backlog_incomplete": "积压记录未补齐",
     "wrong_site": "试图操作其他站点的办件", "item_unknown_item": "事项不在中心目录中",
-    "item_mismatch": "事项信息与中心目录不符",
+    "item_mismatch": "事项信息与中心目录不符", "identity_conflict": "站点身份冲突（两台设备或设备被重置）",
+    "clock_untrusted": "站点时钟不可信", "clock_ahead": "站点时间超前", "config_missing": "盒子持有中心已无的配置",
 }
 LIGHT_ZH = {"green": "绿灯", "yellow": "黄牌", "red": "红牌"}
 CLOCK_ZH = {"ntp": "NTP 同步", "hub": "按中心校时", "untrusted": "不可信", "unknown": "未知"}
@@ -56,6 +57,8 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",      # no-referrer would make browsers send "Origin: null" on form posts
 }
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_OFFSET = 2**62                  # SQLite's OFFSET is a 64-bit integer; any larger offset lists nothing anyway
+STATIC_NAME_MAX = 255               # bytes of one path component (NAME_MAX); longer names exist nowhere
 ORDERS = {  # fixed SQL fragments, never user text
     "recent": "received_at DESC",
     "urgency": "CASE light WHEN 'red' THEN 0 WHEN 'yellow' THEN 1 ELSE 2 END, due_date, received_at",
@@ -124,6 +127,30 @@ def cross_site(request: web.Request, *, require_origin: bool) -> str | None:
     if not netloc or netloc not in hosts:
         return f"Origin {origin[:100]} is not this hub"
     return None
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler):
+    """The outermost middleware: an answer for every request, never aiohttp's text/plain 500.
+
+    HTTP answers (4xx, redirects) pass through. A static file name no file system can hold
+    (a component over NAME_MAX bytes, a NUL) is a 404. Anything else a handler raises is a bug:
+    logged here with its traceback, answered with a JSON 500 that carries no traceback."""
+    if request.path.startswith("/static/") and not _plausible_static(request.match_info.get("filename", "")):
+        return error(404, "文件不存在 (no such file)")
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:   # noqa: BLE001 - the client gets a JSON answer; the traceback goes to the log
+        log.exception("unexpected error answering %s %s", request.method, request.path[:200])
+        return error(500, "服务器内部错误，已记录日志 (internal error; details are in the hub's log)")
+
+
+def _plausible_static(name: str) -> bool:
+    """Whether `name` could name a file under STATIC (aiohttp would otherwise stat it and fail)."""
+    return "\0" not in name and all(len(part.encode("utf-8", "surrogateescape")) <= STATIC_NAME_MAX
+                                    for part in name.split("/"))
 
 
 @web.middleware
@@ -216,7 +243,7 @@ async def list_cases(request: web.Request) -> web.Response:
         where.append("closed = 0")
     try:
         limit = min(max(int(q.get("limit", 200)), 1), 5000)
-        offset = max(int(q.get("offset", 0)), 0)
+        offset = min(max(int(q.get("offset", 0)), 0), MAX_OFFSET)
     except ValueError:
         return error(400, "limit/offset must be integers")
     sql = "SELECT * FROM cases" + (" WHERE " + " AND ".join(where) if where else "")
@@ -377,8 +404,16 @@ async def page(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.Response:
-    """Exchange the admin token for a dashboard cookie."""
-    form = await request.post()
+    """Exchange the admin token for a dashboard cookie.
+
+    The login page posts an urlencoded form; any body that is not a form (invalid UTF-8, an
+    unknown charset, a multipart body without or with a broken boundary) is a 400."""
+    try:
+        form = await request.post()
+    except web.HTTPException:      # 413 beyond client_max_size
+        raise
+    except Exception as exc:       # noqa: BLE001 - aiohttp's form parsers raise many kinds for bad bodies
+        return error(400, f"登录表单无效 (malformed login form): {type(exc).__name__}: {str(exc)[:200]}")
     token = str(form.get("token", ""))
     if not _same(token, request.app[TOKEN]):
         raise web.HTTPFound("/login?bad=1")
@@ -398,7 +433,8 @@ def _iso(ms) -> str | None:
 def create_app(hub, reader, token: str, *, body_timeout_s: float = 30.0, limiter: Limiter | None = None
                ) -> web.Application:
     """The hub's aiohttp application. `body_timeout_s`: a request body must arrive whole within it."""
-    app = web.Application(middlewares=[auth_middleware(token, hub.cfg.api.department_tokens), body_deadline],
+    app = web.Application(middlewares=[errors_middleware, auth_middleware(token, hub.cfg.api.department_tokens),
+                                       body_deadline],
                           client_max_size=1024 * 1024)
     app[HUB], app[READER], app[TOKEN], app[LIMITER] = hub, reader, token, limiter if limiter is not None else Limiter()
     app[BODY_TIMEOUT] = float(body_timeout_s)

@@ -18,6 +18,7 @@ from protocol.clips import CLIP_ID_RE
 from protocol.wire import encode_msg
 
 HUB = web.AppKey("hub_dev", object)
+MAX_MS = 4_102_444_800_000                          # 2100-01-01T00:00:00Z
 SITE_CODE = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"     # route pattern; the registry decides the rest
 
 
@@ -31,8 +32,8 @@ class SignText(BaseModel):
 class ClipRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     camera: str = Field(pattern=r"^[A-Za-z0-9._-]{1,32}$")   # part of the clip id
-    start_ms: int = Field(gt=0)
-    end_ms: int = Field(gt=0)
+    start_ms: int = Field(gt=0, lt=MAX_MS)     # milliseconds since 1970 before 2100: a SQLite integer
+    end_ms: int = Field(gt=0, lt=MAX_MS)
 
 
 def _site(request: web.Request, online: bool = False) -> str:

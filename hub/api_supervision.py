@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from urllib.parse import quote
 from datetime import datetime
 
@@ -10,7 +9,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.admin import store_calendar_year
-from hub.httpjson import dumps, error, read_model
+from hub.httpjson import dumps, error, read_model, read_object
 from hub.store import load_calendar
 from hub.supervision import card_summary, ticket_view
 from hub.tickets import TicketError
@@ -140,12 +139,7 @@ async def get_calendar(request: web.Request) -> web.Response:
 async def post_calendar(request: web.Request) -> web.Response:
     """Load one year's holiday/调休 table (JSON: year, holidays, workdays, source)."""
     _admin_only(request)
-    try:
-        raw = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return error(400, f"malformed JSON: {exc}")
-    if not isinstance(raw, dict):
-        return error(400, "body must be a JSON object: {year, holidays, workdays, source?, actor?}")
+    raw = await read_object(request)
     actor = str(raw.pop("actor", None) or "dashboard")[:64]
     try:
         table = YearTable.from_dict(raw)

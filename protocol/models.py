@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from protocol.calendar import CST
 from protocol.caseclock import CASE_TYPES, EVENT_TYPES, SUSPEND_PROCEDURES, ItemRule
 
 KIND_CASE_REGISTERED = "case.registered"
@@ -39,10 +40,18 @@ class Strict(BaseModel):
 
 
 def _aware(v: datetime) -> datetime:
+    """A time with a UTC offset whose year in China time (Asia/Shanghai) is 2000..2100.
+
+    The year is judged in China time, the time every case clock, case number and calendar uses:
+    2000-01-01T00:00:00+14:00 is still 1999 in China and is refused, whatever offset it came with."""
     if v.tzinfo is None or v.utcoffset() is None:
         raise ValueError("time must carry a UTC offset, e.g. 2026-03-02T09:30:00+08:00")
-    if not 2000 <= v.year <= 2100:
-        raise ValueError("time must be between the years 2000 and 2100")
+    try:
+        year = v.astimezone(CST).year
+    except OverflowError:                   # 0001-01-01T00:00+14:00 or 9999-12-31T23:59-14:00
+        year = v.year
+    if not 2000 <= year <= 2100:
+        raise ValueError("time must be between the years 2000 and 2100 in China time (UTC+08:00)")
     return v
 
 
