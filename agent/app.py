@@ -17,6 +17,7 @@ from agent.httpguard import GuardedSite, HttpLimits, runner_kwargs
 from agent.integrity import StoreDamaged, refusal_text
 from agent.heartbeat import BoxMonitor
 from agent.store import AgentStore
+from protocol.records import decode_record
 from agent.sync import Syncer
 from provisioning.config import AgentConfig, load_config
 
@@ -44,8 +45,9 @@ async def serve(cfg: AgentConfig, *, http_port: int | None = None, data_dir: Pat
     store = AgentStore(data / "agent.db", cfg.site.code, clock=clock)
     head_flusher = asyncio.create_task(_flush_head_every(store, 1.0))
     store.load_calendar()
-    if (last := store.last_wall_ms()) is not None:
-        clock.set_floor(last)
+    if store.head_seq:   # the newest record anchors the clock: never behind it, and a jump since is seen
+        newest = decode_record(store.read_log(store.head_seq, store.head_seq)[0])
+        clock.set_floor(newest.wall_ms, newest.mono_ns, newest.boot_id)
     sync = Syncer(cfg, store, clock)
     store.on_append.append(lambda rec: sync.kick())
     hall = await _start_hall(cfg, store, data, clock)
@@ -134,7 +136,8 @@ async def _start_hall(cfg: AgentConfig, store: AgentStore, data: Path, clock: Bo
         fake = cfg.devices.mode == "fake"
         devices = devices_config_for(cfg.site.board)
         cameras = _cameras(cfg, store, data, clock, devices, fake) if _has_cameras(cfg, fake) else None
-        hall = Hall(store, devices, fake=fake, data_dir=data, refresh_s=cfg.devices.refresh_s, cameras=cameras)
+        hall = Hall(store, devices, fake=fake, data_dir=data, refresh_s=cfg.devices.refresh_s, cameras=cameras,
+                    now=clock.now)
         await hall.start()
         return hall
     except Exception:  # noqa: BLE001 - devices are optional for the case register
