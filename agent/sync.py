@@ -239,7 +239,10 @@ class Syncer:
             self.diverged = True
             return
         conflict = msg.get("conflict")
-        if isinstance(conflict, int) and 0 < conflict <= self.store.head_seq and not self.diverged:
+        if isinstance(conflict, int) and 0 < conflict <= self.store.head_seq and not self.diverged \
+                and self._same_record(conflict, msg.get("conflict_hash"), missing=False):
+            # the hub turned away OUR record at that seq (the ack topic is shared by every box
+            # using this identity: an ack about the other box's record says nothing about ours)
             log.error("DIVERGED: the hub holds a different record %d under this site's identity (epoch %s): "
                       "another box may use it, or this box was reset. Records from %d on stay unsynced here; "
                       "see docs/operations.md.", conflict, self.store.epoch, conflict)
@@ -267,11 +270,11 @@ class Syncer:
             self.counters["rewinds"] += 1
             self.plan.rewind(resend)
 
-    def _same_record(self, seq: int, acked_hash) -> bool:
-        """Whether our record at `seq` is the one the hub acknowledges (hubs older than the
-        hash in acks send none: trusted as before)."""
+    def _same_record(self, seq: int, acked_hash, missing: bool = True) -> bool:
+        """Whether our record at `seq` has that hash (`missing` when the hub sent none: hubs
+        older than the hash in acks are trusted as before)."""
         if not isinstance(acked_hash, str) or not acked_hash:
-            return True
+            return missing
         enc = self.store.read_log(seq, seq)
         return bool(enc) and record_hash(enc[0]).hex() == acked_hash
 

@@ -260,11 +260,13 @@ class Ingestor:
             "SELECT seq, hash FROM records WHERE site=? AND seq BETWEEN ? AND ?",
             (site, header.first_seq, header.last_seq)).fetchall())
         fresh, conflict = [], None
-        if records and records[0][0].seq > 1:    # the batch must link to the record we hold before it
+        if records and records[0][0].seq > 1:    # the batch must link to the record we hold before it,
+            first = records[0][0]                # and not to another history we turned away
             before = self.conn.execute("SELECT hash FROM records WHERE site=? AND seq=?",
-                                       (site, records[0][0].seq - 1)).fetchone()
-            if before is not None and before[0] != records[0][0].prev:
-                conflict = records[0][0].seq
+                                       (site, first.seq - 1)).fetchone()
+            if (before is not None and before[0] != first.prev) or (before is None and self.conn.execute(
+                    "SELECT 1 FROM conflict_heads WHERE site=? AND hash=?", (site, first.prev)).fetchone()):
+                conflict = first.seq
         for rec, enc in records:
             h = _h(enc)
             old = existing.get(rec.seq)
@@ -279,6 +281,12 @@ class Ingestor:
             else:
                 db.bump(self.conn, "records_duplicate")
         if conflict is not None:
+            last_rec, last_enc = records[-1]
+            self.conn.execute("INSERT OR REPLACE INTO conflict_heads(site, hash, seq) VALUES (?, ?, ?)",
+                              (site, _h(last_enc), last_rec.seq))
+            self.conn.execute("DELETE FROM conflict_heads WHERE site=? AND hash NOT IN (SELECT hash FROM "
+                              "conflict_heads WHERE site=? ORDER BY seq DESC LIMIT 256)", (site, site))
+            conflict_hash = next(_h(e) for r, e in records if r.seq == conflict)
             self._alert_once(now_ms, site, "identity_conflict", "red",
                              f"站点 {site} 报送的第 {conflict} 条记录与中心已收到的记录链不同：同一站点身份可能被两台设备使用，"
                              f"或设备被重置后沿用原编码。两边的记录都已保留；请按运维文档处理")
@@ -292,8 +300,9 @@ class Ingestor:
         for rec, enc, h in fresh:
             self._apply(site, rec, now_ms, out, topic)
         self._advance(site, srow, now_ms, out, last_clock=records[-1][0].clock if records else None)
-        if conflict is not None:       # tell that box: its record at `conflict` is not the hub's
+        if conflict is not None:       # tell that box (by its record's hash): it is not the hub's history
             out.acks[site]["conflict"] = conflict
+            out.acks[site]["conflict_hash"] = conflict_hash.hex()
 
     def _apply(self, site, rec, now_ms, out: Outcome, topic) -> None:
         """Project one fresh record (registration or event); bad bodies are flagged, not lost."""

@@ -93,6 +93,10 @@ MIGRATIONS = [
         ALTER TABLE sites ADD COLUMN hold_blocked_until_ms INTEGER;
         -- the seq whose record does not link to the one before: the contiguous mark stops there
         ALTER TABLE sites ADD COLUMN chain_break_at INTEGER;
+        -- where another history under a site's identity ends (the last record of each batch
+        -- quarantined as seq_conflict): its next batches, which link there, are recognized
+        CREATE TABLE conflict_heads (site TEXT NOT NULL, hash BLOB NOT NULL, seq INTEGER NOT NULL,
+            PRIMARY KEY (site, hash)) WITHOUT ROWID;
         -- the catalog version a site said (at birth) it holds, and its last seq then: records
         -- written after that must name this version or a newer one
         ALTER TABLE sites ADD COLUMN catalog_seen INTEGER NOT NULL DEFAULT 0;

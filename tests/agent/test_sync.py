@@ -54,3 +54,17 @@ def test_an_ack_naming_another_record_at_that_seq_is_divergence(syncer):
     syncer._on_ack({"acked": 2, "hub_ms": 1, "acked_hash": "00" * 32})
     assert syncer.diverged and syncer.store.acked_seq() == 1
     assert syncer.counters["acks_diverged"] == 1
+
+
+def test_a_conflict_about_the_other_boxs_record_does_not_make_us_diverge(syncer):
+    """Every box using this identity reads the same ack topic: a conflict naming a record that
+    is not ours is about the other box."""
+    from protocol.records import record_hash
+    for i in range(3):
+        syncer.store.append("heartbeat", {"at": "2026-11-02T09:00:00+08:00", "n": i})
+    syncer._restart_plan()
+    ours = record_hash(syncer.store.read_log(2, 2)[0]).hex()
+    syncer._on_ack({"acked": 0, "hub_ms": 1, "conflict": 2, "conflict_hash": "11" * 32})
+    assert not syncer.diverged
+    syncer._on_ack({"acked": 0, "hub_ms": 1, "conflict": 2, "conflict_hash": ours})
+    assert syncer.diverged and syncer.store.acked_seq() == 0

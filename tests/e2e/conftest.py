@@ -1,6 +1,6 @@
 import pytest
 
-from tests.e2e.harness import Env
+from tests.e2e.harness import Env, wait_for
 
 
 @pytest.fixture
@@ -12,6 +12,8 @@ def env(tmp_path):
         e.start_hub()
         e.start_agent("S01")
         e.start_agent("S02")
+        for code in ("S01", "S02"):     # the hub pushes its signed catalog once a box's birth says what it holds
+            wait_for(lambda: e.agent_health(code)["catalog_version"] > 0, 30, what=f"catalog at {code}")
         yield e
     finally:
         e.close()

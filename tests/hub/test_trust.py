@@ -421,3 +421,23 @@ def test_cases_from_a_box_whose_clock_jumped_are_flagged(hub):
     alerts = dict(hub.conn.execute("SELECT kind, detail FROM alerts WHERE kind LIKE 'clock_%'"))
     assert set(alerts) == {"clock_untrusted", "clock_ahead"}
     assert "S01-20261102-0001" in alerts["clock_untrusted"] and "S01-20261103-0002" in alerts["clock_ahead"]
+
+
+def test_a_clones_later_batches_are_recognized_even_past_a_gap(hub):
+    """The clone has several batches in flight: after its first is turned away, its next one
+    starts where the hub holds nothing before it. It links to the turned-away history, so it
+    is turned away too; the real box's records go on being the site's history."""
+    a = Site(hub.root, "S01")
+    hb = lambda box, n: ("heartbeat", {"at": NOW.isoformat(), "backlog": 0, "clock": "ntp", "box": box, "n": n})
+    hub.process_group([a.records(*[hb("AB", n) for n in range(5)], wall=NOW)])
+    import copy
+    b = copy.copy(a)                                  # the SD card was cloned after record 5
+    hub.process_group([a.records(hb("A", 5), wall=NOW)])                    # A's 6
+    out_b1 = hub.process_group([b.records(*[hb("B", n) for n in range(5, 8)], wall=NOW)])  # B's 6-8
+    out_b2 = hub.process_group([b.records(*[hb("B", n) for n in range(8, 11)], wall=NOW)])  # B's 9-11
+    hub.process_group([a.records(*[hb("A", n) for n in range(6, 12)], wall=NOW)])          # A's 7-12
+    assert one(hub.conn, "SELECT count(*) FROM records WHERE site='S01'") == 12
+    assert one(hub.conn, "SELECT acked_seq FROM sites WHERE code='S01'") == 12
+    assert one(hub.conn, "SELECT count(*) FROM quarantine WHERE reason='seq_conflict'") == 6
+    assert out_b1.acks["S01"]["conflict"] == 6 and out_b2.acks["S01"]["conflict"] == 9
+    assert out_b2.acks["S01"]["conflict_hash"] != ""
