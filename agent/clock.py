@@ -96,6 +96,7 @@ class BoxClock:
         self._floor: tuple[int, int] | None = None   # (floor ms, mono ns when set)
         self._floor_ntp_after: float = float("inf")  # an NTP sync after this mono ns overrides the floor
         self._jumped_ms: int | None = None           # last reported jump (for logs and health)
+        self._flag_seen: int | None = None           # the NTP flag's mtime at the last good reading
         self._lock = threading.Lock()
         self.read()                                  # the first reading anchors jump detection
 
@@ -125,13 +126,21 @@ class BoxClock:
             self._hub = (int(hub_ms), mono)
             self._ref = (int(hub_ms), mono)
 
-    def _ntp_sync_mono(self, real_ms: int, mono: int) -> float | None:
-        """Monotonic time of timesyncd's last sync (its flag file's mtime), or None."""
+    def _ntp_flag_mtime(self) -> int | None:
+        """timesyncd's flag file's mtime (ns; touched at every sync), or None."""
         try:
-            mtime_ms = self.ntp_flag.stat().st_mtime_ns // 1_000_000
+            return self.ntp_flag.stat().st_mtime_ns
         except OSError:
             return None
-        return mono - (real_ms - mtime_ms) * 1_000_000
+
+    def _ntp_sync_mono(self, real_ms: int, mono: int, mtime_ns: int | None) -> float | None:
+        """Monotonic time of timesyncd's last sync, or None. The mtime is converted with the
+        current wall clock: after a jump back that puts the sync in the future, which is
+        impossible, so it is not taken as a sync."""
+        if mtime_ns is None:
+            return None
+        at = mono - (real_ms - mtime_ns // 1_000_000) * 1_000_000
+        return at if at <= mono else None
 
     # -- the reading ------------------------------------------------------------------------
     def read(self) -> Reading:
@@ -139,7 +148,9 @@ class BoxClock:
         with self._lock:
             real = self._wall_ns() // 1_000_000
             mono = self._mono_ns()
-            ntp_mono = self._ntp_sync_mono(real, mono)
+            flag = self._ntp_flag_mtime()
+            ntp_mono = self._ntp_sync_mono(real, mono, flag)
+            synced_since = flag is not None and flag != self._flag_seen and ntp_mono is not None
             hub_est = hub_age = None
             if self._hub is not None:
                 hub_est = self._hub[0] + (mono - self._hub[1]) // 1_000_000
@@ -151,8 +162,12 @@ class BoxClock:
             off = None
             if abs(real - expected) <= self._tol_ms:
                 self._ref = (real, mono)                  # the wall clock agrees: follow it
-            elif not hub_recent and ntp_mono is not None and ntp_mono > self._ref[1]:
-                self._ref = (real, mono)                  # NTP set the clock since the last good reading
+                self._flag_seen = flag
+            elif not hub_recent and synced_since and ntp_mono > self._ref[1]:
+                # NTP set the clock since the last good reading: the flag was touched again since
+                # (a clock set by hand leaves it as it was)
+                self._ref = (real, mono)
+                self._flag_seen = flag
                 log.info("wall clock set by NTP (%+.0f s); following it", (real - expected) / 1000)
             else:
                 off = real - expected

@@ -299,3 +299,30 @@ def test_hub_flags_untrusted_and_future_dated_cases(tmp_path):
         hubdb.insert_registration(conn, "S01", rec.seq, CaseRegistered.model_validate(rec.body))
     assert clock_suspect_cases(conn, "S01") == {untrusted.body["case_no"]: "untrusted",
                                                ahead.body["case_no"]: "ahead"}
+
+
+def test_a_clock_set_back_by_hand_after_an_ntp_sync_is_not_taken_for_ntp(tmp_path):
+    """timesyncd synced 10 minutes ago (its flag file's mtime); then someone sets the clock back
+    a day. The flag was not touched again, so this is no NTP step: untrusted, true time kept."""
+    import os
+    ft = FakeTime()
+    flag = tmp_path / "synchronized"
+    flag.write_text("")
+    ft.advance(600)
+    synced = (ft.true_ms - 600_000) / 1000
+    os.utime(flag, (synced, synced))
+    clock = BoxClock(flag, force="", wall_ns=ft.wall_ns, mono_ns=ft.mono_ns, boot_id=BOOT)
+    ft.advance(60)
+    assert clock.quality() == "ntp"
+    ft.jump(-86400)
+    ft.advance(1)
+    assert clock.quality() == "untrusted"
+    assert abs((clock.now() - ft.true()).total_seconds()) < 5
+    ft.advance(3600)
+    assert clock.quality() == "untrusted" and abs((clock.now() - ft.true()).total_seconds()) < 5
+    # a real NTP step: timesyncd sets the clock right and touches the flag
+    ft.jump(+86400)
+    now = ft.true_ms / 1000
+    os.utime(flag, (now, now))
+    ft.advance(1)
+    assert clock.quality() == "ntp" and abs((clock.now() - ft.true()).total_seconds()) < 5
