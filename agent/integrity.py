@@ -377,6 +377,10 @@ def reset_command(db: Path, *, sure: bool, even_if_healthy: bool = False) -> int
         return 2
     try:
         verdict = check_store(db)
+    except StoreUnreadable as exc:      # an I/O or permission error may pass: never move a store for it
+        print(f"{exc.path}: could not be read: {exc.problem}. That is not damage: fix the disk or the "
+              f"permissions and start again; refusing to reset.")
+        return 2
     except StoreDamaged as exc:
         print(f"{exc.path}: damaged: {exc.problem}")
     else:

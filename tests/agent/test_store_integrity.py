@@ -333,3 +333,16 @@ def test_head_file_writes_are_throttled_and_a_failed_write_never_fails_the_appen
     assert read_head(db).seq == 4
     s.close()
     assert check_store(db).state == "ok"
+
+
+def test_reset_store_never_moves_a_store_that_only_could_not_be_read(tmp_path, monkeypatch, capsys):
+    """An I/O or permission error may pass (the unit retries it): it is not damage."""
+    from agent import integrity
+    db = tmp_path / "agent.db"
+    db.write_bytes(b"x")
+
+    def unreadable(path):
+        raise integrity.StoreUnreadable(path, "Input/output error")
+    monkeypatch.setattr(integrity, "check_store", unreadable)
+    assert integrity.reset_command(db, sure=True) == 2
+    assert db.read_bytes() == b"x" and "refusing to reset" in capsys.readouterr().out
