@@ -16,6 +16,7 @@ from hub.catalog import next_config_version, read_catalog, store_catalog
 from hub.store import open_db
 from protocol.calendar import CalendarError, YearTable
 from provisioning.config import HubConfig, load_config
+from provisioning.fsmodes import fsync_path
 
 
 def import_catalog(config: Path, file: Path) -> tuple[int, int]:
@@ -121,18 +122,10 @@ def backup(config: Path, out: Path) -> dict:
             summary = _summary(dst)
         finally:
             dst.close()
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(tmp)
         os.chmod(tmp, BACKUP_MODE)
         os.replace(tmp, out)
-        dfd = os.open(out.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        fsync_path(out.parent)
     except BaseException:
         for p in (tmp, Path(f"{tmp}-journal"), Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
             p.unlink(missing_ok=True)

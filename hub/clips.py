@@ -30,6 +30,7 @@ from hub.store import bump
 from protocol import topics
 from protocol.clips import MAX_CHUNKS, MIN_CHUNK_BYTES, ClipRefused, open_chunk
 from protocol.wire import WireError
+from provisioning.fsmodes import fsync_path
 
 log = logging.getLogger("jiancha.hub.clips")
 
@@ -203,8 +204,8 @@ class ClipReceiver:
             new_root = not self.root.is_dir()
             folder.mkdir(parents=True, exist_ok=True)
             if new_root:
-                _fsync_dir(self.root.parent)
-            _fsync_dir(self.root)
+                fsync_path(self.root.parent)
+            fsync_path(self.root)
         _write_durably(part, data)
 
     def _assemble(self, conn, clip_id: str, total: int, sha256: str, folder: Path) -> bool:
@@ -248,7 +249,7 @@ class ClipReceiver:
             _recount(conn, clip_id)
             raise WireError("bad_record", f"clip {clip_id}: assembled file does not match its sha256")
         tmp.replace(out)
-        _fsync_dir(self.root)
+        fsync_path(self.root)
         self._finish(conn, clip_id, out, folder)
         return True
 
@@ -349,15 +350,7 @@ def _write_durably(path: Path, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_path(path.parent)
 
 
 def _file_sha256(path: Path) -> str:

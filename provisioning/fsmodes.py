@@ -52,6 +52,15 @@ def write_private(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
+def fsync_path(path: Path) -> None:
+    """fsync a file, or a folder (so a rename or a new file in it survives a power cut)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def make_private(path: Path) -> None:
     """chmod an existing file to 0600 (or a folder to 0700) if it allows more."""
     st = os.lstat(path)

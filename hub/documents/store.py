@@ -27,6 +27,7 @@ from typing import Any
 from hub.documents.facts import DocumentFacts
 from hub.documents.kinds import check_prefix, format_number, kind_title, parse_number
 from hub.documents.render import render_pdf
+from provisioning.fsmodes import fsync_path
 
 # (name, SQL) for agent.db.migrate / hub.store.MIGRATIONS; names are namespaced so they cannot
 # collide with the hub's own numbered migrations.
@@ -202,11 +203,7 @@ class DocumentStore:
         finally:
             os.close(fd)
         os.replace(tmp, path)
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        fsync_path(path.parent)
         return path
 
     @staticmethod

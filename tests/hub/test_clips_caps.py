@@ -11,20 +11,12 @@ import pytest
 
 from hub.clips import ClipReceiver, request_clip, site_clip_bytes
 from tests.hub.hubapp import metrics_text
-from hub.store import open_db
 from protocol.clips import MIN_CHUNK_BYTES, ClipChunk, open_chunk, seal_chunk
 from protocol.crypto import generate_ed25519
 from protocol.wire import WireError
 
 NOW = 1_795_000_000_000
 K = MIN_CHUNK_BYTES                  # the smallest chunk the hub takes (but for the last)
-
-
-@pytest.fixture
-def db(tmp_path):
-    conn = open_db(tmp_path / "hub.db")
-    yield conn
-    conn.close()
 
 
 @pytest.fixture

@@ -31,13 +31,6 @@ class Crash(Exception):
 
 
 @pytest.fixture
-def db(tmp_path):
-    conn = open_db(tmp_path / "hub.db")
-    yield conn
-    conn.close()
-
-
-@pytest.fixture
 def key():
     return generate_ed25519()
 
