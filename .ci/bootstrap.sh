@@ -64,7 +64,7 @@ fi
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   say "installing jiancha and its dependencies into .venv"
   .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/python -c 'import agent, hub, protocol, provisioning, paho.mqtt, aiohttp' \
+  .venv/bin/python -c 'import agent, hub, iobase, jiancha, protocol, provisioning, paho.mqtt, aiohttp' \
     || { say "the package did not install; see pip's output above"; exit 1; }
   echo "$want" > "$stamp"
 fi

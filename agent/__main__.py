@@ -1,6 +1,6 @@
 """python -m agent ... == jiancha agent ..."""
 import sys
 
-from provisioning.cli import main
+from agent.cli import main
 
-sys.exit(main(["agent", *sys.argv[1:]]))
+sys.exit(main(sys.argv[1:]))

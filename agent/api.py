@@ -15,7 +15,7 @@ from datetime import datetime
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from agent.db import is_disk_full
+from iobase.sqlite import is_disk_full
 from agent.httpguard import (
     HttpLimits, activity_middleware, body_deadline_middleware, origin_middleware, security_headers)
 from agent.store import AgentStore, StoreError

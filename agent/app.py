@@ -19,7 +19,8 @@ from agent.heartbeat import BoxMonitor
 from agent.store import AgentStore
 from protocol.records import decode_record
 from agent.sync import Syncer
-from provisioning.config import AgentConfig, load_config
+from agent.config import AgentConfig
+from iobase.config import load_config
 
 log = logging.getLogger("jiancha.agent")
 
@@ -111,7 +112,7 @@ def _wire_clips(hall, sync, cfg: AgentConfig) -> None:
 
 def _has_cameras(cfg: AgentConfig, fake: bool) -> bool:
     """Only boxes with cameras load OpenCV and numpy (+11 MB)."""
-    from provisioning.boards import load_board
+    from agent.config import load_board
     return fake or bool(cfg.devices.cameras and cfg.devices.cameras.get("cameras")) or \
         bool(load_board(cfg.site.board).cameras)
 

@@ -32,7 +32,7 @@ def cameras_for(board_name: str, configured: CamerasConfig | None, fake_windows:
                              regions=[{"window": int(w) if w.isdigit() else w, "rect": (0.0, 0.0, 1.0, 1.0)}])
                 for w in fake_windows]
         return base.model_copy(update={"cameras": cams})
-    from provisioning.boards import load_board
+    from agent.config import load_board
     return base.model_copy(update={"cameras": [CameraConfig.from_board(c) for c in load_board(board_name).cameras]})
 
 

@@ -30,7 +30,7 @@ ARMING_EVENTS = ("complete", "deliver")
 
 def devices_config_for(board_name: str) -> DevicesConfig:
     """The devices of a board profile (firmware-configs/)."""
-    from provisioning.boards import load_board
+    from agent.config import load_board
     return devices_from_board(load_board(board_name))
 
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from agent import integrity
-from agent.db import connect, migrate, transaction
+from iobase.sqlite import connect, migrate, transaction
 from protocol.calendar import CST, WorkCalendar, YearTable, default_calendar, local_date
 from protocol.caseclock import Event, check_event, evaluate
 from protocol.caseno import make_case_no

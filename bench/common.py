@@ -135,14 +135,16 @@ def set_agent_devices(env: Env, code: str, mode: str | None) -> str:
     if mode is not None:
         raw.setdefault("devices", {})["mode"] = mode
         path.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    from provisioning.config import AgentConfig, load_config
+    from agent.config import AgentConfig
+    from iobase.config import load_config
     cfg = load_config(path, AgentConfig)
     return getattr(getattr(cfg, "devices", None), "mode", "n/a")
 
 
 def agent_sync_settings(env: Env, code: str) -> dict:
     """The effective sync settings of a site's agent.yaml (defaults filled in)."""
-    from provisioning.config import AgentConfig, load_config
+    from agent.config import AgentConfig
+    from iobase.config import load_config
     return load_config(env.root / "sites" / code / "agent.yaml", AgentConfig).sync.model_dump()
 
 
@@ -412,7 +414,7 @@ def raw_baseline(env: Env, per_site_sizes: dict[str, list[int]], reps: int = 3,
     Timed from "go" (all connected) to the last message received. Run it while the hub is
     NOT connected (a fresh Env): otherwise the hub would ingest (and quarantine) them.
     """
-    from agent.sync import make_tls_client
+    from iobase.mqtt import make_tls_client
     from protocol import topics
 
     cfg = env.hub_cfg.broker
@@ -482,7 +484,7 @@ def _raw_publisher(argv: list[str]) -> int:
     wait for their PUBACKs and say 'sent'; exit at end of input."""
     import argparse
 
-    from agent.sync import make_tls_client
+    from iobase.mqtt import make_tls_client
     from protocol import topics
 
     ap = argparse.ArgumentParser()

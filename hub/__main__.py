@@ -1,6 +1,6 @@
 """python -m hub ... == jiancha hub ..."""
 import sys
 
-from provisioning.cli import main
+from hub.cli import main
 
-sys.exit(main(["hub", *sys.argv[1:]]))
+sys.exit(main(sys.argv[1:]))

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import yaml
 
-from agent.db import transaction
+from iobase.sqlite import transaction
 from hub.catalog import next_config_version, read_catalog, store_catalog
 from hub.store import open_db
 from protocol.calendar import CalendarError, YearTable
-from provisioning.config import HubConfig, load_config
-from provisioning.fsmodes import fsync_path
+from hub.config import HubConfig
+from iobase.config import load_config
+from iobase.files import fsync_path
 
 
 def import_catalog(config: Path, file: Path) -> tuple[int, int]:

@@ -119,9 +119,8 @@ def _sign_font():
     """(font, y offset): a CJK face whose characters fill at most SIGN_FONT_PX rows."""
     from PIL import ImageFont
 
-    from hub.documents.fonts import find_cjk_fonts
-    specs = find_cjk_fonts()
-    spec = next((f for f in specs if "Hei" in f.family or "Sans" in f.family), specs[0])  # sans reads best on LEDs
+    from iobase.fonts import find_sign_font
+    spec = find_sign_font()
     for size in range(SIGN_FONT_PX, SIGN_FONT_PX - 7, -1):
         font = ImageFont.truetype(str(spec.path), size, index=spec.index)
         top, bottom = font.getbbox("国")[1::2]

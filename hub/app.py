@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from agent.db import connect, transaction
+from iobase.sqlite import connect, transaction
 from hub.api import create_app
 from hub.clips import ClipReceiver
 from hub.configpush import ConfigPusher
@@ -21,7 +21,8 @@ from hub.keys import HubKeys, SiteKeys
 from hub.mqtt import HubLink
 from hub.store import open_db
 from hub.supervision import Supervisor
-from provisioning.config import HubConfig, load_config
+from hub.config import HubConfig
+from iobase.config import load_config
 
 log = logging.getLogger("jiancha.hub")
 

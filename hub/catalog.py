@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from agent.db import transaction
+from iobase.sqlite import transaction
 
 from protocol.models import CatalogItem
 

@@ -30,7 +30,7 @@ from hub.store import bump
 from protocol import topics
 from protocol.clips import MAX_CHUNKS, MIN_CHUNK_BYTES, ClipRefused, open_chunk
 from protocol.wire import WireError
-from provisioning.fsmodes import fsync_path
+from iobase.files import fsync_path
 
 log = logging.getLogger("jiancha.hub.clips")
 

@@ -19,7 +19,7 @@ import json
 import logging
 import time
 
-from agent.db import transaction
+from iobase.sqlite import transaction
 from hub.catalog import CONFIG_KINDS, MAX_REPORTED_VERSION, next_config_version
 from hub.store import bump
 from protocol import topics

@@ -14,7 +14,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from agent.db import connect
+from iobase.sqlite import connect
 from hub.documents import DocumentStore, facts_from_case
 from protocol.calendar import CST, local_date
 

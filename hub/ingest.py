@@ -23,7 +23,7 @@ from hub.keys import HubKeys, SiteKeys
 from protocol import topics
 from protocol.calendar import CST
 from protocol.caseno import case_site, owned_by
-from agent.db import transaction
+from iobase.sqlite import transaction
 from hub import devices as dev
 from protocol.models import (KIND_CASE_EVENT, KIND_CASE_REGISTERED, KIND_DEVICE_EVENT, KIND_HEARTBEAT, KIND_VOTE,
                              CaseEventBody, CaseRegistered, DeviceEvent, Heartbeat, VoteCast)

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from protocol.crypto import load_private_pem, load_public_pem
-from provisioning.config import ConfigError, HubConfig, Registry, load_config
+from hub.config import HubConfig, Registry
+from iobase.config import ConfigError, load_config
 
 log = logging.getLogger("jiancha.hub.keys")
 

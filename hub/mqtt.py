@@ -7,10 +7,10 @@ import time
 
 import paho.mqtt.client as mqtt
 
-from agent.sync import make_tls_client
+from iobase.mqtt import make_tls_client
 from protocol import topics
 from protocol.wire import encode_msg
-from provisioning.config import HubConfig
+from hub.config import HubConfig
 
 log = logging.getLogger("jiancha.hub.mqtt")
 

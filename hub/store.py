@@ -11,7 +11,7 @@ import sqlite3
 
 from pathlib import Path
 
-from agent.db import connect, migrate
+from iobase.sqlite import connect, migrate
 from protocol.calendar import WorkCalendar, YearTable, default_calendar
 
 from protocol.models import CaseRegistered

@@ -17,7 +17,7 @@ from hub import tickets as tk
 from hub.projection import Transition
 from protocol.calendar import local_date
 from protocol.caseclock import violation_zh
-from provisioning.config import Supervision
+from hub.config import Supervision
 
 log = logging.getLogger("jiancha.hub.supervision")
 

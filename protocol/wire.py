@@ -29,6 +29,9 @@ REASONS = ("malformed", "oversize", "unsupported_version", "wrong_site", "bad_si
            "decrypt_failed", "bad_record", "count_mismatch")
 MAX_BATCH_BYTES = 1_048_576
 MAX_BATCH_RECORDS = 2000
+# largest signed config message the hub publishes (a catalog of ~5,000 items); the broker's
+# packet limit (provisioning/brokerconf.py) is set above it, `jiancha catalog import` refuses more
+MAX_CONFIG_BYTES = MAX_BATCH_BYTES
 WIRE_VERSION = 1
 CONFIG_VERSION = 1
 MAX_SITE_CHARS = 64

@@ -40,7 +40,8 @@ from pathlib import Path
 from protocol import topics
 from provisioning.brokerconf import (MAX_RETAINED_STATE_BYTES, BrokerLayout, bind_address,
                                      write_broker_conf)
-from provisioning.config import BROKER_TOOL_IDENTITY, ConfigError, HubConfig, load_config
+from hub.config import HubConfig
+from iobase.config import BROKER_TOOL_IDENTITY, ConfigError, load_config
 from provisioning.errors import BrokerError, CAError, ProvisioningError
 
 START_TIMEOUT_S = 10.0

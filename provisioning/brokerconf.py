@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from protocol import topics
-from protocol.wire import MAX_BATCH_BYTES
+from protocol.wire import MAX_BATCH_BYTES, MAX_CONFIG_BYTES
 from provisioning.ca import write_public
-from provisioning.fsmodes import private_dir
-from provisioning.config import BROKER_TOOL_IDENTITY, HUB_IDENTITY, HubConfig, Registry, load_config
+from iobase.files import private_dir
+from hub.config import HubConfig, Registry
+from iobase.config import BROKER_TOOL_IDENTITY, HUB_IDENTITY, load_config
 
 # Size and queue bounds (issue 7, section 3). One township box holding its certificate must not
 # be able to grow Mosquitto without limit: before these bounds, 150 x 8 MB publishes while the
@@ -32,7 +33,7 @@ from provisioning.config import BROKER_TOOL_IDENTITY, HUB_IDENTITY, HubConfig, R
 # and disconnects the client before allocating an oversize packet. This bound is global: it
 # applies to the hub's connection too.
 MAX_PACKET_SIZE = MAX_BATCH_BYTES + 64 * 1024          # 1,114,112 bytes
-MAX_HUB_PUBLISH_BYTES = MAX_BATCH_BYTES                # payloads the hub may publish (config)
+MAX_HUB_PUBLISH_BYTES = MAX_CONFIG_BYTES               # payloads the hub may publish (config)
 # Queue per client beyond what is in flight. Agents only send while the hub's retained state
 # says online and keep at most max_inflight_records unacknowledged, so the hub's queue holds
 # little in normal operation; what a full queue drops (silently) the agents resend from their

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from provisioning import fsmodes
+from iobase import files
 from provisioning.errors import CAError
 
 CA_YEARS = 10
@@ -60,13 +60,13 @@ def _now() -> dt.datetime:
 
 def write_private(path: Path, data: bytes) -> None:
     """Write key material readable by the owner only (0600, in a 0700 folder), atomically."""
-    fsmodes.private_dir(path.parent)
-    fsmodes.write_private(path, data)
+    files.private_dir(path.parent)
+    files.write_private(path, data)
 
 
 def write_public(path: Path, data: bytes) -> None:
     """Write a certificate, public key or CRL (0644, in a 0700 folder), atomically."""
-    fsmodes.private_dir(path.parent)
+    files.private_dir(path.parent)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
     os.chmod(tmp, 0o644)
@@ -151,7 +151,7 @@ class CertificateAuthority:
                 .sign(key, hashes.SHA256()))
         write_private(folder / "ca.key", ec_key_pem(key))
         write_public(folder / "ca.crt", cert_pem(cert))
-        fsmodes.private_dir(folder / "serials")
+        files.private_dir(folder / "serials")
         (folder / "serials" / "index").touch()
         ca = cls(folder)
         ca.write_crl()

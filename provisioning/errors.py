@@ -12,7 +12,3 @@ class CAError(ProvisioningError):
 
 class BrokerError(ProvisioningError):
     """Mosquitto is missing, would not start, or died."""
-
-
-class BoardError(ProvisioningError):
-    """A board file in firmware-configs/ is missing or invalid; the message names file and key."""

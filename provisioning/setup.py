@@ -24,17 +24,15 @@ from typing import Iterator, Literal
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
-from provisioning.boards import load_board
+from agent.config import load_board
 from provisioning.broker import signal_reload
 from provisioning.brokerconf import BrokerLayout, write_acl, write_broker_conf
 from provisioning.ca import CertificateAuthority, write_private, write_public
-from provisioning.config import (
-    BROKER_TOOL_IDENTITY, HUB_IDENTITY, AgentConfig, AgentHttp, AgentHub, AgentSite, BrokerClient, ConfigError,
-    HubApi, HubConfig, HubKeys, Registry, RegistrySite, dump_config, load_config,
-    validate_site_code,
-)
+from agent.config import AgentConfig, AgentHttp, AgentHub, AgentSite
+from hub.config import HubApi, HubConfig, HubKeys, Registry, RegistrySite
+from iobase.config import BROKER_TOOL_IDENTITY, HUB_IDENTITY, BrokerClient, ConfigError, dump_config, load_config, validate_site_code
 from provisioning.errors import ProvisioningError
-from provisioning.fsmodes import make_private, private_dir
+from iobase.files import make_private, private_dir
 
 CHINA_TZ = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")  # no DST since 1991
 

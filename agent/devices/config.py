@@ -1,4 +1,4 @@
-"""What the agent needs per device, derived from a board profile (provisioning.boards.Board).
+"""What the agent needs per device, derived from a board profile (agent.config.Board).
 
 Pydantic v2, ``extra="forbid"``, bounds and a description on every field. `devices_from_board`
 is the only translation from the board file's shape to the agent's; windows become strings
@@ -15,7 +15,7 @@ from agent.devices.keypads.mapping import (DEFAULT_MAPPING, KeyMapping, get_mapp
                                            mapping_problems)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from provisioning.boards import Board
+    from agent.config import Board
 
 
 class _Strict(BaseModel):

@@ -5,8 +5,8 @@
 See docs/documents.md for the kinds, the numbering rule, the fonts and how to add a template.
 """
 from hub.documents.facts import CASE_KEYS, DocumentFacts, facts_from_case
-from hub.documents.fonts import ENV_VAR as FONT_ENV_VAR
-from hub.documents.fonts import FontNotFoundError, FontSpec, find_cjk_font
+from iobase.fonts import ENV_VAR as FONT_ENV_VAR
+from iobase.fonts import FontNotFoundError, FontSpec, find_cjk_font
 from hub.documents.kinds import (EVENT_ZH, KINDS, VIOLATIONS_ZH, chinese_date, format_number,
                                  parse_number, violation_zh)
 from hub.documents.render import render_pdf

@@ -14,7 +14,7 @@ from datetime import date, datetime
 
 from hub.documents import templates as tpl
 from hub.documents.facts import DocumentFacts, _cst
-from hub.documents.fonts import find_cjk_fonts
+from iobase.fonts import find_cjk_fonts
 from hub.documents.kinds import LIGHT_ZH, chinese_date, kind_title, violation_zh
 
 RED = (204, 0, 0)

@@ -27,9 +27,9 @@ from typing import Any
 from hub.documents.facts import DocumentFacts
 from hub.documents.kinds import check_prefix, format_number, kind_title, parse_number
 from hub.documents.render import render_pdf
-from provisioning.fsmodes import fsync_path
+from iobase.files import fsync_path
 
-# (name, SQL) for agent.db.migrate / hub.store.MIGRATIONS; names are namespaced so they cannot
+# (name, SQL) for iobase.sqlite.migrate / hub.store.MIGRATIONS; names are namespaced so they cannot
 # collide with the hub's own numbered migrations.
 MIGRATIONS: list[tuple[str, str]] = [
     ("documents_0001", """
@@ -62,7 +62,7 @@ class DocumentIntegrityError(RuntimeError):
 
 def _apply_migrations(conn: sqlite3.Connection) -> None:
     """Apply MIGRATIONS through the project's migration runner (idempotent, by name)."""
-    from agent.db import migrate
+    from iobase.sqlite import migrate
     if conn.in_transaction:
         raise RuntimeError("DocumentStore: cannot create its tables inside an open transaction")
     migrate(conn, MIGRATIONS)

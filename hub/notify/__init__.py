@@ -1,7 +1,7 @@
 """SMS/e-mail reminders (短信提醒) for yellow/red cards and 督办: directory, templates, outbox, channels.
 
-Names are loaded lazily so `hub.notify.config` stays light enough for `provisioning.config`
-to embed `NotifyConfig` without importing aiohttp or the worker.
+Names are loaded lazily so `hub/config.py` can embed `hub.notify.config.NotifyConfig` without
+importing aiohttp or the worker.
 """
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
 """Notification settings (`notify:` in hub.yaml): pydantic models, strict, with bounds.
 
-This module imports nothing from `provisioning`, so `provisioning.config` can embed
-`NotifyConfig` without an import cycle.
+`hub/config.py` embeds `NotifyConfig` as hub.yaml's `notify:` section.
 """
 from __future__ import annotations
 

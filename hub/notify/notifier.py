@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Literal, Mapping
 
-from agent.db import connect
+from iobase.sqlite import connect
 from hub.notify.channels import Channel, DeliveryError
 from hub.notify.config import NotifyConfig
 from hub.notify.directory import Directory, Role, normalize_email, normalize_mobile, read_directory

@@ -1,7 +1,7 @@
 """Tables of the notification outbox and the directory, as named migrations for the hub database.
 
 The lead appends `MIGRATIONS` to `hub.store.MIGRATIONS`; names are prefixed `notify_` so they
-never collide with the hub's own. Statements end with ';' at a line end (see agent.db.migrate).
+never collide with the hub's own. Statements end with ';' at a line end (see iobase.sqlite.migrate).
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from pydantic import ValidationError
 
 from agent.api import create_app
-from agent.db import connect, is_disk_full
+from iobase.sqlite import connect, is_disk_full
 from agent.health import (GiB, MiB, HealthThresholds, HostReaders, bytes_to_evict, collect,
                           disk_action, health_problems, status_text)
 from agent.store import AgentStore

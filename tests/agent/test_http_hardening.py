@@ -208,7 +208,8 @@ async def test_hostile_json_bodies_are_4xx(agent, http, body, content_type, stat
 async def test_agent_run_serves_with_the_guard(tmp_path, capsys):
     """`agent run`'s own serve(): headers and the head deadline are there (no broker needed)."""
     from agent.app import serve
-    from provisioning.config import AgentConfig, load_config
+    from agent.config import AgentConfig
+    from iobase.config import load_config
     from provisioning.setup import add_site, init_hub
 
     init_hub(tmp_path / "h", region="1", name="x")

@@ -30,7 +30,7 @@ from agent.store import AgentStore
 from protocol.calendar import CST
 from protocol.models import CatalogItem, NewCase
 from provisioning.broker import free_port
-from provisioning.cli import main
+from jiancha.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 ITEM = CatalogItem(code="XK-001", name="食品经营许可", department="市场监督管理局", item_type="licensing",

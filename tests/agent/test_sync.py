@@ -10,7 +10,8 @@ from agent.store import AgentStore
 from agent.sync import Syncer
 from protocol import topics
 from protocol.wire import encode_msg
-from provisioning.config import AgentConfig, load_config
+from agent.config import AgentConfig
+from iobase.config import load_config
 from provisioning.setup import add_site, init_hub
 
 

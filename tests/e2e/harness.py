@@ -16,11 +16,13 @@ from pathlib import Path
 from hub.admin import import_catalog
 from protocol.calendar import CST, default_calendar
 from provisioning.broker import ManagedBroker, free_port
-from provisioning.config import AgentConfig, HubConfig, load_config
+from agent.config import AgentConfig
+from hub.config import HubConfig
+from iobase.config import load_config
 from provisioning.setup import add_site, init_hub
 
 REPO = Path(__file__).resolve().parents[2]
-CATALOG = REPO / "provisioning" / "templates" / "catalog-demo.csv"
+CATALOG = REPO / "jiancha" / "templates" / "catalog-demo.csv"
 
 
 def http(method: str, url: str, body=None, token: str | None = None, raw: bytes | None = None,

@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 from provisioning.broker import free_port
-from provisioning.config import HubConfig, load_config
+from hub.config import HubConfig
+from iobase.config import load_config
 from tests.e2e.harness import REPO, http, wait_for
 
 
@@ -31,7 +32,7 @@ def test_demo_runs_and_ctrl_c_stops_everything(tmp_path):
     data = tmp_path / "demo"
     port = free_port()
     log = open(tmp_path / "demo.log", "wb")
-    p = subprocess.Popen([sys.executable, "-m", "provisioning.cli", "demo", "--sites", "2",
+    p = subprocess.Popen([sys.executable, "-m", "jiancha.cli", "demo", "--sites", "2",
                           "--http-port", str(port), "--data", str(data)],
                          stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
     try:

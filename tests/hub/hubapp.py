@@ -8,7 +8,8 @@ from pathlib import Path
 
 from hub.api import create_app
 from hub.app import Hub, start_http
-from provisioning.config import HubConfig, load_config
+from hub.config import HubConfig
+from iobase.config import load_config
 from provisioning.setup import add_site, init_hub
 
 

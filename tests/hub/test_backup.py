@@ -11,7 +11,7 @@ from datetime import date
 
 import pytest
 
-from agent.db import connect, transaction
+from iobase.sqlite import connect, transaction
 from hub.admin import backup
 from hub.catalog import next_config_version, store_catalog
 from hub.configpush import ConfigPusher
@@ -19,7 +19,7 @@ from hub.store import open_db
 from protocol.crypto import generate_ed25519
 from protocol.models import CatalogItem
 from protocol.wire import open_config
-from provisioning.cli import main
+from jiancha.cli import main
 from provisioning.setup import init_hub
 
 ITEM = {"code": "XK-001", "name": "营业执照", "department": "市场监管局", "item_type": "行政许可",

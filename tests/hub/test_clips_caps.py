@@ -166,7 +166,7 @@ def test_chunks_of_a_clip_must_keep_their_size(db, keys, tmp_path):
 
 def test_migration_keeps_clips_from_before(tmp_path):
     """A database made before 0302 keeps its clips (as requested) after the upgrade."""
-    from agent.db import connect, migrate
+    from iobase.sqlite import connect, migrate
     from hub.clips import MIGRATIONS
     from hub.store import all_migrations
     path = tmp_path / "old.db"

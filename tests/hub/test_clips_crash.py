@@ -10,7 +10,7 @@ import hashlib
 
 import pytest
 
-from agent.db import connect, migrate, transaction
+from iobase.sqlite import connect, migrate, transaction
 from hub.clips import ClipReceiver, request_clip, site_clip_bytes
 from tests.hub.hubapp import metrics_text
 from hub.store import all_migrations, open_db
@@ -148,7 +148,8 @@ def test_group_retried_one_by_one_by_ingest(tmp_path):
     once (after its own commit) and the clip completes with the right byte count."""
     from hub.ingest import Ingestor
     from hub.keys import HubKeys, SiteKeys
-    from provisioning.config import HubConfig, load_config
+    from hub.config import HubConfig
+    from iobase.config import load_config
     from provisioning.setup import add_site, init_hub
     from tests.craft import SiteSigner
 

@@ -10,7 +10,8 @@ from protocol import topics
 from protocol.crypto import generate_ed25519
 from protocol.records import GENESIS
 from protocol.wire import seal_batch
-from provisioning.config import HubConfig, load_config
+from hub.config import HubConfig
+from iobase.config import load_config
 from provisioning.setup import add_site, init_hub, revoke_site
 from tests.craft import SiteSigner, chain, registration, trust_item
 

@@ -14,7 +14,8 @@ from hub.store import open_db
 from hub.supervision import Supervisor, card_summary, ticket_view
 from protocol import topics
 from protocol.calendar import CST, default_calendar
-from provisioning.config import HubConfig, Supervision, load_config
+from hub.config import HubConfig, Supervision
+from iobase.config import load_config
 from provisioning.setup import add_site, init_hub
 from protocol.records import Record, encode_record, record_hash
 from tests.craft import SiteSigner, chain, registration, trust_item

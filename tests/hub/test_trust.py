@@ -22,7 +22,8 @@ from protocol.calendar import CST
 from protocol.caseno import case_site, make_case_no, owned_by
 from protocol.records import GENESIS, Record, encode_record, record_hash
 from protocol.wire import encode_msg
-from provisioning.config import HubConfig, Supervision, load_config
+from hub.config import HubConfig, Supervision
+from iobase.config import load_config
 from provisioning.setup import add_site, init_hub
 from tests.craft import ITEM, SiteSigner, registration, trust_item
 

@@ -32,7 +32,7 @@ import paho.mqtt.client as mqtt
 from provisioning.broker import ManagedBroker, free_port
 from provisioning.brokerconf import BrokerLayout
 from provisioning.ca import CertificateAuthority
-from provisioning.config import BROKER_TOOL_IDENTITY, HUB_IDENTITY
+from iobase.config import BROKER_TOOL_IDENTITY, HUB_IDENTITY
 from provisioning.setup import add_site, init_hub
 
 __all__ = ["ManagedBroker", "free_port", "provision", "tls_files", "TlsFiles", "connect",

@@ -16,7 +16,7 @@ from protocol import topics
 from provisioning import broker as broker_mod
 from provisioning.broker import ManagedBroker, find_mosquitto, free_port, probe, signal_reload
 from provisioning.brokerconf import write_acl
-from provisioning.config import Registry
+from hub.config import Registry
 from provisioning.errors import BrokerError
 from provisioning.setup import add_site
 

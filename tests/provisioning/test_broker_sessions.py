@@ -21,7 +21,8 @@ import pytest
 from protocol import topics
 from provisioning.brokerconf import BrokerLayout, acl_text
 from provisioning.ca import cert_common_name, load_cert
-from provisioning.config import BROKER_TOOL_IDENTITY, Registry, load_config
+from hub.config import Registry
+from iobase.config import BROKER_TOOL_IDENTITY, load_config
 
 from tests.provisioning.mqtt_helpers import connect, provision, start_broker, tls_files
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.db import connect
-from provisioning.config import AgentConfig, ConfigError, dump_config, load_config
+from iobase.sqlite import connect
+from agent.config import AgentConfig
+from iobase.config import ConfigError, dump_config, load_config
 from provisioning.setup import add_site, init_hub, revoke_site
 
 # files anyone may read: certificates, public keys, the CRL, the certificate index, the ACL and
@@ -109,7 +110,7 @@ def test_database_modes_do_not_depend_on_the_umask(tmp_path):
 
 
 def test_demo_setup_writes_secrets_and_personal_data_privately(tmp_path, loose_umask):
-    from provisioning.demo import prepare
+    from jiancha.demo import prepare
     from provisioning.broker import free_port
     data = tmp_path / "demo-data"
     hub_yaml, agents = prepare(data, 2, free_port())

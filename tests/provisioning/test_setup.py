@@ -10,8 +10,11 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
 from provisioning.brokerconf import BrokerLayout
 from provisioning.ca import CertificateAuthority, cert_common_name, load_cert
-from provisioning.config import AgentConfig, HubConfig, Registry, load_config
-from provisioning.errors import BoardError, ProvisioningError
+from agent.config import AgentConfig
+from hub.config import HubConfig, Registry
+from iobase.config import load_config
+from agent.config import BoardError
+from provisioning.errors import ProvisioningError
 from provisioning.setup import add_site, init_hub, revoke_site
 
 
@@ -152,7 +155,9 @@ def test_commands_on_a_missing_hub_say_init_hub(tmp_path):
 def test_client_ids_are_unguessable_and_distinct(tmp_path):
     """The broker names sessions after the certificate CN (`use_username_as_clientid`, see
     test_broker_sessions.py); the configured ids still differ, for a broker without it."""
-    from provisioning.config import AgentConfig, HubConfig, load_config
+    from agent.config import AgentConfig
+    from hub.config import HubConfig
+    from iobase.config import load_config
     from provisioning.setup import add_site, init_hub
     root = tmp_path / "h"
     init_hub(root, region="140700", name="x")

@@ -1,8 +1,8 @@
 """Camera settings: capture, motion, presence regions, office hours, snapshots, recording.
 
 Strict pydantic models (unknown keys are errors) with bounds and a description on every field.
-A site's YAML is read by ``provisioning.config.load_config(path, CamerasConfig)``; the board
-profile's camera entries (``provisioning.boards.Camera``) convert with `CameraConfig.from_board`.
+A site's YAML is read by ``iobase.config.load_config(path, CamerasConfig)``; the board
+profile's camera entries (``agent.config.Camera``) convert with `CameraConfig.from_board`.
 Region coordinates are normalized: (0, 0) is the top-left corner of the picture, (1, 1) the
 bottom-right, so a region survives a change of stream resolution.
 """
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from provisioning.boards import Camera as BoardCamera
+    from agent.config import Camera as BoardCamera
 
 CAMERA_NAME_RE = r"^[A-Za-z0-9_]{1,32}$"   # becomes a file-name part of every recording
 _PERIOD_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")

@@ -38,7 +38,7 @@ class KeyMapping:
     """A versioned table: board key name → meaning, for one keypad model."""
 
     version: str
-    model: str                      # "four_key" | "five_key" (provisioning.boards.Keypad.model)
+    model: str                      # "four_key" | "five_key" (agent.config.Keypad.model)
     keys: Mapping[str, KeyMeaning]
 
     def meaning(self, key: str) -> KeyMeaning:

@@ -13,37 +13,19 @@ from typing import Any, Callable
 
 from agent.devices.config import SignArea, SignConfig
 from agent.devices.signs.base import AreaSign, Pages
+from iobase.fonts import FontNotFoundError, find_sign_font
 
-FONT_ENV = "JIANCHA_CJK_FONT"
-FONT_CANDIDATES = (
-    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",          # fonts-wqy-zenhei
-    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",        # fonts-wqy-microhei
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",  # fonts-noto-cjk
-    "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",     # other distributions
-    "/usr/share/fonts/google-noto-cjk/NotoSansCJK-Regular.ttc",
-)
 LED_ON = (255, 60, 30)      # the common red single-colour hall sign
 LED_OFF = (40, 8, 8)
 GAP = (90, 90, 90)          # line between pages
 
 
-class FontMissing(RuntimeError):
-    """No CJK font: the message names the apt package and the environment override."""
+FontMissing = FontNotFoundError   # no CJK font: the message names the apt package and JIANCHA_CJK_FONT
 
 
-def find_cjk_font(env: dict | None = None) -> Path:
-    """The CJK font file to draw with: $JIANCHA_CJK_FONT, else the first installed candidate."""
-    env = os.environ if env is None else env
-    override = env.get(FONT_ENV)
-    if override:
-        if not Path(override).is_file():
-            raise FontMissing(f"{FONT_ENV}={override} is not a file")
-        return Path(override)
-    for candidate in FONT_CANDIDATES:
-        if Path(candidate).is_file():
-            return Path(candidate)
-    raise FontMissing("no CJK font found for the PNG sign: apt-get install fonts-wqy-zenhei "
-                      f"(or fonts-noto-cjk), or set {FONT_ENV}=/path/to/font.ttc")
+def find_cjk_font() -> Path:
+    """The CJK font file to draw with (iobase.fonts: $JIANCHA_CJK_FONT, else a sans face installed)."""
+    return find_sign_font().path
 
 
 def load_font(path: Path, size: int) -> Any:

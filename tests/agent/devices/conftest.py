@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from agent.devices.config import DevicesConfig, devices_from_board
-from provisioning.boards import load_board
+from agent.config import load_board
 
 
 @pytest.fixture

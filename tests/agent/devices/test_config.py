@@ -6,7 +6,7 @@ from pydantic import ValidationError
 
 from agent.devices.config import (DevicesConfig, KeypadConfig, LampConfig, SignArea, SignConfig,
                                   VoteDeskConfig, devices_from_board)
-from provisioning.boards import board_files, firmware_dir, load_board
+from agent.config import board_files, firmware_dir, load_board
 
 
 @pytest.mark.parametrize("path", board_files(), ids=lambda p: p.relative_to(firmware_dir()).as_posix())

@@ -9,7 +9,7 @@ import pytest
 
 from hub.documents import (CASE_KEYS, DocumentFacts, FontNotFoundError, facts_from_case,
                            find_cjk_font, render_pdf)
-from hub.documents import fonts as fontmod
+from iobase import fonts as fontmod
 from protocol.calendar import default_calendar
 from tests.hub.documents import pdftools
 

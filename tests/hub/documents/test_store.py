@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from agent.db import connect, migrate
+from iobase.sqlite import connect, migrate
 from hub.documents import (MIGRATIONS, DocumentFacts, DocumentIntegrityError, DocumentStore,
                            render_pdf)
 from tests.hub.documents import pdftools

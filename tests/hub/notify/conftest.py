@@ -5,7 +5,7 @@ import socket
 
 import pytest
 
-from agent.db import connect, migrate
+from iobase.sqlite import connect, migrate
 from hub.notify.config import NotifyConfig
 from hub.notify.notifier import Notifier
 from hub.notify.schema import MIGRATIONS

@@ -315,7 +315,7 @@ async def test_run_loop_as_an_asyncio_task_stops_cleanly(db, gateway, make_notif
 
 
 def test_migrations_are_named_for_notify_and_apply_once(db):
-    from agent.db import migrate
+    from iobase.sqlite import migrate
     from hub.notify.schema import MIGRATIONS
     from tests.hub.notify.conftest import all_migrations
     _, conn = db

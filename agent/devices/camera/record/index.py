@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from agent.db import connect, migrate
+from iobase.sqlite import connect, migrate
 from agent.devices.camera.record.layout import DB_NAME
 
 MIGRATIONS = [

@@ -51,7 +51,7 @@ def test_cross_field_rules():
 
 
 def test_from_board_profile_gives_each_window_the_whole_picture():
-    from provisioning.boards import load_board
+    from agent.config import load_board
 
     board = load_board("rpi4-hall-3win")
     cams = [CameraConfig.from_board(c) for c in board.cameras]
@@ -64,7 +64,7 @@ def test_from_board_profile_gives_each_window_the_whole_picture():
 
 
 def test_loads_through_the_project_yaml_reader(tmp_path):
-    from provisioning.config import ConfigError, load_config
+    from iobase.config import ConfigError, load_config
 
     p = tmp_path / "cameras.yaml"
     p.write_text("office_hours: {periods: ['08:30-12:00', '14:00-17:30']}\n"

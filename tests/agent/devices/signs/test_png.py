@@ -23,14 +23,23 @@ def content(window="1", received=3):
 
 
 def test_font_lookup(tmp_path, monkeypatch):
-    with pytest.raises(png.FontMissing, match="JIANCHA_CJK_FONT=/nope.ttc is not a file"):
-        png.find_cjk_font({"JIANCHA_CJK_FONT": "/nope.ttc"})
-    fake = tmp_path / "font.ttf"
-    fake.write_bytes(b"")
-    assert png.find_cjk_font({"JIANCHA_CJK_FONT": str(fake)}) == fake
-    monkeypatch.setattr(png, "FONT_CANDIDATES", (str(tmp_path / "missing.ttc"),))
-    with pytest.raises(png.FontMissing, match="apt-get install fonts-wqy-zenhei"):
-        png.find_cjk_font({})
+    from iobase import fonts
+    real = png.find_cjk_font()
+    monkeypatch.setenv("JIANCHA_CJK_FONT", "/nope.ttc")
+    fonts.clear_cache()
+    try:
+        with pytest.raises(png.FontMissing, match="JIANCHA_CJK_FONT='/nope.ttc': no such font file"):
+            png.find_cjk_font()
+        monkeypatch.setenv("JIANCHA_CJK_FONT", str(real))
+        fonts.clear_cache()
+        assert png.find_cjk_font() == real
+        monkeypatch.delenv("JIANCHA_CJK_FONT")
+        monkeypatch.setattr(fonts, "font_dirs", lambda: [tmp_path])
+        fonts.clear_cache()
+        with pytest.raises(png.FontMissing, match="apt-get install fonts-arphic-uming"):
+            png.find_cjk_font()
+    finally:
+        fonts.clear_cache()
 
 
 def test_glyphs_fit_a_16_led_row(font_path):

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from agent.watchdog import watchdog_interval
-from provisioning.boards import KEY_NAMES, FIRMWARE_DIR, board_files, firmware_dir, load_board
-from provisioning.cli import _parser
-from provisioning.errors import BoardError
+from agent.config import KEY_NAMES, FIRMWARE_DIR, board_files, firmware_dir, load_board
+from jiancha.cli import _parser
+from agent.config import BoardError
 
 BOARDS = board_files()
 
@@ -278,7 +278,7 @@ def test_mosquitto_sends_ready_through_jiancha_broker_run(tmp_path):
     listener.bind(os.path.join(folder, "notify"))
     listener.settimeout(15)
     proc = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from provisioning.cli import main; sys.exit(main())",
+        [sys.executable, "-c", "import sys; from jiancha.cli import main; sys.exit(main())",
          "broker", "run", "--dir", str(hub)],
         env={**os.environ, "NOTIFY_SOCKET": os.path.join(folder, "notify")},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from provisioning.cli import main
+from jiancha.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 COMMANDS = [["demo"], ["provision", "init-hub"], ["provision", "add-site"], ["provision", "revoke-site"],
             ["broker", "run"], ["hub", "run"], ["agent", "run"], ["catalog", "import"], ["directory", "import"],
             ["calendar", "import"]]
@@ -48,7 +48,7 @@ def test_provision_and_catalog_import_from_the_cli(tmp_path, capsys):
     assert main(["provision", "add-site", "--dir", str(d), "--code", "jc-broker-tool", "--name", "x"]) == 2
     assert "reserved for the hub's own broker identities" in capsys.readouterr().err
     assert main(["catalog", "import", "--config", str(d / "hub.yaml"),
-                 str(REPO / "provisioning/templates/catalog-demo.csv")]) == 0
+                 str(REPO / "jiancha/templates/catalog-demo.csv")]) == 0
     assert "catalog version 1: 9 items" in capsys.readouterr().out
     assert main(["provision", "revoke-site", "--dir", str(d), "--code", "S01"]) == 0
 
@@ -121,7 +121,7 @@ def test_demo_on_a_port_in_use_fails_loudly(tmp_path):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        out = subprocess.run([sys.executable, "-m", "provisioning.cli", "demo", "--sites", "1",
+        out = subprocess.run([sys.executable, "-m", "jiancha.cli", "demo", "--sites", "1",
                               "--http-port", str(port), "--data", str(tmp_path / "demo")],
                              capture_output=True, text=True, timeout=120, cwd=REPO)
     assert out.returncode != 0, out.stdout + out.stderr
@@ -136,7 +136,7 @@ def test_demo_fails_loudly_when_the_hub_dies_behind_a_server_that_answers(tmp_pa
     import http.server
     import threading
 
-    from provisioning import demo
+    from jiancha import demo
     from provisioning.broker import free_port
     from provisioning.errors import ProvisioningError
 

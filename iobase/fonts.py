@@ -1,4 +1,4 @@
-"""Find a CJK font on this machine to embed (as a subset) in the documents.
+"""Find a CJK font on this machine: embedded (as a subset) in the PDF documents, drawn on sign images.
 
 Nothing is downloaded: the font comes from a Debian package. Order of search:
 1. JIANCHA_CJK_FONT=/path/to/font.ttc (optionally `#N` to choose face N of a collection);
@@ -138,3 +138,10 @@ def find_cjk_font() -> FontSpec:
 def clear_cache() -> None:
     """Forget earlier look-ups (tests; after installing a font package)."""
     _cached.cache_clear()
+
+
+def find_sign_font() -> FontSpec:
+    """The CJK font for LED sign images (the agent's PngSign, the hub's sign preview): a sans
+    (黑体) face when one is installed, since thin serif strokes vanish at 16 LED rows."""
+    specs = find_cjk_fonts()
+    return next((f for f in specs if "Hei" in f.family or "Sans" in f.family), specs[0])

@@ -20,9 +20,11 @@ import aiohttp
 
 from protocol.calendar import CST, default_calendar
 from provisioning.broker import ManagedBroker, free_port
-from provisioning.config import AgentConfig, HubConfig, load_config
+from agent.config import AgentConfig
+from hub.config import HubConfig
+from iobase.config import load_config
 from provisioning.errors import ProvisioningError
-from provisioning.fsmodes import private_dir
+from iobase.files import private_dir
 
 TEMPLATES = Path(__file__).parent / "templates"
 SITE_NAMES = ["东阳镇便民服务中心", "修文镇便民服务中心", "张庆乡便民服务中心", "北田镇便民服务中心",

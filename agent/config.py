@@ -1,4 +1,8 @@
-"""Board profiles (firmware-configs/): which pins, signs and cameras a site's box has.
+"""The agent's configuration schema: agent.yaml (AgentConfig) and the board profiles it names.
+
+agent.yaml is read with iobase.config.load_config; provisioning writes it (`provision add-site`).
+
+Board profiles (firmware-configs/): which pins, signs and cameras a site's box has.
 
 One YAML per board; a board inside a family folder (``raspberry-pi/rpi4-hall-3win.yaml``) is
 merged over that folder's ``common.yaml`` (mappings merge key by key, the board wins; lists are
@@ -16,9 +20,71 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from provisioning.errors import BoardError
+from iobase.config import BrokerClient, ConfigError, HttpServer, Strict, validate_site_code
+
+
+class BoardError(ConfigError):
+    """A board profile is unknown or invalid; the message names the file and the pin or address."""
+
+
+class AgentHub(Strict):
+    sign_pub: Path = Field(description="Hub Ed25519 public key (PEM): config must be signed by it")
+    seal_pub: Path = Field(description="Hub X25519 public key (PEM): batches are sealed to it")
+
+
+class AgentHttp(HttpServer):
+    port: int = Field(8081, ge=0, le=65535, description="Clerk/department API port")
+    token: str = Field(min_length=16, description="Bearer token for the clerk/department API")
+    request_timeout_s: float = Field(30.0, gt=0, le=600, description="A request's headers, and then its body, "
+                                     "must arrive within this time, or the connection is closed")
+    max_connections: int = Field(64, ge=1, le=10000, description="Open connections at most; more get 503")
+
+
+class AgentSync(Strict):
+    batch_max_records: int = Field(500, ge=1, le=2000, description="Records per batch at most")
+    max_inflight_records: int = Field(10000, ge=1, description="Unacknowledged records in flight at most")
+    rate_per_s: float = Field(20000.0, gt=0, description="Drain rate limit, records per second")
+    ack_timeout_s: float = Field(10.0, gt=0, description="Resend from the last ack after this silence")
+
+
+class AgentSite(Strict):
+    code: str
+    name: str = Field(min_length=1)
+    board: str = Field("generic", description="Board profile in firmware-configs/")
+
+    _check_code = field_validator("code")(classmethod(lambda cls, v: validate_site_code(v)))
+
+
+class AgentDevices(Strict):
+    mode: Literal["real", "fake", "off"] = Field(
+        "real", description="real = drivers from the board profile; fake = simulated devices (demo, "
+                            "laptops); off = no devices")
+    refresh_s: float = Field(2.0, gt=0, le=60, description="How often lamps and signs are refreshed")
+    heartbeat_s: float = Field(60.0, ge=5, le=3600, description="Box health record interval")
+    fake_visits: list[tuple[float, float]] | None = Field(
+        None, description="Fake cameras only: (start_s, end_s) spans with the clerk at the window, "
+                          "repeating; default an 8-minute cycle")
+    fake_absent_s: float = Field(120.0, ge=1, le=7200, description="Fake cameras only: absence that "
+                                 "counts as unattended")
+    cameras: dict | None = Field(None, description="Camera settings (agent/devices/camera/config.py "
+                                 "CamerasConfig: office_hours, recording, cameras); default: the board's cameras")
+
+
+class AgentConfig(Strict):
+    site: AgentSite
+    hub: AgentHub
+    broker: BrokerClient
+    sign_key: Path = Field(description="Site Ed25519 signing key (PEM)")
+    http: AgentHttp
+    data_dir: Path = Field(Path("data"), description="Where the agent's SQLite log lives")
+    sync: AgentSync = AgentSync()
+    devices: AgentDevices = AgentDevices()
+
+
+
+# ---- board profiles ----------------------------------------------------------------------
 
 FIRMWARE_DIR = Path(__file__).resolve().parent.parent / "firmware-configs"
 COMMON = "common.yaml"
