@@ -2,7 +2,7 @@
 # Set up a fresh Debian / Raspberry Pi OS machine for Jiancha, then run the demo or the tests.
 #   bash .ci/bootstrap.sh demo [jiancha demo flags]
 #   bash .ci/bootstrap.sh test [pytest flags]
-# `test` runs the suite twice: with the real clock, then with the wall clock of every process
+# `test` checks the layers, lint and format first (seconds), then runs the suite twice: with the real clock, then with the wall clock of every process
 # (pytest, hub, agents, Mosquitto) moved months ahead to 04:00 China time (docs/testing.md).
 # Installs what is missing (python3-venv and mosquitto through apt when run as root or with
 # sudo), creates .venv, installs the package with its test extras, and says what is missing
@@ -86,6 +86,20 @@ print(math.ceil(datetime(day.year, day.month, day.day, 4, 0, tzinfo=CST).timesta
 PY
 }
 
+run_checks() {
+  # Before the tests, in seconds: the layer contracts (import-linter, [tool.importlinter] in
+  # pyproject.toml, docs/architecture.md), lint and format (ruff, [tool.ruff]) on the whole tree.
+  local started=$SECONDS
+  echo "=== checks: layers (lint-imports), lint (ruff check), format (ruff format --check) ==="
+  .venv/bin/lint-imports --no-cache \
+    || { say "an import crosses the layers (docs/architecture.md); see the contract above"; exit 1; }
+  .venv/bin/ruff check --no-cache . \
+    || { say "ruff found problems; many fix themselves: .venv/bin/ruff check --fix ."; exit 1; }
+  .venv/bin/ruff format --check --no-cache . \
+    || { say "files not formatted; format them with: .venv/bin/ruff format ."; exit 1; }
+  echo "=== checks passed in $((SECONDS - started))s ==="
+}
+
 run_tests() {
   # Run 1: the real clock. Run 2: the wall clock of every process (pytest, and the hub, agents
   # and Mosquitto it starts) moved ahead to 04:00 China time months from now by an LD_PRELOAD
@@ -133,6 +147,6 @@ run_tests() {
 
 case "$mode" in
   demo) exec .venv/bin/jiancha demo "$@" ;;
-  test) run_tests "$@" ;;
+  test) run_checks; run_tests "$@" ;;
   install) say "ready: .venv/bin/jiancha" ;;
 esac

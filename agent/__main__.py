@@ -1,4 +1,5 @@
 """python -m agent ... == jiancha agent ..."""
+
 import sys
 
 from agent.cli import main

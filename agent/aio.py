@@ -1,4 +1,5 @@
 """Small asyncio helpers for the agent's long-running loops."""
+
 from __future__ import annotations
 
 import asyncio
@@ -14,7 +15,7 @@ async def cancel(task: asyncio.Task | None) -> None:
         await task
     except asyncio.CancelledError:
         pass
-    except Exception:  # noqa: BLE001 - the loop died earlier: shutdown must still run to the end
+    except Exception:
         logging.getLogger("jiancha.agent").exception("a background loop had failed")
 
 
@@ -22,6 +23,7 @@ def release_memory() -> None:
     """Give freed heap back to the OS (glibc keeps it after a big drain); a no-op elsewhere."""
     import ctypes
     import gc
+
     gc.collect()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)

@@ -5,6 +5,7 @@ Answers come from the local SQLite at once, with or without a network to the hub
 No cookies, no CORS; cross-site refusal, security headers and time/connection bounds are in
 `agent.httpguard`.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -15,10 +16,15 @@ from datetime import datetime
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from iobase.sqlite import is_disk_full
 from agent.httpguard import (
-    HttpLimits, activity_middleware, body_deadline_middleware, origin_middleware, security_headers)
+    HttpLimits,
+    activity_middleware,
+    body_deadline_middleware,
+    origin_middleware,
+    security_headers,
+)
 from agent.store import AgentStore, StoreError
+from iobase.sqlite import is_disk_full
 from protocol.calendar import CST
 from protocol.models import NewCase, NewEvent
 
@@ -49,7 +55,7 @@ async def errors_middleware(request: web.Request, handler):
         return await handler(request)
     except StoreError as exc:
         return json_error(exc.status, str(exc), exc.field)
-    except Exception as exc:  # noqa: BLE001 - the clerk must get an answer, never a hang
+    except Exception as exc:
         if is_disk_full(exc):
             log.error("log cannot be written: %s", exc)
             return json_error(507, "存储空间已满，无法记录 (insufficient storage: the case log cannot be written)")
@@ -58,13 +64,18 @@ async def errors_middleware(request: web.Request, handler):
 
 def bearer_middleware(token: str):
     """Require `Authorization: Bearer <token>` on /api/ except /api/health."""
+
     @web.middleware
     async def check(request: web.Request, handler):
         if request.path.startswith("/api/") and request.path != "/api/health":
             got = request.headers.get("Authorization", "")
-            if not (got.startswith("Bearer ") and hmac.compare_digest(got[7:].strip().encode("utf-8", "surrogateescape"), token.encode())):
+            if not (
+                got.startswith("Bearer ")
+                and hmac.compare_digest(got[7:].strip().encode("utf-8", "surrogateescape"), token.encode())
+            ):
                 return json_error(401, "需要有效的令牌 (missing or invalid bearer token)")
         return await handler(request)
+
     return check
 
 
@@ -75,9 +86,9 @@ async def read_json(request: web.Request):
         return await request.json(loads=json.loads)
     except RecursionError:
         raise StoreError(400, "请求体嵌套过深 (malformed JSON: nested too deeply)") from None
-    except LookupError as exc:                  # an unknown charset in Content-Type
+    except LookupError as exc:  # an unknown charset in Content-Type
         raise StoreError(400, f"不支持的字符集 (unsupported charset): {str(exc)[:100]}") from None
-    except ValueError as exc:                   # JSONDecodeError, UnicodeDecodeError, int digits
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, int digits
         raise StoreError(400, f"请求体不是有效的 JSON (malformed JSON): {str(exc)[:200]}") from None
 
 
@@ -154,13 +165,21 @@ def _kick(request: web.Request) -> None:
         sync.kick()
 
 
-def create_app(store: AgentStore, token: str, sync=None, now=None, hall=None,
-               limits: HttpLimits | None = None) -> web.Application:
+def create_app(
+    store: AgentStore, token: str, sync=None, now=None, hall=None, limits: HttpLimits | None = None
+) -> web.Application:
     """The agent's aiohttp application (serve it with `agent.app.start_http` for the limits)."""
     limits = limits or HttpLimits()
-    app = web.Application(middlewares=[activity_middleware, errors_middleware, origin_middleware,
-                                       bearer_middleware(token), body_deadline_middleware(limits)],
-                          client_max_size=256 * 1024)
+    app = web.Application(
+        middlewares=[
+            activity_middleware,
+            errors_middleware,
+            origin_middleware,
+            bearer_middleware(token),
+            body_deadline_middleware(limits),
+        ],
+        client_max_size=256 * 1024,
+    )
     app.on_response_prepare.append(security_headers)
     app[STORE] = store
     app[NOW] = now or (lambda: datetime.now(CST))

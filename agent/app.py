@@ -1,4 +1,5 @@
 """`jiancha agent run`: the store, the clerk API and the sync loop in one process."""
+
 from __future__ import annotations
 
 import asyncio
@@ -9,24 +10,25 @@ from pathlib import Path
 
 from aiohttp import web
 
-from agent.api import create_app
 from agent.aio import release_memory
+from agent.api import create_app
 from agent.clock import BoxClock
+from agent.config import AgentConfig
 from agent.hall import Hall, devices_config_for
+from agent.heartbeat import BoxMonitor
 from agent.httpguard import GuardedSite, HttpLimits, runner_kwargs
 from agent.integrity import StoreDamaged, refusal_text
-from agent.heartbeat import BoxMonitor
 from agent.store import AgentStore
-from protocol.records import decode_record
 from agent.sync import Syncer
-from agent.config import AgentConfig
 from iobase.config import load_config
+from protocol.records import decode_record
 
 log = logging.getLogger("jiancha.agent")
 
 
-async def start_http(app: web.Application, host: str | None, port: int,
-                     limits: HttpLimits) -> tuple[web.AppRunner, int]:
+async def start_http(
+    app: web.Application, host: str | None, port: int, limits: HttpLimits
+) -> tuple[web.AppRunner, int]:
     """Serve `app` on host:port with the connection guard; (runner, actual port)."""
     runner = web.AppRunner(app, access_log=None, **runner_kwargs(limits))
     await runner.setup()
@@ -35,8 +37,14 @@ async def start_http(app: web.Application, host: str | None, port: int,
     return runner, site.port
 
 
-async def serve(cfg: AgentConfig, *, http_port: int | None = None, data_dir: Path | None = None,
-                stop: asyncio.Event | None = None, http_limits: HttpLimits | None = None) -> None:
+async def serve(
+    cfg: AgentConfig,
+    *,
+    http_port: int | None = None,
+    data_dir: Path | None = None,
+    stop: asyncio.Event | None = None,
+    http_limits: HttpLimits | None = None,
+) -> None:
     """Run the agent until `stop` is set (or SIGINT/SIGTERM)."""
     data = Path(data_dir or cfg.data_dir)
     data.mkdir(parents=True, exist_ok=True)
@@ -46,7 +54,7 @@ async def serve(cfg: AgentConfig, *, http_port: int | None = None, data_dir: Pat
     store = AgentStore(data / "agent.db", cfg.site.code, clock=clock)
     head_flusher = asyncio.create_task(_flush_head_every(store, 1.0))
     store.load_calendar()
-    if store.head_seq:   # the newest record anchors the clock: never behind it, and a jump since is seen
+    if store.head_seq:  # the newest record anchors the clock: never behind it, and a jump since is seen
         newest = decode_record(store.read_log(store.head_seq, store.head_seq)[0])
         clock.set_floor(newest.wall_ms, newest.mono_ns, newest.boot_id)
     sync = Syncer(cfg, store, clock)
@@ -67,13 +75,20 @@ async def serve(cfg: AgentConfig, *, http_port: int | None = None, data_dir: Pat
         except (NotImplementedError, RuntimeError):
             pass
     await sync.start()
-    monitor = BoxMonitor(store, clock, data, every_s=cfg.devices.heartbeat_s,
-                         devices=hall.device_states if hall else dict)
+    monitor = BoxMonitor(
+        store, clock, data, every_s=cfg.devices.heartbeat_s, devices=hall.device_states if hall else dict
+    )
     await monitor.start(f"serving {cfg.site.code} on :{actual}")
-    log.info("agent %s listening on http://%s:%s (seq %d, acked %d)", cfg.site.code, cfg.http.host,
-             actual, store.head_seq, store.acked_seq())
+    log.info(
+        "agent %s listening on http://%s:%s (seq %d, acked %d)",
+        cfg.site.code,
+        cfg.http.host,
+        actual,
+        store.head_seq,
+        store.acked_seq(),
+    )
     print(f"agent {cfg.site.code} ready on http://{cfg.http.host}:{actual}", flush=True)
-    release_memory()          # start-up churn (migrations, schemas, device set-up) is garbage now
+    release_memory()  # start-up churn (migrations, schemas, device set-up) is garbage now
     try:
         await stop.wait()
     finally:
@@ -93,7 +108,7 @@ async def _flush_head_every(store: AgentStore, every_s: float) -> None:
         await asyncio.sleep(every_s)
         try:
             await asyncio.to_thread(store.flush_head)
-        except Exception:  # noqa: BLE001 - the next commit or tick tries again
+        except Exception:
             log.exception("writing the head file failed")
 
 
@@ -103,6 +118,7 @@ def _wire_clips(hall, sync, cfg: AgentConfig) -> None:
     if cams is None or cams.index is None:
         return
     from agent.clipsend import ClipSender
+
     sender = ClipSender(cams.index, sync.publish_raw, cfg.site.code, sync.sign_key)
     sync.on_command.append(sender.command)
     sync.on_clip_ack.append(sender.on_ack)
@@ -113,20 +129,35 @@ def _wire_clips(hall, sync, cfg: AgentConfig) -> None:
 def _has_cameras(cfg: AgentConfig, fake: bool) -> bool:
     """Only boxes with cameras load OpenCV and numpy (+11 MB)."""
     from agent.config import load_board
-    return fake or bool(cfg.devices.cameras and cfg.devices.cameras.get("cameras")) or \
-        bool(load_board(cfg.site.board).cameras)
+
+    return (
+        fake
+        or bool(cfg.devices.cameras and cfg.devices.cameras.get("cameras"))
+        or bool(load_board(cfg.site.board).cameras)
+    )
 
 
 def _cameras(cfg: AgentConfig, store: AgentStore, data: Path, clock: BoxClock, devices, fake: bool):
     from agent.cameras import Cameras, cameras_for
     from agent.devices.camera.config import CamerasConfig
-    cams_cfg = cameras_for(cfg.site.board,
-                           CamerasConfig.model_validate(cfg.devices.cameras) if cfg.devices.cameras else None,
-                           [k.window for k in devices.keypads] if fake else None, cfg.devices.fake_absent_s)
+
+    cams_cfg = cameras_for(
+        cfg.site.board,
+        CamerasConfig.model_validate(cfg.devices.cameras) if cfg.devices.cameras else None,
+        [k.window for k in devices.keypads] if fake else None,
+        cfg.devices.fake_absent_s,
+    )
     if not cams_cfg.cameras:
         return None
-    return Cameras(store, cams_cfg, fake=fake, data_dir=data, calendar=store.calendar,
-                   clock_quality=clock.quality, fake_visits=cfg.devices.fake_visits)
+    return Cameras(
+        store,
+        cams_cfg,
+        fake=fake,
+        data_dir=data,
+        calendar=store.calendar,
+        clock_quality=clock.quality,
+        fake_visits=cfg.devices.fake_visits,
+    )
 
 
 async def _start_hall(cfg: AgentConfig, store: AgentStore, data: Path, clock: BoxClock):
@@ -137,11 +168,12 @@ async def _start_hall(cfg: AgentConfig, store: AgentStore, data: Path, clock: Bo
         fake = cfg.devices.mode == "fake"
         devices = devices_config_for(cfg.site.board)
         cameras = _cameras(cfg, store, data, clock, devices, fake) if _has_cameras(cfg, fake) else None
-        hall = Hall(store, devices, fake=fake, data_dir=data, refresh_s=cfg.devices.refresh_s, cameras=cameras,
-                    now=clock.now)
+        hall = Hall(
+            store, devices, fake=fake, data_dir=data, refresh_s=cfg.devices.refresh_s, cameras=cameras, now=clock.now
+        )
         await hall.start()
         return hall
-    except Exception:  # noqa: BLE001 - devices are optional for the case register
+    except Exception:
         log.exception("devices of board %r could not be opened; running without them", cfg.site.board)
         return None
 
@@ -151,7 +183,7 @@ def run(config: str | Path, *, http_port: int | None = None, data_dir: str | Pat
     cfg = load_config(config, AgentConfig)
     try:
         asyncio.run(serve(cfg, http_port=http_port, data_dir=Path(data_dir) if data_dir else None))
-    except StoreDamaged as exc:   # no traceback: the path, what is wrong, the recovery commands
+    except StoreDamaged as exc:  # no traceback: the path, what is wrong, the recovery commands
         print(refusal_text(exc, config=config, data_dir=data_dir), file=sys.stderr, flush=True)
         return exc.exit_code
     return 0

@@ -2,13 +2,14 @@
 JPEG snapshot) become `device.event` records; real cameras also record in segments with
 retention. Fake cameras (demo, laptops) produce synthetic frames with a clerk who comes and goes.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from agent.devices.camera.capture import CaptureLoop, opencv_opener
 from agent.devices.camera.config import CameraConfig, CamerasConfig
@@ -19,28 +20,49 @@ from protocol.models import KIND_DEVICE_EVENT
 log = logging.getLogger("jiancha.agent.cameras")
 
 
-def cameras_for(board_name: str, configured: CamerasConfig | None, fake_windows: list[str] | None,
-                fake_absent_s: float = 120.0) -> CamerasConfig:
+def cameras_for(
+    board_name: str, configured: CamerasConfig | None, fake_windows: list[str] | None, fake_absent_s: float = 120.0
+) -> CamerasConfig:
     """What to watch: agent.yaml's cameras if given, else the board's, else one fake per window."""
     if configured is not None and configured.cameras:
         return configured
     base = configured or CamerasConfig()
     if fake_windows is not None:
-        presence = {"absent_seconds": fake_absent_s, "present_seconds": min(10.0, fake_absent_s / 2),
-                    "present_gap_seconds": min(15.0, fake_absent_s / 2)}
-        cams = [CameraConfig(name=f"win{w}", rtsp_url=f"file://fake/win{w}", record=False, presence=presence,
-                             regions=[{"window": int(w) if w.isdigit() else w, "rect": (0.0, 0.0, 1.0, 1.0)}])
-                for w in fake_windows]
+        presence = {
+            "absent_seconds": fake_absent_s,
+            "present_seconds": min(10.0, fake_absent_s / 2),
+            "present_gap_seconds": min(15.0, fake_absent_s / 2),
+        }
+        cams = [
+            CameraConfig(
+                name=f"win{w}",
+                rtsp_url=f"file://fake/win{w}",
+                record=False,
+                presence=presence,
+                regions=[{"window": int(w) if w.isdigit() else w, "rect": (0.0, 0.0, 1.0, 1.0)}],
+            )
+            for w in fake_windows
+        ]
         return base.model_copy(update={"cameras": cams})
     from agent.config import load_board
+
     return base.model_copy(update={"cameras": [CameraConfig.from_board(c) for c in load_board(board_name).cameras]})
 
 
 class Cameras:
     """Watchers (one thread per camera), recorders and retention for one site."""
 
-    def __init__(self, store, config: CamerasConfig, *, fake: bool, data_dir: Path, calendar,
-                 clock_quality: Callable[[], str], fake_visits: list | None = None):
+    def __init__(
+        self,
+        store,
+        config: CamerasConfig,
+        *,
+        fake: bool,
+        data_dir: Path,
+        calendar,
+        clock_quality: Callable[[], str],
+        fake_visits: list | None = None,
+    ):
         self.store = store
         self.config = config
         self.fake = fake
@@ -54,7 +76,7 @@ class Cameras:
         self.index = None
         self._stop = threading.Event()
         self._housekeeping: threading.Thread | None = None
-        self.tickers: list = []           # more periodic work (clip resends)
+        self.tickers: list = []  # more periodic work (clip resends)
 
     def start(self) -> None:
         """Start a watcher per camera; recorders and retention for real cameras."""
@@ -71,9 +93,11 @@ class Cameras:
     def _opener(self, cam: CameraConfig):
         if self.fake:
             from agent.devices.camera.fake import FakeCamera
+
             if self.fake_visits:
-                return lambda: FakeCamera(visits=_repeat(self.fake_visits), clock=time.monotonic, pace=True,
-                                          seed=sum(map(ord, cam.name)))
+                return lambda: FakeCamera(
+                    visits=_repeat(self.fake_visits), clock=time.monotonic, pace=True, seed=sum(map(ord, cam.name))
+                )
             return lambda: FakeCamera.demo(seed=sum(map(ord, cam.name)))
         return opencv_opener(cam.rtsp_url, cam.capture)
 
@@ -85,6 +109,7 @@ class Cameras:
         from agent.devices.camera.record.index import RecordingsIndex
         from agent.devices.camera.record.recorder import SegmentRecorder, probe_duration
         from agent.devices.camera.record.retention import Retention, reconcile
+
         rec = self.config.recording
         root = rec.root if rec.root.is_absolute() else self.data_dir / rec.root
         self.index = RecordingsIndex(root)
@@ -104,16 +129,16 @@ class Cameras:
             for r in self.recorders:
                 try:
                     r.poll()
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("recorder %s failed", r.camera)
             try:
                 self.retention.run_once(int(time.time() * 1000), self.clock_quality())
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("retention failed")
             for fn in self.tickers:
                 try:
                     fn()
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("periodic task failed")
 
     def states(self) -> dict[str, str]:
@@ -128,7 +153,7 @@ class Cameras:
         for r in self.recorders:
             try:
                 r.stop()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("stopping recorder %s", r.camera)
 
 

@@ -4,6 +4,7 @@ The hub's `clip` command names camera and time span; the box joins the segments 
 re-encoding), then sends chunks with at most `window` unacknowledged; acks are stored in
 recordings.db (ClipUpload), so after a crash or a network loss only missing chunks are sent.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,10 +23,19 @@ log = logging.getLogger("jiancha.agent.clips")
 class ClipSender:
     """Handles `clip` commands and clip acks for one site."""
 
-    def __init__(self, index, publish, site: str, sign_key, *, chunk_bytes: int = 128 * 1024,
-                 window: int = 8, resend_s: float = 10.0):
-        self.index = index              # agent.devices.camera.record.index.RecordingsIndex
-        self.publish = publish          # publish(topic, payload_bytes)
+    def __init__(
+        self,
+        index,
+        publish,
+        site: str,
+        sign_key,
+        *,
+        chunk_bytes: int = 128 * 1024,
+        window: int = 8,
+        resend_s: float = 10.0,
+    ):
+        self.index = index  # agent.devices.camera.record.index.RecordingsIndex
+        self.publish = publish  # publish(topic, payload_bytes)
         self.site = site
         self.sign_key = sign_key
         self.chunk_bytes = chunk_bytes
@@ -117,8 +127,16 @@ class ClipSender:
                     continue
                 if t is None and sum(1 for (c, _j) in self.sent_at if c == clip_id) >= self.window:
                     break
-                chunk = ClipChunk(clip_id, i, up.total, up.sha256, meta["camera"], int(meta["start_ms"]),
-                                  int(meta["end_ms"]), up.chunk(i))
+                chunk = ClipChunk(
+                    clip_id,
+                    i,
+                    up.total,
+                    up.sha256,
+                    meta["camera"],
+                    int(meta["start_ms"]),
+                    int(meta["end_ms"]),
+                    up.chunk(i),
+                )
                 self.publish(topics.site_clip(self.site), seal_chunk(chunk, sign_key=self.sign_key))
                 self.sent_at[(clip_id, i)] = now
                 sent += 1

@@ -21,6 +21,7 @@ trusted (clock quality), and carries the box's *best-known* time, not simply the
 
 All clocks are injectable (`wall_ns`, `mono_ns`, `ntp_flag`): tests move time without sleeping.
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,29 +29,38 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from agent.store import ClockInfo
 
 log = logging.getLogger("jiancha.agent.clock")
 
 NTP_SYNC_FLAG = Path("/run/systemd/timesync/synchronized")
-HUB_TOLERANCE_S = 120.0      # wall clock within this of the hub's time counts as "hub"
+HUB_TOLERANCE_S = 120.0  # wall clock within this of the hub's time counts as "hub"
 HUB_OFFSET_MAX_AGE_S = 6 * 3600.0
-JUMP_TOLERANCE_S = HUB_TOLERANCE_S   # a wall clock this far from the best-known time has jumped
-FLOOR_SLACK_MS = 1000        # behind the log by more than this: the clock went back
+JUMP_TOLERANCE_S = HUB_TOLERANCE_S  # a wall clock this far from the best-known time has jumped
+FLOOR_SLACK_MS = 1000  # behind the log by more than this: the clock went back
 
 
-def clock_quality(ntp_synced: bool, hub_offset_s: float | None, offset_age_s: float | None,
-                  tolerance_s: float = HUB_TOLERANCE_S, max_age_s: float = HUB_OFFSET_MAX_AGE_S) -> str:
+def clock_quality(
+    ntp_synced: bool,
+    hub_offset_s: float | None,
+    offset_age_s: float | None,
+    tolerance_s: float = HUB_TOLERANCE_S,
+    max_age_s: float = HUB_OFFSET_MAX_AGE_S,
+) -> str:
     """ntp | hub | untrusted: NTP sync wins; else a recent hub time within tolerance; else untrusted.
     (BoxClock.quality() first demotes a clock that jumped or runs behind its log to untrusted.)"""
     if ntp_synced:
         return "ntp"
-    if hub_offset_s is not None and offset_age_s is not None and offset_age_s <= max_age_s \
-            and abs(hub_offset_s) <= tolerance_s:
+    if (
+        hub_offset_s is not None
+        and offset_age_s is not None
+        and offset_age_s <= max_age_s
+        and abs(hub_offset_s) <= tolerance_s
+    ):
         return "hub"
     return "untrusted"
 
@@ -68,6 +78,7 @@ class Reading:
     """One look at the clocks: the system wall time, the monotonic time, the best-known time
     and why they differ (`off_ms`: wall clock minus the reference when it jumped; `behind`:
     the best time was held at the log's floor)."""
+
     real_ms: int
     mono_ns: int
     best_ms: int
@@ -82,23 +93,30 @@ class BoxClock:
     """Tracks the hub's time (from acks) and jumps of the wall clock; produces ClockInfo for
     each record, with the best-known time and an honest quality."""
 
-    def __init__(self, ntp_flag: Path = NTP_SYNC_FLAG, force: str | None = None, *,
-                 wall_ns: Callable[[], int] = time.time_ns, mono_ns: Callable[[], int] = time.monotonic_ns,
-                 boot_id: str | None = None, tolerance_s: float = JUMP_TOLERANCE_S):
+    def __init__(
+        self,
+        ntp_flag: Path = NTP_SYNC_FLAG,
+        force: str | None = None,
+        *,
+        wall_ns: Callable[[], int] = time.time_ns,
+        mono_ns: Callable[[], int] = time.monotonic_ns,
+        boot_id: str | None = None,
+        tolerance_s: float = JUMP_TOLERANCE_S,
+    ):
         self.boot_id = boot_id or read_boot_id()
         self.ntp_flag = Path(ntp_flag)
         self.force = force if force is not None else os.environ.get("JIANCHA_CLOCK_QUALITY")
         self._wall_ns = wall_ns
         self._mono_ns = mono_ns
         self._tol_ms = int(tolerance_s * 1000)
-        self._ref: tuple[int, int] | None = None     # (best ms, mono ns) of the last good reading
-        self._hub: tuple[int, int] | None = None     # (hub ms, mono ns) of the newest ack
-        self._floor: tuple[int, int] | None = None   # (floor ms, mono ns when set)
+        self._ref: tuple[int, int] | None = None  # (best ms, mono ns) of the last good reading
+        self._hub: tuple[int, int] | None = None  # (hub ms, mono ns) of the newest ack
+        self._floor: tuple[int, int] | None = None  # (floor ms, mono ns when set)
         self._floor_ntp_after: float = float("inf")  # an NTP sync after this mono ns overrides the floor
-        self._jumped_ms: int | None = None           # last reported jump (for logs and health)
-        self._flag_seen: int | None = None           # the NTP flag's mtime at the last good reading
+        self._jumped_ms: int | None = None  # last reported jump (for logs and health)
+        self._flag_seen: int | None = None  # the NTP flag's mtime at the last good reading
         self._lock = threading.Lock()
-        self.read()                                  # the first reading anchors jump detection
+        self.read()  # the first reading anchors jump detection
 
     # -- inputs -----------------------------------------------------------------------------
     def set_floor(self, wall_ms: int, mono_ns: int | None = None, boot_id: str | None = None) -> None:
@@ -108,8 +126,9 @@ class BoxClock:
         moved further than the monotonic clock since that record (forward or back) jumped."""
         with self._lock:
             now_mono = self._mono_ns()
-            same_boot = boot_id is not None and boot_id == self.boot_id and mono_ns is not None \
-                and 0 <= mono_ns <= now_mono
+            same_boot = (
+                boot_id is not None and boot_id == self.boot_id and mono_ns is not None and 0 <= mono_ns <= now_mono
+            )
             if same_boot:
                 self._floor = (wall_ms, mono_ns)
                 self._floor_ntp_after = mono_ns
@@ -161,7 +180,7 @@ class BoxClock:
             expected = hub_est if hub_recent else self._ref[0] + (mono - self._ref[1]) // 1_000_000
             off = None
             if abs(real - expected) <= self._tol_ms:
-                self._ref = (real, mono)                  # the wall clock agrees: follow it
+                self._ref = (real, mono)  # the wall clock agrees: follow it
                 self._flag_seen = flag
             elif not hub_recent and synced_since and ntp_mono > self._ref[1]:
                 # NTP set the clock since the last good reading: the flag was touched again since
@@ -179,14 +198,25 @@ class BoxClock:
                 if best < floor_now - FLOOR_SLACK_MS and not ntp_after_floor:
                     best, behind = floor_now, True
             self._report(off)
-            return Reading(real, mono, best, off, behind, ntp_mono is not None,
-                           None if hub_est is None else hub_est - real, hub_age)
+            return Reading(
+                real,
+                mono,
+                best,
+                off,
+                behind,
+                ntp_mono is not None,
+                None if hub_est is None else hub_est - real,
+                hub_age,
+            )
 
     def _report(self, off: int | None) -> None:
         if off is not None and (self._jumped_ms is None or abs(off - self._jumped_ms) > self._tol_ms):
-            log.warning("wall clock jumped: %+.0f s from the best-known time (%s); records use the "
-                        "best-known time and say clock=untrusted until it is re-synced", off / 1000,
-                        "the hub's" if self._hub else "continued with the monotonic clock")
+            log.warning(
+                "wall clock jumped: %+.0f s from the best-known time (%s); records use the "
+                "best-known time and say clock=untrusted until it is re-synced",
+                off / 1000,
+                "the hub's" if self._hub else "continued with the monotonic clock",
+            )
         elif off is None and self._jumped_ms is not None:
             log.warning("wall clock agrees with the best-known time again")
         self._jumped_ms = off
@@ -210,6 +240,7 @@ class BoxClock:
         from datetime import datetime
 
         from protocol.calendar import CST
+
         return datetime.fromtimestamp(self.wall_ms() / 1000, CST)
 
     @property
@@ -227,16 +258,26 @@ class BoxClock:
             return self.force
         if r.off_ms is not None or r.behind:
             return "untrusted"
-        return clock_quality(r.ntp_synced, None if r.hub_offset_ms is None else r.hub_offset_ms / 1000,
-                             r.hub_age_s, tolerance_s=self._tol_ms / 1000)
+        return clock_quality(
+            r.ntp_synced,
+            None if r.hub_offset_ms is None else r.hub_offset_ms / 1000,
+            r.hub_age_s,
+            tolerance_s=self._tol_ms / 1000,
+        )
 
     def problem(self) -> str | None:
         """What an operator should read about the clock, when it jumped or runs behind the log."""
         r = self.read()
         if r.off_ms is not None:
-            src = "集控中心时间 (the hub's time)" if r.hub_age_s is not None else "跳变前的时间 (the time before the jump)"
-            return (f"时钟跳变 (clock jumped): system clock {r.off_ms / 3_600_000:+.1f} h off; "
-                    f"records and case numbers use {src}")
+            src = (
+                "集控中心时间 (the hub's time)"
+                if r.hub_age_s is not None
+                else "跳变前的时间 (the time before the jump)"
+            )
+            return (
+                f"时钟跳变 (clock jumped): system clock {r.off_ms / 3_600_000:+.1f} h off; "
+                f"records and case numbers use {src}"
+            )
         if r.behind:
             return "时钟落后于记录 (clock behind the log): system clock is earlier than the newest record"
         return None

@@ -13,6 +13,7 @@ Keypads sit on GPIO (one pin per key) or on a serial RS-485 bus (one address per
 unit reports a button number), because a 6-window hall has more keys and lamps than a Pi has
 pins, and a mini-PC has no GPIO at all.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,8 +38,12 @@ class AgentHub(Strict):
 class AgentHttp(HttpServer):
     port: int = Field(8081, ge=0, le=65535, description="Clerk/department API port")
     token: str = Field(min_length=16, description="Bearer token for the clerk/department API")
-    request_timeout_s: float = Field(30.0, gt=0, le=600, description="A request's headers, and then its body, "
-                                     "must arrive within this time, or the connection is closed")
+    request_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=600,
+        description="A request's headers, and then its body, must arrive within this time, or the connection is closed",
+    )
     max_connections: int = Field(64, ge=1, le=10000, description="Open connections at most; more get 503")
 
 
@@ -59,17 +64,24 @@ class AgentSite(Strict):
 
 class AgentDevices(Strict):
     mode: Literal["real", "fake", "off"] = Field(
-        "real", description="real = drivers from the board profile; fake = simulated devices (demo, "
-                            "laptops); off = no devices")
+        "real",
+        description="real = drivers from the board profile; fake = simulated devices (demo, laptops); off = no devices",
+    )
     refresh_s: float = Field(2.0, gt=0, le=60, description="How often lamps and signs are refreshed")
     heartbeat_s: float = Field(60.0, ge=5, le=3600, description="Box health record interval")
     fake_visits: list[tuple[float, float]] | None = Field(
-        None, description="Fake cameras only: (start_s, end_s) spans with the clerk at the window, "
-                          "repeating; default an 8-minute cycle")
-    fake_absent_s: float = Field(120.0, ge=1, le=7200, description="Fake cameras only: absence that "
-                                 "counts as unattended")
-    cameras: dict | None = Field(None, description="Camera settings (agent/devices/camera/config.py "
-                                 "CamerasConfig: office_hours, recording, cameras); default: the board's cameras")
+        None,
+        description="Fake cameras only: (start_s, end_s) spans with the clerk at the window, "
+        "repeating; default an 8-minute cycle",
+    )
+    fake_absent_s: float = Field(
+        120.0, ge=1, le=7200, description="Fake cameras only: absence that counts as unattended"
+    )
+    cameras: dict | None = Field(
+        None,
+        description="Camera settings (agent/devices/camera/config.py "
+        "CamerasConfig: office_hours, recording, cameras); default: the board's cameras",
+    )
 
 
 class AgentConfig(Strict):
@@ -83,15 +95,13 @@ class AgentConfig(Strict):
     devices: AgentDevices = AgentDevices()
 
 
-
 # ---- board profiles ----------------------------------------------------------------------
 
 FIRMWARE_DIR = Path(__file__).resolve().parent.parent / "firmware-configs"
 COMMON = "common.yaml"
 
 # The national five levels (非常满意/满意/基本满意/不满意/非常不满意), in that order.
-KEY_NAMES = ("very_satisfied", "satisfied", "basically_satisfied", "dissatisfied",
-             "very_dissatisfied")
+KEY_NAMES = ("very_satisfied", "satisfied", "basically_satisfied", "dissatisfied", "very_dissatisfied")
 
 
 class _Strict(BaseModel):
@@ -105,22 +115,28 @@ class Keypad(_Strict):
     """Evaluator keypad (评价器): each key named by the level it means, wired to GPIO or serial."""
 
     model: Literal["four_key", "five_key"] = Field(
-        description="4-key or 5-key unit; the agent maps each key to one of the five levels")
+        description="4-key or 5-key unit; the agent maps each key to one of the five levels"
+    )
     bus: Literal["gpio", "serial"] = Field(
-        "gpio", description="gpio: one input pin per key; serial: a unit on an RS-485 bus "
-                            "(USB adapter) that reports the number of the button pressed")
+        "gpio",
+        description="gpio: one input pin per key; serial: a unit on an RS-485 bus "
+        "(USB adapter) that reports the number of the button pressed",
+    )
     keys: dict[Literal[KEY_NAMES], int] = Field(  # type: ignore[valid-type]
-        description="Key name -> BCM GPIO pin (gpio) or button number 1-5 (serial); "
-                    "names from the national five levels")
-    pull_up: bool = Field(True, description="Keys short the pin to ground (internal pull-up); "
-                                            "gpio only")
-    port: str = Field("", description="Serial device of the bus, e.g. /dev/serial/by-id/...; "
-                                      "serial only (by-id names survive re-plugging)")
-    address: int | None = Field(None, ge=1, le=247, description="Unit address on the RS-485 "
-                                "bus (set with the unit's DIP switches); serial only")
+        description="Key name -> BCM GPIO pin (gpio) or button number 1-5 (serial); names from the national five levels"
+    )
+    pull_up: bool = Field(True, description="Keys short the pin to ground (internal pull-up); gpio only")
+    port: str = Field(
+        "",
+        description="Serial device of the bus, e.g. /dev/serial/by-id/...; "
+        "serial only (by-id names survive re-plugging)",
+    )
+    address: int | None = Field(
+        None, ge=1, le=247, description="Unit address on the RS-485 bus (set with the unit's DIP switches); serial only"
+    )
 
     @model_validator(mode="after")
-    def _check(self) -> "Keypad":
+    def _check(self) -> Keypad:
         want = 4 if self.model == "four_key" else 5
         if len(self.keys) != want:
             raise ValueError(f"a {self.model} keypad needs {want} keys, got {len(self.keys)}")
@@ -157,15 +173,17 @@ class Sign(_Strict):
     """LED text sign (显示屏) of the hall."""
 
     type: Literal["onbon-bx", "png", "none"] = Field(
-        description="Driver: onbon-bx controller card, png (renders images, tests/demo), none")
-    port: str = Field("", description="Where the controller is: tcp://HOST:PORT or /dev/tty...; "
-                                      "for png the output folder")
+        description="Driver: onbon-bx controller card, png (renders images, tests/demo), none"
+    )
+    port: str = Field(
+        "", description="Where the controller is: tcp://HOST:PORT or /dev/tty...; for png the output folder"
+    )
     width: int = Field(192, ge=8, le=4096, description="Sign width in LEDs")
     height: int = Field(32, ge=8, le=4096, description="Sign height in LEDs")
     encoding: Literal["gbk", "utf-8"] = Field("gbk", description="Text encoding the card expects")
 
     @model_validator(mode="after")
-    def _port_needed(self) -> "Sign":
+    def _port_needed(self) -> Sign:
         if self.type == "onbon-bx" and not self.port:
             raise ValueError("an onbon-bx sign needs a port (tcp://HOST:PORT or /dev/tty...)")
         return self
@@ -176,8 +194,10 @@ class Camera(_Strict):
 
     name: str = Field(min_length=1, description="Camera name, unique on the board")
     window: int | None = Field(None, description="Window id it watches (presence detection)")
-    rtsp_url: str = Field(pattern=r"^(rtsp|rtsps|file)://", description="Stream URL; "
-                          "credentials are placeholders until the site is installed")
+    rtsp_url: str = Field(
+        pattern=r"^(rtsp|rtsps|file)://",
+        description="Stream URL; credentials are placeholders until the site is installed",
+    )
     onvif_host: str | None = Field(None, description="ONVIF host (to discover profiles)")
     onvif_port: int = Field(80, ge=1, le=65535, description="ONVIF port")
 
@@ -191,14 +211,18 @@ class Board(_Strict):
     model: str = Field("", description="Hardware model, e.g. Raspberry Pi 4 Model B")
     gpio: Literal["lgpio", "rpigpio", "native", "mock", "none"] = Field(
         description="gpiozero pin factory; mock = in-memory pins for laptops and tests; "
-                    "none = no GPIO header (keypads on serial, no GPIO lamps)")
+        "none = no GPIO header (keypads on serial, no GPIO lamps)"
+    )
     rtc: Literal["none", "ds3231", "builtin"] = Field(
-        "none", description="Battery-backed real-time clock: none (fake-hwclock restores the "
-                            "last saved time after a power cut), ds3231 on I2C, builtin (Pi 5 "
-                            "and PCs, with their battery fitted)")
+        "none",
+        description="Battery-backed real-time clock: none (fake-hwclock restores the "
+        "last saved time after a power cut), ds3231 on I2C, builtin (Pi 5 "
+        "and PCs, with their battery fitted)",
+    )
     gpio_pins: tuple[int, int] = Field((0, 27), description="Lowest and highest usable GPIO pin")
     reserved_pins: dict[Pin, str] = Field(
-        default_factory=dict, description="Pins the system uses (I2C RTC, HAT EEPROM), with why")
+        default_factory=dict, description="Pins the system uses (I2C RTC, HAT EEPROM), with why"
+    )
     debounce_ms: int = Field(50, ge=0, le=1000, description="Software debounce for keys")
     windows: list[Window] = Field(default_factory=list, description="Service windows")
     sign: Sign = Field(Sign(type="none"), description="Hall LED sign")
@@ -211,15 +235,16 @@ class Board(_Strict):
             if w.keypad and w.keypad.bus == "gpio":
                 uses += [(pin, f"window {w.id} keypad {key}") for key, pin in w.keypad.keys.items()]
             if w.lamp:
-                uses += [(getattr(w.lamp, c), f"window {w.id} lamp {c}")
-                         for c in ("red", "yellow", "green")]
+                uses += [(getattr(w.lamp, c), f"window {w.id} lamp {c}") for c in ("red", "yellow", "green")]
         return uses
 
     def serial_uses(self) -> list[tuple[str, int | None, str]]:
         """Every (serial port, bus address or None, what uses it) triple."""
         uses: list[tuple[str, int | None, str]] = [
             (w.keypad.port, w.keypad.address, f"window {w.id} keypad")
-            for w in self.windows if w.keypad and w.keypad.bus == "serial"]
+            for w in self.windows
+            if w.keypad and w.keypad.bus == "serial"
+        ]
         if self.sign.type == "onbon-bx" and self.sign.port.startswith("/dev/"):
             uses.append((self.sign.port, None, "sign"))
         return uses
@@ -259,15 +284,13 @@ def _serial_problems(board: Board) -> list[str]:
         if address is None:
             continue
         if (port, address) in by_address:
-            problems.append(f"serial {port} address {address} is used by "
-                            f"{by_address[port, address]} and by {use}")
+            problems.append(f"serial {port} address {address} is used by {by_address[port, address]} and by {use}")
         else:
             by_address[port, address] = use
     for port, uses in users.items():
         if "sign" in uses and len(uses) > 1:
             others = ", ".join(u for u in uses if u != "sign")
-            problems.append(f"serial {port} is used by the sign and by {others}; "
-                            "give the sign its own port")
+            problems.append(f"serial {port} is used by the sign and by {others}; give the sign its own port")
     return problems
 
 
@@ -296,8 +319,7 @@ def find_board(name_or_path: str | Path) -> Path:
         return matches[0]
     known = ", ".join(f.relative_to(root).with_suffix("").as_posix() for f in board_files(root))
     if matches:
-        raise BoardError(f"board {name_or_path!r} is ambiguous in {root}: "
-                         f"{', '.join(str(m) for m in matches)}")
+        raise BoardError(f"board {name_or_path!r} is ambiguous in {root}: {', '.join(str(m) for m in matches)}")
     raise BoardError(f"unknown board {name_or_path!r}; known boards in {root}: {known or 'none'}")
 
 

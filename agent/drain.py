@@ -4,6 +4,7 @@ Records written after the agent (re)connected are *live* and go first; the older
 (acked+1 .. head at connect) follows. The hub acks the highest contiguous seq; anything sent
 but not acked is resent after a rewind (the hub dedupes by (site, seq), so resends are safe).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,13 +13,14 @@ from dataclasses import dataclass
 @dataclass
 class DrainPlan:
     """Two cursors: backlog [backlog_next .. backlog_end] and live [live_next .. head]."""
+
     acked: int
     backlog_next: int
     backlog_end: int
     live_next: int
 
     @classmethod
-    def start(cls, acked: int, head: int) -> "DrainPlan":
+    def start(cls, acked: int, head: int) -> DrainPlan:
         """A plan right after (re)connecting: everything above `acked` is backlog."""
         return cls(acked=acked, backlog_next=acked + 1, backlog_end=head, live_next=head + 1)
 

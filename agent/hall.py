@@ -5,14 +5,15 @@ and today's counts, hub commands for signs, and box heartbeats.
 Everything here is glue; the decisions live in agent/devices/ (pure functions) and the
 store. A device failure is logged and shown in the heartbeat, never raised to the clerk.
 """
+
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
 from agent.aio import cancel
 from agent.devices.build import Devices, open_devices
@@ -31,14 +32,24 @@ ARMING_EVENTS = ("complete", "deliver")
 def devices_config_for(board_name: str) -> DevicesConfig:
     """The devices of a board profile (firmware-configs/)."""
     from agent.config import load_board
+
     return devices_from_board(load_board(board_name))
 
 
 class Hall:
     """Owns the opened devices of one site and their refresh loop."""
 
-    def __init__(self, store: AgentStore, config: DevicesConfig, *, fake: bool, data_dir: Path,
-                 refresh_s: float = 2.0, now: Callable[[], datetime] | None = None, cameras=None):
+    def __init__(
+        self,
+        store: AgentStore,
+        config: DevicesConfig,
+        *,
+        fake: bool,
+        data_dir: Path,
+        refresh_s: float = 2.0,
+        now: Callable[[], datetime] | None = None,
+        cameras=None,
+    ):
         self.store = store
         self.config = config
         self.fake = fake
@@ -50,7 +61,7 @@ class Hall:
         self.keeper: LampKeeper | None = None
         self.notices: dict[str, SignContent] = {}
         self.state: dict[str, str] = {}
-        self.cameras = cameras            # agent.cameras.Cameras or None
+        self.cameras = cameras  # agent.cameras.Cameras or None
         self._stamp = None
         self.sign_lines: dict[str, list[str]] = {}
         self._task: asyncio.Task | None = None
@@ -73,11 +84,16 @@ class Hall:
         if self.cameras is not None:
             try:
                 self.cameras.start()
-            except Exception as exc:  # noqa: BLE001 - cameras are optional for the case register
+            except Exception as exc:
                 log.exception("cameras could not be started")
                 self.state["cameras"] = f"error: {exc}"[:100]
-        log.info("hall devices open: %d keypads, lamps %s, sign %s%s", len(self.devices.keypads),
-                 bool(self.devices.lamps), bool(self.devices.sign), " (fake)" if self.fake else "")
+        log.info(
+            "hall devices open: %d keypads, lamps %s, sign %s%s",
+            len(self.devices.keypads),
+            bool(self.devices.lamps),
+            bool(self.devices.sign),
+            " (fake)" if self.fake else "",
+        )
 
     async def start(self) -> None:
         """Open devices and start the refresh loop."""
@@ -110,16 +126,17 @@ class Hall:
             return
         window = str(msg.get("window", ""))
         base = self.notices.get(window) or SignContent(window, self.config.window_labels.get(window, window))
-        self.notices[window] = apply_command(base, {k: msg[k] for k in ("cmd", "window", "text", "seconds") if k in msg},
-                                             time.monotonic())
-        self._stamp = None      # the refresh loop (a worker thread) draws it within refresh_s
+        self.notices[window] = apply_command(
+            base, {k: msg[k] for k in ("cmd", "window", "text", "seconds") if k in msg}, time.monotonic()
+        )
+        self._stamp = None  # the refresh loop (a worker thread) draws it within refresh_s
 
     # -- refresh -----------------------------------------------------------------------------------
     async def _loop(self) -> None:
         while True:
             try:
                 await asyncio.to_thread(self.refresh)
-            except Exception as exc:  # noqa: BLE001 - keep the box running, report it
+            except Exception as exc:
                 log.exception("hall refresh failed")
                 self.state["hall"] = f"error: {exc}"[:100]
             await asyncio.sleep(self.refresh_s)
@@ -150,24 +167,30 @@ class Hall:
         for window in sign.windows:
             notice = expire_notice(self.notices.get(window, SignContent(window, "")), mono)
             c = counts.get(window, {})
-            content = SignContent(window, self.config.window_labels.get(window, f"{window}号窗口"),
-                                  staff=staff.get(window), items=items, received_today=c.get("received", 0),
-                                  completed_today=c.get("completed", 0), notice=notice.notice,
-                                  notice_until_mono=notice.notice_until_mono)
+            content = SignContent(
+                window,
+                self.config.window_labels.get(window, f"{window}号窗口"),
+                staff=staff.get(window),
+                items=items,
+                received_today=c.get("received", 0),
+                completed_today=c.get("completed", 0),
+                notice=notice.notice,
+                notice_until_mono=notice.notice_until_mono,
+            )
             self.sign_lines[window] = render_lines(content, max(8, self._sign_cells()))
             try:
                 sign.show(content, mono)
                 self.state["sign"] = "ok"
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 self.state["sign"] = f"error: {exc}"[:100]
         try:
             sign.flush(mono)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.state["sign"] = f"error: {exc}"[:100]
 
     def _sign_cells(self) -> int:
         sign = self.config.sign
-        return (sign.width // 8) if sign is not None else 24     # a CJK character is 2 cells of 8 LEDs
+        return (sign.width // 8) if sign is not None else 24  # a CJK character is 2 cells of 8 LEDs
 
     def press(self, window: str, key: str) -> None:
         """Press a key of a FAKE keypad (demo and tests); KeyError for unknown window/key."""
@@ -184,7 +207,7 @@ class Hall:
         if self.cameras is not None:
             out.update(self.cameras.states())
         mono = time.monotonic()
-        for window, lines in self.sign_lines.items():     # what each sign shows (hub draws it)
+        for window, lines in self.sign_lines.items():  # what each sign shows (hub draws it)
             out[f"sign-lines-{window}"] = "\n".join(lines)[:1000]
         for window, c in self.notices.items():
             c = expire_notice(c, mono)

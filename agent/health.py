@@ -9,12 +9,14 @@ well (reads still work on a full disk). They are reported in the heartbeat, in t
 STATUS= line and on the hub. The watchdog gate (agent/watchdog.py) pings only while the event
 loop runs and the log can take the write lock, which a restart *can* fix.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal, Mapping
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,7 +29,7 @@ THROTTLED_NOW = 1 << 2
 UNDER_VOLTAGE_SINCE_BOOT = 1 << 16
 THROTTLED_SINCE_BOOT = 1 << 18
 
-NOTICE_PREFIX = ("sign-notice-", "sign-lines-")   # what signs show, not device states
+NOTICE_PREFIX = ("sign-notice-", "sign-lines-")  # what signs show, not device states
 
 # Plausible range of a thermal zone; outside it the sensor is absent or broken.
 _TEMP_RANGE_C = (-40.0, 150.0)
@@ -50,16 +52,26 @@ class HealthThresholds(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     disk_floor_bytes: int = Field(
-        1 * GiB, ge=0, description="Free space kept for the case log; recordings below it are "
-                                   "evicted oldest first, and below it with none left is critical")
-    temp_max_c: float = Field(80.0, gt=0, le=150, description="CPU temperature above which the "
-                              "box reports overheating (a Pi 4/5 starts throttling at 80 °C)")
-    backlog_max: int = Field(10_000, ge=0, description="Records not yet acknowledged by the hub "
-                             "above which the box reports a sync backlog")
-    mem_min_available_bytes: int = Field(64 * MiB, ge=0, description="MemAvailable below which "
-                                         "the box reports low memory")
-    ok_device_states: tuple[str, ...] = Field(("ok",), description="Device states that are "
-                                              "healthy; any other state is reported")
+        1 * GiB,
+        ge=0,
+        description="Free space kept for the case log; recordings below it are "
+        "evicted oldest first, and below it with none left is critical",
+    )
+    temp_max_c: float = Field(
+        80.0,
+        gt=0,
+        le=150,
+        description="CPU temperature above which the box reports overheating (a Pi 4/5 starts throttling at 80 °C)",
+    )
+    backlog_max: int = Field(
+        10_000, ge=0, description="Records not yet acknowledged by the hub above which the box reports a sync backlog"
+    )
+    mem_min_available_bytes: int = Field(
+        64 * MiB, ge=0, description="MemAvailable below which the box reports low memory"
+    )
+    ok_device_states: tuple[str, ...] = Field(
+        ("ok",), description="Device states that are healthy; any other state is reported"
+    )
 
 
 # -- readers ---------------------------------------------------------------------------------
@@ -139,8 +151,15 @@ def read_disk(readers: HostReaders, path: Path) -> tuple[int, int] | None:
 
 
 # -- heartbeat -------------------------------------------------------------------------------
-def collect(readers: HostReaders, *, data_dir: Path, backlog: int, clock: str,
-            devices: Mapping[str, str], recordings_bytes: int = 0) -> dict:
+def collect(
+    readers: HostReaders,
+    *,
+    data_dir: Path,
+    backlog: int,
+    clock: str,
+    devices: Mapping[str, str],
+    recordings_bytes: int = 0,
+) -> dict:
     """The heartbeat body: host facts read through `readers` plus what the agent passes in."""
     load = read_loadavg(readers)
     mem = read_meminfo(readers)
@@ -173,21 +192,21 @@ def health_problems(heartbeat: Mapping, thresholds: HealthThresholds) -> list[st
     if free is None:
         out.append(f"磁盘状态未知 (disk): cannot read free space of {hb.get('disk_path')}")
     elif free < t.disk_floor_bytes:
-        out.append(f"磁盘空间低于下限 (disk below floor): {_mib(free)} free in "
-                   f"{hb.get('disk_path')}, floor {_mib(t.disk_floor_bytes)}")
+        out.append(
+            f"磁盘空间低于下限 (disk below floor): {_mib(free)} free in "
+            f"{hb.get('disk_path')}, floor {_mib(t.disk_floor_bytes)}"
+        )
     temp = hb.get("cpu_temp_c")
     if temp is not None and temp > t.temp_max_c:
         out.append(f"温度过高 (too hot): CPU {temp:.1f} °C, limit {t.temp_max_c:.0f} °C")
     backlog = hb.get("backlog") or 0
     if backlog > t.backlog_max:
-        out.append(f"积压过多 (sync backlog): {backlog} records not acknowledged by the hub, "
-                   f"limit {t.backlog_max}")
+        out.append(f"积压过多 (sync backlog): {backlog} records not acknowledged by the hub, limit {t.backlog_max}")
     if hb.get("clock") == "untrusted":
         out.append("时钟不可信 (clock untrusted): no NTP sync and no recent hub time")
     avail = hb.get("mem_available_bytes")
     if avail is not None and avail < t.mem_min_available_bytes:
-        out.append(f"内存不足 (low memory): {_mib(avail)} available, "
-                   f"floor {_mib(t.mem_min_available_bytes)}")
+        out.append(f"内存不足 (low memory): {_mib(avail)} available, floor {_mib(t.mem_min_available_bytes)}")
     flags = hb.get("throttled") or 0
     if flags & (UNDER_VOLTAGE_NOW | UNDER_VOLTAGE_SINCE_BOOT):
         now = "now" if flags & UNDER_VOLTAGE_NOW else "since boot"
@@ -226,8 +245,7 @@ def disk_action(free_bytes: int, floor_bytes: int, recordings_bytes: int) -> Dis
     return "evict_recordings" if recordings_bytes > 0 else "critical"
 
 
-def bytes_to_evict(free_bytes: int, floor_bytes: int, recordings_bytes: int,
-                   headroom_bytes: int = 0) -> int:
+def bytes_to_evict(free_bytes: int, floor_bytes: int, recordings_bytes: int, headroom_bytes: int = 0) -> int:
     """How many bytes of recordings to delete to get back to floor + headroom (at most all)."""
     want = floor_bytes + headroom_bytes - free_bytes
     return max(0, min(want, recordings_bytes)) if free_bytes < floor_bytes else 0

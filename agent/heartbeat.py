@@ -1,12 +1,13 @@
 """Box heartbeats: health readings written to the log every few minutes (synced like cases),
 and the systemd watchdog that pings only while the box is healthy enough to be useful."""
+
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
 from agent.aio import cancel, release_memory
 from agent.health import HealthThresholds, HostReaders, collect, health_problems, status_text
@@ -19,16 +20,26 @@ log = logging.getLogger("jiancha.agent.heartbeat")
 
 def heartbeat_body(hb: dict, problems: list[str], now: datetime) -> dict:
     """The `heartbeat` record body from collect()'s readings (records carry no floats)."""
+
     def i(v, scale=1):
         return None if v is None else int(round(v * scale))
+
     load = hb.get("load") or [None]
     body = Heartbeat(
-        at=now, cpu_temp_mc=i(hb.get("cpu_temp_c"), 1000), load1_x100=i(load[0], 100),
-        mem_available_kb=i(hb.get("mem_available_bytes"), 1 / 1024), mem_total_kb=i(hb.get("mem_total_bytes"), 1 / 1024),
-        disk_free_kb=i(hb.get("disk_free_bytes"), 1 / 1024), disk_total_kb=i(hb.get("disk_total_bytes"), 1 / 1024),
-        backlog=hb.get("backlog"), clock=hb.get("clock"), problems=problems[:20],
-        devices={k: str(v)[:1000 if k.startswith("sign-lines-") else 100]
-                 for k, v in (hb.get("devices") or {}).items()})
+        at=now,
+        cpu_temp_mc=i(hb.get("cpu_temp_c"), 1000),
+        load1_x100=i(load[0], 100),
+        mem_available_kb=i(hb.get("mem_available_bytes"), 1 / 1024),
+        mem_total_kb=i(hb.get("mem_total_bytes"), 1 / 1024),
+        disk_free_kb=i(hb.get("disk_free_bytes"), 1 / 1024),
+        disk_total_kb=i(hb.get("disk_total_bytes"), 1 / 1024),
+        backlog=hb.get("backlog"),
+        clock=hb.get("clock"),
+        problems=problems[:20],
+        devices={
+            k: str(v)[: 1000 if k.startswith("sign-lines-") else 100] for k, v in (hb.get("devices") or {}).items()
+        },
+    )
     return body.model_dump(mode="json", exclude_none=True)
 
 
@@ -41,8 +52,17 @@ def _clock_now(clock) -> datetime:
 class BoxMonitor:
     """Heartbeat records on a timer, and READY/WATCHDOG/STATUS to systemd."""
 
-    def __init__(self, store, clock, data_dir: Path, *, every_s: float, devices: Callable[[], dict] = dict,
-                 thresholds: HealthThresholds | None = None, readers: HostReaders | None = None):
+    def __init__(
+        self,
+        store,
+        clock,
+        data_dir: Path,
+        *,
+        every_s: float,
+        devices: Callable[[], dict] = dict,
+        thresholds: HealthThresholds | None = None,
+        readers: HostReaders | None = None,
+    ):
         self.store = store
         self.clock = clock
         self.data_dir = Path(data_dir)
@@ -56,11 +76,16 @@ class BoxMonitor:
 
     def reading(self) -> tuple[dict, list[str]]:
         """Current health readings and problems."""
-        hb = collect(self.readers, data_dir=self.data_dir, backlog=self.store.counts()["backlog"],
-                     clock=self.clock.quality(), devices=self.devices())
+        hb = collect(
+            self.readers,
+            data_dir=self.data_dir,
+            backlog=self.store.counts()["backlog"],
+            clock=self.clock.quality(),
+            devices=self.devices(),
+        )
         problems = health_problems(hb, self.thresholds)
         clock_problem = getattr(self.clock, "problem", lambda: None)()
-        if clock_problem:           # a jump, or a clock behind the log: said before the generic text
+        if clock_problem:  # a jump, or a clock behind the log: said before the generic text
             problems.insert(0, clock_problem)
         return hb, problems
 
@@ -76,8 +101,12 @@ class BoxMonitor:
         self.notifier.ready(status)
         interval = watchdog_interval()
         if interval is not None:
-            self.pinger = WatchdogPinger(all_checks(store=store_check(self.store)), self.notifier, interval,
-                                         status=lambda: status_text(*self.reading()))
+            self.pinger = WatchdogPinger(
+                all_checks(store=store_check(self.store)),
+                self.notifier,
+                interval,
+                status=lambda: status_text(*self.reading()),
+            )
             self.pinger.start()
             log.info("systemd watchdog: pinging every %.1fs while healthy", interval)
         self._task = asyncio.create_task(self._loop(), name="heartbeat")
@@ -86,9 +115,9 @@ class BoxMonitor:
         while True:
             try:
                 await asyncio.to_thread(self.beat)
-            except Exception:  # noqa: BLE001 - a full disk must not stop the box; it shows elsewhere
+            except Exception:
                 log.exception("heartbeat failed")
-            release_memory()       # a year unattended: hand back what a big drain left behind
+            release_memory()  # a year unattended: hand back what a big drain left behind
             await asyncio.sleep(self.every_s)
 
     async def stop(self) -> None:

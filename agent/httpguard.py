@@ -15,6 +15,7 @@ connection bounds.
   no header-read deadline of its own before 3.14.
 - At most `max_connections` connections are open at once; more get 503 and are closed.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -27,34 +28,35 @@ from aiohttp import web
 log = logging.getLogger("jiancha.agent.http")
 
 SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
-                               "form-action 'none'",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-SAME_ORIGIN_FETCH = frozenset({"same-origin", "none"})     # none: typed URL, bookmark
+SAME_ORIGIN_FETCH = frozenset({"same-origin", "none"})  # none: typed URL, bookmark
 
 
 @dataclass(frozen=True)
 class HttpLimits:
     """Bounds for the API server; tests inject small ones."""
-    request_timeout_s: float = 30.0    # to send a request head, and again to send its body
-    max_connections: int = 64          # a Pi serves a few clerks' PCs and one department system
+
+    request_timeout_s: float = 30.0  # to send a request head, and again to send its body
+    max_connections: int = 64  # a Pi serves a few clerks' PCs and one department system
 
     @classmethod
-    def from_config(cls, http) -> "HttpLimits":
+    def from_config(cls, http) -> HttpLimits:
         """From agent.yaml's `http` section (fields optional: defaults when absent)."""
         d = cls()
-        return cls(float(getattr(http, "request_timeout_s", d.request_timeout_s)),
-                   int(getattr(http, "max_connections", d.max_connections)))
+        return cls(
+            float(getattr(http, "request_timeout_s", d.request_timeout_s)),
+            int(getattr(http, "max_connections", d.max_connections)),
+        )
 
 
 def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status,
-                             dumps=lambda o: json.dumps(o, ensure_ascii=False))
+    return web.json_response({"error": message}, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -82,26 +84,30 @@ async def origin_middleware(request: web.Request, handler):
     reason = cross_site_reason(request)
     if reason is not None:
         log.warning("refused cross-site %s %s (%s)", request.method, request.path, reason)
-        return _error(403, f"拒绝跨站请求：请求来自其他网站 (cross-site request refused: {reason} "
-                           f"is not this box)")
+        return _error(403, f"拒绝跨站请求：请求来自其他网站 (cross-site request refused: {reason} is not this box)")
     return await handler(request)
 
 
 def body_deadline_middleware(limits: HttpLimits):
     """Read the whole body (≤ client_max_size) within the deadline; 408 and close if it stalls."""
+
     @web.middleware
     async def read_body(request: web.Request, handler):
         if request.body_exists:
             try:
                 await asyncio.wait_for(request.read(), limits.request_timeout_s)
-            except asyncio.TimeoutError:
-                log.warning("%s %s: body not received within %.0f s; closing", request.method,
-                            request.path, limits.request_timeout_s)
-                resp = _error(408, f"请求体未在 {limits.request_timeout_s:g} 秒内收到 (request body "
-                                   f"timed out)")
+            except TimeoutError:
+                log.warning(
+                    "%s %s: body not received within %.0f s; closing",
+                    request.method,
+                    request.path,
+                    limits.request_timeout_s,
+                )
+                resp = _error(408, f"请求体未在 {limits.request_timeout_s:g} 秒内收到 (request body timed out)")
                 resp.force_close()
                 return resp
         return await handler(request)
+
     return read_body
 
 
@@ -122,7 +128,7 @@ class GuardedConnection(asyncio.Protocol):
     """aiohttp's request handler behind a deadline: outside a handler, a connection lives at
     most `request_timeout_s` (to send the next request head) and is then closed."""
 
-    def __init__(self, inner: asyncio.Protocol, site: "GuardedSite"):
+    def __init__(self, inner: asyncio.Protocol, site: GuardedSite):
         self.inner, self.site = inner, site
         self.transport: asyncio.Transport | None = None
         self._busy = 0
@@ -162,8 +168,7 @@ class GuardedConnection(asyncio.Protocol):
 
     def _arm(self) -> None:
         self._disarm()
-        self._timer = asyncio.get_running_loop().call_later(self.site.limits.request_timeout_s,
-                                                            self._expire)
+        self._timer = asyncio.get_running_loop().call_later(self.site.limits.request_timeout_s, self._expire)
 
     def _disarm(self) -> None:
         if self._timer is not None:
@@ -177,12 +182,15 @@ class GuardedConnection(asyncio.Protocol):
             self.transport.close()
 
 
-_BUSY_BODY = json.dumps({"error": "连接过多，请稍后再试 (too many connections, try again later)"},
-                        ensure_ascii=False).encode()
-BUSY_RESPONSE = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"
-                 + b"".join(f"{k}: {v}\r\n".encode() for k, v in SECURITY_HEADERS.items())
-                 + f"Retry-After: 5\r\nConnection: close\r\nContent-Length: {len(_BUSY_BODY)}\r\n\r\n".encode()
-                 + _BUSY_BODY)
+_BUSY_BODY = json.dumps(
+    {"error": "连接过多，请稍后再试 (too many connections, try again later)"}, ensure_ascii=False
+).encode()
+BUSY_RESPONSE = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"
+    + b"".join(f"{k}: {v}\r\n".encode() for k, v in SECURITY_HEADERS.items())
+    + f"Retry-After: 5\r\nConnection: close\r\nContent-Length: {len(_BUSY_BODY)}\r\n\r\n".encode()
+    + _BUSY_BODY
+)
 
 
 class _Busy(asyncio.Protocol):
@@ -196,8 +204,7 @@ class _Busy(asyncio.Protocol):
 class GuardedSite(web.BaseSite):
     """Like aiohttp's TCPSite, with every connection guarded (see module doc)."""
 
-    def __init__(self, runner: web.BaseRunner, host: str | None, port: int, limits: HttpLimits,
-                 *, backlog: int = 128):
+    def __init__(self, runner: web.BaseRunner, host: str | None, port: int, limits: HttpLimits, *, backlog: int = 128):
         super().__init__(runner, backlog=backlog)
         self.host, self.port, self.limits = host, port, limits
         self.open: set[GuardedConnection] = set()
@@ -211,8 +218,9 @@ class GuardedSite(web.BaseSite):
         if len(self.open) >= self.limits.max_connections:
             self.refused += 1
             if self.refused in (1, 10, 100) or self.refused % 1000 == 0:
-                log.warning("HTTP connections at the limit (%d); %d refused so far",
-                            self.limits.max_connections, self.refused)
+                log.warning(
+                    "HTTP connections at the limit (%d); %d refused so far", self.limits.max_connections, self.refused
+                )
             return _Busy()
         server = self._runner.server
         assert server is not None
@@ -221,13 +229,13 @@ class GuardedSite(web.BaseSite):
     async def start(self) -> None:
         await super().start()
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._connection, self.host, self.port,
-                                                backlog=self._backlog, reuse_address=True)
+        self._server = await loop.create_server(
+            self._connection, self.host, self.port, backlog=self._backlog, reuse_address=True
+        )
         if self._server.sockets:
             self.port = self._server.sockets[0].getsockname()[1]
 
 
 def runner_kwargs(limits: HttpLimits) -> dict:
     """aiohttp's own knobs set to match (aiohttp ≥ 3.14 also times out idle heads itself)."""
-    return {"keepalive_timeout": limits.request_timeout_s,
-            "lingering_time": min(10.0, limits.request_timeout_s)}
+    return {"keepalive_timeout": limits.request_timeout_s, "lingering_time": min(10.0, limits.request_timeout_s)}

@@ -24,6 +24,7 @@ the head file existed); no database and no head file is a new box.
 
 See docs/box.md, "Damaged store", for the recovery commands.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -40,13 +41,13 @@ from protocol.records import GENESIS, RecordError, decode_record, peek_seq
 
 log = logging.getLogger("jiancha.agent.integrity")
 
-EXIT_STORE_DAMAGED = 65      # EX_DATAERR; the unit has RestartPreventExitStatus=65 (no restart loop)
-EXIT_STORE_UNREADABLE = 74   # EX_IOERR: the disk answered with an I/O error; systemd retries
+EXIT_STORE_DAMAGED = 65  # EX_DATAERR; the unit has RestartPreventExitStatus=65 (no restart loop)
+EXIT_STORE_UNREADABLE = 74  # EX_IOERR: the disk answered with an I/O error; systemd retries
 HEAD_SUFFIX = ".head"
-HEAD_EVERY_S = 1.0           # at most one head-file write (one fsync) per second
-TAIL_DECODED = 64            # newest records fully decoded and chain-checked at start
+HEAD_EVERY_S = 1.0  # at most one head-file write (one fsync) per second
+TAIL_DECODED = 64  # newest records fully decoded and chain-checked at start
 SQLITE_MAGIC = b"SQLite format 3\x00"
-DOC = "docs/box.md, section \"Damaged store\""
+DOC = 'docs/box.md, section "Damaged store"'
 
 
 class StoreDamaged(Exception):
@@ -69,6 +70,7 @@ class StoreUnreadable(StoreDamaged):
 @dataclass
 class Verdict:
     """What check_store found: state is 'new', 'ok' or 'adopt' (no head file yet)."""
+
     path: Path
     state: str
     head_seq: int = 0
@@ -84,8 +86,10 @@ class Verdict:
         if self.head_file_seq is not None and self.head_file_seq < self.head_seq:
             behind = f"; head file at seq {self.head_file_seq} (behind, as after a kill or power cut: fine)"
         adopt = "; no head file yet (written at the next start)" if self.state == "adopt" else ""
-        return (f"{self.path}: ok: quick_check ok, log head seq {self.head_seq} decodes and chains, "
-                f"epoch {self.epoch}, acked by the hub up to {self.acked_seq}{behind}{adopt}")
+        return (
+            f"{self.path}: ok: quick_check ok, log head seq {self.head_seq} decodes and chains, "
+            f"epoch {self.epoch}, acked by the hub up to {self.acked_seq}{behind}{adopt}"
+        )
 
 
 def head_path(db: Path) -> Path:
@@ -122,9 +126,12 @@ def read_head(db: Path) -> Head | None:
             raise ValueError("bad seq or hash")
         return head
     except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
-        raise StoreDamaged(p, f"the head file beside the database is unreadable ({exc}). If "
-                              f"`jiancha agent check-store` then finds the database itself sound, "
-                              f"move the head file aside and start again") from None
+        raise StoreDamaged(
+            p,
+            f"the head file beside the database is unreadable ({exc}). If "
+            f"`jiancha agent check-store` then finds the database itself sound, "
+            f"move the head file aside and start again",
+        ) from None
 
 
 def write_head(db: Path, epoch: str, seq: int, hash_: bytes) -> None:
@@ -133,8 +140,12 @@ def write_head(db: Path, epoch: str, seq: int, hash_: bytes) -> None:
     p = head_path(db)
     tmp = Path(f"{p}.tmp")
     created = not p.exists()
-    data = json.dumps({"v": 1, "epoch": epoch, "seq": seq, "hash": hash_.hex(),
-                       "written_ms": int(time.time() * 1000)}).encode() + b"\n"
+    data = (
+        json.dumps(
+            {"v": 1, "epoch": epoch, "seq": seq, "hash": hash_.hex(), "written_ms": int(time.time() * 1000)}
+        ).encode()
+        + b"\n"
+    )
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.write(fd, data)
@@ -169,16 +180,21 @@ def check_store(db: Path | str) -> Verdict:
     except FileNotFoundError:
         if head is not None:
             extra = " (its -wal file is still there)" if Path(f"{db}-wal").exists() else ""
-            raise StoreDamaged(db, f"the database file is missing{extra}, but its head file says a "
-                                   f"store with {head.seq} records (epoch {head.epoch}) was created here"
-                                   ) from None
+            raise StoreDamaged(
+                db,
+                f"the database file is missing{extra}, but its head file says a "
+                f"store with {head.seq} records (epoch {head.epoch}) was created here",
+            ) from None
         return Verdict(db, "new")
     except OSError as exc:
         raise StoreUnreadable(db, f"cannot read the database file: {exc.strerror or exc}") from None
     if size == 0:
         if head is not None:
-            raise StoreDamaged(db, f"the database file is empty (0 bytes), but its head file says a store "
-                                   f"with {head.seq} records (epoch {head.epoch}) was created here")
+            raise StoreDamaged(
+                db,
+                f"the database file is empty (0 bytes), but its head file says a store "
+                f"with {head.seq} records (epoch {head.epoch}) was created here",
+            )
         if Path(f"{db}-wal").exists() and Path(f"{db}-wal").stat().st_size > 0:
             raise StoreDamaged(db, "the database file is empty (0 bytes) but its -wal file is not")
         return Verdict(db, "new")
@@ -235,23 +251,32 @@ def _check_header(db: Path, size: int) -> None:
 
 def _io_error(exc: sqlite3.Error) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
-    return (code is not None and code & 0xFF in (10, 14)) or "disk I/O error" in str(exc) \
-        or "unable to open" in str(exc)
+    return (
+        (code is not None and code & 0xFF in (10, 14)) or "disk I/O error" in str(exc) or "unable to open" in str(exc)
+    )
 
 
 def _check_open(db: Path, conn: sqlite3.Connection, head: Head | None) -> Verdict:
     rows = [r[0] for r in conn.execute("PRAGMA quick_check(5)")]
     if rows != ["ok"]:
-        found = [ln.strip() for r in rows for ln in str(r).splitlines()
-                 if ln.strip() and not ln.startswith("*** in database")]
-        raise StoreDamaged(db, "PRAGMA quick_check finds the database damaged: " + "; ".join(found)
-                           + _size_note(db, db.stat().st_size))
+        found = [
+            ln.strip()
+            for r in rows
+            for ln in str(r).splitlines()
+            if ln.strip() and not ln.startswith("*** in database")
+        ]
+        raise StoreDamaged(
+            db, "PRAGMA quick_check finds the database damaged: " + "; ".join(found) + _size_note(db, db.stat().st_size)
+        )
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     if not {"log", "meta"} <= tables:
         # created but killed before its first migration committed: nothing was ever stored
         if head is not None:
-            raise StoreDamaged(db, f"the database holds no case log, but its head file says a store "
-                                   f"with {head.seq} records (epoch {head.epoch}) was created here")
+            raise StoreDamaged(
+                db,
+                f"the database holds no case log, but its head file says a store "
+                f"with {head.seq} records (epoch {head.epoch}) was created here",
+            )
         return Verdict(db, "new")
     meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('epoch', 'acked_seq')"))
     epoch = meta.get("epoch")
@@ -264,24 +289,28 @@ def _check_open(db: Path, conn: sqlite3.Connection, head: Head | None) -> Verdic
         raise StoreDamaged(db, "the database has lost its epoch (meta table)")
     if head is not None:
         if head.epoch != epoch:
-            raise StoreDamaged(db, f"the database is another store: its epoch is {epoch}, the head "
-                                   f"file beside it says {head.epoch}")
+            raise StoreDamaged(
+                db, f"the database is another store: its epoch is {epoch}, the head file beside it says {head.epoch}"
+            )
         if hi < head.seq:
-            raise StoreDamaged(db, f"the database is behind its head file: its last record is seq {hi}, "
-                                   f"the agent had written up to seq {head.seq} (an older copy of the "
-                                   f"file, or writes the storage lost)")
+            raise StoreDamaged(
+                db,
+                f"the database is behind its head file: its last record is seq {hi}, "
+                f"the agent had written up to seq {head.seq} (an older copy of the "
+                f"file, or writes the storage lost)",
+            )
     first_decoded = max(1, hi - TAIL_DECODED + 1)
     if head is not None and head.seq:
         first_decoded = min(first_decoded, head.seq)
     first_hashed = max(1, min(first_decoded, acked + 1))
     _check_log(db, conn, first_hashed, first_decoded, hi, head)
     state = "ok" if head is not None else "adopt"
-    return Verdict(db, state, head_seq=hi, epoch=epoch, acked_seq=acked,
-                   head_file_seq=head.seq if head else None)
+    return Verdict(db, state, head_seq=hi, epoch=epoch, acked_seq=acked, head_file_seq=head.seq if head else None)
 
 
-def _check_log(db: Path, conn: sqlite3.Connection, first_hashed: int, first_decoded: int, last: int,
-               head: Head | None) -> None:
+def _check_log(
+    db: Path, conn: sqlite3.Connection, first_hashed: int, first_decoded: int, last: int, head: Head | None
+) -> None:
     """Records first_hashed..last hash to their stored hash; first_decoded..last also decode,
     carry their own seq and chain to their predecessor; the head file's record matches."""
     if last == 0:
@@ -291,13 +320,17 @@ def _check_log(db: Path, conn: sqlite3.Connection, first_hashed: int, first_deco
         row = conn.execute("SELECT hash FROM log WHERE seq=?", (first_decoded - 1,)).fetchone()
         prev = bytes(row[0]) if row else GENESIS
     for seq, stored, data in conn.execute(
-            "SELECT seq, hash, data FROM log WHERE seq BETWEEN ? AND ? ORDER BY seq", (first_hashed, last)):
+        "SELECT seq, hash, data FROM log WHERE seq BETWEEN ? AND ? ORDER BY seq", (first_hashed, last)
+    ):
         data, stored = bytes(data), bytes(stored)
         if hashlib.sha256(data).digest() != stored:
             raise StoreDamaged(db, f"log record seq {seq} does not match its stored hash (damaged bytes)")
         if head is not None and seq == head.seq and stored != head.hash:
-            raise StoreDamaged(db, f"log record seq {seq} is not the record the agent wrote: its hash "
-                                   f"{stored.hex()[:16]}… differs from the head file's {head.hash.hex()[:16]}…")
+            raise StoreDamaged(
+                db,
+                f"log record seq {seq} is not the record the agent wrote: its hash "
+                f"{stored.hex()[:16]}… differs from the head file's {head.hash.hex()[:16]}…",
+            )
         if seq < first_decoded:
             continue
         try:
@@ -333,28 +366,31 @@ def move_aside(db: Path, now: float | None = None) -> Path | None:
     return dest
 
 
-def refusal_text(exc: StoreDamaged, *, config: str | Path | None = None,
-                 data_dir: str | Path | None = None) -> str:
+def refusal_text(exc: StoreDamaged, *, config: str | Path | None = None, data_dir: str | Path | None = None) -> str:
     """What the operator reads in the journal when the agent refuses to start."""
     args = f"--config {config}" if config else "--config /etc/jiancha/agent.yaml"
     if data_dir:
         args += f" --data-dir {data_dir}"
     if isinstance(exc, StoreUnreadable):
-        return (f"jiancha agent: cannot read the case store {exc.path}: {exc.problem}\n"
-                f"  The agent will try again. If this persists, check the disk (dmesg, fsck) and "
-                f"see {DOC}.")
-    return (f"jiancha agent: REFUSING TO START: the case store {exc.path} is damaged or is not the "
-            f"store this box wrote.\n"
-            f"  What is wrong: {exc.problem}.\n"
-            f"  Nothing was changed. The agent will not start a new store by itself: that would lose "
-            f"this box's cases.\n"
-            f"  Recovery ({DOC}):\n"
-            f"    1. jiancha agent check-store {args}\n"
-            f"    2. copy the folder {exc.path.parent} off the box for inspection\n"
-            f"    3. jiancha agent reset-store {args} --yes-i-understand\n"
-            f"       (moves the files aside, never deletes them; the next start begins a new store "
-            f"with a new epoch; cases the hub had not acknowledged are lost unless recovered from "
-            f"the moved files)")
+        return (
+            f"jiancha agent: cannot read the case store {exc.path}: {exc.problem}\n"
+            f"  The agent will try again. If this persists, check the disk (dmesg, fsck) and "
+            f"see {DOC}."
+        )
+    return (
+        f"jiancha agent: REFUSING TO START: the case store {exc.path} is damaged or is not the "
+        f"store this box wrote.\n"
+        f"  What is wrong: {exc.problem}.\n"
+        f"  Nothing was changed. The agent will not start a new store by itself: that would lose "
+        f"this box's cases.\n"
+        f"  Recovery ({DOC}):\n"
+        f"    1. jiancha agent check-store {args}\n"
+        f"    2. copy the folder {exc.path.parent} off the box for inspection\n"
+        f"    3. jiancha agent reset-store {args} --yes-i-understand\n"
+        f"       (moves the files aside, never deletes them; the next start begins a new store "
+        f"with a new epoch; cases the hub had not acknowledged are lost unless recovered from "
+        f"the moved files)"
+    )
 
 
 def check_command(db: Path) -> int:
@@ -371,15 +407,19 @@ def reset_command(db: Path, *, sure: bool, even_if_healthy: bool = False) -> int
     """`jiancha agent reset-store`: move a damaged store aside so the next start begins a new one."""
     db = Path(db)
     if not sure:
-        print(f"reset-store moves {db} and its -wal, -shm and .head files into a damaged-<time> folder "
-              f"beside them; the next start begins a NEW store (new epoch) without this box's cases. "
-              f"Add --yes-i-understand to do it ({DOC}).")
+        print(
+            f"reset-store moves {db} and its -wal, -shm and .head files into a damaged-<time> folder "
+            f"beside them; the next start begins a NEW store (new epoch) without this box's cases. "
+            f"Add --yes-i-understand to do it ({DOC})."
+        )
         return 2
     try:
         verdict = check_store(db)
-    except StoreUnreadable as exc:      # an I/O or permission error may pass: never move a store for it
-        print(f"{exc.path}: could not be read: {exc.problem}. That is not damage: fix the disk or the "
-              f"permissions and start again; refusing to reset.")
+    except StoreUnreadable as exc:  # an I/O or permission error may pass: never move a store for it
+        print(
+            f"{exc.path}: could not be read: {exc.problem}. That is not damage: fix the disk or the "
+            f"permissions and start again; refusing to reset."
+        )
         return 2
     except StoreDamaged as exc:
         print(f"{exc.path}: damaged: {exc.problem}")
@@ -389,11 +429,15 @@ def reset_command(db: Path, *, sure: bool, even_if_healthy: bool = False) -> int
             return 0
         if verdict.state != "new" and not even_if_healthy:
             print(verdict.text())
-            print("The store is sound: refusing to reset it. To start this box afresh anyway, stop the "
-                  "agent (systemctl stop jiancha-agent) and add --even-if-healthy.")
+            print(
+                "The store is sound: refusing to reset it. To start this box afresh anyway, stop the "
+                "agent (systemctl stop jiancha-agent) and add --even-if-healthy."
+            )
             return 2
     dest = move_aside(db)
-    print(f"moved the store's files to {dest} (nothing deleted). The next `jiancha agent run` creates a "
-          f"new store with a new epoch; the hub raises an epoch_changed alert for this site. Cases the hub "
-          f"had not acknowledged are only in {dest}.")
+    print(
+        f"moved the store's files to {dest} (nothing deleted). The next `jiancha agent run` creates a "
+        f"new store with a new epoch; the hub raises an epoch_changed alert for this site. Cases the hub "
+        f"had not acknowledged are only in {dest}."
+    )
     return 0

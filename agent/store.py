@@ -4,6 +4,7 @@ Every write is one SQLite transaction that appends a record to `log` and updates
 projection; the HTTP API answers only after the commit (WAL, synchronous=FULL), so an
 acknowledged case survives a power cut. Nothing in `log` is ever updated or deleted.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,17 +22,30 @@ from iobase.sqlite import connect, migrate, transaction
 from protocol.calendar import CST, WorkCalendar, YearTable, default_calendar, local_date
 from protocol.caseclock import Event, check_event, evaluate
 from protocol.caseno import make_case_no
-from protocol.models import (KIND_CASE_EVENT, KIND_CASE_REGISTERED, CaseEventBody, CaseRegistered,
-                             CatalogItem, ItemSnapshot, NewCase, NewEvent)
+from protocol.models import (
+    KIND_CASE_EVENT,
+    KIND_CASE_REGISTERED,
+    CaseEventBody,
+    CaseRegistered,
+    CatalogItem,
+    ItemSnapshot,
+    NewCase,
+    NewEvent,
+)
 from protocol.records import GENESIS, Record, decode_record, encode_record, record_hash
 
 MIGRATIONS = [
-    ("0001_log", """
+    (
+        "0001_log",
+        """
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         CREATE TABLE log (seq INTEGER PRIMARY KEY, hash BLOB NOT NULL, kind TEXT NOT NULL,
                           data BLOB NOT NULL);
-    """),
-    ("0002_cases", """
+    """,
+    ),
+    (
+        "0002_cases",
+        """
         CREATE TABLE cases (case_no TEXT PRIMARY KEY, item_code TEXT NOT NULL,
                             query_code TEXT NOT NULL, received_at TEXT NOT NULL,
                             status TEXT NOT NULL, window TEXT, clerk TEXT,
@@ -40,17 +54,24 @@ MIGRATIONS = [
                                   body_json TEXT NOT NULL);
         CREATE INDEX case_events_case ON case_events(case_no, seq);
         CREATE TABLE day_counters (day TEXT PRIMARY KEY, n INTEGER NOT NULL);
-    """),
-    ("0003_config", """
+    """,
+    ),
+    (
+        "0003_config",
+        """
         CREATE TABLE config (kind TEXT PRIMARY KEY, version INTEGER NOT NULL,
                              issued_ms INTEGER NOT NULL, payload_json TEXT NOT NULL,
                              raw BLOB NOT NULL);
         CREATE TABLE catalog (code TEXT PRIMARY KEY, item_json TEXT NOT NULL);
-    """),
-    ("0004_window_indexes", """
+    """,
+    ),
+    (
+        "0004_window_indexes",
+        """
         CREATE INDEX cases_received ON cases(received_at);
         CREATE INDEX cases_window ON cases(window, status);
-    """),
+    """,
+    ),
 ]
 
 
@@ -66,6 +87,7 @@ class StoreError(Exception):
 @dataclass(frozen=True)
 class ClockInfo:
     """What the agent knows about its own clock when it writes a record."""
+
     wall_ms: int
     mono_ns: int
     boot_id: str
@@ -85,23 +107,25 @@ class AgentStore:
         self.conn = connect(self.path, cache_kb=1024)
         migrate(self.conn, MIGRATIONS)
         self.lock = threading.RLock()
-        self._clock = clock or (lambda: ClockInfo(time.time_ns() // 1_000_000, time.monotonic_ns(),
-                                                  "unknown", "untrusted"))
+        self._clock = clock or (
+            lambda: ClockInfo(time.time_ns() // 1_000_000, time.monotonic_ns(), "unknown", "untrusted")
+        )
         row = self.conn.execute("SELECT seq, hash FROM log ORDER BY seq DESC LIMIT 1").fetchone()
         self.head_seq, self.head_hash = (row[0], row[1]) if row else (0, GENESIS)
         self.epoch = self._meta("epoch") or self._set_meta_new("epoch", uuid.uuid4().hex)
         self.head_every_s = integrity.HEAD_EVERY_S
-        self._head_written: tuple[int, float] | None = None   # (seq, monotonic time) of the head file
+        self._head_written: tuple[int, float] | None = None  # (seq, monotonic time) of the head file
         self._head_failing = False
         if verdict is not None and verdict.state == "adopt":
             logging.getLogger("jiancha.agent.store").warning(
-                "%s has no head file yet (written before this version); checked and adopted", self.path)
+                "%s has no head file yet (written before this version); checked and adopted", self.path
+            )
         if verdict is not None and (verdict.state != "ok" or verdict.head_file_seq != self.head_seq):
-            self._write_head()    # a new store: from now on its absence is noticed; or catch up
+            self._write_head()  # a new store: from now on its absence is noticed; or catch up
         self.calendar: WorkCalendar = default_calendar()
         self.reader = connect(self.path, readonly=True, cache_kb=1024)
-        self.on_append: list = []          # fn(record) after any commit: wakes the syncer
-        self.on_case_event: list = []      # fn(case_view, event_type) after a case event commits
+        self.on_append: list = []  # fn(record) after any commit: wakes the syncer
+        self.on_case_event: list = []  # fn(case_view, event_type) after a case event commits
 
     # -- meta -------------------------------------------------------------------------------
     def _meta(self, key: str) -> str | None:
@@ -121,19 +145,27 @@ class AgentStore:
         """Remember the hub's ack (never moves backwards)."""
         with self.lock:
             if seq > self.acked_seq():
-                self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('acked_seq', ?)",
-                                  (str(min(seq, self.head_seq)),))
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('acked_seq', ?)", (str(min(seq, self.head_seq)),)
+                )
 
     # -- log --------------------------------------------------------------------------------
     def _append(self, kind: str, body: dict) -> Record:
         """Append one record inside the caller's transaction."""
         c = self._clock()
-        rec = Record(seq=self.head_seq + 1, prev=self.head_hash, kind=kind, wall_ms=c.wall_ms,
-                     mono_ns=c.mono_ns, boot_id=c.boot_id, clock=c.quality, body=body)
+        rec = Record(
+            seq=self.head_seq + 1,
+            prev=self.head_hash,
+            kind=kind,
+            wall_ms=c.wall_ms,
+            mono_ns=c.mono_ns,
+            boot_id=c.boot_id,
+            clock=c.quality,
+            body=body,
+        )
         data = encode_record(rec)
         h = record_hash(data)
-        self.conn.execute("INSERT INTO log(seq, hash, kind, data) VALUES (?, ?, ?, ?)",
-                          (rec.seq, h, kind, data))
+        self.conn.execute("INSERT INTO log(seq, hash, kind, data) VALUES (?, ?, ?, ?)", (rec.seq, h, kind, data))
         self._pending_head = (rec.seq, h)
         return rec
 
@@ -144,8 +176,7 @@ class AgentStore:
                 result = fn()
             if self._pending_head:
                 self.head_seq, self.head_hash = self._pending_head
-                if self._head_written is None or \
-                        time.monotonic() - self._head_written[1] >= self.head_every_s:
+                if self._head_written is None or time.monotonic() - self._head_written[1] >= self.head_every_s:
                     self._write_head()
             return result
 
@@ -164,8 +195,8 @@ class AgentStore:
         except OSError as exc:
             if not self._head_failing:
                 logging.getLogger("jiancha.agent.store").warning(
-                    "cannot write the head file of %s (retried every %.0f s): %s", self.path,
-                    self.head_every_s, exc)
+                    "cannot write the head file of %s (retried every %.0f s): %s", self.path, self.head_every_s, exc
+                )
             self._head_failing = True
             self._head_written = (-1, time.monotonic())
             return
@@ -186,8 +217,9 @@ class AgentStore:
 
     def read_log(self, first: int, last: int) -> list[bytes]:
         """Encoded records first..last (inclusive) in order."""
-        rows = self.reader.execute("SELECT data FROM log WHERE seq BETWEEN ? AND ? ORDER BY seq",
-                                   (first, last)).fetchall()
+        rows = self.reader.execute(
+            "SELECT data FROM log WHERE seq BETWEEN ? AND ? ORDER BY seq", (first, last)
+        ).fetchall()
         return [r[0] for r in rows]
 
     # -- catalog and config -----------------------------------------------------------------
@@ -198,8 +230,10 @@ class AgentStore:
 
     def catalog(self) -> list[CatalogItem]:
         """All catalog items the hub pushed."""
-        return [CatalogItem.model_validate_json(r[0])
-                for r in self.conn.execute("SELECT item_json FROM catalog ORDER BY code")]
+        return [
+            CatalogItem.model_validate_json(r[0])
+            for r in self.conn.execute("SELECT item_json FROM catalog ORDER BY code")
+        ]
 
     def config_version(self, kind: str) -> int:
         """Version of the stored config of that kind (0 when none)."""
@@ -209,20 +243,24 @@ class AgentStore:
     def save_config(self, kind: str, version: int, issued_ms: int, payload: dict, raw: bytes) -> bool:
         """Store a verified config if newer; apply catalog/calendar. Returns True when applied."""
         items = [CatalogItem.model_validate(i) for i in payload.get("items", [])] if kind == "catalog" else []
-        if kind == "calendar":          # validate before storing: a bad table must never brick start-up
+        if kind == "calendar":  # validate before storing: a bad table must never brick start-up
             for t in payload.get("years", []):
                 YearTable.from_dict(t)
 
         def tx():
             if version <= self.config_version(kind):
                 return False
-            self.conn.execute("INSERT OR REPLACE INTO config VALUES (?, ?, ?, ?, ?)",
-                              (kind, version, issued_ms, json.dumps(payload, ensure_ascii=False), raw))
+            self.conn.execute(
+                "INSERT OR REPLACE INTO config VALUES (?, ?, ?, ?, ?)",
+                (kind, version, issued_ms, json.dumps(payload, ensure_ascii=False), raw),
+            )
             if kind == "catalog":
                 self.conn.execute("DELETE FROM catalog")
-                self.conn.executemany("INSERT INTO catalog VALUES (?, ?)",
-                                      [(i.code, i.model_dump_json()) for i in items])
+                self.conn.executemany(
+                    "INSERT INTO catalog VALUES (?, ?)", [(i.code, i.model_dump_json()) for i in items]
+                )
             return True
+
         applied = self._transaction(tx)
         if applied and kind == "calendar":
             self.load_calendar()
@@ -261,8 +299,7 @@ class AgentStore:
         now = now or self.now()
         item = self.item(req.item_code)
         if item is None:
-            raise StoreError(422, f"未知事项 (unknown item): {req.item_code!r} is not in the catalog",
-                             "item_code")
+            raise StoreError(422, f"未知事项 (unknown item): {req.item_code!r} is not in the catalog", "item_code")
         received = (req.received_at or now).astimezone(CST)
         if received > now.astimezone(CST).replace(microsecond=0) + _tolerance():
             raise StoreError(422, "收件时间不能晚于当前时间 (received_at is in the future)", "received_at")
@@ -271,15 +308,31 @@ class AgentStore:
         def tx():
             case_no = self._next_case_no(local_date(now).strftime("%Y%m%d"))
             item_seen = snapshot.model_copy(update={"catalog_version": self.config_version("catalog")})
-            body = CaseRegistered(case_no=case_no, query_code=_query_code(), item=item_seen,
-                                  applicant=req.applicant, window=req.window, clerk=req.clerk,
-                                  received_at=received)
+            body = CaseRegistered(
+                case_no=case_no,
+                query_code=_query_code(),
+                item=item_seen,
+                applicant=req.applicant,
+                window=req.window,
+                clerk=req.clerk,
+                received_at=received,
+            )
             rec = self._append(KIND_CASE_REGISTERED, body.model_dump(mode="json"))
             self.conn.execute(
                 "INSERT INTO cases VALUES (?, ?, ?, ?, 'received', ?, ?, ?, ?)",
-                (case_no, item.code, body.query_code, received.isoformat(), req.window, req.clerk,
-                 rec.seq, snapshot.model_dump_json()))
+                (
+                    case_no,
+                    item.code,
+                    body.query_code,
+                    received.isoformat(),
+                    req.window,
+                    req.clerk,
+                    rec.seq,
+                    snapshot.model_dump_json(),
+                ),
+            )
             return case_no
+
         case_no = self._transaction(tx)
         return self.case_view(case_no, now)
 
@@ -293,8 +346,7 @@ class AgentStore:
         def tx():
             case = self._case_row(case_no)
             at = (req.at or now).astimezone(CST)
-            body = CaseEventBody(case_no=case_no, at=at,
-                                 **req.model_dump(exclude={"at"}, exclude_none=True))
+            body = CaseEventBody(case_no=case_no, at=at, **req.model_dump(exclude={"at"}, exclude_none=True))
             events = self._events(case_no)
             new = _event_from_body(body, 0)
             try:
@@ -302,33 +354,47 @@ class AgentStore:
             except ValueError as exc:
                 raise StoreError(409, str(exc)) from None
             rec = self._append(KIND_CASE_EVENT, body.model_dump(mode="json", exclude_none=True))
-            self.conn.execute("INSERT INTO case_events VALUES (?, ?, ?)",
-                              (rec.seq, case_no, body.model_dump_json(exclude_none=True)))
-            view = evaluate(case["rule"], case["received_at"], events + [_event_from_body(body, rec.seq)],
-                            now, self.calendar)
+            self.conn.execute(
+                "INSERT INTO case_events VALUES (?, ?, ?)", (rec.seq, case_no, body.model_dump_json(exclude_none=True))
+            )
+            view = evaluate(
+                case["rule"], case["received_at"], events + [_event_from_body(body, rec.seq)], now, self.calendar
+            )
             self.conn.execute("UPDATE cases SET status=? WHERE case_no=?", (view.status, case_no))
+
         self._transaction(tx)
         view = self.case_view(case_no, now)
         for fn in self.on_case_event:
             try:
                 fn(view, req.type)
-            except Exception:  # noqa: BLE001 - a device problem must never fail the clerk's request
+            except Exception:
                 logging.getLogger("jiancha.agent.store").exception("case event listener failed")
         return view
 
     def _case_row(self, case_no: str) -> dict:
         row = self.conn.execute(
             "SELECT case_no, query_code, received_at, item_json, window, clerk, registered_seq "
-            "FROM cases WHERE case_no=?", (case_no,)).fetchone()
+            "FROM cases WHERE case_no=?",
+            (case_no,),
+        ).fetchone()
         if row is None:
             raise StoreError(404, f"案件不存在 (no such case): {case_no}")
         item = ItemSnapshot.model_validate_json(row[3])
-        return {"case_no": row[0], "query_code": row[1], "received_at": datetime.fromisoformat(row[2]),
-                "item": item, "rule": item.rule(), "window": row[4], "clerk": row[5], "seq": row[6]}
+        return {
+            "case_no": row[0],
+            "query_code": row[1],
+            "received_at": datetime.fromisoformat(row[2]),
+            "item": item,
+            "rule": item.rule(),
+            "window": row[4],
+            "clerk": row[5],
+            "seq": row[6],
+        }
 
     def _events(self, case_no: str) -> list[Event]:
-        rows = self.conn.execute("SELECT seq, body_json FROM case_events WHERE case_no=? ORDER BY seq",
-                                 (case_no,)).fetchall()
+        rows = self.conn.execute(
+            "SELECT seq, body_json FROM case_events WHERE case_no=? ORDER BY seq", (case_no,)
+        ).fetchall()
         return [_event_from_body(CaseEventBody.model_validate_json(b), s) for s, b in rows]
 
     def case_view(self, case_no: str, now: datetime) -> dict:
@@ -338,13 +404,23 @@ class AgentStore:
             events = self._events(case_no)
         v = evaluate(case["rule"], case["received_at"], events, now, self.calendar)
         return {
-            "case_no": case_no, "query_code": case["query_code"], "site": self.site,
-            "item_code": case["item"].code, "item_name": case["item"].name,
-            "received_at": case["received_at"].isoformat(), "status": v.status, "light": v.light,
-            "due_date": _d(v.due_date), "due_provisional": v.due_provisional,
-            "legal_due_date": _d(v.legal_due_date), "acceptance_due": _d(v.acceptance_due),
-            "violations": list(v.violations), "seq": case["seq"], "window": case["window"],
-            "clerk": case["clerk"], "department": case["item"].department,
+            "case_no": case_no,
+            "query_code": case["query_code"],
+            "site": self.site,
+            "item_code": case["item"].code,
+            "item_name": case["item"].name,
+            "received_at": case["received_at"].isoformat(),
+            "status": v.status,
+            "light": v.light,
+            "due_date": _d(v.due_date),
+            "due_provisional": v.due_provisional,
+            "legal_due_date": _d(v.legal_due_date),
+            "acceptance_due": _d(v.acceptance_due),
+            "violations": list(v.violations),
+            "seq": case["seq"],
+            "window": case["window"],
+            "clerk": case["clerk"],
+            "department": case["item"].department,
             "events": [{"type": e.type, "at": e.at.isoformat(), "seq": e.seq} for e in events],
         }
 
@@ -357,7 +433,8 @@ class AgentStore:
             rows = self.conn.execute(
                 "SELECT case_no, window FROM cases WHERE window IS NOT NULL AND status NOT IN "
                 "('completed', 'delivered', 'rejected', 'denied', 'withdrawn', 'transferred')" + only,
-                tuple(windows or ())).fetchall()
+                tuple(windows or ()),
+            ).fetchall()
         out: dict[str, list[str]] = {}
         for case_no, window in rows:
             out.setdefault(window, []).append(self.case_view(case_no, now)["light"])
@@ -370,7 +447,9 @@ class AgentStore:
             # SQLite takes the bare column `clerk` from the row holding max(registered_seq)
             rows = self.conn.execute(
                 "SELECT window, clerk, max(registered_seq) FROM cases WHERE received_at >= ? AND received_at < ? "
-                "AND clerk IS NOT NULL AND window IS NOT NULL GROUP BY window", _day_bounds(day)).fetchall()
+                "AND clerk IS NOT NULL AND window IS NOT NULL GROUP BY window",
+                _day_bounds(day),
+            ).fetchall()
         return {w: c for w, c, _ in rows}
 
     def today_counts(self, now: datetime) -> dict[str, dict[str, int]]:
@@ -379,13 +458,16 @@ class AgentStore:
         out: dict[str, dict[str, int]] = {}
         with self.lock:
             for window, n in self.conn.execute(
-                    "SELECT window, count(*) FROM cases WHERE received_at >= ? AND received_at < ? GROUP BY window",
-                    _day_bounds(day)):
+                "SELECT window, count(*) FROM cases WHERE received_at >= ? AND received_at < ? GROUP BY window",
+                _day_bounds(day),
+            ):
                 out.setdefault(window or "", {})["received"] = n
             for window, n in self.conn.execute(
-                    "SELECT c.window, count(*) FROM case_events e JOIN cases c USING (case_no) "
-                    "WHERE json_extract(e.body_json, '$.type') IN ('complete', 'deliver') "
-                    "AND substr(json_extract(e.body_json, '$.at'), 1, 10) = ? GROUP BY c.window", (day,)):
+                "SELECT c.window, count(*) FROM case_events e JOIN cases c USING (case_no) "
+                "WHERE json_extract(e.body_json, '$.type') IN ('complete', 'deliver') "
+                "AND substr(json_extract(e.body_json, '$.at'), 1, 10) = ? GROUP BY c.window",
+                (day,),
+            ):
                 out.setdefault(window or "", {})["completed"] = n
         return out
 
@@ -393,23 +475,38 @@ class AgentStore:
         """Numbers for /api/health and the birth message."""
         acked = self.acked_seq()
         n_cases = self.reader.execute("SELECT count(*) FROM cases").fetchone()[0]
-        return {"last_seq": self.head_seq, "acked_seq": acked, "backlog": self.head_seq - acked,
-                "cases": n_cases, "catalog_version": self.config_version("catalog"),
-                "calendar_version": self.config_version("calendar")}
+        return {
+            "last_seq": self.head_seq,
+            "acked_seq": acked,
+            "backlog": self.head_seq - acked,
+            "cases": n_cases,
+            "catalog_version": self.config_version("catalog"),
+            "calendar_version": self.config_version("calendar"),
+        }
 
     def close(self) -> None:
         """Write the head file, close both connections."""
         try:
             self.flush_head()
-        except Exception:  # noqa: BLE001 - e.g. a closed connection; closing must go on
+        except Exception:
             pass
         self.reader.close()
         self.conn.close()
 
 
 def _event_from_body(b: CaseEventBody, seq: int) -> Event:
-    return Event(type=b.type, at=b.at, seq=seq, actor=b.actor, reason=b.reason, days=b.days,
-                 procedure=b.procedure, step=b.step, approver=b.approver, link=b.link)
+    return Event(
+        type=b.type,
+        at=b.at,
+        seq=seq,
+        actor=b.actor,
+        reason=b.reason,
+        days=b.days,
+        procedure=b.procedure,
+        step=b.step,
+        approver=b.approver,
+        link=b.link,
+    )
 
 
 def _day_bounds(day: str) -> tuple[str, str]:
@@ -425,6 +522,7 @@ def _query_code() -> str:
 
 def _tolerance():
     from datetime import timedelta
+
     return timedelta(minutes=5)
 
 

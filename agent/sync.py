@@ -4,6 +4,7 @@ Sparkplug-style session: birth (retained) on connect, death as the MQTT Will; dr
 the hub's retained state says online; live records before backlog; bounded rate; acks drive
 progress and are persisted; silence after sending rewinds to the last ack (idempotent resend).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -14,14 +15,14 @@ import paho.mqtt.client as mqtt
 
 from agent.aio import cancel, release_memory
 from agent.clock import BoxClock
+from agent.config import AgentConfig
 from agent.drain import DrainPlan, TokenBucket
 from agent.store import AgentStore
+from iobase.mqtt import make_tls_client
 from protocol import SCHEMA_VERSION, topics
 from protocol.crypto import load_private_pem, load_public_pem
-from protocol.wire import MAX_BATCH_RECORDS, WireError, decode_msg, encode_msg, open_config, seal_batch
 from protocol.records import record_hash
-from agent.config import AgentConfig
-from iobase.mqtt import make_tls_client
+from protocol.wire import MAX_BATCH_RECORDS, WireError, decode_msg, encode_msg, open_config, seal_batch
 
 log = logging.getLogger("jiancha.agent.sync")
 SOFTWARE = "jiancha-agent/0.1"
@@ -43,22 +44,33 @@ class Syncer:
         self.plan: DrainPlan | None = None
         self.bucket = TokenBucket(cfg.sync.rate_per_s, max(cfg.sync.batch_max_records, cfg.sync.rate_per_s / 10))
         self.last_progress = time.monotonic()
-        self.counters = {"batches_sent": 0, "records_sent": 0, "acks": 0, "acks_diverged": 0, "rewinds": 0,
-                         "config_applied": 0, "config_refused": 0}
-        self.on_command: list = []         # fn(msg) for commands other than resync
-        self.on_clip_ack: list = []        # fn(ack) for clip chunk acks
+        self.counters = {
+            "batches_sent": 0,
+            "records_sent": 0,
+            "acks": 0,
+            "acks_diverged": 0,
+            "rewinds": 0,
+            "config_applied": 0,
+            "config_refused": 0,
+        }
+        self.on_command: list = []  # fn(msg) for commands other than resync
+        self.on_clip_ack: list = []  # fn(ack) for clip chunk acks
         self._trimmed_at = 0
         self.diverged = False
         self._stalls = 0
-        self._hub_started = None           # the `ms` of the hub connection we last saw online
-        self._hub_seen = False             # a hub state arrived since our connect
+        self._hub_started = None  # the `ms` of the hub connection we last saw online
+        self._hub_seen = False  # a hub state arrived since our connect
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task | None = None
-        will = encode_msg({"online": False, "site": self.site, "epoch": store.epoch,
-                           "boot_id": clock.boot_id})
-        self.client = make_tls_client(cfg.broker.client_id or f"site-{self.site}", cfg.broker.ca, cfg.broker.cert,
-                                      cfg.broker.key, will=(topics.site_state(self.site), will))
+        will = encode_msg({"online": False, "site": self.site, "epoch": store.epoch, "boot_id": clock.boot_id})
+        self.client = make_tls_client(
+            cfg.broker.client_id or f"site-{self.site}",
+            cfg.broker.ca,
+            cfg.broker.cert,
+            cfg.broker.key,
+            will=(topics.site_state(self.site), will),
+        )
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -79,7 +91,7 @@ class Syncer:
             info = self.client.publish(topics.site_state(self.site), self._state(False), qos=1, retain=True)
             try:
                 await asyncio.wait_for(asyncio.to_thread(info.wait_for_publish, 2.0), 3.0)
-            except (asyncio.TimeoutError, RuntimeError, ValueError):
+            except (TimeoutError, RuntimeError, ValueError):
                 pass
         self.client.disconnect()
         self.client.loop_stop()
@@ -96,19 +108,34 @@ class Syncer:
 
     def status(self) -> dict:
         """Sync state for /api/health."""
-        return {"connected": self.connected, "hub_online": self.hub_online, "diverged": self.diverged,
-                "clock": self.clock.quality(), "hub_offset_s": self.clock.hub_offset_s,
-                "inflight": self.plan.inflight() if self.plan else 0, **self.counters}
+        return {
+            "connected": self.connected,
+            "hub_online": self.hub_online,
+            "diverged": self.diverged,
+            "clock": self.clock.quality(),
+            "hub_offset_s": self.clock.hub_offset_s,
+            "inflight": self.plan.inflight() if self.plan else 0,
+            **self.counters,
+        }
 
     def _state(self, online: bool) -> bytes:
         c = self.store.counts()
-        return encode_msg({"online": online, "site": self.site, "software": SOFTWARE,
-                           "schema": SCHEMA_VERSION, "epoch": self.store.epoch,
-                           "boot_id": self.clock.boot_id, "last_seq": c["last_seq"],
-                           "acked_seq": c["acked_seq"], "backlog": c["backlog"],
-                           "clock": self.clock.quality(),
-                           "config": {"catalog": c["catalog_version"], "calendar": c["calendar_version"]},
-                           "ms": int(time.time() * 1000)})
+        return encode_msg(
+            {
+                "online": online,
+                "site": self.site,
+                "software": SOFTWARE,
+                "schema": SCHEMA_VERSION,
+                "epoch": self.store.epoch,
+                "boot_id": self.clock.boot_id,
+                "last_seq": c["last_seq"],
+                "acked_seq": c["acked_seq"],
+                "backlog": c["backlog"],
+                "clock": self.clock.quality(),
+                "config": {"catalog": c["catalog_version"], "calendar": c["calendar_version"]},
+                "ms": int(time.time() * 1000),
+            }
+        )
 
     # -- paho callbacks (paho's thread) -------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties=None):
@@ -130,7 +157,7 @@ class Syncer:
     def _on_message(self, client, userdata, msg):
         try:
             self._handle(msg)
-        except Exception:  # noqa: BLE001 - log, count, keep the connection
+        except Exception:
             self.counters["callback_errors"] = self.counters.get("callback_errors", 0) + 1
             log.exception("handling a message on %s failed", msg.topic)
         self._call(lambda: None)
@@ -168,9 +195,11 @@ class Syncer:
 
     def _call(self, fn, *args) -> None:
         if self._loop:
+
             def run():
                 fn(*args)
                 self._wake.set()
+
             self._loop.call_soon_threadsafe(run)
 
     def _apply_config(self, payload: bytes) -> None:
@@ -182,7 +211,7 @@ class Syncer:
             return
         try:
             applied = self.store.save_config(cfg.kind, cfg.version, cfg.issued_ms, cfg.payload, payload)
-        except ValueError as exc:       # signed by our hub but not usable by this software version
+        except ValueError as exc:  # signed by our hub but not usable by this software version
             self.counters["config_refused"] += 1
             log.error("refused %s config version %s: %s", cfg.kind, cfg.version, exc)
             return
@@ -217,27 +246,44 @@ class Syncer:
             # the hub holds more of "our" log than we ever wrote: this box was reset or reinstalled
             # under the same site code. Never mark our new records as synced; say it loudly.
             if not self.diverged:
-                log.error("DIVERGED: the hub acknowledges seq %d but this box's log ends at %d (epoch %s). "
-                          "The box was reset; re-provision it under a new site code (docs/operations.md).",
-                          acked, self.store.head_seq, self.store.epoch)
+                log.error(
+                    "DIVERGED: the hub acknowledges seq %d but this box's log ends at %d (epoch %s). "
+                    "The box was reset; re-provision it under a new site code (docs/operations.md).",
+                    acked,
+                    self.store.head_seq,
+                    self.store.epoch,
+                )
             self.diverged = True
             return
         conflict = msg.get("conflict")
-        if isinstance(conflict, int) and 0 < conflict <= self.store.head_seq and not self.diverged \
-                and self._same_record(conflict, msg.get("conflict_hash"), missing=False):
+        if (
+            isinstance(conflict, int)
+            and 0 < conflict <= self.store.head_seq
+            and not self.diverged
+            and self._same_record(conflict, msg.get("conflict_hash"), missing=False)
+        ):
             # the hub turned away OUR record at that seq (the ack topic is shared by every box
             # using this identity: an ack about the other box's record says nothing about ours)
-            log.error("DIVERGED: the hub holds a different record %d under this site's identity (epoch %s): "
-                      "another box may use it, or this box was reset. Records from %d on stay unsynced here; "
-                      "see docs/operations.md.", conflict, self.store.epoch, conflict)
+            log.error(
+                "DIVERGED: the hub holds a different record %d under this site's identity (epoch %s): "
+                "another box may use it, or this box was reset. Records from %d on stay unsynced here; "
+                "see docs/operations.md.",
+                conflict,
+                self.store.epoch,
+                conflict,
+            )
             self.diverged = True
         if acked > 0 and not self._same_record(acked, msg.get("acked_hash")):
             # the hub holds a different record at that seq: another box uses this identity, or
             # this one was reset. Our records are not the ones the hub has: never mark them synced.
             if not self.diverged:
-                log.error("DIVERGED: the hub's record %d is not this box's (epoch %s): another box may use "
-                          "this site's identity, or this box was reset. Its records stay unsynced here; "
-                          "see docs/operations.md.", acked, self.store.epoch)
+                log.error(
+                    "DIVERGED: the hub's record %d is not this box's (epoch %s): another box may use "
+                    "this site's identity, or this box was reset. Its records stay unsynced here; "
+                    "see docs/operations.md.",
+                    acked,
+                    self.store.epoch,
+                )
             self.diverged = True
             self.counters["acks_diverged"] += 1
             return
@@ -245,10 +291,9 @@ class Syncer:
             self.store.set_acked(acked)
             self.last_progress = time.monotonic()
             self._stalls = 0
-            if self.plan.is_idle(self.store.head_seq) and \
-                    self.counters["records_sent"] - self._trimmed_at > 1000:
+            if self.plan.is_idle(self.store.head_seq) and self.counters["records_sent"] - self._trimmed_at > 1000:
                 self._trimmed_at = self.counters["records_sent"]
-                release_memory()           # a drained backlog leaves freed heap behind
+                release_memory()  # a drained backlog leaves freed heap behind
         resend = msg.get("resend_from")
         if isinstance(resend, int) and resend >= 1:
             self.counters["rewinds"] += 1
@@ -268,10 +313,10 @@ class Syncer:
                 self.counters["rewinds"] += 1
                 self.plan.rewind(int(msg.get("from", 1)))
             return
-        for fn in self.on_command:          # devices: sign_text, clip, ...
+        for fn in self.on_command:  # devices: sign_text, clip, ...
             try:
                 fn(msg)
-            except Exception:  # noqa: BLE001 - a bad command must not stop sync
+            except Exception:
                 log.exception("command %r failed", msg.get("cmd"))
 
     # -- drain ------------------------------------------------------------------------------------
@@ -280,14 +325,14 @@ class Syncer:
         while True:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=1.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self._wake.clear()
             if not (self.connected and self.hub_online and self.plan):
                 continue
             try:
                 await self._drain_once(cfg)
-            except Exception:  # noqa: BLE001 - e.g. an I/O error reading the log: retry, never stop syncing
+            except Exception:
                 self.counters["drain_errors"] = self.counters.get("drain_errors", 0) + 1
                 log.exception("drain pass failed; retrying")
                 await asyncio.sleep(2.0)
@@ -309,10 +354,11 @@ class Syncer:
     def _check_stall(self, timeout: float) -> None:
         # consecutive stalls wait longer each time (10 s, 20 s, ... 5 min): a slow hub is not
         # buried under every box's whole window again and again
-        wait = min(timeout * 2 ** self._stalls, 300.0)
+        wait = min(timeout * 2**self._stalls, 300.0)
         if self.plan.inflight() and time.monotonic() - self.last_progress > wait:
-            log.info("no ack for %.0fs with %d in flight: resending from %d", wait,
-                     self.plan.inflight(), self.plan.acked + 1)
+            log.info(
+                "no ack for %.0fs with %d in flight: resending from %d", wait, self.plan.inflight(), self.plan.acked + 1
+            )
             self.counters["rewinds"] += 1
             self._stalls += 1
             self.plan = DrainPlan.start(self.plan.acked, self.store.head_seq)
@@ -325,8 +371,14 @@ class Syncer:
             log.error("log read %d..%d returned %d records", first, last, len(data))
             return False
         for start, chunk in split_by_size(first, data, BATCH_BYTES):
-            payload = seal_batch(self.site, chunk, sign_key=self.sign_key, hub_seal_pub=self.hub_seal,
-                                 sent_ms=int(time.time() * 1000), first_seq=start)
+            payload = seal_batch(
+                self.site,
+                chunk,
+                sign_key=self.sign_key,
+                hub_seal_pub=self.hub_seal,
+                sent_ms=int(time.time() * 1000),
+                first_seq=start,
+            )
             info = self.client.publish(topics.site_batch(self.site), payload, qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 self.counters["publish_refused"] = self.counters.get("publish_refused", 0) + 1

@@ -12,6 +12,7 @@ The protocol is one datagram per message to the AF_UNIX socket in $NOTIFY_SOCKET
 an abstract-namespace name), so the standard library is enough. Outside systemd
 ($NOTIFY_SOCKET unset) every call is a no-op that returns False.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -22,7 +23,7 @@ import socket
 import sqlite3
 import threading
 import time
-from typing import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 log = logging.getLogger("jiancha.agent.watchdog")
 
@@ -117,8 +118,9 @@ def watchdog_interval(env: Mapping[str, str] | None = None, pid: int | None = No
     return usec / 2 / 1_000_000
 
 
-def store_probe(conn: sqlite3.Connection, lock: threading.RLock | threading.Lock | None = None,
-                timeout_s: float = 5.0) -> bool:
+def store_probe(
+    conn: sqlite3.Connection, lock: threading.RLock | threading.Lock | None = None, timeout_s: float = 5.0
+) -> bool:
     """True when the log could commit now: BEGIN IMMEDIATE; ROLLBACK on the writer connection.
 
     Takes the store's lock (so it never interleaves with a transaction on the same
@@ -147,24 +149,28 @@ def store_probe(conn: sqlite3.Connection, lock: threading.RLock | threading.Lock
 
 def store_check(store, timeout_s: float = 5.0) -> Callable[[], Awaitable[bool]]:
     """An async check running `store_probe` on an AgentStore's writer connection in a thread."""
+
     async def check() -> bool:
         return await asyncio.to_thread(store_probe, store.conn, store.lock, timeout_s)
+
     return check
 
 
 def all_checks(**checks: Check) -> Callable[[], Awaitable[bool]]:
     """One check from named checks; raises CheckFailed naming the first that fails."""
+
     async def check() -> bool:
         for name, fn in checks.items():
             try:
                 ok = await _call(fn)
             except CheckFailed:
                 raise
-            except Exception as exc:  # noqa: BLE001 - any error in a check is a failed check
+            except Exception as exc:
                 raise CheckFailed(f"{name}: {type(exc).__name__}: {exc}") from exc
             if not ok:
                 raise CheckFailed(f"{name} check failed")
         return True
+
     return check
 
 
@@ -183,8 +189,15 @@ class WatchdogPinger:
     does not cost a restart; only checks failing until WatchdogSec runs out do.
     """
 
-    def __init__(self, check: Check, notifier: SystemdNotifier, interval: float, *,
-                 check_timeout: float | None = None, status: Callable[[], str] | None = None):
+    def __init__(
+        self,
+        check: Check,
+        notifier: SystemdNotifier,
+        interval: float,
+        *,
+        check_timeout: float | None = None,
+        status: Callable[[], str] | None = None,
+    ):
         if interval <= 0:
             raise ValueError("interval must be positive")
         self.check = check
@@ -203,9 +216,9 @@ class WatchdogPinger:
         try:
             ok = await asyncio.wait_for(_call(self.check), self.check_timeout)
             error = None if ok else "health check failed"
-        except asyncio.TimeoutError:
+        except TimeoutError:
             ok, error = False, f"health check hung for more than {self.check_timeout:.1f} s"
-        except Exception as exc:  # noqa: BLE001 - a crashing check is a failed check
+        except Exception as exc:
             ok, error = False, str(exc) or type(exc).__name__
         if ok:
             self.notifier.watchdog()
@@ -224,7 +237,7 @@ class WatchdogPinger:
             return "ok"
         try:
             return self.status()
-        except Exception as exc:  # noqa: BLE001 - a status line must not stop the pings
+        except Exception as exc:
             return f"ok (status unavailable: {exc})"
 
     def _set_status(self, text: str) -> None:

@@ -12,6 +12,7 @@ two sites: S01 with an empty log, S02 with --records registrations in its agent.
      peak while draining.
 Prints medians over runs. Target: <= 80 MB (synced and unsynced, 100,000 records).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,13 +23,28 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (add_agent_options, run_main,  # noqa: E402
-                    agent_sync_settings, backlog_cache, bench_env, catalog_of,  # noqa: E402
-                    cpu_seconds, install_backlog, install_signal_handlers, machine_line, median,
-                    proc_status, set_agent_devices, set_agent_sync, spread, start_agents,
-                    wait_agent_acked, wait_for)
+from common import (
+    add_agent_options,
+    agent_sync_settings,
+    backlog_cache,
+    bench_env,
+    catalog_of,
+    cpu_seconds,
+    install_backlog,
+    install_signal_handlers,
+    machine_line,
+    median,
+    proc_status,
+    run_main,
+    set_agent_devices,
+    set_agent_sync,
+    spread,
+    start_agents,
+    wait_agent_acked,
+    wait_for,
+)
 
-EMPTY, FULL, BARE = "S01", "S02", "S03"   # S03: empty log and devices.mode off
+EMPTY, FULL, BARE = "S01", "S02", "S03"  # S03: empty log and devices.mode off
 
 
 def idle_status(pid: int, settle: float) -> dict[str, int]:
@@ -50,8 +66,7 @@ def mb(kb: float) -> str:
 def one_run(i: int, a, workdir: Path) -> dict:
     with bench_env([EMPTY, FULL, BARE], keep=a.keep) as env:
         for code in (EMPTY, FULL, BARE):
-            set_agent_sync(env, code, batch_max_records=a.batch_max, max_inflight_records=a.inflight,
-                           rate_per_s=a.rate)
+            set_agent_sync(env, code, batch_max_records=a.batch_max, max_inflight_records=a.inflight, rate_per_s=a.rate)
             set_agent_devices(env, code, "off" if code == BARE else a.devices)
         sync = agent_sync_settings(env, FULL)
         sync["devices"] = set_agent_devices(env, FULL, None)
@@ -78,20 +93,31 @@ def one_run(i: int, a, workdir: Path) -> dict:
         synced = idle_status(procs[FULL].p.pid, a.settle)
         idle_cpu = (cpu_seconds(procs[FULL].p.pid) - cpu0) / (a.settle + 1.25)
         h = env.agent_health(FULL)
-        r = {"empty": empty, "bare": bare, "unsynced": unsynced, "synced": synced, "sync": sync,
-             "drain_s": drain_s, "last_seq": h["last_seq"], "idle_cpu": idle_cpu}
-        print(f"  run {i}: empty log {mb(empty['VmRSS'])} | {a.records:,} records unsynced "
-              f"{mb(unsynced['VmRSS'])} | synced {mb(synced['VmRSS'])} (peak while draining "
-              f"{mb(synced['VmHWM'])}, drained in {drain_s:.1f} s incl. start) | RssAnon/RssFile "
-              f"synced {mb(synced['RssAnon'])}/{mb(synced['RssFile'])}, threads {synced['Threads']}, "
-              f"idle CPU {idle_cpu:.0%} of a core | empty log with devices off {mb(bare['VmRSS'])}",
-              flush=True)
+        r = {
+            "empty": empty,
+            "bare": bare,
+            "unsynced": unsynced,
+            "synced": synced,
+            "sync": sync,
+            "drain_s": drain_s,
+            "last_seq": h["last_seq"],
+            "idle_cpu": idle_cpu,
+        }
+        print(
+            f"  run {i}: empty log {mb(empty['VmRSS'])} | {a.records:,} records unsynced "
+            f"{mb(unsynced['VmRSS'])} | synced {mb(synced['VmRSS'])} (peak while draining "
+            f"{mb(synced['VmHWM'])}, drained in {drain_s:.1f} s incl. start) | RssAnon/RssFile "
+            f"synced {mb(synced['RssAnon'])}/{mb(synced['RssFile'])}, threads {synced['Threads']}, "
+            f"idle CPU {idle_cpu:.0%} of a core | empty log with devices off {mb(bare['VmRSS'])}",
+            flush=True,
+        )
         return r
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
     ap.add_argument("--records", type=int, default=100000, help="records in the log (default 100000)")
     ap.add_argument("--runs", type=int, default=3, help="runs; the median is reported (default 3)")
     ap.add_argument("--settle", type=float, default=3.0, help="idle seconds before reading RSS")
@@ -105,20 +131,26 @@ def main(argv: list[str]) -> int:
         rs = [one_run(i, a, Path(workdir)) for i in range(1, a.runs + 1)]
     sync = rs[0]["sync"]
     fmt = "{:.1f} MB"
-    mbs = lambda key, field="VmRSS": [r[key][field] / 1024 for r in rs]  # noqa: E731
-    print(f"\nagent sync: batch_max_records={sync['batch_max_records']} "
-          f"max_inflight_records={sync['max_inflight_records']} rate_per_s={sync['rate_per_s']:g}; "
-          f"devices.mode={sync['devices']} (S03: off)")
+    mbs = lambda key, field="VmRSS": [r[key][field] / 1024 for r in rs]
+    print(
+        f"\nagent sync: batch_max_records={sync['batch_max_records']} "
+        f"max_inflight_records={sync['max_inflight_records']} rate_per_s={sync['rate_per_s']:g}; "
+        f"devices.mode={sync['devices']} (S03: off)"
+    )
     print(f"idle agent, empty log (baseline) VmRSS:        {spread(mbs('empty'), fmt)}")
     print(f"  same with devices.mode off:                  {spread(mbs('bare'), fmt)}")
     print(f"idle agent, {a.records:,} records unsynced VmRSS: {spread(mbs('unsynced'), fmt)}")
     print(f"idle agent, {a.records:,} records synced VmRSS:   {spread(mbs('synced'), fmt)}")
     print(f"  peak VmHWM of that agent while draining:     {spread(mbs('synced', 'VmHWM'), fmt)}")
-    print(f"  its CPU while idle after the drain:           "
-          f"{spread([100 * r['idle_cpu'] for r in rs], '{:.0f} %')} of a core")
+    print(
+        f"  its CPU while idle after the drain:           "
+        f"{spread([100 * r['idle_cpu'] for r in rs], '{:.0f} %')} of a core"
+    )
     worst = max(median(mbs("unsynced")), median(mbs("synced")))
-    print(f"target <= 80 MB idle with {a.records:,} records: {'met' if worst <= 80 else 'NOT met'} "
-          f"(larger median {worst:.1f} MB; baseline {median(mbs('empty')):.1f} MB)")
+    print(
+        f"target <= 80 MB idle with {a.records:,} records: {'met' if worst <= 80 else 'NOT met'} "
+        f"(larger median {worst:.1f} MB; baseline {median(mbs('empty')):.1f} MB)"
+    )
     return 0
 
 

@@ -13,6 +13,7 @@ directory, a ManagedBroker on a free 127.0.0.1 port, real `python -m hub run` an
 
 Run as a script it is the raw-baseline publisher worker (started by `raw_baseline`).
 """
+
 from __future__ import annotations
 
 import atexit
@@ -108,9 +109,11 @@ def start_agents(env: Env, codes, wait: bool = True) -> dict[str, Proc]:
     procs = {}
     for code in codes:
         port = env.agent_ports.setdefault(code, free_port())
-        procs[code] = Proc(["agent", "run", "--config", str(env.root / "sites" / code / "agent.yaml"),
-                            "--http-port", str(port)], env.root / "logs" / f"agent-{code}.log",
-                           f"http://127.0.0.1:{port}/api/health").start(wait=False)
+        procs[code] = Proc(
+            ["agent", "run", "--config", str(env.root / "sites" / code / "agent.yaml"), "--http-port", str(port)],
+            env.root / "logs" / f"agent-{code}.log",
+            f"http://127.0.0.1:{port}/api/health",
+        ).start(wait=False)
         env.agents[code] = procs[code]
     if wait:
         for p in procs.values():
@@ -137,6 +140,7 @@ def set_agent_devices(env: Env, code: str, mode: str | None) -> str:
         path.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
     from agent.config import AgentConfig
     from iobase.config import load_config
+
     cfg = load_config(path, AgentConfig)
     return getattr(getattr(cfg, "devices", None), "mode", "n/a")
 
@@ -145,6 +149,7 @@ def agent_sync_settings(env: Env, code: str) -> dict:
     """The effective sync settings of a site's agent.yaml (defaults filled in)."""
     from agent.config import AgentConfig
     from iobase.config import load_config
+
     return load_config(env.root / "sites" / code / "agent.yaml", AgentConfig).sync.model_dump()
 
 
@@ -156,8 +161,7 @@ def catalog_of(env: Env) -> tuple[int, dict]:
     """(version, payload) of the catalog the hub of `env` pushes to its sites."""
     conn = sqlite3.connect(f"file:{env.root / 'data' / 'hub.db'}?mode=ro", uri=True)
     try:
-        version, payload = conn.execute(
-            "SELECT version, payload_json FROM config WHERE kind='catalog'").fetchone()
+        version, payload = conn.execute("SELECT version, payload_json FROM config WHERE kind='catalog'").fetchone()
     finally:
         conn.close()
     return version, json.loads(payload)
@@ -188,8 +192,10 @@ def make_backlog(path: Path, site: str, n: int, catalog: tuple[int, dict]) -> Pa
         store.case_view = lambda case_no, now: None  # the API's answer; not needed here
         codes = [i["code"] for i in payload["items"]]
         now = datetime.now(CST)
-        reqs = [NewCase.model_validate({"item_code": c, "applicant": APPLICANT, "window": "3号窗口",
-                                        "clerk": "李四"}) for c in codes]
+        reqs = [
+            NewCase.model_validate({"item_code": c, "applicant": APPLICANT, "window": "3号窗口", "clerk": "李四"})
+            for c in codes
+        ]
         for i in range(n):
             store.register(reqs[i % len(reqs)], now)
         store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -202,7 +208,7 @@ def install_backlog(env: Env, code: str, template: Path) -> Path:
     """Copy a generated agent.db into the site's data folder (agent must not be running)."""
     data = env.root / "sites" / code / "data"
     data.mkdir(parents=True, exist_ok=True)
-    for suffix in ("-wal", "-shm", ".head"):   # no head file: the copy is checked and adopted
+    for suffix in ("-wal", "-shm", ".head"):  # no head file: the copy is checked and adopted
         Path(str(data / "agent.db") + suffix).unlink(missing_ok=True)
     shutil.copyfile(template, data / "agent.db")
     return data / "agent.db"
@@ -234,18 +240,31 @@ def sealed_batches(env: Env, code: str, db: Path, batch_max: int) -> list[tuple[
         head = conn.execute("SELECT max(seq) FROM log").fetchone()[0] or 0
         for first in range(1, head + 1, batch_max):
             last = min(head, first + batch_max - 1)
-            data = [r[0] for r in conn.execute("SELECT data FROM log WHERE seq BETWEEN ? AND ? "
-                                               "ORDER BY seq", (first, last))]
+            data = [
+                r[0] for r in conn.execute("SELECT data FROM log WHERE seq BETWEEN ? AND ? ORDER BY seq", (first, last))
+            ]
             for start, chunk in split_by_size(first, data, BATCH_BYTES):
-                out.append((seal_batch(code, chunk, sign_key=sign, hub_seal_pub=seal,
-                                       sent_ms=int(time.time() * 1000), first_seq=start), len(chunk)))
+                out.append(
+                    (
+                        seal_batch(
+                            code,
+                            chunk,
+                            sign_key=sign,
+                            hub_seal_pub=seal,
+                            sent_ms=int(time.time() * 1000),
+                            first_seq=start,
+                        ),
+                        len(chunk),
+                    )
+                )
     finally:
         conn.close()
     return out
 
 
-def hub_alone(env: Env, batches: dict[str, list[tuple[bytes, int]]], group: int | None = None,
-              tag: str = "") -> tuple[float, dict[int, tuple[int, float]]]:
+def hub_alone(
+    env: Env, batches: dict[str, list[tuple[bytes, int]]], group: int | None = None, tag: str = ""
+) -> tuple[float, dict[int, tuple[int, float]]]:
     """Seconds the hub's ingest code (hub.ingest.Ingestor.process_group: verify, decrypt, dedupe,
     store, project, commit) takes for these batches in this process, without MQTT, and the
     cyclic GC's share {generation: (collections, seconds)}. Sites interleaved, `group`
@@ -274,19 +293,19 @@ def hub_alone(env: Env, batches: dict[str, list[tuple[bytes, int]]], group: int 
             st[1] += time.perf_counter() - gc_t0[0]
 
     conn = open_db(env.root / "data" / f"bench-hub-alone{tag}.db")
-    version, payload = catalog_of(env)      # the hub checks each item against the catalog it signed
-    conn.execute("INSERT OR REPLACE INTO catalog_versions VALUES (?, ?, 0)",
-                 (version, json.dumps(payload, ensure_ascii=False)))
+    version, payload = catalog_of(env)  # the hub checks each item against the catalog it signed
+    conn.execute(
+        "INSERT OR REPLACE INTO catalog_versions VALUES (?, ?, 0)", (version, json.dumps(payload, ensure_ascii=False))
+    )
     conn.commit()
     try:
-        ing = Ingestor(conn, HubKeys.load(env.hub_cfg), SiteKeys(env.hub_cfg.registry),
-                       publish=lambda *a: None)
+        ing = Ingestor(conn, HubKeys.load(env.hub_cfg), SiteKeys(env.hub_cfg.registry), publish=lambda *a: None)
         gc.collect()
         gc.callbacks.append(on_gc)
         try:
             t0 = time.perf_counter()
             for i in range(0, len(msgs), group):
-                ing.process_group(msgs[i:i + group])
+                ing.process_group(msgs[i : i + group])
             elapsed = time.perf_counter() - t0
         finally:
             gc.callbacks.remove(on_gc)
@@ -304,8 +323,7 @@ class HubDB:
     """Read-only view of the running hub's SQLite (WAL readers do not block its writer)."""
 
     def __init__(self, env: Env):
-        self.conn = sqlite3.connect(f"file:{env.root / 'data' / 'hub.db'}?mode=ro", uri=True,
-                                    timeout=10)
+        self.conn = sqlite3.connect(f"file:{env.root / 'data' / 'hub.db'}?mode=ro", uri=True, timeout=10)
 
     def acked(self) -> dict[str, int]:
         return dict(self.conn.execute("SELECT code, acked_seq FROM sites").fetchall())
@@ -324,8 +342,9 @@ class HubDB:
         self.conn.close()
 
 
-def wait_hub_acked(db: HubDB, total: int, timeout: float, interval: float = 0.02,
-                   sampler: "CpuSampler | None" = None) -> float:
+def wait_hub_acked(
+    db: HubDB, total: int, timeout: float, interval: float = 0.02, sampler: CpuSampler | None = None
+) -> float:
     """Poll until the hub's acked seqs add up to `total`; returns time.time() at that moment."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -342,9 +361,11 @@ def wait_hub_acked(db: HubDB, total: int, timeout: float, interval: float = 0.02
 
 def wait_agent_acked(env: Env, code: str, timeout: float = 120.0) -> float:
     """Until the agent's own health says its whole log is acked; returns time.time()."""
+
     def done():
         h = env.agent_health(code)
         return h["acked_seq"] == h["last_seq"] and h
+
     wait_for(done, timeout, 0.02, what=f"{code} fully acked (agent side)")
     return time.time()
 
@@ -402,8 +423,7 @@ def env_pids(env: Env) -> dict[str, int]:
 
 
 # -- raw MQTT baseline -------------------------------------------------------------------------------------
-def raw_baseline(env: Env, per_site_sizes: dict[str, list[int]], reps: int = 3,
-                 timeout: float = 120.0) -> list[float]:
+def raw_baseline(env: Env, per_site_sizes: dict[str, list[int]], reps: int = 3, timeout: float = 120.0) -> list[float]:
     """Seconds for every site to publish its payloads (QoS 1) and one subscriber to receive all;
     one figure per repetition (the same processes and connections repeat it `reps` times).
 
@@ -440,10 +460,28 @@ def raw_baseline(env: Env, per_site_sizes: dict[str, list[int]], reps: int = 3,
         for code, sizes in per_site_sizes.items():
             d = env.root / "sites" / code
             p = subprocess.Popen(
-                [sys.executable, __file__, "raw-pub", "--port", str(env.broker.port),
-                 "--ca", str(d / "ca.crt"), "--cert", str(d / "mqtt.crt"), "--key", str(d / "mqtt.key"),
-                 "--site", code, "--sizes", ",".join(map(str, sizes))],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=REPO, start_new_session=True)
+                [
+                    sys.executable,
+                    __file__,
+                    "raw-pub",
+                    "--port",
+                    str(env.broker.port),
+                    "--ca",
+                    str(d / "ca.crt"),
+                    "--cert",
+                    str(d / "mqtt.crt"),
+                    "--key",
+                    str(d / "mqtt.key"),
+                    "--site",
+                    code,
+                    "--sizes",
+                    ",".join(map(str, sizes)),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                cwd=REPO,
+                start_new_session=True,
+            )
             _children.append(p)
             pubs.append(p)
         for p in pubs:
@@ -514,9 +552,25 @@ def _raw_publisher(argv: list[str]) -> int:
 # -- profiling (optional) ------------------------------------------------------------------------------
 def pyspy_start(pyspy: str, pid: int, out: Path, rate: int = 200) -> subprocess.Popen:
     """`py-spy record` of a running process into collapsed stacks (stopped by pyspy_stop)."""
-    p = subprocess.Popen([pyspy, "record", "--pid", str(pid), "-r", str(rate), "--threads",
-                          "--nonblocking", "-f", "raw", "-o", str(out)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    p = subprocess.Popen(
+        [
+            pyspy,
+            "record",
+            "--pid",
+            str(pid),
+            "-r",
+            str(rate),
+            "--threads",
+            "--nonblocking",
+            "-f",
+            "raw",
+            "-o",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     _children.append(p)
     return p
 
@@ -539,6 +593,7 @@ def pyspy_summary(path: Path, must_contain: str, top: int = 15) -> str:
     and by function inclusive."""
     import collections
     import re
+
     by_line, incl, total = collections.Counter(), collections.Counter(), 0
     ours = ("agent/", "hub/", "protocol/")
     for line in Path(path).read_text().splitlines():
@@ -552,12 +607,14 @@ def pyspy_summary(path: Path, must_contain: str, top: int = 15) -> str:
             incl[f] += n
     if not total:
         return "(no samples)"
-    out = [f"{total} samples in stacks through {must_contain}; "
-           "by our source line (self + libraries it calls):"]
+    out = [f"{total} samples in stacks through {must_contain}; by our source line (self + libraries it calls):"]
     out += [f"  {100 * v / total:5.1f} %  {k}" for k, v in by_line.most_common(top)]
     out.append("by function, inclusive:")
-    out += [f"  {100 * v / total:5.1f} %  {k}" for k, v in incl.most_common()
-            if "threading.py" not in k and not k.startswith("thread (")][:top + 5]
+    out += [
+        f"  {100 * v / total:5.1f} %  {k}"
+        for k, v in incl.most_common()
+        if "threading.py" not in k and not k.startswith("thread (")
+    ][: top + 5]
     return "\n".join(out)
 
 
@@ -566,15 +623,23 @@ def machine_line() -> str:
     """Cores, load and code version: other work on the machine slows every timing figure."""
     load = os.getloadavg()
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                             text=True, timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
         rev = f"{rev}{' + uncommitted changes' if dirty else ''}" if rev else "unknown"
     except (OSError, subprocess.SubprocessError):
         rev = "unknown"
-    return (f"machine: {os.cpu_count()} cores, load average {load[0]:.2f} / {load[1]:.2f} (1 / 5 min) "
-            f"at start; Python {sys.version.split()[0]}; code {rev}")
+    return (
+        f"machine: {os.cpu_count()} cores, load average {load[0]:.2f} / {load[1]:.2f} (1 / 5 min) "
+        f"at start; Python {sys.version.split()[0]}; code {rev}"
+    )
 
 
 def median(xs) -> float:
@@ -597,14 +662,19 @@ def add_agent_options(ap) -> None:
     ap.add_argument("--batch-max", type=int, default=None, help="agent.yaml sync.batch_max_records")
     ap.add_argument("--inflight", type=int, default=None, help="agent.yaml sync.max_inflight_records")
     ap.add_argument("--rate", type=float, default=None, help="agent.yaml sync.rate_per_s")
-    ap.add_argument("--devices", choices=("real", "fake", "off"), default=None,
-                    help="agent.yaml devices.mode for the agents (default: as provisioned)")
+    ap.add_argument(
+        "--devices",
+        choices=("real", "fake", "off"),
+        default=None,
+        help="agent.yaml devices.mode for the agents (default: as provisioned)",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the hub directories (logs) for a look")
 
 
 def run_main(main) -> None:
     """Run main(argv) and exit with its code; Ctrl-C stops cleanly (every process is stopped)."""
     import sys
+
     try:
         sys.exit(main(sys.argv[1:]))
     except KeyboardInterrupt:

@@ -14,6 +14,7 @@ Times (median of runs): t0 -> hub has acked everything (hub.db sites.acked_seq, 
 20 ms), t0 -> the agent's /api/health shows acked_seq == last_seq, and the pure drain from the
 first record stored at the hub to hub-acked. Target: <= 15 s from reconnect to fully acked.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,19 +25,35 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (add_agent_options, run_main,  # noqa: E402
-                    CpuSampler, HubDB, agent_sync_settings, backlog_cache, bench_env,  # noqa: E402
-                    catalog_of, env_pids, install_backlog, install_signal_handlers, machine_line,
-                    median, set_agent_devices, set_agent_sync, spread, start_agents,
-                    wait_agent_acked, wait_for, wait_hub_acked)
+from common import (
+    CpuSampler,
+    HubDB,
+    add_agent_options,
+    agent_sync_settings,
+    backlog_cache,
+    bench_env,
+    catalog_of,
+    env_pids,
+    install_backlog,
+    install_signal_handlers,
+    machine_line,
+    median,
+    run_main,
+    set_agent_devices,
+    set_agent_sync,
+    spread,
+    start_agents,
+    wait_agent_acked,
+    wait_for,
+    wait_hub_acked,
+)
 
 SITE = "S01"
 
 
 def one_run(scenario: str, i: int, a, workdir: Path) -> dict:
     with bench_env([SITE], keep=a.keep) as env:
-        set_agent_sync(env, SITE, batch_max_records=a.batch_max, max_inflight_records=a.inflight,
-                       rate_per_s=a.rate)
+        set_agent_sync(env, SITE, batch_max_records=a.batch_max, max_inflight_records=a.inflight, rate_per_s=a.rate)
         sync = agent_sync_settings(env, SITE)
         sync["devices"] = set_agent_devices(env, SITE, a.devices)
         install_backlog(env, SITE, backlog_cache(workdir, SITE, a.records, catalog_of(env)))
@@ -49,9 +66,9 @@ def one_run(scenario: str, i: int, a, workdir: Path) -> dict:
                 start_agents(env, [SITE], wait=False)
             else:
                 env.broker.stop()
-                start_agents(env, [SITE], wait=True)   # up, offline, retrying
+                start_agents(env, [SITE], wait=True)  # up, offline, retrying
                 wait_for(lambda: not env.agent_health(SITE)["connected"], 10, what="agent offline")
-                env.broker.start()                      # returns once it accepts a TLS client
+                env.broker.start()  # returns once it accepts a TLS client
                 t0 = time.time()
             sampler = CpuSampler(env_pids(env))
             t_hub = wait_hub_acked(db, a.records, timeout=a.timeout, sampler=sampler)
@@ -62,21 +79,33 @@ def one_run(scenario: str, i: int, a, workdir: Path) -> dict:
             db.close()
         h = env.agent_health(SITE)
         t_first = first_ms / 1000.0
-        r = {"hub": t_hub - t0, "agent": t_agent - t0, "first": t_first - t0, "drain": t_hub - t_first,
-             "cpu": sampler.between(t_first, t_hub), "sync": sync, "rewinds": h["rewinds"],
-             "dup": counters.get("records_duplicate", 0), "resend": counters.get("resend_requests", 0)}
+        r = {
+            "hub": t_hub - t0,
+            "agent": t_agent - t0,
+            "first": t_first - t0,
+            "drain": t_hub - t_first,
+            "cpu": sampler.between(t_first, t_hub),
+            "sync": sync,
+            "rewinds": h["rewinds"],
+            "dup": counters.get("records_duplicate", 0),
+            "resend": counters.get("resend_requests", 0),
+        }
         cpu = ", ".join(f"{k} {v:.1f} s" for k, v in r["cpu"].items())
-        print(f"  {scenario} run {i}: hub acked all {r['hub']:.2f} s, "
-              f"agent saw it {r['agent']:.2f} s after t0 "
-              f"| first record stored {r['first']:.2f} s after t0, drain {r['drain']:.2f} s "
-              f"({a.records / r['drain']:,.0f} rec/s) | CPU in drain: {cpu} | duplicates {r['dup']}, "
-              f"resend requests {r['resend']}, rewinds {r['rewinds']}", flush=True)
+        print(
+            f"  {scenario} run {i}: hub acked all {r['hub']:.2f} s, "
+            f"agent saw it {r['agent']:.2f} s after t0 "
+            f"| first record stored {r['first']:.2f} s after t0, drain {r['drain']:.2f} s "
+            f"({a.records / r['drain']:,.0f} rec/s) | CPU in drain: {cpu} | duplicates {r['dup']}, "
+            f"resend requests {r['resend']}, rewinds {r['rewinds']}",
+            flush=True,
+        )
         return r
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
     ap.add_argument("--records", type=int, default=50000, help="backlog records (default 50000)")
     ap.add_argument("--runs", type=int, default=3, help="runs per scenario; median reported (default 3)")
     ap.add_argument("--scenario", choices=("both", "agent-start", "broker-back"), default="both")
@@ -92,9 +121,11 @@ def main(argv: list[str]) -> int:
         for s in scenarios:
             results[s] = [one_run(s, i, a, Path(workdir)) for i in range(1, a.runs + 1)]
     sync = next(iter(results.values()))[0]["sync"]
-    print(f"\nagent sync: batch_max_records={sync['batch_max_records']} "
-          f"max_inflight_records={sync['max_inflight_records']} rate_per_s={sync['rate_per_s']:g}; "
-          f"devices.mode={sync['devices']}")
+    print(
+        f"\nagent sync: batch_max_records={sync['batch_max_records']} "
+        f"max_inflight_records={sync['max_inflight_records']} rate_per_s={sync['rate_per_s']:g}; "
+        f"devices.mode={sync['devices']}"
+    )
     fmt = "{:.2f} s"
     for s, rs in results.items():
         t0 = "agent process start" if s == "agent-start" else "broker accepting again"
@@ -102,13 +133,16 @@ def main(argv: list[str]) -> int:
         print(f"  to hub acked all (median):        {spread([r['hub'] for r in rs], fmt)}")
         print(f"  to agent sees all acked (median): {spread([r['agent'] for r in rs], fmt)}")
         print(f"  to first record stored (median): {spread([r['first'] for r in rs], fmt)}")
-        print(f"  drain first stored -> acked:      {spread([r['drain'] for r in rs], fmt)} = "
-              f"{a.records / median([r['drain'] for r in rs]):,.0f} rec/s")
-        print(f"  records per CPU-second of the hub in the drain: "
-              f"{spread([a.records / r['cpu']['hub'] for r in rs])}")
+        print(
+            f"  drain first stored -> acked:      {spread([r['drain'] for r in rs], fmt)} = "
+            f"{a.records / median([r['drain'] for r in rs]):,.0f} rec/s"
+        )
+        print(f"  records per CPU-second of the hub in the drain: {spread([a.records / r['cpu']['hub'] for r in rs])}")
         full = median([r["agent"] for r in rs])
-        print(f"  target <= 15 s to fully acked: {'met' if full <= 15 else 'NOT met'} "
-              f"(median {full:.2f} s to the agent seeing its last ack)")
+        print(
+            f"  target <= 15 s to fully acked: {'met' if full <= 15 else 'NOT met'} "
+            f"(median {full:.2f} s to the agent seeing its last ack)"
+        )
     return 0
 
 

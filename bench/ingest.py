@@ -24,6 +24,7 @@ records), their ratio, the hub-code-alone rate, records per CPU-second of the hu
 the CPU share of each process in the timed window. --py-spy profiles the hub in run 1.
 Targets: >= 10,000 records/s and >= 50 % of raw.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,20 +35,41 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (add_agent_options, run_main,  # noqa: E402
-                    CpuSampler, HubDB, Proc, agent_sync_settings, backlog_cache,  # noqa: E402
-                    bench_env, catalog_of, env_pids, hub_alone, install_backlog,
-                    install_signal_handlers, machine_line, median, pyspy_start, pyspy_stop,
-                    pyspy_summary, raw_baseline, sealed_batches, set_agent_devices, set_agent_sync,
-                    spread, start_agents, wait_agent_acked, wait_hub_acked)
+from common import (
+    CpuSampler,
+    HubDB,
+    Proc,
+    add_agent_options,
+    agent_sync_settings,
+    backlog_cache,
+    bench_env,
+    catalog_of,
+    env_pids,
+    hub_alone,
+    install_backlog,
+    install_signal_handlers,
+    machine_line,
+    median,
+    pyspy_start,
+    pyspy_stop,
+    pyspy_summary,
+    raw_baseline,
+    run_main,
+    sealed_batches,
+    set_agent_devices,
+    set_agent_sync,
+    spread,
+    start_agents,
+    wait_agent_acked,
+    wait_hub_acked,
+)
 
 
 def one_run(i: int, a, workdir: Path) -> dict:
     codes = [f"S{k + 1:02d}" for k in range(a.sites)]
     with bench_env(codes, keep=a.keep) as env:
         for code in codes:
-            set_agent_sync(env, code, batch_max_records=a.batch_max, max_inflight_records=a.inflight,
-                           rate_per_s=a.rate)
+            set_agent_sync(env, code, batch_max_records=a.batch_max, max_inflight_records=a.inflight, rate_per_s=a.rate)
             devices = set_agent_devices(env, code, a.devices)
         sync = agent_sync_settings(env, codes[0])
         sync["devices"] = devices
@@ -59,14 +81,15 @@ def one_run(i: int, a, workdir: Path) -> dict:
         sizes = [len(p) for bs in batches.values() for p, _ in bs]
         total = a.sites * a.records
         if i == 1:
-            print(f"  sealed batches: {len(sizes)} messages of {total / len(sizes):.0f} records and "
-                  f"{sum(sizes) / len(sizes) / 1024:.0f} KiB on average ({sum(sizes) / total:.0f} B/record)",
-                  flush=True)
+            print(
+                f"  sealed batches: {len(sizes)} messages of {total / len(sizes):.0f} records and "
+                f"{sum(sizes) / len(sizes) / 1024:.0f} KiB on average ({sum(sizes) / total:.0f} B/record)",
+                flush=True,
+            )
         env.start_broker()
 
         # raw baseline (hub not connected yet), and the hub's ingest code alone without MQTT
-        raw_times = raw_baseline(env, {c: [len(p) for p, _ in bs] for c, bs in batches.items()},
-                                 reps=a.raw_reps)
+        raw_times = raw_baseline(env, {c: [len(p) for p, _ in bs] for c, bs in batches.items()}, reps=a.raw_reps)
         raw_s = median(raw_times)
         alone_s, alone_gc = hub_alone(env, batches)
         variants = {g: hub_alone(env, batches, group=g, tag=f"-{g}") for g in a.alone_groups}
@@ -77,8 +100,11 @@ def one_run(i: int, a, workdir: Path) -> dict:
         db = HubDB(env)
         spy = None
         try:
-            hub = Proc(["hub", "run", "--config", str(env.root / "hub.yaml")], env.root / "logs" / "hub.log",
-                       f"{env.hub_url}/api/health")
+            hub = Proc(
+                ["hub", "run", "--config", str(env.root / "hub.yaml")],
+                env.root / "logs" / "hub.log",
+                f"{env.hub_url}/api/health",
+            )
             env.hub = hub.start(wait=False)
             if a.py_spy and i == 1:
                 spy = pyspy_start(a.py_spy, hub.p.pid, Path(workdir) / "hub.pyspy")
@@ -98,47 +124,73 @@ def one_run(i: int, a, workdir: Path) -> dict:
         health = {c: env.agent_health(c) for c in codes}
         elapsed = t_end - t_first
         cpu = sampler.between(t_first, t_end)
-        r = {"rate": total / elapsed, "elapsed": elapsed, "raw_rate": total / raw_s, "raw_s": raw_s,
-             "raw_msgs": len(sizes) / raw_s, "alone_rate": total / alone_s,
-             "alone_gc2": alone_gc[2][1] / alone_s,
-             "variants": {g: (total / s_, gc_[2][1] / s_) for g, (s_, gc_) in variants.items()},
-             "hub_to_first": t_first - t_hub, "agents_acked_after": t_agents - t_end, "cpu": cpu,
-             "dup": counters.get("records_duplicate", 0), "resend": counters.get("resend_requests", 0),
-             "rewinds": sum(h["rewinds"] for h in health.values()),
-             "acks": sum(h["acks"] for h in health.values()), "sync": sync}
+        r = {
+            "rate": total / elapsed,
+            "elapsed": elapsed,
+            "raw_rate": total / raw_s,
+            "raw_s": raw_s,
+            "raw_msgs": len(sizes) / raw_s,
+            "alone_rate": total / alone_s,
+            "alone_gc2": alone_gc[2][1] / alone_s,
+            "variants": {g: (total / s_, gc_[2][1] / s_) for g, (s_, gc_) in variants.items()},
+            "hub_to_first": t_first - t_hub,
+            "agents_acked_after": t_agents - t_end,
+            "cpu": cpu,
+            "dup": counters.get("records_duplicate", 0),
+            "resend": counters.get("resend_requests", 0),
+            "rewinds": sum(h["rewinds"] for h in health.values()),
+            "acks": sum(h["acks"] for h in health.values()),
+            "sync": sync,
+        }
         cpu_txt = ", ".join(f"{k} {v:.1f} s ({100 * v / elapsed:.0f} %)" for k, v in cpu.items())
-        print(f"  run {i}: {r['rate']:,.0f} rec/s ({total:,} records in {elapsed:.2f} s from the first "
-              f"stored to all acked; agents had the last ack {r['agents_acked_after']:.2f} s later)\n"
-              f"         raw {r['raw_rate']:,.0f} rec/s-equiv ({r['raw_msgs']:,.0f} msg/s; "
-              f"{', '.join(f'{t * 1000:.0f}' for t in raw_times)} ms) "
-              f"-> ratio {r['rate'] / r['raw_rate']:.1%}\n"
-              f"         hub code alone, no MQTT: {r['alone_rate']:,.0f} rec/s "
-              f"-> ratio {r['rate'] / r['alone_rate']:.0%}"
-              f" (full GC {alone_gc[2][0]}x, {r['alone_gc2']:.0%} of its time)"
-              + "".join(f"; {g} msgs/transaction: {v[0]:,.0f} rec/s (full GC {v[1]:.0%})"
-                        for g, v in r["variants"].items()) + "\n"
-              f"         CPU in window: {cpu_txt}; acks {r['acks']}, duplicates {r['dup']}, "
-              f"resend requests {r['resend']}, agent rewinds {r['rewinds']}", flush=True)
+        print(
+            f"  run {i}: {r['rate']:,.0f} rec/s ({total:,} records in {elapsed:.2f} s from the first "
+            f"stored to all acked; agents had the last ack {r['agents_acked_after']:.2f} s later)\n"
+            f"         raw {r['raw_rate']:,.0f} rec/s-equiv ({r['raw_msgs']:,.0f} msg/s; "
+            f"{', '.join(f'{t * 1000:.0f}' for t in raw_times)} ms) "
+            f"-> ratio {r['rate'] / r['raw_rate']:.1%}\n"
+            f"         hub code alone, no MQTT: {r['alone_rate']:,.0f} rec/s "
+            f"-> ratio {r['rate'] / r['alone_rate']:.0%}"
+            f" (full GC {alone_gc[2][0]}x, {r['alone_gc2']:.0%} of its time)"
+            + "".join(
+                f"; {g} msgs/transaction: {v[0]:,.0f} rec/s (full GC {v[1]:.0%})" for g, v in r["variants"].items()
+            )
+            + "\n"
+            f"         CPU in window: {cpu_txt}; acks {r['acks']}, duplicates {r['dup']}, "
+            f"resend requests {r['resend']}, agent rewinds {r['rewinds']}",
+            flush=True,
+        )
         if spy:
             print(pyspy_summary(Path(workdir) / "hub.pyspy", "process_group"), flush=True)
         return r
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
     ap.add_argument("--sites", type=int, default=2, help="agents draining at once (default 2)")
     ap.add_argument("--records", type=int, default=20000, help="backlog records per site (default 20000)")
     ap.add_argument("--runs", type=int, default=3, help="runs; the median is reported (default 3)")
     add_agent_options(ap)
     ap.add_argument("--timeout", type=float, default=180.0, help="per-run limit, seconds")
-    ap.add_argument("--raw-reps", type=int, default=5,
-                    help="raw baseline repetitions per run (median taken; default 5)")
-    ap.add_argument("--alone-groups", type=lambda v: [int(x) for x in v.split(",") if x], default=[],
-                    metavar="N,N", help="diagnostic: also run the in-process hub code with N messages "
-                    "per transaction instead of hub.ingest.GROUP_MAX")
-    ap.add_argument("--py-spy", metavar="PATH", default=None,
-                    help="py-spy binary: profile the hub during run 1 and print where its time goes")
+    ap.add_argument(
+        "--raw-reps", type=int, default=5, help="raw baseline repetitions per run (median taken; default 5)"
+    )
+    ap.add_argument(
+        "--alone-groups",
+        type=lambda v: [int(x) for x in v.split(",") if x],
+        default=[],
+        metavar="N,N",
+        help="diagnostic: also run the in-process hub code with N messages "
+        "per transaction instead of hub.ingest.GROUP_MAX",
+    )
+    ap.add_argument(
+        "--py-spy",
+        metavar="PATH",
+        default=None,
+        help="py-spy binary: profile the hub during run 1 and print where its time goes",
+    )
     a = ap.parse_args(argv)
     install_signal_handlers()
     print(machine_line(), flush=True)
@@ -152,26 +204,33 @@ def main(argv: list[str]) -> int:
     rate = median([r["rate"] for r in results])
     raw = median([r["raw_rate"] for r in results])
     ratios = [r["rate"] / r["raw_rate"] for r in results]
-    print(f"\nagent sync: batch_max_records={sync['batch_max_records']} "
-          f"max_inflight_records={sync['max_inflight_records']} rate_per_s={sync['rate_per_s']:g}; "
-          f"devices.mode={sync['devices']}")
+    print(
+        f"\nagent sync: batch_max_records={sync['batch_max_records']} "
+        f"max_inflight_records={sync['max_inflight_records']} rate_per_s={sync['rate_per_s']:g}; "
+        f"devices.mode={sync['devices']}"
+    )
     print(f"ingest records/s (median):            {spread([r['rate'] for r in results])}")
     print(f"raw paho records/s-equivalent (median): {spread([r['raw_rate'] for r in results])}")
-    print(f"ratio ingest/raw (median of per-run ratios): {median(ratios):.1%} "
-          f"(ratio of medians {rate / raw:.1%})")
-    print(f"hub ingest code alone, in-process, no MQTT (median): {spread([r['alone_rate'] for r in results])}"
-          f" -> end-to-end reaches {median([r['rate'] / r['alone_rate'] for r in results]):.0%} of it; "
-          f"full GC takes {median([r['alone_gc2'] for r in results]):.0%} of the hub code's time")
+    print(f"ratio ingest/raw (median of per-run ratios): {median(ratios):.1%} (ratio of medians {rate / raw:.1%})")
+    print(
+        f"hub ingest code alone, in-process, no MQTT (median): {spread([r['alone_rate'] for r in results])}"
+        f" -> end-to-end reaches {median([r['rate'] / r['alone_rate'] for r in results]):.0%} of it; "
+        f"full GC takes {median([r['alone_gc2'] for r in results]):.0%} of the hub code's time"
+    )
     for g in a.alone_groups:
-        print(f"  with {g} messages per transaction (median): "
-              f"{spread([r['variants'][g][0] for r in results])}")
-    print(f"records per CPU-second of the hub process (median; less sensitive to other load on the "
-          f"machine): {spread([total_records / r['cpu']['hub'] for r in results])}")
+        print(f"  with {g} messages per transaction (median): {spread([r['variants'][g][0] for r in results])}")
+    print(
+        f"records per CPU-second of the hub process (median; less sensitive to other load on the "
+        f"machine): {spread([total_records / r['cpu']['hub'] for r in results])}"
+    )
     cpu = {k: median([r["cpu"][k] / r["elapsed"] for r in results]) for k in results[0]["cpu"]}
-    print("CPU use in the timed window (median, 100 % = one core): "
-          + ", ".join(f"{k} {v:.0%}" for k, v in cpu.items()))
-    print(f"target >= 10,000 records/s: {'met' if rate >= 10_000 else 'NOT met'}; "
-          f"target >= 50 % of raw: {'met' if median(ratios) >= 0.5 else 'NOT met'}")
+    print(
+        "CPU use in the timed window (median, 100 % = one core): " + ", ".join(f"{k} {v:.0%}" for k, v in cpu.items())
+    )
+    print(
+        f"target >= 10,000 records/s: {'met' if rate >= 10_000 else 'NOT met'}; "
+        f"target >= 50 % of raw: {'met' if median(ratios) >= 0.5 else 'NOT met'}"
+    )
     return 0
 
 

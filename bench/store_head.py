@@ -11,6 +11,7 @@
 DIR must be on the disk under test (default: a temporary folder under bench/out/, not /tmp
 which may be tmpfs).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,14 +32,21 @@ from agent.store import AgentStore  # noqa: E402
 from protocol.calendar import CST  # noqa: E402
 from protocol.models import CatalogItem, NewCase  # noqa: E402
 
-ITEM = CatalogItem(code="XK-001", name="食品经营许可", department="市场监督管理局", item_type="licensing",
-                   case_type="promised", legal_days=20, promised_days=10)
+ITEM = CatalogItem(
+    code="XK-001",
+    name="食品经营许可",
+    department="市场监督管理局",
+    item_type="licensing",
+    case_type="promised",
+    legal_days=20,
+    promised_days=10,
+)
 
 
 def _store(db: Path) -> AgentStore:
     s = AgentStore(db, "S01")
     s.save_config("catalog", 1, 0, {"items": [ITEM.model_dump(mode="json")]}, b"bench")
-    s.case_view = lambda case_no, now: None          # the API's answer is not what is measured
+    s.case_view = lambda case_no, now: None  # the API's answer is not what is measured
     return s
 
 
@@ -69,7 +77,7 @@ def check_seconds(folder: Path, records: int, runs: int) -> list[float]:
     for p in integrity.store_files(db):
         p.unlink(missing_ok=True)
     s = _store(db)
-    s.conn.execute("PRAGMA synchronous=OFF")        # set-up speed only
+    s.conn.execute("PRAGMA synchronous=OFF")  # set-up speed only
     req = NewCase(item_code="XK-001", applicant={"name": "李四", "phone": "13800000000"}, window="3号窗口")
     now = datetime.now(CST)
     for _ in range(records):
@@ -96,22 +104,28 @@ def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="store-head-", dir=base))
     try:
         results: dict[str, list[float]] = {m: [] for m in ("off", "default-1s", "every-commit")}
-        for _ in range(a.runs):                      # interleaved, so drift hits every mode alike
+        for _ in range(a.runs):  # interleaved, so drift hits every mode alike
             for mode in results:
                 results[mode].append(registrations_per_s(folder, a.n, mode))
         for mode, xs in results.items():
-            print(f"registrations/s, head file {mode:13s}: median {statistics.median(xs):7.1f}  "
-                  f"(runs: {', '.join(f'{x:.1f}' for x in xs)})")
+            print(
+                f"registrations/s, head file {mode:13s}: median {statistics.median(xs):7.1f}  "
+                f"(runs: {', '.join(f'{x:.1f}' for x in xs)})"
+            )
         w = []
-        for i in range(200):                         # one head-file write: temp file, fsync, rename
+        for i in range(200):  # one head-file write: temp file, fsync, rename
             t = time.perf_counter()
             integrity.write_head(folder / "w.db", "e" * 32, i, bytes(32))
             w.append(time.perf_counter() - t)
-        print(f"one head-file write: median {statistics.median(w) * 1000:.2f} ms, "
-              f"90th percentile {statistics.quantiles(w, n=10)[-1] * 1000:.2f} ms (200 writes)")
+        print(
+            f"one head-file write: median {statistics.median(w) * 1000:.2f} ms, "
+            f"90th percentile {statistics.quantiles(w, n=10)[-1] * 1000:.2f} ms (200 writes)"
+        )
         xs = check_seconds(folder, a.records, a.runs)
-        print(f"start-up check of {a.records:,} unacked records ({(folder / 'big.db').stat().st_size / 2**20:.1f} "
-              f"MiB): median {statistics.median(xs) * 1000:.0f} ms (runs: {', '.join(f'{x * 1000:.0f}' for x in xs)})")
+        print(
+            f"start-up check of {a.records:,} unacked records ({(folder / 'big.db').stat().st_size / 2**20:.1f} "
+            f"MiB): median {statistics.median(xs) * 1000:.0f} ms (runs: {', '.join(f'{x * 1000:.0f}' for x in xs)})"
+        )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return 0

@@ -9,6 +9,7 @@ over ~200 working days, so every midnight about 1 % of cases turn yellow or red.
     in the same run, to show what the case clock itself costs.
 Prints medians of --runs runs. Example: .venv/bin/python bench/sweep.py --cases 200000 --runs 3
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,12 +24,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hub.projection import due_for_sweep, project_cases  # noqa: E402
-from hub.store import open_db  # noqa: E402
-from protocol.calendar import CST, default_calendar  # noqa: E402
+from hub.projection import due_for_sweep, project_cases
+from hub.store import open_db
+from protocol.calendar import CST, default_calendar
 
-ITEMS = [("XK-001", "promised", 20, 10, 2), ("XK-003", "promised", 20, 5, 1), ("GG-003", "promised", 20, 3, 1),
-         ("XK-002", "joint", 45, 15, 3), ("QR-001", "promised", 20, 15, 2)]
+ITEMS = [
+    ("XK-001", "promised", 20, 10, 2),
+    ("XK-003", "promised", 20, 5, 1),
+    ("GG-003", "promised", 20, 3, 1),
+    ("XK-002", "joint", 45, 15, 3),
+    ("QR-001", "promised", 20, 15, 2),
+]
 
 
 def build(path: Path, n: int, today, spread_days: int = 200) -> None:
@@ -50,11 +56,36 @@ def build(path: Path, n: int, today, spread_days: int = 200) -> None:
         day = days[rng.randrange(len(days))]
         received = datetime(day.year, day.month, day.day, 9, 30, tzinfo=CST).isoformat()
         case_no = f"S{i % 50:02d}-{day:%Y%m%d}-{i:07d}"
-        batch.append((case_no, f"S{i % 50:02d}", code, "事项", "部门", "12345678", received, i + 1, "{}",
-                      "received", "green", ctype, legal, promised, yellow))
+        batch.append(
+            (
+                case_no,
+                f"S{i % 50:02d}",
+                code,
+                "事项",
+                "部门",
+                "12345678",
+                received,
+                i + 1,
+                "{}",
+                "received",
+                "green",
+                ctype,
+                legal,
+                promised,
+                yellow,
+            )
+        )
         if i % 2 == 0:
-            events.append((f"S{i % 50:02d}", i + 1, case_no, "accept", received,
-                           json.dumps({"case_no": case_no, "type": "accept", "at": received})))
+            events.append(
+                (
+                    f"S{i % 50:02d}",
+                    i + 1,
+                    case_no,
+                    "accept",
+                    received,
+                    json.dumps({"case_no": case_no, "type": "accept", "at": received}),
+                )
+            )
         if len(batch) >= 50_000:
             _flush(conn, batch, events)
     _flush(conn, batch, events)
@@ -63,11 +94,13 @@ def build(path: Path, n: int, today, spread_days: int = 200) -> None:
 
 
 def _flush(conn, batch, events) -> None:
-    conn.executemany("INSERT INTO cases (case_no, site, item_code, item_name, department, query_code, "
-                     "received_at, reg_seq, reg_json, status, light, case_type, legal_days, promised_days, "
-                     "yellow_days) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", batch)
-    conn.executemany("INSERT INTO case_events (site, seq, case_no, type, at, body_json) VALUES (?,?,?,?,?,?)",
-                     events)
+    conn.executemany(
+        "INSERT INTO cases (case_no, site, item_code, item_name, department, query_code, "
+        "received_at, reg_seq, reg_json, status, light, case_type, legal_days, promised_days, "
+        "yellow_days) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        batch,
+    )
+    conn.executemany("INSERT INTO case_events (site, seq, case_no, type, at, body_json) VALUES (?,?,?,?,?,?)", events)
     batch.clear()
     events.clear()
 
@@ -91,11 +124,11 @@ def raw_baseline(conn) -> float:
     t = time.perf_counter()
     conn.execute("BEGIN")
     for i in range(0, len(ids), 500):
-        chunk = ids[i:i + 500]
+        chunk = ids[i : i + 500]
         marks = ",".join("?" * len(chunk))
         rows = conn.execute(f"SELECT case_no, light FROM cases WHERE case_no IN ({marks})", chunk).fetchall()
         conn.execute(f"SELECT case_no, body_json FROM case_events WHERE case_no IN ({marks})", chunk).fetchall()
-        conn.executemany("UPDATE cases SET light=? WHERE case_no=?", [(l, c) for c, l in rows])
+        conn.executemany("UPDATE cases SET light=? WHERE case_no=?", [(light, c) for c, light in rows])
     conn.execute("COMMIT")
     return time.perf_counter() - t
 
@@ -113,11 +146,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--spread-days", type=int, default=200,
-                    help="working days the receipts spread over (200: about 1 %% change light per midnight)")
+    ap.add_argument(
+        "--spread-days",
+        type=int,
+        default=200,
+        help="working days the receipts spread over (200: about 1 %% change light per midnight)",
+    )
     args = ap.parse_args()
     cal = default_calendar()
-    today = datetime(2026, 11, 18, tzinfo=CST).date()      # a Wednesday
+    today = datetime(2026, 11, 18, tzinfo=CST).date()  # a Wednesday
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "hub.db"
         t = time.perf_counter()
@@ -136,11 +173,16 @@ def main() -> None:
             midnight = datetime(day.year, day.month, day.day, 0, 0, 1, tzinfo=CST)
             secs, swept, changed = incremental(conn, midnight, cal)
             incs.append(secs)
-            print(f"run {run + 1}: full {fulls[-1]:.1f} s, raw {raws[-1]:.1f} s, incremental {secs:.2f} s "
-                  f"({swept:,} due, {changed:,} changed light = {100 * changed / args.cases:.2f} %)", flush=True)
+            print(
+                f"run {run + 1}: full {fulls[-1]:.1f} s, raw {raws[-1]:.1f} s, incremental {secs:.2f} s "
+                f"({swept:,} due, {changed:,} changed light = {100 * changed / args.cases:.2f} %)",
+                flush=True,
+            )
         f, r, i = statistics.median(fulls), statistics.median(raws), statistics.median(incs)
-        print(f"\nfull recompute of {args.cases:,} open cases: {f:.1f} s median (target <= 60 s); "
-              f"raw read+write baseline {r:.1f} s → case clock share {100 * (f - r) / f:.0f} %")
+        print(
+            f"\nfull recompute of {args.cases:,} open cases: {f:.1f} s median (target <= 60 s); "
+            f"raw read+write baseline {r:.1f} s → case clock share {100 * (f - r) / f:.0f} %"
+        )
         print(f"incremental sweep: {i:.2f} s median (target <= 1 s)")
 
 

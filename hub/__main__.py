@@ -1,4 +1,5 @@
 """python -m hub ... == jiancha hub ..."""
+
 import sys
 
 from hub.cli import main

@@ -1,5 +1,6 @@
 """Operator actions that write the hub database directly (used by the CLI; the running hub
 notices new config versions within a second and pushes them)."""
+
 from __future__ import annotations
 
 import getpass
@@ -11,13 +12,13 @@ from pathlib import Path
 
 import yaml
 
-from iobase.sqlite import transaction
 from hub.catalog import next_config_version, read_catalog, store_catalog
-from hub.store import open_db
-from protocol.calendar import CalendarError, YearTable
 from hub.config import HubConfig
+from hub.store import open_db
 from iobase.config import load_config
 from iobase.files import fsync_path
+from iobase.sqlite import transaction
+from protocol.calendar import CalendarError, YearTable
 
 
 def import_catalog(config: Path, file: Path) -> tuple[int, int]:
@@ -34,6 +35,7 @@ def import_catalog(config: Path, file: Path) -> tuple[int, int]:
 def import_directory(config: Path, file: Path) -> int:
     """Validate and store the recipients directory; returns the number of people."""
     from hub.notify import load_directory, save_directory
+
     cfg = load_config(config, HubConfig)
     directory = load_directory(file)
     conn = open_db(Path(cfg.data_dir) / "hub.db")
@@ -76,15 +78,24 @@ def store_calendar_year(conn, table: YearTable, actor: str, source: str) -> int:
     version = next_config_version(conn, "calendar")
     now_ms = int(time.time() * 1000)
     payload = {"years": [years[y] for y in sorted(years)]}
-    conn.execute("INSERT OR REPLACE INTO config VALUES ('calendar', ?, ?, ?, ?)",
-                 (version, json.dumps(payload, ensure_ascii=False), now_ms, actor))
-    conn.execute("INSERT INTO config_log(at_ms, kind, version, actor, detail) VALUES (?, 'calendar', ?, ?, ?)",
-                 (now_ms, version, actor, f"year {table.year} ({len(table.holidays)} holidays, "
-                                          f"{len(table.workdays)} 调休 working days) from {source}"))
+    conn.execute(
+        "INSERT OR REPLACE INTO config VALUES ('calendar', ?, ?, ?, ?)",
+        (version, json.dumps(payload, ensure_ascii=False), now_ms, actor),
+    )
+    conn.execute(
+        "INSERT INTO config_log(at_ms, kind, version, actor, detail) VALUES (?, 'calendar', ?, ?, ?)",
+        (
+            now_ms,
+            version,
+            actor,
+            f"year {table.year} ({len(table.holidays)} holidays, "
+            f"{len(table.workdays)} 调休 working days) from {source}",
+        ),
+    )
     return version
 
 
-BACKUP_MODE = 0o600    # the copy holds every site's applicants: names, ID numbers, phones
+BACKUP_MODE = 0o600  # the copy holds every site's applicants: names, ID numbers, phones
 
 
 def backup(config: Path, out: Path) -> dict:
@@ -105,18 +116,18 @@ def backup(config: Path, out: Path) -> dict:
     if out.resolve() in {src_path.resolve(), Path(f"{src_path}-wal").resolve()}:
         raise ValueError(f"{out}: is the live database; back up to another file")
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, BACKUP_MODE)   # 0600 before any byte
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, BACKUP_MODE)  # 0600 before any byte
     os.close(fd)
     try:
-        src = sqlite3.connect(str(src_path), timeout=30, isolation_level=None)   # reads only
+        src = sqlite3.connect(str(src_path), timeout=30, isolation_level=None)  # reads only
         dst = sqlite3.connect(str(tmp), isolation_level=None)
         try:
             src.execute("PRAGMA busy_timeout=30000")
-            src.backup(dst, pages=-1)      # one step: one snapshot, whatever the hub writes meanwhile
+            src.backup(dst, pages=-1)  # one step: one snapshot, whatever the hub writes meanwhile
         finally:
             src.close()
         try:
-            dst.execute("PRAGMA journal_mode=DELETE")   # a single file, no -wal beside it
+            dst.execute("PRAGMA journal_mode=DELETE")  # a single file, no -wal beside it
             problems = [r[0] for r in dst.execute("PRAGMA integrity_check").fetchall()]
             if problems != ["ok"]:
                 raise ValueError(f"{src_path}: the copy fails PRAGMA integrity_check: {'; '.join(problems[:5])}")
@@ -140,9 +151,9 @@ def _summary(conn) -> dict:
             return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         except sqlite3.OperationalError:
             return None
+
     versions = dict(conn.execute("SELECT kind, version FROM config").fetchall())
-    return {"counts": {t: count(t) for t in ("records", "cases", "tickets", "documents")},
-            "config": versions}
+    return {"counts": {t: count(t) for t in ("records", "cases", "tickets", "documents")}, "config": versions}
 
 
 def _actor() -> str:

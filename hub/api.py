@@ -1,4 +1,5 @@
 """Hub HTTP API (DESIGN §4): operators with a bearer token, the public lookup, /metrics, pages."""
+
 from __future__ import annotations
 
 import asyncio
@@ -27,22 +28,58 @@ HUB = web.AppKey("hub", object)
 LIMITER = web.AppKey("limiter", object)
 BODY_TIMEOUT = web.AppKey("body_timeout", float)
 
-STATUS_ZH = {"received": "已收件", "supplement_requested": "待补正", "accepted": "已受理",
-             "suspended": "特别程序中", "approved": "已批准", "denied": "不予许可", "rejected": "不予受理",
-             "completed": "已办结", "delivered": "已送达", "withdrawn": "已撤回", "transferred": "已转报"}
-EVENT_ZH = {"accept": "受理", "reject": "不予受理", "request_supplement": "补正告知",
-            "supplement_received": "补正材料已收", "suspend": "特别程序开始", "resume": "特别程序结束",
-            "extend": "延期", "step": "办理环节", "approve": "批准", "deny": "不予许可", "complete": "办结",
-            "transfer": "转报", "withdraw": "撤回", "deliver": "送达/领证"}
+STATUS_ZH = {
+    "received": "已收件",
+    "supplement_requested": "待补正",
+    "accepted": "已受理",
+    "suspended": "特别程序中",
+    "approved": "已批准",
+    "denied": "不予许可",
+    "rejected": "不予受理",
+    "completed": "已办结",
+    "delivered": "已送达",
+    "withdrawn": "已撤回",
+    "transferred": "已转报",
+}
+EVENT_ZH = {
+    "accept": "受理",
+    "reject": "不予受理",
+    "request_supplement": "补正告知",
+    "supplement_received": "补正材料已收",
+    "suspend": "特别程序开始",
+    "resume": "特别程序结束",
+    "extend": "延期",
+    "step": "办理环节",
+    "approve": "批准",
+    "deny": "不予许可",
+    "complete": "办结",
+    "transfer": "转报",
+    "withdraw": "撤回",
+    "deliver": "送达/领证",
+}
 PUBLIC_COOKIE = "jc_token"
-PAGES = {"/": "index.html", "/login": "login.html", "/public": "public.html", "/tickets": "tickets.html",
-         "/calendar": "calendar.html", "/site": "site.html"}   # the HTML is public; its data comes from the API with the cookie
+PAGES = {
+    "/": "index.html",
+    "/login": "login.html",
+    "/public": "public.html",
+    "/tickets": "tickets.html",
+    "/calendar": "calendar.html",
+    "/site": "site.html",
+}  # the HTML is public; its data comes from the API with the cookie
 ALERT_ZH = {  # alert kinds written by hub/ingest.py
-    "light_green": "转为绿灯", "light_yellow": "亮黄牌", "light_red": "亮红牌",
-    "chain_break": "记录链断裂", "epoch_changed": "站点数据库被重置", "backlog_incomplete": "积压记录未补齐",
-    "wrong_site": "试图操作其他站点的办件", "item_unknown_item": "事项不在中心目录中",
-    "item_mismatch": "事项信息与中心目录不符", "identity_conflict": "站点身份冲突（两台设备或设备被重置）",
-    "clock_untrusted": "站点时钟不可信", "clock_ahead": "站点时间超前", "config_missing": "盒子持有中心已无的配置",
+    "light_green": "转为绿灯",
+    "light_yellow": "亮黄牌",
+    "light_red": "亮红牌",
+    "chain_break": "记录链断裂",
+    "epoch_changed": "站点数据库被重置",
+    "backlog_incomplete": "积压记录未补齐",
+    "wrong_site": "试图操作其他站点的办件",
+    "item_unknown_item": "事项不在中心目录中",
+    "item_mismatch": "事项信息与中心目录不符",
+    "identity_conflict": "站点身份冲突（两台设备或设备被重置）",
+    "clock_untrusted": "站点时钟不可信",
+    "clock_ahead": "站点时间超前",
+    "config_missing": "盒子持有中心已无的配置",
 }
 LIGHT_ZH = {"green": "绿灯", "yellow": "黄牌", "red": "红牌"}
 CLOCK_ZH = {"ntp": "NTP 同步", "hub": "按中心校时", "untrusted": "不可信", "unknown": "未知"}
@@ -50,21 +87,19 @@ CLOCK_ZH = {"ntp": "NTP 同步", "hub": "按中心校时", "untrusted": "不可�
 # pages under hub/static have no inline script, style or handler).
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                               "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-                               "frame-ancestors 'none'",
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",      # no-referrer would make browsers send "Origin: null" on form posts
+    "Referrer-Policy": "same-origin",  # no-referrer would make browsers send "Origin: null" on form posts
 }
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-MAX_OFFSET = 2**62                  # SQLite's OFFSET is a 64-bit integer; any larger offset lists nothing anyway
-STATIC_NAME_MAX = 255               # bytes of one path component (NAME_MAX); longer names exist nowhere
+MAX_OFFSET = 2**62  # SQLite's OFFSET is a 64-bit integer; any larger offset lists nothing anyway
+STATIC_NAME_MAX = 255  # bytes of one path component (NAME_MAX); longer names exist nowhere
 ORDERS = {  # fixed SQL fragments, never user text
     "recent": "received_at DESC",
     "urgency": "CASE light WHEN 'red' THEN 0 WHEN 'yellow' THEN 1 ELSE 2 END, due_date, received_at",
 }
-
-
 
 
 def auth_middleware(token: str, department_tokens: dict[str, str] | None = None):
@@ -88,18 +123,24 @@ def auth_middleware(token: str, department_tokens: dict[str, str] | None = None)
             why = cross_site(request, require_origin=True)
             if why:
                 log.warning("refused cross-site %s %s: %s", request.method, path, why)
-                return error(403, "拒绝跨站请求：请从本平台页面操作，或使用 Authorization: Bearer 令牌 "
-                                  f"(cross-site request refused: {why})")
+                return error(
+                    403,
+                    "拒绝跨站请求：请从本平台页面操作，或使用 Authorization: Bearer 令牌 "
+                    f"(cross-site request refused: {why})",
+                )
         if supplied and _same(supplied, token):
             request["role"] = ("admin", None)
             return await handler(request)
         for name, dtoken in departments.items():
             if supplied and _same(supplied, dtoken):
                 if not path.startswith(("/api/tickets", "/api/documents/")):
-                    return error(403, "部门令牌只能访问督办件及其文书 (department tokens reach tickets and their documents)")
+                    return error(
+                        403, "部门令牌只能访问督办件及其文书 (department tokens reach tickets and their documents)"
+                    )
                 request["role"] = ("department", name)
                 return await handler(request)
         return error(401, "需要有效的令牌 (missing or invalid bearer token)")
+
     return check
 
 
@@ -117,8 +158,11 @@ def cross_site(request: web.Request, *, require_origin: bool) -> str | None:
     origin = request.headers.get("Origin")
     if origin is None:
         return "no Origin header" if require_origin and fetch_site is None else None
-    hosts = {h.strip().lower() for h in (request.headers.get("Host", ""),
-                                           *request.headers.get("X-Forwarded-Host", "").split(",")) if h.strip()}
+    hosts = {
+        h.strip().lower()
+        for h in (request.headers.get("Host", ""), *request.headers.get("X-Forwarded-Host", "").split(","))
+        if h.strip()
+    }
     try:
         parts = urlsplit(origin)
         netloc = parts.netloc.lower() if parts.scheme in ("http", "https") else ""
@@ -142,15 +186,16 @@ async def errors_middleware(request: web.Request, handler):
         return await handler(request)
     except web.HTTPException:
         raise
-    except Exception:   # noqa: BLE001 - the client gets a JSON answer; the traceback goes to the log
+    except Exception:
         log.exception("unexpected error answering %s %s", request.method, request.path[:200])
         return error(500, "服务器内部错误，已记录日志 (internal error; details are in the hub's log)")
 
 
 def _plausible_static(name: str) -> bool:
     """Whether `name` could name a file under STATIC (aiohttp would otherwise stat it and fail)."""
-    return "\0" not in name and all(len(part.encode("utf-8", "surrogateescape")) <= STATIC_NAME_MAX
-                                    for part in name.split("/"))
+    return "\0" not in name and all(
+        len(part.encode("utf-8", "surrogateescape")) <= STATIC_NAME_MAX for part in name.split("/")
+    )
 
 
 @web.middleware
@@ -164,8 +209,13 @@ async def body_deadline(request: web.Request, handler):
             async with asyncio.timeout(request.app[BODY_TIMEOUT]):
                 await request.read()
         except TimeoutError:
-            log.warning("dropped %s %s from %s: body not received within %.0f s", request.method,
-                        request.path, request.remote, request.app[BODY_TIMEOUT])
+            log.warning(
+                "dropped %s %s from %s: body not received within %.0f s",
+                request.method,
+                request.path,
+                request.remote,
+                request.app[BODY_TIMEOUT],
+            )
             if request.transport is not None:
                 request.transport.close()
             return error(408, "请求超时 (request body not received in time)")
@@ -221,13 +271,15 @@ async def get_case(request: web.Request) -> web.Response:
     if not rows:
         return error(404, f"案件不存在 (no such case): {case_no}")
     case = _case_out(rows[0])
-    evs = _rows(conn, "SELECT seq, type, at, body_json FROM case_events WHERE case_no=? ORDER BY seq",
-                (case_no,))
-    case["events"] = [{**json.loads(e["body_json"]), "seq": e["seq"],
-                       "type_zh": EVENT_ZH.get(e["type"], e["type"])} for e in evs]
+    evs = _rows(conn, "SELECT seq, type, at, body_json FROM case_events WHERE case_no=? ORDER BY seq", (case_no,))
+    case["events"] = [
+        {**json.loads(e["body_json"]), "seq": e["seq"], "type_zh": EVENT_ZH.get(e["type"], e["type"])} for e in evs
+    ]
     case["votes"] = votes_of_case(conn, case_no)
-    case["alerts"] = [{**a, "kind_zh": ALERT_ZH.get(a["kind"], a["kind"])} for a in _rows(
-        conn, "SELECT at_ms, kind, light, detail FROM alerts WHERE case_no=? ORDER BY id", (case_no,))]
+    case["alerts"] = [
+        {**a, "kind_zh": ALERT_ZH.get(a["kind"], a["kind"])}
+        for a in _rows(conn, "SELECT at_ms, kind, light, detail FROM alerts WHERE case_no=? ORDER BY id", (case_no,))
+    ]
     return web.json_response(case, dumps=dumps)
 
 
@@ -262,17 +314,27 @@ def site_rows(conn, registry) -> list[dict]:
     for code in sorted(set(known) | set(registry.active())):
         r = known.get(code, {"code": code, "online": 0, "acked_seq": 0, "max_seq": 0, "agent_last_seq": 0})
         head = max(r.get("agent_last_seq") or 0, r.get("max_seq") or 0)
-        counts = dict(conn.execute("SELECT light, count(*) FROM cases WHERE site=? AND closed=0 GROUP BY light",
-                                   (code,)).fetchall())
-        out.append({
-            "code": code, "name": registry.name(code) or r.get("name", ""),
-            "online": bool(r.get("online")), "last_seen": _iso(r.get("last_seen_ms")),
-            "acked_seq": r.get("acked_seq", 0), "backlog": max(0, head - (r.get("acked_seq") or 0)),
-            "clock": r.get("clock") or "unknown", "clock_zh": CLOCK_ZH.get(r.get("clock") or "unknown", r.get("clock")),
-            "software": r.get("software"),
-            "chain_breaks": r.get("chain_breaks", 0), "revoked": registry.is_revoked(code),
-            "open_cases": counts,
-        })
+        counts = dict(
+            conn.execute(
+                "SELECT light, count(*) FROM cases WHERE site=? AND closed=0 GROUP BY light", (code,)
+            ).fetchall()
+        )
+        out.append(
+            {
+                "code": code,
+                "name": registry.name(code) or r.get("name", ""),
+                "online": bool(r.get("online")),
+                "last_seen": _iso(r.get("last_seen_ms")),
+                "acked_seq": r.get("acked_seq", 0),
+                "backlog": max(0, head - (r.get("acked_seq") or 0)),
+                "clock": r.get("clock") or "unknown",
+                "clock_zh": CLOCK_ZH.get(r.get("clock") or "unknown", r.get("clock")),
+                "software": r.get("software"),
+                "chain_breaks": r.get("chain_breaks", 0),
+                "revoked": registry.is_revoked(code),
+                "open_cases": counts,
+            }
+        )
     return out
 
 
@@ -308,7 +370,7 @@ class Limiter:
         self.n, self.window_s, self.max_clients = n, window_s, max_clients
         self.interval = window_s / n
         self.global_interval = window_s / global_n
-        self.tat: OrderedDict[str, float] = OrderedDict()   # client → theoretical arrival time
+        self.tat: OrderedDict[str, float] = OrderedDict()  # client → theoretical arrival time
         self.global_tat = 0.0
 
     def __len__(self) -> int:
@@ -332,7 +394,7 @@ class Limiter:
         tat = self.tat.get(key)
         if tat is None:
             self._evict(now)
-            if len(self.tat) >= self.max_clients - 1:      # the last slot is the overflow entry's
+            if len(self.tat) >= self.max_clients - 1:  # the last slot is the overflow entry's
                 key, tat = self.OVERFLOW, self.tat.get(self.OVERFLOW)
         tat = max(tat or now, now)
         if tat + self.interval - now > self.window_s + 1e-6:
@@ -371,15 +433,17 @@ async def public_case(request: web.Request) -> web.Response:
     if not code or not rows or not _same(rows[0]["query_code"], code):
         return error(404, "未找到该办件，请核对办件编号和查询码 (no case with that number and query code)")
     r = rows[0]
-    evs = _rows(request.app[READER], "SELECT type, at FROM case_events WHERE case_no=? ORDER BY seq",
-                (case_no,))
+    evs = _rows(request.app[READER], "SELECT type, at FROM case_events WHERE case_no=? ORDER BY seq", (case_no,))
     body = {
-        "case_no": case_no, "item_name": r["item_name"], "department": r["department"],
-        "status": r["status"], "status_zh": STATUS_ZH.get(r["status"], r["status"]),
-        "received_on": r["received_at"][:10], "due_date": r["due_date"],
+        "case_no": case_no,
+        "item_name": r["item_name"],
+        "department": r["department"],
+        "status": r["status"],
+        "status_zh": STATUS_ZH.get(r["status"], r["status"]),
+        "received_on": r["received_at"][:10],
+        "due_date": r["due_date"],
         "due_provisional": bool(r["due_provisional"]),
-        "events": [{"type": e["type"], "type_zh": EVENT_ZH.get(e["type"], e["type"]), "at": e["at"]}
-                   for e in evs],
+        "events": [{"type": e["type"], "type_zh": EVENT_ZH.get(e["type"], e["type"]), "at": e["at"]} for e in evs],
     }
     return web.json_response(body, dumps=dumps)
 
@@ -393,8 +457,9 @@ async def metrics(request: web.Request) -> web.Response:
 async def health(request: web.Request) -> web.Response:
     """Liveness."""
     hub = request.app[HUB]
-    return web.json_response({"ok": True, "broker_connected": hub.link.connected.is_set(),
-                              "queue": hub.ingest.q.qsize()})
+    return web.json_response(
+        {"ok": True, "broker_connected": hub.link.connected.is_set(), "queue": hub.ingest.q.qsize()}
+    )
 
 
 async def page(request: web.Request) -> web.Response:
@@ -410,9 +475,9 @@ async def login(request: web.Request) -> web.Response:
     unknown charset, a multipart body without or with a broken boundary) is a 400."""
     try:
         form = await request.post()
-    except web.HTTPException:      # 413 beyond client_max_size
+    except web.HTTPException:  # 413 beyond client_max_size
         raise
-    except Exception as exc:       # noqa: BLE001 - aiohttp's form parsers raise many kinds for bad bodies
+    except Exception as exc:
         return error(400, f"登录表单无效 (malformed login form): {type(exc).__name__}: {str(exc)[:200]}")
     token = str(form.get("token", ""))
     if not _same(token, request.app[TOKEN]):
@@ -426,16 +491,20 @@ def _iso(ms) -> str | None:
     if not ms:
         return None
     from datetime import datetime
+
     from protocol.calendar import CST
+
     return datetime.fromtimestamp(ms / 1000, CST).isoformat(timespec="seconds")
 
 
-def create_app(hub, reader, token: str, *, body_timeout_s: float = 30.0, limiter: Limiter | None = None
-               ) -> web.Application:
+def create_app(
+    hub, reader, token: str, *, body_timeout_s: float = 30.0, limiter: Limiter | None = None
+) -> web.Application:
     """The hub's aiohttp application. `body_timeout_s`: a request body must arrive whole within it."""
-    app = web.Application(middlewares=[errors_middleware, auth_middleware(token, hub.cfg.api.department_tokens),
-                                       body_deadline],
-                          client_max_size=1024 * 1024)
+    app = web.Application(
+        middlewares=[errors_middleware, auth_middleware(token, hub.cfg.api.department_tokens), body_deadline],
+        client_max_size=1024 * 1024,
+    )
     app[HUB], app[READER], app[TOKEN], app[LIMITER] = hub, reader, token, limiter if limiter is not None else Limiter()
     app[BODY_TIMEOUT] = float(body_timeout_s)
     app.on_response_prepare.append(security_headers)
@@ -451,6 +520,7 @@ def create_app(hub, reader, token: str, *, body_timeout_s: float = 30.0, limiter
     app.router.add_post("/login", login)
     app.router.add_static("/static/", STATIC)
     from hub import api_devices, api_supervision
+
     api_supervision.add_routes(app, hub)
     api_devices.add_routes(app, hub)
     return app

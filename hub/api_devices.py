@@ -1,4 +1,5 @@
 """Hub API for the township boxes' devices: site page data, snapshots, sign text, clip requests."""
+
 from __future__ import annotations
 
 import asyncio
@@ -10,7 +11,8 @@ from functools import lru_cache
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.clips import request_clip as record_clip_request, site_clip_bytes
+from hub.clips import request_clip as record_clip_request
+from hub.clips import site_clip_bytes
 from hub.devices import site_detail, snapshot
 from hub.httpjson import dumps, error, read_model
 from protocol import topics
@@ -18,8 +20,8 @@ from protocol.clips import CLIP_ID_RE
 from protocol.wire import encode_msg
 
 HUB = web.AppKey("hub_dev", object)
-MAX_MS = 4_102_444_800_000                          # 2100-01-01T00:00:00Z
-SITE_CODE = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"     # route pattern; the registry decides the rest
+MAX_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z
+SITE_CODE = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"  # route pattern; the registry decides the rest
 
 
 class SignText(BaseModel):
@@ -31,21 +33,24 @@ class SignText(BaseModel):
 
 class ClipRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    camera: str = Field(pattern=r"^[A-Za-z0-9._-]{1,32}$")   # part of the clip id
-    start_ms: int = Field(gt=0, lt=MAX_MS)     # milliseconds since 1970 before 2100: a SQLite integer
+    camera: str = Field(pattern=r"^[A-Za-z0-9._-]{1,32}$")  # part of the clip id
+    start_ms: int = Field(gt=0, lt=MAX_MS)  # milliseconds since 1970 before 2100: a SQLite integer
     end_ms: int = Field(gt=0, lt=MAX_MS)
 
 
 def _site(request: web.Request, online: bool = False) -> str:
     code = request.match_info["code"]
     if code not in request.app[HUB].sites.active():
-        raise web.HTTPNotFound(text=dumps({"error": f"站点不存在或已吊销 (no such active site): {code}"}),
-                               content_type="application/json")
-    if online:   # commands are live-only (not queued): say so instead of pretending
+        raise web.HTTPNotFound(
+            text=dumps({"error": f"站点不存在或已吊销 (no such active site): {code}"}), content_type="application/json"
+        )
+    if online:  # commands are live-only (not queued): say so instead of pretending
         row = request.app[HUB].reader.execute("SELECT online FROM sites WHERE code=?", (code,)).fetchone()
         if not row or not row[0]:
-            raise web.HTTPConflict(text=dumps({"error": f"站点离线，命令未发送 (site {code} is offline; "
-                                                         f"command not sent)"}), content_type="application/json")
+            raise web.HTTPConflict(
+                text=dumps({"error": f"站点离线，命令未发送 (site {code} is offline; command not sent)"}),
+                content_type="application/json",
+            )
     return code
 
 
@@ -84,11 +89,11 @@ async def sign_image(request: web.Request) -> web.Response:
 # characters, the text wrapped by the box to width/8 cells; a window's text is a header, a
 # notice, its items and the day's counts. Anything beyond these is cut, never drawn.
 SIGN_FONT_PX = 16
-SIGN_MIN_CELLS = 24          # 192 LEDs
-SIGN_MAX_CELLS = 64          # 512 LEDs: twice the widest sign we ship
+SIGN_MIN_CELLS = 24  # 192 LEDs
+SIGN_MAX_CELLS = 64  # 512 LEDs: twice the widest sign we ship
 SIGN_MAX_LINES = 24
-SIGN_MAX_TEXT = 64 * 1024    # characters of the heartbeat looked at, at most
-SIGN_SCALE = 3               # image pixels per LED
+SIGN_MAX_TEXT = 64 * 1024  # characters of the heartbeat looked at, at most
+SIGN_SCALE = 3  # image pixels per LED
 LED_ON, LED_OFF, GRID = (255, 60, 30), (40, 8, 8), (0, 0, 0)
 
 
@@ -102,7 +107,7 @@ def clamp_sign_lines(text: str) -> list[str]:
     out = []
     for raw in text[:SIGN_MAX_TEXT].split("\n", SIGN_MAX_LINES)[:SIGN_MAX_LINES]:
         line, used = [], 0
-        for ch in raw[:SIGN_MAX_CELLS]:          # a character takes at least one cell
+        for ch in raw[:SIGN_MAX_CELLS]:  # a character takes at least one cell
             if not ch.isprintable():
                 continue
             w = _cells(ch)
@@ -120,6 +125,7 @@ def _sign_font():
     from PIL import ImageFont
 
     from iobase.fonts import find_sign_font
+
     spec = find_sign_font()
     for size in range(SIGN_FONT_PX, SIGN_FONT_PX - 7, -1):
         font = ImageFont.truetype(str(spec.path), size, index=spec.index)
@@ -133,13 +139,13 @@ def render_sign_png(lines: list[str]) -> bytes:
     """LED-style PNG of sign lines (already clamped), drawn with Pillow: 1-bit LEDs, a dark grid."""
     from PIL import Image, ImageDraw
 
-    lines = clamp_sign_lines("\n".join(lines))              # cheap, and the bound holds for any caller
+    lines = clamp_sign_lines("\n".join(lines))  # cheap, and the bound holds for any caller
     font, y_offset = _sign_font()
     cells = min(SIGN_MAX_CELLS, max([SIGN_MIN_CELLS, *(sum(map(_cells, ln)) for ln in lines)]))
     width, height = cells * 8, SIGN_FONT_PX * len(lines)
     leds = Image.new("1", (width, height), 0)
     draw = ImageDraw.Draw(leds)
-    draw.fontmode = "1"                                     # an LED is on or off: no anti-aliasing
+    draw.fontmode = "1"  # an LED is on or off: no anti-aliasing
     for row, line in enumerate(lines):
         draw.text((0, row * SIGN_FONT_PX + y_offset), line, font=font, fill=1)
     s = SIGN_SCALE
@@ -159,9 +165,20 @@ async def push_sign_text(request: web.Request) -> web.Response:
     """Show a text on a window's LED sign (command to the box)."""
     code = _site(request, online=True)
     body = await read_model(request, SignText)
-    request.app[HUB].link.publish(topics.site_cmd(code), encode_msg(
-        {"cmd": "sign_text", "window": body.window, "text": body.text, "seconds": body.seconds,
-         "ms": int(time.time() * 1000)}), 1, False)
+    request.app[HUB].link.publish(
+        topics.site_cmd(code),
+        encode_msg(
+            {
+                "cmd": "sign_text",
+                "window": body.window,
+                "text": body.text,
+                "seconds": body.seconds,
+                "ms": int(time.time() * 1000),
+            }
+        ),
+        1,
+        False,
+    )
     return web.json_response({"sent": True}, status=202)
 
 
@@ -171,36 +188,53 @@ async def request_clip(request: web.Request) -> web.Response:
     code = _site(request, online=True)
     body = await read_model(request, ClipRequest)
     if body.end_ms <= body.start_ms or body.end_ms - body.start_ms > 3_600_000:
-        return error(422, "结束时间须晚于开始时间且不超过一小时 (end_ms must be after start_ms, at most one hour "
-                          "later)", "end_ms")
+        return error(
+            422,
+            "结束时间须晚于开始时间且不超过一小时 (end_ms must be after start_ms, at most one hour later)",
+            "end_ms",
+        )
     hub = request.app[HUB]
     clip_id = f"{code}-{body.camera}-{body.start_ms}"
-    if not CLIP_ID_RE.fullmatch(clip_id) or len(clip_id) > 64:     # the box keeps ids of at most 64
+    if not CLIP_ID_RE.fullmatch(clip_id) or len(clip_id) > 64:  # the box keeps ids of at most 64
         return error(422, f"无法生成录像编号 (cannot form a clip id from site and camera): {clip_id!r}", "camera")
     receiver = hub.ingest.clips
     cap = getattr(receiver, "site_cap_bytes", None)
     if cap is not None and site_clip_bytes(hub.reader, code, exclude=clip_id) >= cap:
-        return error(409, f"站点 {code} 的录像存储已满，请先删除旧录像 (the site's clip storage is full "
-                          f"({cap} bytes); delete old clips first)")
+        return error(
+            409,
+            f"站点 {code} 的录像存储已满，请先删除旧录像 (the site's clip storage is full "
+            f"({cap} bytes); delete old clips first)",
+        )
     now_ms = int(time.time() * 1000)
-    row = await asyncio.to_thread(hub.write, lambda c: record_clip_request(
-        c, code, clip_id, body.camera, body.start_ms, body.end_ms, now_ms))
+    row = await asyncio.to_thread(
+        hub.write, lambda c: record_clip_request(c, code, clip_id, body.camera, body.start_ms, body.end_ms, now_ms)
+    )
     if (row["camera"], row["start_ms"], row["end_ms"]) != (body.camera, body.start_ms, body.end_ms):
-        return error(409, f"该录像已按不同的结束时间申请过 (clip {clip_id} was already requested with "
-                          f"end_ms {row['end_ms']}); delete it first")
+        return error(
+            409,
+            f"该录像已按不同的结束时间申请过 (clip {clip_id} was already requested with "
+            f"end_ms {row['end_ms']}); delete it first",
+        )
     if row["refused"]:
         return error(409, f"该录像已被拒收 (clip {clip_id} was refused: {row['refused']}); delete it first")
-    hub.link.publish(topics.site_cmd(code), encode_msg(
-        {"cmd": "clip", "clip_id": clip_id, "camera": body.camera, "start_ms": body.start_ms,
-         "end_ms": body.end_ms}), 1, False)
+    hub.link.publish(
+        topics.site_cmd(code),
+        encode_msg(
+            {"cmd": "clip", "clip_id": clip_id, "camera": body.camera, "start_ms": body.start_ms, "end_ms": body.end_ms}
+        ),
+        1,
+        False,
+    )
     return web.json_response({"clip_id": clip_id}, status=202)
 
 
 async def list_clips(request: web.Request) -> web.Response:
     """Clips requested from sites and how far their upload is."""
-    cur = request.app[HUB].reader.execute("SELECT clip_id, site, camera, start_ms, end_ms, requested_ms, total, "
-                                          "received, stored_bytes, size, done, refused FROM clips "
-                                          "ORDER BY updated_ms DESC LIMIT 200")
+    cur = request.app[HUB].reader.execute(
+        "SELECT clip_id, site, camera, start_ms, end_ms, requested_ms, total, "
+        "received, stored_bytes, size, done, refused FROM clips "
+        "ORDER BY updated_ms DESC LIMIT 200"
+    )
     cols = [c[0] for c in cur.description]
     return web.json_response([dict(zip(cols, r)) for r in cur.fetchall()], dumps=dumps)
 
@@ -224,7 +258,7 @@ async def delete_clip(request: web.Request) -> web.Response:
 def add_routes(app: web.Application, hub) -> None:
     """Register the device routes."""
     app[HUB] = hub
-    site = "/api/sites/{code:" + SITE_CODE + "}"     # aiohttp fullmatches route patterns
+    site = "/api/sites/{code:" + SITE_CODE + "}"  # aiohttp fullmatches route patterns
     app.router.add_get(site, get_site)
     app.router.add_get(site + "/snapshots/{seq:\\d{1,18}}.jpg", get_snapshot)
     app.router.add_post(site + "/sign", push_sign_text)

@@ -1,9 +1,10 @@
 """Hub API for supervision: tickets (督办), replies, reviews, cards, calendar."""
+
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import quote
 from datetime import datetime
+from urllib.parse import quote
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
@@ -47,8 +48,9 @@ def _department(request: web.Request) -> str | None:
 
 def _admin_only(request: web.Request) -> None:
     if _department(request) is not None:
-        raise web.HTTPForbidden(text=dumps({"error": "需要监察人员令牌 (operator token required)"}),
-                                content_type="application/json")
+        raise web.HTTPForbidden(
+            text=dumps({"error": "需要监察人员令牌 (operator token required)"}), content_type="application/json"
+        )
 
 
 async def _write(request, fn):
@@ -111,6 +113,7 @@ async def open_ticket(request: web.Request) -> web.Response:
         if hub.supervisor.active_ticket(c, case_no):
             raise TicketError("该办件已有在办督办件 (the case already has an open ticket)")
         return hub.supervisor.open_ticket(c, case_no, body.level, body.actor, _now(), reason=body.text)
+
     tid = await _write(request, manual)
     return web.json_response(ticket_view(hub.reader, tid), status=201, dumps=dumps)
 
@@ -125,15 +128,21 @@ async def cards(request: web.Request) -> web.Response:
 async def get_calendar(request: web.Request) -> web.Response:
     """Loaded years (seeded and imported) and the audit log of imports."""
     hub = request.app[HUB]
-    cal = load_calendar(hub.reader)        # what is stored, even before the sweep picked it up
-    log_rows = hub.reader.execute("SELECT at_ms, version, actor, detail FROM config_log WHERE kind='calendar' "
-                                  "ORDER BY id DESC").fetchall()
-    return web.json_response({
-        "years": [{"year": t.year, "holidays": len(t.holidays), "workdays": len(t.workdays), "source": t.source}
-                  for t in cal.tables()],
-        "fingerprint": cal.fingerprint(),
-        "imports": [dict(zip(("at_ms", "version", "actor", "detail"), r)) for r in log_rows],
-    }, dumps=dumps)
+    cal = load_calendar(hub.reader)  # what is stored, even before the sweep picked it up
+    log_rows = hub.reader.execute(
+        "SELECT at_ms, version, actor, detail FROM config_log WHERE kind='calendar' ORDER BY id DESC"
+    ).fetchall()
+    return web.json_response(
+        {
+            "years": [
+                {"year": t.year, "holidays": len(t.holidays), "workdays": len(t.workdays), "source": t.source}
+                for t in cal.tables()
+            ],
+            "fingerprint": cal.fingerprint(),
+            "imports": [dict(zip(("at_ms", "version", "actor", "detail"), r)) for r in log_rows],
+        },
+        dumps=dumps,
+    )
 
 
 async def post_calendar(request: web.Request) -> web.Response:
@@ -152,10 +161,12 @@ async def post_calendar(request: web.Request) -> web.Response:
 async def get_document(request: web.Request) -> web.Response:
     """A stored document as PDF (hash verified on read)."""
     from hub.documents import DocumentIntegrityError, DocumentStore
+
     hub = request.app[HUB]
     try:
-        got = await asyncio.to_thread(lambda: DocumentStore(hub.reader, ensure_schema=False).get(
-            int(request.match_info["id"])))
+        got = await asyncio.to_thread(
+            lambda: DocumentStore(hub.reader, ensure_schema=False).get(int(request.match_info["id"]))
+        )
     except DocumentIntegrityError as exc:
         return error(500, f"文书校验失败 (stored document fails its hash check): {exc}")
     if got is None:
@@ -164,14 +175,20 @@ async def get_document(request: web.Request) -> web.Response:
     dept = _department(request)
     if dept is not None and meta.get("facts", {}).get("department") != dept:
         return error(404, "文书不存在 (no such document)")
-    return web.Response(body=pdf, content_type="application/pdf", headers={
-        "X-Document-Number": quote(meta["number"]),     # percent-encoded UTF-8
-        "X-Content-SHA256": meta["sha256"]})
+    return web.Response(
+        body=pdf,
+        content_type="application/pdf",
+        headers={
+            "X-Document-Number": quote(meta["number"]),  # percent-encoded UTF-8
+            "X-Content-SHA256": meta["sha256"],
+        },
+    )
 
 
 async def list_documents(request: web.Request) -> web.Response:
     """Documents of a case (metadata)."""
     from hub.documents import DocumentStore
+
     docs = DocumentStore(request.app[HUB].reader, ensure_schema=False).list(request.query.get("case_no"))
     return web.json_response([{k: v for k, v in d.items() if k != "facts"} for d in docs], dumps=dumps)
 

@@ -1,4 +1,5 @@
 """`jiancha hub run`: ingest thread, MQTT link, config push and the HTTP API in one process."""
+
 from __future__ import annotations
 
 import asyncio
@@ -10,19 +11,19 @@ from pathlib import Path
 
 from aiohttp import web
 
-from iobase.sqlite import connect, transaction
 from hub.api import create_app
 from hub.clips import ClipReceiver
+from hub.config import HubConfig
 from hub.configpush import ConfigPusher
 from hub.docworker import DocumentWorker
-from hub.notify import Notifier
 from hub.ingest import Ingestor
 from hub.keys import HubKeys, SiteKeys
 from hub.mqtt import HubLink
+from hub.notify import Notifier
 from hub.store import open_db
 from hub.supervision import Supervisor
-from hub.config import HubConfig
 from iobase.config import load_config
+from iobase.sqlite import connect, transaction
 
 log = logging.getLogger("jiancha.hub")
 
@@ -40,25 +41,36 @@ class Hub:
         self.link = HubLink(cfg, on_message=lambda t, p: self.ingest.submit(t, p))
         sup = cfg.supervision
         self.notifier = Notifier(cfg.notify, self.db_path)
-        self.supervisor = Supervisor(sup, calendar=lambda: self.ingest.calendar,
-                                     notify=self.notifier.supervisor_hook())
+        self.supervisor = Supervisor(sup, calendar=lambda: self.ingest.calendar, notify=self.notifier.supervisor_hook())
         tolerance = timedelta(hours=sup.backdate_tolerance_hours) if sup.backdate_tolerance_hours is not None else None
-        self.ingest = Ingestor(self.conn, self.keys, self.sites, self.link.publish,
-                               default_yellow=sup.yellow_days, sweep_interval_s=sup.sweep_interval_s,
-                               supervisor=self.supervisor, backdate_tolerance=tolerance)
+        self.ingest = Ingestor(
+            self.conn,
+            self.keys,
+            self.sites,
+            self.link.publish,
+            default_yellow=sup.yellow_days,
+            sweep_interval_s=sup.sweep_interval_s,
+            supervisor=self.supervisor,
+            backdate_tolerance=tolerance,
+        )
         self.ingest.backentry_grace_ms = int(sup.backentry_grace_minutes * 60_000)
-        clip_caps = {k: v for k in ("site_cap_bytes", "clip_cap_bytes")
-                     if (v := getattr(getattr(cfg, "clips", None), k, None)) is not None}
+        clip_caps = {
+            k: v
+            for k in ("site_cap_bytes", "clip_cap_bytes")
+            if (v := getattr(getattr(cfg, "clips", None), k, None)) is not None
+        }
         self.ingest.clips = ClipReceiver(self.data_dir / "clips", **clip_caps)
-        self.pusher = ConfigPusher(self.conn, self.sites, self.keys.sign_key, self.link.publish,
-                                   on_calendar_change=self.ingest.reload_calendar)
-        self.ingest.on_idle.append(self.sites.maybe_reload)   # revocations/new sites within ~1 s
+        self.pusher = ConfigPusher(
+            self.conn, self.sites, self.keys.sign_key, self.link.publish, on_calendar_change=self.ingest.reload_calendar
+        )
+        self.ingest.on_idle.append(self.sites.maybe_reload)  # revocations/new sites within ~1 s
         self.ingest.on_idle.append(self.pusher.tick)
-        self.ingest.on_idle.append(self.notifier.wake)       # new reminders go out at once
-        self.docs = DocumentWorker(self.db_path, authority=cfg.name, prefix=cfg.doc_prefix,
-                                   calendar=lambda: self.ingest.calendar)
+        self.ingest.on_idle.append(self.notifier.wake)  # new reminders go out at once
+        self.docs = DocumentWorker(
+            self.db_path, authority=cfg.name, prefix=cfg.doc_prefix, calendar=lambda: self.ingest.calendar
+        )
         self.reader = connect(self.db_path, synchronous="NORMAL")
-        self.writer = connect(self.db_path)       # API writes (replies, reviews, imports)
+        self.writer = connect(self.db_path)  # API writes (replies, reviews, imports)
         self._write_lock = threading.Lock()
 
     def write(self, fn):
@@ -69,7 +81,8 @@ class Hub:
     def start(self) -> None:
         """Start ingest before the link so no message waits on a missing consumer."""
         import gc
-        gc.freeze()            # start-up objects (modules, models) are never garbage: skip them in GC passes
+
+        gc.freeze()  # start-up objects (modules, models) are never garbage: skip them in GC passes
         self.ingest.start()
         self.docs.start()
         self.notifier.start()
@@ -86,20 +99,22 @@ class Hub:
         self.conn.close()
 
 
-HEADER_TIMEOUT_S = 20.0    # request line and headers, from connection (or previous response) to complete
-BODY_TIMEOUT_S = 30.0      # a request body (at most 1 MiB), from its headers to its last byte
+HEADER_TIMEOUT_S = 20.0  # request line and headers, from connection (or previous response) to complete
+BODY_TIMEOUT_S = 30.0  # a request body (at most 1 MiB), from its headers to its last byte
 
 
-async def start_http(app: web.Application, host: str, port: int, *,
-                     header_timeout_s: float = HEADER_TIMEOUT_S) -> tuple[web.AppRunner, int]:
+async def start_http(
+    app: web.Application, host: str, port: int, *, header_timeout_s: float = HEADER_TIMEOUT_S
+) -> tuple[web.AppRunner, int]:
     """Serve `app`; returns (runner, actual port).
 
     aiohttp's keep-alive timer runs from the connection (or the last response) and closes the
     connection if no complete request has arrived by then: with it set to `header_timeout_s`,
     an idle connection or half-sent headers are dropped within that time (data trickling in
     does not extend it). Half-sent bodies are bounded by hub.api.body_deadline."""
-    runner = web.AppRunner(app, access_log=None, keepalive_timeout=header_timeout_s,
-                           lingering_time=min(10.0, header_timeout_s))
+    runner = web.AppRunner(
+        app, access_log=None, keepalive_timeout=header_timeout_s, lingering_time=min(10.0, header_timeout_s)
+    )
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner, (runner.addresses[0][1] if runner.addresses else port)
@@ -109,11 +124,13 @@ async def serve(cfg: HubConfig, *, http_port: int | None = None, stop: asyncio.E
     """Run the hub until `stop` is set (or SIGINT/SIGTERM)."""
     hub = Hub(cfg)
     hub.start()
-    app = create_app(hub, hub.reader, cfg.api.admin_token,
-                     body_timeout_s=getattr(cfg.api, "body_timeout_s", None) or BODY_TIMEOUT_S)
+    app = create_app(
+        hub, hub.reader, cfg.api.admin_token, body_timeout_s=getattr(cfg.api, "body_timeout_s", None) or BODY_TIMEOUT_S
+    )
     port = cfg.api.port if http_port is None else http_port
-    runner, actual = await start_http(app, cfg.api.host, port,
-                                      header_timeout_s=getattr(cfg.api, "header_timeout_s", None) or HEADER_TIMEOUT_S)
+    runner, actual = await start_http(
+        app, cfg.api.host, port, header_timeout_s=getattr(cfg.api, "header_timeout_s", None) or HEADER_TIMEOUT_S
+    )
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,4 +1,5 @@
 """Item catalog (事项目录): import from CSV or YAML, store, and build the signed push payload."""
+
 from __future__ import annotations
 
 import csv
@@ -12,17 +13,30 @@ import yaml
 from pydantic import ValidationError
 
 from iobase.sqlite import transaction
-
 from protocol.models import CatalogItem
 
 # Chinese column headers accepted on import
 HEADER_LABELS = {
-    "事项编码": "code", "编码": "code", "事项名称": "name", "名称": "name",
-    "实施部门": "department", "部门": "department", "事项类型": "item_type",
-    "办件类型": "case_type", "法定时限": "legal_days", "承诺时限": "promised_days",
-    "预警天数": "yellow_days", "黄牌天数": "yellow_days", "收费": "fee", "收费标准": "fee",
-    "申请材料": "materials", "材料": "materials", "设定依据": "basis", "依据": "basis",
-    "咨询电话": "phone", "电话": "phone",
+    "事项编码": "code",
+    "编码": "code",
+    "事项名称": "name",
+    "名称": "name",
+    "实施部门": "department",
+    "部门": "department",
+    "事项类型": "item_type",
+    "办件类型": "case_type",
+    "法定时限": "legal_days",
+    "承诺时限": "promised_days",
+    "预警天数": "yellow_days",
+    "黄牌天数": "yellow_days",
+    "收费": "fee",
+    "收费标准": "fee",
+    "申请材料": "materials",
+    "材料": "materials",
+    "设定依据": "basis",
+    "依据": "basis",
+    "咨询电话": "phone",
+    "电话": "phone",
 }
 
 
@@ -59,8 +73,9 @@ def read_catalog(path: Path) -> list[CatalogItem]:
         clean = {HEADER_LABELS.get(str(k).strip(), str(k).strip()): _blank(v) for k, v in row.items() if k}
         unknown = sorted(k for k in clean if k not in CatalogItem.model_fields)
         if unknown:
-            raise CatalogError(f"{path}: unknown column(s) {', '.join(map(repr, unknown))}; accepted: "
-                               + accepted_headers())
+            raise CatalogError(
+                f"{path}: unknown column(s) {', '.join(map(repr, unknown))}; accepted: " + accepted_headers()
+            )
         try:
             item = CatalogItem.model_validate(clean)
         except ValidationError as exc:
@@ -84,8 +99,9 @@ def accepted_headers() -> str:
     zh: dict[str, list[str]] = {}
     for label, name in HEADER_LABELS.items():
         zh.setdefault(name, []).append(label)
-    return ", ".join(f"{name} ({'/'.join(zh.get(name, []))})" if zh.get(name) else name
-                     for name in CatalogItem.model_fields)
+    return ", ".join(
+        f"{name} ({'/'.join(zh.get(name, []))})" if zh.get(name) else name for name in CatalogItem.model_fields
+    )
 
 
 def _blank(v):
@@ -97,16 +113,24 @@ def store_catalog(conn, items: list[CatalogItem], actor: str = "cli") -> int:
     now_ms = int(time.time() * 1000)
     with transaction(conn):
         conn.execute("DELETE FROM catalog")
-        conn.executemany("INSERT INTO catalog VALUES (?, ?, ?, ?)",
-                         [(i.code, i.name, i.department, i.model_dump_json()) for i in items])
+        conn.executemany(
+            "INSERT INTO catalog VALUES (?, ?, ?, ?)",
+            [(i.code, i.name, i.department, i.model_dump_json()) for i in items],
+        )
         version = next_config_version(conn, "catalog")
         payload = {"items": [i.model_dump(mode="json", exclude_none=True) for i in items]}
-        conn.execute("INSERT OR REPLACE INTO config VALUES ('catalog', ?, ?, ?, ?)",
-                     (version, json.dumps(payload, ensure_ascii=False), now_ms, actor))
-        conn.execute("INSERT OR REPLACE INTO catalog_versions VALUES (?, ?, ?)",
-                     (version, json.dumps(payload, ensure_ascii=False), now_ms))
-        conn.execute("INSERT INTO config_log(at_ms, kind, version, actor, detail) VALUES (?, 'catalog', ?, ?, ?)",
-                     (now_ms, version, actor, f"{len(items)} items"))
+        conn.execute(
+            "INSERT OR REPLACE INTO config VALUES ('catalog', ?, ?, ?, ?)",
+            (version, json.dumps(payload, ensure_ascii=False), now_ms, actor),
+        )
+        conn.execute(
+            "INSERT OR REPLACE INTO catalog_versions VALUES (?, ?, ?)",
+            (version, json.dumps(payload, ensure_ascii=False), now_ms),
+        )
+        conn.execute(
+            "INSERT INTO config_log(at_ms, kind, version, actor, detail) VALUES (?, 'catalog', ?, ?, ?)",
+            (now_ms, version, actor, f"{len(items)} items"),
+        )
     return version
 
 
@@ -126,11 +150,15 @@ def reported_config_versions(conn, kind: str) -> tuple[int, str | None]:
         "SELECT v, code FROM (SELECT json_extract(state_json, ?) AS v, code FROM sites "
         "WHERE json_valid(state_json) AND json_type(state_json, ?) = 'integer') "
         "WHERE v BETWEEN 1 AND ? ORDER BY v DESC, code LIMIT 1",
-        (path, path, MAX_REPORTED_VERSION)).fetchone()
+        (path, path, MAX_REPORTED_VERSION),
+    ).fetchone()
     best = (row[0], row[1]) if row else (0, None)
-    if kind == "catalog":      # kept by ingest even when a later death message had no config
-        row = conn.execute("SELECT catalog_seen, code FROM sites WHERE catalog_seen BETWEEN 1 AND ? "
-                           "ORDER BY catalog_seen DESC, code LIMIT 1", (MAX_REPORTED_VERSION,)).fetchone()
+    if kind == "catalog":  # kept by ingest even when a later death message had no config
+        row = conn.execute(
+            "SELECT catalog_seen, code FROM sites WHERE catalog_seen BETWEEN 1 AND ? "
+            "ORDER BY catalog_seen DESC, code LIMIT 1",
+            (MAX_REPORTED_VERSION,),
+        ).fetchone()
         if row and row[0] > best[0]:
             best = (row[0], row[1])
     return best
@@ -141,8 +169,11 @@ def next_config_version(conn, kind: str) -> int:
     database remembers) and above every version a box reported holding. After the hub's
     database was lost or restored from an older backup, its own counter restarts low, but the
     boxes still hold the higher versions and ignore a config that is not newer than theirs."""
-    own = conn.execute("SELECT max(v) FROM (SELECT version AS v FROM config WHERE kind=? "
-                       "UNION ALL SELECT max(version) FROM config_log WHERE kind=?)", (kind, kind)).fetchone()[0]
+    own = conn.execute(
+        "SELECT max(v) FROM (SELECT version AS v FROM config WHERE kind=? "
+        "UNION ALL SELECT max(version) FROM config_log WHERE kind=?)",
+        (kind, kind),
+    ).fetchone()[0]
     if kind == "catalog":
         signed = conn.execute("SELECT max(version) FROM catalog_versions").fetchone()[0]
         own = max(own or 0, signed or 0)
@@ -151,8 +182,15 @@ def next_config_version(conn, kind: str) -> int:
 
 # what a box says about an item that the hub checks against its own signed catalog
 CHECKED_FIELDS = ("name", "department", "item_type", "case_type", "legal_days", "promised_days", "yellow_days")
-FIELD_ZH = {"name": "事项名称", "department": "实施部门", "item_type": "事项类型", "case_type": "办件类型",
-            "legal_days": "法定时限", "promised_days": "承诺时限", "yellow_days": "预警天数"}
+FIELD_ZH = {
+    "name": "事项名称",
+    "department": "实施部门",
+    "item_type": "事项类型",
+    "case_type": "办件类型",
+    "legal_days": "法定时限",
+    "promised_days": "承诺时限",
+    "yellow_days": "预警天数",
+}
 
 
 class CatalogHistory:
@@ -214,12 +252,17 @@ class CatalogHistory:
         if item is None and target != latest and latest:
             target, item = latest, (self.items(latest) or {}).get(claim.code)
         if item is None:
-            return None, "unknown_item", f"事项 {claim.code} 不在中心签发的事项目录中{('（' + note + '）') if note else ''}"
-        if _key(claim) == _key(item):      # the common case: one tuple comparison
+            return (
+                None,
+                "unknown_item",
+                f"事项 {claim.code} 不在中心签发的事项目录中{('（' + note + '）') if note else ''}",
+            )
+        if _key(claim) == _key(item):  # the common case: one tuple comparison
             return item, None, ""
         diffs = _differs(claim, item)
-        text = "；".join(f"{FIELD_ZH[f]} 报送“{getattr(claim, f)}”，目录第{target}版为“{getattr(item, f)}”"
-                        for f in diffs)
+        text = "；".join(
+            f"{FIELD_ZH[f]} 报送“{getattr(claim, f)}”，目录第{target}版为“{getattr(item, f)}”" for f in diffs
+        )
         return item, "mismatch", f"事项 {claim.code} 与中心目录不符：{text}{('（' + note + '）') if note else ''}"
 
 

@@ -1,5 +1,6 @@
 """The hub's commands: `jiancha hub run|backup` (also `python -m hub ...`) and the operator imports
 `jiancha catalog|directory|calendar import`."""
+
 from __future__ import annotations
 
 import argparse
@@ -22,14 +23,22 @@ ADMIN_HELP = """\
 def add_commands(sub) -> None:
     """Add `hub run|backup` under `sub` (the parent's subparsers)."""
     hub = sub.add_parser("hub", help="the city hub").add_subparsers(dest="sub", required=True)
-    hrun = subcommand(hub, "run", "Run the hub: ingest, supervision, dashboard and API.",
-                      "jiancha hub run --config /etc/jiancha/hub.yaml --http-port 8080")
+    hrun = subcommand(
+        hub,
+        "run",
+        "Run the hub: ingest, supervision, dashboard and API.",
+        "jiancha hub run --config /etc/jiancha/hub.yaml --http-port 8080",
+    )
     hrun.add_argument("--config", type=Path, required=True)
     hrun.add_argument("--http-port", type=int, default=None)
-    hbak = subcommand(hub, "backup", "Copy the hub database (SQLite online backup: consistent while the hub "
-                      "runs), checked, fsync'd, mode 0600. Restore: docs/operations.md \"Backing up and "
-                      "restoring the hub's database\".",
-                      "jiancha hub backup --config /etc/jiancha/hub.yaml --out /backup/hub-$(date +%F).db")
+    hbak = subcommand(
+        hub,
+        "backup",
+        "Copy the hub database (SQLite online backup: consistent while the hub "
+        "runs), checked, fsync'd, mode 0600. Restore: docs/operations.md \"Backing up and "
+        "restoring the hub's database\".",
+        "jiancha hub backup --config /etc/jiancha/hub.yaml --out /backup/hub-$(date +%F).db",
+    )
     hbak.add_argument("--config", type=Path, required=True)
     hbak.add_argument("--out", type=Path, required=True, help="the backup file to write (replaced atomically)")
 
@@ -37,52 +46,67 @@ def add_commands(sub) -> None:
 def add_admin_commands(sub) -> None:
     """Add the operator imports `catalog|directory|calendar import` under `sub`."""
     cat = sub.add_parser("catalog", help="item catalog").add_subparsers(dest="sub", required=True)
-    cimp = subcommand(cat, "import", "Import the item catalog (CSV header or YAML keys; Chinese labels accepted).",
-                      "jiancha catalog import --config /etc/jiancha/hub.yaml items.csv")
+    cimp = subcommand(
+        cat,
+        "import",
+        "Import the item catalog (CSV header or YAML keys; Chinese labels accepted).",
+        "jiancha catalog import --config /etc/jiancha/hub.yaml items.csv",
+    )
     dr = sub.add_parser("directory", help="who is told (通讯录)").add_subparsers(dest="sub", required=True)
-    dimp = subcommand(dr, "import", "Import the recipients directory: departments, handlers, heads (YAML or CSV).",
-                      "jiancha directory import --config /etc/jiancha/hub.yaml directory.yaml")
+    dimp = subcommand(
+        dr,
+        "import",
+        "Import the recipients directory: departments, handlers, heads (YAML or CSV).",
+        "jiancha directory import --config /etc/jiancha/hub.yaml directory.yaml",
+    )
     cal = sub.add_parser("calendar", help="working-day calendar").add_subparsers(dest="sub", required=True)
-    calimp = subcommand(cal, "import", "Import one year's holidays and 调休 working days (YAML or JSON).",
-                        "jiancha calendar import --config /etc/jiancha/hub.yaml 2027.yaml")
+    calimp = subcommand(
+        cal,
+        "import",
+        "Import one year's holidays and 调休 working days (YAML or JSON).",
+        "jiancha calendar import --config /etc/jiancha/hub.yaml 2027.yaml",
+    )
     for p in (cimp, dimp, calimp):
         p.add_argument("--config", type=Path, required=True)
         p.add_argument("file", type=Path)
 
 
-COMMANDS = {("hub", "run"), ("hub", "backup"), ("catalog", "import"), ("directory", "import"),
-            ("calendar", "import")}
+COMMANDS = {("hub", "run"), ("hub", "backup"), ("catalog", "import"), ("directory", "import"), ("calendar", "import")}
 
 
 def dispatch(args: argparse.Namespace) -> int:
     key = (args.cmd, args.sub)
     if key == ("hub", "run"):
         from hub.app import run
+
         return run(args.config, http_port=args.http_port)
     if key == ("hub", "backup"):
         from hub.admin import backup
+
         info = backup(args.config, args.out)
         counts = ", ".join(f"{v} {k}" for k, v in info["counts"].items() if v is not None)
         versions = ", ".join(f"{k} v{v}" for k, v in sorted(info["config"].items())) or "no config"
-        print(f"backup written: {info['path']} ({info['bytes']:,} bytes; {counts}; {versions}); "
-              f"integrity_check ok")
+        print(f"backup written: {info['path']} ({info['bytes']:,} bytes; {counts}; {versions}); integrity_check ok")
         return 0
     if key == ("catalog", "import"):
         from hub.admin import import_catalog
         from hub.config import HubConfig
         from iobase.config import load_config
-        load_config(args.config, HubConfig)   # a wrong --config is named before the file is read
+
+        load_config(args.config, HubConfig)  # a wrong --config is named before the file is read
         _check_catalog_fits(args.file)
         version, n = import_catalog(args.config, args.file)
         print(f"catalog version {version}: {n} items; the hub pushes it to every site")
         return 0
     if key == ("directory", "import"):
         from hub.admin import import_directory
+
         n = import_directory(args.config, args.file)
         print(f"directory: {n} people imported; reminders go to them from now on")
         return 0
     if key == ("calendar", "import"):
         from hub.admin import import_calendar
+
         read_yaml_mapping(args.file, CALENDAR_EXPECTED)
         version, year = import_calendar(args.config, args.file)
         print(f"calendar version {version}: year {year} loaded; provisional deadlines are recomputed")
@@ -103,6 +127,7 @@ CALENDAR_EXPECTED = "a YAML calendar file: a mapping with year, holidays, workda
 def read_yaml_mapping(file: Path, expected: str) -> dict:
     """The mapping in a YAML file, or ValueError in one line naming the file and `expected`."""
     import yaml
+
     file = Path(file)
     try:
         data = file.read_bytes()
@@ -124,7 +149,8 @@ def read_yaml_mapping(file: Path, expected: str) -> dict:
         raise ValueError(f"{file}: not valid YAML{where}; expected {expected}") from None
     if not isinstance(raw, dict):
         found = {type(None): "an empty file", str: "plain text", list: "a list"}.get(
-            type(raw), f"a single {type(raw).__name__}")
+            type(raw), f"a single {type(raw).__name__}"
+        )
         raise ValueError(f"{file}: found {found}; expected {expected}") from None
     return raw
 
@@ -136,9 +162,12 @@ def _check_catalog_fits(file: Path) -> None:
 
     from hub.catalog import read_catalog
     from protocol.wire import MAX_CONFIG_BYTES, sign_config
+
     items = read_catalog(file)
     payload = {"items": [i.model_dump(mode="json", exclude_none=True) for i in items]}
     size = len(sign_config("catalog", 1, payload, sign_key=Ed25519PrivateKey.generate(), issued_ms=0))
     if size > MAX_CONFIG_BYTES - 4096:
-        raise ValueError(f"{file}: {len(items)} items make a signed catalog of {size:,} bytes; the broker "
-                         f"carries at most {MAX_CONFIG_BYTES - 4096:,} (split the catalog per county)")
+        raise ValueError(
+            f"{file}: {len(items)} items make a signed catalog of {size:,} bytes; the broker "
+            f"carries at most {MAX_CONFIG_BYTES - 4096:,} (split the catalog per county)"
+        )

@@ -17,6 +17,7 @@ site; every chunk but the last must have at least MIN_CHUNK_BYTES (so a clip is 
 `clip_cap // MIN_CHUNK_BYTES + 1` files); what is refused is counted (`clip_bytes_dropped`,
 `rejected_<reason>`) for /metrics.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,28 +28,33 @@ import shutil
 from pathlib import Path
 
 from hub.store import bump
+from iobase.files import fsync_path
 from protocol import topics
 from protocol.clips import MAX_CHUNKS, MIN_CHUNK_BYTES, ClipRefused, open_chunk
 from protocol.wire import WireError
-from iobase.files import fsync_path
 
 log = logging.getLogger("jiancha.hub.clips")
 
-GiB = 1024 ** 3
-DEFAULT_SITE_CAP_BYTES = 2 * GiB        # all stored clips of one site (complete and in progress)
-DEFAULT_CLIP_CAP_BYTES = 1 * GiB        # one clip (at most one hour of one camera)
+GiB = 1024**3
+DEFAULT_SITE_CAP_BYTES = 2 * GiB  # all stored clips of one site (complete and in progress)
+DEFAULT_CLIP_CAP_BYTES = 1 * GiB  # one clip (at most one hour of one camera)
 
 MIGRATIONS = [
-    ("0301_clips", """
+    (
+        "0301_clips",
+        """
         CREATE TABLE clips (clip_id TEXT PRIMARY KEY, site TEXT NOT NULL, camera TEXT NOT NULL,
             start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL, total INTEGER NOT NULL,
             received INTEGER NOT NULL DEFAULT 0, sha256 TEXT NOT NULL, size INTEGER,
             done INTEGER NOT NULL DEFAULT 0, updated_ms INTEGER);
-    """),
+    """,
+    ),
     # A clip is requested before any chunk arrives (total and sha256 unknown until then), so the
     # table is rebuilt with those columns nullable. Rows from before this migration were accepted
     # under the old rule; they count as requested so an upload in progress can finish.
-    ("0302_clip_requests_and_caps", """
+    (
+        "0302_clip_requests_and_caps",
+        """
         CREATE TABLE clips_v2 (clip_id TEXT PRIMARY KEY, site TEXT NOT NULL, camera TEXT NOT NULL,
             start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL, total INTEGER,
             received INTEGER NOT NULL DEFAULT 0, sha256 TEXT, size INTEGER,
@@ -61,26 +67,32 @@ MIGRATIONS = [
         DROP TABLE clips;
         ALTER TABLE clips_v2 RENAME TO clips;
         CREATE INDEX clips_site ON clips(site);
-    """),
+    """,
+    ),
     # Which chunks are stored is a row per chunk, written in the same transaction as the rest (a
     # part file alone proves nothing: its transaction may have rolled back). Uploads in progress
     # under the previous version are listed in clip_parts_unscanned: the receiver takes their
     # part files into clip_chunks before it handles the next chunk (a migration cannot read the
     # disk), so chunks already acked are not lost and a clip whose counter drifted can finish.
-    ("0303_clip_chunks", """
+    (
+        "0303_clip_chunks",
+        """
         CREATE TABLE clip_chunks (clip_id TEXT NOT NULL, idx INTEGER NOT NULL, size INTEGER NOT NULL,
             PRIMARY KEY (clip_id, idx)) WITHOUT ROWID;
         CREATE TABLE clip_parts_unscanned (clip_id TEXT PRIMARY KEY);
         INSERT INTO clip_parts_unscanned SELECT clip_id FROM clips WHERE done = 0 AND refused IS NULL;
-    """),
+    """,
+    ),
 ]
 
 
 def request_clip(conn, site: str, clip_id: str, camera: str, start_ms: int, end_ms: int, now_ms: int) -> dict:
     """Record that the hub asks `site` for this clip (idempotent); returns the row as a dict."""
-    conn.execute("INSERT INTO clips (clip_id, site, camera, start_ms, end_ms, requested_ms, updated_ms) "
-                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(clip_id) DO NOTHING",
-                 (clip_id, site, camera, start_ms, end_ms, now_ms, now_ms))
+    conn.execute(
+        "INSERT INTO clips (clip_id, site, camera, start_ms, end_ms, requested_ms, updated_ms) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(clip_id) DO NOTHING",
+        (clip_id, site, camera, start_ms, end_ms, now_ms, now_ms),
+    )
     cur = conn.execute("SELECT * FROM clips WHERE clip_id=?", (clip_id,))
     cols = [c[0] for c in cur.description]
     return dict(zip(cols, cur.fetchone()))
@@ -92,7 +104,9 @@ def site_clip_bytes(conn, site: str, exclude: str | None = None) -> int:
     return conn.execute(
         "SELECT COALESCE(SUM(MAX(COALESCE(size, stored_bytes, 0), "
         "CASE WHEN done = 0 AND refused IS NULL THEN COALESCE(total * chunk_bytes, 0) ELSE 0 END)), 0) "
-        "FROM clips WHERE site=? AND clip_id IS NOT ?", (site, exclude)).fetchone()[0]
+        "FROM clips WHERE site=? AND clip_id IS NOT ?",
+        (site, exclude),
+    ).fetchone()[0]
 
 
 class ClipReceiver:
@@ -102,8 +116,9 @@ class ClipReceiver:
     Files are written (and fsync'd) before the row that records them, so a committed row always
     has its file; a file without a row is overwritten when its chunk comes again."""
 
-    def __init__(self, root: Path, *, site_cap_bytes: int = DEFAULT_SITE_CAP_BYTES,
-                 clip_cap_bytes: int = DEFAULT_CLIP_CAP_BYTES):
+    def __init__(
+        self, root: Path, *, site_cap_bytes: int = DEFAULT_SITE_CAP_BYTES, clip_cap_bytes: int = DEFAULT_CLIP_CAP_BYTES
+    ):
         self.root = Path(root)
         self.site_cap_bytes = int(site_cap_bytes)
         self.clip_cap_bytes = int(min(clip_cap_bytes, site_cap_bytes))
@@ -123,8 +138,11 @@ class ClipReceiver:
 
     def _handle(self, conn, site, payload, verify_key, now_ms):
         c = open_chunk(payload, verify_key=verify_key)
-        row = conn.execute("SELECT camera, start_ms, end_ms, total, sha256, done, chunk_bytes, "
-                           "refused FROM clips WHERE clip_id=? AND site=?", (c.clip_id, site)).fetchone()
+        row = conn.execute(
+            "SELECT camera, start_ms, end_ms, total, sha256, done, chunk_bytes, "
+            "refused FROM clips WHERE clip_id=? AND site=?",
+            (c.clip_id, site),
+        ).fetchone()
         if row is None:
             owner = conn.execute("SELECT 1 FROM clips WHERE clip_id=?", (c.clip_id,)).fetchone()
             if owner is not None:
@@ -137,37 +155,45 @@ class ClipReceiver:
             raise WireError("malformed", f"clip {c.clip_id}: chunk disagrees with earlier chunks")
         ack = {"clip_id": c.clip_id, "index": c.index}
         if done:
-            return topics.site_clip_ack(site), ack           # already complete: just ack again
+            return topics.site_clip_ack(site), ack  # already complete: just ack again
         if refused:
             raise ClipRefused(refused, f"clip {c.clip_id} was refused earlier ({refused})")
         last = c.index == c.total - 1
         size = len(c.data)
-        if not last:                         # every chunk but the last has the same size, not tiny
+        if not last:  # every chunk but the last has the same size, not tiny
             if size < MIN_CHUNK_BYTES:
-                raise ClipRefused("chunk_too_small", f"clip {c.clip_id}: chunk {c.index} of {size} bytes "
-                                                     f"(at least {MIN_CHUNK_BYTES} but for the last)")
+                raise ClipRefused(
+                    "chunk_too_small",
+                    f"clip {c.clip_id}: chunk {c.index} of {size} bytes (at least {MIN_CHUNK_BYTES} but for the last)",
+                )
             if chunk_bytes is not None and size != chunk_bytes:
-                raise WireError("malformed", f"clip {c.clip_id}: chunk of {size} bytes, "
-                                             f"earlier chunks had {chunk_bytes}")
+                raise WireError(
+                    "malformed", f"clip {c.clip_id}: chunk of {size} bytes, earlier chunks had {chunk_bytes}"
+                )
             if chunk_bytes is None:
-                last_size = conn.execute("SELECT size FROM clip_chunks WHERE clip_id=? AND idx=?",
-                                         (c.clip_id, c.total - 1)).fetchone()
+                last_size = conn.execute(
+                    "SELECT size FROM clip_chunks WHERE clip_id=? AND idx=?", (c.clip_id, c.total - 1)
+                ).fetchone()
                 if last_size is not None and last_size[0] > size:
-                    raise WireError("malformed", f"clip {c.clip_id}: last chunk of {last_size[0]} bytes is "
-                                                 f"larger than the others ({size})")
+                    raise WireError(
+                        "malformed",
+                        f"clip {c.clip_id}: last chunk of {last_size[0]} bytes is larger than the others ({size})",
+                    )
             chunk_bytes = size
         elif c.total > 1 and chunk_bytes is not None and size > chunk_bytes:
-            raise WireError("malformed", f"clip {c.clip_id}: last chunk of {size} bytes is larger than "
-                                         f"the others ({chunk_bytes})")
+            raise WireError(
+                "malformed", f"clip {c.clip_id}: last chunk of {size} bytes is larger than the others ({chunk_bytes})"
+            )
         folder = self.root / c.clip_id
         part = folder / f"{c.index:05d}.part"
         old = conn.execute("SELECT size FROM clip_chunks WHERE clip_id=? AND idx=?", (c.clip_id, c.index)).fetchone()
-        if old is not None and _has_file(part, old[0]):     # stored and committed before: ack again
-            if _recount(conn, c.clip_id) == c.total:        # (an assembly that failed is tried again)
+        if old is not None and _has_file(part, old[0]):  # stored and committed before: ack again
+            if _recount(conn, c.clip_id) == c.total:  # (an assembly that failed is tried again)
                 self._assemble(conn, c.clip_id, c.total, c.sha256, folder)
             return topics.site_clip_ack(site), ack
-        stored = conn.execute("SELECT COALESCE(SUM(size), 0) FROM clip_chunks WHERE clip_id=?",
-                              (c.clip_id,)).fetchone()[0]
+        stored = conn.execute(
+            "SELECT COALESCE(SUM(size), 0) FROM clip_chunks WHERE clip_id=?", (c.clip_id,)
+        ).fetchone()[0]
         after = stored - (old[0] if old else 0) + size
         # upper bound of the whole clip (a lower one while only the last chunk has come)
         declared = c.total * chunk_bytes if chunk_bytes else max(after, (c.total - 1) * MIN_CHUNK_BYTES)
@@ -175,24 +201,33 @@ class ClipReceiver:
         reason = None
         if c.total > self.max_chunks or max(declared, after) > self.clip_cap_bytes:
             reason = "clip_too_large"
-            detail = (f"clip {c.clip_id} declares {c.total} chunks, {declared} bytes; cap {self.clip_cap_bytes} "
-                      f"bytes ({self.max_chunks} chunks) per clip")
+            detail = (
+                f"clip {c.clip_id} declares {c.total} chunks, {declared} bytes; cap {self.clip_cap_bytes} "
+                f"bytes ({self.max_chunks} chunks) per clip"
+            )
         elif others + max(declared, after) > self.site_cap_bytes:
             reason = "clip_quota"
-            detail = (f"site {site} holds {others} bytes of clips; clip {c.clip_id} ({declared} bytes) "
-                      f"would pass the cap of {self.site_cap_bytes} per site")
+            detail = (
+                f"site {site} holds {others} bytes of clips; clip {c.clip_id} ({declared} bytes) "
+                f"would pass the cap of {self.site_cap_bytes} per site"
+            )
         if reason:
             conn.execute("UPDATE clips SET refused=?, updated_ms=? WHERE clip_id=?", (reason, now_ms, c.clip_id))
             conn.execute("DELETE FROM clip_chunks WHERE clip_id=?", (c.clip_id,))
-            shutil.rmtree(folder, ignore_errors=True)       # what was stored of it is freed
+            shutil.rmtree(folder, ignore_errors=True)  # what was stored of it is freed
             conn.execute("UPDATE clips SET stored_bytes=0, received=0 WHERE clip_id=?", (c.clip_id,))
             log.warning("clip refused: %s", detail)
             raise ClipRefused(reason, detail)
-        self._write_part(part, c.data)       # file first (fsync'd), then the row that records it
-        conn.execute("INSERT INTO clip_chunks (clip_id, idx, size) VALUES (?, ?, ?) "
-                     "ON CONFLICT(clip_id, idx) DO UPDATE SET size=excluded.size", (c.clip_id, c.index, size))
-        conn.execute("UPDATE clips SET total=?, sha256=?, chunk_bytes=?, updated_ms=? WHERE clip_id=?",
-                     (c.total, c.sha256, chunk_bytes, now_ms, c.clip_id))
+        self._write_part(part, c.data)  # file first (fsync'd), then the row that records it
+        conn.execute(
+            "INSERT INTO clip_chunks (clip_id, idx, size) VALUES (?, ?, ?) "
+            "ON CONFLICT(clip_id, idx) DO UPDATE SET size=excluded.size",
+            (c.clip_id, c.index, size),
+        )
+        conn.execute(
+            "UPDATE clips SET total=?, sha256=?, chunk_bytes=?, updated_ms=? WHERE clip_id=?",
+            (c.total, c.sha256, chunk_bytes, now_ms, c.clip_id),
+        )
         if _recount(conn, c.clip_id) == c.total:
             self._assemble(conn, c.clip_id, c.total, c.sha256, folder)
         return topics.site_clip_ack(site), ack
@@ -214,8 +249,9 @@ class ClipReceiver:
         A chunk whose file is missing or has another size than its row is forgotten (its row
         deleted, counted as `clip_chunks_lost`): the clip waits for it to be sent again. A clip
         file left by an assembly whose transaction did not commit is taken if its digest matches."""
-        rows = conn.execute("SELECT idx, size FROM clip_chunks WHERE clip_id=? AND idx < ? ORDER BY idx",
-                            (clip_id, total)).fetchall()
+        rows = conn.execute(
+            "SELECT idx, size FROM clip_chunks WHERE clip_id=? AND idx < ? ORDER BY idx", (clip_id, total)
+        ).fetchall()
         if [i for i, _ in rows] != list(range(total)):
             return False
         out = self.root / f"{clip_id}.mp4"
@@ -233,7 +269,7 @@ class ClipReceiver:
             for i, _ in rows:
                 try:
                     data = (folder / f"{i:05d}.part").read_bytes()
-                except OSError:                 # unreadable: as if missing (not a poison message)
+                except OSError:  # unreadable: as if missing (not a poison message)
                     f.close()
                     tmp.unlink(missing_ok=True)
                     self._lost(conn, clip_id, [i])
@@ -262,8 +298,9 @@ class ClipReceiver:
 
     def _finish(self, conn, clip_id: str, out: Path, folder: Path) -> None:
         size = out.stat().st_size
-        conn.execute("UPDATE clips SET done=1, size=?, stored_bytes=?, received=total WHERE clip_id=?",
-                     (size, size, clip_id))
+        conn.execute(
+            "UPDATE clips SET done=1, size=?, stored_bytes=?, received=total WHERE clip_id=?", (size, size, clip_id)
+        )
         conn.execute("DELETE FROM clip_chunks WHERE clip_id=?", (clip_id,))
         shutil.rmtree(folder, ignore_errors=True)
         log.info("clip %s complete (%d bytes)", clip_id, size)
@@ -280,21 +317,21 @@ class ClipReceiver:
         ids = [r[0] for r in conn.execute("SELECT clip_id FROM clip_parts_unscanned").fetchall()]
         for clip_id in ids:
             conn.execute("DELETE FROM clip_parts_unscanned WHERE clip_id=?", (clip_id,))
-            row = conn.execute("SELECT total, sha256, chunk_bytes, done, refused FROM clips WHERE clip_id=?",
-                               (clip_id,)).fetchone()
+            row = conn.execute(
+                "SELECT total, sha256, chunk_bytes, done, refused FROM clips WHERE clip_id=?", (clip_id,)
+            ).fetchone()
             if row is None or row[3] or row[4] or row[0] is None:
                 continue
             total, sha, chunk_bytes = row[:3]
             folder = self.root / clip_id
             found = []
             try:
-                for part in (folder.iterdir() if folder.is_dir() else ()):
+                for part in folder.iterdir() if folder.is_dir() else ():
                     m = _PART_RE.fullmatch(part.name)
                     if not m or int(m.group(1)) >= total or not part.is_file():
                         continue
                     i, n = int(m.group(1)), part.stat().st_size
-                    ok = (n == chunk_bytes if i < total - 1
-                          else total == 1 or chunk_bytes is None or n <= chunk_bytes)
+                    ok = n == chunk_bytes if i < total - 1 else total == 1 or chunk_bytes is None or n <= chunk_bytes
                     if ok:
                         found.append((clip_id, i, n))
             except OSError:
@@ -330,8 +367,9 @@ _PART_RE = re.compile(r"(\d{5})\.part")
 
 def _recount(conn, clip_id: str) -> int:
     """Set `received` and `stored_bytes` from the clip's rows in clip_chunks; returns received."""
-    n, size = conn.execute("SELECT count(*), COALESCE(SUM(size), 0) FROM clip_chunks WHERE clip_id=?",
-                           (clip_id,)).fetchone()
+    n, size = conn.execute(
+        "SELECT count(*), COALESCE(SUM(size), 0) FROM clip_chunks WHERE clip_id=?", (clip_id,)
+    ).fetchone()
     conn.execute("UPDATE clips SET received=?, stored_bytes=? WHERE clip_id=?", (n, size, clip_id))
     return n
 

@@ -16,6 +16,7 @@ time before the jump, and says `clock=untrusted`. The hub keeps that quality per
 Called by ingest for the fresh records of each batch: `flag_clock(conn, site, fresh, now_ms,
 ingestor._alert_once)`; it reads nothing, so it costs a loop over the batch.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -24,12 +25,13 @@ from datetime import datetime
 from protocol.models import KIND_CASE_EVENT, KIND_CASE_REGISTERED
 
 AHEAD_TOLERANCE_MS = 5 * 60_000
-_NAMES = 5                      # case numbers named in an alert's detail
+_NAMES = 5  # case numbers named in an alert's detail
 
 
 @dataclass
 class ClockFindings:
     """Seqs of records with an untrusted clock, and cases dated ahead of the hub's time."""
+
     untrusted: list[int] = field(default_factory=list)
     untrusted_cases: list[str] = field(default_factory=list)
     ahead_cases: list[str] = field(default_factory=list)
@@ -76,24 +78,34 @@ def flag_clock(conn, site: str, records, now_ms: int, alert_once) -> ClockFindin
     """Flag a batch's fresh records (inside ingest's transaction). `alert_once(now_ms, site, kind,
     light, detail)` is the ingestor's once-per-site-and-hour alert."""
     from hub import store as db
+
     f = clock_findings(records, now_ms)
     if f.untrusted:
         db.bump(conn, "records_clock_untrusted", len(f.untrusted))
         cases = f"；涉及办件 {_names(f.untrusted_cases)}" if f.untrusted_cases else ""
-        alert_once(now_ms, site, "clock_untrusted", "yellow",
-                   f"站点时钟不可信 (box clock untrusted): {len(f.untrusted)} 条记录 "
-                   f"(seq {f.untrusted[0]}–{f.untrusted[-1]}) 的时间无法核实{cases}")
+        alert_once(
+            now_ms,
+            site,
+            "clock_untrusted",
+            "yellow",
+            f"站点时钟不可信 (box clock untrusted): {len(f.untrusted)} 条记录 "
+            f"(seq {f.untrusted[0]}–{f.untrusted[-1]}) 的时间无法核实{cases}",
+        )
     if f.ahead_cases or f.ahead_ms:
         db.bump(conn, "records_clock_ahead")
         cases = f"办件 {_names(f.ahead_cases)} " if f.ahead_cases else ""
-        alert_once(now_ms, site, "clock_ahead", "red",
-                   f"站点时间超前 (box time ahead of the hub by {f.ahead_ms / 3_600_000:.1f} h): {cases}"
-                   f"的时间晚于集控中心收到的时间，绿灯不可信 (their lights cannot be trusted)")
+        alert_once(
+            now_ms,
+            site,
+            "clock_ahead",
+            "red",
+            f"站点时间超前 (box time ahead of the hub by {f.ahead_ms / 3_600_000:.1f} h): {cases}"
+            f"的时间晚于集控中心收到的时间，绿灯不可信 (their lights cannot be trusted)",
+        )
     return f
 
 
-def clock_suspect_cases(conn, site: str | None = None,
-                        tolerance_ms: int = AHEAD_TOLERANCE_MS) -> dict[str, str]:
+def clock_suspect_cases(conn, site: str | None = None, tolerance_ms: int = AHEAD_TOLERANCE_MS) -> dict[str, str]:
     """{case_no: 'untrusted' | 'ahead'} for cases whose registration or an event was written with
     an untrusted clock or dated after the hub received it (one scan of those sites' case records)."""
     where, args = ("AND r.site=?", (site,)) if site else ("", ())
@@ -102,7 +114,9 @@ def clock_suspect_cases(conn, site: str | None = None,
         "SELECT c.case_no, r.clock, r.wall_ms, r.received_ms, c.received_at FROM cases c "
         f"JOIN records r ON r.site=c.site AND r.seq=c.reg_seq WHERE 1=1 {where} "
         "UNION ALL SELECT e.case_no, r.clock, r.wall_ms, r.received_ms, e.at FROM case_events e "
-        f"JOIN records r ON r.site=e.site AND r.seq=e.seq WHERE 1=1 {where}", args * 2).fetchall()
+        f"JOIN records r ON r.site=e.site AND r.seq=e.seq WHERE 1=1 {where}",
+        args * 2,
+    ).fetchall()
     for case_no, clock, wall_ms, received_ms, at in rows:
         t = _ms(at) or 0
         if max(wall_ms, t) - received_ms > tolerance_ms:

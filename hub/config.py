@@ -1,5 +1,6 @@
 """The hub's configuration schema: hub.yaml (HubConfig) and the site registry (registry.yaml),
 read with iobase.config.load_config; provisioning writes both."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,15 +14,25 @@ from iobase.config import BrokerClient, HttpServer, Strict
 class HubApi(HttpServer):
     admin_token: str = Field(min_length=16, description="Bearer token for operator API calls")
     department_tokens: dict[str, str] = Field(
-        {}, description="Department name → bearer token; a department sees and replies to its own tickets")
-    header_timeout_s: float = Field(20.0, gt=0, le=600, description="A request's headers must arrive within this "
-                                    "time after connecting (or after the previous answer)")
-    body_timeout_s: float = Field(30.0, gt=0, le=3600, description="A request's body must arrive whole within this time")
+        {}, description="Department name → bearer token; a department sees and replies to its own tickets"
+    )
+    header_timeout_s: float = Field(
+        20.0,
+        gt=0,
+        le=600,
+        description="A request's headers must arrive within this time after connecting (or after the previous answer)",
+    )
+    body_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="A request's body must arrive whole within this time"
+    )
 
 
 class HubClips(Strict):
-    site_cap_bytes: int = Field(2 * 2**30, ge=2**20, description="Clip bytes stored per site at most "
-                                "(complete and in progress); delete clips to make room")
+    site_cap_bytes: int = Field(
+        2 * 2**30,
+        ge=2**20,
+        description="Clip bytes stored per site at most (complete and in progress); delete clips to make room",
+    )
     clip_cap_bytes: int = Field(2**30, ge=2**20, description="Declared size of one clip at most")
 
 
@@ -37,20 +48,30 @@ class Supervision(Strict):
     yellow_days: int = Field(1, ge=0, le=30, description="Default yellow threshold, working days")
     sweep_interval_s: float = Field(30.0, gt=0, le=3600, description="How often lights are recomputed")
     ladder: list[TicketLevel] = Field(
-        ["order_explain", "suggestion", "decision"], min_length=1,
+        ["order_explain", "suggestion", "decision"],
+        min_length=1,
         description="Escalation ladder opened by a red card: first level on red, next on no reply "
-                    "or a rejected reply (责令说明理由 → 监察建议书 → 监察决定书)")
+        "or a rejected reply (责令说明理由 → 监察建议书 → 监察决定书)",
+    )
     reply_days: int = Field(3, ge=1, le=30, description="Working days a department has to reply to a ticket")
-    yellow_per_red: int = Field(2, ge=1, le=10, description="Yellow cards on one case that count as one red "
-                                                            "(and open a 督办 ticket)")
-    remind_roles: list[Literal["handler", "head"]] = Field(["handler", "head"],
-                                                           description="Who gets the yellow-card SMS")
+    yellow_per_red: int = Field(
+        2, ge=1, le=10, description="Yellow cards on one case that count as one red (and open a 督办 ticket)"
+    )
+    remind_roles: list[Literal["handler", "head"]] = Field(
+        ["handler", "head"], description="Who gets the yellow-card SMS"
+    )
     backdate_tolerance_hours: float | None = Field(
-        72.0, ge=0, description="Events entered later than this after their stated time are a "
-                                "procedural violation (None: off)")
+        72.0,
+        ge=0,
+        description="Events entered later than this after their stated time are a procedural violation (None: off)",
+    )
     backentry_grace_minutes: float = Field(
-        30.0, ge=0, le=1440, description="A case recorded more than 10 minutes after its receipt (补录) is "
-                                         "judged this long after it was recorded, once its steps are in")
+        30.0,
+        ge=0,
+        le=1440,
+        description="A case recorded more than 10 minutes after its receipt (补录) is "
+        "judged this long after it was recorded, once its steps are in",
+    )
 
 
 class HubConfig(Strict):
@@ -64,21 +85,26 @@ class HubConfig(Strict):
     api: HubApi
     supervision: Supervision = Supervision()
     clips: HubClips = HubClips()
-    notify: Any = Field(default_factory=dict, validate_default=True,
-                        description="SMS gateway and SMTP relay for reminders (hub/notify NotifyConfig)")
+    notify: Any = Field(
+        default_factory=dict,
+        validate_default=True,
+        description="SMS gateway and SMTP relay for reminders (hub/notify NotifyConfig)",
+    )
     doc_prefix: str = Field("监察", description="Prefix of document numbers, e.g. 晋中监察")
 
     @field_validator("notify", mode="before")
     @classmethod
     def _notify(cls, v):
         from hub.notify.config import NotifyConfig
+
         if isinstance(v, NotifyConfig):
             return v
         try:
             return NotifyConfig.model_validate(v or {})
         except ValidationError as exc:
-            raise ValueError("; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                                       for e in exc.errors())) from None
+            raise ValueError(
+                "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+            ) from None
 
 
 class RegistrySite(Strict):

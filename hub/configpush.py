@@ -13,15 +13,16 @@ that site (the same number, perhaps another content). What this database pushed 
 is kept in `counters` as `config_pushed:KIND:SITE`. A box holding a config of a kind the hub
 has none of raises one alert a day (`config_missing`).
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import time
 
-from iobase.sqlite import transaction
 from hub.catalog import CONFIG_KINDS, MAX_REPORTED_VERSION, next_config_version
 from hub.store import bump
+from iobase.sqlite import transaction
 from protocol import topics
 from protocol.wire import sign_config
 
@@ -56,16 +57,24 @@ class ConfigPusher:
         state named them; a site missing here has not told this database yet."""
         out: dict[str, dict[str, int]] = {}
         for code, cat, cal in self.conn.execute(
-                "SELECT code, json_extract(state_json, '$.config.catalog'), "
-                "json_extract(state_json, '$.config.calendar') FROM sites "
-                "WHERE json_valid(state_json) AND json_type(state_json, '$.config') = 'object'"):
-            out[code] = {k: v for k, v in (("catalog", cat), ("calendar", cal))
-                         if isinstance(v, int) and 0 <= v <= MAX_REPORTED_VERSION}
+            "SELECT code, json_extract(state_json, '$.config.catalog'), "
+            "json_extract(state_json, '$.config.calendar') FROM sites "
+            "WHERE json_valid(state_json) AND json_type(state_json, '$.config') = 'object'"
+        ):
+            out[code] = {
+                k: v
+                for k, v in (("catalog", cat), ("calendar", cal))
+                if isinstance(v, int) and 0 <= v <= MAX_REPORTED_VERSION
+            }
         return out
 
     def _pushed(self) -> dict[tuple[str, str], int]:
-        return {(name.split(":", 2)[2], name.split(":", 2)[1]): v for name, v in self.conn.execute(
-            "SELECT name, value FROM counters WHERE name >= 'config_pushed:' AND name < 'config_pushed;'")}
+        return {
+            (name.split(":", 2)[2], name.split(":", 2)[1]): v
+            for name, v in self.conn.execute(
+                "SELECT name, value FROM counters WHERE name >= 'config_pushed:' AND name < 'config_pushed;'"
+            )
+        }
 
     def tick(self) -> int:
         """Publish what changed; returns the number of messages sent."""
@@ -80,21 +89,25 @@ class ConfigPusher:
             self._calendar_version = versions.get("calendar", 0)
             if self.on_calendar_change:
                 self.on_calendar_change()
-            self.conn.execute("INSERT OR REPLACE INTO counters(name, value) VALUES ('calendar_projected', ?)",
-                              (self._calendar_version,))
+            self.conn.execute(
+                "INSERT OR REPLACE INTO counters(name, value) VALUES ('calendar_projected', ?)",
+                (self._calendar_version,),
+            )
         sent = 0
         for site in self.sites.active():
             holds = held.get(site)
-            if holds is None:       # what it holds is unknown: wait for its birth (never long:
-                continue            # a box announces itself at connect and when the hub comes online)
+            if holds is None:  # what it holds is unknown: wait for its birth (never long:
+                continue  # a box announces itself at connect and when the hub comes online)
             for kind, version in versions.items():
                 if self._sent.get((site, kind)) == version or kind not in holds:
                     continue
                 self.publish(topics.site_config(site, kind), self._payload(kind, version), 1, True)
                 self._sent[(site, kind)] = version
                 if pushed.get((site, kind)) != version:
-                    self.conn.execute("INSERT OR REPLACE INTO counters(name, value) VALUES (?, ?)",
-                                      (f"config_pushed:{kind}:{site}", version))
+                    self.conn.execute(
+                        "INSERT OR REPLACE INTO counters(name, value) VALUES (?, ?)",
+                        (f"config_pushed:{kind}:{site}", version),
+                    )
                 sent += 1
         if sent:
             log.info("pushed %d config message(s)", sent)
@@ -107,8 +120,12 @@ class ConfigPusher:
         current = self._versions()
         for kind in CONFIG_KINDS:
             own = current.get(kind)
-            foreign = [(v, site) for site, h in held.items() if (v := h.get(kind, 0)) > 0
-                       and (own is None or v > own or (v == own and pushed.get((site, kind)) != own))]
+            foreign = [
+                (v, site)
+                for site, h in held.items()
+                if (v := h.get(kind, 0)) > 0
+                and (own is None or v > own or (v == own and pushed.get((site, kind)) != own))
+            ]
             if not foreign:
                 continue
             reported, site = max(foreign)
@@ -121,36 +138,61 @@ class ConfigPusher:
                 payload = self.conn.execute("SELECT payload_json FROM config WHERE kind=?", (kind,)).fetchone()[0]
                 self.conn.execute("UPDATE config SET version=?, updated_ms=? WHERE kind=?", (version, now_ms, kind))
                 if kind == "catalog":
-                    self.conn.execute("INSERT OR REPLACE INTO catalog_versions VALUES (?, ?, ?)",
-                                      (version, payload, now_ms))
+                    self.conn.execute(
+                        "INSERT OR REPLACE INTO catalog_versions VALUES (?, ?, ?)", (version, payload, now_ms)
+                    )
                 why = "a higher version" if reported > own else "the same version number, not pushed by this database"
                 self.conn.execute(
                     "INSERT INTO config_log(at_ms, kind, version, actor, detail) VALUES (?, ?, ?, 'hub', ?)",
-                    (now_ms, kind, version, f"re-signed version {own} as {version}: site {site} holds version "
-                                            f"{reported} ({why}; the hub's database was lost or restored?)"))
+                    (
+                        now_ms,
+                        kind,
+                        version,
+                        f"re-signed version {own} as {version}: site {site} holds version "
+                        f"{reported} ({why}; the hub's database was lost or restored?)",
+                    ),
+                )
                 bump(self.conn, "config_resigned")
-            log.warning("site %s holds %s version %d (%s); the hub had %d: re-signed it as version %d",
-                        site, kind, reported, why, own, version)
+            log.warning(
+                "site %s holds %s version %d (%s); the hub had %d: re-signed it as version %d",
+                site,
+                kind,
+                reported,
+                why,
+                own,
+                version,
+            )
 
     def _alert_missing(self, kind: str, site: str, reported: int, now_ms: int) -> None:
         recent = self.conn.execute(
             "SELECT 1 FROM alerts WHERE kind='config_missing' AND detail LIKE ? AND at_ms > ? LIMIT 1",
-            (f"{KIND_ZH[kind]}%", now_ms - MISSING_ALERT_REPEAT_MS)).fetchone()
+            (f"{KIND_ZH[kind]}%", now_ms - MISSING_ALERT_REPEAT_MS),
+        ).fetchone()
         if recent:
             return
-        log.error("site %s holds %s version %d but the hub has no %s: import it (jiancha %s import)",
-                  site, kind, reported, kind, kind)
+        log.error(
+            "site %s holds %s version %d but the hub has no %s: import it (jiancha %s import)",
+            site,
+            kind,
+            reported,
+            kind,
+            kind,
+        )
         self.conn.execute(
             "INSERT INTO alerts(at_ms, site, case_no, kind, light, detail) VALUES (?, ?, NULL, 'config_missing', "
-            "'yellow', ?)", (now_ms, site, f"{KIND_ZH[kind]}：站点 {site} 持有第{reported}版，中心没有{KIND_ZH[kind]}"
-                                          f"（数据库丢失或从旧备份恢复？）；请重新导入：jiancha {kind} import"))
+            "'yellow', ?)",
+            (
+                now_ms,
+                site,
+                f"{KIND_ZH[kind]}：站点 {site} 持有第{reported}版，中心没有{KIND_ZH[kind]}"
+                f"（数据库丢失或从旧备份恢复？）；请重新导入：jiancha {kind} import",
+            ),
+        )
         bump(self.conn, "alerts_config_missing")
 
     def _payload(self, kind: str, version: int) -> bytes:
         key = (kind, version)
         if key not in self._signed:
-            row = self.conn.execute("SELECT payload_json, updated_ms FROM config WHERE kind=?",
-                                    (kind,)).fetchone()
-            self._signed[key] = sign_config(kind, version, json.loads(row[0]), sign_key=self.sign_key,
-                                            issued_ms=row[1])
+            row = self.conn.execute("SELECT payload_json, updated_ms FROM config WHERE kind=?", (kind,)).fetchone()
+            self._signed[key] = sign_config(kind, version, json.loads(row[0]), sign_key=self.sign_key, issued_ms=row[1])
         return self._signed[key]

@@ -1,4 +1,5 @@
 """Device records at the hub: votes (好差评), device events with snapshots, box heartbeats."""
+
 from __future__ import annotations
 
 import json
@@ -7,7 +8,9 @@ import sqlite3
 from protocol.models import DeviceEvent, Heartbeat, VoteCast
 
 MIGRATIONS = [
-    ("0201_devices", """
+    (
+        "0201_devices",
+        """
         CREATE TABLE votes (site TEXT NOT NULL, seq INTEGER NOT NULL, case_no TEXT, window TEXT NOT NULL,
             staff TEXT, department TEXT, key TEXT NOT NULL, level INTEGER NOT NULL, level_name TEXT NOT NULL,
             mapping_version TEXT NOT NULL, misuse TEXT, pressed_ms INTEGER NOT NULL, PRIMARY KEY (site, seq));
@@ -20,36 +23,66 @@ MIGRATIONS = [
         CREATE TABLE heartbeats (site TEXT NOT NULL, seq INTEGER NOT NULL, at TEXT NOT NULL,
             body_json TEXT NOT NULL, PRIMARY KEY (site, seq));
         ALTER TABLE sites ADD COLUMN heartbeat_json TEXT;
-    """),
+    """,
+    ),
 ]
 
 
 def store_vote(conn: sqlite3.Connection, site: str, seq: int, v: VoteCast) -> None:
     """Keep every press; misuse stays flagged (excluded from results, never deleted)."""
-    conn.execute("INSERT OR IGNORE INTO votes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                 (site, seq, v.case_no, v.window, v.staff, v.department, v.key, v.level, v.level_name,
-                  v.mapping_version, v.misuse, v.pressed_wall_ms))
+    conn.execute(
+        "INSERT OR IGNORE INTO votes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            site,
+            seq,
+            v.case_no,
+            v.window,
+            v.staff,
+            v.department,
+            v.key,
+            v.level,
+            v.level_name,
+            v.mapping_version,
+            v.misuse,
+            v.pressed_wall_ms,
+        ),
+    )
 
 
 def store_device_event(conn: sqlite3.Connection, site: str, seq: int, e: DeviceEvent) -> None:
     """An unattended window, a camera going offline, ... with its snapshot if any."""
-    conn.execute("INSERT OR IGNORE INTO device_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                 (site, seq, e.device, e.event, e.window, e.at.isoformat(),
-                  json.dumps(e.detail, ensure_ascii=False) if e.detail else None, e.snapshot))
+    conn.execute(
+        "INSERT OR IGNORE INTO device_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            site,
+            seq,
+            e.device,
+            e.event,
+            e.window,
+            e.at.isoformat(),
+            json.dumps(e.detail, ensure_ascii=False) if e.detail else None,
+            e.snapshot,
+        ),
+    )
 
 
 def store_heartbeat(conn: sqlite3.Connection, site: str, seq: int, h: Heartbeat) -> None:
     """Keep the history and the latest on the site row."""
     body = h.model_dump_json()
     conn.execute("INSERT OR IGNORE INTO heartbeats VALUES (?, ?, ?, ?)", (site, seq, h.at.isoformat(), body))
-    conn.execute("UPDATE sites SET heartbeat_json=? WHERE code=? AND COALESCE(json_extract(heartbeat_json, '$.at'), '') <= ?",
-                 (body, site, h.at.isoformat()))
+    conn.execute(
+        "UPDATE sites SET heartbeat_json=? WHERE code=? AND COALESCE(json_extract(heartbeat_json, '$.at'), '') <= ?",
+        (body, site, h.at.isoformat()),
+    )
 
 
 def votes_of_case(conn, case_no: str) -> list[dict]:
     """Votes linked to a case (misuse included, flagged)."""
-    cur = conn.execute("SELECT window, staff, key, level, level_name, mapping_version, misuse, pressed_ms "
-                       "FROM votes WHERE case_no=? ORDER BY seq", (case_no,))
+    cur = conn.execute(
+        "SELECT window, staff, key, level, level_name, mapping_version, misuse, pressed_ms "
+        "FROM votes WHERE case_no=? ORDER BY seq",
+        (case_no,),
+    )
     cols = [c[0] for c in cur.description]
     return [dict(zip(cols, r)) for r in cur.fetchall()]
 
@@ -58,18 +91,35 @@ def site_detail(conn, code: str) -> dict:
     """Heartbeat, recent device events (snapshot links) and vote counts of a site."""
     row = conn.execute("SELECT heartbeat_json FROM sites WHERE code=?", (code,)).fetchone()
     events = [
-        {"seq": seq, "device": dev, "event": ev, "window": win, "at": at,
-         "detail": json.loads(d) if d else None,
-         "snapshot": f"/api/sites/{code}/snapshots/{seq}.jpg" if has else None}
+        {
+            "seq": seq,
+            "device": dev,
+            "event": ev,
+            "window": win,
+            "at": at,
+            "detail": json.loads(d) if d else None,
+            "snapshot": f"/api/sites/{code}/snapshots/{seq}.jpg" if has else None,
+        }
         for seq, dev, ev, win, at, d, has in conn.execute(
             "SELECT seq, device, event, window, at, detail_json, snapshot IS NOT NULL FROM device_events "
-            "WHERE site=? ORDER BY at DESC LIMIT 100", (code,))]
-    votes = [dict(zip(("level", "level_name", "n"), r)) for r in conn.execute(
-        "SELECT level, level_name, count(*) FROM votes WHERE site=? AND misuse IS NULL GROUP BY level ORDER BY level",
-        (code,))]
+            "WHERE site=? ORDER BY at DESC LIMIT 100",
+            (code,),
+        )
+    ]
+    votes = [
+        dict(zip(("level", "level_name", "n"), r))
+        for r in conn.execute(
+            "SELECT level, level_name, count(*) FROM votes WHERE site=? AND misuse IS NULL GROUP BY level ORDER BY level",
+            (code,),
+        )
+    ]
     misuse = conn.execute("SELECT count(*) FROM votes WHERE site=? AND misuse IS NOT NULL", (code,)).fetchone()[0]
-    return {"heartbeat": json.loads(row[0]) if row and row[0] else None, "device_events": events,
-            "votes": votes, "votes_misuse": misuse}
+    return {
+        "heartbeat": json.loads(row[0]) if row and row[0] else None,
+        "device_events": events,
+        "votes": votes,
+        "votes_misuse": misuse,
+    }
 
 
 def snapshot(conn, code: str, seq: int) -> bytes | None:

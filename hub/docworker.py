@@ -5,6 +5,7 @@ Rendering a PDF takes a fraction of a second (font loading), so tickets only que
 the number is allocated and the PDF stored with its hash in one transaction. A failure is
 recorded on the queue row and retried on the next pass.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from iobase.sqlite import connect
 from hub.documents import DocumentStore, facts_from_case
+from iobase.sqlite import connect
 from protocol.calendar import CST, local_date
 
 log = logging.getLogger("jiancha.hub.documents")
@@ -28,7 +29,7 @@ class DocumentWorker:
         self.db_path = db_path
         self.authority = authority
         self.prefix = prefix
-        self.calendar = calendar          # () -> WorkCalendar
+        self.calendar = calendar  # () -> WorkCalendar
         self.every_s = every_s
         self.stopping = threading.Event()
         self._retry_at: dict[int, float] = {}
@@ -46,12 +47,12 @@ class DocumentWorker:
 
     def _run(self) -> None:
         conn = connect(self.db_path)
-        store = DocumentStore(conn, files_dir=Path(self.db_path).parent / "documents")   # copies outlive hub.db
+        store = DocumentStore(conn, files_dir=Path(self.db_path).parent / "documents")  # copies outlive hub.db
         try:
             while not self.stopping.is_set():
                 try:
                     self.run_once(conn, store)
-                except Exception:  # noqa: BLE001 - keep the worker alive
+                except Exception:
                     log.exception("document pass failed")
                 self.stopping.wait(self.every_s)
         finally:
@@ -62,30 +63,47 @@ class DocumentWorker:
         now = now or datetime.now(CST)
         pending = conn.execute(
             "SELECT q.id, q.kind, t.id, t.case_no, t.reply_due, t.department FROM document_queue q "
-            "JOIN tickets t ON t.id = q.ticket_id WHERE q.status IN ('pending', 'failed') ORDER BY q.id").fetchall()
+            "JOIN tickets t ON t.id = q.ticket_id WHERE q.status IN ('pending', 'failed') ORDER BY q.id"
+        ).fetchall()
         done = 0
         mono = time.monotonic()
         for qid, kind, tid, case_no, reply_due, department in pending:
             if self._retry_at.get(qid, 0) > mono:
                 continue
             # issued before a crash, but the queue row was not marked: never a second number
-            existing = conn.execute("SELECT id FROM documents WHERE ticket_id=? AND kind=? LIMIT 1",
-                                    (tid, kind)).fetchone()
+            existing = conn.execute(
+                "SELECT id FROM documents WHERE ticket_id=? AND kind=? LIMIT 1", (tid, kind)
+            ).fetchone()
             if existing:
-                conn.execute("UPDATE document_queue SET status='issued', document_id=?, error=NULL WHERE id=?",
-                             (existing[0], qid))
+                conn.execute(
+                    "UPDATE document_queue SET status='issued', document_id=?, error=NULL WHERE id=?",
+                    (existing[0], qid),
+                )
                 continue
             try:
-                facts = facts_from_case(_case(conn, case_no), authority=self.authority, issue_date=local_date(now),
-                                        addressee=department, reply_deadline=_date(reply_due),
-                                        calendar=self.calendar())
-                doc = store.issue(kind, facts, prefix=self.prefix, year=local_date(now).year, case_no=case_no,
-                                  ticket_id=tid, actor="system")
-                conn.execute("UPDATE document_queue SET status='issued', document_id=?, error=NULL WHERE id=?",
-                             (doc["id"], qid))
+                facts = facts_from_case(
+                    _case(conn, case_no),
+                    authority=self.authority,
+                    issue_date=local_date(now),
+                    addressee=department,
+                    reply_deadline=_date(reply_due),
+                    calendar=self.calendar(),
+                )
+                doc = store.issue(
+                    kind,
+                    facts,
+                    prefix=self.prefix,
+                    year=local_date(now).year,
+                    case_no=case_no,
+                    ticket_id=tid,
+                    actor="system",
+                )
+                conn.execute(
+                    "UPDATE document_queue SET status='issued', document_id=?, error=NULL WHERE id=?", (doc["id"], qid)
+                )
                 done += 1
                 log.info("issued %s %s for ticket %d", kind, doc["number"], tid)
-            except Exception as exc:  # noqa: BLE001 - record and retry later, less and less often
+            except Exception as exc:
                 conn.execute("UPDATE document_queue SET status='failed', error=? WHERE id=?", (str(exc)[:300], qid))
                 self._failures[qid] = self._failures.get(qid, 0) + 1
                 self._retry_at[qid] = mono + min(5 * 2 ** self._failures[qid], 3600)
@@ -97,11 +115,14 @@ def _case(conn, case_no: str) -> dict:
     cur = conn.execute("SELECT * FROM cases WHERE case_no=?", (case_no,))
     row = dict(zip([c[0] for c in cur.description], cur.fetchone()))
     row["violations"] = json.loads(row["violations"] or "[]")
-    row["events"] = [json.loads(b) for (b,) in conn.execute(
-        "SELECT body_json FROM case_events WHERE case_no=? ORDER BY seq", (case_no,))]
+    row["events"] = [
+        json.loads(b)
+        for (b,) in conn.execute("SELECT body_json FROM case_events WHERE case_no=? ORDER BY seq", (case_no,))
+    ]
     return row
 
 
 def _date(s):
     from datetime import date
+
     return date.fromisoformat(s) if s else None

@@ -5,6 +5,7 @@ unknown or non-text charset, bytes that are not in that charset, JSON nested pas
 interpreter's recursion limit, an integer of more than 4300 digits, NaN or a float beyond
 double range) it answers 400 with a JSON error, never 500. `read_model` adds validation (422
 naming the field)."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,7 @@ def dumps(o) -> str:
 
 def error(status: int, message: str, field: str | None = None) -> web.Response:
     """`{"error": ..., "field": ...}` with the given status."""
-    return web.json_response({"error": message, **({"field": field} if field else {})}, status=status,
-                             dumps=dumps)
+    return web.json_response({"error": message, **({"field": field} if field else {})}, status=status, dumps=dumps)
 
 
 def raise_error(cls: type[web.HTTPException], message: str, field: str | None = None):
@@ -54,16 +54,18 @@ async def read_json(request: web.Request):
     charset = request.charset or "utf-8"
     try:
         text = body.decode(charset)
-    except LookupError:                 # unknown charset, or a codec that is not text (rot13, hex)
+    except LookupError:  # unknown charset, or a codec that is not text (rot13, hex)
         raise_error(web.HTTPBadRequest, f"不支持的字符集 (unsupported charset): {charset[:60]!r}")
-    except ValueError as exc:           # UnicodeDecodeError and other codec errors
-        raise_error(web.HTTPBadRequest, f"请求体不是有效的 {charset[:60]} 文本 (body is not valid "
-                                        f"{charset[:60]}): {str(exc)[:200]}")
+    except ValueError as exc:  # UnicodeDecodeError and other codec errors
+        raise_error(
+            web.HTTPBadRequest,
+            f"请求体不是有效的 {charset[:60]} 文本 (body is not valid {charset[:60]}): {str(exc)[:200]}",
+        )
     try:
         return loads(text)
     except RecursionError:
         raise_error(web.HTTPBadRequest, "请求体嵌套过深 (malformed JSON: nested too deeply)")
-    except ValueError as exc:           # JSONDecodeError, an int of too many digits, NaN/Infinity
+    except ValueError as exc:  # JSONDecodeError, an int of too many digits, NaN/Infinity
         raise_error(web.HTTPBadRequest, f"请求体不是有效的 JSON (malformed JSON): {str(exc)[:200]}")
 
 
@@ -71,8 +73,9 @@ async def read_object(request: web.Request) -> dict:
     """The body as a JSON object (400 for any other JSON value)."""
     raw = await read_json(request)
     if not isinstance(raw, dict):
-        raise_error(web.HTTPBadRequest, f"请求体必须是 JSON 对象 (body must be a JSON object, got "
-                                        f"{type(raw).__name__})")
+        raise_error(
+            web.HTTPBadRequest, f"请求体必须是 JSON 对象 (body must be a JSON object, got {type(raw).__name__})"
+        )
     return raw
 
 
@@ -84,5 +87,4 @@ async def read_model(request: web.Request, model: type[BaseModel]):
     except ValidationError as exc:
         e = exc.errors()[0]
         field = ".".join(str(p) for p in e["loc"]) or None
-        raise_error(web.HTTPUnprocessableEntity, f"字段无效 (invalid field) {field}: {str(e['msg'])[:200]}",
-                    field)
+        raise_error(web.HTTPUnprocessableEntity, f"字段无效 (invalid field) {field}: {str(e['msg'])[:200]}", field)

@@ -4,6 +4,7 @@ One writer thread owns the database connection. Messages from paho's thread queu
 processed in groups inside one transaction; acks are published only after the commit, so an
 acked record is durable. Bad input is quarantined with a counted reason and never stops ingest.
 """
+
 from __future__ import annotations
 
 import logging
@@ -15,56 +16,78 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
+from hub import devices as dev
 from hub import store as db
 from hub.catalog import CatalogHistory
 from hub.clockcheck import flag_clock
-from hub.projection import due_for_sweep, project_cases
 from hub.keys import HubKeys, SiteKeys
+from hub.projection import due_for_sweep, project_cases
+from iobase.sqlite import transaction
 from protocol import topics
 from protocol.calendar import CST
 from protocol.caseno import case_site, owned_by
-from iobase.sqlite import transaction
-from hub import devices as dev
-from protocol.models import (KIND_CASE_EVENT, KIND_CASE_REGISTERED, KIND_DEVICE_EVENT, KIND_HEARTBEAT, KIND_VOTE,
-                             CaseEventBody, CaseRegistered, DeviceEvent, Heartbeat, VoteCast)
+from protocol.models import (
+    KIND_CASE_EVENT,
+    KIND_CASE_REGISTERED,
+    KIND_DEVICE_EVENT,
+    KIND_HEARTBEAT,
+    KIND_VOTE,
+    CaseEventBody,
+    CaseRegistered,
+    DeviceEvent,
+    Heartbeat,
+    VoteCast,
+)
 from protocol.records import GENESIS, record_hash
 from protocol.wire import MAX_BATCH_BYTES, WireError, decode_msg, open_batch
 
 log = logging.getLogger("jiancha.hub.ingest")
 
-GAP_WAIT_MS = 3000       # a gap older than this (no progress) triggers a resend request,
+GAP_WAIT_MS = 3000  # a gap older than this (no progress) triggers a resend request,
 GAP_WAIT_MAX_MS = 300_000  # doubling while the same gap persists (a batch rejected for good)
-GROUP_MAX = 64           # messages per transaction ...
-ADVANCE_PAGE = 5000       # records read at a time when moving the contiguous mark
+GROUP_MAX = 64  # messages per transaction ...
+ADVANCE_PAGE = 5000  # records read at a time when moving the contiguous mark
 GROUP_BYTES = 1_000_000  # ... and about this many payload bytes (~3,000 records): short transactions
-                         # keep ack latency and garbage-collector work small
-QUARANTINE_SITE_BYTES = 64 * 2**20   # payload bytes kept in quarantine per site; beyond, reason only
-QUARANTINE_SITE_ROWS = 10_000        # quarantine rows per site; beyond, only the counters move
-ALERT_REPEAT_MS = 3_600_000          # one alert of a kind per site and hour for repeated attacks
-HOLD_STALL_MS = 600_000              # a backlog that makes no progress this long stops holding supervision
-HOLD_MAX_MS = 6 * 3_600_000          # ... and none holds longer than this after the birth that announced it
-HOLD_BLOCK_MS = 24 * 3_600_000       # after a hold ended incomplete, that site gets no new one for this long
-BACKENTRY_AFTER_MS = 600_000         # a case recorded this long after its receipt is a back-entry (补录) ...
-BACKENTRY_GRACE_MS = 1_800_000       # ... judged this long after it was recorded, once its steps are in
+# keep ack latency and garbage-collector work small
+QUARANTINE_SITE_BYTES = 64 * 2**20  # payload bytes kept in quarantine per site; beyond, reason only
+QUARANTINE_SITE_ROWS = 10_000  # quarantine rows per site; beyond, only the counters move
+ALERT_REPEAT_MS = 3_600_000  # one alert of a kind per site and hour for repeated attacks
+HOLD_STALL_MS = 600_000  # a backlog that makes no progress this long stops holding supervision
+HOLD_MAX_MS = 6 * 3_600_000  # ... and none holds longer than this after the birth that announced it
+HOLD_BLOCK_MS = 24 * 3_600_000  # after a hold ended incomplete, that site gets no new one for this long
+BACKENTRY_AFTER_MS = 600_000  # a case recorded this long after its receipt is a back-entry (补录) ...
+BACKENTRY_GRACE_MS = 1_800_000  # ... judged this long after it was recorded, once its steps are in
 
 
 @dataclass
 class Outcome:
     """What processing one group produced: acks to publish after the commit."""
+
     acks: dict[str, dict] = field(default_factory=dict)
-    extra: list[tuple[str, dict]] = field(default_factory=list)   # other messages to send after commit
+    extra: list[tuple[str, dict]] = field(default_factory=list)  # other messages to send after commit
     changed_cases: set[str] = field(default_factory=set)
 
 
 class Ingestor:
     """Single-writer ingest thread."""
 
-    def __init__(self, conn, hub_keys: HubKeys, sites: SiteKeys, publish, *, default_yellow: int = 1,
-                 sweep_interval_s: float = 30.0, now=None, supervisor=None, backdate_tolerance=None):
+    def __init__(
+        self,
+        conn,
+        hub_keys: HubKeys,
+        sites: SiteKeys,
+        publish,
+        *,
+        default_yellow: int = 1,
+        sweep_interval_s: float = 30.0,
+        now=None,
+        supervisor=None,
+        backdate_tolerance=None,
+    ):
         self.conn = conn
         self.keys = hub_keys
         self.sites = sites
-        self.publish = publish            # publish(topic, payload, qos, retain)
+        self.publish = publish  # publish(topic, payload, qos, retain)
         self.default_yellow = default_yellow
         self.sweep_interval_s = sweep_interval_s
         self.now = now or (lambda: datetime.now(CST))
@@ -72,11 +95,11 @@ class Ingestor:
         self.q: queue.Queue = queue.Queue(maxsize=10000)
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name="ingest", daemon=True)
-        self.on_idle = []                 # callables run in this thread between groups
+        self.on_idle = []  # callables run in this thread between groups
         self._next_sweep = 0.0
         self._fresh_regs: dict[str, CaseRegistered] = {}
-        self.supervisor = supervisor              # hub.supervision.Supervisor (cards, tickets, SMS)
-        self.clips = None                         # hub.clips.ClipReceiver
+        self.supervisor = supervisor  # hub.supervision.Supervisor (cards, tickets, SMS)
+        self.clips = None  # hub.clips.ClipReceiver
         self._resend_asks: dict[str, int] = {}
         self.backdate_tolerance = backdate_tolerance
         self.catalogs = CatalogHistory(conn)
@@ -126,13 +149,13 @@ class Ingestor:
             for fn in self.on_idle:
                 try:
                     fn()
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("idle task failed")
             if time.monotonic() >= self._next_sweep:
                 self._next_sweep = time.monotonic() + self.sweep_interval_s
                 try:
                     self.sweep()
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("sweep failed")
             if first is None and self.stopping.is_set() and self.q.empty():
                 return
@@ -144,28 +167,35 @@ class Ingestor:
         try:
             self.process_group(group)
             return
-        except Exception:  # noqa: BLE001
-            self._fresh_regs.clear()     # rolled back with the group
+        except Exception:
+            self._fresh_regs.clear()  # rolled back with the group
             if len(group) == 1:
                 return self._poison(group[0])
             log.exception("ingest group of %d failed; retrying one by one", len(group))
         for msg in group:
             try:
                 self.process_group([msg])
-            except Exception:  # noqa: BLE001
+            except Exception:
                 self._fresh_regs.clear()
                 self._poison(msg)
 
     def _poison(self, msg: tuple[str, bytes]) -> None:
         import traceback
+
         topic, payload = msg
         log.exception("message on %s failed alone: quarantined", topic)
         parsed = topics.parse_site_topic(topic)
         try:
             with transaction(self.conn):
-                self._quarantine(int(time.time() * 1000), parsed[0] if parsed else None, topic, "internal_error",
-                                 traceback.format_exc(limit=3)[-500:], payload)
-        except Exception:  # noqa: BLE001 - even the quarantine failed (disk full?): logged above
+                self._quarantine(
+                    int(time.time() * 1000),
+                    parsed[0] if parsed else None,
+                    topic,
+                    "internal_error",
+                    traceback.format_exc(limit=3)[-500:],
+                    payload,
+                )
+        except Exception:
             log.exception("could not quarantine the message")
 
     def process_group(self, group: list[tuple[str, bytes]]) -> Outcome:
@@ -194,7 +224,7 @@ class Ingestor:
         if rest == "up/state":
             return self._state(site, payload, now_ms, out)
         if not payload and rest in ("up/batch", "up/clip"):
-            return db.bump(self.conn, "empty_payloads_ignored")   # the broker's retained-message sweep
+            return db.bump(self.conn, "empty_payloads_ignored")  # the broker's retained-message sweep
         if rest == "up/clip":
             return self._clip(site, topic, payload, now_ms, out)
         if rest != "up/batch":
@@ -220,7 +250,7 @@ class Ingestor:
         db.bump(self.conn, f"rejected_{reason}")
         sha = record_hash(payload) if payload else None
         if sha and self.conn.execute("SELECT 1 FROM quarantine WHERE sha=? LIMIT 1", (sha,)).fetchone():
-            return        # the same bytes again (a resend loop): counted, not stored twice
+            return  # the same bytes again (a resend loop): counted, not stored twice
         key = site or ""
         used = self.conn.execute("SELECT rows, bytes FROM quarantine_usage WHERE site=?", (key,)).fetchone() or (0, 0)
         if used[0] >= self.quarantine_site_rows:
@@ -234,11 +264,15 @@ class Ingestor:
         elif len(payload) > len(data):
             db.bump(self.conn, "dropped_bytes_quarantine", len(payload) - len(data))
         log.warning("quarantined message from %s on %s: %s %s", site, topic, reason, detail)
-        self.conn.execute("INSERT INTO quarantine(at_ms, site, topic, reason, detail, data, sha) "
-                          "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                          (now_ms, site, topic, reason, detail[:500], data, sha))
-        self.conn.execute("INSERT INTO quarantine_usage(site, rows, bytes) VALUES (?, 1, ?) ON CONFLICT(site) "
-                          "DO UPDATE SET rows = rows + 1, bytes = bytes + excluded.bytes", (key, len(data)))
+        self.conn.execute(
+            "INSERT INTO quarantine(at_ms, site, topic, reason, detail, data, sha) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (now_ms, site, topic, reason, detail[:500], data, sha),
+        )
+        self.conn.execute(
+            "INSERT INTO quarantine_usage(site, rows, bytes) VALUES (?, 1, ?) ON CONFLICT(site) "
+            "DO UPDATE SET rows = rows + 1, bytes = bytes + excluded.bytes",
+            (key, len(data)),
+        )
 
     def _batch(self, site: str, topic: str, payload: bytes, now_ms: int, out: Outcome) -> None:
         key = self.sites.verify_key(site)
@@ -246,61 +280,85 @@ class Ingestor:
             reason = "revoked_site" if self.sites.is_revoked(site) else "unknown_site"
             return self._quarantine(now_ms, site, topic, reason, "", payload)
         try:
-            header, records = open_batch(payload, site=site, verify_key=key,
-                                         hub_seal_key=self.keys.seal_key)
+            header, records = open_batch(payload, site=site, verify_key=key, hub_seal_key=self.keys.seal_key)
         except WireError as exc:
             return self._quarantine(now_ms, site, topic, exc.reason, str(exc), payload)
         for i in range(1, len(records)):
             if records[i][0].prev != _h(records[i - 1][1]):
-                return self._quarantine(now_ms, site, topic, "chain_break",
-                                        f"inside batch at seq {records[i][0].seq}", payload)
+                return self._quarantine(
+                    now_ms, site, topic, "chain_break", f"inside batch at seq {records[i][0].seq}", payload
+                )
         db.bump(self.conn, "batches_received")
         srow = self._site_row(site, now_ms)
-        existing = dict(self.conn.execute(
-            "SELECT seq, hash FROM records WHERE site=? AND seq BETWEEN ? AND ?",
-            (site, header.first_seq, header.last_seq)).fetchall())
+        existing = dict(
+            self.conn.execute(
+                "SELECT seq, hash FROM records WHERE site=? AND seq BETWEEN ? AND ?",
+                (site, header.first_seq, header.last_seq),
+            ).fetchall()
+        )
         fresh, conflict = [], None
-        if records and records[0][0].seq > 1:    # the batch must link to the record we hold before it,
-            first = records[0][0]                # and not to another history we turned away
-            before = self.conn.execute("SELECT hash FROM records WHERE site=? AND seq=?",
-                                       (site, first.seq - 1)).fetchone()
-            if (before is not None and before[0] != first.prev) or (before is None and self.conn.execute(
-                    "SELECT 1 FROM conflict_heads WHERE site=? AND hash=?", (site, first.prev)).fetchone()):
+        if records and records[0][0].seq > 1:  # the batch must link to the record we hold before it,
+            first = records[0][0]  # and not to another history we turned away
+            before = self.conn.execute(
+                "SELECT hash FROM records WHERE site=? AND seq=?", (site, first.seq - 1)
+            ).fetchone()
+            if (before is not None and before[0] != first.prev) or (
+                before is None
+                and self.conn.execute(
+                    "SELECT 1 FROM conflict_heads WHERE site=? AND hash=?", (site, first.prev)
+                ).fetchone()
+            ):
                 conflict = first.seq
         for rec, enc in records:
             h = _h(enc)
             old = existing.get(rec.seq)
             if conflict is None and old is not None and old != h:
                 conflict = rec.seq
-            if conflict is not None:     # another history under this identity: kept, never mixed in
-                self._quarantine(now_ms, site, topic, "seq_conflict",
-                                 f"seq {rec.seq} {'differs' if rec.seq == conflict else 'follows a differing record'}",
-                                 enc)
+            if conflict is not None:  # another history under this identity: kept, never mixed in
+                self._quarantine(
+                    now_ms,
+                    site,
+                    topic,
+                    "seq_conflict",
+                    f"seq {rec.seq} {'differs' if rec.seq == conflict else 'follows a differing record'}",
+                    enc,
+                )
             elif old is None:
                 fresh.append((rec, enc, h))
             else:
                 db.bump(self.conn, "records_duplicate")
         if conflict is not None:
             last_rec, last_enc = records[-1]
-            self.conn.execute("INSERT OR REPLACE INTO conflict_heads(site, hash, seq) VALUES (?, ?, ?)",
-                              (site, _h(last_enc), last_rec.seq))
-            self.conn.execute("DELETE FROM conflict_heads WHERE site=? AND hash NOT IN (SELECT hash FROM "
-                              "conflict_heads WHERE site=? ORDER BY seq DESC LIMIT 256)", (site, site))
+            self.conn.execute(
+                "INSERT OR REPLACE INTO conflict_heads(site, hash, seq) VALUES (?, ?, ?)",
+                (site, _h(last_enc), last_rec.seq),
+            )
+            self.conn.execute(
+                "DELETE FROM conflict_heads WHERE site=? AND hash NOT IN (SELECT hash FROM "
+                "conflict_heads WHERE site=? ORDER BY seq DESC LIMIT 256)",
+                (site, site),
+            )
             conflict_hash = next(_h(e) for r, e in records if r.seq == conflict)
-            self._alert_once(now_ms, site, "identity_conflict", "red",
-                             f"站点 {site} 报送的第 {conflict} 条记录与中心已收到的记录链不同：同一站点身份可能被两台设备使用，"
-                             f"或设备被重置后沿用原编码。两边的记录都已保留；请按运维文档处理")
+            self._alert_once(
+                now_ms,
+                site,
+                "identity_conflict",
+                "red",
+                f"站点 {site} 报送的第 {conflict} 条记录与中心已收到的记录链不同：同一站点身份可能被两台设备使用，"
+                f"或设备被重置后沿用原编码。两边的记录都已保留；请按运维文档处理",
+            )
         self.conn.executemany(
             "INSERT INTO records(site, seq, hash, prev, kind, wall_ms, clock, received_ms, data) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(site, r.seq, h, r.prev, r.kind, r.wall_ms, r.clock, now_ms, enc) for r, enc, h in fresh])
+            [(site, r.seq, h, r.prev, r.kind, r.wall_ms, r.clock, now_ms, enc) for r, enc, h in fresh],
+        )
         if fresh:
             db.bump(self.conn, "records_stored", len(fresh))
             flag_clock(self.conn, site, [r for r, _, _ in fresh], now_ms, self._alert_once)
-        for rec, enc, h in fresh:
+        for rec, _enc, _hash in fresh:
             self._apply(site, rec, now_ms, out, topic)
         self._advance(site, srow, now_ms, out, last_clock=records[-1][0].clock if records else None)
-        if conflict is not None:       # tell that box (by its record's hash): it is not the hub's history
+        if conflict is not None:  # tell that box (by its record's hash): it is not the hub's history
             out.acks[site]["conflict"] = conflict
             out.acks[site]["conflict_hash"] = conflict_hash.hex()
 
@@ -315,11 +373,12 @@ class Ingestor:
                     return self._quarantine(now_ms, site, topic, "bad_body", f"received_at {reg.received_at}", b"")
                 floor = self._floor.get(site) or self._catalog_floor(site)
                 trusted, check, why = self.catalogs.check(reg.item, floor[0] if rec.seq > floor[1] else 0)
-                if db.insert_registration(self.conn, site, rec.seq, reg, _json_body(rec.body),
-                                          trusted=trusted, item_check=check):
-                    if check is not None:    # the case row is marked; the wall is told once an hour
+                if db.insert_registration(
+                    self.conn, site, rec.seq, reg, _json_body(rec.body), trusted=trusted, item_check=check
+                ):
+                    if check is not None:  # the case row is marked; the wall is told once an hour
                         self._alert_once(now_ms, site, f"item_{check}", "red", f"{reg.case_no}：{why}")
-                    if check != "unknown_item":     # nothing trustworthy to run a clock on
+                    if check != "unknown_item":  # nothing trustworthy to run a clock on
                         self._fresh_regs[reg.case_no] = reg
                         out.changed_cases.add(reg.case_no)
                         self._grace_backentry(site, reg, rec.wall_ms, now_ms)
@@ -327,14 +386,23 @@ class Ingestor:
                     self._quarantine(now_ms, site, topic, "duplicate_case_no", reg.case_no, b"")
             elif rec.kind == KIND_CASE_EVENT:
                 ev = CaseEventBody.model_validate(rec.body)
-                if not owned_by(ev.case_no, site):     # a site acts only on its own cases
+                if not owned_by(ev.case_no, site):  # a site acts only on its own cases
                     return self._foreign(now_ms, site, topic, f"seq {rec.seq}: {ev.type} for case {ev.case_no}")
                 if not 2000 <= ev.at.year <= 2100:
                     return self._quarantine(now_ms, site, topic, "bad_body", f"event at {ev.at}", b"")
-                self.conn.execute("INSERT INTO case_events (site, seq, case_no, type, at, body_json, "
-                                  "recorded_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                  (site, rec.seq, ev.case_no, ev.type, ev.at.isoformat(),
-                                   ev.model_dump_json(exclude_none=True), rec.wall_ms))
+                self.conn.execute(
+                    "INSERT INTO case_events (site, seq, case_no, type, at, body_json, "
+                    "recorded_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        site,
+                        rec.seq,
+                        ev.case_no,
+                        ev.type,
+                        ev.at.isoformat(),
+                        ev.model_dump_json(exclude_none=True),
+                        rec.wall_ms,
+                    ),
+                )
                 out.changed_cases.add(ev.case_no)
             elif rec.kind == KIND_VOTE:
                 vote = VoteCast.model_validate(rec.body)
@@ -343,13 +411,13 @@ class Ingestor:
                 dev.store_vote(self.conn, site, rec.seq, vote)
             elif rec.kind in (KIND_DEVICE_EVENT, KIND_HEARTBEAT):
                 body = (DeviceEvent if rec.kind == KIND_DEVICE_EVENT else Heartbeat).model_validate(rec.body)
-                if not 2000 <= body.at.year <= 2100:     # one far-future time would pin the site page
+                if not 2000 <= body.at.year <= 2100:  # one far-future time would pin the site page
                     return self._quarantine(now_ms, site, topic, "bad_body", f"seq {rec.seq}: at {body.at}", b"")
                 store = dev.store_device_event if rec.kind == KIND_DEVICE_EVENT else dev.store_heartbeat
                 store(self.conn, site, rec.seq, body)
-            else:   # a newer agent's kind: kept in `records` for completeness, counted (one fixed name)
+            else:  # a newer agent's kind: kept in `records` for completeness, counted (one fixed name)
                 db.bump(self.conn, "records_kind_unknown")
-        except ValidationError as exc:   # the error names the field, never its value (personal data)
+        except ValidationError as exc:  # the error names the field, never its value (personal data)
             self._quarantine(now_ms, site, topic, "bad_body", f"seq {rec.seq}: {_field_error(exc)}", b"")
 
     def _catalog_floor(self, site: str) -> tuple[int, int]:
@@ -367,8 +435,10 @@ class Ingestor:
         if wall_ms - received_ms > BACKENTRY_AFTER_MS:
             until = min(wall_ms, now_ms) + self.backentry_grace_ms
             if until > now_ms:
-                self.conn.execute("INSERT OR REPLACE INTO projection_held(case_no, site, until_ms) VALUES (?, ?, ?)",
-                                  (reg.case_no, site, until))
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO projection_held(case_no, site, until_ms) VALUES (?, ?, ?)",
+                    (reg.case_no, site, until),
+                )
 
     def _foreign(self, now_ms, site, topic, detail) -> None:
         """A site tried to act on another site's case: refused, quarantined, and a supervisor told."""
@@ -377,18 +447,22 @@ class Ingestor:
 
     def _alert_once(self, now_ms, site, kind, light, detail) -> None:
         """An alert, at most once per site, kind and hour (repeated attempts only count)."""
-        recent = self.conn.execute("SELECT 1 FROM alerts WHERE site=? AND kind=? AND at_ms > ? LIMIT 1",
-                                   (site, kind, now_ms - ALERT_REPEAT_MS)).fetchone()
+        recent = self.conn.execute(
+            "SELECT 1 FROM alerts WHERE site=? AND kind=? AND at_ms > ? LIMIT 1", (site, kind, now_ms - ALERT_REPEAT_MS)
+        ).fetchone()
         if recent:
             db.bump(self.conn, f"alerts_{kind}_repeated")
         else:
             self._alert(now_ms, site, None, kind, light, detail)
 
     def _site_row(self, site: str, now_ms: int) -> dict:
-        self.conn.execute("INSERT OR IGNORE INTO sites(code, name, last_progress_ms) VALUES (?, ?, ?)",
-                          (site, self.sites.name(site), now_ms))
-        r = self.conn.execute("SELECT acked_seq, acked_hash, max_seq, last_progress_ms, chain_break_at FROM sites "
-                              "WHERE code=?", (site,)).fetchone()
+        self.conn.execute(
+            "INSERT OR IGNORE INTO sites(code, name, last_progress_ms) VALUES (?, ?, ?)",
+            (site, self.sites.name(site), now_ms),
+        )
+        r = self.conn.execute(
+            "SELECT acked_seq, acked_hash, max_seq, last_progress_ms, chain_break_at FROM sites WHERE code=?", (site,)
+        ).fetchone()
         return {"acked": r[0], "hash": r[1] or GENESIS, "max": r[2], "progress": r[3] or now_ms, "break_at": r[4]}
 
     def _advance(self, site: str, s: dict, now_ms: int, out: Outcome, last_clock=None) -> None:
@@ -402,10 +476,10 @@ class Ingestor:
         top = self.conn.execute("SELECT max(seq) FROM records WHERE site=?", (site,)).fetchone()[0] or 0
         max_seq = max(s["max"], top)
         page = 64
-        while acked < max_seq:     # read only the contiguous run after the mark, in growing pages:
-            rows = self.conn.execute(   # records stored past a gap must not cost every later message
-                "SELECT seq, hash, prev FROM records WHERE site=? AND seq > ? ORDER BY seq LIMIT ?",
-                (site, acked, page)).fetchall()
+        while acked < max_seq:  # read only the contiguous run after the mark, in growing pages:
+            rows = self.conn.execute(  # records stored past a gap must not cost every later message
+                "SELECT seq, hash, prev FROM records WHERE site=? AND seq > ? ORDER BY seq LIMIT ?", (site, acked, page)
+            ).fetchall()
             for seq, rh, prev in rows:
                 if seq != acked + 1:
                     break
@@ -417,17 +491,22 @@ class Ingestor:
                 break
         if broke_at and broke_at != s["break_at"]:
             breaks = 1
-            self._alert_once(now_ms, site, "chain_break", "red",
-                             f"记录链在第 {broke_at} 条断开：其后的记录不接续已收到的记录（同一站点身份被两台设备使用，"
-                             f"或设备被重置后沿用原编码）。已确认至第 {acked} 条；请按运维文档处理")
+            self._alert_once(
+                now_ms,
+                site,
+                "chain_break",
+                "red",
+                f"记录链在第 {broke_at} 条断开：其后的记录不接续已收到的记录（同一站点身份被两台设备使用，"
+                f"或设备被重置后沿用原编码）。已确认至第 {acked} 条；请按运维文档处理",
+            )
             page = min(page * 4, ADVANCE_PAGE)
         progress = s["progress"]
         if acked > s["acked"]:
             progress = now_ms
         ack = {"acked": acked, "hub_ms": now_ms}
         asks = self._resend_asks.get(site, 0) if acked == s["acked"] else 0
-        if max_seq > acked and now_ms - progress > min(GAP_WAIT_MS * 2 ** asks, GAP_WAIT_MAX_MS):
-            ack["resend_from"] = acked + 1     # ask again later and later while the gap persists
+        if max_seq > acked and now_ms - progress > min(GAP_WAIT_MS * 2**asks, GAP_WAIT_MAX_MS):
+            ack["resend_from"] = acked + 1  # ask again later and later while the gap persists
             progress = now_ms
             self._resend_asks[site] = asks + 1
             db.bump(self.conn, "resend_requests")
@@ -438,8 +517,8 @@ class Ingestor:
             "last_progress_ms=?, chain_breaks=chain_breaks+?, clock=COALESCE(?, clock), "
             "acked_progress_ms=CASE WHEN ? THEN ? ELSE acked_progress_ms END, "
             "chain_break_at=COALESCE(?, chain_break_at) WHERE code=?",
-            (acked, h, max_seq, now_ms, progress, breaks, last_clock, int(acked > s["acked"]), now_ms,
-             broke_at, site))
+            (acked, h, max_seq, now_ms, progress, breaks, last_clock, int(acked > s["acked"]), now_ms, broke_at, site),
+        )
         ack["acked_hash"] = h.hex() if acked else ""
         out.acks[site] = ack
 
@@ -460,9 +539,14 @@ class Ingestor:
         old_epoch = self.conn.execute("SELECT epoch FROM sites WHERE code=?", (site,)).fetchone()[0]
         new_epoch = _str(st.get("epoch"))
         if online and old_epoch and new_epoch and new_epoch != old_epoch and srow["acked"] > 0:
-            self._alert_once(now_ms, site, "epoch_changed", "red",
-                        f"log epoch {old_epoch[:8]} → {new_epoch[:8]} with {srow['acked']} records held: "
-                        f"the box was reset; its new records collide with the old ones")
+            self._alert_once(
+                now_ms,
+                site,
+                "epoch_changed",
+                "red",
+                f"log epoch {old_epoch[:8]} → {new_epoch[:8]} with {srow['acked']} records held: "
+                f"the box was reset; its new records collide with the old ones",
+            )
         last_seq = _int(st.get("last_seq"))
         # a birth that announces records we lack starts a hold: cards, tickets and SMS for this
         # site wait until its backlog is in, so no light is judged on a partial history
@@ -470,8 +554,10 @@ class Ingestor:
         holds = online and last_seq is not None and last_seq > srow["acked"] and (blocked or 0) <= now_ms
         catalog = _int((st.get("config") or {}).get("catalog")) if isinstance(st.get("config"), dict) else None
         if online and catalog is not None and last_seq is not None:
-            self.conn.execute("UPDATE sites SET catalog_seen=?, catalog_seen_seq=? WHERE code=? AND catalog_seen < ?",
-                              (catalog, last_seq, site, catalog))
+            self.conn.execute(
+                "UPDATE sites SET catalog_seen=?, catalog_seen_seq=? WHERE code=? AND catalog_seen < ?",
+                (catalog, last_seq, site, catalog),
+            )
             self._floor.pop(site, None)
         self.conn.execute(
             "UPDATE sites SET online=?, last_seen_ms=?, agent_last_seq=COALESCE(?, agent_last_seq), "
@@ -479,9 +565,22 @@ class Ingestor:
             "software=COALESCE(?, software), state_json=?, "
             "hold_from_seq=CASE WHEN ? AND hold_since_ms IS NULL THEN ? ELSE hold_from_seq END, "
             "hold_since_ms=CASE WHEN ? THEN COALESCE(hold_since_ms, ?) ELSE hold_since_ms END WHERE code=?",
-            (int(online), now_ms, last_seq, _str(st.get("clock")), _str(st.get("boot_id")),
-             _str(st.get("epoch")), _str(st.get("software")), _json(st), int(holds), srow["acked"],
-             int(holds), now_ms, site))
+            (
+                int(online),
+                now_ms,
+                last_seq,
+                _str(st.get("clock")),
+                _str(st.get("boot_id")),
+                _str(st.get("epoch")),
+                _str(st.get("software")),
+                _json(st),
+                int(holds),
+                srow["acked"],
+                int(holds),
+                now_ms,
+                site,
+            ),
+        )
         if online:
             # tell a (re)born agent where we stand, so it resends exactly what we lack; if it
             # believes more was acked than we hold (our database was restored), ask for it again
@@ -493,9 +592,11 @@ class Ingestor:
                 db.bump(self.conn, "resend_requests")
 
     def _alert(self, now_ms, site, case_no, kind, light, detail) -> None:
-        self.conn.execute("INSERT INTO alerts(at_ms, site, case_no, kind, light, detail) VALUES "
-                          "(?, COALESCE(?, (SELECT site FROM cases WHERE case_no=?)), ?, ?, ?, ?)",
-                          (now_ms, site, case_no, case_no, kind, light, detail))
+        self.conn.execute(
+            "INSERT INTO alerts(at_ms, site, case_no, kind, light, detail) VALUES "
+            "(?, COALESCE(?, (SELECT site FROM cases WHERE case_no=?)), ?, ?, ?, ?)",
+            (now_ms, site, case_no, case_no, kind, light, detail),
+        )
         db.bump(self.conn, f"alerts_{kind}")
 
     # -- projection and sweep -------------------------------------------------------------------------
@@ -504,23 +605,25 @@ class Ingestor:
         when it began})."""
         held, released = set(), {}
         for code, acked, last, since, progress, from_seq in self.conn.execute(
-                "SELECT code, acked_seq, agent_last_seq, hold_since_ms, acked_progress_ms, hold_from_seq FROM sites "
-                "WHERE hold_since_ms IS NOT NULL"):
+            "SELECT code, acked_seq, agent_last_seq, hold_since_ms, acked_progress_ms, hold_from_seq FROM sites "
+            "WHERE hold_since_ms IS NOT NULL"
+        ):
             if acked >= last:
                 reason = None
-            elif now_ms - max(progress or 0, since) > self.hold_stall_ms:   # only the mark moving is progress
+            elif now_ms - max(progress or 0, since) > self.hold_stall_ms:  # only the mark moving is progress
                 reason = f"补传停滞：已收到至 {acked}，盒子报告至 {last}"
             elif now_ms - since > self.hold_max_ms:
                 reason = f"补传超时：已收到至 {acked}，盒子报告至 {last}"
             else:
                 held.add(code)
                 continue
-            if reason:     # judged on what arrived; the supervisor is told the history is incomplete,
+            if reason:  # judged on what arrived; the supervisor is told the history is incomplete,
                 # and this site gets no new hold for a day (a box cannot keep its cards held)
                 log.warning("site %s: supervision resumes on an incomplete backlog (%s)", code, reason)
                 self._alert(now_ms, code, None, "backlog_incomplete", "yellow", reason)
-                self.conn.execute("UPDATE sites SET hold_blocked_until_ms=? WHERE code=?",
-                                  (now_ms + HOLD_BLOCK_MS, code))
+                self.conn.execute(
+                    "UPDATE sites SET hold_blocked_until_ms=? WHERE code=?", (now_ms + HOLD_BLOCK_MS, code)
+                )
             self.conn.execute("UPDATE sites SET hold_since_ms=NULL, hold_from_seq=NULL WHERE code=?", (code,))
             released[code] = from_seq or 0
         return held, released
@@ -528,21 +631,34 @@ class Ingestor:
     def _project(self, case_nos: set[str], now: datetime, now_ms: int) -> None:
         held, released = self._held_sites(now_ms)
         case_nos = set(case_nos)
-        for site, from_seq in released.items():   # a backlog is in: judge once, on the whole history,
-            case_nos.update(r[0] for r in self.conn.execute(   # what it registered or moved meanwhile
-                "SELECT case_no FROM cases WHERE site=? AND reg_seq > ? UNION "
-                "SELECT case_no FROM case_events WHERE site=? AND seq > ?", (site, from_seq, site, from_seq)))
+        for site, from_seq in released.items():  # a backlog is in: judge once, on the whole history,
+            case_nos.update(
+                r[0]
+                for r in self.conn.execute(  # what it registered or moved meanwhile
+                    "SELECT case_no FROM cases WHERE site=? AND reg_seq > ? UNION "
+                    "SELECT case_no FROM case_events WHERE site=? AND seq > ?",
+                    (site, from_seq, site, from_seq),
+                )
+            )
         if self._graced:
             rows = self.conn.execute("DELETE FROM projection_held WHERE until_ms <= ? RETURNING case_no", (now_ms,))
-            case_nos.update(r[0] for r in rows.fetchall())      # back-entries whose grace is over
-        if held:      # (cases of such a site due at the sweep meanwhile stay due, and are judged after)
+            case_nos.update(r[0] for r in rows.fetchall())  # back-entries whose grace is over
+        if held:  # (cases of such a site due at the sweep meanwhile stay due, and are judged after)
             case_nos = {c for c in case_nos if case_site(c) not in held}
         if case_nos and self._graced:
             case_nos -= self._in_grace(case_nos)
         regs, self._fresh_regs = self._fresh_regs, {}
-        known = {c: "green" for c in regs if c in case_nos}   # a fresh registration starts green
-        transitions = project_cases(self.conn, case_nos, now, self.calendar, self.default_yellow, now_ms,
-                                    backdate_tolerance=self.backdate_tolerance, known_light=known)
+        known = {c: "green" for c in regs if c in case_nos}  # a fresh registration starts green
+        transitions = project_cases(
+            self.conn,
+            case_nos,
+            now,
+            self.calendar,
+            self.default_yellow,
+            now_ms,
+            backdate_tolerance=self.backdate_tolerance,
+            known_light=known,
+        )
         for t in transitions:
             if t.new in ("yellow", "red"):
                 self._alert(now_ms, t.site, t.case_no, f"light_{t.new}", t.new, f"{t.old} → {t.new}")
@@ -558,9 +674,13 @@ class Ingestor:
         """Those of `case_nos` that still wait (a back-entry in its grace time)."""
         ids, out = list(case_nos), set()
         for i in range(0, len(ids), 500):
-            chunk = ids[i:i + 500]
-            out.update(r[0] for r in self.conn.execute(
-                f"SELECT case_no FROM projection_held WHERE case_no IN ({','.join('?' * len(chunk))})", chunk))
+            chunk = ids[i : i + 500]
+            out.update(
+                r[0]
+                for r in self.conn.execute(
+                    f"SELECT case_no FROM projection_held WHERE case_no IN ({','.join('?' * len(chunk))})", chunk
+                )
+            )
         return out
 
     def sweep(self) -> int:
@@ -594,6 +714,7 @@ def _field_error(exc: ValidationError) -> str:
 
 def _json_body(body: dict) -> str:
     import json
+
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -607,4 +728,5 @@ def _str(v):
 
 def _json(d: dict) -> str:
     import json
+
     return json.dumps(d, ensure_ascii=False, default=repr)[:4000]

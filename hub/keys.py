@@ -3,6 +3,7 @@
 The registry is re-read when its file changes, so `jiancha provision revoke-site` takes effect
 in a running hub within about a second: the revoked site's batches are refused from then on.
 """
+
 from __future__ import annotations
 
 import logging
@@ -11,9 +12,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from protocol.crypto import load_private_pem, load_public_pem
 from hub.config import HubConfig, Registry
 from iobase.config import ConfigError, load_config
+from protocol.crypto import load_private_pem, load_public_pem
 
 log = logging.getLogger("jiancha.hub.keys")
 
@@ -21,14 +22,17 @@ log = logging.getLogger("jiancha.hub.keys")
 @dataclass
 class HubKeys:
     """The hub's signing key (config to agents) and sealing key (batches from agents)."""
+
     sign_key: object
     seal_key: object
 
     @classmethod
-    def load(cls, cfg: HubConfig) -> "HubKeys":
+    def load(cls, cfg: HubConfig) -> HubKeys:
         """Read both keys named in hub.yaml."""
-        return cls(sign_key=load_private_pem(cfg.keys.sign_key.read_bytes(), "ed25519"),
-                   seal_key=load_private_pem(cfg.keys.seal_key.read_bytes(), "x25519"))
+        return cls(
+            sign_key=load_private_pem(cfg.keys.sign_key.read_bytes(), "ed25519"),
+            seal_key=load_private_pem(cfg.keys.seal_key.read_bytes(), "x25519"),
+        )
 
 
 class SiteKeys:

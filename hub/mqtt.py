@@ -1,4 +1,5 @@
 """The hub's MQTT link: retained online state with a Will, ingest subscription, publishing."""
+
 from __future__ import annotations
 
 import logging
@@ -7,10 +8,10 @@ import time
 
 import paho.mqtt.client as mqtt
 
+from hub.config import HubConfig
 from iobase.mqtt import make_tls_client
 from protocol import topics
 from protocol.wire import encode_msg
-from hub.config import HubConfig
 
 log = logging.getLogger("jiancha.hub.mqtt")
 
@@ -22,9 +23,14 @@ class HubLink:
         self.cfg = cfg
         self.on_message_cb = on_message
         self.connected = threading.Event()
-        self.client = make_tls_client(cfg.broker.client_id or f"hub-{cfg.region}", cfg.broker.ca, cfg.broker.cert, cfg.broker.key,
-                                      will=(topics.HUB_STATE, encode_msg({"online": False, "hub": cfg.name})),
-                                      clean_session=False)  # batches sent while we restart wait for us
+        self.client = make_tls_client(
+            cfg.broker.client_id or f"hub-{cfg.region}",
+            cfg.broker.ca,
+            cfg.broker.cert,
+            cfg.broker.key,
+            will=(topics.HUB_STATE, encode_msg({"online": False, "hub": cfg.name})),
+            clean_session=False,
+        )  # batches sent while we restart wait for us
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -53,8 +59,9 @@ class HubLink:
         self.client.publish(topic, payload, qos=qos, retain=retain)
 
     def _state(self, online: bool) -> bytes:
-        return encode_msg({"online": online, "hub": self.cfg.name, "region": self.cfg.region,
-                           "ms": int(time.time() * 1000)})
+        return encode_msg(
+            {"online": online, "hub": self.cfg.name, "region": self.cfg.region, "ms": int(time.time() * 1000)}
+        )
 
     def _on_connect(self, client, userdata, flags, reason_code, properties=None):
         if reason_code.is_failure:

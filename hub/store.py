@@ -4,20 +4,21 @@ Records are stored idempotently by (site, seq). Case rows are a projection: each
 re-evaluated from its registration and all its events (a pure function), so the order in which
 records arrive (live before backlog) never changes the result.
 """
+
 from __future__ import annotations
 
 import json
 import sqlite3
-
 from pathlib import Path
 
 from iobase.sqlite import connect, migrate
 from protocol.calendar import WorkCalendar, YearTable, default_calendar
-
 from protocol.models import CaseRegistered
 
 MIGRATIONS = [
-    ("0001_sites_records", """
+    (
+        "0001_sites_records",
+        """
         CREATE TABLE sites (code TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '',
             online INTEGER NOT NULL DEFAULT 0, last_seen_ms INTEGER, acked_seq INTEGER NOT NULL DEFAULT 0,
             acked_hash BLOB, max_seq INTEGER NOT NULL DEFAULT 0, agent_last_seq INTEGER NOT NULL DEFAULT 0,
@@ -29,8 +30,11 @@ MIGRATIONS = [
         CREATE TABLE quarantine (id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, site TEXT,
             topic TEXT, reason TEXT NOT NULL, detail TEXT, data BLOB);
         CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-    """),
-    ("0002_cases", """
+    """,
+    ),
+    (
+        "0002_cases",
+        """
         CREATE TABLE cases (case_no TEXT PRIMARY KEY, site TEXT NOT NULL, item_code TEXT NOT NULL,
             item_name TEXT, department TEXT, query_code TEXT NOT NULL, received_at TEXT NOT NULL,
             reg_seq INTEGER NOT NULL, reg_json TEXT NOT NULL, status TEXT NOT NULL, light TEXT NOT NULL,
@@ -46,16 +50,22 @@ MIGRATIONS = [
         CREATE TABLE alerts (id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, site TEXT, case_no TEXT,
             kind TEXT NOT NULL, light TEXT, detail TEXT);
         CREATE INDEX alerts_case ON alerts(case_no);
-    """),
-    ("0003_catalog_config", """
+    """,
+    ),
+    (
+        "0003_catalog_config",
+        """
         CREATE TABLE catalog (code TEXT PRIMARY KEY, name TEXT NOT NULL, department TEXT NOT NULL,
             item_json TEXT NOT NULL);
         CREATE TABLE config (kind TEXT PRIMARY KEY, version INTEGER NOT NULL, payload_json TEXT NOT NULL,
             updated_ms INTEGER NOT NULL, actor TEXT);
         CREATE TABLE config_log (id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, kind TEXT NOT NULL,
             version INTEGER NOT NULL, actor TEXT, detail TEXT);
-    """),
-    ("0004_case_rule_columns", """
+    """,
+    ),
+    (
+        "0004_case_rule_columns",
+        """
         ALTER TABLE cases ADD COLUMN case_type TEXT;
         ALTER TABLE cases ADD COLUMN legal_days INTEGER;
         ALTER TABLE cases ADD COLUMN promised_days INTEGER;
@@ -68,12 +78,18 @@ MIGRATIONS = [
             promised_days = json_extract(reg_json, '$.item.promised_days'),
             yellow_days = json_extract(reg_json, '$.item.yellow_days');
         CREATE INDEX cases_department ON cases(department);
-    """),
-    ("0005_quarantine_sha", """
+    """,
+    ),
+    (
+        "0005_quarantine_sha",
+        """
         ALTER TABLE quarantine ADD COLUMN sha BLOB;
         CREATE INDEX quarantine_sha ON quarantine(sha);
-    """),
-    ("0006_trust_and_bounds", """
+    """,
+    ),
+    (
+        "0006_trust_and_bounds",
+        """
         -- every catalog version the hub ever signed: a case is checked against the one its box used
         CREATE TABLE catalog_versions (version INTEGER PRIMARY KEY, payload_json TEXT NOT NULL,
             at_ms INTEGER NOT NULL);
@@ -108,9 +124,9 @@ MIGRATIONS = [
             bytes INTEGER NOT NULL DEFAULT 0);
         INSERT INTO quarantine_usage SELECT COALESCE(site, ''), count(*), COALESCE(sum(length(data)), 0)
             FROM quarantine GROUP BY COALESCE(site, '');
-    """),
+    """,
+    ),
 ]
-
 
 
 def all_migrations() -> list[tuple[str, str]]:
@@ -120,6 +136,7 @@ def all_migrations() -> list[tuple[str, str]]:
     from hub.documents import MIGRATIONS as DOCUMENTS
     from hub.notify import MIGRATIONS as NOTIFY
     from hub.supervision import MIGRATIONS as SUPERVISION
+
     return [*MIGRATIONS, *SUPERVISION, *DEVICES, *DOCUMENTS, *NOTIFY, *CLIPS]
 
 
@@ -143,12 +160,23 @@ def load_calendar(conn: sqlite3.Connection) -> WorkCalendar:
 
 def bump(conn: sqlite3.Connection, name: str, n: int = 1) -> None:
     """Increment a persistent counter (inside the caller's transaction)."""
-    conn.execute("INSERT INTO counters(name, value) VALUES (?, ?) "
-                 "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value", (name, n))
+    conn.execute(
+        "INSERT INTO counters(name, value) VALUES (?, ?) "
+        "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+        (name, n),
+    )
 
 
-def insert_registration(conn: sqlite3.Connection, site: str, seq: int, reg: CaseRegistered,
-                        raw_json: str | None = None, *, trusted=None, item_check: str | None = None) -> bool:
+def insert_registration(
+    conn: sqlite3.Connection,
+    site: str,
+    seq: int,
+    reg: CaseRegistered,
+    raw_json: str | None = None,
+    *,
+    trusted=None,
+    item_check: str | None = None,
+) -> bool:
     """Create the case row for a registration; False if the case number already exists.
 
     `trusted` is the hub's own catalog item (name, department, case type, limits) used for the
@@ -160,9 +188,23 @@ def insert_registration(conn: sqlite3.Connection, site: str, seq: int, reg: Case
         "INSERT OR IGNORE INTO cases (case_no, site, item_code, item_name, department, query_code, "
         "received_at, reg_seq, reg_json, status, light, case_type, legal_days, promised_days, yellow_days, "
         "item_check) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'received', 'green', ?, ?, ?, ?, ?)",
-        (reg.case_no, site, reg.item.code, it.name, it.department, reg.query_code,
-         reg.received_at.isoformat(), seq, raw_json or reg.model_dump_json(), it.case_type, it.legal_days,
-         it.promised_days, it.yellow_days, item_check))
+        (
+            reg.case_no,
+            site,
+            reg.item.code,
+            it.name,
+            it.department,
+            reg.query_code,
+            reg.received_at.isoformat(),
+            seq,
+            raw_json or reg.model_dump_json(),
+            it.case_type,
+            it.legal_days,
+            it.promised_days,
+            it.yellow_days,
+            item_check,
+        ),
+    )
     return cur.rowcount == 1
 
 

@@ -5,24 +5,26 @@ projection found; `sweep` escalates tickets whose reply deadline passed. Replies
 come from the HTTP API through `Hub.write` (its own connection, same rules). Notifications and
 documents are only *queued* here (durable, idempotent by key); their workers deliver/render.
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Callable
 from datetime import datetime
-from typing import Callable
 
 from hub import tickets as tk
+from hub.config import Supervision
 from hub.projection import Transition
 from protocol.calendar import local_date
 from protocol.caseclock import violation_zh
-from hub.config import Supervision
 
 log = logging.getLogger("jiancha.hub.supervision")
 
 MIGRATIONS = [
-    ("0101_tickets", """
+    (
+        "0101_tickets",
+        """
         CREATE TABLE tickets (id INTEGER PRIMARY KEY, case_no TEXT NOT NULL, site TEXT, department TEXT,
             level TEXT NOT NULL, status TEXT NOT NULL, opened_ms INTEGER NOT NULL, reply_due TEXT NOT NULL,
             parent_id INTEGER, reason TEXT, actor TEXT NOT NULL, closed_ms INTEGER);
@@ -35,7 +37,8 @@ MIGRATIONS = [
         CREATE TABLE document_queue (id INTEGER PRIMARY KEY, ticket_id INTEGER NOT NULL, kind TEXT NOT NULL,
             status TEXT NOT NULL DEFAULT 'pending', document_id INTEGER, error TEXT,
             UNIQUE (ticket_id, kind));
-    """),
+    """,
+    ),
 ]
 
 SYSTEM = "system"
@@ -46,34 +49,51 @@ class Supervisor:
 
     def __init__(self, cfg: Supervision, calendar: Callable, notify: Callable | None = None):
         self.cfg = cfg
-        self.calendar = calendar            # () -> WorkCalendar (the hub's current one)
-        self.notify = notify                # (conn, department, roles, template, facts, dedupe_key) -> None
+        self.calendar = calendar  # () -> WorkCalendar (the hub's current one)
+        self.notify = notify  # (conn, department, roles, template, facts, dedupe_key) -> None
 
     # -- cards ------------------------------------------------------------------------------------
     def on_transitions(self, conn: sqlite3.Connection, transitions: list[Transition], now: datetime) -> None:
         """React to light changes found by the projection (inside the caller's transaction)."""
         for t in transitions:
-            facts = {"case_no": t.case_no, "item_name": t.item_name, "department": t.department,
-                     "due_date": t.due_date or "", "remaining": t.remaining_days if t.remaining_days is not None else "",
-                     "violations": "、".join(violation_zh(v) for v in t.violations)}
+            facts = {
+                "case_no": t.case_no,
+                "item_name": t.item_name,
+                "department": t.department,
+                "due_date": t.due_date or "",
+                "remaining": t.remaining_days if t.remaining_days is not None else "",
+                "violations": "、".join(violation_zh(v) for v in t.violations),
+            }
             if t.new == "yellow":
-                self._notify(conn, t.department, list(self.cfg.remind_roles), "yellow", facts,
-                             f"yellow:{t.case_no}:{t.due_date}")
+                self._notify(
+                    conn, t.department, list(self.cfg.remind_roles), "yellow", facts, f"yellow:{t.case_no}:{t.due_date}"
+                )
                 yellows = conn.execute("SELECT yellow_cards FROM cases WHERE case_no=?", (t.case_no,)).fetchone()
                 if yellows and yellows[0] >= self.cfg.yellow_per_red and not self.active_ticket(conn, t.case_no):
-                    self.open_ticket(conn, t.case_no, "duban", SYSTEM, now,
-                                     reason=f"同一办件第{yellows[0]}次黄牌 (yellow card no. {yellows[0]})")
+                    self.open_ticket(
+                        conn,
+                        t.case_no,
+                        "duban",
+                        SYSTEM,
+                        now,
+                        reason=f"同一办件第{yellows[0]}次黄牌 (yellow card no. {yellows[0]})",
+                    )
             elif t.new == "red":
                 self._notify(conn, t.department, ["handler", "head"], "red", facts, f"red:{t.case_no}")
                 active = self.active_ticket(conn, t.case_no)
                 level = active and self._ticket(conn, active)["level"]
                 if active and level not in self.cfg.ladder:
                     # a 督办 from yellow cards is overtaken by the red card's ladder
-                    self._close(conn, self._ticket(conn, active), "escalated", SYSTEM, "red_card", "亮红牌，转入督办程序", now)
+                    self._close(
+                        conn, self._ticket(conn, active), "escalated", SYSTEM, "red_card", "亮红牌，转入督办程序", now
+                    )
                     active = None
                 if not active:
-                    why = ("超过承诺时限未办结" if not t.violations
-                           else "程序违规：" + "、".join(violation_zh(v) for v in t.violations))
+                    why = (
+                        "超过承诺时限未办结"
+                        if not t.violations
+                        else "程序违规：" + "、".join(violation_zh(v) for v in t.violations)
+                    )
                     self.open_ticket(conn, t.case_no, self.cfg.ladder[0], SYSTEM, now, reason=why)
 
     def _notify(self, conn, department, roles, template, facts, key) -> None:
@@ -83,12 +103,23 @@ class Supervisor:
     # -- tickets ----------------------------------------------------------------------------------
     def active_ticket(self, conn, case_no: str) -> int | None:
         """The open or replied ticket of a case, if any."""
-        row = conn.execute("SELECT id FROM tickets WHERE case_no=? AND status IN ('open', 'replied') "
-                           "ORDER BY id DESC LIMIT 1", (case_no,)).fetchone()
+        row = conn.execute(
+            "SELECT id FROM tickets WHERE case_no=? AND status IN ('open', 'replied') ORDER BY id DESC LIMIT 1",
+            (case_no,),
+        ).fetchone()
         return row[0] if row else None
 
-    def open_ticket(self, conn, case_no: str, level: str, actor: str, now: datetime, *,
-                    reason: str = "", parent_id: int | None = None) -> int:
+    def open_ticket(
+        self,
+        conn,
+        case_no: str,
+        level: str,
+        actor: str,
+        now: datetime,
+        *,
+        reason: str = "",
+        parent_id: int | None = None,
+    ) -> int:
         """Open a ticket at `level` with its reply deadline, queue its documents and notices."""
         case = conn.execute("SELECT site, department, item_name FROM cases WHERE case_no=?", (case_no,)).fetchone()
         if case is None:
@@ -100,19 +131,32 @@ class Supervisor:
         cur = conn.execute(
             "INSERT INTO tickets (case_no, site, department, level, status, opened_ms, reply_due, parent_id, "
             "reason, actor) VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?, ?)",
-            (case_no, case[0], case[1], level, now_ms, due.isoformat(), parent_id, reason, actor))
+            (case_no, case[0], case[1], level, now_ms, due.isoformat(), parent_id, reason, actor),
+        )
         tid = cur.lastrowid
         self._event(conn, tid, now_ms, actor, "open", f"{tk.LEVEL_TITLES[level]}：{reason}")
-        conn.executemany("INSERT OR IGNORE INTO document_queue (ticket_id, kind) VALUES (?, ?)",
-                         [(tid, kind) for kind in tk.LEVEL_DOCUMENTS[level]])
-        self._notify(conn, case[1], ["head"], "ticket",
-                     {"case_no": case_no, "item_name": case[2], "department": case[1],
-                      "title": tk.LEVEL_TITLES[level], "reply_due": due.isoformat()}, f"ticket:{tid}")
+        conn.executemany(
+            "INSERT OR IGNORE INTO document_queue (ticket_id, kind) VALUES (?, ?)",
+            [(tid, kind) for kind in tk.LEVEL_DOCUMENTS[level]],
+        )
+        self._notify(
+            conn,
+            case[1],
+            ["head"],
+            "ticket",
+            {
+                "case_no": case_no,
+                "item_name": case[2],
+                "department": case[1],
+                "title": tk.LEVEL_TITLES[level],
+                "reply_due": due.isoformat(),
+            },
+            f"ticket:{tid}",
+        )
         log.info("ticket %d (%s) opened for %s: %s", tid, level, case_no, reason)
         return tid
 
-    def reply(self, conn, ticket_id: int, actor: str, text: str, now: datetime,
-              department: str | None = None) -> dict:
+    def reply(self, conn, ticket_id: int, actor: str, text: str, now: datetime, department: str | None = None) -> dict:
         """A department's reply (说明理由/整改情况)."""
         t = self._ticket(conn, ticket_id, department)
         tk.check_reply(t["status"])
@@ -130,23 +174,45 @@ class Supervisor:
         status, nxt = tk.after_review(decision, t["level"], self.cfg.ladder)
         self._close(conn, t, status, actor, decision, text, now)
         if nxt:
-            self.open_ticket(conn, t["case_no"], nxt, actor, now, parent_id=ticket_id,
-                             reason=f"对{tk.LEVEL_TITLES[t['level']]}的回复不予采纳：{text}")
+            self.open_ticket(
+                conn,
+                t["case_no"],
+                nxt,
+                actor,
+                now,
+                parent_id=ticket_id,
+                reason=f"对{tk.LEVEL_TITLES[t['level']]}的回复不予采纳：{text}",
+            )
         return self._ticket(conn, ticket_id)
 
     def sweep(self, conn, now: datetime) -> int:
         """Escalate open tickets whose reply deadline has passed (no reply)."""
         today = local_date(now)
-        rows = conn.execute("SELECT id FROM tickets WHERE status='open' AND reply_due < ?",
-                            (today.isoformat(),)).fetchall()
+        rows = conn.execute(
+            "SELECT id FROM tickets WHERE status='open' AND reply_due < ?", (today.isoformat(),)
+        ).fetchall()
         for (tid,) in rows:
             t = self._ticket(conn, tid)
             nxt = tk.next_level(self.cfg.ladder, t["level"])
-            self._close(conn, t, "escalated" if nxt else "final", SYSTEM, "no_reply",
-                        f"逾期未回复（回复期限 {t['reply_due']}）", now)
+            self._close(
+                conn,
+                t,
+                "escalated" if nxt else "final",
+                SYSTEM,
+                "no_reply",
+                f"逾期未回复（回复期限 {t['reply_due']}）",
+                now,
+            )
             if nxt:
-                self.open_ticket(conn, t["case_no"], nxt, SYSTEM, now, parent_id=tid,
-                                 reason=f"{tk.LEVEL_TITLES[t['level']]}逾期未回复")
+                self.open_ticket(
+                    conn,
+                    t["case_no"],
+                    nxt,
+                    SYSTEM,
+                    now,
+                    parent_id=tid,
+                    reason=f"{tk.LEVEL_TITLES[t['level']]}逾期未回复",
+                )
         return len(rows)
 
     def _close(self, conn, t: dict, status: str, actor: str, action: str, text: str, now: datetime) -> None:
@@ -155,8 +221,10 @@ class Supervisor:
         self._event(conn, t["id"], now_ms, actor, action, text)
 
     def _event(self, conn, tid: int, at_ms: int, actor: str, action: str, text: str) -> None:
-        conn.execute("INSERT INTO ticket_events (ticket_id, at_ms, actor, action, text) VALUES (?, ?, ?, ?, ?)",
-                     (tid, at_ms, actor, action, text))
+        conn.execute(
+            "INSERT INTO ticket_events (ticket_id, at_ms, actor, action, text) VALUES (?, ?, ?, ?, ?)",
+            (tid, at_ms, actor, action, text),
+        )
 
     def _ticket(self, conn, ticket_id: int, department: str | None = None) -> dict:
         cur = conn.execute("SELECT * FROM tickets WHERE id=?", (ticket_id,))
@@ -175,12 +243,20 @@ def ticket_view(conn, ticket_id: int) -> dict | None:
     t = dict(zip([c[0] for c in cur.description], row))
     t["title"] = tk.LEVEL_TITLES.get(t["level"], t["level"])
     t["status_zh"] = tk.STATUS_ZH.get(t["status"], t["status"])
-    t["events"] = [dict(zip(("at_ms", "actor", "action", "text"), r)) for r in conn.execute(
-        "SELECT at_ms, actor, action, text FROM ticket_events WHERE ticket_id=? ORDER BY id", (ticket_id,))]
+    t["events"] = [
+        dict(zip(("at_ms", "actor", "action", "text"), r))
+        for r in conn.execute(
+            "SELECT at_ms, actor, action, text FROM ticket_events WHERE ticket_id=? ORDER BY id", (ticket_id,)
+        )
+    ]
     from hub.documents import KINDS
-    t["documents"] = [{**dict(zip(("kind", "status", "document_id", "error"), r)), "title": KINDS.get(r[0], r[0])}
-                      for r in conn.execute("SELECT kind, status, document_id, error FROM document_queue "
-                                            "WHERE ticket_id=? ORDER BY id", (ticket_id,))]
+
+    t["documents"] = [
+        {**dict(zip(("kind", "status", "document_id", "error"), r)), "title": KINDS.get(r[0], r[0])}
+        for r in conn.execute(
+            "SELECT kind, status, document_id, error FROM document_queue WHERE ticket_id=? ORDER BY id", (ticket_id,)
+        )
+    ]
     return t
 
 
@@ -189,11 +265,17 @@ def card_summary(conn, yellow_per_red: int, department: str | None = None) -> li
     where, args = ("WHERE department = ?", (department,)) if department else ("", ())
     out = []
     for dept, yellow, red, equiv, cases in conn.execute(
-            f"SELECT department, sum(yellow_cards), sum(red_cards), "
-            f"sum(red_cards + yellow_cards / ?), count(*) FROM cases {where} GROUP BY department ORDER BY department",
-            (yellow_per_red, *args)):
-        out.append({"department": dept, "yellow_cards": yellow or 0, "red_cards": red or 0,
-                    "red_equivalents": equiv or 0, "cases": cases})
+        f"SELECT department, sum(yellow_cards), sum(red_cards), "
+        f"sum(red_cards + yellow_cards / ?), count(*) FROM cases {where} GROUP BY department ORDER BY department",
+        (yellow_per_red, *args),
+    ):
+        out.append(
+            {
+                "department": dept,
+                "yellow_cards": yellow or 0,
+                "red_cards": red or 0,
+                "red_equivalents": equiv or 0,
+                "cases": cases,
+            }
+        )
     return out
-
-

@@ -5,6 +5,7 @@ the department replies; a supervisor accepts or rejects the reply. No reply by t
 a rejected reply, escalates to the next level (监察建议书, then 监察决定书). Every step is a
 ticket event with actor, time and text.
 """
+
 from __future__ import annotations
 
 from datetime import date
@@ -12,18 +13,32 @@ from datetime import date
 from protocol.calendar import WorkCalendar
 
 LEVEL_TITLES = {
-    "duban": "督办通知", "order_explain": "责令说明理由", "inquiry": "电子监察问询",
-    "rectify": "电子监察整改通知", "suggestion": "监察建议", "decision": "监察决定",
+    "duban": "督办通知",
+    "order_explain": "责令说明理由",
+    "inquiry": "电子监察问询",
+    "rectify": "电子监察整改通知",
+    "suggestion": "监察建议",
+    "decision": "监察决定",
 }
 # documents issued when a ticket opens at a level
 LEVEL_DOCUMENTS = {
-    "duban": ("duban",), "order_explain": ("duban", "order_explain"), "inquiry": ("inquiry",),
-    "rectify": ("rectify",), "suggestion": ("suggestion",), "decision": ("decision",),
+    "duban": ("duban",),
+    "order_explain": ("duban", "order_explain"),
+    "inquiry": ("inquiry",),
+    "rectify": ("rectify",),
+    "suggestion": ("suggestion",),
+    "decision": ("decision",),
 }
 OPEN = "open"
 REPLIED = "replied"
-STATUS_ZH = {"open": "待回复", "replied": "已回复待审核", "accepted": "已采纳", "escalated": "已升级",
-             "final": "已作出监察决定", "closed": "已关闭"}
+STATUS_ZH = {
+    "open": "待回复",
+    "replied": "已回复待审核",
+    "accepted": "已采纳",
+    "escalated": "已升级",
+    "final": "已作出监察决定",
+    "closed": "已关闭",
+}
 
 
 class TicketError(ValueError):
@@ -47,8 +62,10 @@ def next_level(ladder: list[str], level: str) -> str | None:
 def check_reply(status: str) -> None:
     """A department may reply only to an open ticket."""
     if status != OPEN:
-        raise TicketError(f"该督办件状态为「{STATUS_ZH.get(status, status)}」，不能回复 "
-                          f"(ticket is {status}; only open tickets take a reply)")
+        raise TicketError(
+            f"该督办件状态为「{STATUS_ZH.get(status, status)}」，不能回复 "
+            f"(ticket is {status}; only open tickets take a reply)"
+        )
 
 
 def check_review(status: str, decision: str) -> None:
@@ -56,8 +73,10 @@ def check_review(status: str, decision: str) -> None:
     if decision not in ("accept", "reject"):
         raise TicketError("decision must be accept or reject")
     if status != REPLIED:
-        raise TicketError(f"该督办件状态为「{STATUS_ZH.get(status, status)}」，不能审核 "
-                          f"(ticket is {status}; only replied tickets can be reviewed)")
+        raise TicketError(
+            f"该督办件状态为「{STATUS_ZH.get(status, status)}」，不能审核 "
+            f"(ticket is {status}; only replied tickets can be reviewed)"
+        )
 
 
 def after_review(decision: str, level: str, ladder: list[str]) -> tuple[str, str | None]:

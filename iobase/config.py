@@ -5,15 +5,15 @@ sides share (broker client, HTTP server, site codes). Each side owns its own sch
 Relative paths inside a file are resolved against the folder that holds the file, so a
 provisioned directory can be moved as a whole.
 """
+
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TypeVar
 
 import yaml
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 # used with fullmatch only: `$` would let a trailing newline through ("S01\n")
 SITE_CODE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,31}")
@@ -36,13 +36,18 @@ class Strict(BaseModel):
 def validate_site_code(code: str) -> str:
     """Site codes become MQTT usernames, client ids and topic levels: letters, digits, '-' and
     '_' only; never the hub's identity nor a reserved service identity (``jc-...``)."""
-    if (not isinstance(code, str) or not SITE_CODE_RE.fullmatch(code) or code.lower() == HUB_IDENTITY
-            or code.lower().startswith(RESERVED_PREFIX)):
+    if (
+        not isinstance(code, str)
+        or not SITE_CODE_RE.fullmatch(code)
+        or code.lower() == HUB_IDENTITY
+        or code.lower().startswith(RESERVED_PREFIX)
+    ):
         raise ValueError(
             f"site code {code!r} must be 2-32 characters of letters, digits, '-' or '_' "
             f"(starting with a letter or digit) and must not be {HUB_IDENTITY!r} nor start with "
             f"{RESERVED_PREFIX!r} (reserved for the hub's own broker identities, e.g. "
-            f"{BROKER_TOOL_IDENTITY!r})")
+            f"{BROKER_TOOL_IDENTITY!r})"
+        )
     return code
 
 
@@ -53,10 +58,15 @@ class BrokerClient(Strict):
     cert: Path = Field(description="This client's certificate (PEM), CN = identity")
     key: Path = Field(description="This client's TLS private key (PEM)")
     keepalive: int = Field(30, ge=5, le=600, description="MQTT keepalive, seconds")
-    client_id: str | None = Field(None, min_length=4, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$",
-                                  description="MQTT client id sent in CONNECT; the generated broker "
-                                              "config ignores it (use_username_as_clientid: the "
-                                              "session is named by the certificate CN)")
+    client_id: str | None = Field(
+        None,
+        min_length=4,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.\-]+$",
+        description="MQTT client id sent in CONNECT; the generated broker "
+        "config ignores it (use_username_as_clientid: the "
+        "session is named by the certificate CN)",
+    )
 
 
 class HttpServer(Strict):
@@ -82,9 +92,11 @@ _KIND_KEYS = {
     "an agent config (agent.yaml)": {"site", "hub", "sign_key", "http", "sync", "devices"},
     "a site registry (registry.yaml)": {"sites"},
 }
-_EXPECTED = {"HubConfig": "a hub config (hub.yaml, made by `jiancha provision init-hub`)",
-             "AgentConfig": "an agent config (agent.yaml in sites/CODE/, made by `jiancha provision add-site`)",
-             "Registry": "a site registry (registry.yaml)"}
+_EXPECTED = {
+    "HubConfig": "a hub config (hub.yaml, made by `jiancha provision init-hub`)",
+    "AgentConfig": "an agent config (agent.yaml in sites/CODE/, made by `jiancha provision add-site`)",
+    "Registry": "a site registry (registry.yaml)",
+}
 
 
 def _wrong_kind(raw: dict, model: type[BaseModel]) -> str | None:
@@ -138,6 +150,7 @@ def dump_config(obj: BaseModel, path: str | Path) -> None:
     """Write a model as YAML (paths as given, usually relative), atomically, 0600: config files
     hold tokens (hub.yaml, agent.yaml) or decide who may connect (registry.yaml)."""
     from iobase.files import write_private
+
     path = Path(path)
     data = obj.model_dump(mode="json")
     write_private(path, yaml.safe_dump(data, allow_unicode=True, sort_keys=False).encode("utf-8"))

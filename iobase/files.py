@@ -5,6 +5,7 @@ the registry, the databases that hold names, ID numbers and phones) is for the s
 user only. Public files (certificates, public keys, the CRL) are written 0644, but they live
 in 0700 folders too, so nobody but the owner can even list the folder.
 """
+
 from __future__ import annotations
 
 import os

@@ -9,6 +9,7 @@ Nothing is downloaded: the font comes from a Debian package. Order of search:
    (fonts-wqy-zenhei / fonts-wqy-microhei), Noto Sans CJK (fonts-noto-cjk), Droid Sans Fallback.
 In a font collection (.ttc) the Simplified Chinese face (family ending in SC / CN) is chosen.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,15 +38,16 @@ class FontNotFoundError(RuntimeError):
 @dataclass(frozen=True)
 class FontSpec:
     path: Path
-    index: int        # face number inside a .ttc collection (0 for a single font)
-    family: str       # the face's family name, e.g. "AR PL UMing CN"
+    index: int  # face number inside a .ttc collection (0 for a single font)
+    family: str  # the face's family name, e.g. "AR PL UMing CN"
     package: str = ""  # Debian package it normally comes from ("" when set by JIANCHA_CJK_FONT)
 
 
 def font_dirs() -> list[Path]:
     """Standard font directories (XDG data dirs, then the user's)."""
-    roots = [Path(p) / "fonts" for p in
-             (os.environ.get("XDG_DATA_DIRS") or "/usr/local/share:/usr/share").split(":") if p]
+    roots = [
+        Path(p) / "fonts" for p in (os.environ.get("XDG_DATA_DIRS") or "/usr/local/share:/usr/share").split(":") if p
+    ]
     for extra in ("/usr/share/fonts", "/usr/local/share/fonts"):
         if Path(extra) not in roots:
             roots.append(Path(extra))
@@ -57,6 +59,7 @@ def font_dirs() -> list[Path]:
 def _faces(path: Path) -> list[tuple[str, bool]]:
     """(family name, usable outlines) of each face in a font file."""
     from fontTools.ttLib import TTCollection, TTFont, TTLibError
+
     try:
         if path.suffix.lower() in (".ttc", ".otc"):
             fonts = TTCollection(str(path), lazy=True).fonts
@@ -121,7 +124,8 @@ def _cached(env_value: str | None) -> tuple[FontSpec, ...]:
             "no Chinese (CJK) font found to embed in the documents: install the Debian package "
             f"{APT_PACKAGE} (apt-get install {APT_PACKAGE}), or set {ENV_VAR}=/path/to/font.ttc "
             f"(TrueType or OpenType, '#N' picks face N of a collection); searched "
-            + ", ".join(str(d) for d in font_dirs()))
+            + ", ".join(str(d) for d in font_dirs())
+        )
     return tuple(found)
 
 

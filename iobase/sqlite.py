@@ -1,4 +1,5 @@
 """SQLite plumbing shared by agent and hub: durable connection settings and named migrations."""
+
 from __future__ import annotations
 
 import contextlib
@@ -6,10 +7,10 @@ import os
 import sqlite3
 import stat
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-DB_FILE_MODE = 0o600   # the databases hold names, ID numbers and phone numbers
+DB_FILE_MODE = 0o600  # the databases hold names, ID numbers and phone numbers
 DB_DIR_MODE = 0o700
 
 
@@ -22,8 +23,7 @@ def _private_db_file(path: Path) -> None:
     path = Path(path)
     try:
         st = os.stat(path.parent)
-        if (st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) & 0o077
-                and not st.st_mode & stat.S_ISVTX):
+        if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) & 0o077 and not st.st_mode & stat.S_ISVTX:
             os.chmod(path.parent, DB_DIR_MODE)
     except OSError:
         pass  # the connect below reports a missing folder
@@ -44,23 +44,23 @@ def _tighten(path: Path) -> None:
             pass
 
 
-def connect(path: Path | str, *, readonly: bool = False, synchronous: str = "FULL",
-            cache_kb: int | None = None) -> sqlite3.Connection:
+def connect(
+    path: Path | str, *, readonly: bool = False, synchronous: str = "FULL", cache_kb: int | None = None
+) -> sqlite3.Connection:
     """A connection in WAL mode; `synchronous=FULL` so a commit survives a power cut.
 
     The database file and its -wal/-shm are 0600 and their folder 0700 (see _private_db_file).
     """
     if readonly:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False,
-                               isolation_level=None)
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
     else:
         _private_db_file(Path(path))
         conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
-        _tighten(Path(path))   # -wal/-shm left by an older version with wider modes
+        _tighten(Path(path))  # -wal/-shm left by an older version with wider modes
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA busy_timeout=10000")
-    if cache_kb is not None:      # a small box: a small page cache per connection
+    if cache_kb is not None:  # a small box: a small page cache per connection
         conn.execute(f"PRAGMA cache_size=-{int(cache_kb)}")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
@@ -109,4 +109,5 @@ def _statements(script: str) -> list[str]:
 def is_disk_full(exc: BaseException) -> bool:
     """True when SQLite failed because the disk (or the database) is full."""
     return isinstance(exc, sqlite3.OperationalError) and (
-        "full" in str(exc).lower() or getattr(exc, "sqlite_errorcode", None) == 13)
+        "full" in str(exc).lower() or getattr(exc, "sqlite_errorcode", None) == 13
+    )

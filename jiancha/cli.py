@@ -1,5 +1,6 @@
 """The `jiancha` command: demo, provisioning and the broker here; the agent's and the hub's
 commands come from agent/cli.py and hub/cli.py (which also serve `python -m agent|hub`)."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,29 +13,42 @@ from iobase.cli import run as run_cli
 from iobase.cli import subcommand, top_parser
 from provisioning.errors import ProvisioningError
 
-COMMANDS_HELP = """\
+COMMANDS_HELP = (
+    """\
 commands:
   demo                       everything on one machine (broker, hub, simulated sites)
   provision init-hub         create a hub directory (CA, keys, broker config)
   provision add-site         add a township site (keys, client certificate, ACL)
   provision revoke-site      revoke a site (registry, CRL, ACL; effective without restart)
   broker run                 run Mosquitto in the foreground with the generated config
-""" + hub_cli.HELP + agent_cli.HELP + hub_cli.ADMIN_HELP
+"""
+    + hub_cli.HELP
+    + agent_cli.HELP
+    + hub_cli.ADMIN_HELP
+)
 
 
 def _parser() -> argparse.ArgumentParser:
     p, sub = top_parser("Jiancha (监察) electronic supervision.", COMMANDS_HELP)
     cmd = subcommand
-    d = cmd(sub, "demo", "Run a broker, a hub and N simulated township sites on this machine.",
-            "jiancha demo --sites 3 --http-port 8080")
+    d = cmd(
+        sub,
+        "demo",
+        "Run a broker, a hub and N simulated township sites on this machine.",
+        "jiancha demo --sites 3 --http-port 8080",
+    )
     d.add_argument("--sites", type=int, default=3, help="number of simulated sites (default 3)")
     d.add_argument("--http-port", type=int, default=8080, help="dashboard port (default 8080)")
     d.add_argument("--data", type=Path, default=Path("demo-data"), help="state directory (default ./demo-data)")
     d.add_argument("--duration", type=float, default=None, help=argparse.SUPPRESS)
 
     prov = sub.add_parser("provision", help="create hubs and sites").add_subparsers(dest="sub", required=True)
-    ih = cmd(prov, "init-hub", "Create DIR/hub.yaml, the CA, hub keys and DIR/broker/.",
-             "jiancha provision init-hub --dir /etc/jiancha --region 140700 --name 晋中市政务服务中心")
+    ih = cmd(
+        prov,
+        "init-hub",
+        "Create DIR/hub.yaml, the CA, hub keys and DIR/broker/.",
+        "jiancha provision init-hub --dir /etc/jiancha --region 140700 --name 晋中市政务服务中心",
+    )
     ih.add_argument("--dir", type=Path, required=True)
     ih.add_argument("--region", required=True, help="region code, e.g. 140700")
     ih.add_argument("--name", required=True, help="human name of the hub")
@@ -42,20 +56,32 @@ def _parser() -> argparse.ArgumentParser:
     ih.add_argument("--broker-host", default="127.0.0.1")
     ih.add_argument("--broker-port", type=int, default=8883)
     ih.add_argument("--http-port", type=int, default=8080)
-    asite = cmd(prov, "add-site", "Create DIR/sites/SITE/ (agent.yaml, keys, client certificate).",
-                "jiancha provision add-site --dir /etc/jiancha --code 140702-001 --name 东阳镇便民服务中心")
+    asite = cmd(
+        prov,
+        "add-site",
+        "Create DIR/sites/SITE/ (agent.yaml, keys, client certificate).",
+        "jiancha provision add-site --dir /etc/jiancha --code 140702-001 --name 东阳镇便民服务中心",
+    )
     asite.add_argument("--dir", type=Path, required=True)
     asite.add_argument("--code", required=True)
     asite.add_argument("--name", required=True)
     asite.add_argument("--board", default="generic", help="board profile from firmware-configs/")
-    rs = cmd(prov, "revoke-site", "Revoke a site: its records are refused from now on.",
-             "jiancha provision revoke-site --dir /etc/jiancha --code 140702-001")
+    rs = cmd(
+        prov,
+        "revoke-site",
+        "Revoke a site: its records are refused from now on.",
+        "jiancha provision revoke-site --dir /etc/jiancha --code 140702-001",
+    )
     rs.add_argument("--dir", type=Path, required=True)
     rs.add_argument("--code", required=True)
 
     br = sub.add_parser("broker", help="the managed Mosquitto").add_subparsers(dest="sub", required=True)
-    brun = cmd(br, "run", "Run Mosquitto in the foreground with DIR/broker/ config (reloads ACL on change).",
-               "jiancha broker run --dir /etc/jiancha")
+    brun = cmd(
+        br,
+        "run",
+        "Run Mosquitto in the foreground with DIR/broker/ config (reloads ACL on change).",
+        "jiancha broker run --dir /etc/jiancha",
+    )
     brun.add_argument("--dir", type=Path, required=True)
 
     hub_cli.add_commands(sub)
@@ -77,24 +103,36 @@ def _dispatch(args) -> int:
         return hub_cli.dispatch(args)
     if key == ("demo", None):
         from jiancha.demo import run_demo
+
         return run_demo(sites=args.sites, http_port=args.http_port, data=args.data, duration=args.duration)
     if key == ("provision", "init-hub"):
         from provisioning.setup import init_hub
-        path = init_hub(args.dir, region=args.region, name=args.name, level=args.level,
-                        broker_host=args.broker_host, broker_port=args.broker_port, http_port=args.http_port)
+
+        path = init_hub(
+            args.dir,
+            region=args.region,
+            name=args.name,
+            level=args.level,
+            broker_host=args.broker_host,
+            broker_port=args.broker_port,
+            http_port=args.http_port,
+        )
         print(f"hub created: {path}")
         return 0
     if key == ("provision", "add-site"):
         from provisioning.setup import add_site
+
         print(f"site created: {add_site(args.dir, code=args.code, name=args.name, board=args.board)}")
         return 0
     if key == ("provision", "revoke-site"):
         from provisioning.setup import revoke_site
+
         revoke_site(args.dir, code=args.code)
         print(f"site {args.code} revoked")
         return 0
     if key == ("broker", "run"):
         from provisioning.broker import run_broker
+
         return run_broker(args.dir)
     raise ValueError(f"unknown command {key}")
 

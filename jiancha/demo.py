@@ -4,6 +4,7 @@ Everything is real except the people: the broker runs with the generated TLS con
 agents are separate processes, and a simulator plays the clerks, registering and progressing
 realistic cases (some back-entered, so the wall shows yellow and red cards at once).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -18,18 +19,27 @@ from pathlib import Path
 
 import aiohttp
 
-from protocol.calendar import CST, default_calendar
-from provisioning.broker import ManagedBroker, free_port
 from agent.config import AgentConfig
 from hub.config import HubConfig
 from iobase.config import load_config
-from provisioning.errors import ProvisioningError
 from iobase.files import private_dir
+from protocol.calendar import CST, default_calendar
+from provisioning.broker import ManagedBroker, free_port
+from provisioning.errors import ProvisioningError
 
 TEMPLATES = Path(__file__).parent / "templates"
-SITE_NAMES = ["东阳镇便民服务中心", "修文镇便民服务中心", "张庆乡便民服务中心", "北田镇便民服务中心",
-              "使赵乡便民服务中心", "龙白乡便民服务中心", "锦纶街道便民服务中心", "晋华街道便民服务中心",
-              "西南街道便民服务中心", "新建街道便民服务中心"]
+SITE_NAMES = [
+    "东阳镇便民服务中心",
+    "修文镇便民服务中心",
+    "张庆乡便民服务中心",
+    "北田镇便民服务中心",
+    "使赵乡便民服务中心",
+    "龙白乡便民服务中心",
+    "锦纶街道便民服务中心",
+    "晋华街道便民服务中心",
+    "西南街道便民服务中心",
+    "新建街道便民服务中心",
+]
 SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗"
 KEYS = ("very_satisfied", "satisfied", "basically_satisfied", "dissatisfied", "very_dissatisfied")
 GIVEN = ["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明"]
@@ -43,15 +53,16 @@ def prepare(data: Path, n_sites: int, http_port: int) -> tuple[Path, list[Path]]
     """Provision the demo directory once; later runs reuse it (and add sites if asked)."""
     from hub.admin import import_catalog
     from provisioning.setup import add_site, init_hub, tighten_modes
+
     hub_yaml = data / "hub.yaml"
     if hub_yaml.exists():
         tighten_modes(data)  # a demo folder made by an older version
     if not hub_yaml.exists():
-        init_hub(data, region="140700", name="晋中市政务服务中心（演示）", broker_port=free_port(),
-                 http_port=http_port)
+        init_hub(data, region="140700", name="晋中市政务服务中心（演示）", broker_port=free_port(), http_port=http_port)
         import_catalog(hub_yaml, TEMPLATES / "catalog-demo.csv")
         # the simulator back-enters weeks of history at once; a real hub keeps the tolerance
         import yaml
+
         raw = yaml.safe_load(hub_yaml.read_text(encoding="utf-8"))
         raw["supervision"]["backdate_tolerance_hours"] = None
         # ... and enters each case's steps right after it: judge them after seconds, not 30 min
@@ -75,18 +86,25 @@ def _use_fake_devices(agent_yaml: Path) -> None:
     cfg = load_config(agent_yaml, AgentConfig)
     if cfg.devices.mode != "fake":
         import yaml
+
         raw = yaml.safe_load(agent_yaml.read_text(encoding="utf-8"))
         # simulated keypads, lamps, sign and one camera per window; the demo hall is "open" at any
         # hour so unattended windows (with snapshots) show up whenever the demo runs
-        raw["devices"] = {**raw.get("devices", {}), "mode": "fake", "heartbeat_s": 15, "fake_absent_s": 40,
-                          "fake_visits": [[0, 30], [90, 150]],
-                          "cameras": {"office_hours": {"periods": ["00:00-23:59"], "working_days_only": False}}}
+        raw["devices"] = {
+            **raw.get("devices", {}),
+            "mode": "fake",
+            "heartbeat_s": 15,
+            "fake_absent_s": 40,
+            "fake_visits": [[0, 30], [90, 150]],
+            "cameras": {"office_hours": {"periods": ["00:00-23:59"], "working_days_only": False}},
+        }
         agent_yaml.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 
 def _ensure_free_broker_port(hub_yaml: Path, agents: list[Path]) -> None:
     """If the recorded broker port is taken now, move everything to a free one."""
     import socket
+
     cfg = load_config(hub_yaml, HubConfig)
     with socket.socket() as s:
         try:
@@ -104,9 +122,9 @@ class Simulator:
     """Plays the window clerks of every site through the agents' real HTTP API."""
 
     def __init__(self, agents: list[tuple[str, str]], seed: int | None = None):
-        self.agents = agents            # (base url, token)
+        self.agents = agents  # (base url, token)
         self.rng = random.Random(seed)
-        self.open: list[tuple[int, str, str]] = []   # (agent index, case_no, status)
+        self.open: list[tuple[int, str, str]] = []  # (agent index, case_no, status)
         self.items = ["XK-001", "XK-002", "XK-003", "XK-004", "QR-001", "QR-002", "GG-001", "GG-002", "GG-003"]
         self.registered = 0
         self.cal = default_calendar()
@@ -121,9 +139,12 @@ class Simulator:
 
     async def register(self, s, i: int, received: datetime | None = None, item: str | None = None) -> dict | None:
         """收件 at site i."""
-        body = {"item_code": item or self.rng.choice(self.items),
-                "applicant": {"name": self._name(), "phone": f"139{self.rng.randint(0, 99999999):08d}"},
-                "window": str(self.rng.randint(1, 2)), "clerk": self._name()}
+        body = {
+            "item_code": item or self.rng.choice(self.items),
+            "applicant": {"name": self._name(), "phone": f"139{self.rng.randint(0, 99999999):08d}"},
+            "window": str(self.rng.randint(1, 2)),
+            "clerk": self._name(),
+        }
         if received:
             body["received_at"] = received.isoformat()
         case = await self._post(s, i, "/api/cases", body)
@@ -133,8 +154,16 @@ class Simulator:
 
     # (working days ago, item): XK-003/GG-003 promise 5/3 days with yellow at 1 day left, so
     # 5 and 3 days back are due today (yellow), 8 and 12 back are overdue (red), the rest green
-    BACKFILL = [(1, "XK-001"), (2, "GG-002"), (3, "GG-003"), (5, "XK-003"), (4, "XK-001"),
-                (8, "XK-003"), (12, "GG-003"), (16, "XK-001")]
+    BACKFILL = [
+        (1, "XK-001"),
+        (2, "GG-002"),
+        (3, "GG-003"),
+        (5, "XK-003"),
+        (4, "XK-001"),
+        (8, "XK-003"),
+        (12, "GG-003"),
+        (16, "XK-001"),
+    ]
 
     async def backfill(self, s) -> list[dict]:
         """补录 paper cases from the last weeks so lights of every colour are on the wall."""
@@ -152,9 +181,12 @@ class Simulator:
                 if not case:
                     continue
                 made.append(case)
-                await self._post(s, i, f"/api/cases/{case['case_no']}/events",
-                                 {"type": "accept", "at": (received + timedelta(minutes=20)).isoformat(),
-                                  "actor": "窗口受理"})
+                await self._post(
+                    s,
+                    i,
+                    f"/api/cases/{case['case_no']}/events",
+                    {"type": "accept", "at": (received + timedelta(minutes=20)).isoformat(), "actor": "窗口受理"},
+                )
                 # back-entered cases stay open: they are the standing yellow/red wall
         return made
 
@@ -176,7 +208,7 @@ class Simulator:
             done = await self._post(s, i, f"/api/cases/{case_no}/events", {"type": "complete", "actor": "审批科"})
             if done:
                 self.open.pop(k)
-                if done.get("window") and self.rng.random() < 0.8:     # most citizens rate the service
+                if done.get("window") and self.rng.random() < 0.8:  # most citizens rate the service
                     key = self.rng.choices(KEYS, weights=(50, 30, 12, 6, 2))[0]
                     await self._post(s, i, f"/api/devices/keypads/{done['window']}/press", {"key": key})
 
@@ -184,7 +216,7 @@ class Simulator:
 async def _simulate(agents, stop: asyncio.Event, interval: float = 1.5) -> Simulator:
     sim = Simulator(agents)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s:
-        for _ in range(100):   # wait until every agent has its catalog
+        for _ in range(100):  # wait until every agent has its catalog
             if stop.is_set():
                 return sim
             ok = 0
@@ -208,7 +240,7 @@ async def _simulate(agents, stop: asyncio.Event, interval: float = 1.5) -> Simul
                 pass
             try:
                 await asyncio.wait_for(stop.wait(), timeout=interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
     return sim
 
@@ -220,8 +252,13 @@ class _Child:
         self.what, self.host, self.port, self.log = what, host, port, log
         f = open(log, "ab")
         try:
-            self.proc = subprocess.Popen([sys.executable, "-m", *args], stdout=f, stderr=subprocess.STDOUT,
-                                         start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", *args],
+                stdout=f,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
         finally:
             f.close()
 
@@ -233,8 +270,7 @@ class _Child:
         code = self.proc.poll()
         if code is None:
             return None
-        return (f"{self.describe()} exited with code {code}; last lines of {self.log}:\n"
-                f"{_tail(self.log)}")
+        return f"{self.describe()} exited with code {code}; last lines of {self.log}:\n{_tail(self.log)}"
 
 
 def _tail(log: Path, lines: int = 12) -> str:
@@ -249,13 +285,16 @@ def _check_port_free(what: str, host: str, port: int) -> None:
     """Fail before starting anything that would die on EADDRINUSE -- while whatever holds the
     port answers our health check as if all were well."""
     import socket
+
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the hub does: TIME_WAIT is fine
         try:
             s.bind((host, port))
         except OSError as exc:
-            raise DemoError(f"demo: the {what} cannot listen on {host}:{port}: {exc.strerror or exc} "
-                            f"(another program holds the port); choose another with --http-port") from None
+            raise DemoError(
+                f"demo: the {what} cannot listen on {host}:{port}: {exc.strerror or exc} "
+                f"(another program holds the port); choose another with --http-port"
+            ) from None
 
 
 def _listening_inodes(port: int) -> set[str] | None:
@@ -298,6 +337,7 @@ def _wait_http(child: _Child, timeout: float = 30.0) -> None:
     """Wait until `child` answers its health check from a socket it holds itself (not another
     program on the same port), and is still alive."""
     import urllib.request
+
     url = f"http://{child.host}:{child.port}/api/health"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -308,24 +348,24 @@ def _wait_http(child: _Child, timeout: float = 30.0) -> None:
         except OSError:
             time.sleep(0.2)
             continue
-        if (msg := child.died()) is not None:   # someone else answered on its port
+        if (msg := child.died()) is not None:  # someone else answered on its port
             raise DemoError(f"demo: {msg}")
         if not _holds_port(child.proc.pid, child.port):
-            time.sleep(0.2)                     # another program answered; ours is not up yet
+            time.sleep(0.2)  # another program answered; ours is not up yet
             continue
         return
-    raise DemoError(f"demo: {child.describe()} did not answer {url} within {timeout:.0f} s; "
-                    f"see {child.log}")
+    raise DemoError(f"demo: {child.describe()} did not answer {url} within {timeout:.0f} s; see {child.log}")
 
 
-def run_demo(*, sites: int = 3, http_port: int = 8080, data: Path = Path("demo-data"),
-             duration: float | None = None) -> int:
+def run_demo(
+    *, sites: int = 3, http_port: int = 8080, data: Path = Path("demo-data"), duration: float | None = None
+) -> int:
     """Run the demo until Ctrl-C (or `duration` seconds)."""
     if not 1 <= sites <= 50:
         raise ValueError("--sites must be between 1 and 50")
     data = Path(data).resolve()
     hub_yaml, agent_yamls = prepare(data, sites, http_port)
-    logs = private_dir(data / "logs")   # the hub's log can name people
+    logs = private_dir(data / "logs")  # the hub's log can name people
     hub_cfg = load_config(hub_yaml, HubConfig)
     children: list[_Child] = []
     print(f"jiancha demo: state in {data}, logs in {logs}", flush=True)
@@ -333,21 +373,31 @@ def run_demo(*, sites: int = 3, http_port: int = 8080, data: Path = Path("demo-d
     _check_port_free("hub", hub_host, http_port)
     with ManagedBroker(data) as broker:
         try:
-            hub = _Child("hub", hub_host, http_port, logs / "hub.log",
-                         ["hub", "run", "--config", str(hub_yaml), "--http-port", str(http_port)])
+            hub = _Child(
+                "hub",
+                hub_host,
+                http_port,
+                logs / "hub.log",
+                ["hub", "run", "--config", str(hub_yaml), "--http-port", str(http_port)],
+            )
             children.append(hub)
             _wait_http(hub)
             agents = []
             for y in agent_yamls:
                 cfg = load_config(y, AgentConfig)
                 port = free_port()
-                p = _Child(f"agent of site {cfg.site.code}", "127.0.0.1", port, logs / f"agent-{cfg.site.code}.log",
-                           ["agent", "run", "--config", str(y), "--http-port", str(port)])
+                p = _Child(
+                    f"agent of site {cfg.site.code}",
+                    "127.0.0.1",
+                    port,
+                    logs / f"agent-{cfg.site.code}.log",
+                    ["agent", "run", "--config", str(y), "--http-port", str(port)],
+                )
                 children.append(p)
                 _wait_http(p)
                 agents.append((f"http://127.0.0.1:{port}", cfg.http.token))
             time.sleep(0.5)
-            _check_alive(children, broker)   # nothing died while the others started
+            _check_alive(children, broker)  # nothing died while the others started
             print(f"\n  监察大屏 (dashboard): http://127.0.0.1:{http_port}/", flush=True)
             print(f"  登录令牌 (login token): {hub_cfg.api.admin_token}", flush=True)
             print(f"  办件查询 (public lookup): http://127.0.0.1:{http_port}/public", flush=True)
@@ -378,16 +428,19 @@ def _check_alive(children: list[_Child], broker: ManagedBroker) -> None:
 def _failure(children: list[_Child], broker: ManagedBroker) -> str | None:
     """What died, or None while the broker and every child run."""
     if not broker.is_running():
-        return (f"the broker (mosquitto, port {broker.port}) exited; last lines of "
-                f"{broker.layout.log}:\n{broker.log_tail(12)}")
+        return (
+            f"the broker (mosquitto, port {broker.port}) exited; last lines of "
+            f"{broker.layout.log}:\n{broker.log_tail(12)}"
+        )
     for c in children:
         if (msg := c.died()) is not None:
             return msg
     return None
 
 
-async def _run_sim(agents, duration: float | None, children: list[_Child] | None = None,
-                   broker: ManagedBroker | None = None) -> str | None:
+async def _run_sim(
+    agents, duration: float | None, children: list[_Child] | None = None, broker: ManagedBroker | None = None
+) -> str | None:
     """Simulate until Ctrl-C, `duration`, or a process dies; returns what died (None if nothing)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -404,6 +457,7 @@ async def _run_sim(agents, duration: float | None, children: list[_Child] | None
                 stop.set()
                 return
             await asyncio.sleep(0.5)
+
     watcher = asyncio.create_task(watch())
     sim = await _simulate(agents, stop)
     watcher.cancel()

@@ -4,16 +4,18 @@ Pure code: no I/O, no clocks. Administrative Licensing Law Art. 82: "期限以�
 A year without a table is computed with weekends only; results touching such a year are
 reported as provisional so callers can recompute them once the State Council notice is loaded.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import re
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Any, Iterable
+from typing import Any
 
 CST = timezone(timedelta(hours=8), "Asia/Shanghai")
 MIN_YEAR = 2000
@@ -114,7 +116,7 @@ class YearTable:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "YearTable":
+    def from_dict(cls, d: dict) -> YearTable:
         """Strictly parse the to_dict() form (dates may also be date objects, as YAML gives)."""
         if not isinstance(d, dict):
             raise CalendarError(f"table: expected an object, got {type(d).__name__}")
@@ -137,7 +139,8 @@ class YearTable:
         hol = {d.toordinal() for d in self.holidays}
         work = {d.toordinal() for d in self.workdays}
         return tuple(
-            o for o in range(first, last + 1)
+            o
+            for o in range(first, last + 1)
             if o in work or ((o - 1) % 7 < 5 and o not in hol)  # ordinal 1 is a Monday
         )
 
@@ -177,7 +180,7 @@ class WorkCalendar:
         """Hash of the fingerprint."""
         return hash(self.fingerprint())
 
-    def with_year(self, table: YearTable) -> "WorkCalendar":
+    def with_year(self, table: YearTable) -> WorkCalendar:
         """A new calendar with `table`'s year added or replaced."""
         return WorkCalendar([*self._tables.values(), table])
 
@@ -290,7 +293,7 @@ class WorkCalendar:
         return [t.to_dict() for t in self._tables.values()]
 
     @classmethod
-    def from_list(cls, items: list) -> "WorkCalendar":
+    def from_list(cls, items: list) -> WorkCalendar:
         """Strictly parse to_list() output; duplicate years are an error."""
         if not isinstance(items, list):
             raise CalendarError(f"tables: expected a list, got {type(items).__name__}")

@@ -6,28 +6,64 @@ Art. 45 suspensions, Art. 82 working days. See docs/case-rules.md for the decisi
 the law is silent. No I/O, no clocks: `now` is always passed in, and every state, light and
 violation is a function of (item, received_at, events, now, calendar, options) only.
 """
-from __future__ import annotations
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
-from typing import Sequence
 
 from protocol.calendar import WorkCalendar, cst_midnight, default_calendar, local_date
 from protocol.caseclock_days import Days, days_of
 from protocol.caseclock_replay import _Replay, _replay
 from protocol.caseclock_types import (
-    ACCEPTANCE_DAYS, CASE_TYPES, CLOSED, DEFAULT_MAX_EXTENSION, DELIVERY_DAYS, EVENT_TYPES, MAX_EXTENSION,
-    REVIEW_DAYS, STATUSES, SUSPEND_PROCEDURES, VIOLATION_ZH, VIOLATIONS, CaseView, Event, ItemRule, Light,
-    TransitionError, _msg, violation_zh)
+    ACCEPTANCE_DAYS,
+    CASE_TYPES,
+    CLOSED,
+    DEFAULT_MAX_EXTENSION,
+    DELIVERY_DAYS,
+    EVENT_TYPES,
+    MAX_EXTENSION,
+    REVIEW_DAYS,
+    STATUSES,
+    SUSPEND_PROCEDURES,
+    VIOLATION_ZH,
+    VIOLATIONS,
+    CaseView,
+    Event,
+    ItemRule,
+    Light,
+    TransitionError,
+    _msg,
+    violation_zh,
+)
 
 __all__ = [  # callers import every public name of the case clock from this module
-    "ACCEPTANCE_DAYS", "CASE_TYPES", "CLOSED", "DEFAULT_MAX_EXTENSION", "DELIVERY_DAYS", "EVENT_TYPES",
-    "MAX_EXTENSION", "REVIEW_DAYS", "STATUSES", "SUSPEND_PROCEDURES", "VIOLATIONS", "VIOLATION_ZH", "CaseView",
-    "Event", "ItemRule", "Light", "TransitionError", "check_event", "evaluate", "violation_zh"]
+    "ACCEPTANCE_DAYS",
+    "CASE_TYPES",
+    "CLOSED",
+    "DEFAULT_MAX_EXTENSION",
+    "DELIVERY_DAYS",
+    "EVENT_TYPES",
+    "MAX_EXTENSION",
+    "REVIEW_DAYS",
+    "STATUSES",
+    "SUSPEND_PROCEDURES",
+    "VIOLATIONS",
+    "VIOLATION_ZH",
+    "CaseView",
+    "Event",
+    "ItemRule",
+    "Light",
+    "TransitionError",
+    "check_event",
+    "evaluate",
+    "violation_zh",
+]
 
 
-def check_event(item: ItemRule, received_at: datetime, events: Sequence[Event], new: Event,
-                cal: WorkCalendar | None = None) -> None:
+def check_event(
+    item: ItemRule, received_at: datetime, events: Sequence[Event], new: Event, cal: WorkCalendar | None = None
+) -> None:
     """Raise TransitionError if `new` is impossible after the accepted `events`."""
     if new.at < received_at:
         raise TransitionError(_msg("事件时间早于收件时间", "event is earlier than the receipt"))
@@ -60,9 +96,16 @@ def _clock(st: _Replay, base: date, shift: int, base_prov: bool, upto: date | No
     return due, shown, prov
 
 
-def evaluate(item: ItemRule, received_at: datetime, events: Sequence[Event], now: datetime,
-             cal: WorkCalendar, default_yellow_days: int = 1, *,
-             backdate_tolerance: timedelta | None = None) -> CaseView:
+def evaluate(
+    item: ItemRule,
+    received_at: datetime,
+    events: Sequence[Event],
+    now: datetime,
+    cal: WorkCalendar,
+    default_yellow_days: int = 1,
+    *,
+    backdate_tolerance: timedelta | None = None,
+) -> CaseView:
     """Evaluate a case's clocks, light and violations at `now`.
 
     `events` are in recording order (as stored); they are replayed in time order, impossible
@@ -89,8 +132,7 @@ def evaluate(item: ItemRule, received_at: datetime, events: Sequence[Event], now
         _, legal_due, legal_prov = _clock(st, st.base_l, st.shift_l, st.prov_l, upto)
         if st.base_r is not None:
             running = st.review_running()
-            _, review_due, review_prov = _clock(st, st.base_r, st.shift_r, st.prov_r,
-                                                upto if running else None)
+            _, review_due, review_prov = _clock(st, st.base_r, st.shift_r, st.prov_r, upto if running else None)
             if running and is_open and eff > review_due:
                 st.violate("late_review")
     elif st.supplement_requests == 0:
@@ -133,12 +175,26 @@ def evaluate(item: ItemRule, received_at: datetime, events: Sequence[Event], now
             next_change = cst_midnight(min(future))
 
     return CaseView(
-        status=status, light=light, due_date=due, due_provisional=due_prov,
-        legal_due_date=legal_due, legal_provisional=legal_prov,
-        acceptance_due=st.acceptance_due, accepted_on=st.accepted_on,
-        deemed_accepted=st.deemed, completed_on=st.closed_on, overdue=overdue,
-        legal_overdue=legal_overdue, violations=tuple(st.violations), remaining_days=remaining,
-        next_change=next_change, ignored=tuple(sorted(st.ignored)), calendar=cal.fingerprint(),
-        delivery_due=st.delivery_due, delivery_provisional=st.delivery_prov,
-        review_due=review_due, review_provisional=review_prov, linked_to=st.linked_to,
+        status=status,
+        light=light,
+        due_date=due,
+        due_provisional=due_prov,
+        legal_due_date=legal_due,
+        legal_provisional=legal_prov,
+        acceptance_due=st.acceptance_due,
+        accepted_on=st.accepted_on,
+        deemed_accepted=st.deemed,
+        completed_on=st.closed_on,
+        overdue=overdue,
+        legal_overdue=legal_overdue,
+        violations=tuple(st.violations),
+        remaining_days=remaining,
+        next_change=next_change,
+        ignored=tuple(sorted(st.ignored)),
+        calendar=cal.fingerprint(),
+        delivery_due=st.delivery_due,
+        delivery_provisional=st.delivery_prov,
+        review_due=review_due,
+        review_provisional=review_prov,
+        linked_to=st.linked_to,
     )

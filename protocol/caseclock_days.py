@@ -9,6 +9,7 @@ checks this); for years outside the window it falls back to the calendar itself.
 Pure: no I/O, no clocks. The memo (one `Days` per calendar object, a few at most) only caches
 values derived from the immutable calendar.
 """
+
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
@@ -17,7 +18,7 @@ from datetime import date
 from protocol.calendar import WorkCalendar
 
 _FAST_YEARS = (1901, 2199)  # window the flat list may cover; beyond it the calendar answers
-_MEMO: dict[int, tuple[WorkCalendar, "Days"]] = {}
+_MEMO: dict[int, tuple[WorkCalendar, Days]] = {}
 _MEMO_MAX = 8
 
 

@@ -1,13 +1,24 @@
 """The replay of a case's events (state machine of the case clock), pure."""
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
-from typing import Callable, Sequence
 
 from protocol.calendar import CST, local_date
 from protocol.caseclock_days import Days
-from protocol.caseclock_types import (ACCEPTANCE_DAYS, CLOSED, DELIVERY_DAYS, EVENT_TYPES, REVIEW_DAYS,
-                                      SUSPEND_PROCEDURES, Event, ItemRule, TransitionError, _msg)
+from protocol.caseclock_types import (
+    ACCEPTANCE_DAYS,
+    CLOSED,
+    DELIVERY_DAYS,
+    EVENT_TYPES,
+    REVIEW_DAYS,
+    SUSPEND_PROCEDURES,
+    Event,
+    ItemRule,
+    TransitionError,
+    _msg,
+)
 
 
 class _Replay:
@@ -18,11 +29,39 @@ class _Replay:
     """
 
     __slots__ = (
-        "item", "days", "received", "acceptance_due", "acceptance_prov", "strict", "status", "index",
-        "decided", "deemed", "extended", "supplement_requests", "accepted_on", "susp_start",
-        "decision_on", "closed_on", "shift_p", "shift_l", "shift_r", "shift_prov",
-        "base_p", "prov_p", "base_l", "prov_l", "base_r", "prov_r", "review_end",
-        "delivery_due", "delivery_prov", "delivery_end", "linked_to", "violations", "ignored",
+        "item",
+        "days",
+        "received",
+        "acceptance_due",
+        "acceptance_prov",
+        "strict",
+        "status",
+        "index",
+        "decided",
+        "deemed",
+        "extended",
+        "supplement_requests",
+        "accepted_on",
+        "susp_start",
+        "decision_on",
+        "closed_on",
+        "shift_p",
+        "shift_l",
+        "shift_r",
+        "shift_prov",
+        "base_p",
+        "prov_p",
+        "base_l",
+        "prov_l",
+        "base_r",
+        "prov_r",
+        "review_end",
+        "delivery_due",
+        "delivery_prov",
+        "delivery_end",
+        "linked_to",
+        "violations",
+        "ignored",
     )
 
     def __init__(self, item: ItemRule, days: Days, received: date) -> None:
@@ -183,8 +222,11 @@ class _Replay:
         if self.status in CLOSED:
             return self.bad("案件已办结，不能告知补正", "case is closed; cannot request a supplement")
         if self.supplement_requests:
-            return self.flag("repeated_supplement_request", "补正材料应一次性告知，不能再次告知",
-                             "a supplement may be requested only once")
+            return self.flag(
+                "repeated_supplement_request",
+                "补正材料应一次性告知，不能再次告知",
+                "a supplement may be requested only once",
+            )
         if not (self.status == "received" or self.undecided_deemed()):
             return self.bad("案件已受理，不能再告知补正", "case already accepted; cannot request a supplement")
         if d > self.acceptance_due:
@@ -205,8 +247,10 @@ class _Replay:
         if self.status != "accepted":
             return self.bad("只有已受理的案件可以中止计时", "only an accepted case can be suspended")
         if ev.procedure not in SUSPEND_PROCEDURES:
-            return self.bad(f"中止计时的程序必须是{'、'.join(SUSPEND_PROCEDURES)}之一",
-                            f"procedure must be one of {', '.join(SUSPEND_PROCEDURES)}")
+            return self.bad(
+                f"中止计时的程序必须是{'、'.join(SUSPEND_PROCEDURES)}之一",
+                f"procedure must be one of {', '.join(SUSPEND_PROCEDURES)}",
+            )
         self.status, self.susp_start = "suspended", d
 
     def on_resume(self, ev: Event, d: date) -> None:
@@ -222,14 +266,18 @@ class _Replay:
         if self.extended:
             return self.flag("second_extension", "案件只能延期一次", "a case can be extended only once")
         if not ev.reason or not ev.approver:
-            return self.flag("extension_without_approval", "延期必须说明理由并经负责人批准",
-                             "extension needs a reason and an approver")
+            return self.flag(
+                "extension_without_approval",
+                "延期必须说明理由并经负责人批准",
+                "extension needs a reason and an approver",
+            )
         limit = self.item.max_extension()
         if ev.days is None or ev.days < 1:
             return self.bad("延期天数必须为正整数", "extension days must be a positive integer")
         if ev.days > limit:
-            return self.flag("extension_too_long", f"延期不能超过{limit}个工作日",
-                             f"extension cannot exceed {limit} working days")
+            return self.flag(
+                "extension_too_long", f"延期不能超过{limit}个工作日", f"extension cannot exceed {limit} working days"
+            )
         if d > self.projected(self.base_p, self.shift_p, d):
             return self.flag("extension_after_due", "已超过办理时限，不能延期", "case is past due; cannot extend")
         self.shift_p += ev.days
@@ -246,12 +294,18 @@ class _Replay:
     def decide(self, ev: Event, d: date, extra_from: tuple[str, ...] = ()) -> bool:
         """Common checks before approve/deny/complete; False when the event is skipped."""
         if self.status == "suspended":
-            self.flag("complete_while_suspended", "案件中止计时期间不能作出决定或办结",
-                      "case is suspended; resume before deciding or completing")
+            self.flag(
+                "complete_while_suspended",
+                "案件中止计时期间不能作出决定或办结",
+                "case is suspended; resume before deciding or completing",
+            )
             self.end_suspension(d)
         if self.status in ("received", "supplement_requested") and self.accepted_on is None:
-            self.flag("complete_without_acceptance", "案件未受理，不能作出决定或办结",
-                      "case is not accepted; cannot decide or complete")
+            self.flag(
+                "complete_without_acceptance",
+                "案件未受理，不能作出决定或办结",
+                "case is not accepted; cannot decide or complete",
+            )
             return True
         if not (self.accepted_like() or self.status in extra_from):
             self.bad(f"案件状态为{self.status}，不能执行该操作", f"not possible in status {self.status}")
@@ -287,8 +341,11 @@ class _Replay:
             return self.bad("只有已受理的案件可以转报", "only an accepted case can be transferred")
         link = ev.link or ev.step or ev.reason
         if not link:
-            self.flag("transfer_without_link", "转报必须注明接收的上级机关或案件编号",
-                      "transfer needs the receiving level or case (link, step or reason)")
+            self.flag(
+                "transfer_without_link",
+                "转报必须注明接收的上级机关或案件编号",
+                "transfer needs the receiving level or case (link, step or reason)",
+            )
         self.linked_to = link or None
         self.close("transferred", d)
 
@@ -305,12 +362,12 @@ class _Replay:
         self.close("delivered", d)
 
 
-_HANDLERS: dict[str, Callable[[_Replay, Event, date], None]] = {
-    t: getattr(_Replay, "on_" + t) for t in EVENT_TYPES}
+_HANDLERS: dict[str, Callable[[_Replay, Event, date], None]] = {t: getattr(_Replay, "on_" + t) for t in EVENT_TYPES}
 
 
-def _replay(item: ItemRule, received_at: datetime, events: Sequence[Event], days: Days,
-            tolerance: timedelta | None = None) -> _Replay:
+def _replay(
+    item: ItemRule, received_at: datetime, events: Sequence[Event], days: Days, tolerance: timedelta | None = None
+) -> _Replay:
     """Leniently replay recorded events (given in recording order) in time order.
 
     Records whose time is earlier than a record before them (or than the receipt) are
@@ -340,5 +397,3 @@ def _replay(item: ItemRule, received_at: datetime, events: Sequence[Event], days
     if backdated:
         st.violate("backdated")
     return st
-
-

@@ -6,6 +6,7 @@ Art. 45 suspensions, Art. 82 working days. See docs/case-rules.md for the decisi
 the law is silent. No I/O, no clocks: `now` is always passed in, and every state, light and
 violation is a function of (item, received_at, events, now, calendar, options) only.
 """
+
 from __future__ import annotations
 
 from dataclasses import KW_ONLY, asdict, dataclass
@@ -15,13 +16,34 @@ from typing import Literal
 Light = Literal["green", "yellow", "red"]
 CASE_TYPES = ("immediate", "promised", "joint", "escalated")  # 即办件/承诺件/联办件/上报件
 EVENT_TYPES = (
-    "accept", "reject", "request_supplement", "supplement_received", "suspend", "resume",
-    "extend", "step", "approve", "deny", "complete", "transfer", "withdraw", "deliver",
+    "accept",
+    "reject",
+    "request_supplement",
+    "supplement_received",
+    "suspend",
+    "resume",
+    "extend",
+    "step",
+    "approve",
+    "deny",
+    "complete",
+    "transfer",
+    "withdraw",
+    "deliver",
 )
 SUSPEND_PROCEDURES = ("听证", "招标", "拍卖", "检验", "检测", "检疫", "鉴定", "专家评审")
 STATUSES = (
-    "received", "supplement_requested", "accepted", "suspended", "approved", "denied",
-    "rejected", "completed", "delivered", "withdrawn", "transferred",
+    "received",
+    "supplement_requested",
+    "accepted",
+    "suspended",
+    "approved",
+    "denied",
+    "rejected",
+    "completed",
+    "delivered",
+    "withdrawn",
+    "transferred",
 )
 CLOSED = frozenset({"completed", "delivered", "rejected", "denied", "withdrawn", "transferred"})
 ACCEPTANCE_DAYS = 5  # Art. 32: 补正 notice within 5 days, else deemed accepted
@@ -30,22 +52,22 @@ DEFAULT_MAX_EXTENSION = 10
 REVIEW_DAYS = 20  # Art. 43: lower level reviews an escalated case within 20 days of acceptance
 DELIVERY_DAYS = 10  # Art. 44: issue and deliver the licence within 10 days of the decision
 VIOLATIONS = (  # every procedural red-card reason (红牌事由) `CaseView.violations` may hold
-    "acceptance_timeout",           # Art. 32: no accept/reject/补正 within 5 working days
-    "late_supplement_notice",       # Art. 32: 补正 notice after the 5 working days
+    "acceptance_timeout",  # Art. 32: no accept/reject/补正 within 5 working days
+    "late_supplement_notice",  # Art. 32: 补正 notice after the 5 working days
     "repeated_supplement_request",  # Art. 32: 补正 must be told once, completely
-    "reject_without_reason",        # Art. 32: 不予受理 needs reasons
-    "deny_without_reason",          # Art. 38: 不予许可 needs reasons
+    "reject_without_reason",  # Art. 32: 不予受理 needs reasons
+    "deny_without_reason",  # Art. 38: 不予许可 needs reasons
     "complete_without_acceptance",  # decided or completed a case never accepted
-    "complete_while_suspended",     # decided or completed during an Art. 45 procedure
-    "second_extension",             # Art. 42: one extension only
-    "extension_after_due",          # Art. 42: extension decided after the limit ran out
-    "extension_without_approval",   # Art. 42: extension needs a reason and the head's approval
-    "extension_too_long",           # Art. 42: more than 10 (joint 15) working days
-    "late_delivery",                # Art. 44: licence not delivered within 10 working days
-    "late_review",                  # Art. 43: lower level took more than 20 working days
-    "transfer_without_link",        # transfer naming no receiving level or case
-    "out_of_order",                 # an event recorded with a time before an earlier record
-    "backdated",                    # recorded_at - at beyond the configured tolerance
+    "complete_while_suspended",  # decided or completed during an Art. 45 procedure
+    "second_extension",  # Art. 42: one extension only
+    "extension_after_due",  # Art. 42: extension decided after the limit ran out
+    "extension_without_approval",  # Art. 42: extension needs a reason and the head's approval
+    "extension_too_long",  # Art. 42: more than 10 (joint 15) working days
+    "late_delivery",  # Art. 44: licence not delivered within 10 working days
+    "late_review",  # Art. 43: lower level took more than 20 working days
+    "transfer_without_link",  # transfer naming no receiving level or case
+    "out_of_order",  # an event recorded with a time before an earlier record
+    "backdated",  # recorded_at - at beyond the configured tolerance
 )
 
 # violation code → the Chinese reason people read (红牌事由); every code above has one
@@ -133,7 +155,8 @@ class Event:
         if self.days is not None and (isinstance(self.days, bool) or not isinstance(self.days, int)):
             raise ValueError(f"days: must be an integer, got {self.days!r}")
         if self.recorded_at is not None and (
-                not isinstance(self.recorded_at, datetime) or self.recorded_at.utcoffset() is None):
+            not isinstance(self.recorded_at, datetime) or self.recorded_at.utcoffset() is None
+        ):
             raise ValueError("recorded_at: must be a time-zone-aware datetime")
         if self.link is not None and not isinstance(self.link, str):
             raise ValueError(f"link: must be a string, got {self.link!r}")
@@ -164,11 +187,11 @@ class CaseView:
     next_change: datetime | None
     ignored: tuple[int, ...] = ()
     calendar: str = ""
-    delivery_due: date | None = None      # Art. 44, from the approve day
+    delivery_due: date | None = None  # Art. 44, from the approve day
     delivery_provisional: bool = False
-    review_due: date | None = None        # Art. 43, escalated cases only
+    review_due: date | None = None  # Art. 43, escalated cases only
     review_provisional: bool = False
-    linked_to: str | None = None          # receiving level/case of a transfer
+    linked_to: str | None = None  # receiving level/case of a transfer
 
     def to_dict(self) -> dict:
         """JSON-able form: dates as YYYY-MM-DD, instants as ISO 8601 with +08:00."""
@@ -184,5 +207,3 @@ class CaseView:
 def _msg(zh: str, en: str) -> str:
     """Bilingual message: Chinese first, English in parentheses."""
     return f"{zh} ({en})"
-
-

@@ -4,6 +4,7 @@ Site codes may contain ``-`` and one may prefix another (``140702`` and ``140702
 ownership is never decided by a prefix test: the date and the counter are parsed off the right
 end, and the rest must equal the site code exactly.
 """
+
 from __future__ import annotations
 
 import re

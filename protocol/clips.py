@@ -6,6 +6,7 @@ The hub acks each stored chunk ({clip_id, index} on the site's down/clip topic);
 resends unacknowledged chunks, so an upload survives restarts on both ends. Every chunk but
 the last has the same size, at least MIN_CHUNK_BYTES (the agent sends 128 KiB).
 """
+
 from __future__ import annotations
 
 import re
@@ -18,9 +19,9 @@ from protocol.wire import WireError
 
 CHUNK_PREFIX = b"JC1K"
 MAX_CHUNK_BYTES = 256 * 1024
-MIN_CHUNK_BYTES = 16 * 1024               # every chunk but the last: bounds the files per clip
-MAX_CHUNKS = 20_000                       # 5 GB at the largest chunk size
-CLIP_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")     # always fullmatch: "$" lets a trailing newline pass
+MIN_CHUNK_BYTES = 16 * 1024  # every chunk but the last: bounds the files per clip
+MAX_CHUNKS = 20_000  # 5 GB at the largest chunk size
+CLIP_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")  # always fullmatch: "$" lets a trailing newline pass
 
 
 CLIP_REFUSALS = ("unrequested_clip", "clip_too_large", "clip_quota", "chunk_too_small")
@@ -43,10 +44,11 @@ class ClipRefused(WireError):
 @dataclass(frozen=True)
 class ClipChunk:
     """One chunk of a clip."""
+
     clip_id: str
     index: int
     total: int
-    sha256: str          # hex digest of the whole clip
+    sha256: str  # hex digest of the whole clip
     camera: str
     start_ms: int
     end_ms: int
@@ -55,8 +57,9 @@ class ClipChunk:
 
 def seal_chunk(c: ClipChunk, *, sign_key) -> bytes:
     """Encode and sign a chunk with the site's Ed25519 key."""
-    body = msgpack.packb([1, c.clip_id, c.index, c.total, c.sha256, c.camera, c.start_ms, c.end_ms, c.data],
-                         use_bin_type=True)
+    body = msgpack.packb(
+        [1, c.clip_id, c.index, c.total, c.sha256, c.camera, c.start_ms, c.end_ms, c.data], use_bin_type=True
+    )
     return msgpack.packb([body, sign_key.sign(CHUNK_PREFIX + body)], use_bin_type=True)
 
 
@@ -65,8 +68,9 @@ def open_chunk(data: bytes, *, verify_key) -> ClipChunk:
     if len(data) > MAX_CHUNK_BYTES + 4096:
         raise WireError("oversize", f"clip chunk of {len(data)} bytes")
     try:
-        body, sig = msgpack.unpackb(data, raw=False, max_bin_len=MAX_CHUNK_BYTES + 2048, max_array_len=16,
-                                    max_str_len=256)
+        body, sig = msgpack.unpackb(
+            data, raw=False, max_bin_len=MAX_CHUNK_BYTES + 2048, max_array_len=16, max_str_len=256
+        )
         if not isinstance(body, bytes) or not isinstance(sig, bytes):
             raise ValueError("envelope is not [body, signature]")
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
@@ -77,13 +81,24 @@ def open_chunk(data: bytes, *, verify_key) -> ClipChunk:
         raise WireError("bad_signature", "clip chunk not signed by the site") from None
     try:
         v, clip_id, index, total, sha, camera, start_ms, end_ms, payload = msgpack.unpackb(
-            body, raw=False, max_bin_len=MAX_CHUNK_BYTES, max_array_len=16, max_str_len=256)
+            body, raw=False, max_bin_len=MAX_CHUNK_BYTES, max_array_len=16, max_str_len=256
+        )
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
         raise WireError("malformed", f"clip chunk body: {exc}") from None
-    ok = (v == 1 and isinstance(clip_id, str) and CLIP_ID_RE.fullmatch(clip_id) and isinstance(index, int)
-          and isinstance(total, int) and 0 <= index < total <= MAX_CHUNKS and isinstance(sha, str)
-          and re.fullmatch(r"[0-9a-f]{64}", sha) and isinstance(camera, str) and isinstance(payload, bytes)
-          and isinstance(start_ms, int) and isinstance(end_ms, int))
+    ok = (
+        v == 1
+        and isinstance(clip_id, str)
+        and CLIP_ID_RE.fullmatch(clip_id)
+        and isinstance(index, int)
+        and isinstance(total, int)
+        and 0 <= index < total <= MAX_CHUNKS
+        and isinstance(sha, str)
+        and re.fullmatch(r"[0-9a-f]{64}", sha)
+        and isinstance(camera, str)
+        and isinstance(payload, bytes)
+        and isinstance(start_ms, int)
+        and isinstance(end_ms, int)
+    )
     if not ok:
         raise WireError("malformed", "clip chunk fields out of range")
     return ClipChunk(clip_id, index, total, sha, camera, start_ms, end_ms, payload)

@@ -2,6 +2,7 @@
 
 Pure: PEM data comes in and goes out as bytes; callers do the file I/O.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -39,16 +40,16 @@ def private_to_pem(key: PrivateKey) -> bytes:
     """Unencrypted PKCS#8 PEM of a private key."""
     if not isinstance(key, (Ed25519PrivateKey, X25519PrivateKey)):
         raise TypeError(f"expected an Ed25519/X25519 private key, got {type(key).__name__}")
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def public_to_pem(pub: PublicKey) -> bytes:
     """SubjectPublicKeyInfo PEM of a public key."""
     if not isinstance(pub, (Ed25519PublicKey, X25519PublicKey)):
         raise TypeError(f"expected an Ed25519/X25519 public key, got {type(pub).__name__}")
-    return pub.public_bytes(serialization.Encoding.PEM,
-                            serialization.PublicFormat.SubjectPublicKeyInfo)
+    return pub.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def _as_bytes(data: bytes | str) -> bytes:
@@ -68,8 +69,9 @@ def _check_kind(kind: str) -> None:
 
 def _name(key: object) -> str:
     """Readable name of a key object's type."""
-    return type(key).__name__.removeprefix("_").replace("PrivateKey", " private key") \
-        .replace("PublicKey", " public key")
+    return (
+        type(key).__name__.removeprefix("_").replace("PrivateKey", " private key").replace("PublicKey", " public key")
+    )
 
 
 def load_private_pem(data: bytes, kind: KeyKind) -> PrivateKey:
@@ -81,8 +83,7 @@ def load_private_pem(data: bytes, kind: KeyKind) -> PrivateKey:
     try:
         key = serialization.load_pem_private_key(raw, password=None)
     except TypeError:
-        raise CryptoKeyError("the PEM private key is encrypted; an unencrypted key is required") \
-            from None
+        raise CryptoKeyError("the PEM private key is encrypted; an unencrypted key is required") from None
     except (ValueError, UnsupportedAlgorithm) as e:
         raise CryptoKeyError(f"not a readable PEM private key: {e}") from None
     if not isinstance(key, _PRIVATE[kind]):

@@ -5,6 +5,7 @@ Record kinds and their bodies:
                                      in force at registration, so both ends compute the same clock)
     case.event       CaseEventBody   a step of an existing case (受理, 办结, ...)
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -22,16 +23,25 @@ ITEM_TYPES = ("licensing", "confirmation", "other_power", "public_service")
 
 # Chinese labels accepted on catalog import (事项类型 / 办件类型)
 ITEM_TYPE_LABELS = {
-    "行政许可": "licensing", "许可": "licensing",
-    "行政确认": "confirmation", "确认": "confirmation",
-    "其他行政权力": "other_power", "其他权力": "other_power",
-    "公共服务": "public_service", "服务": "public_service",
+    "行政许可": "licensing",
+    "许可": "licensing",
+    "行政确认": "confirmation",
+    "确认": "confirmation",
+    "其他行政权力": "other_power",
+    "其他权力": "other_power",
+    "公共服务": "public_service",
+    "服务": "public_service",
 }
 CASE_TYPE_LABELS = {
-    "即办件": "immediate", "即办": "immediate",
-    "承诺件": "promised", "承诺": "promised",
-    "联办件": "joint", "联办": "joint",
-    "上报件": "escalated", "转报件": "escalated", "上报": "escalated",
+    "即办件": "immediate",
+    "即办": "immediate",
+    "承诺件": "promised",
+    "承诺": "promised",
+    "联办件": "joint",
+    "联办": "joint",
+    "上报件": "escalated",
+    "转报件": "escalated",
+    "上报": "escalated",
 }
 
 
@@ -48,7 +58,7 @@ def _aware(v: datetime) -> datetime:
         raise ValueError("time must carry a UTC offset, e.g. 2026-03-02T09:30:00+08:00")
     try:
         year = v.astimezone(CST).year
-    except OverflowError:                   # 0001-01-01T00:00+14:00 or 9999-12-31T23:59-14:00
+    except OverflowError:  # 0001-01-01T00:00+14:00 or 9999-12-31T23:59-14:00
         year = v.year
     if not 2000 <= year <= 2100:
         raise ValueError("time must be between the years 2000 and 2100 in China time (UTC+08:00)")
@@ -57,6 +67,7 @@ def _aware(v: datetime) -> datetime:
 
 class CatalogItem(Strict):
     """One item of the service catalog (事项目录)."""
+
     code: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
     name: str = Field(min_length=1, max_length=200)
     department: str = Field(min_length=1, max_length=100)
@@ -90,12 +101,18 @@ class CatalogItem(Strict):
 
     def rule(self) -> ItemRule:
         """The clock parameters of this item."""
-        return ItemRule(code=self.code, case_type=self.case_type, legal_days=self.legal_days,
-                        promised_days=self.promised_days, yellow_days=self.yellow_days)
+        return ItemRule(
+            code=self.code,
+            case_type=self.case_type,
+            legal_days=self.legal_days,
+            promised_days=self.promised_days,
+            yellow_days=self.yellow_days,
+        )
 
 
 class Applicant(Strict):
     """申请人: personal data, never shown on the public lookup."""
+
     name: str = Field(min_length=1, max_length=100)
     id_no: str | None = Field(None, max_length=32)
     phone: str | None = Field(None, max_length=32)
@@ -103,17 +120,19 @@ class Applicant(Strict):
 
 class NewCase(Strict):
     """POST /api/cases body at the agent."""
+
     item_code: str = Field(min_length=1, max_length=64)
     applicant: Applicant
     window: str | None = Field(None, max_length=32)
     clerk: str | None = Field(None, max_length=64)
-    received_at: datetime | None = None   # 补录: back-entry of a paper case
+    received_at: datetime | None = None  # 补录: back-entry of a paper case
 
     _aware = field_validator("received_at")(classmethod(lambda cls, v: v if v is None else _aware(v)))
 
 
 class NewEvent(Strict):
     """POST /api/cases/{case_no}/events body at the agent."""
+
     type: Literal[EVENT_TYPES]  # type: ignore[valid-type]
     at: datetime | None = None
     actor: str | None = Field(None, max_length=64)
@@ -136,6 +155,7 @@ class NewEvent(Strict):
 
 class ItemSnapshot(Strict):
     """The item's rule and labels as they were when the case was received."""
+
     code: str
     name: str
     department: str
@@ -144,18 +164,27 @@ class ItemSnapshot(Strict):
     legal_days: int = Field(ge=0, le=365)
     promised_days: int = Field(ge=0, le=365)
     yellow_days: int | None = Field(None, ge=0, le=30)
-    catalog_version: int | None = Field(None, ge=0, le=2**53,
-                                        description="the signed catalog version the box used; the hub "
-                                                    "checks the item against that version")
+    catalog_version: int | None = Field(
+        None,
+        ge=0,
+        le=2**53,
+        description="the signed catalog version the box used; the hub checks the item against that version",
+    )
 
     def rule(self) -> ItemRule:
         """The clock parameters recorded with the case."""
-        return ItemRule(code=self.code, case_type=self.case_type, legal_days=self.legal_days,
-                        promised_days=self.promised_days, yellow_days=self.yellow_days)
+        return ItemRule(
+            code=self.code,
+            case_type=self.case_type,
+            legal_days=self.legal_days,
+            promised_days=self.promised_days,
+            yellow_days=self.yellow_days,
+        )
 
 
 class CaseRegistered(Strict):
     """Body of a `case.registered` record (收件)."""
+
     case_no: str = Field(min_length=1, max_length=64)
     query_code: str = Field(min_length=4, max_length=16)
     item: ItemSnapshot
@@ -169,6 +198,7 @@ class CaseRegistered(Strict):
 
 class CaseEventBody(Strict):
     """Body of a `case.event` record."""
+
     case_no: str = Field(min_length=1, max_length=64)
     type: Literal[EVENT_TYPES]  # type: ignore[valid-type]
     at: datetime
@@ -186,16 +216,18 @@ class CaseEventBody(Strict):
 KIND_VOTE = "vote"
 KIND_DEVICE_EVENT = "device.event"
 KIND_HEARTBEAT = "heartbeat"
-LEVEL_NAMES = ("非常满意", "满意", "基本满意", "不满意", "非常不满意")   # national scale, level 1..5
+LEVEL_NAMES = ("非常满意", "满意", "基本满意", "不满意", "非常不满意")  # national scale, level 1..5
 
 
 class Open(BaseModel):
     """Tolerant base for device bodies: newer agents may add fields an older hub ignores."""
+
     model_config = ConfigDict(extra="ignore")
 
 
 class VoteCast(Open):
     """Body of a `vote` record (好差评 at the window keypad); misuse is kept, flagged, never dropped."""
+
     case_no: str | None = Field(None, max_length=64)
     window: str = Field(min_length=1, max_length=32)
     staff: str | None = Field(None, max_length=64)
@@ -218,6 +250,7 @@ class VoteCast(Open):
 
 class DeviceEvent(Open):
     """Body of a `device.event` record (e.g. window_unattended with a JPEG snapshot)."""
+
     device: str = Field(min_length=1, max_length=64)
     event: str = Field(min_length=1, max_length=64)
     window: str | None = Field(None, max_length=32)
@@ -230,8 +263,9 @@ class DeviceEvent(Open):
 
 class Heartbeat(Open):
     """Body of a `heartbeat` record: box health (integers only: records carry no floats)."""
+
     at: datetime
-    cpu_temp_mc: int | None = None          # millidegrees Celsius
+    cpu_temp_mc: int | None = None  # millidegrees Celsius
     load1_x100: int | None = None
     mem_available_kb: int | None = None
     mem_total_kb: int | None = None

@@ -6,6 +6,7 @@ integer/str/bin forms as produced by msgpack-python with ``use_bin_type=True``, 
 no extension types. Exactly one byte string is valid for each record, so ``record_hash`` of the
 encoding is stable across agent, hub and third-party decoders. See docs/protocol.md.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -153,9 +154,7 @@ def encode_record(r: Record) -> bytes:
     _check_fields(r)
     body = canonical_value(r.body, root="body")
     try:
-        data = msgpack.packb(
-            [r.seq, r.prev, r.kind, r.wall_ms, r.mono_ns, r.boot_id, r.clock, body],
-            use_bin_type=True)
+        data = msgpack.packb([r.seq, r.prev, r.kind, r.wall_ms, r.mono_ns, r.boot_id, r.clock, body], use_bin_type=True)
     except (ValueError, TypeError, OverflowError) as e:  # e.g. lone surrogates in a str
         raise RecordError(f"cannot encode record: {e}") from None
     if len(data) > MAX_RECORD_BYTES:
@@ -167,9 +166,17 @@ def _unpack(data: bytes, limit: int) -> Any:
     """msgpack.unpackb with every length bounded by limit; raises RecordError."""
     try:
         return msgpack.unpackb(
-            data, raw=False, strict_map_key=True, use_list=True, timestamp=0,
-            max_bin_len=limit, max_str_len=limit, max_array_len=limit,
-            max_map_len=limit, max_ext_len=0)
+            data,
+            raw=False,
+            strict_map_key=True,
+            use_list=True,
+            timestamp=0,
+            max_bin_len=limit,
+            max_str_len=limit,
+            max_array_len=limit,
+            max_map_len=limit,
+            max_ext_len=0,
+        )
     except Exception as e:  # msgpack raises many types on garbage
         raise RecordError(f"not valid msgpack: {type(e).__name__}: {e}") from None
 
@@ -201,7 +208,7 @@ def peek_seq(encoded: bytes) -> int:
     width = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}.get(b)
     if width is None or len(encoded) < 2 + width:
         raise RecordError("not an encoded record (seq is not an unsigned int)")
-    return int.from_bytes(encoded[2:2 + width], "big")
+    return int.from_bytes(encoded[2 : 2 + width], "big")
 
 
 def record_hash(encoded: bytes) -> bytes:

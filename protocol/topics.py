@@ -12,6 +12,7 @@ site only. The hub reads and writes everything under the root.
     jc/v1/site/{site}/down/clip    the hub's ack of each stored chunk
     jc/v1/hub/state                hub online/offline, retained; agents drain only when online
 """
+
 from __future__ import annotations
 
 ROOT = "jc/v1"

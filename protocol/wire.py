@@ -6,6 +6,7 @@ plaintext (a msgpack array of encoded records) is encrypted with ChaCha20-Poly13
 derived by HKDF-SHA256 from an ephemeral X25519 exchange with the hub's key, header as AAD; the
 site's Ed25519 key signs ``b"JC1B" + header_bytes + ciphertext``. See docs/protocol.md.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,11 +23,28 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .crypto import public_raw
-from .records import (I64_MAX, I64_MIN, KIND_RE, MAX_RECORD_BYTES, Record, RecordError,
-                      canonical_value, decode_record, peek_seq)
+from .records import (
+    I64_MAX,
+    I64_MIN,
+    KIND_RE,
+    MAX_RECORD_BYTES,
+    Record,
+    RecordError,
+    canonical_value,
+    decode_record,
+    peek_seq,
+)
 
-REASONS = ("malformed", "oversize", "unsupported_version", "wrong_site", "bad_signature",
-           "decrypt_failed", "bad_record", "count_mismatch")
+REASONS = (
+    "malformed",
+    "oversize",
+    "unsupported_version",
+    "wrong_site",
+    "bad_signature",
+    "decrypt_failed",
+    "bad_record",
+    "count_mismatch",
+)
 MAX_BATCH_BYTES = 1_048_576
 MAX_BATCH_RECORDS = 2000
 # largest signed config message the hub publishes (a catalog of ~5,000 items); the broker's
@@ -84,9 +102,17 @@ def _unpack(data: bytes, limit: int, *, arrays: int | None = None) -> Any:
     """Bounded msgpack.unpackb; any failure becomes WireError('malformed')."""
     try:
         return msgpack.unpackb(
-            data, raw=False, strict_map_key=True, use_list=True, timestamp=0,
-            max_bin_len=limit, max_str_len=limit, max_array_len=arrays or limit,
-            max_map_len=limit, max_ext_len=0)
+            data,
+            raw=False,
+            strict_map_key=True,
+            use_list=True,
+            timestamp=0,
+            max_bin_len=limit,
+            max_str_len=limit,
+            max_array_len=arrays or limit,
+            max_map_len=limit,
+            max_ext_len=0,
+        )
     except Exception as e:  # msgpack raises many exception types on garbage
         raise WireError("malformed", f"invalid msgpack: {type(e).__name__}: {e}") from None
 
@@ -131,8 +157,12 @@ def _parse_header(header_bytes: bytes) -> BatchHeader:
         raise WireError("unsupported_version", f"header version {v!r}, expected {WIRE_VERSION}")
     if type(site) is not str or not 0 < len(site) <= MAX_SITE_CHARS:
         raise WireError("malformed", "header site must be a str of 1..64 characters")
-    if not (_is_int(first, 1, I64_MAX) and _is_int(count, 0, I64_MAX)
-            and _is_int(last, 1, I64_MAX) and _is_int(sent_ms, I64_MIN, I64_MAX)):
+    if not (
+        _is_int(first, 1, I64_MAX)
+        and _is_int(count, 0, I64_MAX)
+        and _is_int(last, 1, I64_MAX)
+        and _is_int(sent_ms, I64_MIN, I64_MAX)
+    ):
         raise WireError("malformed", "header seq, count and sent_ms must be 64-bit ints")
     if count > MAX_BATCH_RECORDS:
         raise WireError("oversize", f"batch claims {count} records, limit {MAX_BATCH_RECORDS}")
@@ -150,8 +180,7 @@ def peek_header(data: bytes) -> BatchHeader:
 
 def _batch_key(shared: bytes, eph_raw: bytes, hub_raw: bytes) -> bytes:
     """HKDF-SHA256 of the X25519 shared secret into a 32-byte ChaCha20-Poly1305 key."""
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=eph_raw + hub_raw,
-                info=HKDF_INFO).derive(shared)
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=eph_raw + hub_raw, info=HKDF_INFO).derive(shared)
 
 
 def sealed_size_bound(record_sizes: Iterable[int]) -> int:
@@ -159,8 +188,7 @@ def sealed_size_bound(record_sizes: Iterable[int]) -> int:
     return BATCH_OVERHEAD + sum(n + RECORD_OVERHEAD for n in record_sizes)
 
 
-def _check_seal_args(site: str, encoded_records: Sequence[bytes], first_seq: int,
-                     sent_ms: int) -> None:
+def _check_seal_args(site: str, encoded_records: Sequence[bytes], first_seq: int, sent_ms: int) -> None:
     """Validate seal_batch inputs (ValueError) and limits (WireError('oversize'))."""
     if type(site) is not str or not 0 < len(site) <= MAX_SITE_CHARS:
         raise ValueError("site must be a str of 1..64 characters")
@@ -182,9 +210,17 @@ def _check_seal_args(site: str, encoded_records: Sequence[bytes], first_seq: int
             raise ValueError(f"record {i} has seq {seq}, expected {first_seq + i} (contiguous)")
 
 
-def seal_batch(site: str, encoded_records: Sequence[bytes], *, sign_key: Ed25519PrivateKey,
-               hub_seal_pub: X25519PublicKey, sent_ms: int, first_seq: int,
-               eph_key: X25519PrivateKey | None = None, nonce: bytes | None = None) -> bytes:
+def seal_batch(
+    site: str,
+    encoded_records: Sequence[bytes],
+    *,
+    sign_key: Ed25519PrivateKey,
+    hub_seal_pub: X25519PublicKey,
+    sent_ms: int,
+    first_seq: int,
+    eph_key: X25519PrivateKey | None = None,
+    nonce: bytes | None = None,
+) -> bytes:
     """Encrypt contiguous encoded records to the hub and sign them as the site."""
     _check_seal_args(site, encoded_records, first_seq, sent_ms)
     eph_key = eph_key or X25519PrivateKey.generate()
@@ -193,8 +229,9 @@ def seal_batch(site: str, encoded_records: Sequence[bytes], *, sign_key: Ed25519
         raise ValueError("nonce must be 12 bytes")
     eph_raw, hub_raw = public_raw(eph_key.public_key()), public_raw(hub_seal_pub)
     count = len(encoded_records)
-    header_bytes = msgpack.packb([WIRE_VERSION, site, first_seq, first_seq + count - 1, count,
-                                  sent_ms, eph_raw, nonce], use_bin_type=True)
+    header_bytes = msgpack.packb(
+        [WIRE_VERSION, site, first_seq, first_seq + count - 1, count, sent_ms, eph_raw, nonce], use_bin_type=True
+    )
     key = _batch_key(eph_key.exchange(hub_seal_pub), eph_raw, hub_raw)
     plaintext = msgpack.packb(list(encoded_records), use_bin_type=True)
     ciphertext = ChaCha20Poly1305(key).encrypt(nonce, plaintext, header_bytes)
@@ -205,8 +242,7 @@ def seal_batch(site: str, encoded_records: Sequence[bytes], *, sign_key: Ed25519
     return out
 
 
-def _decrypt(h: BatchHeader, header_bytes: bytes, ciphertext: bytes,
-             hub_seal_key: X25519PrivateKey) -> bytes:
+def _decrypt(h: BatchHeader, header_bytes: bytes, ciphertext: bytes, hub_seal_key: X25519PrivateKey) -> bytes:
     """Plaintext of a batch; WireError('decrypt_failed') on any failure."""
     try:
         eph_pub = X25519PublicKey.from_public_bytes(h.eph)
@@ -234,13 +270,13 @@ def _decode_all(h: BatchHeader, plaintext: bytes) -> list[tuple[Record, bytes]]:
         raise WireError("count_mismatch", f"header says {h.count} records, batch holds {len(out)}")
     for i, (rec, _) in enumerate(out):
         if rec.seq != h.first_seq + i:
-            raise WireError("count_mismatch",
-                            f"record {i} has seq {rec.seq}, expected {h.first_seq + i}")
+            raise WireError("count_mismatch", f"record {i} has seq {rec.seq}, expected {h.first_seq + i}")
     return out
 
 
-def open_batch(data: bytes, *, site: str, verify_key: Ed25519PublicKey,
-               hub_seal_key: X25519PrivateKey) -> tuple[BatchHeader, list[tuple[Record, bytes]]]:
+def open_batch(
+    data: bytes, *, site: str, verify_key: Ed25519PublicKey, hub_seal_key: X25519PrivateKey
+) -> tuple[BatchHeader, list[tuple[Record, bytes]]]:
     """Verify (before decrypting), decrypt and decode a batch from the given site."""
     h, header_bytes, ciphertext, sig = _parse_envelope(data)
     if h.site != site:
@@ -253,8 +289,7 @@ def open_batch(data: bytes, *, site: str, verify_key: Ed25519PublicKey,
     return h, _decode_all(h, plaintext)
 
 
-def sign_config(kind: str, version: int, payload: dict, *, sign_key: Ed25519PrivateKey,
-                issued_ms: int) -> bytes:
+def sign_config(kind: str, version: int, payload: dict, *, sign_key: Ed25519PrivateKey, issued_ms: int) -> bytes:
     """Signed config: msgpack [1, body_bytes, sig]; body = [kind, version, issued_ms, payload]."""
     if type(kind) is not str or not KIND_RE.fullmatch(kind):
         raise ValueError(f"config kind {kind!r} must match ^[a-z][a-z0-9_.]{{0,31}}$")
@@ -268,8 +303,7 @@ def sign_config(kind: str, version: int, payload: dict, *, sign_key: Ed25519Priv
     return msgpack.packb([CONFIG_VERSION, body_bytes, sig], use_bin_type=True)
 
 
-def open_config(data: bytes, *, verify_key: Ed25519PublicKey,
-                max_bytes: int = 4_194_304) -> SignedConfig:
+def open_config(data: bytes, *, verify_key: Ed25519PublicKey, max_bytes: int = 4_194_304) -> SignedConfig:
     """Verify and decode hub-signed config; WireError('bad_signature') if not from that key."""
     data = _check_size(data, max_bytes, "config")
     env = _unpack(data, max_bytes, arrays=16)
@@ -292,8 +326,13 @@ def _config_body(body_bytes: bytes, max_bytes: int) -> SignedConfig:
     if type(body) is not list or len(body) != 4:
         raise WireError("malformed", "config body is not [kind, version, issued_ms, payload]")
     kind, version, issued_ms, payload = body
-    if (type(kind) is not str or not KIND_RE.fullmatch(kind) or not _is_int(version, 0, I64_MAX)
-            or not _is_int(issued_ms, I64_MIN, I64_MAX) or type(payload) is not dict):
+    if (
+        type(kind) is not str
+        or not KIND_RE.fullmatch(kind)
+        or not _is_int(version, 0, I64_MAX)
+        or not _is_int(issued_ms, I64_MIN, I64_MAX)
+        or type(payload) is not dict
+    ):
         raise WireError("malformed", "config body fields have wrong types")
     return SignedConfig(kind, version, issued_ms, _plain(payload, "payload"))
 

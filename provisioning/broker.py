@@ -19,6 +19,7 @@ site's live connection can no longer publish or receive anything -- and the list
 new TLS handshakes with a revoked certificate fail (tests/provisioning/test_revocation.py
 checks both). No restart is needed.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -37,11 +38,10 @@ import time
 import weakref
 from pathlib import Path
 
-from protocol import topics
-from provisioning.brokerconf import (MAX_RETAINED_STATE_BYTES, BrokerLayout, bind_address,
-                                     write_broker_conf)
 from hub.config import HubConfig
 from iobase.config import BROKER_TOOL_IDENTITY, ConfigError, load_config
+from protocol import topics
+from provisioning.brokerconf import MAX_RETAINED_STATE_BYTES, BrokerLayout, bind_address, write_broker_conf
 from provisioning.errors import BrokerError, CAError, ProvisioningError
 
 START_TIMEOUT_S = 10.0
@@ -50,13 +50,18 @@ STOP_TIMEOUT_S = 10.0
 
 def find_mosquitto() -> str:
     """Path of the mosquitto binary ($JIANCHA_MOSQUITTO, PATH, /usr/sbin, /usr/local/sbin)."""
-    candidates = [os.environ.get("JIANCHA_MOSQUITTO"), shutil.which("mosquitto"),
-                  "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"]
+    candidates = [
+        os.environ.get("JIANCHA_MOSQUITTO"),
+        shutil.which("mosquitto"),
+        "/usr/sbin/mosquitto",
+        "/usr/local/sbin/mosquitto",
+    ]
     for c in candidates:
         if c and os.path.isfile(c) and os.access(c, os.X_OK):
             return c
-    raise BrokerError("mosquitto not found on PATH, in /usr/sbin or /usr/local/sbin; "
-                      "install it: apt-get install mosquitto")
+    raise BrokerError(
+        "mosquitto not found on PATH, in /usr/sbin or /usr/local/sbin; install it: apt-get install mosquitto"
+    )
 
 
 def free_port() -> int:
@@ -155,8 +160,7 @@ def is_stray_retained(topic: str, size: int) -> bool:
     return rest.startswith("up/")
 
 
-def sweep_retained(host: str, port: int, *, ca: Path, cert: Path, key: Path,
-                   timeout: float = 5.0) -> list[str]:
+def sweep_retained(host: str, port: int, *, ca: Path, cert: Path, key: Path, timeout: float = 5.0) -> list[str]:
     """Clear stray retained messages a site left (see `is_stray_retained`); returns their topics.
 
     Mosquitto's ACL cannot forbid the retain flag on one topic, and `retain_available false`
@@ -175,11 +179,20 @@ def sweep_retained(host: str, port: int, *, ca: Path, cert: Path, key: Path,
     """
     import paho.mqtt.client as mqtt
 
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311, clean_session=True,
-                         client_id=f"jc-sweep-{os.getpid()}-{time.monotonic_ns()}")
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        protocol=mqtt.MQTTv311,
+        clean_session=True,
+        client_id=f"jc-sweep-{os.getpid()}-{time.monotonic_ns()}",
+    )
     client.reconnect_delay_set(5, 10)  # never race another connection of this identity back
-    client.tls_set(ca_certs=str(ca), certfile=str(cert), keyfile=str(key),
-                   cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    client.tls_set(
+        ca_certs=str(ca),
+        certfile=str(cert),
+        keyfile=str(key),
+        cert_reqs=ssl.CERT_REQUIRED,
+        tls_version=ssl.PROTOCOL_TLS_CLIENT,
+    )
     client.tls_insecure_set(True)  # same as `probe`: the CA is ours; the host name may be an alias
     stray: dict[str, int] = {}
     acked: set[int] = set()
@@ -214,11 +227,14 @@ def sweep_retained(host: str, port: int, *, ca: Path, cert: Path, key: Path,
         _rc, barrier = client.subscribe(f"{topics.ROOT}/site/+/up/jc-sweep-barrier", qos=0)
         with cond:
             if not cond.wait_for(lambda: lost or (barrier in acked and first in acked), timeout):
-                raise BrokerError(f"no SUBACK from {host}:{port} within {timeout:.0f} s while "
-                                  f"sweeping retained messages")
+                raise BrokerError(
+                    f"no SUBACK from {host}:{port} within {timeout:.0f} s while sweeping retained messages"
+                )
             if lost:
-                raise _SweepInterrupted(f"{host}:{port} closed the sweep's connection ({lost[0]}): "
-                                        f"another client with the same certificate?")
+                raise _SweepInterrupted(
+                    f"{host}:{port} closed the sweep's connection ({lost[0]}): "
+                    f"another client with the same certificate?"
+                )
             found = sorted(stray)
         client.unsubscribe(topics.ALL_SITE_UP)
         infos = [client.publish(t, b"", qos=1, retain=True) for t in found]
@@ -226,8 +242,9 @@ def sweep_retained(host: str, port: int, *, ca: Path, cert: Path, key: Path,
         for info in infos:
             with cond:
                 if lost:
-                    raise _SweepInterrupted(f"{host}:{port} closed the sweep's connection "
-                                            f"({lost[0]}) while deleting retained messages")
+                    raise _SweepInterrupted(
+                        f"{host}:{port} closed the sweep's connection ({lost[0]}) while deleting retained messages"
+                    )
             info.wait_for_publish(max(0.1, deadline - time.monotonic()))
     finally:
         client.disconnect()
@@ -235,7 +252,7 @@ def sweep_retained(host: str, port: int, *, ca: Path, cert: Path, key: Path,
     return found
 
 
-_live: "weakref.WeakSet[ManagedBroker]" = weakref.WeakSet()
+_live: weakref.WeakSet[ManagedBroker] = weakref.WeakSet()
 
 
 @atexit.register
@@ -252,8 +269,16 @@ class ManagedBroker:
     every `poll_s` seconds and sends SIGHUP when either changed.
     """
 
-    def __init__(self, dir: Path, port: int | None = None, *, start: bool = True,
-                 watch: bool = True, poll_s: float = 0.5, foreground: bool = False) -> None:
+    def __init__(
+        self,
+        dir: Path,
+        port: int | None = None,
+        *,
+        start: bool = True,
+        watch: bool = True,
+        poll_s: float = 0.5,
+        foreground: bool = False,
+    ) -> None:
         self.dir = Path(dir).resolve()
         self.layout = BrokerLayout(self.dir)
         try:
@@ -296,7 +321,7 @@ class ManagedBroker:
         """True while the Mosquitto child process is alive."""
         return self._proc is not None and self._proc.poll() is None
 
-    def __enter__(self) -> "ManagedBroker":
+    def __enter__(self) -> ManagedBroker:
         self.start()
         return self
 
@@ -305,7 +330,7 @@ class ManagedBroker:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    def start(self) -> "ManagedBroker":
+    def start(self) -> ManagedBroker:
         """Start Mosquitto (no-op if running) and wait until it accepts a client certificate."""
         with self._lock:
             if self.is_running():
@@ -320,9 +345,13 @@ class ManagedBroker:
                 out = open(self.layout.log, "ab")
                 self._log_offset = out.tell()
             try:
-                self._proc = subprocess.Popen([exe, "-c", str(conf)], stdout=out,
-                                              stderr=subprocess.STDOUT if out else None,
-                                              stdin=subprocess.DEVNULL, start_new_session=True)
+                self._proc = subprocess.Popen(
+                    [exe, "-c", str(conf)],
+                    stdout=out,
+                    stderr=subprocess.STDOUT if out else None,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
             finally:
                 if out is not None:
                     out.close()
@@ -331,23 +360,27 @@ class ManagedBroker:
             self.swept = self.sweep_retained()
         if self._watch and self._watcher is None:
             self._closing.clear()
-            self._watcher = threading.Thread(target=self._watch_loop, name="broker-watch",
-                                             daemon=True)
+            self._watcher = threading.Thread(target=self._watch_loop, name="broker-watch", daemon=True)
             self._watcher.start()
         return self
 
     def _ensure_tool(self) -> None:
         """The broker tool's certificate and ACL entry (issued now for an older hub directory)."""
         from provisioning.setup import ensure_broker_tool  # setup imports this module
+
         try:
             if ensure_broker_tool(self.dir):
-                self._note(f"jiancha: gave this hub directory the broker tool's identity "
-                           f"({self.layout.tool_crt}, CN {BROKER_TOOL_IDENTITY}, and its ACL entry)")
+                self._note(
+                    f"jiancha: gave this hub directory the broker tool's identity "
+                    f"({self.layout.tool_crt}, CN {BROKER_TOOL_IDENTITY}, and its ACL entry)"
+                )
         except (ProvisioningError, CAError, OSError) as exc:
-            raise BrokerError(f"{self.layout.tool_crt} or its ACL entry is missing (a hub directory "
-                              f"from an older version) and cannot be provided now: {exc}. The broker "
-                              f"runner issues it from ca/ca.key once; make the CA available for one "
-                              f"start (the probe and sweep must not use the hub's certificate)") from None
+            raise BrokerError(
+                f"{self.layout.tool_crt} or its ACL entry is missing (a hub directory "
+                f"from an older version) and cannot be provided now: {exc}. The broker "
+                f"runner issues it from ca/ca.key once; make the CA available for one "
+                f"start (the probe and sweep must not use the hub's certificate)"
+            ) from None
 
     @contextlib.contextmanager
     def _tool_session(self):
@@ -366,16 +399,17 @@ class ManagedBroker:
         for attempt in range(attempts):
             try:
                 with self._tool_session():
-                    swept = sweep_retained(self.host, self._port, ca=lay.ca_crt, cert=lay.tool_crt,
-                                           key=lay.tool_key)
+                    swept = sweep_retained(self.host, self._port, ca=lay.ca_crt, cert=lay.tool_crt, key=lay.tool_key)
                 break
             except _SweepInterrupted:
                 if attempt == attempts - 1:
                     raise
                 time.sleep(0.2)
         if swept:
-            self._note(f"jiancha: cleared {len(swept)} stray retained message(s) (only up/state "
-                       f"may be retained): {', '.join(swept[:10])}{' ...' if len(swept) > 10 else ''}")
+            self._note(
+                f"jiancha: cleared {len(swept)} stray retained message(s) (only up/state "
+                f"may be retained): {', '.join(swept[:10])}{' ...' if len(swept) > 10 else ''}"
+            )
         return swept
 
     def _note(self, msg: str) -> None:
@@ -395,21 +429,24 @@ class ManagedBroker:
     def _probe(self, timeout: float = 2.0) -> bool:
         lay = self.layout
         with self._tool_session():
-            return probe(self.host, self._port, ca=lay.ca_crt, cert=lay.tool_crt, key=lay.tool_key,
-                         timeout=timeout)
+            return probe(self.host, self._port, ca=lay.ca_crt, cert=lay.tool_crt, key=lay.tool_key, timeout=timeout)
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise BrokerError(f"mosquitto exited with code {self._proc.returncode} while "
-                                  f"starting on port {self._port}:\n{self.log_tail()}")
+                raise BrokerError(
+                    f"mosquitto exited with code {self._proc.returncode} while "
+                    f"starting on port {self._port}:\n{self.log_tail()}"
+                )
             if self._probe(timeout=1.0) and self._proc.poll() is None:
                 return
             time.sleep(0.05)
         self._terminate(signal.SIGKILL)
-        raise BrokerError(f"mosquitto did not accept a TLS client within {START_TIMEOUT_S:.0f} s "
-                          f"on port {self._port}:\n{self.log_tail()}")
+        raise BrokerError(
+            f"mosquitto did not accept a TLS client within {START_TIMEOUT_S:.0f} s "
+            f"on port {self._port}:\n{self.log_tail()}"
+        )
 
     def log_tail(self, lines: int = 20) -> str:
         """The last lines Mosquitto wrote since the latest start."""
@@ -507,8 +544,11 @@ def run_broker(dir: Path) -> int:
     broker = None
     try:
         broker = ManagedBroker(Path(dir), watch=True, poll_s=1.0, foreground=True)
-        print(f"jiancha: mosquitto pid {broker.pid} listening on {broker.host}:{broker.port} "
-              f"(config {broker.layout.conf})", flush=True)
+        print(
+            f"jiancha: mosquitto pid {broker.pid} listening on {broker.host}:{broker.port} "
+            f"(config {broker.layout.conf})",
+            flush=True,
+        )
         while not stop.wait(0.5):
             with broker._lock:
                 proc = broker._proc

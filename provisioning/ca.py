@@ -11,6 +11,7 @@ Client certificates carry the identity (``hub`` or a site code) as CN and the cl
 extended key usage; Mosquitto's ``use_identity_as_username`` turns the CN into the MQTT
 username that the ACL is written for.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -45,17 +46,16 @@ class IssuedCert:
     revoked_at: str = ""
 
     def to_line(self) -> str:
-        return "\t".join([f"{self.serial:x}", self.status, self.identity,
-                          self.issued_at, self.revoked_at or "-"])
+        return "\t".join([f"{self.serial:x}", self.status, self.identity, self.issued_at, self.revoked_at or "-"])
 
     @classmethod
-    def from_line(cls, line: str) -> "IssuedCert":
+    def from_line(cls, line: str) -> IssuedCert:
         serial, status, identity, issued, revoked = line.rstrip("\n").split("\t")
         return cls(int(serial, 16), status, identity, issued, "" if revoked == "-" else revoked)
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -75,8 +75,9 @@ def write_public(path: Path, data: bytes) -> None:
 
 def ec_key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     """PKCS8 PEM, unencrypted (Mosquitto and paho read it without a passphrase)."""
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def cert_pem(cert: x509.Certificate) -> bytes:
@@ -95,8 +96,7 @@ def cert_common_name(cert: x509.Certificate) -> str:
 
 
 def _server_sans(host: str) -> list[x509.GeneralName]:
-    names: list[x509.GeneralName] = [x509.DNSName("localhost"),
-                                     x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    names: list[x509.GeneralName] = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
     try:
         addr = ipaddress.ip_address(host)
     except ValueError:
@@ -117,8 +117,9 @@ class CertificateAuthority:
             self.key = serialization.load_pem_private_key(self.key_path.read_bytes(), None)
             self.cert = load_cert(self.cert_path)
         except FileNotFoundError as exc:
-            raise CAError(f"{self.folder}: no CA here ({exc.filename} is missing); "
-                          f"run `jiancha provision init-hub` first") from None
+            raise CAError(
+                f"{self.folder}: no CA here ({exc.filename} is missing); run `jiancha provision init-hub` first"
+            ) from None
 
     key_path = property(lambda self: self.folder / "ca.key")
     cert_path = property(lambda self: self.folder / "ca.crt")
@@ -126,29 +127,46 @@ class CertificateAuthority:
     index_path = property(lambda self: self.folder / "serials" / "index")
 
     @classmethod
-    def create(cls, folder: Path, region: str) -> "CertificateAuthority":
+    def create(cls, folder: Path, region: str) -> CertificateAuthority:
         """Make a new CA (ECDSA P-256, 10 years) with an empty CRL; refuses to replace one."""
         folder = Path(folder)
         if (folder / "ca.key").exists():
             raise CAError(f"{folder / 'ca.key'} already exists; refusing to replace a CA")
         key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"Jiancha CA {region}"),
-                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Jiancha")])
+        name = x509.Name(
+            [
+                x509.NameAttribute(NameOID.COMMON_NAME, f"Jiancha CA {region}"),
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Jiancha"),
+            ]
+        )
         now = _now()
         ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-        cert = (x509.CertificateBuilder()
-                .subject_name(name).issuer_name(name)
-                .public_key(key.public_key())
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(now - _DAY)
-                .not_valid_after(now + dt.timedelta(days=365 * CA_YEARS + 2))
-                .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-                .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False,
-                                             key_encipherment=False, data_encipherment=False,
-                                             key_agreement=False, key_cert_sign=True, crl_sign=True,
-                                             encipher_only=False, decipher_only=False), critical=True)
-                .add_extension(ski, critical=False)
-                .sign(key, hashes.SHA256()))
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - _DAY)
+            .not_valid_after(now + dt.timedelta(days=365 * CA_YEARS + 2))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=False,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(ski, critical=False)
+            .sign(key, hashes.SHA256())
+        )
         write_private(folder / "ca.key", ec_key_pem(key))
         write_public(folder / "ca.crt", cert_pem(cert))
         files.private_dir(folder / "serials")
@@ -163,8 +181,11 @@ class CertificateAuthority:
         """Every certificate this CA has issued, oldest first."""
         if not self.index_path.exists():
             return []
-        return [IssuedCert.from_line(line) for line in
-                self.index_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return [
+            IssuedCert.from_line(line)
+            for line in self.index_path.read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
 
     def _write_index(self, entries: list[IssuedCert]) -> None:
         text = "".join(e.to_line() + "\n" for e in entries)
@@ -172,8 +193,9 @@ class CertificateAuthority:
 
     # -- issuing ----------------------------------------------------------------------------
 
-    def _issue(self, cn: str, public_key, sans: list[x509.GeneralName] | None,
-               eku: list[x509.ObjectIdentifier], identity: str) -> x509.Certificate:
+    def _issue(
+        self, cn: str, public_key, sans: list[x509.GeneralName] | None, eku: list[x509.ObjectIdentifier], identity: str
+    ) -> x509.Certificate:
         entries = self.issued()
         used = {e.serial for e in entries}
         serial = x509.random_serial_number()
@@ -181,22 +203,32 @@ class CertificateAuthority:
             serial = x509.random_serial_number()
         now = _now()
         not_after = min(now + dt.timedelta(days=365 * LEAF_YEARS), self.cert.not_valid_after_utc)
-        builder = (x509.CertificateBuilder()
-                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
-                   .issuer_name(self.cert.subject)
-                   .public_key(public_key)
-                   .serial_number(serial)
-                   .not_valid_before(now - _DAY)
-                   .not_valid_after(not_after)
-                   .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                   .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
-                                                key_encipherment=False, data_encipherment=False,
-                                                key_agreement=False, key_cert_sign=False,
-                                                crl_sign=False, encipher_only=False,
-                                                decipher_only=False), critical=True)
-                   .add_extension(x509.ExtendedKeyUsage(eku), critical=False)
-                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                       self.key.public_key()), critical=False))
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+            .issuer_name(self.cert.subject)
+            .public_key(public_key)
+            .serial_number(serial)
+            .not_valid_before(now - _DAY)
+            .not_valid_after(not_after)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=False,
+                    crl_sign=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.ExtendedKeyUsage(eku), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False)
+        )
         if sans:
             builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
         cert = builder.sign(self.key, hashes.SHA256())
@@ -207,8 +239,13 @@ class CertificateAuthority:
     def issue_server(self, host: str, cert_path: Path, key_path: Path) -> x509.Certificate:
         """Broker certificate: SANs localhost, 127.0.0.1 and `host` (as DNS name or IP)."""
         key = ec.generate_private_key(ec.SECP256R1())
-        cert = self._issue(host or "localhost", key.public_key(), _server_sans(host),
-                           [ExtendedKeyUsageOID.SERVER_AUTH], identity=f"server:{host}")
+        cert = self._issue(
+            host or "localhost",
+            key.public_key(),
+            _server_sans(host),
+            [ExtendedKeyUsageOID.SERVER_AUTH],
+            identity=f"server:{host}",
+        )
         write_private(key_path, ec_key_pem(key))
         write_public(cert_path, cert_pem(cert))
         return cert
@@ -216,8 +253,7 @@ class CertificateAuthority:
     def issue_client(self, identity: str, cert_path: Path, key_path: Path) -> x509.Certificate:
         """Client certificate with CN = identity ("hub" or a site code) and clientAuth EKU."""
         key = ec.generate_private_key(ec.SECP256R1())
-        cert = self._issue(identity, key.public_key(), None,
-                           [ExtendedKeyUsageOID.CLIENT_AUTH], identity=identity)
+        cert = self._issue(identity, key.public_key(), None, [ExtendedKeyUsageOID.CLIENT_AUTH], identity=identity)
         write_private(key_path, ec_key_pem(key))
         write_public(cert_path, cert_pem(cert))
         return cert
@@ -244,18 +280,20 @@ class CertificateAuthority:
     def build_crl(self) -> x509.CertificateRevocationList:
         """A CRL listing every revoked serial, valid for CRL_DAYS."""
         now = _now()
-        builder = (x509.CertificateRevocationListBuilder()
-                   .issuer_name(self.cert.subject)
-                   .last_update(now - dt.timedelta(minutes=5))
-                   .next_update(now + dt.timedelta(days=CRL_DAYS))
-                   .add_extension(x509.CRLNumber(time.time_ns() // 1000), critical=False))
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(self.cert.subject)
+            .last_update(now - dt.timedelta(minutes=5))
+            .next_update(now + dt.timedelta(days=CRL_DAYS))
+            .add_extension(x509.CRLNumber(time.time_ns() // 1000), critical=False)
+        )
         for e in self.issued():
             if e.status != "R":
                 continue
             when = dt.datetime.fromisoformat(e.revoked_at) if e.revoked_at else now
             builder = builder.add_revoked_certificate(
-                x509.RevokedCertificateBuilder().serial_number(e.serial)
-                .revocation_date(when).build())
+                x509.RevokedCertificateBuilder().serial_number(e.serial).revocation_date(when).build()
+            )
         return builder.sign(self.key, hashes.SHA256())
 
     def write_crl(self, path: Path | None = None) -> Path:

@@ -1,4 +1,5 @@
 """Errors raised by provisioning; each message says what is wrong and what to do."""
+
 from __future__ import annotations
 
 

@@ -11,6 +11,7 @@ Layout of a hub directory (all paths inside the YAML files are relative to the f
     sites/CODE/         agent.yaml, sign.key/.pub, mqtt.crt/.key (CN CODE), ca.crt,
                         hub_sign.pub, hub_seal.pub -- copy this folder to the site's box
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -18,21 +19,29 @@ import datetime as dt
 import fcntl
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
-from agent.config import load_board
+from agent.config import AgentConfig, AgentHttp, AgentHub, AgentSite, load_board
+from hub.config import HubApi, HubConfig, HubKeys, Registry, RegistrySite
+from iobase.config import (
+    BROKER_TOOL_IDENTITY,
+    HUB_IDENTITY,
+    BrokerClient,
+    ConfigError,
+    dump_config,
+    load_config,
+    validate_site_code,
+)
+from iobase.files import make_private, private_dir
 from provisioning.broker import signal_reload
 from provisioning.brokerconf import BrokerLayout, write_acl, write_broker_conf
 from provisioning.ca import CertificateAuthority, write_private, write_public
-from agent.config import AgentConfig, AgentHttp, AgentHub, AgentSite
-from hub.config import HubApi, HubConfig, HubKeys, Registry, RegistrySite
-from iobase.config import BROKER_TOOL_IDENTITY, HUB_IDENTITY, BrokerClient, ConfigError, dump_config, load_config, validate_site_code
 from provisioning.errors import ProvisioningError
-from iobase.files import make_private, private_dir
 
 CHINA_TZ = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")  # no DST since 1991
 
@@ -44,11 +53,11 @@ def _now_iso() -> str:
 def _write_keypair(kind: Literal["ed25519", "x25519"], key_path: Path, pub_path: Path) -> bytes:
     """New key pair as PKCS8 PEM (0600) + SubjectPublicKeyInfo PEM; returns the public PEM."""
     key = ed25519.Ed25519PrivateKey.generate() if kind == "ed25519" else x25519.X25519PrivateKey.generate()
-    write_private(key_path, key.private_bytes(serialization.Encoding.PEM,
-                                              serialization.PrivateFormat.PKCS8,
-                                              serialization.NoEncryption()))
-    pub = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+    write_private(
+        key_path,
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+    )
+    pub = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     write_public(pub_path, pub)
     return pub
 
@@ -64,28 +73,46 @@ def _locked(root: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def init_hub(dir: Path, *, region: str, name: str, level: str = "city",
-             broker_host: str = "127.0.0.1", broker_port: int = 8883,
-             http_port: int = 8080) -> Path:
+def init_hub(
+    dir: Path,
+    *,
+    region: str,
+    name: str,
+    level: str = "city",
+    broker_host: str = "127.0.0.1",
+    broker_port: int = 8883,
+    http_port: int = 8080,
+) -> Path:
     """Create a hub directory: CA, hub keys, broker config, empty registry; returns hub.yaml."""
     root = Path(dir)
     hub_yaml = root / "hub.yaml"
     if hub_yaml.exists():
-        raise ProvisioningError(f"{hub_yaml} already exists; refusing to overwrite a provisioned "
-                                f"hub (choose another --dir, or remove it deliberately)")
+        raise ProvisioningError(
+            f"{hub_yaml} already exists; refusing to overwrite a provisioned "
+            f"hub (choose another --dir, or remove it deliberately)"
+        )
     if (root / "ca" / "ca.key").exists():
-        raise ProvisioningError(f"{root / 'ca' / 'ca.key'} exists but hub.yaml does not: a previous "
-                                f"init-hub stopped halfway; remove {root} and run it again")
+        raise ProvisioningError(
+            f"{root / 'ca' / 'ca.key'} exists but hub.yaml does not: a previous "
+            f"init-hub stopped halfway; remove {root} and run it again"
+        )
     if not region.strip() or not name.strip():
         raise ProvisioningError("--region and --name must not be empty")
     if not broker_host.strip():
         raise ProvisioningError("--broker-host must not be empty")
     try:  # validate everything before writing anything
         config = HubConfig(
-            region=region, name=name, level=level,
-            broker=BrokerClient(host=broker_host, port=broker_port, ca=Path("ca/ca.crt"),
-                                cert=Path("hub/mqtt.crt"), key=Path("hub/mqtt.key"),
-                                client_id=f"hub-{secrets.token_hex(8)}"),
+            region=region,
+            name=name,
+            level=level,
+            broker=BrokerClient(
+                host=broker_host,
+                port=broker_port,
+                ca=Path("ca/ca.crt"),
+                cert=Path("hub/mqtt.crt"),
+                key=Path("hub/mqtt.key"),
+                client_id=f"hub-{secrets.token_hex(8)}",
+            ),
             keys=HubKeys(sign_key=Path("hub/sign.key"), seal_key=Path("hub/seal.key")),
             api=HubApi(port=http_port, admin_token=secrets.token_urlsafe(32)),
         )
@@ -134,8 +161,7 @@ def ensure_broker_tool(dir: Path) -> bool:
         _, _, registry = _load_hub(root)
         wrote = False
         if not (layout.tool_crt.is_file() and layout.tool_key.is_file()):
-            CertificateAuthority(root / "ca").issue_client(BROKER_TOOL_IDENTITY, layout.tool_crt,
-                                                           layout.tool_key)
+            CertificateAuthority(root / "ca").issue_client(BROKER_TOOL_IDENTITY, layout.tool_crt, layout.tool_key)
             wrote = True
         if not acl_has_tool():
             write_acl(root, registry)
@@ -152,8 +178,7 @@ def _publish_ca_files(ca: CertificateAuthority, layout: BrokerLayout) -> None:
 def _load_hub(root: Path) -> tuple[HubConfig, Path, Registry]:
     hub_yaml = root / "hub.yaml"
     if not hub_yaml.exists():
-        raise ProvisioningError(f"{hub_yaml} not found; run `jiancha provision init-hub --dir "
-                                f"{root}` first")
+        raise ProvisioningError(f"{hub_yaml} not found; run `jiancha provision init-hub --dir {root}` first")
     try:
         hub = load_config(hub_yaml, HubConfig)
         registry = load_config(hub.registry, Registry)
@@ -177,29 +202,28 @@ def add_site(dir: Path, *, code: str, name: str, board: str = "generic") -> Path
         for s in registry.sites:
             if s.code.lower() == code.lower():
                 state = f"revoked at {s.revoked_at}" if s.revoked else f"added at {s.added_at}"
-                raise ProvisioningError(f"site {s.code!r} is already in {registry_path} ({state}); "
-                                        f"site codes are never reused")
+                raise ProvisioningError(
+                    f"site {s.code!r} is already in {registry_path} ({state}); site codes are never reused"
+                )
         folder = root / "sites" / code
         if folder.exists():
-            raise ProvisioningError(f"{folder} already exists but is not in the registry; "
-                                    f"move it away first")
+            raise ProvisioningError(f"{folder} already exists but is not in the registry; move it away first")
         sign_pub = _write_site_folder(root, folder, hub, code=code, name=name, board=board)
-        registry.sites.append(RegistrySite(code=code, name=name, board=board,
-                                           sign_pub=sign_pub.decode("ascii"),
-                                           added_at=_now_iso()))
+        registry.sites.append(
+            RegistrySite(code=code, name=name, board=board, sign_pub=sign_pub.decode("ascii"), added_at=_now_iso())
+        )
         dump_config(registry, registry_path)
         write_acl(root, registry)
     signal_reload(root)
     return folder / "agent.yaml"
 
 
-def _write_site_folder(root: Path, folder: Path, hub: HubConfig, *, code: str, name: str,
-                       board: str) -> bytes:
+def _write_site_folder(root: Path, folder: Path, hub: HubConfig, *, code: str, name: str, board: str) -> bytes:
     """sites/CODE/: keys, client certificate, hub public keys, agent.yaml; returns sign.pub."""
     private_dir(folder.parent)
     folder.mkdir(mode=0o700)
     private_dir(folder)
-    private_dir(folder / "data")   # agent.yaml's data_dir: agent.db (names, ID numbers, phones)
+    private_dir(folder / "data")  # agent.yaml's data_dir: agent.db (names, ID numbers, phones)
     sign_pub = _write_keypair("ed25519", folder / "sign.key", folder / "sign.pub")
     ca = CertificateAuthority(root / "ca")
     ca.issue_client(code, folder / "mqtt.crt", folder / "mqtt.key")
@@ -209,9 +233,14 @@ def _write_site_folder(root: Path, folder: Path, hub: HubConfig, *, code: str, n
     agent = AgentConfig(
         site=AgentSite(code=code, name=name, board=board),
         hub=AgentHub(sign_pub=Path("hub_sign.pub"), seal_pub=Path("hub_seal.pub")),
-        broker=BrokerClient(host=hub.broker.host, port=hub.broker.port, ca=Path("ca.crt"),
-                            cert=Path("mqtt.crt"), key=Path("mqtt.key"),
-                            client_id=f"site-{code}-{secrets.token_hex(8)}"),
+        broker=BrokerClient(
+            host=hub.broker.host,
+            port=hub.broker.port,
+            ca=Path("ca.crt"),
+            cert=Path("mqtt.crt"),
+            key=Path("mqtt.key"),
+            client_id=f"site-{code}-{secrets.token_hex(8)}",
+        ),
         sign_key=Path("sign.key"),
         http=AgentHttp(token=secrets.token_urlsafe(32)),
     )
@@ -243,8 +272,17 @@ def tighten_modes(root: Path) -> None:
     """Bring a hub directory written by an older version to 0600 secrets in 0700 folders:
     the folders, config files, private keys and databases (public files keep 0644)."""
     root = Path(root)
-    folders = [root, root / "ca", root / "ca" / "serials", root / "hub", root / "broker",
-               root / "broker" / "data", root / "broker" / "conf.d", root / "data", root / "sites"]
+    folders = [
+        root,
+        root / "ca",
+        root / "ca" / "serials",
+        root / "hub",
+        root / "broker",
+        root / "broker" / "data",
+        root / "broker" / "conf.d",
+        root / "data",
+        root / "sites",
+    ]
     sites = root / "sites"
     if sites.is_dir():
         for site in sites.iterdir():
@@ -266,8 +304,7 @@ def tighten_modes(root: Path) -> None:
 @contextlib.contextmanager
 def _locked_hub(root: Path) -> Iterator[None]:
     if not (root / "hub.yaml").exists():
-        raise ProvisioningError(f"{root / 'hub.yaml'} not found; run `jiancha provision init-hub "
-                                f"--dir {root}` first")
+        raise ProvisioningError(f"{root / 'hub.yaml'} not found; run `jiancha provision init-hub --dir {root}` first")
     with _locked(root):
         tighten_modes(root)
         yield

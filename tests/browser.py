@@ -1,5 +1,6 @@
 """A tiny headless-Chromium driver over the DevTools protocol (aiohttp websocket; no extra
 dependency). Enough for real browser tests: navigate, evaluate JS, wait, screenshot."""
+
 from __future__ import annotations
 
 import asyncio
@@ -13,9 +14,19 @@ from pathlib import Path
 
 import aiohttp
 
-CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--window-size=1400,1000", "--lang=zh-CN"]
+CHROME_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1400,1000",
+    "--lang=zh-CN",
+]
 
 
 def find_chromium() -> str | None:
@@ -40,10 +51,12 @@ class Browser:
         self.ws = None
         self._id = 0
 
-    async def __aenter__(self) -> "Browser":
-        self.proc = subprocess.Popen([self.binary, *CHROME_FLAGS, "--remote-debugging-port=0",
-                                      f"--user-data-dir={self.profile}", "about:blank"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    async def __aenter__(self) -> Browser:
+        self.proc = subprocess.Popen(
+            [self.binary, *CHROME_FLAGS, "--remote-debugging-port=0", f"--user-data-dir={self.profile}", "about:blank"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         port_file = self.profile / "DevToolsActivePort"
         deadline = time.monotonic() + 30
         while not (port_file.exists() and port_file.read_text().strip()):

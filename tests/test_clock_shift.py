@@ -2,6 +2,7 @@
 clock of a process and of every process that process starts, and nothing else: monotonic time,
 sleeps and timeouts keep the real pace. If it stopped working the shifted run would silently test
 today again, so this fails instead."""
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,15 @@ def _env_without_shim() -> dict:
 
 def _probe(env: dict) -> tuple[dict, float, float]:
     """(child's report, real wall time and our monotonic time just before the child started)."""
-    real = json.loads(subprocess.run([sys.executable, "-c", "import time; print(time.time())"], env=_env_without_shim(),
-                                     capture_output=True, text=True, check=True).stdout)
+    real = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", "import time; print(time.time())"],
+            env=_env_without_shim(),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     mono = time.monotonic()
     out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
@@ -60,8 +68,10 @@ def _assert_shifted(report: dict, real: float, mono: float, offset: int) -> None
     assert 0.15 < report["slept"] < 5, f"time.sleep(0.2) took {report['slept']:.3f}s of monotonic time"
 
 
-@pytest.mark.skipif(not os.environ.get("JIANCHA_CLOCK_OFFSET_S"),
-                    reason="only in the shifted-clock run (bash .ci/bootstrap.sh test sets JIANCHA_CLOCK_OFFSET_S)")
+@pytest.mark.skipif(
+    not os.environ.get("JIANCHA_CLOCK_OFFSET_S"),
+    reason="only in the shifted-clock run (bash .ci/bootstrap.sh test sets JIANCHA_CLOCK_OFFSET_S)",
+)
 def test_this_run_is_shifted_in_every_child_process():
     """In the shifted run, a process we start inherits the offset (as the hub, agents and
     Mosquitto of the e2e tests do), and our own wall clock is moved the same way."""
@@ -69,8 +79,8 @@ def test_this_run_is_shifted_in_every_child_process():
     assert "shift" in os.environ.get("LD_PRELOAD", "")
     report, real, mono = _probe(dict(os.environ))
     _assert_shifted(report, real, mono, offset)
-    assert abs(time.time() - real - offset) < 30                     # pytest itself
-    if shutil.which("date"):                                          # and a plain C program
+    assert abs(time.time() - real - offset) < 30  # pytest itself
+    if shutil.which("date"):  # and a plain C program
         date_s = int(subprocess.run(["date", "+%s"], capture_output=True, text=True, check=True).stdout)
         assert abs(date_s - real - offset) < 30
 
@@ -84,5 +94,5 @@ def test_the_shim_moves_only_the_wall_clock(tmp_path):
         env = {**_env_without_shim(), "LD_PRELOAD": str(so), "JIANCHA_CLOCK_OFFSET_S": str(offset)}
         report, real, mono = _probe(env)
         _assert_shifted(report, real, mono, offset)
-    report, real, mono = _probe({**_env_without_shim(), "LD_PRELOAD": str(so)})   # no offset: real time
+    report, real, mono = _probe({**_env_without_shim(), "LD_PRELOAD": str(so)})  # no offset: real time
     _assert_shifted(report, real, mono, 0)

@@ -7,6 +7,7 @@ Usage:
 
 Only used at development time; protocol/ never imports chinese_calendar.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,7 +67,7 @@ def _tuple_literal(days: list[date], indent: str) -> str:
     if not days:
         return "()"
     items = [f'"{d.isoformat()}"' for d in days]
-    lines = [", ".join(items[i:i + 6]) + "," for i in range(0, len(items), 6)]
+    lines = [", ".join(items[i : i + 6]) + "," for i in range(0, len(items), 6)]
     inner = "\n".join(f"{indent}    {line}" for line in lines)
     return f"(\n{inner}\n{indent})"
 

@@ -8,10 +8,12 @@ imaging libraries, and they do it lazily, so the agent and its tests run on any 
     Sign     LED 显示屏 text sign                                       signs/
     CameraSource                                                        camera/ (a colleague's)
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from agent.devices.signs.content import SignContent
@@ -24,9 +26,9 @@ class KeyPress:
     """One key press as the driver saw it, stamped on both clocks at the moment of the edge."""
 
     window: str
-    key: str            # board key name, e.g. "basically_satisfied"
-    mono_ns: int        # time.monotonic_ns(): debounce and bursts are judged on this clock
-    wall_ms: int        # time.time() in ms: what the record shows; may jump (no RTC on a Pi)
+    key: str  # board key name, e.g. "basically_satisfied"
+    mono_ns: int  # time.monotonic_ns(): debounce and bursts are judged on this clock
+    wall_ms: int  # time.time() in ms: what the record shows; may jump (no RTC on a Pi)
 
 
 PressCallback = Callable[[KeyPress], None]
@@ -65,7 +67,7 @@ class Sign(Protocol):
 
     windows: tuple[str, ...]
 
-    def show(self, content: "SignContent", now_mono: float | None = None) -> bool:
+    def show(self, content: SignContent, now_mono: float | None = None) -> bool:
         """Offer new content for `content.window`; True if something was written now."""
 
     def flush(self, now_mono: float | None = None) -> bool:

@@ -1,8 +1,8 @@
 """Open the devices a DevicesConfig describes: real drivers, or fakes for the demo and tests."""
+
 from __future__ import annotations
 
 import logging
-
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,18 +34,24 @@ class Devices:
                     pass
 
 
-def open_devices(config: DevicesConfig, data_dir: str | Path | None = None, *,
-                 fake: bool = False, pin_factory: Any = None) -> Devices:
+def open_devices(
+    config: DevicesConfig, data_dir: str | Path | None = None, *, fake: bool = False, pin_factory: Any = None
+) -> Devices:
     """Drivers for `config`; `fake` = FakeKeypad/FakeLamps/FakeSign, no hardware libraries."""
     desk = VoteDesk({k.window: k.mapping() for k in config.keypads}, config.desk.settings())
     if fake:
         from agent.devices.keypads.fake import FakeKeypad
         from agent.devices.lamps.fake import FakeLamps
         from agent.devices.signs.base import FakeSign
-        return Devices(desk, [FakeKeypad(k.window, list(k.keys)) for k in config.keypads],
-                       FakeLamps([lc.window for lc in config.lamps]) if config.lamps else None,
-                       FakeSign(config.sign) if config.sign and config.sign.type != "none" else None)
+
+        return Devices(
+            desk,
+            [FakeKeypad(k.window, list(k.keys)) for k in config.keypads],
+            FakeLamps([lc.window for lc in config.lamps]) if config.lamps else None,
+            FakeSign(config.sign) if config.sign and config.sign.type != "none" else None,
+        )
     from agent.devices.signs import make_sign
+
     devices = Devices(desk)
     gpio_keypads = [k for k in config.keypads if k.bus == "gpio"]
     for k in config.keypads:
@@ -56,9 +62,11 @@ def open_devices(config: DevicesConfig, data_dir: str | Path | None = None, *,
         if gpio_keypads or config.lamps:
             if pin_factory is None:
                 from agent.devices.pins import make_pin_factory
+
                 pin_factory = make_pin_factory(config.gpio)
             from agent.devices.keypads.gpio import GpioKeypad
             from agent.devices.lamps.gpio import GpioLamps
+
             devices.keypads = [GpioKeypad(k, pin_factory=pin_factory) for k in gpio_keypads]
             devices.lamps = GpioLamps(config.lamps, pin_factory=pin_factory) if config.lamps else None
         devices.sign = make_sign(config.sign, data_dir)

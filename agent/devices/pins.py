@@ -1,14 +1,15 @@
 """gpiozero pin factories by the board profile's name for them (imported lazily)."""
+
 from __future__ import annotations
 
 from typing import Any
 
 # Board.gpio value -> (module, class) in gpiozero.pins
 FACTORIES = {
-    "lgpio": ("gpiozero.pins.lgpio", "LGPIOFactory"),      # Pi 4/5, current kernels
+    "lgpio": ("gpiozero.pins.lgpio", "LGPIOFactory"),  # Pi 4/5, current kernels
     "rpigpio": ("gpiozero.pins.rpigpio", "RPiGPIOFactory"),
     "native": ("gpiozero.pins.native", "NativeFactory"),
-    "mock": ("gpiozero.pins.mock", "MockFactory"),         # laptops, tests, the demo
+    "mock": ("gpiozero.pins.mock", "MockFactory"),  # laptops, tests, the demo
 }
 APT_HINT = {
     "lgpio": "pip install gpiozero lgpio (or apt-get install python3-gpiozero python3-lgpio)",
@@ -25,13 +26,11 @@ def make_pin_factory(name: str) -> Any:
     import importlib
 
     if name == "none":
-        raise GpioUnavailable("this board has no GPIO (gpio: none); keypads and lamps on GPIO "
-                              "cannot be opened")
+        raise GpioUnavailable("this board has no GPIO (gpio: none); keypads and lamps on GPIO cannot be opened")
     try:
         module, cls = FACTORIES[name]
     except KeyError:
-        raise GpioUnavailable(f"unknown gpio pin factory {name!r}; "
-                              f"known: {', '.join(FACTORIES)}") from None
+        raise GpioUnavailable(f"unknown gpio pin factory {name!r}; known: {', '.join(FACTORIES)}") from None
     try:
         return getattr(importlib.import_module(module), cls)()
     except ImportError as exc:

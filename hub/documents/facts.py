@@ -6,12 +6,14 @@ it. There is deliberately no field for the applicant (申请人姓名、证件�
 sent to a department about a late case must not spread the applicant's personal data, and
 `facts_from_case` copies only whitelisted keys from a hub case, so an `applicant` there is dropped.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import date, datetime
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from hub.documents.kinds import EVENT_ZH
 
@@ -53,6 +55,7 @@ def _as_moment(v: Any, name: str) -> Moment | None:
 def _cst(dt: datetime) -> datetime:
     """An aware datetime in China Standard Time; a naive one is taken as already local."""
     from protocol.calendar import CST
+
     return dt.astimezone(CST) if dt.tzinfo is not None and dt.utcoffset() is not None else dt
 
 
@@ -82,24 +85,24 @@ class DocumentFacts:
     addressee: str
     authority: str
     issue_date: date
-    addressee_head: str = ""                     # 单位负责人 of the addressee, e.g. 王某某
-    site_name: str = ""                          # 办理地点, e.g. 东阳镇便民服务中心
-    received_at: Moment | None = None            # 收件时间
-    accepted_at: Moment | None = None            # 受理时间
-    due_date: date | None = None                 # 承诺办结期限 (promised)
-    legal_due_date: date | None = None           # 法定办结期限
-    days_overdue: int | None = None              # 超期工作日数 (None: not stated)
-    light: str = ""                              # red / yellow / green (预警状态), optional
-    violations: tuple[str, ...] = ()             # codes, e.g. acceptance_timeout
+    addressee_head: str = ""  # 单位负责人 of the addressee, e.g. 王某某
+    site_name: str = ""  # 办理地点, e.g. 东阳镇便民服务中心
+    received_at: Moment | None = None  # 收件时间
+    accepted_at: Moment | None = None  # 受理时间
+    due_date: date | None = None  # 承诺办结期限 (promised)
+    legal_due_date: date | None = None  # 法定办结期限
+    days_overdue: int | None = None  # 超期工作日数 (None: not stated)
+    light: str = ""  # red / yellow / green (预警状态), optional
+    violations: tuple[str, ...] = ()  # codes, e.g. acceptance_timeout
     timeline: tuple[tuple[Moment, str], ...] = ()  # (time, 环节) rows, oldest first
-    reply_deadline: date | None = None           # 回复期限; required for duban and order_explain
-    requirements: tuple[str, ...] = ()           # overrides the template's default 要求 list
-    contact: str = ""                            # 联系人及电话 of the issuing authority
-    cc: tuple[str, ...] = ()                     # 抄送
-    red_header: bool = True                      # print the red 版头 (authority name + red rule)
+    reply_deadline: date | None = None  # 回复期限; required for duban and order_explain
+    requirements: tuple[str, ...] = ()  # overrides the template's default 要求 list
+    contact: str = ""  # 联系人及电话 of the issuing authority
+    cc: tuple[str, ...] = ()  # 抄送
+    red_header: bool = True  # print the red 版头 (authority name + red rule)
 
     def __post_init__(self) -> None:
-        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
+        set_ = lambda k, v: object.__setattr__(self, k, v)
         for name in ("case_no", "item_name", "department", "addressee", "authority"):
             v = getattr(self, name)
             if not isinstance(v, str) or not v.strip():
@@ -118,8 +121,7 @@ class DocumentFacts:
         for name in ("received_at", "accepted_at"):
             set_(name, _as_moment(getattr(self, name), name))
         if self.days_overdue is not None:
-            if isinstance(self.days_overdue, bool) or not isinstance(self.days_overdue, int) \
-                    or self.days_overdue < 0:
+            if isinstance(self.days_overdue, bool) or not isinstance(self.days_overdue, int) or self.days_overdue < 0:
                 raise ValueError(f"days_overdue must be a non-negative integer, got {self.days_overdue!r}")
         set_("violations", _texts(self.violations, "violations"))
         set_("requirements", _texts(self.requirements, "requirements"))
@@ -157,7 +159,7 @@ class DocumentFacts:
         return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "DocumentFacts":
+    def from_dict(cls, d: Mapping[str, Any]) -> DocumentFacts:
         """Inverse of to_dict; unknown keys are an error (so a stray `applicant` cannot slip in)."""
         names = {f.name for f in fields(cls)}
         extra = sorted(set(d) - names)
@@ -167,15 +169,37 @@ class DocumentFacts:
 
 
 # keys of a hub case (hub.api get_case / the cases table) that documents may use
-CASE_KEYS = ("case_no", "item_name", "department", "received_at", "due_date", "legal_due_date",
-             "violations", "light", "events", "status", "closed")
+CASE_KEYS = (
+    "case_no",
+    "item_name",
+    "department",
+    "received_at",
+    "due_date",
+    "legal_due_date",
+    "violations",
+    "light",
+    "events",
+    "status",
+    "closed",
+)
 
 
-def facts_from_case(case: Mapping[str, Any], *, authority: str, issue_date: date,
-                    addressee: str | None = None, addressee_head: str = "",
-                    reply_deadline: date | None = None, days_overdue: int | None = None,
-                    calendar: Any = None, site_name: str = "", requirements: Iterable[str] = (),
-                    contact: str = "", cc: Iterable[str] = (), red_header: bool = True) -> DocumentFacts:
+def facts_from_case(
+    case: Mapping[str, Any],
+    *,
+    authority: str,
+    issue_date: date,
+    addressee: str | None = None,
+    addressee_head: str = "",
+    reply_deadline: date | None = None,
+    days_overdue: int | None = None,
+    calendar: Any = None,
+    site_name: str = "",
+    requirements: Iterable[str] = (),
+    contact: str = "",
+    cc: Iterable[str] = (),
+    red_header: bool = True,
+) -> DocumentFacts:
     """DocumentFacts from a hub case dict (as `GET /api/cases/{case_no}` returns it, or a `cases`
     row plus an `events` list). Only CASE_KEYS are read: `applicant`, `clerk`, `window`,
     `query_code` and event `reason` texts never reach the document.
@@ -216,14 +240,28 @@ def facts_from_case(case: Mapping[str, Any], *, authority: str, issue_date: date
         end = completed_on or _as_date(issue_date, "issue_date", optional=False)
         days_overdue = max(0, calendar.working_days_between(due, end))
     return DocumentFacts(
-        case_no=c["case_no"] or "", item_name=c["item_name"] or "", department=c["department"] or "",
-        addressee=addressee or c["department"] or "", addressee_head=addressee_head,
-        authority=authority, issue_date=issue_date, site_name=site_name,
-        received_at=received, accepted_at=accepted_at, due_date=due,
-        legal_due_date=_as_date(c["legal_due_date"], "legal_due_date"), days_overdue=days_overdue,
-        light=c["light"] or "", violations=tuple(violations), timeline=tuple(timeline),
-        reply_deadline=reply_deadline, requirements=tuple(requirements), contact=contact,
-        cc=tuple(cc), red_header=red_header)
+        case_no=c["case_no"] or "",
+        item_name=c["item_name"] or "",
+        department=c["department"] or "",
+        addressee=addressee or c["department"] or "",
+        addressee_head=addressee_head,
+        authority=authority,
+        issue_date=issue_date,
+        site_name=site_name,
+        received_at=received,
+        accepted_at=accepted_at,
+        due_date=due,
+        legal_due_date=_as_date(c["legal_due_date"], "legal_due_date"),
+        days_overdue=days_overdue,
+        light=c["light"] or "",
+        violations=tuple(violations),
+        timeline=tuple(timeline),
+        reply_deadline=reply_deadline,
+        requirements=tuple(requirements),
+        contact=contact,
+        cc=tuple(cc),
+        red_header=red_header,
+    )
 
 
 __all__ = ["DocumentFacts", "facts_from_case", "CASE_KEYS"]

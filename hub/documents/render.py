@@ -6,6 +6,7 @@ under it; 主送 line; body paragraphs indented two characters; the 办件基本
 tables; the signature block (发文机关署名 and 成文日期) at the bottom right with a seal
 placeholder （印章）; 版记 (抄送, 联系人, 印发) at the foot of the last page; page numbers "— N —".
 """
+
 from __future__ import annotations
 
 import logging
@@ -14,15 +15,15 @@ from datetime import date, datetime
 
 from hub.documents import templates as tpl
 from hub.documents.facts import DocumentFacts, _cst
-from iobase.fonts import find_cjk_fonts
 from hub.documents.kinds import LIGHT_ZH, chinese_date, kind_title, violation_zh
+from iobase.fonts import find_cjk_fonts
 
 RED = (204, 0, 0)
 BLACK = (0, 0, 0)
 GRAY = (242, 242, 242)
 MARGIN_L, MARGIN_R, MARGIN_T, MARGIN_B = 28.0, 26.0, 30.0, 25.0
 BODY_PT, TABLE_PT, TITLE_PT, HEADER_PT = 15.0, 11.0, 22.0, 28.0
-LINE = 8.2     # body line height, mm
+LINE = 8.2  # body line height, mm
 NUMERALS = "一二三四五六七八九十"
 
 
@@ -57,23 +58,31 @@ def template_values(kind: str, number: str, facts: DocumentFacts) -> dict[str, s
     """The ${name} values a template can use."""
     probs = problems(facts)
     if facts.days_overdue and facts.due_date:
-        overdue = (f"该办件承诺办结期限为{chinese_date(facts.due_date)}，"
-                   f"已超期{facts.days_overdue}个工作日。")
+        overdue = f"该办件承诺办结期限为{chinese_date(facts.due_date)}，已超期{facts.days_overdue}个工作日。"
     elif facts.days_overdue:
         overdue = f"该办件已超期{facts.days_overdue}个工作日。"
     else:
         overdue = ""
     head = f"（负责人：{facts.addressee_head}）" if facts.addressee_head else ""
     return {
-        "title": kind_title(kind), "number": number, "case_no": facts.case_no,
-        "item_name": facts.item_name, "department": facts.department,
-        "addressee": facts.addressee, "addressee_head": facts.addressee_head,
-        "addressee_line": f"{facts.addressee}{head}：", "authority": facts.authority,
-        "issue_date": chinese_date(facts.issue_date), "site_name": facts.site_name,
+        "title": kind_title(kind),
+        "number": number,
+        "case_no": facts.case_no,
+        "item_name": facts.item_name,
+        "department": facts.department,
+        "addressee": facts.addressee,
+        "addressee_head": facts.addressee_head,
+        "addressee_line": f"{facts.addressee}{head}：",
+        "authority": facts.authority,
+        "issue_date": chinese_date(facts.issue_date),
+        "site_name": facts.site_name,
         "site_clause": f"（{facts.site_name}）" if facts.site_name else "",
-        "received_at": fmt_moment(facts.received_at), "accepted_at": fmt_moment(facts.accepted_at),
-        "due_date": fmt_moment(facts.due_date), "legal_due_date": fmt_moment(facts.legal_due_date),
-        "days_overdue": str(facts.days_overdue or 0), "overdue_sentence": overdue,
+        "received_at": fmt_moment(facts.received_at),
+        "accepted_at": fmt_moment(facts.accepted_at),
+        "due_date": fmt_moment(facts.due_date),
+        "legal_due_date": fmt_moment(facts.legal_due_date),
+        "days_overdue": str(facts.days_overdue or 0),
+        "overdue_sentence": overdue,
         "reply_deadline": fmt_moment(facts.reply_deadline),
         "problems_text": "、".join(probs) if probs else "需要核实",
         "violations_text": "、".join(violation_zh(v) for v in facts.violations) or "无",
@@ -83,8 +92,7 @@ def template_values(kind: str, number: str, facts: DocumentFacts) -> dict[str, s
 
 
 def _fact_rows(facts: DocumentFacts, values: dict[str, str]) -> list[tuple[str, str, str, str]]:
-    overdue = f"{facts.days_overdue}个工作日" if facts.days_overdue else (
-        "未超期" if facts.days_overdue == 0 else "—")
+    overdue = f"{facts.days_overdue}个工作日" if facts.days_overdue else ("未超期" if facts.days_overdue == 0 else "—")
     return [
         ("办件编号", facts.case_no, "事项名称", facts.item_name),
         ("承办部门", facts.department, "办理地点", facts.site_name or "—"),
@@ -102,8 +110,7 @@ class _Doc:
             from fpdf import FPDF
             from fpdf.enums import WrapMode
         except ImportError as e:  # pragma: no cover - an install problem, said plainly
-            raise RuntimeError("rendering documents needs the PyPI package fpdf2 "
-                               "(pip install 'fpdf2>=2.8')") from e
+            raise RuntimeError("rendering documents needs the PyPI package fpdf2 (pip install 'fpdf2>=2.8')") from e
 
         self.wrap = WrapMode.CHAR
         fonts = find_cjk_fonts()
@@ -127,6 +134,7 @@ class _Doc:
         pdf.set_lang("zh-CN")
         # deterministic bytes: the same facts and number always give the same PDF (and hash)
         from protocol.calendar import CST
+
         d = facts.issue_date
         pdf.set_creation_date(datetime(d.year, d.month, d.day, tzinfo=CST))
         pdf.alias_nb_pages()
@@ -145,8 +153,7 @@ class _Doc:
         """Height of a body paragraph (dry run)."""
         pdf = self.pdf
         pdf.set_font("cjk", size=BODY_PT)
-        return pdf.multi_cell(0, LINE, "\u3000\u3000" + s, wrapmode=self.wrap, dry_run=True,
-                              output="HEIGHT")
+        return pdf.multi_cell(0, LINE, "\u3000\u3000" + s, wrapmode=self.wrap, dry_run=True, output="HEIGHT")
 
     @property
     def width(self) -> float:
@@ -159,16 +166,28 @@ class _Doc:
         pdf.set_text_color(*BLACK)
         pdf.cell(0, 6, f"— {pdf.page_no()} —", align="C")
 
-    def text(self, s: str, *, size: float = BODY_PT, align: str = "J", h: float = LINE,
-             bold: bool = False, color: tuple[int, int, int] = BLACK, x: float | None = None,
-             w: float = 0) -> None:
+    def text(
+        self,
+        s: str,
+        *,
+        size: float = BODY_PT,
+        align: str = "J",
+        h: float = LINE,
+        bold: bool = False,
+        color: tuple[int, int, int] = BLACK,
+        x: float | None = None,
+        w: float = 0,
+    ) -> None:
         pdf = self.pdf
         pdf.set_font("cjk", size=size)
         if x is not None:
             pdf.set_x(x)
-        with pdf.local_context(text_color=color, draw_color=color,
-                               text_mode="FILL_STROKE" if bold else "FILL",
-                               line_width=size * 0.012 if bold else pdf.line_width):
+        with pdf.local_context(
+            text_color=color,
+            draw_color=color,
+            text_mode="FILL_STROKE" if bold else "FILL",
+            line_width=size * 0.012 if bold else pdf.line_width,
+        ):
             pdf.multi_cell(w, h, s, align=align, wrapmode=self.wrap, new_x="LMARGIN", new_y="NEXT")
 
     def fit_size(self, s: str, size: float, width: float) -> float:
@@ -197,8 +216,7 @@ class _Doc:
 
     def title(self, title: str, number: str) -> None:
         # a 文书 title: the characters spread a little, as the printed forms do
-        self.text(" ".join(title) if len(title) <= 6 else title, size=TITLE_PT, align="C",
-                  h=TITLE_PT * 0.5, bold=True)
+        self.text(" ".join(title) if len(title) <= 6 else title, size=TITLE_PT, align="C", h=TITLE_PT * 0.5, bold=True)
         self.gap(3)
         self.text(number, size=BODY_PT, align="R", h=LINE)
         self.gap(4)
@@ -218,18 +236,33 @@ class _Doc:
             end = "" if s[-1:] in "。；;！？" else "。"
             self.para(f"（{chinese_numeral(i)}）{s}{end}")
 
-    def table(self, rows: list[tuple[str, ...]], widths: tuple[float, ...], *, header: bool,
-              align: tuple[str, ...] | None = None, label_cols: tuple[int, ...] = ()) -> None:
+    def table(
+        self,
+        rows: list[tuple[str, ...]],
+        widths: tuple[float, ...],
+        *,
+        header: bool,
+        align: tuple[str, ...] | None = None,
+        label_cols: tuple[int, ...] = (),
+    ) -> None:
         from fpdf.fonts import FontFace
+
         pdf = self.pdf
         pdf.set_font("cjk", size=TABLE_PT)
         self.gap(1)
         label = FontFace(emphasis=None, fill_color=GRAY)
         plain = FontFace(emphasis=None)
-        with pdf.table(col_widths=widths, width=self.width, first_row_as_headings=header,
-                       headings_style=FontFace(emphasis=None, fill_color=GRAY),
-                       line_height=TABLE_PT * 0.55, wrapmode=self.wrap, text_align="LEFT",
-                       padding=(1.2, 1.6, 1.2, 1.6), align="CENTER") as t:
+        with pdf.table(
+            col_widths=widths,
+            width=self.width,
+            first_row_as_headings=header,
+            headings_style=FontFace(emphasis=None, fill_color=GRAY),
+            line_height=TABLE_PT * 0.55,
+            wrapmode=self.wrap,
+            text_align="LEFT",
+            padding=(1.2, 1.6, 1.2, 1.6),
+            align="CENTER",
+        ) as t:
             for r, row in enumerate(rows):
                 tr = t.row()
                 for c, cell in enumerate(row):
@@ -272,8 +305,14 @@ class _Doc:
         lines.append(f"{facts.authority}\u3000\u3000{chinese_date(facts.issue_date)}印发")
         h = 7.0
         pdf.set_font("cjk", size=12)
-        total = sum(len(pdf.multi_cell(self.width - 8, h, s, wrapmode=self.wrap, dry_run=True,
-                                       output="LINES")) for s in lines) * h + 2
+        total = (
+            sum(
+                len(pdf.multi_cell(self.width - 8, h, s, wrapmode=self.wrap, dry_run=True, output="LINES"))
+                for s in lines
+            )
+            * h
+            + 2
+        )
         top = pdf.h - MARGIN_B - total
         if pdf.get_y() + 4 > top:
             pdf.add_page()
@@ -285,8 +324,7 @@ class _Doc:
                 pdf.line(MARGIN_L, y, pdf.w - MARGIN_R, y)
                 pdf.set_font("cjk", size=12)
                 pdf.set_x(MARGIN_L + 4)
-                pdf.multi_cell(self.width - 8, h, s, align="L", wrapmode=self.wrap,
-                               new_x="LMARGIN", new_y="NEXT")
+                pdf.multi_cell(self.width - 8, h, s, align="L", wrapmode=self.wrap, new_x="LMARGIN", new_y="NEXT")
             pdf.set_line_width(0.35)
             y = pdf.get_y()
             pdf.line(MARGIN_L, y, pdf.w - MARGIN_R, y)
@@ -338,7 +376,7 @@ def render_pdf(kind: str, number: str, facts: DocumentFacts) -> bytes:
                 rows.append(("—", "—", "暂无办理环节记录"))
             body.append(("timeline", rows))
     texts = [title, number, facts.authority, *facts.cc, facts.contact]
-    for what, v in body:
+    for _what, v in body:
         texts += [v] if isinstance(v, str) else ["".join(map(str, x)) for x in v]  # type: ignore[union-attr]
 
     with _quiet_fonttools():

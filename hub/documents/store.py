@@ -14,6 +14,7 @@ a lost or replaced database: numbering never goes below the highest number found
 number sent to a department is never given to another case after the database is lost or
 restored from an older backup (a number whose commit then failed is skipped, not reused).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,7 +33,9 @@ from iobase.files import fsync_path
 # (name, SQL) for iobase.sqlite.migrate / hub.store.MIGRATIONS; names are namespaced so they cannot
 # collide with the hub's own numbered migrations.
 MIGRATIONS: list[tuple[str, str]] = [
-    ("documents_0001", """
+    (
+        "documents_0001",
+        """
         CREATE TABLE IF NOT EXISTS documents (
             id INTEGER PRIMARY KEY,
             kind TEXT NOT NULL,
@@ -50,7 +53,8 @@ MIGRATIONS: list[tuple[str, str]] = [
             pdf BLOB NOT NULL,
             UNIQUE (prefix, year, seq));
         CREATE INDEX IF NOT EXISTS documents_case ON documents(case_no);
-    """),
+    """,
+    ),
 ]
 
 _META = "id, number, kind, sha256, size, created_ms, case_no, ticket_id, actor, prefix, year, seq"
@@ -63,6 +67,7 @@ class DocumentIntegrityError(RuntimeError):
 def _apply_migrations(conn: sqlite3.Connection) -> None:
     """Apply MIGRATIONS through the project's migration runner (idempotent, by name)."""
     from iobase.sqlite import migrate
+
     if conn.in_transaction:
         raise RuntimeError("DocumentStore: cannot create its tables inside an open transaction")
     migrate(conn, MIGRATIONS)
@@ -78,8 +83,9 @@ class DocumentStore:
 
     OPTIMISTIC_TRIES = 3  # renders outside the write lock before rendering under it
 
-    def __init__(self, conn: sqlite3.Connection, *, ensure_schema: bool = True, clock=None,
-                 files_dir: Path | str | None = None) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, *, ensure_schema: bool = True, clock=None, files_dir: Path | str | None = None
+    ) -> None:
         self.conn = conn
         self.clock = clock or (lambda: int(time.time() * 1000))
         self.files_dir = Path(files_dir) if files_dir is not None else None
@@ -87,8 +93,17 @@ class DocumentStore:
         if ensure_schema:
             _apply_migrations(conn)
 
-    def issue(self, kind: str, facts: DocumentFacts, *, prefix: str, year: int, case_no: str,
-              ticket_id: Any = None, actor: str) -> dict:
+    def issue(
+        self,
+        kind: str,
+        facts: DocumentFacts,
+        *,
+        prefix: str,
+        year: int,
+        case_no: str,
+        ticket_id: Any = None,
+        actor: str,
+    ) -> dict:
         """Allocate the next number of (prefix, year), render, store bytes + sha256.
 
         Returns {id, number, kind, sha256, size, created_ms}. ValueError for an unknown kind,
@@ -103,8 +118,10 @@ class DocumentStore:
         if not actor or not str(actor).strip():
             raise ValueError("actor (who issues the document) is required")
         if year != facts.issue_date.year:
-            raise ValueError(f"year {year} differs from the year of facts.issue_date "
-                             f"{facts.issue_date.isoformat()} (the 发文字号 carries the 成文日期's year)")
+            raise ValueError(
+                f"year {year} differs from the year of facts.issue_date "
+                f"{facts.issue_date.isoformat()} (the 发文字号 carries the 成文日期's year)"
+            )
         if case_no != facts.case_no:
             raise ValueError(f"case_no {case_no!r} differs from facts.case_no {facts.case_no!r}")
         facts_json = facts.to_json()
@@ -114,8 +131,9 @@ class DocumentStore:
             try:
                 seq = self._next_seq(prefix, year)
                 number, pdf, digest = self._render(kind, prefix, year, seq, facts)
-                doc_id, created = self._insert(kind, number, prefix, year, seq, case_no, ticket_id,
-                                               actor, digest, facts_json, pdf)
+                doc_id, created = self._insert(
+                    kind, number, prefix, year, seq, case_no, ticket_id, actor, digest, facts_json, pdf
+                )
                 self._write_copy(year, number, pdf)
                 conn.execute("RELEASE documents_issue")
             except BaseException:
@@ -140,13 +158,14 @@ class DocumentStore:
                     elif current != seq:  # another issuer took the number: render again
                         conn.execute("ROLLBACK")
                         continue
-                    doc_id, created = self._insert(kind, number, prefix, year, seq, case_no, ticket_id,
-                                                   actor, digest, facts_json, pdf)
+                    doc_id, created = self._insert(
+                        kind, number, prefix, year, seq, case_no, ticket_id, actor, digest, facts_json, pdf
+                    )
                     copy = self._write_copy(year, number, pdf)
                     try:
                         conn.execute("COMMIT")
                     except BaseException:
-                        if copy is not None and conn.in_transaction:   # surely not issued: no copy
+                        if copy is not None and conn.in_transaction:  # surely not issued: no copy
                             copy.unlink(missing_ok=True)
                         raise
                     break
@@ -154,12 +173,12 @@ class DocumentStore:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise
-        return {"id": doc_id, "number": number, "kind": kind, "sha256": digest, "size": len(pdf),
-                "created_ms": created}
+        return {"id": doc_id, "number": number, "kind": kind, "sha256": digest, "size": len(pdf), "created_ms": created}
 
     def _next_seq(self, prefix: str, year: int) -> int:
-        (last,) = self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM documents WHERE prefix=? AND year=?",
-                                    (prefix, year)).fetchone()
+        (last,) = self.conn.execute(
+            "SELECT COALESCE(MAX(seq), 0) FROM documents WHERE prefix=? AND year=?", (prefix, year)
+        ).fetchone()
         return max(last, self.disk_floor(prefix, year)) + 1
 
     def disk_floor(self, prefix: str, year: int) -> int:
@@ -198,7 +217,7 @@ class DocumentStore:
         try:
             view = memoryview(pdf)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -212,14 +231,29 @@ class DocumentStore:
         pdf = render_pdf(kind, number, facts)
         return number, pdf, hashlib.sha256(pdf).hexdigest()
 
-    def _insert(self, kind, number, prefix, year, seq, case_no, ticket_id, actor, digest, facts_json,
-                pdf) -> tuple[int, int]:
+    def _insert(
+        self, kind, number, prefix, year, seq, case_no, ticket_id, actor, digest, facts_json, pdf
+    ) -> tuple[int, int]:
         created = int(self.clock())
         cur = self.conn.execute(
             "INSERT INTO documents (kind, number, prefix, year, seq, case_no, ticket_id, actor,"
             " created_ms, sha256, size, facts_json, pdf) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (kind, number, prefix, year, seq, case_no, ticket_id, str(actor), created, digest,
-             len(pdf), facts_json, sqlite3.Binary(pdf)))
+            (
+                kind,
+                number,
+                prefix,
+                year,
+                seq,
+                case_no,
+                ticket_id,
+                str(actor),
+                created,
+                digest,
+                len(pdf),
+                facts_json,
+                sqlite3.Binary(pdf),
+            ),
+        )
         return cur.lastrowid, created
 
     @staticmethod
@@ -232,8 +266,7 @@ class DocumentStore:
     def get(self, doc_id: int) -> tuple[dict, bytes] | None:
         """(metadata incl. facts, PDF bytes) or None; DocumentIntegrityError when the stored bytes
         do not hash to the stored sha256."""
-        row = self.conn.execute(f"SELECT {_META}, facts_json, pdf FROM documents WHERE id=?",
-                                (doc_id,)).fetchone()
+        row = self.conn.execute(f"SELECT {_META}, facts_json, pdf FROM documents WHERE id=?", (doc_id,)).fetchone()
         if row is None:
             return None
         meta = self._meta(row[:-2])
@@ -243,7 +276,8 @@ class DocumentStore:
         if actual != meta["sha256"] or len(pdf) != meta["size"]:
             raise DocumentIntegrityError(
                 f"document {doc_id} ({meta['number']}): stored PDF hashes to {actual}, "
-                f"recorded {meta['sha256']} — the stored bytes were altered or damaged")
+                f"recorded {meta['sha256']} — the stored bytes were altered or damaged"
+            )
         return meta, pdf
 
     def list(self, case_no: str | None = None) -> list[dict]:

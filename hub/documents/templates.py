@@ -17,11 +17,12 @@ A template is read line by line; blank lines separate paragraphs.
 Text may use ${name} placeholders (string.Template); `placeholders()` lists the names. An unknown
 name is an error naming the template and the name.
 """
+
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from string import Template
 
@@ -38,11 +39,12 @@ class TemplateError(ValueError):
 @dataclass(frozen=True)
 class Block:
     """One element of a document body."""
-    kind: str                    # "para", "heading" or one of BLOCKS
-    text: str = ""               # template text (para / heading)
+
+    kind: str  # "para", "heading" or one of BLOCKS
+    text: str = ""  # template text (para / heading)
     items: tuple[str, ...] = ()  # default items (requirements)
-    cond: str = ""               # facts field the paragraph depends on ("" = always)
-    negate: bool = False         # keep when the field is NOT set
+    cond: str = ""  # facts field the paragraph depends on ("" = always)
+    negate: bool = False  # keep when the field is NOT set
 
 
 @dataclass(frozen=True)
@@ -88,13 +90,15 @@ def parse(kind: str, text: str) -> DocTemplate:
                 continue
         if line.startswith("@require ") or line == "@require":
             flush()
-            requires += [n.strip() for n in line[len("@require"):].split(",") if n.strip()]
+            requires += [n.strip() for n in line[len("@require") :].split(",") if n.strip()]
         elif line.startswith("@"):
             flush()
             name = line[1:].strip()
             if name not in BLOCKS:
-                raise TemplateError(f"template {kind}.txt line {lineno}: unknown block @{name}; "
-                                    f"known: {', '.join('@' + b for b in BLOCKS)}, @require")
+                raise TemplateError(
+                    f"template {kind}.txt line {lineno}: unknown block @{name}; "
+                    f"known: {', '.join('@' + b for b in BLOCKS)}, @require"
+                )
             if name == "requirements":
                 reqs = []
             else:
@@ -108,7 +112,7 @@ def parse(kind: str, text: str) -> DocTemplate:
     return DocTemplate(kind, tuple(requires), tuple(blocks))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(kind: str) -> DocTemplate:
     """The packaged template of a kind (hub/documents/templates/<kind>.txt)."""
     if kind not in KINDS:
@@ -125,8 +129,9 @@ def fill(kind: str, text: str, values: dict[str, str]) -> str:
     try:
         return Template(text).substitute(values)
     except KeyError as e:
-        raise TemplateError(f"template {kind}.txt uses unknown placeholder ${{{e.args[0]}}}; "
-                            f"known: {', '.join(sorted(values))}") from None
+        raise TemplateError(
+            f"template {kind}.txt uses unknown placeholder ${{{e.args[0]}}}; known: {', '.join(sorted(values))}"
+        ) from None
     except ValueError as e:
         raise TemplateError(f"template {kind}.txt: {e}") from None
 

@@ -3,20 +3,36 @@
 Names are loaded lazily so `hub/config.py` can embed `hub.notify.config.NotifyConfig` without
 importing aiohttp or the worker.
 """
+
 from __future__ import annotations
 
 import importlib
 
 _EXPORTS = {
-    "NotifyConfig": "config", "SmsGatewayConfig": "config", "SmtpConfig": "config",
-    "Directory": "directory", "Department": "directory", "Person": "directory", "Recipient": "directory",
-    "DirectoryError": "directory", "load_directory": "directory", "save_directory": "directory",
+    "NotifyConfig": "config",
+    "SmsGatewayConfig": "config",
+    "SmtpConfig": "config",
+    "Directory": "directory",
+    "Department": "directory",
+    "Person": "directory",
+    "Recipient": "directory",
+    "DirectoryError": "directory",
+    "load_directory": "directory",
+    "save_directory": "directory",
     "read_directory": "directory",
     "MIGRATIONS": "schema",
-    "DEFAULT_TEMPLATES": "templates", "TemplateError": "templates",
-    "Notifier": "notifier", "build_channels": "notifier",
-    "SmsGateway": "sms", "EmailSender": "smtp", "DeliveryError": "channels", "Channel": "channels",
-    "Outgoing": "outbox", "retry_failed": "outbox", "counts": "outbox", "delivery_of": "outbox",
+    "DEFAULT_TEMPLATES": "templates",
+    "TemplateError": "templates",
+    "Notifier": "notifier",
+    "build_channels": "notifier",
+    "SmsGateway": "sms",
+    "EmailSender": "smtp",
+    "DeliveryError": "channels",
+    "Channel": "channels",
+    "Outgoing": "outbox",
+    "retry_failed": "outbox",
+    "counts": "outbox",
+    "delivery_of": "outbox",
 }
 __all__ = sorted(_EXPORTS)
 

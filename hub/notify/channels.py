@@ -1,4 +1,5 @@
 """What the delivery worker needs from a channel (SMS gateway, SMTP relay, or a test fake)."""
+
 from __future__ import annotations
 
 from typing import Protocol

@@ -15,6 +15,7 @@ YAML::
 CSV (UTF-8 or GBK, header required): ``department,role,name,phone,email,items``; role is
 ``handler``/``经办人``/``承办人`` or ``head``/``负责人``; items separated by ``;`` or ``、``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -22,15 +23,23 @@ import io
 import json
 import re
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 Role = Literal["handler", "head"]
-ROLE_LABELS = {"handler": "handler", "经办人": "handler", "承办人": "handler", "办理人": "handler",
-               "head": "head", "负责人": "head", "部门负责人": "head"}
+ROLE_LABELS = {
+    "handler": "handler",
+    "经办人": "handler",
+    "承办人": "handler",
+    "办理人": "handler",
+    "head": "head",
+    "负责人": "head",
+    "部门负责人": "head",
+}
 CSV_COLUMNS = ("department", "role", "name", "phone", "email", "items")
 CSV_REQUIRED = ("department", "role", "name")
 
@@ -49,7 +58,7 @@ def normalize_mobile(value: str) -> str:
     digits = _PHONE_NOISE.sub("", raw)
     for prefix in ("+86", "0086"):
         if digits.startswith(prefix):
-            digits = digits[len(prefix):]
+            digits = digits[len(prefix) :]
     if not MOBILE_RE.match(digits):
         raise ValueError(f"{raw!r} is not a mainland mobile number (11 digits, 1[3-9]xxxxxxxxx)")
     return digits
@@ -69,6 +78,7 @@ class _Model(BaseModel):
 
 class Person(_Model):
     """One contact; at least one of phone and email."""
+
     name: str = Field(min_length=1, max_length=32, description="Full name, e.g. 张三")
     phone: str | None = Field(None, description="Mainland mobile, e.g. 13800138000")
     email: str | None = Field(None, description="Mail address")
@@ -84,7 +94,7 @@ class Person(_Model):
     def _phone(cls, v):
         if v is None or (isinstance(v, str) and not v.strip()):
             return None
-        if isinstance(v, float):        # a spreadsheet turned the number into 1.38e10
+        if isinstance(v, float):  # a spreadsheet turned the number into 1.38e10
             raise ValueError(f"{v!r} looks like a number mangled by a spreadsheet; quote it as text")
         return normalize_mobile(str(v))
 
@@ -104,6 +114,7 @@ class Person(_Model):
 
 class Department(_Model):
     """A department (部门/窗口单位): its head and its handlers."""
+
     name: str = Field(min_length=1, max_length=64, description="As in the item catalog's department column")
     head: Person | None = Field(None, description="负责人")
     handlers: tuple[Person, ...] = Field((), description="经办人")
@@ -122,6 +133,7 @@ class Department(_Model):
 
 class Recipient(_Model):
     """One person to notify, with the role they hold in that department."""
+
     department: str
     role: Role
     name: str
@@ -131,6 +143,7 @@ class Recipient(_Model):
 
 class Directory(_Model):
     """The whole 通讯录."""
+
     departments: tuple[Department, ...] = ()
 
     @model_validator(mode="after")
@@ -147,8 +160,9 @@ class Directory(_Model):
         name = name.strip()
         return next((d for d in self.departments if d.name == name), None)
 
-    def recipients(self, department: str, roles: Iterable[Role] = ("handler", "head"), *,
-                   item_code: str | None = None) -> list[Recipient]:
+    def recipients(
+        self, department: str, roles: Iterable[Role] = ("handler", "head"), *, item_code: str | None = None
+    ) -> list[Recipient]:
         """People of `department` in `roles`; with `item_code`, handlers limited to their items.
         An unknown department gives an empty list (the caller records that nobody was told)."""
         dep = self.department(department)
@@ -159,8 +173,9 @@ class Directory(_Model):
         if "handler" in roles:
             for p in dep.handlers:
                 if item_code is None or not p.items or item_code in p.items:
-                    out.append(Recipient(department=dep.name, role="handler", name=p.name,
-                                         phone=p.phone, email=p.email))
+                    out.append(
+                        Recipient(department=dep.name, role="handler", name=p.name, phone=p.phone, email=p.email)
+                    )
         if "head" in roles and dep.head is not None:
             p = dep.head
             out.append(Recipient(department=dep.name, role="head", name=p.name, phone=p.phone, email=p.email))
@@ -168,6 +183,7 @@ class Directory(_Model):
 
 
 # -- files -----------------------------------------------------------------------------------
+
 
 def load_directory(path: str | Path) -> Directory:
     """Read and validate a directory file (.yaml/.yml or .csv)."""
@@ -190,7 +206,7 @@ def _decode(path: Path, data: bytes) -> str:
     except UnicodeDecodeError:
         pass
     try:
-        return data.decode("gb18030")   # spreadsheets on Chinese Windows save CSV in GBK
+        return data.decode("gb18030")  # spreadsheets on Chinese Windows save CSV in GBK
     except UnicodeDecodeError:
         raise DirectoryError(f"{path}: not UTF-8 or GBK text") from None
 
@@ -205,8 +221,9 @@ def _from_yaml(path: Path, text: str) -> Directory:
     try:
         return Directory.model_validate(raw)
     except ValidationError as exc:
-        raise DirectoryError("\n".join([f"{path}: invalid directory"] +
-                                       [f"  {_where(raw, e['loc'])}: {_msg(e)}" for e in exc.errors()])) from None
+        raise DirectoryError(
+            "\n".join([f"{path}: invalid directory"] + [f"  {_where(raw, e['loc'])}: {_msg(e)}" for e in exc.errors()])
+        ) from None
 
 
 def _where(raw, loc) -> str:
@@ -234,10 +251,19 @@ def _from_csv(path: Path, text: str) -> Directory:
     missing = [c for c in CSV_REQUIRED if c not in header]
     unknown = [h for h in header if h not in CSV_COLUMNS]
     if missing or unknown:
-        raise DirectoryError(f"{path}: line 1 (header): "
-                             + "; ".join(filter(None, [missing and f"missing column(s) {', '.join(missing)}",
-                                                       unknown and f"unknown column(s) {', '.join(unknown)}"]))
-                             + f"; expected {','.join(CSV_COLUMNS)}")
+        raise DirectoryError(
+            f"{path}: line 1 (header): "
+            + "; ".join(
+                filter(
+                    None,
+                    [
+                        missing and f"missing column(s) {', '.join(missing)}",
+                        unknown and f"unknown column(s) {', '.join(unknown)}",
+                    ],
+                )
+            )
+            + f"; expected {','.join(CSV_COLUMNS)}"
+        )
     reader.fieldnames = header
     errors: list[str] = []
     deps: dict[str, dict] = {}
@@ -251,8 +277,9 @@ def _from_csv(path: Path, text: str) -> Directory:
         d = deps.setdefault(dep, {"name": dep, "head": None, "handlers": []})
         if role == "head":
             if d["head"] is not None:
-                errors.append(f"line {line} ({person.name}): role: department {dep} already has a head "
-                              f"({d['head'].name})")
+                errors.append(
+                    f"line {line} ({person.name}): role: department {dep} already has a head ({d['head'].name})"
+                )
                 continue
             d["head"] = person
         else:
@@ -265,7 +292,7 @@ def _from_csv(path: Path, text: str) -> Directory:
 
 
 def _csv_row(row: dict, line: int, errors: list[str]):
-    get = lambda k: (row.get(k) or "").strip()   # noqa: E731
+    get = lambda k: (row.get(k) or "").strip()
     who = f"line {line}" + (f" ({get('name')})" if get("name") else "")
     role = ROLE_LABELS.get(get("role").lower() if get("role").isascii() else get("role"))
     dep = get("department")
@@ -290,6 +317,7 @@ def _csv_row(row: dict, line: int, errors: list[str]):
 
 # -- SQLite ----------------------------------------------------------------------------------
 
+
 def save_directory(conn: sqlite3.Connection, directory: Directory, *, now_ms: int) -> int:
     """Replace the stored directory (inside the caller's transaction); returns rows written."""
     conn.execute("DELETE FROM directory")
@@ -297,9 +325,11 @@ def save_directory(conn: sqlite3.Connection, directory: Directory, *, now_ms: in
     for d in directory.departments:
         people = ([("head", d.head)] if d.head else []) + [("handler", p) for p in d.handlers]
         for pos, (role, p) in enumerate(people):
-            conn.execute("INSERT INTO directory(department, role, position, name, phone, email, items_json, "
-                         "updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                         (d.name, role, pos, p.name, p.phone, p.email, json.dumps(list(p.items)), now_ms))
+            conn.execute(
+                "INSERT INTO directory(department, role, position, name, phone, email, items_json, "
+                "updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (d.name, role, pos, p.name, p.phone, p.email, json.dumps(list(p.items)), now_ms),
+            )
             n += 1
     return n
 
@@ -308,8 +338,8 @@ def read_directory(conn: sqlite3.Connection) -> Directory:
     """The stored directory (empty when none was imported)."""
     deps: dict[str, dict] = {}
     for dep, role, name, phone, email, items in conn.execute(
-            "SELECT department, role, name, phone, email, items_json FROM directory "
-            "ORDER BY department, position"):
+        "SELECT department, role, name, phone, email, items_json FROM directory ORDER BY department, position"
+    ):
         d = deps.setdefault(dep, {"name": dep, "head": None, "handlers": []})
         p = Person(name=name, phone=phone, email=email, items=tuple(json.loads(items)))
         if role == "head":

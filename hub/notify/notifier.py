@@ -5,6 +5,7 @@ writer thread, during a sweep), so a reminder is stored exactly when the light c
 caused it commits, and a unique `dedupe_key` makes a repeated sweep harmless. Delivery runs
 elsewhere — an asyncio task (`run`) or its own thread (`start`) — on its OWN connection.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -13,16 +14,17 @@ import random
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Callable, Iterable, Literal, Mapping
+from typing import Literal
 
-from iobase.sqlite import connect
 from hub.notify.channels import Channel, DeliveryError
 from hub.notify.config import NotifyConfig
 from hub.notify.directory import Directory, Role, normalize_email, normalize_mobile, read_directory
 from hub.notify.outbox import Outgoing, claim, insert_message, record_failure, record_sent
 from hub.notify.policy import backoff_ms
 from hub.notify.templates import KINDS, TemplateError, render
+from iobase.sqlite import connect
 
 log = logging.getLogger("jiancha.hub.notify")
 
@@ -37,9 +39,11 @@ def build_channels(config: NotifyConfig) -> dict[str, Channel]:
     out: dict[str, Channel] = {}
     if config.sms is not None:
         from hub.notify.sms import SmsGateway
+
         out["sms"] = SmsGateway(config.sms)
     if config.email is not None:
         from hub.notify.smtp import EmailSender
+
         out["email"] = EmailSender(config.email, footer=config.all_templates()["email_footer"])
     return out
 
@@ -51,9 +55,16 @@ def _wall_ms() -> int:
 class Notifier:
     """Durable, idempotent SMS/e-mail reminders (outbox + delivery worker)."""
 
-    def __init__(self, config: NotifyConfig, db_path: str | Path | None = None, *,
-                 conn: sqlite3.Connection | None = None, channels: Mapping[str, Channel] | None = None,
-                 clock: Callable[[], int] = _wall_ms, rand: Callable[[], float] = random.random):
+    def __init__(
+        self,
+        config: NotifyConfig,
+        db_path: str | Path | None = None,
+        *,
+        conn: sqlite3.Connection | None = None,
+        channels: Mapping[str, Channel] | None = None,
+        clock: Callable[[], int] = _wall_ms,
+        rand: Callable[[], float] = random.random,
+    ):
         self.config = config
         self.templates = config.all_templates()
         self.db_path = db_path
@@ -67,8 +78,17 @@ class Notifier:
         self._thread: threading.Thread | None = None
 
     # -- writing (caller's connection and transaction) --------------------------------------
-    def enqueue(self, conn: sqlite3.Connection, *, channel: ChannelName, to: str, template: str,
-                facts: Mapping[str, object], dedupe_key: str, now_ms: int | None = None) -> int | None:
+    def enqueue(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        channel: ChannelName,
+        to: str,
+        template: str,
+        facts: Mapping[str, object],
+        dedupe_key: str,
+        now_ms: int | None = None,
+    ) -> int | None:
         """Store one message in the caller's transaction; None when `dedupe_key` was seen before."""
         if channel not in ("sms", "email"):
             raise ValueError(f"channel must be 'sms' or 'email', not {channel!r}")
@@ -80,21 +100,40 @@ class Notifier:
         text = render(self.templates, template, facts)
         subject = render(self.templates, f"{template}.subject", facts) if channel == "email" else None
         line = render(self.templates, f"{template}.line", facts)
-        return insert_message(conn, channel=channel, to=to, template=template, facts=facts,
-                              dedupe_key=dedupe_key, text=text, subject=subject, line=line,
-                              now_ms=self.clock() if now_ms is None else now_ms)
+        return insert_message(
+            conn,
+            channel=channel,
+            to=to,
+            template=template,
+            facts=facts,
+            dedupe_key=dedupe_key,
+            text=text,
+            subject=subject,
+            line=line,
+            now_ms=self.clock() if now_ms is None else now_ms,
+        )
 
-    def enqueue_department(self, conn: sqlite3.Connection, directory: Directory, department: str, *,
-                           template: str, facts: Mapping[str, object], dedupe_key: str,
-                           roles: Iterable[Role] = ("handler", "head"), item_code: str | None = None,
-                           channels: Iterable[ChannelName] | None = None, now_ms: int | None = None) -> list[int]:
+    def enqueue_department(
+        self,
+        conn: sqlite3.Connection,
+        directory: Directory,
+        department: str,
+        *,
+        template: str,
+        facts: Mapping[str, object],
+        dedupe_key: str,
+        roles: Iterable[Role] = ("handler", "head"),
+        item_code: str | None = None,
+        channels: Iterable[ChannelName] | None = None,
+        now_ms: int | None = None,
+    ) -> list[int]:
         """Tell everyone of `department` in `roles` on every channel (default: the configured
         ones). Keys are `dedupe_key|channel|address`. When nobody can be reached, a 'failed' row
         says so, so the gap shows in the outbox instead of vanishing."""
         roles = tuple(roles)
         channels = tuple(channels) if channels is not None else tuple(self.channels)
         now_ms = self.clock() if now_ms is None else now_ms
-        facts = {"department": department, **facts}   # the caller may give a display name
+        facts = {"department": department, **facts}  # the caller may give a display name
         ids, reached = [], 0
         for r in directory.recipients(department, roles, item_code=item_code):
             for ch in channels:
@@ -102,16 +141,33 @@ class Notifier:
                 if not addr:
                     continue
                 reached += 1
-                new = self.enqueue(conn, channel=ch, to=addr, template=template, facts={**facts, "recipient": r.name},
-                                   dedupe_key=f"{dedupe_key}|{ch}|{addr}", now_ms=now_ms)
+                new = self.enqueue(
+                    conn,
+                    channel=ch,
+                    to=addr,
+                    template=template,
+                    facts={**facts, "recipient": r.name},
+                    dedupe_key=f"{dedupe_key}|{ch}|{addr}",
+                    now_ms=now_ms,
+                )
                 if new is not None:
                     ids.append(new)
         if not reached and channels:
-            gap = insert_message(conn, channel=channels[0], to="", template=template, facts=facts,
-                                 dedupe_key=f"{dedupe_key}|nobody", text=render(self.templates, template, facts),
-                                 subject=None, line="", now_ms=now_ms, status="failed",
-                                 last_error=f"no {'/'.join(channels)} contact for department {department!r} "
-                                            f"(roles {', '.join(roles)}) in the directory")
+            gap = insert_message(
+                conn,
+                channel=channels[0],
+                to="",
+                template=template,
+                facts=facts,
+                dedupe_key=f"{dedupe_key}|nobody",
+                text=render(self.templates, template, facts),
+                subject=None,
+                line="",
+                now_ms=now_ms,
+                status="failed",
+                last_error=f"no {'/'.join(channels)} contact for department {department!r} "
+                f"(roles {', '.join(roles)}) in the directory",
+            )
             if gap is not None:
                 log.warning("nobody to notify for %s (department %s)", dedupe_key, department)
         return ids
@@ -134,15 +190,33 @@ class Notifier:
                 facts.setdefault("title", "督办通知")
             conn.execute("SAVEPOINT notify_hook")
             try:
-                self.enqueue_department(conn, self._directory(conn, cache), department, template=template,
-                                        facts=facts, dedupe_key=dedupe_key, roles=roles,
-                                        item_code=facts.get("item_code"))
+                self.enqueue_department(
+                    conn,
+                    self._directory(conn, cache),
+                    department,
+                    template=template,
+                    facts=facts,
+                    dedupe_key=dedupe_key,
+                    roles=roles,
+                    item_code=facts.get("item_code"),
+                )
             except (TemplateError, ValueError) as exc:
                 conn.execute("ROLLBACK TO notify_hook")
                 log.error("reminder %s not queued: %s", dedupe_key, exc)
-                insert_message(conn, channel=next(iter(sorted(self.channels)), "sms"), to="", template=template,
-                               facts=facts, dedupe_key=f"{dedupe_key}|error", text="", subject=None, line="",
-                               now_ms=self.clock(), status="failed", last_error=f"not queued: {exc}")
+                insert_message(
+                    conn,
+                    channel=next(iter(sorted(self.channels)), "sms"),
+                    to="",
+                    template=template,
+                    facts=facts,
+                    dedupe_key=f"{dedupe_key}|error",
+                    text="",
+                    subject=None,
+                    line="",
+                    now_ms=self.clock(),
+                    status="failed",
+                    last_error=f"not queued: {exc}",
+                )
             finally:
                 conn.execute("RELEASE notify_hook")
 
@@ -167,8 +241,9 @@ class Notifier:
         """One pass: claim due messages, send them, record results. Returns messages attempted."""
         now_ms = self.clock() if now_ms is None else now_ms
         conn = self._db()
-        batch = await asyncio.to_thread(claim, conn, now_ms=now_ms, channels=sorted(self.channels),
-                                        cfg=self.config, templates=self.templates)
+        batch = await asyncio.to_thread(
+            claim, conn, now_ms=now_ms, channels=sorted(self.channels), cfg=self.config, templates=self.templates
+        )
         if not batch:
             return 0
         gate = asyncio.Semaphore(self.config.concurrency)
@@ -182,7 +257,7 @@ class Notifier:
                 return msg, await self.channels[msg.channel].send(msg), None
             except DeliveryError as exc:
                 return msg, None, exc
-            except Exception as exc:  # noqa: BLE001 - a channel bug must not lose the message
+            except Exception as exc:
                 log.exception("channel %s crashed on message %s", msg.channel, msg.id)
                 return msg, None, DeliveryError(f"{type(exc).__name__}: {exc}")
 
@@ -194,11 +269,21 @@ class Notifier:
                     record_sent(conn, msg, now_ms, provider_id)
                     continue
                 final = err.permanent or msg.attempt >= self.config.max_attempts
-                retry_at = None if final else now_ms + backoff_ms(
-                    msg.attempt, self.config.backoff_s, self.config.backoff_max_s, self.rand())
+                retry_at = (
+                    None
+                    if final
+                    else now_ms + backoff_ms(msg.attempt, self.config.backoff_s, self.config.backoff_max_s, self.rand())
+                )
                 record_failure(conn, msg, str(err), retry_at)
-                log.log(logging.WARNING if final else logging.INFO, "%s %s to %s attempt %d: %s",
-                        "gave up on" if final else "will retry", msg.channel, msg.to, msg.attempt, err)
+                log.log(
+                    logging.WARNING if final else logging.INFO,
+                    "%s %s to %s attempt %d: %s",
+                    "gave up on" if final else "will retry",
+                    msg.channel,
+                    msg.to,
+                    msg.attempt,
+                    err,
+                )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -212,7 +297,7 @@ class Notifier:
             while not stop.is_set():
                 try:
                     n = await self.run_once()
-                except Exception:  # noqa: BLE001 - keep delivering; leases cover a half-done pass
+                except Exception:
                     log.exception("notification pass failed")
                     n = 0
                 if n >= self.config.batch_size or stop.is_set():
@@ -220,7 +305,7 @@ class Notifier:
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), self.config.poll_interval_s)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
         finally:
             await self.aclose()
@@ -267,7 +352,7 @@ class Notifier:
         for ch in self.channels.values():
             try:
                 await ch.aclose()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("closing channel failed")
 
     def close(self) -> None:

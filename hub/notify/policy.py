@@ -1,7 +1,8 @@
 """Delivery decisions as pure functions over plain values: backoff, rate limit, digest text."""
+
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from hub.notify.templates import DIGEST, render
 
@@ -36,8 +37,9 @@ def is_permanent_http(status: int) -> bool:
     return 400 <= status < 500 and status not in (408, 425, 429)
 
 
-def digest_message(templates: Mapping[str, str], channel: str, items: Sequence[tuple[str, str]],
-                   max_lines: int) -> tuple[str, str, dict]:
+def digest_message(
+    templates: Mapping[str, str], channel: str, items: Sequence[tuple[str, str]], max_lines: int
+) -> tuple[str, str, dict]:
     """(text, subject, facts) of a digest for `items` = [(template, line)], most urgent first.
     SMS lists `max_lines` cases then 等N件; e-mail adds the full numbered list below."""
     items = sorted(items, key=lambda it: DIGEST_ORDER.get(it[0], 9))

@@ -3,12 +3,15 @@
 The lead appends `MIGRATIONS` to `hub.store.MIGRATIONS`; names are prefixed `notify_` so they
 never collide with the hub's own. Statements end with ';' at a line end (see iobase.sqlite.migrate).
 """
+
 from __future__ import annotations
 
 STATUSES = ("queued", "sending", "sent", "failed", "merged")
 
 MIGRATIONS: list[tuple[str, str]] = [
-    ("notify_0001_directory_outbox", """
+    (
+        "notify_0001_directory_outbox",
+        """
         CREATE TABLE directory (id INTEGER PRIMARY KEY, department TEXT NOT NULL,
             role TEXT NOT NULL CHECK (role IN ('handler', 'head')), position INTEGER NOT NULL,
             name TEXT NOT NULL, phone TEXT, email TEXT, items_json TEXT NOT NULL DEFAULT '[]',
@@ -37,5 +40,6 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX notifications_recipient ON notifications(channel, to_addr, status);
         CREATE INDEX notifications_sent ON notifications(channel, to_addr, sent_ms) WHERE status = 'sent';
         CREATE INDEX notifications_merged ON notifications(merged_into) WHERE merged_into IS NOT NULL;
-    """),
+    """,
+    ),
 ]

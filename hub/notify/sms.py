@@ -4,6 +4,7 @@ Most Chinese SMS platforms take one HTTP request per message (JSON or form field
 mobile/content/sign plus an account key) and answer JSON with a result code and a message id.
 `build_request` and `parse_response` are pure; `SmsGateway` is the aiohttp shell around them.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -32,8 +33,13 @@ def _fill(value: Any, values: dict[str, str]) -> Any:
 
 def build_request(cfg: SmsGatewayConfig, msg: Outgoing) -> tuple[str, URL, dict[str, str], bytes | None]:
     """(method, url, headers, body) for one message."""
-    values = {"to": msg.to, "text": msg.text, "id": str(msg.id), "dedupe_key": msg.dedupe_key,
-              "secret": cfg.secret_value()}
+    values = {
+        "to": msg.to,
+        "text": msg.text,
+        "id": str(msg.id),
+        "dedupe_key": msg.dedupe_key,
+        "secret": cfg.secret_value(),
+    }
     fields = _fill(cfg.fields, values)
     headers: dict[str, str] = {}
     url, body = cfg.url.format_map(values), None
@@ -42,8 +48,9 @@ def build_request(cfg: SmsGatewayConfig, msg: Outgoing) -> tuple[str, URL, dict[
         body = json.dumps(fields, ensure_ascii=False).encode("utf-8")
     elif cfg.body == "form":
         headers["Content-Type"] = f"application/x-www-form-urlencoded; charset={cfg.charset}"
-        body = urlencode({k: "" if v is None else str(v) for k, v in fields.items()},
-                         encoding=cfg.charset).encode("ascii")
+        body = urlencode({k: "" if v is None else str(v) for k, v in fields.items()}, encoding=cfg.charset).encode(
+            "ascii"
+        )
     else:
         query = urlencode({k: "" if v is None else str(v) for k, v in fields.items()}, encoding=cfg.charset)
         url += ("&" if "?" in url else "?") + query
@@ -81,8 +88,10 @@ def parse_response(cfg: SmsGatewayConfig, status: int, body: str) -> str | None:
         got = dig(data, cfg.success_field)
         if got is None or _as_text(got) not in {_as_text(v) for v in cfg.success_values}:
             detail = dig(data, cfg.error_field) if cfg.error_field else None
-            raise DeliveryError(f"gateway refused: {cfg.success_field}={got!r}"
-                                + (f" ({detail})" if detail is not None else f"; answer {body[:200]}"))
+            raise DeliveryError(
+                f"gateway refused: {cfg.success_field}={got!r}"
+                + (f" ({detail})" if detail is not None else f"; answer {body[:200]}")
+            )
     mid = dig(data, cfg.message_id_field) if cfg.message_id_field else None
     return None if mid is None else str(mid)
 
@@ -97,7 +106,7 @@ class SmsGateway:
 
     def _client(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
-        if self._session is None or self._session.closed or self._session._loop is not loop:  # noqa: SLF001
+        if self._session is None or self._session.closed or self._session._loop is not loop:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         return self._session
 
@@ -109,7 +118,7 @@ class SmsGateway:
                 raw = await resp.read()
                 text = raw.decode(resp.charset or "utf-8", errors="replace")
                 return parse_response(self.cfg, resp.status, text)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise DeliveryError(f"gateway timed out (limit {self.cfg.timeout_s:g} s)") from None
         except aiohttp.ClientError as exc:
             raise DeliveryError(f"gateway unreachable: {type(exc).__name__}: {exc}") from None

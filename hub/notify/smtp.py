@@ -3,6 +3,7 @@
 smtplib is synchronous, but one short session per message in `asyncio.to_thread` is plenty for
 reminder volumes, and it avoids another dependency (aiosmtplib) for the hub.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -49,8 +50,9 @@ def send_sync(cfg: SmtpConfig, em: EmailMessage) -> None:
             client.send_message(em)
     except smtplib.SMTPRecipientsRefused as exc:
         codes = [c for c, _ in exc.recipients.values()]
-        raise DeliveryError(f"recipient refused: {exc.recipients}",
-                            permanent=all(500 <= c < 600 for c in codes)) from None
+        raise DeliveryError(
+            f"recipient refused: {exc.recipients}", permanent=all(500 <= c < 600 for c in codes)
+        ) from None
     except smtplib.SMTPAuthenticationError as exc:
         raise DeliveryError(f"SMTP login failed ({exc.smtp_code}); check user/password") from None
     except smtplib.SMTPResponseException as exc:

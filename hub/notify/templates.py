@@ -5,13 +5,14 @@ Templates are plain `str.format` strings keyed by name. Each kind of message has
 (`yellow.line`). Operators override any key through `NotifyConfig.templates`; placeholders are
 checked when the configuration loads, missing facts when a message is enqueued.
 """
+
 from __future__ import annotations
 
 import string
-from typing import Mapping
+from collections.abc import Mapping
 
-KINDS = ("yellow", "red", "supervision", "reply_due")   # what callers may enqueue
-DIGEST = "digest"                                        # built by the worker only
+KINDS = ("yellow", "red", "supervision", "reply_due")  # what callers may enqueue
+DIGEST = "digest"  # built by the worker only
 
 # Placeholders each kind may use. `recipient` (the person's name) and `site` are optional
 # extras any kind may use when the caller supplies them.
@@ -21,8 +22,7 @@ FIELDS: dict[str, frozenset[str]] = {
     "red": frozenset(_COMMON | {"due_date", "overdue", "reason"}),
     "supervision": frozenset(_COMMON | {"title", "doc_no", "reply_due_date", "due_date", "overdue"}),
     "reply_due": frozenset(_COMMON | {"title", "doc_no", "reply_due_date", "remaining"}),
-    DIGEST: frozenset({"recipient", "count", "red", "yellow", "supervision", "reply_due",
-                       "lines", "more"}),
+    DIGEST: frozenset({"recipient", "count", "red", "yellow", "supervision", "reply_due", "lines", "more"}),
     "digest.more": frozenset({"count"}),
     "email_footer": frozenset(),
 }
@@ -30,22 +30,22 @@ FIELDS: dict[str, frozenset[str]] = {
 DEFAULT_TEMPLATES: dict[str, str] = {
     # 黄牌预警
     "yellow": "【电子监察】{department}：办件{case_no}（{item_name}）将于{due_date}到期，"
-              "剩余{remaining}个工作日，请及时办理。",
+    "剩余{remaining}个工作日，请及时办理。",
     "yellow.subject": "【黄牌预警】办件{case_no}将于{due_date}到期",
     "yellow.line": "{case_no}（{item_name}，{due_date}到期）",
     # 红牌
     "red": "【电子监察】{department}：办件{case_no}（{item_name}）已超过承诺时限（{due_date}），"
-           "亮红牌，请立即办理并说明理由。",
+    "亮红牌，请立即办理并说明理由。",
     "red.subject": "【红牌】办件{case_no}已超期",
     "red.line": "{case_no}（{item_name}，已超期）",
     # 督办通知 and the later rungs of the ladder; {title} = 督办通知 / 责令说明理由 / 电子监察问询 …
     "supervision": "【电子监察】{department}：电子监察中心就办件{case_no}（{item_name}）发出{title}，"
-                   "请于{reply_due_date}前书面回复办理情况和超期理由。",
+    "请于{reply_due_date}前书面回复办理情况和超期理由。",
     "supervision.subject": "【{title}】办件{case_no}，请于{reply_due_date}前回复",
     "supervision.line": "{case_no}（{title}，{reply_due_date}前回复）",
     # the reply to a 督办 is nearly due
     "reply_due": "【电子监察】{department}：办件{case_no}的{title}回复将于{reply_due_date}到期，"
-                 "剩余{remaining}个工作日，请及时回复。",
+    "剩余{remaining}个工作日，请及时回复。",
     "reply_due.subject": "【回复提醒】办件{case_no}的{title}回复将于{reply_due_date}到期",
     "reply_due.line": "{case_no}（{title}回复{reply_due_date}到期）",
     # 汇总 (digest): one message instead of many for one recipient
@@ -87,9 +87,11 @@ def check_templates(overrides: Mapping[str, str]) -> dict[str, str]:
             raise TemplateError(f"template {key!r}: {exc}") from None
         unknown = used - FIELDS[_kind(key)]
         if unknown:
-            raise TemplateError(f"template {key!r} uses unknown placeholder(s) "
-                                f"{', '.join('{' + u + '}' for u in sorted(unknown))}; allowed: "
-                                f"{', '.join(sorted(FIELDS[_kind(key)]))}")
+            raise TemplateError(
+                f"template {key!r} uses unknown placeholder(s) "
+                f"{', '.join('{' + u + '}' for u in sorted(unknown))}; allowed: "
+                f"{', '.join(sorted(FIELDS[_kind(key)]))}"
+            )
     return dict(overrides)
 
 
@@ -98,6 +100,7 @@ def render(templates: Mapping[str, str], key: str, facts: Mapping[str, object]) 
     text = templates[key]
     missing = placeholders(text) - set(facts)
     if missing:
-        raise TemplateError(f"template {key!r} needs fact(s) {', '.join(sorted(missing))}; "
-                            f"got {', '.join(sorted(facts)) or 'none'}")
+        raise TemplateError(
+            f"template {key!r} needs fact(s) {', '.join(sorted(missing))}; got {', '.join(sorted(facts)) or 'none'}"
+        )
     return text.format_map({k: "" if v is None else v for k, v in facts.items()})

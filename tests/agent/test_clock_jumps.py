@@ -1,6 +1,7 @@
 """Clock jumps (issue 8): the box's clock quality says what is true, the hub's time corrects a
 jumped clock, and case numbers never carry a wrong date. Time is injected (no sleeping, no
 time-machine): `FakeTime` drives the wall and monotonic clocks of BoxClock."""
+
 from __future__ import annotations
 
 import os
@@ -11,12 +12,19 @@ from agent.store import AgentStore
 from hub import store as hubdb
 from hub.clockcheck import clock_findings, clock_suspect_cases, flag_clock
 from protocol.calendar import CST
-from protocol.models import KIND_CASE_REGISTERED, CatalogItem, CaseRegistered, NewCase, NewEvent
+from protocol.models import KIND_CASE_REGISTERED, CaseRegistered, CatalogItem, NewCase, NewEvent
 from protocol.records import GENESIS, Record, decode_record
 
-ITEM = CatalogItem(code="XK-001", name="食品经营许可", department="市场监督管理局", item_type="licensing",
-                   case_type="promised", legal_days=20, promised_days=10)
-TRUE0 = datetime(2026, 11, 20, 10, 0, tzinfo=CST)     # a Friday morning
+ITEM = CatalogItem(
+    code="XK-001",
+    name="食品经营许可",
+    department="市场监督管理局",
+    item_type="licensing",
+    case_type="promised",
+    legal_days=20,
+    promised_days=10,
+)
+TRUE0 = datetime(2026, 11, 20, 10, 0, tzinfo=CST)  # a Friday morning
 DAY_S = 86_400
 BOOT = "boot-a"
 
@@ -90,24 +98,24 @@ def test_plus_one_day_jump_says_untrusted_and_numbers_by_the_hubs_time(tmp_path)
     ft = FakeTime()
     clock = ft.clock(tmp_path)
     s = _store(tmp_path / "a.db", clock)
-    clock.observe_hub_time(ft.true_ms)                    # an ack: the hub agrees with us
+    clock.observe_hub_time(ft.true_ms)  # an ack: the hub agrees with us
     c1 = _register(s, clock)
     assert _last(s).clock == "hub" and c1["case_no"] == "S01-20261120-0001"
 
     ft.advance(60)
-    ft.jump(+DAY_S)                                       # the system clock jumps a day ahead
+    ft.jump(+DAY_S)  # the system clock jumps a day ahead
     assert clock.quality() == "untrusted"
     assert abs(clock.jump_s() - DAY_S) < 5
     c2 = _register(s, clock)
     rec = _last(s)
-    assert rec.clock == "untrusted"                       # not `hub` any more
-    assert _close_to(rec.wall_ms, ft.true())               # the record carries the hub-corrected time
-    assert c2["case_no"] == "S01-20261120-0002"           # the true date, numbering continues
+    assert rec.clock == "untrusted"  # not `hub` any more
+    assert _close_to(rec.wall_ms, ft.true())  # the record carries the hub-corrected time
+    assert c2["case_no"] == "S01-20261120-0002"  # the true date, numbering continues
     assert datetime.fromisoformat(c2["received_at"]).date() == ft.true().date()
     assert "时钟跳变" in clock.problem()
 
     ft.advance(300)
-    clock.observe_hub_time(ft.true_ms)                    # the next ack: still a day off, still corrected
+    clock.observe_hub_time(ft.true_ms)  # the next ack: still a day off, still corrected
     assert clock.quality() == "untrusted" and _close_to(clock.wall_ms(), ft.true())
     assert abs(clock.hub_offset_s + DAY_S) < 5
 
@@ -118,12 +126,12 @@ def test_plus_one_day_jump_offline_keeps_the_time_before_the_jump(tmp_path):
     s = _store(tmp_path / "a.db", clock)
     _register(s, clock)
     ft.advance(3600)
-    ft.jump(+DAY_S)                                       # no hub, no NTP: the monotonic clock decides
+    ft.jump(+DAY_S)  # no hub, no NTP: the monotonic clock decides
     c = _register(s, clock)
     assert c["case_no"] == "S01-20261120-0002"
     assert _close_to(_last(s).wall_ms, ft.true()) and _last(s).clock == "untrusted"
     ft.advance(2 * 3600)
-    assert _close_to(clock.wall_ms(), ft.true())          # continued with the monotonic clock
+    assert _close_to(clock.wall_ms(), ft.true())  # continued with the monotonic clock
 
 
 def test_clock_coming_back_is_trusted_again(tmp_path):
@@ -133,7 +141,7 @@ def test_clock_coming_back_is_trusted_again(tmp_path):
     ft.jump(+DAY_S)
     assert clock.quality() == "untrusted"
     ft.advance(600)
-    ft.jump(-DAY_S)                                       # an operator (or NTP) sets it right
+    ft.jump(-DAY_S)  # an operator (or NTP) sets it right
     assert clock.quality() == "hub" and clock.jump_s() is None and clock.problem() is None
     assert _close_to(clock.wall_ms(), ft.true())
 
@@ -151,13 +159,13 @@ def test_jump_back_and_restart_numbers_by_the_true_date(tmp_path):
     ft.jump(+DAY_S)
     for _ in range(3):
         _register(s, clock)
-    assert _last(s).wall_ms < ft.true_ms + 60_000        # the log never holds the jumped time
+    assert _last(s).wall_ms < ft.true_ms + 60_000  # the log never holds the jumped time
     ft.advance(600)
-    ft.jump(-DAY_S)                                       # the clock comes back ...
-    s, clock = _restart(s, ft, tmp_path, record_anchor=False)   # ... and the agent restarts (app.py today)
+    ft.jump(-DAY_S)  # the clock comes back ...
+    s, clock = _restart(s, ft, tmp_path, record_anchor=False)  # ... and the agent restarts (app.py today)
     c = _register(s, clock)
     assert c["case_no"] == "S01-20261120-0005"
-    assert clock.quality() == "untrusted"                 # no NTP, no ack yet: honest, but not behind
+    assert clock.quality() == "untrusted"  # no NTP, no ack yet: honest, but not behind
     assert not clock.is_behind()
 
 
@@ -168,7 +176,7 @@ def test_restart_while_still_ahead_is_found_against_the_last_record(tmp_path):
     s = _store(tmp_path / "a.db", clock)
     _register(s, clock)
     ft.advance(120)
-    ft.jump(+DAY_S)                                       # while the agent is stopped
+    ft.jump(+DAY_S)  # while the agent is stopped
     s, clock = _restart(s, ft, tmp_path)
     c = _register(s, clock)
     assert c["case_no"] == "S01-20261120-0002" and _last(s).clock == "untrusted"
@@ -182,12 +190,12 @@ def test_restart_after_a_backward_jump_is_found_against_the_log(tmp_path):
     _register(s, clock)
     ft.advance(120)
     ft.jump(-DAY_S)
-    for anchor in (False, True):                          # floor only (other boot) / same boot
+    for anchor in (False, True):  # floor only (other boot) / same boot
         s, clock = _restart(s, ft, tmp_path, record_anchor=anchor)
         assert clock.quality() == "untrusted"
-        assert clock.wall_ms() >= _last(s).wall_ms        # never behind the log ...
-        assert clock.now().date() == ft.true().date()     # ... so not yesterday
-    assert _close_to(clock.wall_ms(), ft.true())          # same boot: the downtime is counted too
+        assert clock.wall_ms() >= _last(s).wall_ms  # never behind the log ...
+        assert clock.now().date() == ft.true().date()  # ... so not yesterday
+    assert _close_to(clock.wall_ms(), ft.true())  # same boot: the downtime is counted too
 
 
 def test_a_counter_left_for_a_later_day_does_not_move_todays_numbers(tmp_path):
@@ -195,15 +203,16 @@ def test_a_counter_left_for_a_later_day_does_not_move_todays_numbers(tmp_path):
     tomorrow in its log. Once the hub's time is known, today's cases are numbered today; when
     tomorrow comes, its numbers continue after those (no duplicates)."""
     ft = FakeTime()
-    ahead = BoxClock(tmp_path / "no", force="hub", wall_ns=lambda: ft.wall_ns() + DAY_S * 10**9,
-                     mono_ns=ft.mono_ns, boot_id=BOOT)          # the old behaviour: the raw jumped clock
+    ahead = BoxClock(
+        tmp_path / "no", force="hub", wall_ns=lambda: ft.wall_ns() + DAY_S * 10**9, mono_ns=ft.mono_ns, boot_id=BOOT
+    )  # the old behaviour: the raw jumped clock
     s = _store(tmp_path / "a.db", ahead)
     for _ in range(2):
-        _register(s, ahead)                               # S01-20261121-0001, -0002
+        _register(s, ahead)  # S01-20261121-0001, -0002
     s, clock = _restart(s, ft, tmp_path, record_anchor=False)
-    assert clock.is_behind()                              # offline, the log's (wrong) floor holds ...
+    assert clock.is_behind()  # offline, the log's (wrong) floor holds ...
     assert clock.quality() == "untrusted"
-    clock.observe_hub_time(ft.true_ms)                    # ... until the hub's time is known
+    clock.observe_hub_time(ft.true_ms)  # ... until the hub's time is known
     assert not clock.is_behind()
     assert _register(s, clock)["case_no"] == "S01-20261120-0001"
     ft.advance(DAY_S)
@@ -220,7 +229,7 @@ def test_minus_one_day_jump_while_running_is_clamped(tmp_path):
     ft.advance(60)
     ft.jump(-DAY_S)
     assert clock.quality() == "untrusted"
-    assert _close_to(clock.wall_ms(), ft.true())          # clamped: continued, not yesterday
+    assert _close_to(clock.wall_ms(), ft.true())  # clamped: continued, not yesterday
     c2 = _register(s, clock)
     assert c2["case_no"] == "S01-20261120-0002"
     v = s.add_event(c["case_no"], NewEvent(type="accept"), clock.now())
@@ -234,7 +243,7 @@ def test_store_defaults_to_its_clocks_best_time(tmp_path):
     s = _store(tmp_path / "a.db", clock)
     ft.advance(30)
     ft.jump(+DAY_S)
-    c = s.register(NewCase(item_code="XK-001", applicant={"name": "王五"}))      # no `now` given
+    c = s.register(NewCase(item_code="XK-001", applicant={"name": "王五"}))  # no `now` given
     assert c["case_no"] == "S01-20261120-0001"
     v = s.add_event(c["case_no"], NewEvent(type="accept"))
     assert datetime.fromisoformat(v["events"][-1]["at"]).date() == ft.true().date()
@@ -244,38 +253,51 @@ def test_store_defaults_to_its_clocks_best_time(tmp_path):
 def test_a_jump_explained_by_an_ntp_sync_is_accepted(tmp_path):
     """After a power cut fake-hwclock sets an old time; NTP then jumps it forward: that is a fix."""
     ft = FakeTime()
-    ft.jump(-3 * DAY_S)                                   # fake-hwclock's old time
+    ft.jump(-3 * DAY_S)  # fake-hwclock's old time
     flag = tmp_path / "synchronized"
     clock = BoxClock(flag, force="", wall_ns=ft.wall_ns, mono_ns=ft.mono_ns, boot_id=BOOT)
     assert clock.quality() == "untrusted"
     ft.advance(40)
-    ft.jump(+3 * DAY_S)                                   # timesyncd steps the clock ...
+    ft.jump(+3 * DAY_S)  # timesyncd steps the clock ...
     flag.touch()
-    os.utime(flag, ns=(ft.wall_ns(), ft.wall_ns()))       # ... and touches its flag
+    os.utime(flag, ns=(ft.wall_ns(), ft.wall_ns()))  # ... and touches its flag
     ft.advance(1)
     assert clock.quality() == "ntp" and clock.jump_s() is None
     assert _close_to(clock.wall_ms(), ft.true())
     ft.advance(60)
-    ft.jump(+DAY_S)                                       # a later manual jump is not NTP's
+    ft.jump(+DAY_S)  # a later manual jump is not NTP's
     assert clock.quality() == "untrusted" and _close_to(clock.wall_ms(), ft.true())
 
 
 # -- the hub --------------------------------------------------------------------------------------
 def _reg_record(seq: int, received_at: datetime, clock: str, wall_ms: int) -> Record:
-    body = CaseRegistered(case_no=f"S01-{received_at:%Y%m%d}-{seq:04d}", query_code="12345678",
-                          item=ITEM.model_dump(include={"code", "name", "department", "item_type", "case_type",
-                                                        "legal_days", "promised_days"}),
-                          applicant={"name": "李四"}, received_at=received_at)
-    return Record(seq=seq, prev=GENESIS, kind=KIND_CASE_REGISTERED, wall_ms=wall_ms, mono_ns=1, boot_id=BOOT,
-                  clock=clock, body=body.model_dump(mode="json"))
+    body = CaseRegistered(
+        case_no=f"S01-{received_at:%Y%m%d}-{seq:04d}",
+        query_code="12345678",
+        item=ITEM.model_dump(
+            include={"code", "name", "department", "item_type", "case_type", "legal_days", "promised_days"}
+        ),
+        applicant={"name": "李四"},
+        received_at=received_at,
+    )
+    return Record(
+        seq=seq,
+        prev=GENESIS,
+        kind=KIND_CASE_REGISTERED,
+        wall_ms=wall_ms,
+        mono_ns=1,
+        boot_id=BOOT,
+        clock=clock,
+        body=body.model_dump(mode="json"),
+    )
 
 
 def test_hub_flags_untrusted_and_future_dated_cases(tmp_path):
     now = TRUE0
     now_ms = int(now.timestamp() * 1000)
     ok = _reg_record(1, now, "hub", now_ms)
-    untrusted = _reg_record(2, now, "untrusted", now_ms)                # a corrected box after a jump
-    tomorrow = now + timedelta(days=1)                                  # an unclamped clock: "tomorrow"
+    untrusted = _reg_record(2, now, "untrusted", now_ms)  # a corrected box after a jump
+    tomorrow = now + timedelta(days=1)  # an unclamped clock: "tomorrow"
     ahead = _reg_record(3, tomorrow, "hub", now_ms + DAY_S * 1000)
     f = clock_findings([ok, untrusted, ahead], now_ms)
     assert f.untrusted == [2] and f.untrusted_cases == [untrusted.body["case_no"]]
@@ -284,27 +306,31 @@ def test_hub_flags_untrusted_and_future_dated_cases(tmp_path):
 
     conn = hubdb.open_db(tmp_path / "hub.db")
     alerts = []
-    for _ in range(2):       # the ingestor's _alert_once repeats nothing within the hour; we just record
+    for _ in range(2):  # the ingestor's _alert_once repeats nothing within the hour; we just record
         flag_clock(conn, "S01", [ok, untrusted, ahead], now_ms, lambda *a: alerts.append(a))
     kinds = {(a[2], a[3]) for a in alerts}
     assert kinds == {("clock_untrusted", "yellow"), ("clock_ahead", "red")}
     assert any(ahead.body["case_no"] in a[4] for a in alerts if a[2] == "clock_ahead")
-    assert dict(conn.execute("SELECT name, value FROM counters WHERE name LIKE 'records_clock%'")) == \
-        {"records_clock_untrusted": 2, "records_clock_ahead": 2}
+    assert dict(conn.execute("SELECT name, value FROM counters WHERE name LIKE 'records_clock%'")) == {
+        "records_clock_untrusted": 2,
+        "records_clock_ahead": 2,
+    }
 
-    for rec in (ok, untrusted, ahead):         # as ingest stores them: records + case rows
-        conn.execute("INSERT INTO records(site, seq, hash, prev, kind, wall_ms, clock, received_ms, data) "
-                     "VALUES ('S01', ?, ?, ?, ?, ?, ?, ?, x'00')",
-                     (rec.seq, bytes([rec.seq]), rec.prev, rec.kind, rec.wall_ms, rec.clock, now_ms))
+    for rec in (ok, untrusted, ahead):  # as ingest stores them: records + case rows
+        conn.execute(
+            "INSERT INTO records(site, seq, hash, prev, kind, wall_ms, clock, received_ms, data) "
+            "VALUES ('S01', ?, ?, ?, ?, ?, ?, ?, x'00')",
+            (rec.seq, bytes([rec.seq]), rec.prev, rec.kind, rec.wall_ms, rec.clock, now_ms),
+        )
         hubdb.insert_registration(conn, "S01", rec.seq, CaseRegistered.model_validate(rec.body))
-    assert clock_suspect_cases(conn, "S01") == {untrusted.body["case_no"]: "untrusted",
-                                               ahead.body["case_no"]: "ahead"}
+    assert clock_suspect_cases(conn, "S01") == {untrusted.body["case_no"]: "untrusted", ahead.body["case_no"]: "ahead"}
 
 
 def test_a_clock_set_back_by_hand_after_an_ntp_sync_is_not_taken_for_ntp(tmp_path):
     """timesyncd synced 10 minutes ago (its flag file's mtime); then someone sets the clock back
     a day. The flag was not touched again, so this is no NTP step: untrusted, true time kept."""
     import os
+
     ft = FakeTime()
     flag = tmp_path / "synchronized"
     flag.write_text("")

@@ -1,4 +1,5 @@
 """Drain cursor decisions (pure): live first, bounded in-flight, acks, rewinds; clock quality."""
+
 from __future__ import annotations
 
 import pytest
@@ -40,8 +41,13 @@ def test_rewind_below_ack_when_the_hub_lost_data():
     assert p.next_range(50, 100, 1000) == (20, 50)
 
 
-@given(st.integers(0, 500), st.integers(0, 500), st.lists(st.integers(1, 50), max_size=30),
-       st.integers(1, 200), st.integers(1, 400))
+@given(
+    st.integers(0, 500),
+    st.integers(0, 500),
+    st.lists(st.integers(1, 50), max_size=30),
+    st.integers(1, 200),
+    st.integers(1, 400),
+)
 def test_every_record_is_sent_at_least_once(acked, extra, live_writes, batch, cap):
     head = acked + extra
     p = DrainPlan.start(acked, head)
@@ -79,13 +85,16 @@ def test_split_by_size_keeps_contiguous_chunks():
     assert sum(len(c) for _, c in chunks) == 10
 
 
-@pytest.mark.parametrize("ntp,offset,age,expected", [
-    (True, None, None, "ntp"),
-    (False, 0.5, 10.0, "hub"),
-    (False, 500.0, 10.0, "untrusted"),
-    (False, 0.5, 10 * 3600.0, "untrusted"),
-    (False, None, None, "untrusted"),
-])
+@pytest.mark.parametrize(
+    "ntp,offset,age,expected",
+    [
+        (True, None, None, "ntp"),
+        (False, 0.5, 10.0, "hub"),
+        (False, 500.0, 10.0, "untrusted"),
+        (False, 0.5, 10 * 3600.0, "untrusted"),
+        (False, None, None, "untrusted"),
+    ],
+)
 def test_clock_quality(ntp, offset, age, expected):
     assert clock_quality(ntp, offset, age) == expected
 
@@ -96,11 +105,12 @@ def test_box_clock_never_runs_backwards_past_the_log(monkeypatch):
     import time as _time
 
     from agent.clock import BoxClock
+
     c = BoxClock(force=None)
     real = _time.time_ns() // 1_000_000
-    c.set_floor(real + 3_600_000)          # the newest record is an hour "in the future"
+    c.set_floor(real + 3_600_000)  # the newest record is an hour "in the future"
     assert c.is_behind() and c.quality() == "untrusted"
     assert c.wall_ms() >= real + 3_600_000 and c().wall_ms >= real + 3_600_000
     assert c.now().utcoffset().total_seconds() == 8 * 3600
-    c.set_floor(real - 60_000)             # a normal restart: the clock is ahead of the log
+    c.set_floor(real - 60_000)  # a normal restart: the clock is ahead of the log
     assert not c.is_behind() and c.wall_ms() >= real

@@ -3,6 +3,7 @@ agent's bad inputs of issue 8 §1, one test each.
 
 The app is the real one (`create_app`, with a fake-device hall so the keypad route is live)
 served the way `agent run` serves it (`start_http`). See tests/fuzzhttp.py for what is generated."""
+
 from __future__ import annotations
 
 import asyncio
@@ -27,18 +28,48 @@ from tests.fuzzhttp import Target, report, routes, walk
 TOKEN = "t" * 32
 H = {"Authorization": f"Bearer {TOKEN}"}
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=CST)
-ITEM = CatalogItem(code="XK-001", name="食品经营许可", department="市场监督管理局", item_type="licensing",
-                   case_type="promised", legal_days=20, promised_days=10, yellow_days=2)
-EXAMPLES = 100          # per route (7 routes with HEAD)
+ITEM = CatalogItem(
+    code="XK-001",
+    name="食品经营许可",
+    department="市场监督管理局",
+    item_type="licensing",
+    case_type="promised",
+    legal_days=20,
+    promised_days=10,
+    yellow_days=2,
+)
+EXAMPLES = 100  # per route (7 routes with HEAD)
 CASE_ROUTE = "/api/cases/{case_no:[^{}/]+}"
 BODIES = {
-    "/api/cases": {"item_code": "XK-001", "applicant": {"name": "张三", "phone": "13800000000"}, "window": "1",
-                   "received_at": "2026-11-20T09:00:00+08:00"},
+    "/api/cases": {
+        "item_code": "XK-001",
+        "applicant": {"name": "张三", "phone": "13800000000"},
+        "window": "1",
+        "received_at": "2026-11-20T09:00:00+08:00",
+    },
     CASE_ROUTE + "/events": {"type": "accept", "at": "2026-11-20T09:30:00+08:00", "actor": "李四"},
     "/api/devices/keypads/{window:[^{}/]+}/press": {"key": "satisfied"},
 }
-FIELDS = ["item_code", "applicant", "window", "clerk", "received_at", "type", "at", "actor", "reason", "days",
-          "procedure", "step", "approver", "link", "key", "name", "id_no", "phone"]
+FIELDS = [
+    "item_code",
+    "applicant",
+    "window",
+    "clerk",
+    "received_at",
+    "type",
+    "at",
+    "actor",
+    "reason",
+    "days",
+    "procedure",
+    "step",
+    "approver",
+    "link",
+    "key",
+    "name",
+    "id_no",
+    "phone",
+]
 # 5xx our code answers on purpose, and the text that says so; nothing else may be 5xx
 DELIBERATE_5XX = {(m, p): (507, "存储空间已满") for m, p in (("POST", "/api/cases"), ("POST", CASE_ROUTE + "/events"))}
 
@@ -73,11 +104,21 @@ def test_no_route_answers_5xx_to_hostile_requests(store, hall):
         session = loop.run_until_complete(_session())
         try:
             target = Target(
-                loop=loop, base=base, app=app,
-                credentials={"token": H, "none": {}, "wrong": {"Authorization": "Bearer " + "x" * 32},
-                             "not-bearer": {"Authorization": TOKEN}},
-                known={"case_no": [case_no], "window": ["1", "2"]}, bodies=BODIES, fields=FIELDS,
-                query_keys=["a"], deliberate_5xx=DELIBERATE_5XX)
+                loop=loop,
+                base=base,
+                app=app,
+                credentials={
+                    "token": H,
+                    "none": {},
+                    "wrong": {"Authorization": "Bearer " + "x" * 32},
+                    "not-bearer": {"Authorization": TOKEN},
+                },
+                known={"case_no": [case_no], "window": ["1", "2"]},
+                bodies=BODIES,
+                fields=FIELDS,
+                query_keys=["a"],
+                deliberate_5xx=DELIBERATE_5XX,
+            )
             t0 = time.monotonic()
             results = walk(target, session, max_examples=EXAMPLES)
             took = time.monotonic() - t0
@@ -101,43 +142,67 @@ async def _session():
 
 # --- issue 8 §1, the agent's items ---------------------------------------------------------------
 
-@pytest.mark.parametrize("when", ["2000-01-01T00:00:00+14:00",       # 1999-12-31T18:00 in China
-                                  "2101-01-01T00:00:00-12:00",       # 2101-01-01T20:00 in China, 2100 UTC-12
-                                  "0001-01-01T00:00:00+14:00",       # before datetime.min in China time
-                                  "9999-12-31T23:59:59-23:59"])      # after datetime.max in China time
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "2000-01-01T00:00:00+14:00",  # 1999-12-31T18:00 in China
+        "2101-01-01T00:00:00-12:00",  # 2101-01-01T20:00 in China, 2100 UTC-12
+        "0001-01-01T00:00:00+14:00",  # before datetime.min in China time
+        "9999-12-31T23:59:59-23:59",
+    ],
+)  # after datetime.max in China time
 def test_times_outside_2000_2100_in_china_time_are_refused(when):
-    for model, body in ((NewCase, {"item_code": "X", "applicant": {"name": "a"}, "received_at": when}),
-                        (NewEvent, {"type": "accept", "at": when}),
-                        (CaseEventBody, {"case_no": "S01-1", "type": "accept", "at": when})):
+    for model, body in (
+        (NewCase, {"item_code": "X", "applicant": {"name": "a"}, "received_at": when}),
+        (NewEvent, {"type": "accept", "at": when}),
+        (CaseEventBody, {"case_no": "S01-1", "type": "accept", "at": when}),
+    ):
         with pytest.raises(ValidationError, match="between the years 2000 and 2100"):
             model.model_validate(body)
     # the edges in China time are fine whatever the offset
-    assert NewEvent.model_validate({"type": "accept", "at": "1999-12-31T16:00:00+00:00"}).at.astimezone(CST).year == 2000
+    assert (
+        NewEvent.model_validate({"type": "accept", "at": "1999-12-31T16:00:00+00:00"}).at.astimezone(CST).year == 2000
+    )
     assert NewEvent.model_validate({"type": "accept", "at": "2100-12-31T23:59:59+08:00"})
 
 
 def _post(store, hall, path: str, body: bytes, content_type: str = "application/json") -> tuple[int, dict]:
     async def go():
         limits = HttpLimits(request_timeout_s=10.0)
-        runner, port = await start_http(create_app(store, TOKEN, now=lambda: NOW, hall=hall, limits=limits),
-                                        "127.0.0.1", 0, limits)
+        runner, port = await start_http(
+            create_app(store, TOKEN, now=lambda: NOW, hall=hall, limits=limits), "127.0.0.1", 0, limits
+        )
         try:
-            async with aiohttp.ClientSession() as s, s.post(f"http://127.0.0.1:{port}{path}", data=body,
-                                                            headers={**H, "Content-Type": content_type}) as r:
+            async with (
+                aiohttp.ClientSession() as s,
+                s.post(f"http://127.0.0.1:{port}{path}", data=body, headers={**H, "Content-Type": content_type}) as r,
+            ):
                 return r.status, await r.json(content_type=None)
         finally:
             await runner.cleanup()
+
     return asyncio.run(go())
 
 
 def test_case_received_in_1999_china_time_is_422_and_writes_nothing(store, hall):
     before = store.counts()
-    status, body = _post(store, hall, "/api/cases", json.dumps(
-        {"item_code": "XK-001", "applicant": {"name": "张三"}, "received_at": "2000-01-01T00:00:00+14:00"}).encode())
+    status, body = _post(
+        store,
+        hall,
+        "/api/cases",
+        json.dumps(
+            {"item_code": "XK-001", "applicant": {"name": "张三"}, "received_at": "2000-01-01T00:00:00+14:00"}
+        ).encode(),
+    )
     assert status == 422 and body["field"] == "received_at", body
     case_no = store.register(NewCase(item_code="XK-001", applicant={"name": "王五"}), NOW)["case_no"]
-    status, body = _post(store, hall, f"/api/cases/{case_no}/events",
-                         json.dumps({"type": "accept", "at": "2000-01-01T00:00:00+14:00"}).encode())
+    status, body = _post(
+        store,
+        hall,
+        f"/api/cases/{case_no}/events",
+        json.dumps({"type": "accept", "at": "2000-01-01T00:00:00+14:00"}).encode(),
+    )
     assert status == 422 and body["field"] == "at", body
     assert store.counts() != before and store.case_view(case_no, NOW)["status"] == "received"
 
@@ -147,8 +212,7 @@ def test_keypad_press_with_undecodable_body_is_400(store, hall):
     assert status == 400 and "JSON" in body["error"], body
 
 
-@pytest.mark.parametrize("path", ["/api/cases", "/api/cases/S01-20261120-0001/events",
-                                  "/api/devices/keypads/1/press"])
+@pytest.mark.parametrize("path", ["/api/cases", "/api/cases/S01-20261120-0001/events", "/api/devices/keypads/1/press"])
 def test_unknown_charset_is_400(store, hall, path):
     status, body = _post(store, hall, path, b"{}", "application/json; charset=klingon")
     assert status == 400 and "charset" in body["error"], body

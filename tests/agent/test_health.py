@@ -1,4 +1,5 @@
 """Heartbeat from a fake /proc and /sys; problems; the disk-full policy on a really full disk."""
+
 from __future__ import annotations
 
 import os
@@ -13,10 +14,19 @@ from aiohttp.test_utils import TestClient, TestServer
 from pydantic import ValidationError
 
 from agent.api import create_app
-from iobase.sqlite import connect, is_disk_full
-from agent.health import (GiB, MiB, HealthThresholds, HostReaders, bytes_to_evict, collect,
-                          disk_action, health_problems, status_text)
+from agent.health import (
+    GiB,
+    HealthThresholds,
+    HostReaders,
+    MiB,
+    bytes_to_evict,
+    collect,
+    disk_action,
+    health_problems,
+    status_text,
+)
 from agent.store import AgentStore
+from iobase.sqlite import connect, is_disk_full
 from protocol.calendar import CST
 from protocol.models import CatalogItem, NewCase
 from protocol.records import GENESIS, decode_record, verify_chain
@@ -31,15 +41,15 @@ def _put(root: Path, rel: str, text: str) -> None:
 
 
 def fake_statvfs(free: int, total: int, frsize: int = 4096):
-    return lambda path: SimpleNamespace(f_bavail=free // frsize, f_blocks=total // frsize,
-                                        f_frsize=frsize)
+    return lambda path: SimpleNamespace(f_bavail=free // frsize, f_blocks=total // frsize, f_frsize=frsize)
 
 
 def fake_host(tmp_path, files: dict[str, str], statvfs=None) -> HostReaders:
     for rel, text in files.items():
         _put(tmp_path, rel, text)
-    return HostReaders(proc=tmp_path / "proc", sys=tmp_path / "sys",
-                       statvfs=statvfs or fake_statvfs(20 * GiB, 30 * GiB))
+    return HostReaders(
+        proc=tmp_path / "proc", sys=tmp_path / "sys", statvfs=statvfs or fake_statvfs(20 * GiB, 30 * GiB)
+    )
 
 
 PI4 = {
@@ -53,25 +63,42 @@ PI4 = {
 
 
 def test_heartbeat_of_a_pi(tmp_path):
-    hb = collect(fake_host(tmp_path, PI4), data_dir=Path("/var/lib/jiancha"), backlog=12,
-                 clock="ntp", devices={"keypad1": "ok", "sign": "offline"}, recordings_bytes=5 * GiB)
+    hb = collect(
+        fake_host(tmp_path, PI4),
+        data_dir=Path("/var/lib/jiancha"),
+        backlog=12,
+        clock="ntp",
+        devices={"keypad1": "ok", "sign": "offline"},
+        recordings_bytes=5 * GiB,
+    )
     assert hb == {
-        "cpu_temp_c": 48.3, "load": [0.52, 0.58, 0.59],
-        "mem_total_bytes": 3884564 * 1024, "mem_available_bytes": 2871320 * 1024,
-        "disk_path": "/var/lib/jiancha", "disk_free_bytes": 20 * GiB, "disk_total_bytes": 30 * GiB,
-        "recordings_bytes": 5 * GiB, "uptime_s": 86400.25, "throttled": 0x50005,
-        "backlog": 12, "clock": "ntp", "devices": {"keypad1": "ok", "sign": "offline"},
+        "cpu_temp_c": 48.3,
+        "load": [0.52, 0.58, 0.59],
+        "mem_total_bytes": 3884564 * 1024,
+        "mem_available_bytes": 2871320 * 1024,
+        "disk_path": "/var/lib/jiancha",
+        "disk_free_bytes": 20 * GiB,
+        "disk_total_bytes": 30 * GiB,
+        "recordings_bytes": 5 * GiB,
+        "uptime_s": 86400.25,
+        "throttled": 0x50005,
+        "backlog": 12,
+        "clock": "ntp",
+        "devices": {"keypad1": "ok", "sign": "offline"},
     }
 
 
 def test_pi5_firmware_path_and_hottest_sane_zone(tmp_path):
-    reader = fake_host(tmp_path, {
-        "sys/devices/platform/soc@107c000000/soc@107c000000:firmware/get_throttled": "0\n",
-        "sys/class/thermal/thermal_zone0/temp": "-273000\n",     # absent sensor
-        "sys/class/thermal/thermal_zone1/temp": "45000\n",
-        "sys/class/thermal/thermal_zone2/temp": "61500\n",
-        "sys/class/thermal/thermal_zone3/temp": "garbage\n",
-    })
+    reader = fake_host(
+        tmp_path,
+        {
+            "sys/devices/platform/soc@107c000000/soc@107c000000:firmware/get_throttled": "0\n",
+            "sys/class/thermal/thermal_zone0/temp": "-273000\n",  # absent sensor
+            "sys/class/thermal/thermal_zone1/temp": "45000\n",
+            "sys/class/thermal/thermal_zone2/temp": "61500\n",
+            "sys/class/thermal/thermal_zone3/temp": "garbage\n",
+        },
+    )
     hb = collect(reader, data_dir=tmp_path, backlog=0, clock="hub", devices={})
     assert hb["throttled"] == 0 and hb["cpu_temp_c"] == 61.5
 
@@ -79,11 +106,24 @@ def test_pi5_firmware_path_and_hottest_sane_zone(tmp_path):
 def test_an_empty_host_gives_unknowns_not_errors(tmp_path):
     def no_fs(path):
         raise FileNotFoundError(path)
-    hb = collect(HostReaders(proc=tmp_path / "none", sys=tmp_path / "none", statvfs=no_fs),
-                 data_dir=tmp_path / "gone", backlog=3, clock="untrusted", devices={})
+
+    hb = collect(
+        HostReaders(proc=tmp_path / "none", sys=tmp_path / "none", statvfs=no_fs),
+        data_dir=tmp_path / "gone",
+        backlog=3,
+        clock="untrusted",
+        devices={},
+    )
     assert {k for k, v in hb.items() if v is None} == {
-        "cpu_temp_c", "load", "mem_total_bytes", "mem_available_bytes", "disk_free_bytes",
-        "disk_total_bytes", "uptime_s", "throttled"}
+        "cpu_temp_c",
+        "load",
+        "mem_total_bytes",
+        "mem_available_bytes",
+        "disk_free_bytes",
+        "disk_total_bytes",
+        "uptime_s",
+        "throttled",
+    }
     assert hb["backlog"] == 3 and hb["clock"] == "untrusted"
     assert any("disk" in p for p in health_problems(hb, HealthThresholds()))
 
@@ -96,25 +136,38 @@ def test_this_machine(tmp_path):
 
 
 # -- problems -------------------------------------------------------------------------------
-HEALTHY = {"cpu_temp_c": 55.0, "load": [1.0, 1.0, 1.0], "mem_total_bytes": 4 * GiB,
-           "mem_available_bytes": 2 * GiB, "disk_path": "/var/lib/jiancha",
-           "disk_free_bytes": 20 * GiB, "disk_total_bytes": 30 * GiB, "recordings_bytes": 0,
-           "uptime_s": 100.0, "throttled": 0, "backlog": 0, "clock": "ntp",
-           "devices": {"keypad1": "ok"}}
+HEALTHY = {
+    "cpu_temp_c": 55.0,
+    "load": [1.0, 1.0, 1.0],
+    "mem_total_bytes": 4 * GiB,
+    "mem_available_bytes": 2 * GiB,
+    "disk_path": "/var/lib/jiancha",
+    "disk_free_bytes": 20 * GiB,
+    "disk_total_bytes": 30 * GiB,
+    "recordings_bytes": 0,
+    "uptime_s": 100.0,
+    "throttled": 0,
+    "backlog": 0,
+    "clock": "ntp",
+    "devices": {"keypad1": "ok"},
+}
 
 
-@pytest.mark.parametrize("change, expect", [
-    ({"disk_free_bytes": 300 * MiB}, "disk below floor): 300 MiB free in /var/lib/jiancha, floor 1024 MiB"),
-    ({"disk_free_bytes": None}, "cannot read free space of /var/lib/jiancha"),
-    ({"cpu_temp_c": 83.4}, "too hot): CPU 83.4 °C, limit 80 °C"),
-    ({"backlog": 10_001}, "10001 records not acknowledged by the hub, limit 10000"),
-    ({"clock": "untrusted"}, "clock untrusted"),
-    ({"mem_available_bytes": 20 * MiB}, "low memory): 20 MiB available"),
-    ({"throttled": 0x50005}, "under-voltage now"),
-    ({"throttled": 0x50000}, "under-voltage since boot"),
-    ({"devices": {"keypad1": "ok", "sign": "offline"}}, "device) sign: offline"),
-    ({"devices": {"keypad-1": "no driver", "sign-notice-1": "请到2号窗口办理"}}, "keypad-1: no driver"),
-])
+@pytest.mark.parametrize(
+    "change, expect",
+    [
+        ({"disk_free_bytes": 300 * MiB}, "disk below floor): 300 MiB free in /var/lib/jiancha, floor 1024 MiB"),
+        ({"disk_free_bytes": None}, "cannot read free space of /var/lib/jiancha"),
+        ({"cpu_temp_c": 83.4}, "too hot): CPU 83.4 °C, limit 80 °C"),
+        ({"backlog": 10_001}, "10001 records not acknowledged by the hub, limit 10000"),
+        ({"clock": "untrusted"}, "clock untrusted"),
+        ({"mem_available_bytes": 20 * MiB}, "low memory): 20 MiB available"),
+        ({"throttled": 0x50005}, "under-voltage now"),
+        ({"throttled": 0x50000}, "under-voltage since boot"),
+        ({"devices": {"keypad1": "ok", "sign": "offline"}}, "device) sign: offline"),
+        ({"devices": {"keypad-1": "no driver", "sign-notice-1": "请到2号窗口办理"}}, "keypad-1: no driver"),
+    ],
+)
 def test_each_problem_is_named(change, expect):
     problems = health_problems({**HEALTHY, **change}, HealthThresholds())
     assert len(problems) == 1 and expect in problems[0]
@@ -123,8 +176,12 @@ def test_each_problem_is_named(change, expect):
 def test_healthy_box_and_unknown_sensors_have_no_problems():
     t = HealthThresholds()
     assert health_problems(HEALTHY, t) == []
-    assert health_problems({**HEALTHY, "cpu_temp_c": None, "throttled": None,
-                            "mem_available_bytes": None, "clock": "hub"}, t) == []
+    assert (
+        health_problems(
+            {**HEALTHY, "cpu_temp_c": None, "throttled": None, "mem_available_bytes": None, "clock": "hub"}, t
+        )
+        == []
+    )
     assert health_problems({**HEALTHY, "cpu_temp_c": 83.0}, t.model_copy(update={"temp_max_c": 85})) == []
 
 
@@ -142,31 +199,44 @@ def test_thresholds_are_strict():
 
 
 # -- disk-full policy -----------------------------------------------------------------------
-@pytest.mark.parametrize("free, floor, recordings, action", [
-    (2 * GiB, 1 * GiB, 5 * GiB, "ok"),
-    (1 * GiB, 1 * GiB, 0, "ok"),                       # at the floor is fine
-    (900 * MiB, 1 * GiB, 5 * GiB, "evict_recordings"),  # recordings give way first
-    (900 * MiB, 1 * GiB, 1, "evict_recordings"),
-    (900 * MiB, 1 * GiB, 0, "critical"),               # nothing left to free: case records stay
-    (0, 1 * GiB, 0, "critical"),
-])
+@pytest.mark.parametrize(
+    "free, floor, recordings, action",
+    [
+        (2 * GiB, 1 * GiB, 5 * GiB, "ok"),
+        (1 * GiB, 1 * GiB, 0, "ok"),  # at the floor is fine
+        (900 * MiB, 1 * GiB, 5 * GiB, "evict_recordings"),  # recordings give way first
+        (900 * MiB, 1 * GiB, 1, "evict_recordings"),
+        (900 * MiB, 1 * GiB, 0, "critical"),  # nothing left to free: case records stay
+        (0, 1 * GiB, 0, "critical"),
+    ],
+)
 def test_disk_action(free, floor, recordings, action):
     assert disk_action(free, floor, recordings) == action
 
 
-@pytest.mark.parametrize("free, floor, recordings, headroom, evict", [
-    (2 * GiB, 1 * GiB, 5 * GiB, 0, 0),
-    (900 * MiB, 1 * GiB, 5 * GiB, 0, 124 * MiB),
-    (900 * MiB, 1 * GiB, 5 * GiB, 256 * MiB, 380 * MiB),
-    (900 * MiB, 1 * GiB, 50 * MiB, 256 * MiB, 50 * MiB),     # never more than there is
-])
+@pytest.mark.parametrize(
+    "free, floor, recordings, headroom, evict",
+    [
+        (2 * GiB, 1 * GiB, 5 * GiB, 0, 0),
+        (900 * MiB, 1 * GiB, 5 * GiB, 0, 124 * MiB),
+        (900 * MiB, 1 * GiB, 5 * GiB, 256 * MiB, 380 * MiB),
+        (900 * MiB, 1 * GiB, 50 * MiB, 256 * MiB, 50 * MiB),  # never more than there is
+    ],
+)
 def test_bytes_to_evict(free, floor, recordings, headroom, evict):
     assert bytes_to_evict(free, floor, recordings, headroom) == evict
 
 
 # -- a really full disk ---------------------------------------------------------------------
-ITEM = CatalogItem(code="XK-001", name="食品经营许可", department="市场监督管理局", item_type="licensing",
-                   case_type="promised", legal_days=20, promised_days=10)
+ITEM = CatalogItem(
+    code="XK-001",
+    name="食品经营许可",
+    department="市场监督管理局",
+    item_type="licensing",
+    case_type="promised",
+    legal_days=20,
+    promised_days=10,
+)
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=CST)
 FLOOR = 512 * 1024
 SEGMENT = 64 * 1024
@@ -177,11 +247,14 @@ def small_fs(tmp_path):
     """A real 2 MiB filesystem (tmpfs), so that writes really fail with ENOSPC."""
     mnt = tmp_path / "small"
     mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)],
-                       capture_output=True, text=True, timeout=30)
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True, text=True, timeout=30
+    )
     # the suite runs as root (bootstrap needs root for apt); a real full disk is the point here
-    assert r.returncode == 0, (f"cannot mount a 2 MiB tmpfs ({r.stderr.strip()}): run the tests as root, "
-                               "or under `unshare -rm .venv/bin/python -m pytest ...`")
+    assert r.returncode == 0, (
+        f"cannot mount a 2 MiB tmpfs ({r.stderr.strip()}): run the tests as root, "
+        "or under `unshare -rm .venv/bin/python -m pytest ...`"
+    )
     yield mnt
     subprocess.run(["umount", "-l", str(mnt)], check=False, timeout=30)
 
@@ -216,8 +289,7 @@ def full_store(small_fs):
     """An AgentStore with 3 committed cases on a 2 MiB filesystem that recordings have filled."""
     store = AgentStore(small_fs / "agent.db", "S01")
     store.save_config("catalog", 1, 0, {"items": [ITEM.model_dump(mode="json")]}, b"raw")
-    cases = [store.register(NewCase(item_code="XK-001", applicant={"name": "李四"}), NOW)["case_no"]
-             for _ in range(3)]
+    cases = [store.register(NewCase(item_code="XK-001", applicant={"name": "李四"}), NOW)["case_no"] for _ in range(3)]
     segments = record_until_full(small_fs / "recordings")
     yield SimpleNamespace(store=store, cases=cases, segments=segments, dir=small_fs)
     store.close()
@@ -243,8 +315,8 @@ def test_full_disk_keeps_every_committed_case_and_recovers_after_eviction(full_s
     assert disk_action(_free(d), FLOOR, _used(full_store.segments)) == "evict_recordings"
     with pytest.raises(sqlite3.OperationalError):
         s.register(NewCase(item_code="XK-001", applicant={"name": "王五"}), NOW)
-    assert s.head_seq == 3                           # nothing half-written
-    for case_no in full_store.cases:                 # reads still answered
+    assert s.head_seq == 3  # nothing half-written
+    for case_no in full_store.cases:  # reads still answered
         assert s.case_view(case_no, NOW)["status"] == "received"
     hb = collect(HostReaders(), data_dir=d, backlog=s.counts()["backlog"], clock="ntp", devices={})
     assert any("disk below floor" in p for p in health_problems(hb, HealthThresholds(disk_floor_bytes=FLOOR)))
@@ -283,7 +355,6 @@ async def test_clerk_api_reads_on_a_full_disk(full_store):
 async def test_clerk_api_answers_507_when_the_log_cannot_be_written(full_store):
     app = create_app(full_store.store, TOKEN, now=lambda: NOW)
     async with TestClient(TestServer(app)) as client:
-        r = await client.post("/api/cases", json={"item_code": "XK-001",
-                                                  "applicant": {"name": "王五"}}, headers=H)
+        r = await client.post("/api/cases", json={"item_code": "XK-001", "applicant": {"name": "王五"}}, headers=H)
         assert r.status == 507
         assert "insufficient storage" in (await r.json())["error"]

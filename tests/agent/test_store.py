@@ -1,4 +1,5 @@
 """The agent's log: hash-chained, durable, never rewritten; case numbers and query codes."""
+
 from __future__ import annotations
 
 import subprocess
@@ -11,8 +12,15 @@ from protocol.calendar import CST
 from protocol.models import CatalogItem, NewCase, NewEvent
 from protocol.records import GENESIS, decode_record, record_hash, verify_chain
 
-ITEM = CatalogItem(code="XK-001", name="食品经营许可", department="市场监督管理局", item_type="licensing",
-                   case_type="promised", legal_days=20, promised_days=10)
+ITEM = CatalogItem(
+    code="XK-001",
+    name="食品经营许可",
+    department="市场监督管理局",
+    item_type="licensing",
+    case_type="promised",
+    legal_days=20,
+    promised_days=10,
+)
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=CST)
 
 

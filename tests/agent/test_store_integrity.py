@@ -6,6 +6,7 @@ what is wrong and point to docs/box.md, without a traceback. A store merely behi
 file (kill -9 mid-write) starts; `agent reset-store` moves files aside and the next start
 begins a new epoch.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,20 +28,28 @@ import yaml
 from agent import integrity
 from agent.integrity import EXIT_STORE_DAMAGED, StoreDamaged, check_store, head_path, read_head
 from agent.store import AgentStore
+from jiancha.cli import main
 from protocol.calendar import CST
 from protocol.models import CatalogItem, NewCase
 from provisioning.broker import free_port
-from jiancha.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
-ITEM = CatalogItem(code="XK-001", name="食品经营许可", department="市场监督管理局", item_type="licensing",
-                   case_type="promised", legal_days=20, promised_days=10)
+ITEM = CatalogItem(
+    code="XK-001",
+    name="食品经营许可",
+    department="市场监督管理局",
+    item_type="licensing",
+    case_type="promised",
+    legal_days=20,
+    promised_days=10,
+)
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=CST)
 
 
 @pytest.fixture(scope="module")
 def provisioned(tmp_path_factory):
     from provisioning.setup import add_site, init_hub
+
     root = tmp_path_factory.mktemp("prov")
     init_hub(root / "h", region="1", name="x")
     cfg = add_site(root / "h", code="S01", name="a")
@@ -76,15 +85,23 @@ def _fill(db: Path, n: int, acked: int = 0) -> tuple[int, str]:
 
 
 def _run_agent(cfg: Path, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "agent", "run", "--config", str(cfg),
-                           "--http-port", str(free_port())],
-                          capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "agent", "run", "--config", str(cfg), "--http-port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+    )
 
 
 def _start_agent_until_ready(cfg: Path, log: Path, timeout: float = 60) -> subprocess.Popen:
     f = open(log, "wb")
-    p = subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(cfg),
-                          "--http-port", str(free_port())], stdout=f, stderr=subprocess.STDOUT, cwd=REPO)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "agent", "run", "--config", str(cfg), "--http-port", str(free_port())],
+        stdout=f,
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+    )
     f.close()
     deadline = time.monotonic() + timeout
     while "ready on http" not in log.read_text(errors="replace"):
@@ -161,7 +178,7 @@ def test_a_damaged_store_is_refused_at_start_naming_the_file(site, kind):
     cfg, data = site
     db = data / "agent.db"
     _fill(db, 20)
-    shutil.copyfile(db, data / "old-copy.db")      # for the roll-back case
+    shutil.copyfile(db, data / "old-copy.db")  # for the roll-back case
     head, epoch = _fill(db, 60, acked=30)
     damage, says = DAMAGE[kind]
     damage(db, data)
@@ -184,15 +201,15 @@ def test_a_store_behind_its_head_file_is_caught_even_when_the_copy_has_more_reco
     db = tmp_path / "agent.db"
     _fill(db, 10)
     shutil.copyfile(db, tmp_path / "old.db")
-    _fill(db, 10)                                   # the head file now says seq 21
+    _fill(db, 10)  # the head file now says seq 21
     head = read_head(db)
     db.unlink()
     shutil.copyfile(tmp_path / "old.db", db)
-    s = AgentStore(db, "S01", check=False)          # another history grows on the old copy
+    s = AgentStore(db, "S01", check=False)  # another history grows on the old copy
     for _ in range(15):
         s.append("heartbeat", {"n": 1})
     s.close()
-    integrity.write_head(db, head.epoch, head.seq, head.hash)   # close() moved it; put it back
+    integrity.write_head(db, head.epoch, head.seq, head.hash)  # close() moved it; put it back
     with pytest.raises(StoreDamaged, match=f"seq {head.seq} is not the record the agent wrote"):
         check_store(db)
 
@@ -235,7 +252,7 @@ def test_kill_9_mid_write_leaves_the_head_file_behind_and_the_agent_starts(site,
     for line in p.stdout:
         if int(line) >= 60:
             break
-    p.kill()                        # mid-write: the loop is registering the next case
+    p.kill()  # mid-write: the loop is registering the next case
     p.wait(timeout=10)
     p.stdout.close()
     assert read_head(db).seq < 60
@@ -244,7 +261,7 @@ def test_kill_9_mid_write_leaves_the_head_file_behind_and_the_agent_starts(site,
     assert verdict.state == "ok" and verdict.head_seq >= 60 and verdict.head_file_seq < 60
     agent = _start_agent_until_ready(cfg, tmp_path / "agent.log")
     try:
-        time.sleep(1.5)             # the agent brings the head file up to date within a second
+        time.sleep(1.5)  # the agent brings the head file up to date within a second
         assert read_head(db).seq >= verdict.head_seq
     finally:
         assert _stop(agent) == 0
@@ -260,7 +277,7 @@ def test_reset_store_moves_the_files_aside_and_the_next_start_has_a_new_epoch(si
 
     assert main(["agent", "check-store", "--config", str(cfg)]) == EXIT_STORE_DAMAGED
     assert f"{db}: DAMAGED: not a SQLite database" in capsys.readouterr().out
-    assert main(["agent", "reset-store", "--config", str(cfg)]) == 2      # not without the flag
+    assert main(["agent", "reset-store", "--config", str(cfg)]) == 2  # not without the flag
     assert "--yes-i-understand" in capsys.readouterr().out and db.exists()
 
     assert main(["agent", "reset-store", "--config", str(cfg), "--yes-i-understand"]) == 0
@@ -286,8 +303,7 @@ def test_reset_store_refuses_a_sound_store_without_even_if_healthy(site, capsys)
     assert main(["agent", "reset-store", "--config", str(cfg), "--yes-i-understand"]) == 2
     assert "refusing to reset" in capsys.readouterr().out
     assert (data / "agent.db").exists()
-    assert main(["agent", "reset-store", "--config", str(cfg), "--yes-i-understand",
-                 "--even-if-healthy"]) == 0
+    assert main(["agent", "reset-store", "--config", str(cfg), "--yes-i-understand", "--even-if-healthy"]) == 0
     assert not (data / "agent.db").exists()
 
 
@@ -314,19 +330,20 @@ def test_head_file_writes_are_throttled_and_a_failed_write_never_fails_the_appen
     db = tmp_path / "agent.db"
     s = AgentStore(db, "S01")
     s.append("heartbeat", {"n": 1})
-    assert read_head(db).seq == 0           # within a second of the last write: left behind (allowed)
-    s.flush_head()                          # what the running agent does every second
+    assert read_head(db).seq == 0  # within a second of the last write: left behind (allowed)
+    s.flush_head()  # what the running agent does every second
     assert read_head(db).seq == 1
     s.head_every_s = 0.05
     time.sleep(0.06)
     s.append("heartbeat", {"n": 2})
-    assert read_head(db).seq == 2           # the first commit after a quiet interval: written at once
+    assert read_head(db).seq == 2  # the first commit after a quiet interval: written at once
 
     def full_disk(*a, **k):
         raise OSError(28, "No space left on device")
+
     monkeypatch.setattr(integrity, "write_head", full_disk)
     s.head_every_s = 0
-    rec = s.append("heartbeat", {"n": 3})   # committed; the head file lags, nothing raised
+    rec = s.append("heartbeat", {"n": 3})  # committed; the head file lags, nothing raised
     assert rec.seq == 3 and read_head(db).seq == 2
     monkeypatch.undo()
     s.append("heartbeat", {"n": 4})
@@ -338,11 +355,13 @@ def test_head_file_writes_are_throttled_and_a_failed_write_never_fails_the_appen
 def test_reset_store_never_moves_a_store_that_only_could_not_be_read(tmp_path, monkeypatch, capsys):
     """An I/O or permission error may pass (the unit retries it): it is not damage."""
     from agent import integrity
+
     db = tmp_path / "agent.db"
     db.write_bytes(b"x")
 
     def unreadable(path):
         raise integrity.StoreUnreadable(path, "Input/output error")
+
     monkeypatch.setattr(integrity, "check_store", unreadable)
     assert integrity.reset_command(db, sure=True) == 2
     assert db.read_bytes() == b"x" and "refusing to reset" in capsys.readouterr().out

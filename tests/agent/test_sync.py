@@ -1,4 +1,5 @@
 """Syncer decisions that need no broker: divergence after a box reset, callback errors."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -6,12 +7,12 @@ from types import SimpleNamespace
 import pytest
 
 from agent.clock import BoxClock
+from agent.config import AgentConfig
 from agent.store import AgentStore
 from agent.sync import Syncer
+from iobase.config import load_config
 from protocol import topics
 from protocol.wire import encode_msg
-from agent.config import AgentConfig
-from iobase.config import load_config
 from provisioning.setup import add_site, init_hub
 
 
@@ -35,9 +36,10 @@ def test_an_ack_beyond_our_log_is_divergence_not_progress(syncer):
 def test_a_failing_handler_does_not_escape_the_paho_callback(syncer):
     def boom(msg):
         raise RuntimeError("bad clip ack")
+
     syncer.on_clip_ack.append(boom)
     msg = SimpleNamespace(topic=topics.site_clip_ack("S01"), payload=encode_msg({"clip_id": "x", "index": 0}))
-    syncer._on_message(None, None, msg)          # must not raise into paho's thread
+    syncer._on_message(None, None, msg)  # must not raise into paho's thread
     assert syncer.counters["callback_errors"] == 1
     assert syncer.client.suppress_exceptions is True
 
@@ -46,6 +48,7 @@ def test_an_ack_naming_another_record_at_that_seq_is_divergence(syncer):
     """Two boxes with one identity: the hub holds the other box's record 2. This box must learn
     it diverged and keep its records unsynced; an ack naming its own record moves the mark."""
     from protocol.records import record_hash
+
     for i in range(3):
         syncer.store.append("heartbeat", {"at": "2026-11-02T09:00:00+08:00", "n": i})
     syncer._restart_plan()
@@ -61,6 +64,7 @@ def test_a_conflict_about_the_other_boxs_record_does_not_make_us_diverge(syncer)
     """Every box using this identity reads the same ack topic: a conflict naming a record that
     is not ours is about the other box."""
     from protocol.records import record_hash
+
     for i in range(3):
         syncer.store.append("heartbeat", {"at": "2026-11-02T09:00:00+08:00", "n": i})
     syncer._restart_plan()

@@ -1,4 +1,5 @@
 """sd_notify over a real datagram socket; the watchdog pings only while the checks pass."""
+
 from __future__ import annotations
 
 import asyncio
@@ -14,8 +15,15 @@ from pathlib import Path
 import pytest
 
 from agent.store import AgentStore
-from agent.watchdog import (CheckFailed, SystemdNotifier, WatchdogPinger, all_checks, store_check,
-                            store_probe, watchdog_interval)
+from agent.watchdog import (
+    CheckFailed,
+    SystemdNotifier,
+    WatchdogPinger,
+    all_checks,
+    store_check,
+    store_probe,
+    watchdog_interval,
+)
 
 
 class NotifySocket:
@@ -41,7 +49,7 @@ class NotifySocket:
         while not self._stop.is_set():
             try:
                 self.received.append((time.monotonic(), self.sock.recv(4096).decode()))
-            except (socket.timeout, OSError):
+            except (TimeoutError, OSError):
                 continue
 
     def messages(self, settle: float = 0.1) -> list[str]:
@@ -81,7 +89,7 @@ def test_each_message_is_one_datagram(notify_socket, notifier):
     assert notifier.stopping()
     assert notify_socket.messages() == [
         "READY=1\nSTATUS=serving S01 on :8081",
-        "STATUS=2 problems: disk below floor",      # a newline would start a new field
+        "STATUS=2 problems: disk below floor",  # a newline would start a new field
         "WATCHDOG=1",
         "EXTEND_TIMEOUT_USEC=90000000",
         "STOPPING=1",
@@ -110,14 +118,17 @@ def test_a_vanished_socket_is_logged_not_raised(tmp_path, caplog):
     assert "sd_notify" in caplog.text
 
 
-@pytest.mark.parametrize("env, pid, expect", [
-    ({"WATCHDOG_USEC": "60000000"}, 42, 30.0),
-    ({"WATCHDOG_USEC": "60000000", "WATCHDOG_PID": "42"}, 42, 30.0),
-    ({"WATCHDOG_USEC": "60000000", "WATCHDOG_PID": "7"}, 42, None),    # meant for another process
-    ({}, 42, None),
-    ({"WATCHDOG_USEC": "0"}, 42, None),
-    ({"WATCHDOG_USEC": "soon"}, 42, None),
-])
+@pytest.mark.parametrize(
+    "env, pid, expect",
+    [
+        ({"WATCHDOG_USEC": "60000000"}, 42, 30.0),
+        ({"WATCHDOG_USEC": "60000000", "WATCHDOG_PID": "42"}, 42, 30.0),
+        ({"WATCHDOG_USEC": "60000000", "WATCHDOG_PID": "7"}, 42, None),  # meant for another process
+        ({}, 42, None),
+        ({"WATCHDOG_USEC": "0"}, 42, None),
+        ({"WATCHDOG_USEC": "soon"}, 42, None),
+    ],
+)
 def test_watchdog_interval_is_half_the_timeout(env, pid, expect):
     assert watchdog_interval(env, pid=pid) == expect
 
@@ -139,11 +150,14 @@ def _boom():
     raise RuntimeError("sign driver wedged")
 
 
-@pytest.mark.parametrize("check, reason", [
-    (lambda: False, "health check failed"),
-    (_boom, "sign driver wedged"),
-    (_hang, "hung for more than 0.1 s"),
-])
+@pytest.mark.parametrize(
+    "check, reason",
+    [
+        (lambda: False, "health check failed"),
+        (_boom, "sign driver wedged"),
+        (_hang, "hung for more than 0.1 s"),
+    ],
+)
 async def test_no_ping_when_the_check_fails(notify_socket, notifier, check, reason):
     p = WatchdogPinger(check, notifier, interval=1, check_timeout=0.1)
     assert await p.tick() is False
@@ -157,6 +171,7 @@ async def test_async_checks_are_awaited(notify_socket, notifier):
     async def ok():
         await asyncio.sleep(0)
         return True
+
     assert await WatchdogPinger(ok, notifier, interval=1).tick()
     assert "WATCHDOG=1" in notify_socket.messages()
 
@@ -167,13 +182,17 @@ async def test_pings_resume_after_failures_retried_sooner(notify_socket, notifie
     def flaky():
         calls.append(time.monotonic())
         return len(calls) > 2
+
     p = WatchdogPinger(flaky, notifier, interval=0.4)
     p.start()
     await asyncio.sleep(0.5)
     await p.stop()
     msgs = notify_socket.messages()
-    assert msgs[:3] == ["STATUS=unhealthy, watchdog not pinged: health check failed",
-                        "WATCHDOG=1", "STATUS=ok"]           # no ping before the check passed
+    assert msgs[:3] == [
+        "STATUS=unhealthy, watchdog not pinged: health check failed",
+        "WATCHDOG=1",
+        "STATUS=ok",
+    ]  # no ping before the check passed
     # after a failure the check is retried after interval/4, not a whole interval
     assert calls[2] - calls[0] < 0.4
 
@@ -182,7 +201,7 @@ async def test_a_blocked_event_loop_sends_no_ping(notify_socket, notifier):
     p = WatchdogPinger(lambda: True, notifier, interval=0.05)
     p.start()
     await asyncio.sleep(0.2)
-    time.sleep(0.6)            # a handler that blocks the loop (a hung driver call, say)
+    time.sleep(0.6)  # a handler that blocks the loop (a hung driver call, say)
     await asyncio.sleep(0.2)
     await p.stop()
     notify_socket.messages()
@@ -218,6 +237,7 @@ def test_probe_fails_while_a_writer_holds_the_store_lock(store):
         with store.lock:
             held.set()
             release.wait(5)
+
     t = threading.Thread(target=writer)
     t.start()
     held.wait(5)
@@ -230,7 +250,7 @@ def test_probe_fails_while_a_writer_holds_the_store_lock(store):
 
 
 def test_probe_fails_on_a_connection_left_in_a_transaction(store):
-    store.conn.execute("BEGIN")            # what a lost ROLLBACK leaves behind
+    store.conn.execute("BEGIN")  # what a lost ROLLBACK leaves behind
     assert store_probe(store.conn, store.lock) is False
     store.conn.execute("ROLLBACK")
     assert store_probe(store.conn, store.lock)
@@ -260,13 +280,17 @@ async def test_store_check_gates_the_pinger(store, notify_socket, notifier):
     store.conn.execute("BEGIN")
     assert await p.tick() is False
     store.conn.execute("ROLLBACK")
-    assert notify_socket.messages() == ["WATCHDOG=1", "STATUS=ok",
-                                        "STATUS=unhealthy, watchdog not pinged: store check failed"]
+    assert notify_socket.messages() == [
+        "WATCHDOG=1",
+        "STATUS=ok",
+        "STATUS=unhealthy, watchdog not pinged: store check failed",
+    ]
 
 
 async def test_all_checks_names_the_failing_one():
     def broken():
         raise OSError("gpiochip0 gone")
+
     with pytest.raises(CheckFailed, match="keypads: OSError: gpiochip0 gone"):
         await all_checks(loop=lambda: True, keypads=broken)()
     with pytest.raises(CheckFailed, match="^store check failed$"):

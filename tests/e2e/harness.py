@@ -1,5 +1,6 @@
 """End-to-end harness: a provisioned hub directory, a real Mosquitto on a free port, and real
 `python -m hub run` / `python -m agent run` processes. Nothing of ours is faked."""
+
 from __future__ import annotations
 
 import json
@@ -13,20 +14,21 @@ import urllib.request
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from hub.admin import import_catalog
-from protocol.calendar import CST, default_calendar
-from provisioning.broker import ManagedBroker, free_port
 from agent.config import AgentConfig
+from hub.admin import import_catalog
 from hub.config import HubConfig
 from iobase.config import load_config
+from protocol.calendar import CST, default_calendar
+from provisioning.broker import ManagedBroker, free_port
 from provisioning.setup import add_site, init_hub
 
 REPO = Path(__file__).resolve().parents[2]
 CATALOG = REPO / "jiancha" / "templates" / "catalog-demo.csv"
 
 
-def http(method: str, url: str, body=None, token: str | None = None, raw: bytes | None = None,
-         timeout: float = 10.0) -> tuple[int, object]:
+def http(
+    method: str, url: str, body=None, token: str | None = None, raw: bytes | None = None, timeout: float = 10.0
+) -> tuple[int, object]:
     """(status, parsed JSON or text) for one request."""
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     req = urllib.request.Request(url, data=data, method=method)
@@ -48,6 +50,7 @@ def http(method: str, url: str, body=None, token: str | None = None, raw: bytes 
 # -- dates ------------------------------------------------------------------------------------
 # The hub, the agents and Mosquitto run on their own (real, or in CI's second run shifted) wall
 # clock, so a test never writes a date: it derives one from now and the project's calendar.
+
 
 def today() -> date:
     """Today in China time, by the same wall clock as the processes under test."""
@@ -98,12 +101,18 @@ class Proc:
         self.args, self.log, self.health_url, self.extra_env = args, log, health_url, env or {}
         self.p: subprocess.Popen | None = None
 
-    def start(self, wait: bool = True) -> "Proc":
+    def start(self, wait: bool = True) -> Proc:
         """Start and wait for /api/health."""
         f = open(self.log, "ab")
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "JIANCHA_CLOCK_QUALITY": "ntp", **self.extra_env}
-        self.p = subprocess.Popen([sys.executable, "-m", *self.args], stdout=f, stderr=subprocess.STDOUT,
-                                  cwd=REPO, env=env, start_new_session=True)
+        self.p = subprocess.Popen(
+            [sys.executable, "-m", *self.args],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env=env,
+            start_new_session=True,
+        )
         f.close()
         if wait:
             wait_for(self._healthy, 30, what=f"{self.args[0]} health ({self.tail()})")
@@ -145,8 +154,9 @@ class Env:
         self.root = root
         self.broker_port = free_port()
         self.hub_port = free_port()
-        init_hub(root, region="140700", name="测试市政务服务中心", broker_port=self.broker_port,
-                 http_port=self.hub_port)
+        init_hub(
+            root, region="140700", name="测试市政务服务中心", broker_port=self.broker_port, http_port=self.hub_port
+        )
         for code in sites:
             add_site(root, code=code, name=f"{code}便民服务中心")
         import_catalog(root / "hub.yaml", CATALOG)
@@ -163,6 +173,7 @@ class Env:
         """Merge keys into sections of hub.yaml. Tests back-enter paper cases (补录) and want
         their cards within seconds: a 3 s grace and a 1 s sweep instead of 30 min and 30 s."""
         import yaml
+
         path = self.root / "hub.yaml"
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         for name, values in sections.items():
@@ -180,13 +191,17 @@ class Env:
 
     def start_hub(self) -> Proc:
         """Start the hub process."""
-        self.hub = Proc(["hub", "run", "--config", str(self.root / "hub.yaml")], self.root / "logs" / "hub.log",
-                        f"{self.hub_url}/api/health").start()
+        self.hub = Proc(
+            ["hub", "run", "--config", str(self.root / "hub.yaml")],
+            self.root / "logs" / "hub.log",
+            f"{self.hub_url}/api/health",
+        ).start()
         return self.hub
 
     def set_agent(self, code: str, **sections) -> None:
         """Change sections of a site's agent.yaml, e.g. devices={"mode": "fake"}."""
         import yaml
+
         path = self.root / "sites" / code / "agent.yaml"
         cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
         for key, value in sections.items():
@@ -196,9 +211,12 @@ class Env:
     def start_agent(self, code: str, env: dict | None = None) -> Proc:
         """Start (or restart) a site's agent on a stable port."""
         port = self.agent_ports.setdefault(code, free_port())
-        proc = Proc(["agent", "run", "--config", str(self.root / "sites" / code / "agent.yaml"),
-                     "--http-port", str(port)], self.root / "logs" / f"agent-{code}.log",
-                    f"http://127.0.0.1:{port}/api/health", env=env).start()
+        proc = Proc(
+            ["agent", "run", "--config", str(self.root / "sites" / code / "agent.yaml"), "--http-port", str(port)],
+            self.root / "logs" / f"agent-{code}.log",
+            f"http://127.0.0.1:{port}/api/health",
+            env=env,
+        ).start()
         self.agents[code] = proc
         return proc
 
@@ -224,14 +242,21 @@ class Env:
 
     def register(self, code: str, item: str = "XK-001", **extra) -> tuple[int, dict]:
         """POST /api/cases at a site."""
-        body = {"item_code": item, "applicant": {"name": "张三", "phone": "13800000000",
-                                                  "id_no": "140702199001011234"}, **extra}
+        body = {
+            "item_code": item,
+            "applicant": {"name": "张三", "phone": "13800000000", "id_no": "140702199001011234"},
+            **extra,
+        }
         return http("POST", f"{self.agent_url(code)}/api/cases", body, self.agent_token(code))
 
     def event(self, code: str, case_no: str, type_: str, **extra) -> tuple[int, dict]:
         """POST an event to a case at a site."""
-        return http("POST", f"{self.agent_url(code)}/api/cases/{case_no}/events", {"type": type_, **extra},
-                    self.agent_token(code))
+        return http(
+            "POST",
+            f"{self.agent_url(code)}/api/cases/{case_no}/events",
+            {"type": type_, **extra},
+            self.agent_token(code),
+        )
 
     def agent_health(self, code: str) -> dict:
         return http("GET", f"{self.agent_url(code)}/api/health")[1]
@@ -243,9 +268,11 @@ class Env:
 
     def wait_synced(self, code: str, timeout: float = 60.0) -> dict:
         """Until the agent's whole log is acknowledged by the hub."""
+
         def done():
             h = self.agent_health(code)
             return h if h["acked_seq"] == h["last_seq"] else None
+
         return wait_for(done, timeout, 0.2, what=f"{code} fully acked")
 
     def metrics(self) -> dict[str, float]:

@@ -2,6 +2,7 @@
 
 Real broker, real hub process; the box side is the agent's ClipSender over a real
 recordings index whose segments ffmpeg made."""
+
 from __future__ import annotations
 
 import shutil
@@ -25,11 +26,11 @@ T0 = 1_795_000_000_000
 def _recordings(tmp_path) -> RecordingsIndex:
     index = RecordingsIndex(tmp_path / "recordings")
     segs = []
-    for n in range(3):   # three 2-second segments of camera win1
+    for n in range(3):  # three 2-second segments of camera win1
         rel = segment_relpath("win1", T0 + n * 2000)
         path = index.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        make_video(tmp_path / f"seg{n}.mp4", seconds=2.0, size="640x480")   # ~50 KB each
+        make_video(tmp_path / f"seg{n}.mp4", seconds=2.0, size="640x480")  # ~50 KB each
         shutil.move(tmp_path / f"seg{n}.mp4", path)
         segs.append(Segment(rel, "win1", T0 + n * 2000, T0 + n * 2000 + 2000, path.stat().st_size))
     index.add(segs)
@@ -39,25 +40,32 @@ def _recordings(tmp_path) -> RecordingsIndex:
 def test_clip_upload_resumes_and_is_verified(env, tmp_path):
     index = _recordings(tmp_path)
     key = load_private_pem((env.root / "sites" / "S03" / "sign.key").read_bytes(), "ed25519")
-    box = connect(env.root, "S03", env.broker)             # the box's MQTT identity (certificate S03)
+    box = connect(env.root, "S03", env.broker)  # the box's MQTT identity (certificate S03)
     box.subscribe(topics.site_down_filter("S03"))
     try:
         # the operator asks for 6 s of window 1's camera
-        st, r = http("POST", f"{env.hub_url}/api/sites/S03/clips", {"camera": "win1", "start_ms": T0,
-                                                                   "end_ms": T0 + 6000}, env.token)
-        assert st == 409                                    # S03 has not said it is online yet
+        st, r = http(
+            "POST",
+            f"{env.hub_url}/api/sites/S03/clips",
+            {"camera": "win1", "start_ms": T0, "end_ms": T0 + 6000},
+            env.token,
+        )
+        assert st == 409  # S03 has not said it is online yet
         box.publish(topics.site_state("S03"), _birth(), retain=True)
         wait_for(lambda: any(s["code"] == "S03" and s["online"] for s in env.hub_get("/api/sites")), 10)
-        st, r = http("POST", f"{env.hub_url}/api/sites/S03/clips", {"camera": "win1", "start_ms": T0,
-                                                                   "end_ms": T0 + 6000}, env.token)
+        st, r = http(
+            "POST",
+            f"{env.hub_url}/api/sites/S03/clips",
+            {"camera": "win1", "start_ms": T0, "end_ms": T0 + 6000},
+            env.token,
+        )
         assert st == 202
         cmd = decode_msg(box.wait_for(topics.site_cmd("S03")).payload)
         assert cmd["cmd"] == "clip" and cmd["clip_id"] == r["clip_id"]
 
         # first box process: sends, gets a few acks, then "crashes"
         # the smallest chunks the hub takes (MIN_CHUNK_BYTES): the clip is about 10 of them
-        sender = ClipSender(index, lambda t, p: box.publish(t, p), "S03", key, chunk_bytes=MIN_CHUNK_BYTES,
-                            window=4)
+        sender = ClipSender(index, lambda t, p: box.publish(t, p), "S03", key, chunk_bytes=MIN_CHUNK_BYTES, window=4)
         sender.command(cmd)
         acks = 0
         while acks < 3:
@@ -67,8 +75,7 @@ def test_clip_upload_resumes_and_is_verified(env, tmp_path):
         total, left = up.total, len(up.pending())
         assert total > 6 and left < total
         # second box process: resumes only what was not acknowledged
-        sender2 = ClipSender(index, lambda t, p: box.publish(t, p), "S03", key, chunk_bytes=MIN_CHUNK_BYTES,
-                             window=4)
+        sender2 = ClipSender(index, lambda t, p: box.publish(t, p), "S03", key, chunk_bytes=MIN_CHUNK_BYTES, window=4)
         assert sender2.resume() == 1
         deadline = time.monotonic() + 60
         while cmd["clip_id"] in sender2.uploads and time.monotonic() < deadline:
@@ -79,34 +86,51 @@ def test_clip_upload_resumes_and_is_verified(env, tmp_path):
         assert cmd["clip_id"] not in sender2.uploads, "upload did not finish"
     finally:
         box.close()
-    clip = wait_for(lambda: next((c for c in env.hub_get("/api/clips") if c["clip_id"] == cmd["clip_id"] and c["done"]),
-                                 None), 20, what="complete clip at the hub")
+    clip = wait_for(
+        lambda: next((c for c in env.hub_get("/api/clips") if c["clip_id"] == cmd["clip_id"] and c["done"]), None),
+        20,
+        what="complete clip at the hub",
+    )
     assert clip["total"] == total and clip["camera"] == "win1" and clip["received"] == total
     assert clip["stored_bytes"] == clip["size"]
-    req = urllib.request.Request(f"{env.hub_url}/api/clips/{cmd['clip_id']}.mp4",
-                                 headers={"Authorization": f"Bearer {env.token}"})
+    req = urllib.request.Request(
+        f"{env.hub_url}/api/clips/{cmd['clip_id']}.mp4", headers={"Authorization": f"Bearer {env.token}"}
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:
         mp4 = resp.read()
     assert len(mp4) == clip["size"] and mp4[4:8] == b"ftyp"
     import subprocess
-    dur = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", "-"],
-                         input=mp4, capture_output=True).stdout.decode().strip()
+
+    dur = (
+        subprocess.run(
+            ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", "-"],
+            input=mp4,
+            capture_output=True,
+        )
+        .stdout.decode()
+        .strip()
+    )
     assert 5.0 <= float(dur) <= 7.0
 
 
 def test_forged_clip_chunk_is_refused(env, tmp_path):
     from protocol.clips import ClipChunk, seal_chunk
     from protocol.crypto import generate_ed25519
+
     box = connect(env.root, "S03", env.broker)
     try:
         forged = seal_chunk(ClipChunk("S03-win1-1", 0, 1, "0" * 64, "win1", 1, 2, b"x"), sign_key=generate_ed25519())
         box.publish(topics.site_clip("S03"), forged)
-        stolen = seal_chunk(ClipChunk("S01-win1-1", 0, 1, "0" * 64, "win1", 1, 2, b"x"),
-                            sign_key=load_private_pem((env.root / "sites" / "S03" / "sign.key").read_bytes(), "ed25519"))
-        box.publish(topics.site_clip("S03"), stolen)       # S03 cannot upload S01's clip
+        stolen = seal_chunk(
+            ClipChunk("S01-win1-1", 0, 1, "0" * 64, "win1", 1, 2, b"x"),
+            sign_key=load_private_pem((env.root / "sites" / "S03" / "sign.key").read_bytes(), "ed25519"),
+        )
+        box.publish(topics.site_clip("S03"), stolen)  # S03 cannot upload S01's clip
         # nor a clip of its own that the hub never asked for
-        unasked = seal_chunk(ClipChunk("S03-win1-1", 0, 1, "0" * 64, "win1", 1, 2, b"x" * 1000),
-                             sign_key=load_private_pem((env.root / "sites" / "S03" / "sign.key").read_bytes(), "ed25519"))
+        unasked = seal_chunk(
+            ClipChunk("S03-win1-1", 0, 1, "0" * 64, "win1", 1, 2, b"x" * 1000),
+            sign_key=load_private_pem((env.root / "sites" / "S03" / "sign.key").read_bytes(), "ed25519"),
+        )
         box.publish(topics.site_clip("S03"), unasked)
     finally:
         box.close()
@@ -115,9 +139,10 @@ def test_forged_clip_chunk_is_refused(env, tmp_path):
     assert m["jiancha_clip_chunks_dropped_total"] == 3
     assert m['jiancha_dropped_bytes_total{what="clip"}'] >= len(forged) + len(stolen) + len(unasked)
     assert m.get("jiancha_clip_chunks_stored_total", 0) == 0
-    assert env.hub_get("/api/clips") == []                  # nothing stored, no row made by a chunk
+    assert env.hub_get("/api/clips") == []  # nothing stored, no row made by a chunk
 
 
 def _birth() -> bytes:
     from protocol.wire import encode_msg
+
     return encode_msg({"online": True, "last_seq": 0, "acked_seq": 0})

@@ -1,5 +1,6 @@
 """`jiancha demo`: broker, hub and simulated sites come up; the wall shows every light;
 Ctrl-C stops every process it started."""
+
 from __future__ import annotations
 
 import os
@@ -9,9 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from provisioning.broker import free_port
 from hub.config import HubConfig
 from iobase.config import load_config
+from provisioning.broker import free_port
 from tests.e2e.harness import REPO, http, wait_for
 
 
@@ -32,9 +33,12 @@ def test_demo_runs_and_ctrl_c_stops_everything(tmp_path):
     data = tmp_path / "demo"
     port = free_port()
     log = open(tmp_path / "demo.log", "wb")
-    p = subprocess.Popen([sys.executable, "-m", "jiancha.cli", "demo", "--sites", "2",
-                          "--http-port", str(port), "--data", str(data)],
-                         stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "jiancha.cli", "demo", "--sites", "2", "--http-port", str(port), "--data", str(data)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+    )
     try:
         wait_for(lambda: (data / "hub.yaml").exists(), 60, what="provisioning")
         token = load_config(data / "hub.yaml", HubConfig).api.admin_token
@@ -46,6 +50,7 @@ def test_demo_runs_and_ctrl_c_stops_everything(tmp_path):
                 return None
             lights = {c["light"] for c in cases["cases"]}
             return cases if {"green", "yellow", "red"} <= lights else None
+
         cases = wait_for(wall, 90, 0.5, what="green, yellow and red cases on the wall")
         st, sites = http("GET", f"{base}/api/sites", token=token)
         assert st == 200 and len(sites) == 2 and all(s["online"] for s in sites)

@@ -1,6 +1,7 @@
 """Losing the hub's database (issue 8 §3), with a real broker, hub and agents: a backup taken
 while the hub ingests restores; after a lost database the boxes re-announce themselves to the
 restarted hub at once, and a re-imported catalog reaches them (its version above theirs)."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -36,7 +37,7 @@ def test_backup_while_ingesting_restores_and_lost_database_recovers(env, tmp_pat
         t.start()
     out = tmp_path / "hub-backup.db"
     time.sleep(0.3)
-    info = backup(env.root / "hub.yaml", out)          # while the hub is ingesting
+    info = backup(env.root / "hub.yaml", out)  # while the hub is ingesting
     for t in threads:
         t.join()
     assert sqlite3.connect(out).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -52,32 +53,41 @@ def test_backup_while_ingesting_restores_and_lost_database_recovers(env, tmp_pat
     env.start_hub()
     started = time.monotonic()
     # the boxes announce themselves to the new hub at once and resend what the backup lacks
-    wait_for(lambda: _cases(env, "S01") == 15 and _cases(env, "S02") == 15, 15,
-             what=f"cases back after the restore (backup had {info['counts']['cases']})")
+    wait_for(
+        lambda: _cases(env, "S01") == 15 and _cases(env, "S02") == 15,
+        15,
+        what=f"cases back after the restore (backup had {info['counts']['cases']})",
+    )
     assert time.monotonic() - started < 15
 
     # lose the database; re-import a catalog with a new item before any box announced itself
     env.hub.stop()
     _lose_database(env)
     extended = tmp_path / "catalog.csv"
-    extended.write_text(CATALOG.read_text(encoding="utf-8").rstrip("\n")
-                        + "\nNEW-001,新增事项,市场监督管理局,行政许可,承诺件,20,10,2,不收费,0354-1234599\n",
-                        encoding="utf-8")
+    extended.write_text(
+        CATALOG.read_text(encoding="utf-8").rstrip("\n")
+        + "\nNEW-001,新增事项,市场监督管理局,行政许可,承诺件,20,10,2,不收费,0354-1234599\n",
+        encoding="utf-8",
+    )
     held = env.agent_health("S01")["catalog_version"]
     version, _ = import_catalog(env.root / "hub.yaml", extended)
-    assert version <= held                   # a blind import: the empty database knows no box yet
+    assert version <= held  # a blind import: the empty database knows no box yet
     assert env.register("S01", "NEW-001")[0] != 201
     env.start_hub()
     started = time.monotonic()
-    wait_for(lambda: _cases(env, "S01") == 15 and _cases(env, "S02") == 15, 15,
-             what="every case rebuilt from the boxes after the lost database")
+    wait_for(
+        lambda: _cases(env, "S01") == 15 and _cases(env, "S02") == 15,
+        15,
+        what="every case rebuilt from the boxes after the lost database",
+    )
     assert time.monotonic() - started < 15
     # the hub re-signs its catalog above what the boxes hold, and they take it
     try:
         wait_for(lambda: env.agent_health("S01")["catalog_version"] > held, 30, what="catalog above the box's")
-    except AssertionError as exc:   # (flaked once under the full suite's load: keep what tells why)
-        raise AssertionError(f"{exc}\n--- hub log ---\n{env.hub.tail(60)}\n--- agent S01 log ---\n"
-                             f"{env.agents['S01'].tail(30)}") from None
+    except AssertionError as exc:  # (flaked once under the full suite's load: keep what tells why)
+        raise AssertionError(
+            f"{exc}\n--- hub log ---\n{env.hub.tail(60)}\n--- agent S01 log ---\n{env.agents['S01'].tail(30)}"
+        ) from None
     st, case = env.register("S01", "NEW-001")
     assert st == 201, case
     env.wait_synced("S01")

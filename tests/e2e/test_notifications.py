@@ -1,6 +1,7 @@
 """Notifications end to end: the operator imports the directory; a case turning red makes the
 real hub send an SMS (to a local stand-in for the SMS platform) to the department head and
 handler, once, with the Chinese text; the 督办 ticket notice follows."""
+
 from __future__ import annotations
 
 import asyncio
@@ -26,9 +27,15 @@ async def test_red_card_sends_sms_to_the_department(env):
         env.hub.stop()
         path = env.root / "hub.yaml"
         cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
-        cfg["notify"] = {"sms": {"url": gw.url, "fields": {"mobile": "{to}", "content": "{text}", "uid": "{id}"},
-                                 "success_field": "code", "message_id_field": "data.msgid"},
-                         "poll_interval_s": 0.2}
+        cfg["notify"] = {
+            "sms": {
+                "url": gw.url,
+                "fields": {"mobile": "{to}", "content": "{text}", "uid": "{id}"},
+                "success_field": "code",
+                "message_id_field": "data.msgid",
+            },
+            "poll_interval_s": 0.2,
+        }
         path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
         (env.root / "dir.yaml").write_text(DIRECTORY, encoding="utf-8")
         assert import_directory(path, env.root / "dir.yaml") == 2
@@ -49,10 +56,10 @@ async def test_red_card_sends_sms_to_the_department(env):
         assert set(by_phone) == {"13800138000", "13900139000"}
         red = [t for texts in by_phone.values() for t in texts if "亮红牌" in t]
         assert len(red) == 2 and all(case["case_no"] in t and "排水许可" in t for t in red)
-        assert any("责令说明理由" in t for t in by_phone["13800138000"])      # the ticket notice to the head
+        assert any("责令说明理由" in t for t in by_phone["13800138000"])  # the ticket notice to the head
         await asyncio.sleep(1.0)
         n = len(gw.received)
-        await asyncio.to_thread(env.hub.stop)                               # a restart sends nothing twice
+        await asyncio.to_thread(env.hub.stop)  # a restart sends nothing twice
         await asyncio.to_thread(env.start_hub)
         await asyncio.sleep(2.0)
         assert len(gw.received) == n

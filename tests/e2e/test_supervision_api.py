@@ -1,6 +1,7 @@
 """Supervision through the real hub API: a red card opens a 督办 ticket; the department replies
 with its own token; a supervisor rejects → escalation. A new year's calendar loaded on the
 dashboard API turns provisional deadlines final and reaches the agents, signed."""
+
 from __future__ import annotations
 
 from datetime import date, timedelta
@@ -27,8 +28,8 @@ def _with_department_token(env):
 def test_red_card_ticket_reply_review_escalate(env):
     _with_department_token(env)
     wait_for(lambda: env.agent_health("S01")["catalog_version"] > 0, 20)
-    late = working_days_ago(30)          # promised 10 working days: long overdue by now → red
-    years = {today().year}               # the 发文字号 carries the year the hub issues it in
+    late = working_days_ago(30)  # promised 10 working days: long overdue by now → red
+    years = {today().year}  # the 发文字号 carries the year the hub issues it in
     st, case = env.register("S01", "XK-001", received_at=at(late, 9).isoformat())
     assert st == 201
     assert env.event("S01", case["case_no"], "accept", at=at(late, 10).isoformat())[0] == 201
@@ -51,10 +52,12 @@ def test_red_card_ticket_reply_review_escalate(env):
     assert st == 201 and r["status"] == "escalated"
     levels = [x["level"] for x in env.hub_get(f"/api/tickets?case_no={case['case_no']}")]
     assert levels == ["suggestion", "order_explain"]
+
     # the 督办通知书 and 责令说明理由通知书 were issued as numbered PDFs with the case facts
     def issued():
         docs = env.hub_get(f"/api/tickets/{t['id']}")["documents"]
         return docs if all(d["document_id"] for d in docs) else None
+
     docs = wait_for(issued, 60, what="documents issued")
     years.add(today().year)
     assert [d["kind"] for d in docs] == ["duban", "order_explain"]
@@ -65,7 +68,7 @@ def test_red_card_ticket_reply_review_escalate(env):
     st, _ = http("GET", f"{env.hub_url}/api/documents/{docs[0]['document_id']}.pdf", token=DEPT_TOKEN)
     assert st == 200
     assert http("GET", f"{env.hub_url}/api/tickets/99999999999999999999", token=env.token)[0] == 404
-    assert http("GET", f"{env.hub_url}/api/cases", token="tökén-ünicode")[0] in (400, 401)   # never 500
+    assert http("GET", f"{env.hub_url}/api/cases", token="tökén-ünicode")[0] in (400, 401)  # never 500
     cards = env.hub_get("/api/cards?department=" + quote("市场监督管理局"))
     assert cards[0]["red_cards"] >= 1
     assert http("GET", f"{env.hub_url}/api/tickets/999999", token=env.token)[0] == 404
@@ -74,8 +77,10 @@ def test_red_card_ticket_reply_review_escalate(env):
 def _pdf_text(env, doc_id) -> str:
     import subprocess
     import urllib.request
-    req = urllib.request.Request(f"{env.hub_url}/api/documents/{doc_id}.pdf",
-                                 headers={"Authorization": f"Bearer {env.token}"})
+
+    req = urllib.request.Request(
+        f"{env.hub_url}/api/documents/{doc_id}.pdf", headers={"Authorization": f"Bearer {env.token}"}
+    )
     with urllib.request.urlopen(req, timeout=10) as r:
         assert r.headers["Content-Type"] == "application/pdf"
         pdf = r.read()
@@ -88,7 +93,9 @@ def test_calendar_import_recomputes_provisional_and_pushes(env):
     # (40 working days from today always does: the seeded years end before the suite's today)
     (env.root / "long.yaml").write_text(
         "- {code: LONG-1, name: 采矿许可, department: 自然资源局, item_type: 行政许可, case_type: 联办件,\n"
-        "   legal_days: 45, promised_days: 40, yellow_days: 3}\n", encoding="utf-8")
+        "   legal_days: 45, promised_days: 40, yellow_days: 3}\n",
+        encoding="utf-8",
+    )
     import_catalog(env.root / "hub.yaml", env.root / "long.yaml")
     wait_for(lambda: env.agent_health("S01")["catalog_version"] == 2, 20, what="catalog v2 at the agent")
     st, case = env.register("S01", "LONG-1")
@@ -106,8 +113,15 @@ def test_calendar_import_recomputes_provisional_and_pushes(env):
     for y in missing:
         days = [date(y, 1, 1) + timedelta(days=i) for i in range(366)]
         off = [d for d in days if d.year == y and accepted < d <= weekends_only[0] and d.weekday() < 5][:3]
-        tables.append({"year": y, "holidays": [d.isoformat() for d in off], "workdays": [],
-                       "source": "测试通知", "actor": "张监察"})
+        tables.append(
+            {
+                "year": y,
+                "holidays": [d.isoformat() for d in off],
+                "workdays": [],
+                "source": "测试通知",
+                "actor": "张监察",
+            }
+        )
     year = tables[-1]
     full = cal
     for t in tables:
@@ -120,8 +134,11 @@ def test_calendar_import_recomputes_provisional_and_pushes(env):
     for t in tables:
         st, r = http("POST", f"{env.hub_url}/api/calendar", t, env.token)
         assert st == 201 and r["year"] == t["year"]
-    after = wait_for(lambda: (c := env.hub_get(f"/api/cases/{case['case_no']}"))["due_provisional"] is False and c,
-                     20, what="recomputed")
+    after = wait_for(
+        lambda: (c := env.hub_get(f"/api/cases/{case['case_no']}"))["due_provisional"] is False and c,
+        20,
+        what="recomputed",
+    )
     assert after["due_date"] == loaded[0].isoformat()
     info = env.hub_get("/api/calendar")
     assert set(missing) <= {y["year"] for y in info["years"]}

@@ -1,10 +1,11 @@
 """A case registered at a township box reaches the hub over encrypted MQTT, exactly once, with
 the right legal deadline; faults on the way lose nothing."""
+
 from __future__ import annotations
 
 import sqlite3
 import threading
-import time
+
 from protocol.calendar import WorkCalendar, default_calendar
 from tests.e2e.harness import at, http, last_day_before_a_holiday, wait_for
 
@@ -32,16 +33,18 @@ def test_case_reaches_hub_with_deadline_and_public_lookup(env):
     st, _ = env.event("S01", case["case_no"], "accept", at=at(day, 10, 30).isoformat())
     assert st == 201
     env.wait_synced("S01")
-    hub_case = wait_for(lambda: (c := env.hub_get(f"/api/cases/{case['case_no']}"))["status"] == "accepted" and c,
-                        what="accepted at hub")
+    hub_case = wait_for(
+        lambda: (c := env.hub_get(f"/api/cases/{case['case_no']}"))["status"] == "accepted" and c,
+        what="accepted at hub",
+    )
     cal = default_calendar()
     # promised 10 working days, the holiday (and any 调休 working day) counted as the table says
     due, provisional = cal.add_working_days(day, 10)
-    assert due > WorkCalendar().add_working_days(day, 10)[0]       # the holiday moved the deadline
+    assert due > WorkCalendar().add_working_days(day, 10)[0]  # the holiday moved the deadline
     assert hub_case["due_date"] == due.isoformat()
     assert hub_case["legal_due_date"] == cal.add_working_days(day, 20)[0].isoformat()
     assert hub_case["due_provisional"] is provisional is False
-    assert hub_case["light"] == "red"      # at least 20 working days ago: long past the promised date
+    assert hub_case["light"] == "red"  # at least 20 working days ago: long past the promised date
     assert hub_case["applicant"]["name"] == "张三"
     # the citizen sees progress, no personal data
     st, pub = http("GET", f"{env.hub_url}/api/public/cases/{case['case_no']}?code={case['query_code']}")
@@ -56,7 +59,7 @@ def test_case_reaches_hub_with_deadline_and_public_lookup(env):
     done = wait_for(lambda: (c := env.hub_get(f"/api/cases/{case['case_no']}"))["status"] == "completed" and c)
     assert done["light"] == "red" and [e["type"] for e in done["events"]] == ["accept", "complete"]
     sites = {s["code"]: s for s in env.hub_get("/api/sites")}
-    head = env.agent_health("S01")["last_seq"]          # cases, events and the box's heartbeats
+    head = env.agent_health("S01")["last_seq"]  # cases, events and the box's heartbeats
     assert sites["S01"]["online"] and sites["S01"]["acked_seq"] == head and sites["S01"]["backlog"] == 0
     assert sites["S01"]["clock"] == "ntp"
 
@@ -67,7 +70,7 @@ def test_offline_registration_then_broker_returns(env):
     made = []
     for _ in range(25):
         st, c = env.register("S01", "GG-003")
-        assert st == 201          # the clerk is never blocked by a dead network
+        assert st == 201  # the clerk is never blocked by a dead network
         made.append(c["case_no"])
     assert env.agent_health("S01")["backlog"] >= 25
     env.start_broker()
@@ -83,7 +86,7 @@ def _burst(env, code, n, out, errors):
     for _ in range(n):
         try:
             st, c = env.register(code, "XK-003")
-        except OSError as exc:      # the agent died under us
+        except OSError as exc:  # the agent died under us
             errors.append(exc)
             return
         if st == 201:
@@ -108,14 +111,14 @@ def test_agent_sigkill_mid_burst_loses_no_acknowledged_case(env):
         all_records = db.execute("SELECT count(*) FROM records WHERE site='S02'").fetchone()[0]
     assert set(acknowledged) <= set(hub_cases)
     assert len(hub_cases) == len(set(hub_cases)) == n_records
-    assert all_records == h["last_seq"]                 # every record of the log, exactly once
+    assert all_records == h["last_seq"]  # every record of the log, exactly once
 
 
 def test_hub_killed_and_restarted_mid_stream(env):
     _wait_catalog(env, "S01")
     for _ in range(30):
         assert env.register("S01", "XK-001")[0] == 201
-    env.hub.kill()                     # no goodbye: the broker publishes the hub's Will
+    env.hub.kill()  # no goodbye: the broker publishes the hub's Will
     wait_for(lambda: not env.agent_health("S01")["hub_online"], 20, what="agent sees hub offline")
     for _ in range(30):
         assert env.register("S01", "XK-001")[0] == 201
@@ -155,7 +158,11 @@ def test_live_records_overtake_backlog(env):
     wait_for(lambda: env.agent_health("S01")["connected"], 30, what="reconnect")
     st, live = env.register("S01", "XK-004")
     assert st == 201
-    wait_for(lambda: http("GET", f"{env.hub_url}/api/cases/{live['case_no']}", token=env.token)[0] == 200,
-             30, 0.05, what="live case at hub")
+    wait_for(
+        lambda: http("GET", f"{env.hub_url}/api/cases/{live['case_no']}", token=env.token)[0] == 200,
+        30,
+        0.05,
+        what="live case at hub",
+    )
     env.wait_synced("S01", 60)
     assert env.hub_get("/api/cases?site=S01")["total"] == 201

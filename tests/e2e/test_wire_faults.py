@@ -1,5 +1,6 @@
 """Bad input on the wire through the real broker: counted, quarantined, never stops ingest.
 A revoked site's records no longer arrive; agents refuse config not signed by their hub."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -21,26 +22,27 @@ def _records(env, site):
 def test_bad_batches_are_counted_and_ingest_continues(env):
     s3 = SiteSigner(env.root, "S03")
     recs, _ = chain("S03", 6)
-    good_late = s3.seal(recs[3:], 4)     # out of order: 4..6 before 1..3
+    good_late = s3.seal(recs[3:], 4)  # out of order: 4..6 before 1..3
     good_early = s3.seal(recs[:3], 1)
     bad_sig = SiteSigner(env.root, "S03")
     bad_sig.sign_key = generate_ed25519()
     client = connect(env.root, "S03", env.broker)
     try:
         t = topics.site_batch("S03")
-        client.publish(t, b"\x00garbage")                         # garbage
-        client.publish(t, good_early[: len(good_early) // 2])     # truncated
-        client.publish(t, b"\x94" + b"\x01" * 1_100_000)          # oversized
-        client.publish(t, bad_sig.seal(recs[:3], 1))              # wrong signature
-        client.publish(t, s3.seal(recs[:3], 1, site="S01"))       # wrong site in the header
-        client.publish(t, good_late)                              # out of order
+        client.publish(t, b"\x00garbage")  # garbage
+        client.publish(t, good_early[: len(good_early) // 2])  # truncated
+        client.publish(t, b"\x94" + b"\x01" * 1_100_000)  # oversized
+        client.publish(t, bad_sig.seal(recs[:3], 1))  # wrong signature
+        client.publish(t, s3.seal(recs[:3], 1, site="S01"))  # wrong site in the header
+        client.publish(t, good_late)  # out of order
         client.publish(t, good_early)
-        client.publish(t, good_early)                             # replay
+        client.publish(t, good_early)  # replay
         wait_for(lambda: _records(env, "S03") == 6, 20, what="6 good records of S03")
     finally:
         client.close()
-    m = wait_for(lambda: (m := env.metrics()).get('jiancha_rejected_total{reason="wrong_site"}') and m,
-                 10, what="metrics")
+    m = wait_for(
+        lambda: (m := env.metrics()).get('jiancha_rejected_total{reason="wrong_site"}') and m, 10, what="metrics"
+    )
     assert m['jiancha_rejected_total{reason="malformed"}'] == 2
     assert m['jiancha_rejected_total{reason="oversize"}'] == 1
     assert m['jiancha_rejected_total{reason="bad_signature"}'] == 1
@@ -59,13 +61,16 @@ def test_revoked_site_records_no_longer_arrive(env):
     try:
         client.publish(topics.site_batch("S03"), s3.seal(recs[:2], 1))
         wait_for(lambda: _records(env, "S03") == 2, 20, what="S03 before revocation")
-        revoke_site(env.root, code="S03")        # hub and broker pick it up without restart
-        wait_for(lambda: any(s["code"] == "S03" and s["revoked"] for s in env.hub_get("/api/sites")),
-                 10, what="hub sees revocation")
+        revoke_site(env.root, code="S03")  # hub and broker pick it up without restart
+        wait_for(
+            lambda: any(s["code"] == "S03" and s["revoked"] for s in env.hub_get("/api/sites")),
+            10,
+            what="hub sees revocation",
+        )
         try:
             client.publish(topics.site_batch("S03"), s3.seal(recs[2:], 3), timeout=2)
         except (RuntimeError, ValueError, AssertionError):
-            pass        # the broker may cut the revoked client off: also fine
+            pass  # the broker may cut the revoked client off: also fine
     finally:
         client.close()
     # an untouched site still flows; S03's later records never arrive
@@ -80,15 +85,13 @@ def test_agent_refuses_config_not_signed_by_its_hub(env):
     # whoever could write S01's config topic (the hub's certificate, a compromised broker) --
     # as its own identity: a second connection with the hub's certificate would be the hub's
     # session and throw the running hub off (one session per identity)
-    issue_identity(env.root, "jc-test-forger", [f"topic write {topics.site_down_filter('S01')}"],
-                   env.broker)
+    issue_identity(env.root, "jc-test-forger", [f"topic write {topics.site_down_filter('S01')}"], env.broker)
     forger = connect(env.root, "jc-test-forger", env.broker)
     try:
         forger.publish(topics.site_config("S01", "catalog"), forged)
     finally:
         forger.close()
-    wait_for(lambda: env.agent_health("S01")["config_refused"] > h0["config_refused"], 10,
-             what="forged config refused")
+    wait_for(lambda: env.agent_health("S01")["config_refused"] > h0["config_refused"], 10, what="forged config refused")
     h = env.agent_health("S01")
     assert h["catalog_version"] == h0["catalog_version"] == 1
-    assert env.register("S01", "XK-001")[0] == 201     # catalog intact
+    assert env.register("S01", "XK-001")[0] == 201  # catalog intact

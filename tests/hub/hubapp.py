@@ -1,5 +1,6 @@
 """A real Hub (provisioned directory, real SQLite database, real aiohttp app on a free port) with
 no broker and no threads started: for API tests that need only the HTTP side and the database."""
+
 from __future__ import annotations
 
 import asyncio
@@ -45,7 +46,11 @@ def run(coro):
 def metrics_text(conn) -> str:
     """/metrics as rendered from a hub database, without a running hub (empty queue, connected)."""
     from types import SimpleNamespace
+
     from hub.metrics import render_metrics
-    running = SimpleNamespace(ingest=SimpleNamespace(q=SimpleNamespace(qsize=lambda: 0)),
-                              link=SimpleNamespace(connected=SimpleNamespace(is_set=lambda: True)))
+
+    running = SimpleNamespace(
+        ingest=SimpleNamespace(q=SimpleNamespace(qsize=lambda: 0)),
+        link=SimpleNamespace(connected=SimpleNamespace(is_set=lambda: True)),
+    )
     return render_metrics(conn, running)

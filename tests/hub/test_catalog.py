@@ -1,4 +1,5 @@
 """Catalog import: CSV or YAML, Chinese labels accepted, every problem named by row and field."""
+
 from __future__ import annotations
 
 import json
@@ -21,21 +22,26 @@ def test_demo_csv_with_chinese_headers_and_labels():
 
 def test_yaml_with_english_keys(tmp_path):
     f = tmp_path / "c.yaml"
-    f.write_text("items:\n  - {code: A1, name: 排水许可, department: 住建局, item_type: 行政许可,\n"
-                 "     case_type: promised, legal_days: 20, promised_days: 5, yellow_days: 1}\n",
-                 encoding="utf-8")
+    f.write_text(
+        "items:\n  - {code: A1, name: 排水许可, department: 住建局, item_type: 行政许可,\n"
+        "     case_type: promised, legal_days: 20, promised_days: 5, yellow_days: 1}\n",
+        encoding="utf-8",
+    )
     (item,) = read_catalog(f)
     assert (item.code, item.item_type, item.promised_days) == ("A1", "licensing", 5)
 
 
 def test_errors_name_row_and_field(tmp_path):
     f = tmp_path / "bad.csv"
-    f.write_text("code,name,department,item_type,case_type,legal_days,promised_days\n"
-                 "A1,甲,部门,行政许可,承诺件,20,30\n"
-                 "A2,乙,部门,许可证,承诺件,20,5\n"
-                 "A3,乙,部门,公共服务,承诺件,20,5\n"
-                 "A3,丙,部门,公共服务,即办件,20,0\n"
-                 "A5,丁,部门,公共服务,承诺件,二十,5\n", encoding="utf-8")
+    f.write_text(
+        "code,name,department,item_type,case_type,legal_days,promised_days\n"
+        "A1,甲,部门,行政许可,承诺件,20,30\n"
+        "A2,乙,部门,许可证,承诺件,20,5\n"
+        "A3,乙,部门,公共服务,承诺件,20,5\n"
+        "A3,丙,部门,公共服务,即办件,20,0\n"
+        "A5,丁,部门,公共服务,承诺件,二十,5\n",
+        encoding="utf-8",
+    )
     with pytest.raises(CatalogError) as e:
         read_catalog(f)
     msg = str(e.value)
@@ -46,11 +52,14 @@ def test_errors_name_row_and_field(tmp_path):
     assert "row 5 (line 6) legal_days" in msg
 
 
-@pytest.mark.parametrize("name,text,expected", [
-    ("x.txt", "a", "unsupported file type"),
-    ("x.csv", "", "no items"),
-    ("x.yaml", "just a string", "expected a list"),
-])
+@pytest.mark.parametrize(
+    "name,text,expected",
+    [
+        ("x.txt", "a", "unsupported file type"),
+        ("x.csv", "", "no items"),
+        ("x.yaml", "just a string", "expected a list"),
+    ],
+)
 def test_file_level_errors(tmp_path, name, text, expected):
     f = tmp_path / name
     f.write_text(text, encoding="utf-8")
@@ -70,8 +79,11 @@ def test_store_bumps_version_and_keeps_an_audit_line(tmp_path):
 
 def test_unknown_columns_are_named_with_the_accepted_headers(tmp_path):
     f = tmp_path / "items.csv"
-    f.write_text("code,name,department,item_type,case_type,legal_days,promised_days,办理地点\n"
-                 "A1,甲,乙,licensing,promised,20,10,一楼\n", encoding="utf-8")
+    f.write_text(
+        "code,name,department,item_type,case_type,legal_days,promised_days,办理地点\n"
+        "A1,甲,乙,licensing,promised,20,10,一楼\n",
+        encoding="utf-8",
+    )
     with pytest.raises(CatalogError) as e:
         read_catalog(f)
     msg = str(e.value)

@@ -3,6 +3,7 @@ and a per-site cap, in chunks of at least MIN_CHUNK_BYTES but for the last; what
 is counted (and shows in /metrics).
 
 Real ClipReceiver over a real hub SQLite database (all migrations), real signed chunks."""
+
 from __future__ import annotations
 
 import hashlib
@@ -10,13 +11,13 @@ import hashlib
 import pytest
 
 from hub.clips import ClipReceiver, request_clip, site_clip_bytes
-from tests.hub.hubapp import metrics_text
 from protocol.clips import MIN_CHUNK_BYTES, ClipChunk, open_chunk, seal_chunk
 from protocol.crypto import generate_ed25519
 from protocol.wire import WireError
+from tests.hub.hubapp import metrics_text
 
 NOW = 1_795_000_000_000
-K = MIN_CHUNK_BYTES                  # the smallest chunk the hub takes (but for the last)
+K = MIN_CHUNK_BYTES  # the smallest chunk the hub takes (but for the last)
 
 
 @pytest.fixture
@@ -26,7 +27,7 @@ def keys():
 
 def chunks(clip_id, data: bytes, chunk_bytes: int, camera="win1", start=NOW, end=NOW + 6000):
     sha = hashlib.sha256(data).hexdigest()
-    parts = [data[i:i + chunk_bytes] for i in range(0, len(data), chunk_bytes)]
+    parts = [data[i : i + chunk_bytes] for i in range(0, len(data), chunk_bytes)]
     return [ClipChunk(clip_id, i, len(parts), sha, camera, start, end, p) for i, p in enumerate(parts)]
 
 
@@ -40,13 +41,15 @@ def counters(db) -> dict:
 
 def test_requested_clip_is_stored_and_assembled(db, keys, tmp_path):
     rx = ClipReceiver(tmp_path / "clips")
-    data = bytes(range(256)) * (K * 5 // 512)                   # 2.5 chunks
+    data = bytes(range(256)) * (K * 5 // 512)  # 2.5 chunks
     request_clip(db, "S01", "S01-win1-1", "win1", NOW, NOW + 6000, NOW)
     for c in chunks("S01-win1-1", data, K):
         topic, ack = send(rx, db, "S01", keys["S01"], c)
         assert ack == {"clip_id": "S01-win1-1", "index": c.index} and topic.endswith("/S01/down/clip")
     assert rx.path("S01-win1-1").read_bytes() == data
-    row = db.execute("SELECT done, size, stored_bytes, total, received FROM clips WHERE clip_id='S01-win1-1'").fetchone()
+    row = db.execute(
+        "SELECT done, size, stored_bytes, total, received FROM clips WHERE clip_id='S01-win1-1'"
+    ).fetchone()
     assert row == (1, len(data), len(data), 3, 3)
     assert site_clip_bytes(db, "S01") == len(data)
 
@@ -59,7 +62,7 @@ def test_unrequested_clip_is_refused_without_storing_anything(db, keys, tmp_path
         rx.handle(db, "S01", payload, keys["S01"].public_key(), NOW)
     assert e.value.reason == "unrequested_clip"
     assert not (tmp_path / "clips").exists() or not any((tmp_path / "clips").iterdir())
-    assert db.execute("SELECT count(*) FROM clips").fetchone()[0] == 0     # no row created by a chunk
+    assert db.execute("SELECT count(*) FROM clips").fetchone()[0] == 0  # no row created by a chunk
     n = counters(db)
     assert n["clip_bytes_dropped"] == len(payload) and n["clip_chunks_dropped"] == 1
     text = metrics_text(db)
@@ -111,8 +114,10 @@ def test_declared_size_over_the_clip_cap_is_refused_at_the_first_chunk(db, keys,
     with pytest.raises(WireError) as e:
         send(rx, db, "S01", keys["S01"], big)
     assert e.value.reason == "clip_too_large"
-    assert db.execute("SELECT refused, stored_bytes FROM clips WHERE clip_id='S01-win1-1'").fetchone() == \
-        ("clip_too_large", 0)
+    assert db.execute("SELECT refused, stored_bytes FROM clips WHERE clip_id='S01-win1-1'").fetchone() == (
+        "clip_too_large",
+        0,
+    )
     assert not (tmp_path / "clips" / "S01-win1-1").exists()
     # its resends are refused too, and counted
     with pytest.raises(WireError):
@@ -154,27 +159,32 @@ def test_chunks_of_a_clip_must_keep_their_size(db, keys, tmp_path):
     request_clip(db, "S01", "S01-win1-1", "win1", NOW, NOW + 6000, NOW)
     send(rx, db, "S01", keys["S01"], ClipChunk("S01-win1-1", 0, 3, "0" * 64, "win1", NOW, NOW + 6000, b"s" * K))
     with pytest.raises(WireError) as e:
-        send(rx, db, "S01", keys["S01"],
-             ClipChunk("S01-win1-1", 1, 3, "0" * 64, "win1", NOW, NOW + 6000, b"B" * 200_000))
+        send(
+            rx, db, "S01", keys["S01"], ClipChunk("S01-win1-1", 1, 3, "0" * 64, "win1", NOW, NOW + 6000, b"B" * 200_000)
+        )
     assert e.value.reason == "malformed"
     # nor a last chunk larger than the others
     with pytest.raises(WireError) as e:
-        send(rx, db, "S01", keys["S01"],
-             ClipChunk("S01-win1-1", 2, 3, "0" * 64, "win1", NOW, NOW + 6000, b"L" * (K + 1)))
+        send(
+            rx, db, "S01", keys["S01"], ClipChunk("S01-win1-1", 2, 3, "0" * 64, "win1", NOW, NOW + 6000, b"L" * (K + 1))
+        )
     assert e.value.reason == "malformed"
 
 
 def test_migration_keeps_clips_from_before(tmp_path):
     """A database made before 0302 keeps its clips (as requested) after the upgrade."""
-    from iobase.sqlite import connect, migrate
     from hub.clips import MIGRATIONS
     from hub.store import all_migrations
+    from iobase.sqlite import connect, migrate
+
     path = tmp_path / "old.db"
     conn = connect(path)
     before = [m for m in all_migrations() if m[0] not in ("0302_clip_requests_and_caps", "0303_clip_chunks")]
     migrate(conn, before)
-    conn.execute("INSERT INTO clips (clip_id, site, camera, start_ms, end_ms, total, received, sha256, size, done, "
-                 "updated_ms) VALUES ('S01-win1-1', 'S01', 'win1', 1, 2, 3, 3, 'ab', 99, 1, 5)")
+    conn.execute(
+        "INSERT INTO clips (clip_id, site, camera, start_ms, end_ms, total, received, sha256, size, done, "
+        "updated_ms) VALUES ('S01-win1-1', 'S01', 'win1', 1, 2, 3, 3, 'ab', 99, 1, 5)"
+    )
     conn.commit()
     assert migrate(conn, all_migrations()) == ["0302_clip_requests_and_caps", "0303_clip_chunks"]
     row = conn.execute("SELECT requested_ms, stored_bytes, done FROM clips").fetchone()

@@ -4,25 +4,26 @@ happen to be on disk. And tiny chunks are refused: a clip cannot become thousand
 
 Real ClipReceiver over a real hub SQLite database (all migrations), real signed chunks; the
 ingest cases go through the real Ingestor (process_safely) of a provisioned hub."""
+
 from __future__ import annotations
 
 import hashlib
 
 import pytest
 
-from iobase.sqlite import connect, migrate, transaction
 from hub.clips import ClipReceiver, request_clip, site_clip_bytes
-from tests.hub.hubapp import metrics_text
 from hub.store import all_migrations, open_db
+from iobase.sqlite import connect, migrate, transaction
 from protocol import topics
 from protocol.clips import MIN_CHUNK_BYTES, ClipChunk, seal_chunk
 from protocol.crypto import generate_ed25519
 from protocol.wire import WireError
+from tests.hub.hubapp import metrics_text
 
 NOW = 1_795_000_000_000
 K = MIN_CHUNK_BYTES
 CLIP = "S01-win1-1"
-DATA = bytes(range(256)) * (K * 5 // 512)          # 2.5 chunks of K: chunks 0 and 1 full, 2 half
+DATA = bytes(range(256)) * (K * 5 // 512)  # 2.5 chunks of K: chunks 0 and 1 full, 2 half
 SHA = hashlib.sha256(DATA).hexdigest()
 
 
@@ -37,7 +38,7 @@ def key():
 
 def chunks(data=DATA, chunk_bytes=K, clip_id=CLIP):
     sha = hashlib.sha256(data).hexdigest()
-    parts = [data[i:i + chunk_bytes] for i in range(0, len(data), chunk_bytes)]
+    parts = [data[i : i + chunk_bytes] for i in range(0, len(data), chunk_bytes)]
     return [ClipChunk(clip_id, i, len(parts), sha, "win1", NOW, NOW + 6000, p) for i, p in enumerate(parts)]
 
 
@@ -86,14 +87,14 @@ def test_rolled_back_first_chunk_then_full_resend_completes_the_clip(db, key, tm
     request(db)
     c = chunks()
     deliver_and_crash(rx, db, key, c[0])
-    assert (tmp_path / "clips" / CLIP / "00000.part").is_file()        # the file stayed ...
-    assert state(db) == (0, 0, 0, None)                                 # ... the database knows nothing
+    assert (tmp_path / "clips" / CLIP / "00000.part").is_file()  # the file stayed ...
+    assert state(db) == (0, 0, 0, None)  # ... the database knows nothing
     for x in c:
         assert deliver(rx, db, key, x) == {"clip_id": CLIP, "index": x.index}
     assert state(db) == (1, 3, len(DATA), len(DATA))
     assert hashlib.sha256(rx.path(CLIP).read_bytes()).hexdigest() == SHA
     assert site_clip_bytes(db, "S01") == len(DATA)
-    assert not (tmp_path / "clips" / CLIP).exists()                     # parts removed once assembled
+    assert not (tmp_path / "clips" / CLIP).exists()  # parts removed once assembled
     assert db.execute("SELECT count(*) FROM clip_chunks").fetchone()[0] == 0
 
 
@@ -113,14 +114,15 @@ def test_crash_between_file_write_and_commit_then_resends(db, key, tmp_path, mon
     def write_then_die(part, data):
         real_write(part, data)
         raise Crash()
+
     monkeypatch.setattr(rx, "_write_part", write_then_die)
     deliver_and_crash(rx, db, key, c[crash_at])
     assert (tmp_path / "clips" / CLIP / f"{crash_at:05d}.part").is_file()
-    assert state(db)[1] == crash_at                                     # only the committed chunks
+    assert state(db)[1] == crash_at  # only the committed chunks
 
-    rx2 = ClipReceiver(tmp_path / "clips")                             # the hub restarted
+    rx2 = ClipReceiver(tmp_path / "clips")  # the hub restarted
     for x in c:
-        if x.index not in acked:                                        # the box resends what is unacked
+        if x.index not in acked:  # the box resends what is unacked
             acked.add(deliver(rx2, db, key, x)["index"])
     assert acked == {0, 1, 2}
     assert state(db) == (1, 3, len(DATA), len(DATA))
@@ -136,7 +138,7 @@ def test_assembly_whose_transaction_rolls_back_is_taken_when_the_last_chunk_come
     deliver(rx, db, key, c[0])
     deliver(rx, db, key, c[1])
     deliver_and_crash(rx, db, key, c[2])
-    assert state(db)[:2] == (0, 2) and rx.path(CLIP) is not None       # file there, not committed as done
+    assert state(db)[:2] == (0, 2) and rx.path(CLIP) is not None  # file there, not committed as done
     assert deliver(rx, db, key, c[2]) == {"clip_id": CLIP, "index": 2}
     assert state(db) == (1, 3, len(DATA), len(DATA))
     assert hashlib.sha256(rx.path(CLIP).read_bytes()).hexdigest() == SHA
@@ -146,9 +148,9 @@ def test_group_retried_one_by_one_by_ingest(tmp_path):
     """Through the real Ingestor: a chunk shares a group with a message that fails unexpectedly;
     process_safely rolls the group back and retries each message alone. The chunk is acked
     once (after its own commit) and the clip completes with the right byte count."""
+    from hub.config import HubConfig
     from hub.ingest import Ingestor
     from hub.keys import HubKeys, SiteKeys
-    from hub.config import HubConfig
     from iobase.config import load_config
     from provisioning.setup import add_site, init_hub
     from tests.craft import SiteSigner
@@ -159,8 +161,9 @@ def test_group_retried_one_by_one_by_ingest(tmp_path):
     cfg = load_config(root / "hub.yaml", HubConfig)
     conn = open_db(root / "data" / "hub.db")
     sent = []
-    ing = Ingestor(conn, HubKeys.load(cfg), SiteKeys(cfg.registry, check_every_s=0),
-                   lambda t, p, q, r: sent.append((t, p)))
+    ing = Ingestor(
+        conn, HubKeys.load(cfg), SiteKeys(cfg.registry, check_every_s=0), lambda t, p, q, r: sent.append((t, p))
+    )
     ing.clips = ClipReceiver(root / "data" / "clips")
     poison = "jiancha/S01/up/poison"
     real_dispatch = ing._dispatch
@@ -169,20 +172,21 @@ def test_group_retried_one_by_one_by_ingest(tmp_path):
         if topic == poison:
             raise RuntimeError("unexpected")
         return real_dispatch(topic, payload, now_ms, out)
+
     ing._dispatch = dispatch
     try:
         request(conn)
         key = SiteSigner(root, "S01").sign_key
         c = [seal_chunk(x, sign_key=key) for x in chunks()]
         clip_topic = topics.site_clip("S01")
-        ing.process_safely([(clip_topic, c[0]), (poison, b"boom")])     # group fails, then one by one
+        ing.process_safely([(clip_topic, c[0]), (poison, b"boom")])  # group fails, then one by one
         ing.process_safely([(clip_topic, c[1]), (clip_topic, c[2])])
         acks = [p for t, p in sent if t == topics.site_clip_ack("S01")]
         assert sorted(a["index"] for a in acks) == [0, 1, 2]
         assert state(conn) == (1, 3, len(DATA), len(DATA))
         path = ing.clips.path(CLIP)
         assert hashlib.sha256(path.read_bytes()).hexdigest() == SHA
-        assert counters(conn)["rejected_internal_error"] == 1            # the poison, quarantined alone
+        assert counters(conn)["rejected_internal_error"] == 1  # the poison, quarantined alone
     finally:
         conn.close()
 
@@ -258,20 +262,24 @@ def test_upgrade_takes_over_part_files_of_an_upload_in_progress(tmp_path, key):
     for x in c:
         (root / CLIP).mkdir(parents=True, exist_ok=True)
         (root / CLIP / f"{x.index:05d}.part").write_bytes(x.data)
-    conn.execute("INSERT INTO clips (clip_id, site, camera, start_ms, end_ms, total, received, sha256, "
-                 "done, updated_ms, requested_ms, chunk_bytes, stored_bytes) "
-                 "VALUES (?, 'S01', 'win1', ?, ?, 3, 2, ?, 0, ?, ?, ?, ?)",
-                 (CLIP, NOW, NOW + 6000, SHA, NOW, NOW, K, 2 * K))
+    conn.execute(
+        "INSERT INTO clips (clip_id, site, camera, start_ms, end_ms, total, received, sha256, "
+        "done, updated_ms, requested_ms, chunk_bytes, stored_bytes) "
+        "VALUES (?, 'S01', 'win1', ?, ?, 3, 2, ?, 0, ?, ?, ?, ?)",
+        (CLIP, NOW, NOW + 6000, SHA, NOW, NOW, K, 2 * K),
+    )
     other = "S01-win1-2"
-    d2 = chunks(bytes(range(200)) * 300, K, clip_id=other)          # 60,000 bytes: 4 chunks
+    d2 = chunks(bytes(range(200)) * 300, K, clip_id=other)  # 60,000 bytes: 4 chunks
     (root / other).mkdir()
-    (root / other / "00000.part").write_bytes(d2[0].data)            # acked before the upgrade
-    (root / other / "00001.part").write_bytes(d2[1].data[:100])      # torn file, never acked
-    (root / other / "00009.part").write_bytes(b"junk")               # outside the clip
-    conn.execute("INSERT INTO clips (clip_id, site, camera, start_ms, end_ms, total, received, sha256, "
-                 "done, updated_ms, requested_ms, chunk_bytes, stored_bytes) "
-                 "VALUES (?, 'S01', 'win1', ?, ?, 4, 1, ?, 0, ?, ?, ?, ?)",
-                 (other, NOW, NOW + 6000, d2[0].sha256, NOW, NOW, K, K))
+    (root / other / "00000.part").write_bytes(d2[0].data)  # acked before the upgrade
+    (root / other / "00001.part").write_bytes(d2[1].data[:100])  # torn file, never acked
+    (root / other / "00009.part").write_bytes(b"junk")  # outside the clip
+    conn.execute(
+        "INSERT INTO clips (clip_id, site, camera, start_ms, end_ms, total, received, sha256, "
+        "done, updated_ms, requested_ms, chunk_bytes, stored_bytes) "
+        "VALUES (?, 'S01', 'win1', ?, ?, 4, 1, ?, 0, ?, ?, ?, ?)",
+        (other, NOW, NOW + 6000, d2[0].sha256, NOW, NOW, K, K),
+    )
     conn.commit()
     assert migrate(conn, all_migrations()) == ["0303_clip_chunks"]
     rx = ClipReceiver(root)
@@ -279,7 +287,7 @@ def test_upgrade_takes_over_part_files_of_an_upload_in_progress(tmp_path, key):
     assert deliver(rx, conn, key, d2[2]) == {"clip_id": other, "index": 2}
     assert state(conn) == (1, 3, len(DATA), len(DATA))
     assert hashlib.sha256(rx.path(CLIP).read_bytes()).hexdigest() == SHA
-    assert state(conn, other)[:3] == (0, 2, 2 * K)                    # chunk 0 (taken over) and 2
+    assert state(conn, other)[:3] == (0, 2, 2 * K)  # chunk 0 (taken over) and 2
     assert conn.execute("SELECT count(*) FROM clip_parts_unscanned").fetchone()[0] == 0
     deliver(rx, conn, key, d2[1])
     deliver(rx, conn, key, d2[3])

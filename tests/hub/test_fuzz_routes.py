@@ -4,6 +4,7 @@ A real Hub (provisioned directory, SQLite, no broker) served on a free port, see
 case, an open ticket on it and an online site so that replies, reviews, sign texts and clip
 requests reach their handlers' deeper code. Publishing to the (absent) broker is recorded, not
 sent. See tests/fuzzhttp.py for what is generated."""
+
 from __future__ import annotations
 
 import asyncio
@@ -21,11 +22,26 @@ from tests.craft import registration
 from tests.fuzzhttp import Target, report, routes, walk
 from tests.hub.hubapp import close, provisioned_hub, served
 
-EXAMPLES = 30           # random requests per route (58 routes with HEAD and static files), after the catalogue
+EXAMPLES = 30  # random requests per route (58 routes with HEAD and static files), after the catalogue
 CASE_NO = "S01-20261120-0001"
 DEPARTMENT_TOKEN = "d" * 40
-FIELDS = ["actor", "text", "decision", "level", "window", "seconds", "camera", "start_ms", "end_ms", "year",
-          "holidays", "workdays", "source", "token", "case_no"]
+FIELDS = [
+    "actor",
+    "text",
+    "decision",
+    "level",
+    "window",
+    "seconds",
+    "camera",
+    "start_ms",
+    "end_ms",
+    "year",
+    "holidays",
+    "workdays",
+    "source",
+    "token",
+    "case_no",
+]
 BODIES = {
     "/api/tickets/{id:\\d{1,18}}/reply": {"actor": "科长", "text": "已整改"},
     "/api/tickets/{id:\\d{1,18}}/review": {"decision": "reject", "actor": "监察员", "text": "理由不足"},
@@ -37,7 +53,7 @@ BODIES[SITE + "/sign"] = {"window": "1", "text": "暂停服务", "seconds": 600}
 BODIES[SITE + "/clips"] = {"camera": "c1", "start_ms": 1_790_000_000_000, "end_ms": 1_790_000_060_000}
 # 5xx our code answers on purpose, and the text that says so; nothing else may be 5xx
 DELIBERATE_5XX = {
-    ("GET", "/api/documents/{id:\\d{1,18}}.pdf"): (500, "文书校验失败"),     # a stored PDF fails its hash
+    ("GET", "/api/documents/{id:\\d{1,18}}.pdf"): (500, "文书校验失败"),  # a stored PDF fails its hash
     ("HEAD", "/api/documents/{id:\\d{1,18}}.pdf"): (500, ""),
 }
 
@@ -47,14 +63,33 @@ def seed(hub) -> int:
     reg = registration("S01", 1)
 
     def write(c):
-        c.execute("INSERT INTO cases (case_no, site, item_code, item_name, department, query_code, received_at, "
-                  "reg_seq, reg_json, status, light, due_date) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                  (CASE_NO, "S01", "XK-001", "食品经营许可", "市场监督管理局", reg["query_code"],
-                   reg["received_at"], 1, json.dumps(reg, ensure_ascii=False), "received", "red", "2026-12-04"))
-        c.execute("INSERT INTO sites (code, online, last_seen_ms) VALUES ('S01', 1, ?) "
-                  "ON CONFLICT(code) DO UPDATE SET online=1", (int(time.time() * 1000),))
-        return hub.supervisor.open_ticket(c, CASE_NO, "duban", "监察员", datetime(2026, 12, 7, 9, tzinfo=CST),
-                                          reason="fuzz")
+        c.execute(
+            "INSERT INTO cases (case_no, site, item_code, item_name, department, query_code, received_at, "
+            "reg_seq, reg_json, status, light, due_date) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                CASE_NO,
+                "S01",
+                "XK-001",
+                "食品经营许可",
+                "市场监督管理局",
+                reg["query_code"],
+                reg["received_at"],
+                1,
+                json.dumps(reg, ensure_ascii=False),
+                "received",
+                "red",
+                "2026-12-04",
+            ),
+        )
+        c.execute(
+            "INSERT INTO sites (code, online, last_seen_ms) VALUES ('S01', 1, ?) "
+            "ON CONFLICT(code) DO UPDATE SET online=1",
+            (int(time.time() * 1000),),
+        )
+        return hub.supervisor.open_ticket(
+            c, CASE_NO, "duban", "监察员", datetime(2026, 12, 7, 9, tzinfo=CST), reason="fuzz"
+        )
+
     return hub.write(write)
 
 
@@ -69,36 +104,65 @@ def hub(tmp_path):
 def test_no_route_answers_5xx_to_hostile_requests(hub):
     tid = seed(hub)
     published = []
-    hub.link.publish = lambda *a, **k: published.append(a)       # no broker: record the commands
+    hub.link.publish = lambda *a, **k: published.append(a)  # no broker: record the commands
     token = hub.cfg.api.admin_token
     loop = asyncio.new_event_loop()
     try:
+
         async def start():
             ctx = served(hub)
             base, app = await ctx.__aenter__()
             session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
             return ctx, base, app, session
+
         ctx, base, app, session = loop.run_until_complete(start())
         try:
             target = Target(
-                loop=loop, base=base, app=app,
-                credentials={"admin": {"Authorization": f"Bearer {token}"}, "none": {},
-                             "wrong": {"Authorization": "Bearer " + "x" * 40},
-                             "department": {"Authorization": f"Bearer {DEPARTMENT_TOKEN}"},
-                             "cookie": {"Cookie": f"{PUBLIC_COOKIE}={token}"}},
-                known={"case_no": [CASE_NO], "id": [str(tid)], "code": ["S01", "S01-A"], "window": ["1"],
-                       "clip_id": ["S01-c1-1790000000000"], "seq": ["1"], "filename": ["style.css"]},
-                bodies=BODIES, fields=FIELDS,
-                query_keys=["limit", "offset", "order", "site", "light", "status", "department", "open", "code",
-                            "case_no", "bad"],
-                deliberate_5xx=DELIBERATE_5XX)
+                loop=loop,
+                base=base,
+                app=app,
+                credentials={
+                    "admin": {"Authorization": f"Bearer {token}"},
+                    "none": {},
+                    "wrong": {"Authorization": "Bearer " + "x" * 40},
+                    "department": {"Authorization": f"Bearer {DEPARTMENT_TOKEN}"},
+                    "cookie": {"Cookie": f"{PUBLIC_COOKIE}={token}"},
+                },
+                known={
+                    "case_no": [CASE_NO],
+                    "id": [str(tid)],
+                    "code": ["S01", "S01-A"],
+                    "window": ["1"],
+                    "clip_id": ["S01-c1-1790000000000"],
+                    "seq": ["1"],
+                    "filename": ["style.css"],
+                },
+                bodies=BODIES,
+                fields=FIELDS,
+                query_keys=[
+                    "limit",
+                    "offset",
+                    "order",
+                    "site",
+                    "light",
+                    "status",
+                    "department",
+                    "open",
+                    "code",
+                    "case_no",
+                    "bad",
+                ],
+                deliberate_5xx=DELIBERATE_5XX,
+            )
             t0 = time.monotonic()
             results = walk(target, session, max_examples=EXAMPLES)
             took = time.monotonic() - t0
         finally:
+
             async def stop():
                 await session.close()
                 await ctx.__aexit__(None, None, None)
+
             loop.run_until_complete(stop())
     finally:
         loop.close()

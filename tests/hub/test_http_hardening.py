@@ -2,6 +2,7 @@
 dashboard cookie, framing, half-sent requests, and a lookup flood from many addresses.
 
 A real Hub (provisioned directory, SQLite) and its real aiohttp app on a free port."""
+
 from __future__ import annotations
 
 import asyncio
@@ -38,8 +39,9 @@ def test_cookie_writes_need_this_hubs_origin(hub):
         async with served(hub) as (url, _app):
             cookie = {"jc_token": token}
             # the audit's request: a text/plain form-like POST from another site with the cookie
-            st, body = await _post_calendar(url, {"Content-Type": "text/plain", "Origin": "https://evil.example"},
-                                            cookie)
+            st, body = await _post_calendar(
+                url, {"Content-Type": "text/plain", "Origin": "https://evil.example"}, cookie
+            )
             assert st == 403
             msg = json.loads(body)["error"]
             assert "拒绝跨站请求" in msg and "cross-site request refused" in msg and "evil.example" in msg
@@ -47,20 +49,22 @@ def test_cookie_writes_need_this_hubs_origin(hub):
             st, _ = await _post_calendar(url, {"Sec-Fetch-Site": "cross-site"}, cookie)
             assert st == 403
             st, _ = await _post_calendar(url, {"Sec-Fetch-Site": "same-site", "Origin": url}, cookie)
-            assert st == 403                                   # a sibling subdomain is another origin
+            assert st == 403  # a sibling subdomain is another origin
             st, _ = await _post_calendar(url, {"Origin": "null"}, cookie)
-            assert st == 403                                   # sandboxed frame / data: URL
-            st, _ = await _post_calendar(url, {}, cookie)      # cookie, neither header: not a page of ours
+            assert st == 403  # sandboxed frame / data: URL
+            st, _ = await _post_calendar(url, {}, cookie)  # cookie, neither header: not a page of ours
             assert st == 403
             # our own pages: same origin
-            st, body = await _post_calendar(url, {"Content-Type": "application/json", "Origin": url,
-                                                  "Sec-Fetch-Site": "same-origin"}, cookie)
+            st, body = await _post_calendar(
+                url, {"Content-Type": "application/json", "Origin": url, "Sec-Fetch-Site": "same-origin"}, cookie
+            )
             assert st == 201, body
             st, _ = await _post_calendar(url, {"Sec-Fetch-Site": "same-origin"}, cookie)
             assert st == 201
             # behind a reverse proxy that passes the public host name
-            st, _ = await _post_calendar(url, {"Origin": "https://hub.example.gov.cn",
-                                               "X-Forwarded-Host": "hub.example.gov.cn"}, cookie)
+            st, _ = await _post_calendar(
+                url, {"Origin": "https://hub.example.gov.cn", "X-Forwarded-Host": "hub.example.gov.cn"}, cookie
+            )
             assert st == 201
             # scripts and tools with the bearer header: no Origin needed (a page cannot send it cross-site)
             st, _ = await _post_calendar(url, {"Authorization": f"Bearer {token}"})
@@ -74,12 +78,18 @@ def test_cookie_writes_need_this_hubs_origin(hub):
             assert st == 401
             # login from another site's form is refused too
             async with aiohttp.ClientSession() as s:
-                async with s.post(url + "/login", data={"token": token}, allow_redirects=False,
-                                  headers={"Origin": "https://evil.example"}) as r:
+                async with s.post(
+                    url + "/login",
+                    data={"token": token},
+                    allow_redirects=False,
+                    headers={"Origin": "https://evil.example"},
+                ) as r:
                     assert r.status == 403
-                async with s.post(url + "/login", data={"token": token}, allow_redirects=False,
-                                  headers={"Origin": url}) as r:
+                async with s.post(
+                    url + "/login", data={"token": token}, allow_redirects=False, headers={"Origin": url}
+                ) as r:
                     assert r.status == 302
+
     asyncio.run(go())
 
 
@@ -88,24 +98,35 @@ def test_every_response_carries_the_protective_headers(hub):
 
     async def go():
         async with served(hub) as (url, _app), aiohttp.ClientSession() as s:
-            for path, auth, want in (("/", None, 200), ("/site", None, 200), ("/public", None, 200),
-                                     ("/static/style.css", None, 200), ("/static/dashboard.js", None, 200),
-                                     ("/api/cases", None, 401), ("/api/cases", token, 200),
-                                     ("/api/cases/NOPE", token, 404), ("/api/nope", token, 404),
-                                     ("/metrics", None, 200), ("/api/public/cases/X?code=1", None, 404)):
+            for path, auth, want in (
+                ("/", None, 200),
+                ("/site", None, 200),
+                ("/public", None, 200),
+                ("/static/style.css", None, 200),
+                ("/static/dashboard.js", None, 200),
+                ("/api/cases", None, 401),
+                ("/api/cases", token, 200),
+                ("/api/cases/NOPE", token, 404),
+                ("/api/nope", token, 404),
+                ("/metrics", None, 200),
+                ("/api/public/cases/X?code=1", None, 404),
+            ):
                 headers = {"Authorization": f"Bearer {auth}"} if auth else {}
                 async with s.get(url + path, headers=headers) as r:
                     assert r.status == want, path
                     for name, value in SECURITY_HEADERS.items():
                         assert r.headers.get(name) == value, (path, name)
             assert "frame-ancestors 'none'" in SECURITY_HEADERS["Content-Security-Policy"]
+
     asyncio.run(go())
 
 
 def test_pages_need_no_inline_script_or_style():
     """The CSP allows scripts and styles from files only: the pages must not need more."""
     import re
+
     from hub.api import STATIC
+
     for page in sorted(STATIC.glob("*.html")) + sorted(STATIC.glob("*.js")):
         text = page.read_text(encoding="utf-8")
         assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", text), f"inline <script> in {page.name}"
@@ -154,7 +175,7 @@ def test_half_sent_headers_are_dropped_in_bounded_time(hub):
                     if data == b"":
                         closed = True
                         break
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             assert closed and time.monotonic() - t0 < 3.0
             w.close()
@@ -165,6 +186,7 @@ def test_half_sent_headers_are_dropped_in_bounded_time(hub):
             # and a complete request is answered as usual
             async with aiohttp.ClientSession() as s, s.get(url + "/api/health") as resp:
                 assert resp.status == 200
+
     asyncio.run(go())
 
 
@@ -175,8 +197,10 @@ def test_half_sent_body_is_dropped_in_bounded_time(hub):
         async with served(hub, header_timeout_s=30.0, body_timeout_s=1.0) as (url, _app):
             port = int(url.rsplit(":", 1)[1])
             r, w = await asyncio.open_connection("127.0.0.1", port)
-            w.write(b"POST /api/calendar HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                    b"Authorization: Bearer " + token.encode() + b"\r\nContent-Length: 1000\r\n\r\n{\"year\": ")
+            w.write(
+                b"POST /api/calendar HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Authorization: Bearer " + token.encode() + b'\r\nContent-Length: 1000\r\n\r\n{"year": '
+            )
             await w.drain()
             t0 = time.monotonic()
             rest = b""
@@ -187,8 +211,11 @@ def test_half_sent_body_is_dropped_in_bounded_time(hub):
             w.close()
             # a whole body is fine
             async with aiohttp.ClientSession() as s:
-                async with s.post(url + "/api/calendar", json=YEAR, headers={"Authorization": f"Bearer {token}"}) as resp:
+                async with s.post(
+                    url + "/api/calendar", json=YEAR, headers={"Authorization": f"Bearer {token}"}
+                ) as resp:
                     assert resp.status == 201
+
     asyncio.run(go())
 
 
@@ -198,14 +225,14 @@ def test_lookup_limiter_stays_bounded_and_still_limits_a_guesser():
     now = 1000.0
     assert all(lim.allow(guesser, now) for _ in range(30))
     assert not lim.allow(guesser, now)
-    for i in range(100_000):                      # 100,000 distinct /64s, one lookup each
-        addr = f"2001:db8:{i >> 16:x}:{i & 0xffff:x}::1"
+    for i in range(100_000):  # 100,000 distinct /64s, one lookup each
+        addr = f"2001:db8:{i >> 16:x}:{i & 0xFFFF:x}::1"
         lim.allow(lim.key(addr), now + i * 0.0001)
     assert len(lim) <= 10_000
     held = sys.getsizeof(lim.tat) + sum(sys.getsizeof(k) + sys.getsizeof(v) for k, v in lim.tat.items())
-    assert held < 3 * 1024 * 1024, held            # a few MB at most, whatever the number of clients
-    t = now + 10.0                                 # 10 s later: 5 lookups' worth refilled, not 30
-    assert sum(lim.allow(guesser, t) for _ in range(30)) == 5   # the flood did not make it forget the guesser
+    assert held < 3 * 1024 * 1024, held  # a few MB at most, whatever the number of clients
+    t = now + 10.0  # 10 s later: 5 lookups' worth refilled, not 30
+    assert sum(lim.allow(guesser, t) for _ in range(30)) == 5  # the flood did not make it forget the guesser
     # one subscriber's /64 is one client; an IPv4-mapped address is its IPv4 address
     assert lim.key("2001:db8:1:2::5") == lim.key("2001:db8:1:2:ffff::9") != lim.key("2001:db8:1:3::5")
     assert lim.key("::ffff:203.0.113.7") == guesser
@@ -215,8 +242,9 @@ def test_lookup_limiter_stays_bounded_and_still_limits_a_guesser():
 
 def test_lookup_limiter_has_a_global_ceiling():
     lim = Limiter(n=30, window_s=60.0, global_n=100, max_clients=1000)
-    allowed = sum(lim.allow(lim.key(f"198.51.100.{i % 250}" if i < 250 else f"192.0.2.{i % 250}"), 5.0)
-                  for i in range(500))
+    allowed = sum(
+        lim.allow(lim.key(f"198.51.100.{i % 250}" if i < 250 else f"192.0.2.{i % 250}"), 5.0) for i in range(500)
+    )
     assert allowed == 100
 
 
@@ -228,4 +256,5 @@ def test_lookup_flood_through_http_gets_429(hub):
                 async with s.get(url + "/api/public/cases/S01-20260101-0001?code=12345678") as r:
                     got.append(r.status)
             assert got == [404, 404, 404, 429, 429]
+
     asyncio.run(go())

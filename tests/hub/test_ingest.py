@@ -1,17 +1,17 @@
 """Ingest decisions with crafted input: dedupe, reorder, chain, quarantine (no broker needed)."""
+
 from __future__ import annotations
 
 import pytest
 
+from hub.config import HubConfig
 from hub.ingest import Ingestor
 from hub.keys import HubKeys, SiteKeys
 from hub.store import open_db
+from iobase.config import load_config
 from protocol import topics
 from protocol.crypto import generate_ed25519
 from protocol.records import GENESIS
-from protocol.wire import seal_batch
-from hub.config import HubConfig
-from iobase.config import load_config
 from provisioning.setup import add_site, init_hub, revoke_site
 from tests.craft import SiteSigner, chain, registration, trust_item
 
@@ -26,8 +26,9 @@ def hub(tmp_path):
     conn = open_db(root / "data" / "hub.db")
     trust_item(conn)
     sent = []
-    ing = Ingestor(conn, HubKeys.load(cfg), SiteKeys(cfg.registry, check_every_s=0),
-                   lambda t, p, q, r: sent.append((t, p)))
+    ing = Ingestor(
+        conn, HubKeys.load(cfg), SiteKeys(cfg.registry, check_every_s=0), lambda t, p, q, r: sent.append((t, p))
+    )
     ing.root, ing.sent, ing.conn = root, sent, conn
     return ing
 
@@ -67,8 +68,8 @@ def test_out_of_order_batches_are_reordered_by_seq(hub):
     s1 = SiteSigner(hub.root, "S01")
     recs, _ = chain("S01", 6)
     out = hub.process_group([(topics.site_batch("S01"), s1.seal(recs[3:], 4))])
-    assert out.acks["S01"]["acked"] == 0        # gap 1..3: nothing contiguous yet
-    assert _count(hub.conn, "SELECT count(*) FROM cases") == 3   # but live cases show at once
+    assert out.acks["S01"]["acked"] == 0  # gap 1..3: nothing contiguous yet
+    assert _count(hub.conn, "SELECT count(*) FROM cases") == 3  # but live cases show at once
     out = hub.process_group([(topics.site_batch("S01"), s1.seal(recs[:3], 1))])
     assert out.acks["S01"]["acked"] == 6
     assert _count(hub.conn, "SELECT chain_breaks FROM sites WHERE code='S01'") == 0
@@ -76,6 +77,7 @@ def test_out_of_order_batches_are_reordered_by_seq(hub):
 
 def test_gap_that_persists_asks_for_resend(hub, monkeypatch):
     import hub.ingest as ingest_mod
+
     monkeypatch.setattr(ingest_mod, "GAP_WAIT_MS", -1)
     s1 = SiteSigner(hub.root, "S01")
     recs, _ = chain("S01", 4)
@@ -83,12 +85,15 @@ def test_gap_that_persists_asks_for_resend(hub, monkeypatch):
     assert out.acks["S01"] == {**out.acks["S01"], "acked": 0, "resend_from": 1}
 
 
-@pytest.mark.parametrize("mutate,reason", [
-    (lambda b: b"\x93garbage", "malformed"),
-    (lambda b: b[: len(b) // 2], "malformed"),
-    (lambda b: b + b"\x00" * (1_048_577 - len(b)), "oversize"),
-    (lambda b: b[:-3] + bytes([b[-3] ^ 1]) + b[-2:], "bad_signature"),
-])
+@pytest.mark.parametrize(
+    "mutate,reason",
+    [
+        (lambda b: b"\x93garbage", "malformed"),
+        (lambda b: b[: len(b) // 2], "malformed"),
+        (lambda b: b + b"\x00" * (1_048_577 - len(b)), "oversize"),
+        (lambda b: b[:-3] + bytes([b[-3] ^ 1]) + b[-2:], "bad_signature"),
+    ],
+)
 def test_bad_batches_are_quarantined_and_ingest_goes_on(hub, mutate, reason):
     s1 = SiteSigner(hub.root, "S01")
     recs, _ = chain("S01", 2)
@@ -151,7 +156,7 @@ def test_seq_conflict_and_chain_break(hub):
     four, _ = chain("S01", 1, start_seq=4, prev=h4)
     out = hub.process_group([(topics.site_batch("S01"), s1.seal(four, 4))])
     assert out.acks["S01"]["acked"] == 4
-    hub.process_group([(topics.site_batch("S01"), s1.seal(five, 5))])        # again: counted once
+    hub.process_group([(topics.site_batch("S01"), s1.seal(five, 5))])  # again: counted once
     assert _count(hub.conn, "SELECT chain_breaks FROM sites WHERE code='S01'") == 1
     assert _count(hub.conn, "SELECT count(*) FROM alerts WHERE kind='chain_break'") == 1
 
@@ -171,10 +176,10 @@ def test_bad_topic_and_state_garbage(hub):
 
 def test_birth_gets_an_ack_with_hub_position(hub):
     from protocol.wire import encode_msg
+
     s1 = SiteSigner(hub.root, "S01")
     hub.process_group([(topics.site_batch("S01"), s1.seal(chain("S01", 2)[0], 1))])
-    out = hub.process_group([(topics.site_state("S01"),
-                              encode_msg({"online": True, "last_seq": 5, "clock": "hub"}))])
+    out = hub.process_group([(topics.site_state("S01"), encode_msg({"online": True, "last_seq": 5, "clock": "hub"}))])
     assert out.acks["S01"]["acked"] == 2
     row = hub.conn.execute("SELECT online, agent_last_seq, clock FROM sites WHERE code='S01'").fetchone()
     assert row == (1, 5, "hub")
@@ -183,10 +188,10 @@ def test_birth_gets_an_ack_with_hub_position(hub):
 def test_birth_from_an_agent_ahead_of_us_asks_for_resend(hub):
     """The hub lost data (restored backup): the agent's ack is above ours → resend from ours."""
     from protocol.wire import encode_msg
+
     s1 = SiteSigner(hub.root, "S01")
     hub.process_group([(topics.site_batch("S01"), s1.seal(chain("S01", 2)[0], 1))])
-    out = hub.process_group([(topics.site_state("S01"),
-                              encode_msg({"online": True, "last_seq": 9, "acked_seq": 9}))])
+    out = hub.process_group([(topics.site_state("S01"), encode_msg({"online": True, "last_seq": 9, "acked_seq": 9}))])
     assert out.acks["S01"]["acked"] == 2 and out.acks["S01"]["resend_from"] == 3
 
 
@@ -201,6 +206,7 @@ def test_a_poison_message_is_quarantined_and_does_not_block_the_group(hub, monke
         if site == "S02":
             raise RuntimeError("unexpected")
         return real(site, topic, payload, now_ms, out)
+
     monkeypatch.setattr(hub, "_batch", explode)
     hub.process_safely([bad, good])
     assert _count(hub.conn, "SELECT count(*) FROM records WHERE site='S01'") == 2
@@ -212,7 +218,9 @@ def test_a_site_cannot_touch_another_sites_cases(hub):
     # the case is received a minute ago (the hub judges it by its own clock, the real one), so
     # it is still 'received' whatever today's date: only a withdrawal could change that
     from datetime import datetime, timedelta
+
     from protocol.calendar import CST
+
     now = datetime.now(CST).replace(microsecond=0)
     s1, s2 = SiteSigner(hub.root, "S01"), SiteSigner(hub.root, "S02")
     reg = registration("S01", 1, now - timedelta(minutes=1))
@@ -221,15 +229,17 @@ def test_a_site_cannot_touch_another_sites_cases(hub):
     foreign = {"case_no": reg["case_no"], "type": "withdraw", "at": now.isoformat()}
     recs, _ = chain("S02", 1, body=lambda s: foreign, kind="case.event")
     out = hub.process_group([(topics.site_batch("S02"), s2.seal(recs, 1))])
-    assert out.acks["S02"]["acked"] == 1                                 # stored for completeness ...
-    assert _count(hub.conn, "SELECT count(*) FROM case_events") == 0     # ... but not applied
+    assert out.acks["S02"]["acked"] == 1  # stored for completeness ...
+    assert _count(hub.conn, "SELECT count(*) FROM case_events") == 0  # ... but not applied
     assert _reasons(hub.conn) == {"wrong_site": 1}
     assert _count(hub.conn, "SELECT count(*) FROM cases WHERE status='received'") == 1
 
 
 def test_impossible_dates_are_flagged_not_fatal(hub):
     from datetime import datetime
+
     from protocol.calendar import CST
+
     s1 = SiteSigner(hub.root, "S01")
     recs, _ = chain("S01", 1, body=lambda s: {**registration("S01", s), "received_at": "9999-12-31T10:00:00+08:00"})
     out = hub.process_group([(topics.site_batch("S01"), s1.seal(recs, 1))])

@@ -4,6 +4,7 @@ catalog, bounded quarantine, no personal data in logs, and supervision only on a
 Everything runs in-process on the real Ingestor and a real hub database, with crafted records
 sealed by the provisioned sites' own keys; the time is passed in (never today's date).
 """
+
 from __future__ import annotations
 
 import logging
@@ -13,21 +14,21 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from hub.config import HubConfig, Supervision
 from hub.ingest import Ingestor
 from hub.keys import HubKeys, SiteKeys
 from hub.store import open_db
 from hub.supervision import Supervisor, ticket_view
+from iobase.config import load_config
 from protocol import topics
 from protocol.calendar import CST
 from protocol.caseno import case_site, make_case_no, owned_by
 from protocol.records import GENESIS, Record, encode_record, record_hash
 from protocol.wire import encode_msg
-from hub.config import HubConfig, Supervision
-from iobase.config import load_config
 from provisioning.setup import add_site, init_hub
 from tests.craft import ITEM, SiteSigner, registration, trust_item
 
-VICTIM, ATTACKER = "140702-001", "140702"      # one site code prefixes the other
+VICTIM, ATTACKER = "140702-001", "140702"  # one site code prefixes the other
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=CST)
 
 
@@ -53,8 +54,18 @@ class Site:
         for kind, body in bodies:
             self.seq += 1
             at = wall or datetime.fromisoformat(body.get("received_at") or body.get("at") or NOW.isoformat())
-            enc = encode_record(Record(seq=self.seq, prev=self.prev, kind=kind, wall_ms=int(at.timestamp() * 1000),
-                                       mono_ns=time.monotonic_ns(), boot_id="b", clock=self.clock, body=body))
+            enc = encode_record(
+                Record(
+                    seq=self.seq,
+                    prev=self.prev,
+                    kind=kind,
+                    wall_ms=int(at.timestamp() * 1000),
+                    mono_ns=time.monotonic_ns(),
+                    boot_id="b",
+                    clock=self.clock,
+                    body=body,
+                )
+            )
             self.prev = record_hash(enc)
             encs.append(enc)
         return topics.site_batch(self.code), self.signer.seal(encs, first)
@@ -72,8 +83,11 @@ def hub(tmp_path):
     clock = Clock(NOW)
     ing = Ingestor(conn, HubKeys.load(cfg), SiteKeys(cfg.registry, check_every_s=0), lambda *a: None, now=clock)
     notes = []
-    ing.supervisor = Supervisor(Supervision(), calendar=lambda: ing.calendar,
-                                notify=lambda c, dept, roles, tpl, facts, key: notes.append((tpl, facts)))
+    ing.supervisor = Supervisor(
+        Supervision(),
+        calendar=lambda: ing.calendar,
+        notify=lambda c, dept, roles, tpl, facts, key: notes.append((tpl, facts)),
+    )
     ing.root, ing.clock, ing.notes = root, clock, notes
     return ing
 
@@ -112,10 +126,20 @@ def test_a_site_whose_code_prefixes_another_cannot_touch_its_cases(hub):
     # the attacker withdraws the victim's case, pre-registers its next number, votes on it
     forged_next = reg(ATTACKER, 2)
     forged_next[1]["case_no"] = make_case_no(VICTIM, NOW.strftime("%Y%m%d"), 2)
-    vote = ("vote", {"case_no": target, "window": "1", "key": "k1", "level": 5, "level_name": "非常不满意",
-                     "mapping_version": "keypad5-v1", "pressed_wall_ms": int(NOW.timestamp() * 1000)})
+    vote = (
+        "vote",
+        {
+            "case_no": target,
+            "window": "1",
+            "key": "k1",
+            "level": 5,
+            "level_name": "非常不满意",
+            "mapping_version": "keypad5-v1",
+            "pressed_wall_ms": int(NOW.timestamp() * 1000),
+        },
+    )
     out = hub.process_group([attacker.records(event(target, "withdraw", NOW), forged_next, vote)])
-    assert out.acks[ATTACKER]["acked"] == 3                  # stored for completeness, never applied
+    assert out.acks[ATTACKER]["acked"] == 3  # stored for completeness, never applied
     assert one(hub.conn, "SELECT status FROM cases WHERE case_no=?", target) == "received"
     assert one(hub.conn, "SELECT count(*) FROM case_events") == 0
     assert one(hub.conn, "SELECT count(*) FROM cases") == 1
@@ -134,12 +158,26 @@ def test_a_site_whose_code_prefixes_another_cannot_touch_its_cases(hub):
 def test_item_details_come_from_the_signed_catalog_not_from_the_box(hub):
     s = Site(hub.root, "S01")
     version = one(hub.conn, "SELECT max(version) FROM catalog_versions")
-    hub.process_group([s.records(reg("S01", 1, promised_days=20, legal_days=60, department="别的部门",
-                                     name="伪造事项", catalog_version=version))])
-    row = hub.conn.execute("SELECT item_name, department, promised_days, legal_days, item_check, reg_json "
-                           "FROM cases").fetchone()
+    hub.process_group(
+        [
+            s.records(
+                reg(
+                    "S01",
+                    1,
+                    promised_days=20,
+                    legal_days=60,
+                    department="别的部门",
+                    name="伪造事项",
+                    catalog_version=version,
+                )
+            )
+        ]
+    )
+    row = hub.conn.execute(
+        "SELECT item_name, department, promised_days, legal_days, item_check, reg_json FROM cases"
+    ).fetchone()
     assert row[:5] == (ITEM["name"], ITEM["department"], 10, 20, "mismatch")
-    assert "伪造事项" in row[5]                                # the box's claim is kept as it came
+    assert "伪造事项" in row[5]  # the box's claim is kept as it came
     (detail,) = [r[0] for r in hub.conn.execute("SELECT detail FROM alerts WHERE kind='item_mismatch'")]
     assert "承诺时限" in detail and "实施部门" in detail and f"第{version}版" in detail
     # deadlines use the hub's limit: accepted 11/02, promised 10 → due 2026-11-16 (not 20 days)
@@ -154,6 +192,7 @@ def test_an_item_checked_against_the_version_the_box_names(hub):
     changed = {**ITEM, "promised_days": 5}
     from hub.catalog import store_catalog
     from protocol.models import CatalogItem
+
     v3 = store_catalog(hub.conn, [CatalogItem.model_validate(changed)])
     hub.catalogs.cache.clear()
     # a box still on version 1 registers with the old limit: that is what version 1 said
@@ -166,7 +205,7 @@ def test_an_item_checked_against_the_version_the_box_names(hub):
 
 def test_an_item_no_signed_catalog_has_is_flagged_and_never_carded(hub):
     s = Site(hub.root, "S01")
-    long_ago = datetime(2026, 9, 1, 9, 0, tzinfo=CST)          # would be long overdue
+    long_ago = datetime(2026, 9, 1, 9, 0, tzinfo=CST)  # would be long overdue
     hub.process_group([s.records(reg("S01", 1, long_ago, code="XK-999", catalog_version=1))])
     row = hub.conn.execute("SELECT item_check, light, due_date FROM cases").fetchone()
     assert row == ("unknown_item", "green", None)
@@ -184,7 +223,7 @@ def test_quarantine_is_bounded_per_site_and_counts_what_it_dropped(hub):
     rows, stored = hub.conn.execute("SELECT count(*), sum(length(data)) FROM quarantine WHERE site='S01'").fetchone()
     assert rows == 12 and stored <= 10_000
     counters = dict(hub.conn.execute("SELECT name, value FROM counters"))
-    assert counters["rejected_malformed"] == 20                     # every rejection still counted
+    assert counters["rejected_malformed"] == 20  # every rejection still counted
     assert counters["quarantine_rows_dropped"] == 8
     assert counters["dropped_bytes_quarantine"] == 20 * 3000 - stored
     # another site is not affected by S01's junk
@@ -195,7 +234,7 @@ def test_quarantine_is_bounded_per_site_and_counts_what_it_dropped(hub):
 def test_a_bad_registration_logs_no_personal_data(hub, caplog):
     s = Site(hub.root, "S01")
     kind, body = reg("S01", 1)
-    body["applicant"] = {"id_no": "110101199003071234", "phone": "13800138000"}   # no name: invalid
+    body["applicant"] = {"id_no": "110101199003071234", "phone": "13800138000"}  # no name: invalid
     with caplog.at_level(logging.DEBUG):
         hub.process_group([s.records((kind, body))])
     detail = one(hub.conn, "SELECT detail FROM quarantine WHERE reason='bad_body'")
@@ -216,7 +255,7 @@ def test_a_backlog_split_over_batches_is_judged_once_on_its_whole_history(hub):
     second = s.records(event(case_no, "accept", received.replace(minute=20)))
     hub.process_group([(topics.site_state("S01"), encode_msg({"online": True, "last_seq": 2, "clock": "ntp"}))])
     hub.process_group([first])
-    assert one(hub.conn, "SELECT count(*) FROM tickets") == 0 and hub.notes == []   # held: half a history
+    assert one(hub.conn, "SELECT count(*) FROM tickets") == 0 and hub.notes == []  # held: half a history
     assert one(hub.conn, "SELECT count(*) FROM alerts WHERE case_no=?", case_no) == 0
     hub.process_group([second])
     (t,) = [ticket_view(hub.conn, r[0]) for r in hub.conn.execute("SELECT id FROM tickets")]
@@ -234,11 +273,11 @@ def test_a_backlog_that_stops_arriving_releases_the_hold_with_an_alert(hub):
     hub.process_group([s.records(reg("S01", 1, received))])
     hub.sweep()
     assert one(hub.conn, "SELECT count(*) FROM tickets") == 0
-    hub.clock.t = NOW + timedelta(minutes=11)      # ten minutes without progress
+    hub.clock.t = NOW + timedelta(minutes=11)  # ten minutes without progress
     hub.sweep()
     assert one(hub.conn, "SELECT light FROM cases") == "red"
     reason = one(hub.conn, "SELECT reason FROM tickets")
-    assert reason and "逾期未受理" in reason                 # Chinese, never the code
+    assert reason and "逾期未受理" in reason  # Chinese, never the code
     assert one(hub.conn, "SELECT count(*) FROM alerts WHERE kind='backlog_incomplete' AND site='S01'") == 1
     assert one(hub.conn, "SELECT hold_since_ms FROM sites WHERE code='S01'") is None
 
@@ -257,7 +296,7 @@ def test_a_back_entered_paper_case_is_judged_after_its_steps_are_entered(hub):
     assert one(hub.conn, "SELECT count(*) FROM tickets") == 0 and hub.notes == []
     hub.clock.t = NOW + timedelta(minutes=29)
     hub.sweep()
-    assert one(hub.conn, "SELECT light FROM cases") == "green"           # still in its grace time
+    assert one(hub.conn, "SELECT light FROM cases") == "green"  # still in its grace time
     hub.clock.t = NOW + timedelta(minutes=31)
     hub.sweep()
     assert one(hub.conn, "SELECT light FROM cases") == "red"
@@ -277,6 +316,7 @@ def test_empty_payloads_from_the_retained_sweep_are_ignored_not_quarantined(hub)
 
 def test_quarantine_drops_show_in_metrics_as_one_family_each(hub):
     from tests.hub.hubapp import metrics_text
+
     hub.quarantine_site_rows = 1
     for _ in range(3):
         hub.process_group([(topics.site_batch("S01"), os.urandom(100))])
@@ -285,7 +325,7 @@ def test_quarantine_drops_show_in_metrics_as_one_family_each(hub):
     assert "jiancha_quarantine_rows_dropped_total 2" in text
     families = [line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")]
     seen, previous = set(), None
-    for name in families:         # Prometheus text format: a family's samples are contiguous
+    for name in families:  # Prometheus text format: a family's samples are contiguous
         assert name == previous or name not in seen, name
         seen.add(name)
         previous = name
@@ -295,36 +335,57 @@ def test_quarantine_drops_show_in_metrics_as_one_family_each(hub):
 def test_an_unknown_item_stays_unjudged_after_events_and_keeps_nothing_the_box_said(hub):
     s = Site(hub.root, "S01")
     received = datetime(2026, 9, 1, 9, 0, tzinfo=CST)
-    hub.process_group([s.records(reg("S01", 1, received, code="XK-999", promised_days=3, legal_days=5,
-                                     department="任选部门", name="伪造事项", catalog_version=1))])
+    hub.process_group(
+        [
+            s.records(
+                reg(
+                    "S01",
+                    1,
+                    received,
+                    code="XK-999",
+                    promised_days=3,
+                    legal_days=5,
+                    department="任选部门",
+                    name="伪造事项",
+                    catalog_version=1,
+                )
+            )
+        ]
+    )
     case_no = make_case_no("S01", "20260901", 1)
     hub.process_group([s.records(event(case_no, "accept", received.replace(minute=20)))])
     hub.sweep()
-    row = hub.conn.execute("SELECT item_check, light, due_date, item_name, department, promised_days "
-                           "FROM cases").fetchone()
+    row = hub.conn.execute(
+        "SELECT item_check, light, due_date, item_name, department, promised_days FROM cases"
+    ).fetchone()
     assert row == ("unknown_item", "green", None, None, None, None)
     assert one(hub.conn, "SELECT count(*) FROM tickets") == 0 and hub.notes == []
 
 
 def test_a_birth_with_records_stored_past_a_gap_costs_the_same_as_without(hub):
     """Records far past the contiguous mark must not be re-read on every later message."""
+
     def steps_of_a_birth() -> int:
         n = [0]
 
         def count():
             n[0] += 1
+
         hub.conn.set_progress_handler(count, 100)
         try:
             hub.process_group([(topics.site_state("S01"), encode_msg({"online": True, "last_seq": 2}))])
         finally:
             hub.conn.set_progress_handler(None, 100)
         return n[0]
+
     base = steps_of_a_birth()
-    hub.conn.executemany("INSERT INTO records(site, seq, hash, prev, kind, wall_ms, clock, received_ms, data) "
-                         "VALUES ('S01', ?, ?, ?, 'x', 0, 'ntp', 0, x'00')",
-                         [(seq, os.urandom(32), os.urandom(32)) for seq in range(3, 30_003)])
+    hub.conn.executemany(
+        "INSERT INTO records(site, seq, hash, prev, kind, wall_ms, clock, received_ms, data) "
+        "VALUES ('S01', ?, ?, ?, 'x', 0, 'ntp', 0, x'00')",
+        [(seq, os.urandom(32), os.urandom(32)) for seq in range(3, 30_003)],
+    )
     hub.conn.commit()
-    assert steps_of_a_birth() <= base + 20         # (x100 SQLite steps) was ~300 for 30,000 rows
+    assert steps_of_a_birth() <= base + 20  # (x100 SQLite steps) was ~300 for 30,000 rows
 
 
 def test_a_box_that_keeps_a_gap_open_cannot_keep_its_cards_held(hub):
@@ -332,9 +393,9 @@ def test_a_box_that_keeps_a_gap_open_cannot_keep_its_cards_held(hub):
     received = datetime(2026, 10, 12, 9, 0, tzinfo=CST)
     hub.process_group([(topics.site_state("S01"), encode_msg({"online": True, "last_seq": 10**9}))])
     hub.process_group([s.records(reg("S01", 1, received))])
-    s.seq += 1                                       # seq 2 never comes
+    s.seq += 1  # seq 2 never comes
     ahead = s.records(event(make_case_no("S01", "20261012", 1), "accept", received.replace(minute=20)))
-    for minutes in (0, 5, 10):                       # the same batch again and again: resends, no progress
+    for minutes in (0, 5, 10):  # the same batch again and again: resends, no progress
         hub.clock.t = NOW + timedelta(minutes=minutes)
         hub.process_group([ahead])
         assert one(hub.conn, "SELECT count(*) FROM tickets") == 0
@@ -350,11 +411,13 @@ def test_a_box_that_keeps_a_gap_open_cannot_keep_its_cards_held(hub):
 def test_a_box_cannot_fall_back_to_an_older_catalog_it_no_longer_holds(hub):
     from hub.catalog import store_catalog
     from protocol.models import CatalogItem
+
     s = Site(hub.root, "S01")
     v2 = store_catalog(hub.conn, [CatalogItem.model_validate({**ITEM, "promised_days": 3, "legal_days": 5})])
-    hub.process_group([(topics.site_state("S01"), encode_msg({"online": True, "last_seq": 0,
-                                                               "config": {"catalog": v2}}))])
-    hub.process_group([s.records(reg("S01", 1, catalog_version=v2 - 1))])     # v1's 10/20 days
+    hub.process_group(
+        [(topics.site_state("S01"), encode_msg({"online": True, "last_seq": 0, "config": {"catalog": v2}}))]
+    )
+    hub.process_group([s.records(reg("S01", 1, catalog_version=v2 - 1))])  # v1's 10/20 days
     row = hub.conn.execute("SELECT promised_days, legal_days, item_check FROM cases").fetchone()
     assert row == (3, 5, "mismatch")
     assert f"已确认持有第{v2}版" in one(hub.conn, "SELECT detail FROM alerts WHERE kind='item_mismatch'")
@@ -367,8 +430,9 @@ def test_flapping_births_and_mismatch_floods_raise_one_alert_an_hour(hub):
     s = Site(hub.root, "S01")
     hub.process_group([s.records(reg("S01", 1))])
     for i in range(20):
-        hub.process_group([(topics.site_state("S01"), encode_msg({"online": True, "epoch": f"e{i % 2}" * 8,
-                                                                   "last_seq": 1}))])
+        hub.process_group(
+            [(topics.site_state("S01"), encode_msg({"online": True, "epoch": f"e{i % 2}" * 8, "last_seq": 1}))]
+        )
     hub.process_group([s.records(*[reg("S01", n, promised_days=20) for n in range(2, 22)])])
     kinds = dict(hub.conn.execute("SELECT kind, count(*) FROM alerts GROUP BY kind"))
     assert kinds.get("epoch_changed") == 1 and kinds.get("item_mismatch") == 1
@@ -378,8 +442,10 @@ def test_flapping_births_and_mismatch_floods_raise_one_alert_an_hour(hub):
 def test_device_times_far_outside_the_calendar_are_refused(hub):
     s = Site(hub.root, "S01")
     hb = ("heartbeat", {"at": "9999-01-01T00:00:00+08:00", "backlog": 0, "clock": "ntp"})
-    ev = ("device.event", {"device": "cam1", "event": "window_unattended", "window": "1",
-                           "at": "9999-01-01T00:00:00+08:00"})
+    ev = (
+        "device.event",
+        {"device": "cam1", "event": "window_unattended", "window": "1", "at": "9999-01-01T00:00:00+08:00"},
+    )
     hub.process_group([s.records(hb, ev, wall=NOW)])
     assert one(hub.conn, "SELECT count(*) FROM quarantine WHERE reason='bad_body'") == 2
     assert one(hub.conn, "SELECT count(*) FROM device_events") == 0
@@ -399,12 +465,13 @@ def test_two_boxes_with_one_identity_keep_their_records_and_raise_one_alert(hub)
     assert ack["conflict"] == 1
     assert one(hub.conn, "SELECT count(*) FROM quarantine WHERE reason='seq_conflict' AND length(data) > 0") == 9
     assert one(hub.conn, "SELECT count(*) FROM records WHERE site='S01'") == 6
-    for i in range(10):      # the boxes keep taking over each other's session
+    for i in range(10):  # the boxes keep taking over each other's session
         box = (a, b)[i % 2]
-        hub.process_group([(topics.site_state("S01"), encode_msg({"online": True, "epoch": f"epoch-{i % 2}",
-                                                                   "last_seq": box.seq}))])
-    hub.process_group([b.records(hb("B", 9), wall=NOW)])           # B goes on: still quarantined
-    hub.process_group([a.records(hb("A", 6), wall=NOW)])           # A goes on: its history grows
+        hub.process_group(
+            [(topics.site_state("S01"), encode_msg({"online": True, "epoch": f"epoch-{i % 2}", "last_seq": box.seq}))]
+        )
+    hub.process_group([b.records(hb("B", 9), wall=NOW)])  # B goes on: still quarantined
+    hub.process_group([a.records(hb("A", 6), wall=NOW)])  # A goes on: its history grows
     kinds = dict(hub.conn.execute("SELECT kind, count(*) FROM alerts GROUP BY kind"))
     assert kinds == {"identity_conflict": 1, "epoch_changed": 1}
     assert one(hub.conn, "SELECT acked_seq FROM sites WHERE code='S01'") == 7
@@ -432,11 +499,12 @@ def test_a_clones_later_batches_are_recognized_even_past_a_gap(hub):
     hb = lambda box, n: ("heartbeat", {"at": NOW.isoformat(), "backlog": 0, "clock": "ntp", "box": box, "n": n})
     hub.process_group([a.records(*[hb("AB", n) for n in range(5)], wall=NOW)])
     import copy
-    b = copy.copy(a)                                  # the SD card was cloned after record 5
-    hub.process_group([a.records(hb("A", 5), wall=NOW)])                    # A's 6
+
+    b = copy.copy(a)  # the SD card was cloned after record 5
+    hub.process_group([a.records(hb("A", 5), wall=NOW)])  # A's 6
     out_b1 = hub.process_group([b.records(*[hb("B", n) for n in range(5, 8)], wall=NOW)])  # B's 6-8
     out_b2 = hub.process_group([b.records(*[hb("B", n) for n in range(8, 11)], wall=NOW)])  # B's 9-11
-    hub.process_group([a.records(*[hb("A", n) for n in range(6, 12)], wall=NOW)])          # A's 7-12
+    hub.process_group([a.records(*[hb("A", n) for n in range(6, 12)], wall=NOW)])  # A's 7-12
     assert one(hub.conn, "SELECT count(*) FROM records WHERE site='S01'") == 12
     assert one(hub.conn, "SELECT acked_seq FROM sites WHERE code='S01'") == 12
     assert one(hub.conn, "SELECT count(*) FROM quarantine WHERE reason='seq_conflict'") == 6

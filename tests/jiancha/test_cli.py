@@ -1,4 +1,5 @@
 """Every CLI command has help with an example and is documented in the README."""
+
 from __future__ import annotations
 
 import subprocess
@@ -10,9 +11,18 @@ import pytest
 from jiancha.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
-COMMANDS = [["demo"], ["provision", "init-hub"], ["provision", "add-site"], ["provision", "revoke-site"],
-            ["broker", "run"], ["hub", "run"], ["agent", "run"], ["catalog", "import"], ["directory", "import"],
-            ["calendar", "import"]]
+COMMANDS = [
+    ["demo"],
+    ["provision", "init-hub"],
+    ["provision", "add-site"],
+    ["provision", "revoke-site"],
+    ["broker", "run"],
+    ["hub", "run"],
+    ["agent", "run"],
+    ["catalog", "import"],
+    ["directory", "import"],
+    ["calendar", "import"],
+]
 
 
 @pytest.mark.parametrize("cmd", COMMANDS, ids=" ".join)
@@ -47,8 +57,10 @@ def test_provision_and_catalog_import_from_the_cli(tmp_path, capsys):
     assert "must not be 'hub'" in capsys.readouterr().err
     assert main(["provision", "add-site", "--dir", str(d), "--code", "jc-broker-tool", "--name", "x"]) == 2
     assert "reserved for the hub's own broker identities" in capsys.readouterr().err
-    assert main(["catalog", "import", "--config", str(d / "hub.yaml"),
-                 str(REPO / "jiancha/templates/catalog-demo.csv")]) == 0
+    assert (
+        main(["catalog", "import", "--config", str(d / "hub.yaml"), str(REPO / "jiancha/templates/catalog-demo.csv")])
+        == 0
+    )
     assert "catalog version 1: 9 items" in capsys.readouterr().out
     assert main(["provision", "revoke-site", "--dir", str(d), "--code", "S01"]) == 0
 
@@ -66,8 +78,10 @@ def test_a_config_of_the_other_kind_is_named_in_one_line(provisioned, capsys):
     capsys.readouterr()
     assert main(["agent", "run", "--config", str(hub_yaml)]) == 2
     err = capsys.readouterr().err
-    assert err.strip() == (f"jiancha: error: {hub_yaml}: this is a hub config (hub.yaml), not an agent "
-                           f"config (agent.yaml in sites/CODE/, made by `jiancha provision add-site`)")
+    assert err.strip() == (
+        f"jiancha: error: {hub_yaml}: this is a hub config (hub.yaml), not an agent "
+        f"config (agent.yaml in sites/CODE/, made by `jiancha provision add-site`)"
+    )
     assert "Extra inputs" not in err
     assert main(["hub", "run", "--config", str(agent_yaml)]) == 2
     err = capsys.readouterr().err
@@ -76,13 +90,16 @@ def test_a_config_of_the_other_kind_is_named_in_one_line(provisioned, capsys):
     assert "this is a site registry (registry.yaml), not a hub config" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("content, says", [
-    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01", "not a text file"),
-    ("just a sentence, not a calendar\n".encode(), "found plain text"),
-    (b"- 2027-01-01\n- 2027-01-02\n", "found a list"),
-    (b"year: [2027\nholidays: ]\n", "not valid YAML at line"),
-    (b"", "found an empty file"),
-])
+@pytest.mark.parametrize(
+    "content, says",
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01", "not a text file"),
+        (b"just a sentence, not a calendar\n", "found plain text"),
+        (b"- 2027-01-01\n- 2027-01-02\n", "found a list"),
+        (b"year: [2027\nholidays: ]\n", "not valid YAML at line"),
+        (b"", "found an empty file"),
+    ],
+)
 def test_calendar_import_of_a_non_calendar_file_is_one_line(provisioned, tmp_path, capsys, content, says):
     f = tmp_path / "cal.png"
     f.write_bytes(content)
@@ -103,10 +120,10 @@ def test_calendar_import_of_a_folder_is_one_line(provisioned, tmp_path, capsys):
 
 def test_a_catalog_too_large_for_the_broker_is_refused(provisioned, tmp_path, capsys):
     from provisioning.brokerconf import MAX_HUB_PUBLISH_BYTES
+
     rows = ["事项编码,事项名称,实施部门,事项类型,办件类型,法定时限,承诺时限,预警天数,收费,咨询电话"]
     n = MAX_HUB_PUBLISH_BYTES // 150
-    rows += [f"XK-{i:06d},食品经营许可{i},市场监督管理局,行政许可,承诺件,20,10,2,不收费,0354-1234501"
-             for i in range(n)]
+    rows += [f"XK-{i:06d},食品经营许可{i},市场监督管理局,行政许可,承诺件,20,10,2,不收费,0354-1234501" for i in range(n)]
     f = tmp_path / "big.csv"
     f.write_text("\n".join(rows) + "\n", encoding="utf-8")
     capsys.readouterr()
@@ -117,13 +134,29 @@ def test_a_catalog_too_large_for_the_broker_is_refused(provisioned, tmp_path, ca
 
 def test_demo_on_a_port_in_use_fails_loudly(tmp_path):
     import socket
+
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        out = subprocess.run([sys.executable, "-m", "jiancha.cli", "demo", "--sites", "1",
-                              "--http-port", str(port), "--data", str(tmp_path / "demo")],
-                             capture_output=True, text=True, timeout=120, cwd=REPO)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "jiancha.cli",
+                "demo",
+                "--sites",
+                "1",
+                "--http-port",
+                str(port),
+                "--data",
+                str(tmp_path / "demo"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=REPO,
+        )
     assert out.returncode != 0, out.stdout + out.stderr
     assert f"the hub cannot listen on 127.0.0.1:{port}" in out.stderr
     assert "登录令牌" not in out.stdout and "dashboard" not in out.stdout
@@ -158,5 +191,5 @@ def test_demo_fails_loudly_when_the_hub_dies_behind_a_server_that_answers(tmp_pa
     finally:
         srv.shutdown()
     msg = str(e.value)
-    assert f"the hub (pid" in msg and f"http://127.0.0.1:{srv.server_address[1]})" in msg
+    assert "the hub (pid" in msg and f"http://127.0.0.1:{srv.server_address[1]})" in msg
     assert "exited with code" in msg

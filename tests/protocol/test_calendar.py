@@ -1,8 +1,9 @@
 """Working-day calendar: seeded tables against chinese_calendar and the State Council notices."""
+
 from __future__ import annotations
 
 import ast
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import chinese_calendar
@@ -72,13 +73,24 @@ def _span(a: str, b: str) -> list[date]:
     return out
 
 
-@pytest.mark.parametrize("first,last", [
-    ("2025-01-01", "2025-01-01"), ("2025-01-28", "2025-02-04"), ("2025-04-04", "2025-04-06"),
-    ("2025-05-01", "2025-05-05"), ("2025-05-31", "2025-06-02"), ("2025-10-01", "2025-10-08"),
-    ("2026-01-01", "2026-01-03"), ("2026-02-15", "2026-02-23"), ("2026-04-04", "2026-04-06"),
-    ("2026-05-01", "2026-05-05"), ("2026-06-19", "2026-06-21"), ("2026-09-25", "2026-09-27"),
-    ("2026-10-01", "2026-10-07"),
-])
+@pytest.mark.parametrize(
+    "first,last",
+    [
+        ("2025-01-01", "2025-01-01"),
+        ("2025-01-28", "2025-02-04"),
+        ("2025-04-04", "2025-04-06"),
+        ("2025-05-01", "2025-05-05"),
+        ("2025-05-31", "2025-06-02"),
+        ("2025-10-01", "2025-10-08"),
+        ("2026-01-01", "2026-01-03"),
+        ("2026-02-15", "2026-02-23"),
+        ("2026-04-04", "2026-04-06"),
+        ("2026-05-01", "2026-05-05"),
+        ("2026-06-19", "2026-06-21"),
+        ("2026-09-25", "2026-09-27"),
+        ("2026-10-01", "2026-10-07"),
+    ],
+)
 def test_holiday_blocks_from_notices(first, last):
     days = _span(first, last)
     assert all(not CAL.is_working_day(d) for d in days)
@@ -93,56 +105,65 @@ def test_holiday_counts_match_notices():
 
 
 # add_working_days around 春节 2026 (off 2/15–23; work Sat 2/14 and Sat 2/28)
-@pytest.mark.parametrize("start,n,expected", [
-    ("2026-02-12", 1, "2026-02-13"),
-    ("2026-02-13", 1, "2026-02-14"),  # Saturday make-up day
-    ("2026-02-13", 2, "2026-02-24"),  # the whole holiday skipped
-    ("2026-02-14", 1, "2026-02-24"),
-    ("2026-02-15", 0, "2026-02-24"),  # n == 0 on a holiday: next working day
-    ("2026-02-14", 0, "2026-02-14"),  # n == 0 on a working Saturday: itself
-    ("2026-02-18", 1, "2026-02-24"),
-    ("2026-02-24", 3, "2026-02-27"),
-    ("2026-02-24", 4, "2026-02-28"),  # Saturday make-up day
-    ("2026-02-24", 5, "2026-03-02"),
-    ("2026-02-10", 5, "2026-02-24"),
-    ("2026-02-10", 20, "2026-03-16"),
-    ("2026-02-24", -1, "2026-02-14"),
-    ("2026-02-14", -1, "2026-02-13"),
-])
+@pytest.mark.parametrize(
+    "start,n,expected",
+    [
+        ("2026-02-12", 1, "2026-02-13"),
+        ("2026-02-13", 1, "2026-02-14"),  # Saturday make-up day
+        ("2026-02-13", 2, "2026-02-24"),  # the whole holiday skipped
+        ("2026-02-14", 1, "2026-02-24"),
+        ("2026-02-15", 0, "2026-02-24"),  # n == 0 on a holiday: next working day
+        ("2026-02-14", 0, "2026-02-14"),  # n == 0 on a working Saturday: itself
+        ("2026-02-18", 1, "2026-02-24"),
+        ("2026-02-24", 3, "2026-02-27"),
+        ("2026-02-24", 4, "2026-02-28"),  # Saturday make-up day
+        ("2026-02-24", 5, "2026-03-02"),
+        ("2026-02-10", 5, "2026-02-24"),
+        ("2026-02-10", 20, "2026-03-16"),
+        ("2026-02-24", -1, "2026-02-14"),
+        ("2026-02-14", -1, "2026-02-13"),
+    ],
+)
 def test_add_working_days_spring_festival_2026(start, n, expected):
     assert CAL.add_working_days(D(start), n) == (D(expected), False)
 
 
 # 国庆 2026 (off 10/1–7; work Sun 9/20 and Sat 10/10); 中秋 9/25–27
-@pytest.mark.parametrize("start,n,expected", [
-    ("2026-09-18", 1, "2026-09-20"),  # Sunday make-up day
-    ("2026-09-24", 1, "2026-09-28"),  # 中秋 9/25–27 skipped
-    ("2026-09-29", 1, "2026-09-30"),
-    ("2026-09-29", 2, "2026-10-08"),
-    ("2026-09-30", 1, "2026-10-08"),
-    ("2026-10-08", 2, "2026-10-10"),  # Saturday make-up day
-    ("2026-10-08", 3, "2026-10-12"),
-    ("2026-09-28", 5, "2026-10-10"),
-    ("2026-09-28", 20, "2026-10-30"),
-])
+@pytest.mark.parametrize(
+    "start,n,expected",
+    [
+        ("2026-09-18", 1, "2026-09-20"),  # Sunday make-up day
+        ("2026-09-24", 1, "2026-09-28"),  # 中秋 9/25–27 skipped
+        ("2026-09-29", 1, "2026-09-30"),
+        ("2026-09-29", 2, "2026-10-08"),
+        ("2026-09-30", 1, "2026-10-08"),
+        ("2026-10-08", 2, "2026-10-10"),  # Saturday make-up day
+        ("2026-10-08", 3, "2026-10-12"),
+        ("2026-09-28", 5, "2026-10-10"),
+        ("2026-09-28", 20, "2026-10-30"),
+    ],
+)
 def test_add_working_days_national_day_2026(start, n, expected):
     assert CAL.add_working_days(D(start), n) == (D(expected), False)
 
 
-@pytest.mark.parametrize("start,end,count", [
-    ("2026-02-13", "2026-02-24", 2),
-    ("2026-02-14", "2026-02-23", 0),
-    ("2026-02-15", "2026-02-23", 0),
-    ("2026-02-12", "2026-03-02", 8),
-    ("2026-02-24", "2026-02-12", -3),
-    ("2026-09-19", "2026-10-11", 11),
-    ("2026-09-30", "2026-10-08", 1),
-    ("2026-10-08", "2026-09-30", -1),
-    ("2026-10-07", "2026-10-07", 0),
-    ("2025-12-31", "2026-01-05", 2),  # 1/1–3 off, Sun 1/4 worked
-    ("2026-01-01", "2026-12-31", 248),
-    ("2024-12-31", "2025-12-31", 248),
-])
+@pytest.mark.parametrize(
+    "start,end,count",
+    [
+        ("2026-02-13", "2026-02-24", 2),
+        ("2026-02-14", "2026-02-23", 0),
+        ("2026-02-15", "2026-02-23", 0),
+        ("2026-02-12", "2026-03-02", 8),
+        ("2026-02-24", "2026-02-12", -3),
+        ("2026-09-19", "2026-10-11", 11),
+        ("2026-09-30", "2026-10-08", 1),
+        ("2026-10-08", "2026-09-30", -1),
+        ("2026-10-07", "2026-10-07", 0),
+        ("2025-12-31", "2026-01-05", 2),  # 1/1–3 off, Sun 1/4 worked
+        ("2026-01-01", "2026-12-31", 248),
+        ("2024-12-31", "2025-12-31", 248),
+    ],
+)
 def test_working_days_between(start, end, count):
     assert CAL.working_days_between(D(start), D(end)) == count
 
@@ -198,22 +219,25 @@ def test_from_dict_accepts_date_objects_from_yaml():
 GOOD = {"year": 2026, "holidays": ["2026-01-01"], "workdays": ["2026-01-04"], "source": "s"}
 
 
-@pytest.mark.parametrize("patch,field", [
-    ({"year": 1999}, "year"),
-    ({"year": 2101}, "year"),
-    ({"year": "2026"}, "year"),
-    ({"year": True}, "year"),
-    ({"holidays": ["2025-12-31"]}, "holidays"),
-    ({"holidays": ["2026-13-01"]}, "holidays[0]"),
-    ({"holidays": ["20260101"]}, "holidays[0]"),
-    ({"holidays": "2026-01-01"}, "holidays"),
-    ({"holidays": ["2026-01-01", "2026-01-01"]}, "holidays[1]"),
-    ({"workdays": ["2026-01-05"]}, "workdays"),  # a Monday is not a 调休 day
-    ({"workdays": ["2027-01-02"]}, "workdays"),
-    ({"holidays": ["2026-01-04"], "workdays": ["2026-01-04"]}, "workdays"),
-    ({"source": 3}, "source"),
-    ({"extra": 1}, "extra"),
-])
+@pytest.mark.parametrize(
+    "patch,field",
+    [
+        ({"year": 1999}, "year"),
+        ({"year": 2101}, "year"),
+        ({"year": "2026"}, "year"),
+        ({"year": True}, "year"),
+        ({"holidays": ["2025-12-31"]}, "holidays"),
+        ({"holidays": ["2026-13-01"]}, "holidays[0]"),
+        ({"holidays": ["20260101"]}, "holidays[0]"),
+        ({"holidays": "2026-01-01"}, "holidays"),
+        ({"holidays": ["2026-01-01", "2026-01-01"]}, "holidays[1]"),
+        ({"workdays": ["2026-01-05"]}, "workdays"),  # a Monday is not a 调休 day
+        ({"workdays": ["2027-01-02"]}, "workdays"),
+        ({"holidays": ["2026-01-04"], "workdays": ["2026-01-04"]}, "workdays"),
+        ({"source": 3}, "source"),
+        ({"extra": 1}, "extra"),
+    ],
+)
 def test_from_dict_errors_name_the_field(patch, field):
     bad = {**GOOD, **patch}
     with pytest.raises(CalendarError) as exc:
@@ -236,7 +260,7 @@ def test_from_list_rejects_duplicate_years():
 
 
 def test_local_date():
-    assert local_date(datetime(2026, 1, 31, 16, 30, tzinfo=timezone.utc)) == D("2026-02-01")
+    assert local_date(datetime(2026, 1, 31, 16, 30, tzinfo=UTC)) == D("2026-02-01")
     assert local_date(datetime(2026, 2, 1, 0, 0, tzinfo=CST)) == D("2026-02-01")
     with pytest.raises(ValueError):
         local_date(datetime(2026, 2, 1))

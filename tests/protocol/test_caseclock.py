@@ -1,4 +1,5 @@
 """Case clock and light rule with real 2025–2026 dates (holidays and 调休 included)."""
+
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
@@ -51,14 +52,17 @@ def replay_checked(item, received, events):
 
 
 # -- due dates around holidays -------------------------------------------------------------
-@pytest.mark.parametrize("accepted,due,legal_due", [
-    ("2025-01-24", "2025-02-07", "2025-02-27"),  # 春节 2025, work Sun 1/26 and Sat 2/8
-    ("2025-09-26", "2025-10-10", "2025-10-30"),  # 国庆+中秋 2025, work Sun 9/28 and Sat 10/11
-    ("2026-02-10", "2026-02-24", "2026-03-16"),  # 春节 2026, work Sat 2/14 and Sat 2/28
-    ("2026-02-13", "2026-02-27", "2026-03-19"),
-    ("2026-09-24", "2026-10-09", "2026-10-29"),  # 中秋 9/25–27 and 国庆 2026, work Sat 10/10
-    ("2026-09-30", "2026-10-13", "2026-11-03"),
-])
+@pytest.mark.parametrize(
+    "accepted,due,legal_due",
+    [
+        ("2025-01-24", "2025-02-07", "2025-02-27"),  # 春节 2025, work Sun 1/26 and Sat 2/8
+        ("2025-09-26", "2025-10-10", "2025-10-30"),  # 国庆+中秋 2025, work Sun 9/28 and Sat 10/11
+        ("2026-02-10", "2026-02-24", "2026-03-16"),  # 春节 2026, work Sat 2/14 and Sat 2/28
+        ("2026-02-13", "2026-02-27", "2026-03-19"),
+        ("2026-09-24", "2026-10-09", "2026-10-29"),  # 中秋 9/25–27 and 国庆 2026, work Sat 10/10
+        ("2026-09-30", "2026-10-13", "2026-11-03"),
+    ],
+)
 def test_due_dates_across_holidays(accepted, due, legal_due):
     v = view([ev("accept", accepted)], accepted)
     assert (v.status, v.accepted_on, v.due_date, v.legal_due_date) == ("accepted", D(accepted), D(due), D(legal_due))
@@ -66,24 +70,33 @@ def test_due_dates_across_holidays(accepted, due, legal_due):
     assert v.remaining_days == 5 and v.light == "green"
 
 
-@pytest.mark.parametrize("now,light,remaining", [
-    ("2026-02-12", "green", 3),
-    ("2026-02-13", "green", 2),
-    ("2026-02-14", "yellow", 1),   # Saturday make-up day, the last working day before due
-    ("2026-02-20", "yellow", 1),   # inside the holiday
-    ("2026-02-23", "yellow", 1),   # the calendar day before due
-    ("2026-02-24", "yellow", 0),   # due day itself
-    ("2026-02-25", "red", -1),     # the day after due
-    ("2026-03-02", "red", -5),     # 2/25–27, Sat 2/28 (make-up), 3/2
-])
+@pytest.mark.parametrize(
+    "now,light,remaining",
+    [
+        ("2026-02-12", "green", 3),
+        ("2026-02-13", "green", 2),
+        ("2026-02-14", "yellow", 1),  # Saturday make-up day, the last working day before due
+        ("2026-02-20", "yellow", 1),  # inside the holiday
+        ("2026-02-23", "yellow", 1),  # the calendar day before due
+        ("2026-02-24", "yellow", 0),  # due day itself
+        ("2026-02-25", "red", -1),  # the day after due
+        ("2026-03-02", "red", -5),  # 2/25–27, Sat 2/28 (make-up), 3/2
+    ],
+)
 def test_light_timeline_spring_festival(now, light, remaining):
     v = view([ev("accept", "2026-02-10")], now)
     assert (v.light, v.remaining_days, v.overdue) == (light, remaining, light == "red")
 
 
-@pytest.mark.parametrize("now,light", [
-    ("2026-10-07", "green"), ("2026-10-08", "yellow"), ("2026-10-09", "yellow"), ("2026-10-10", "red"),
-])
+@pytest.mark.parametrize(
+    "now,light",
+    [
+        ("2026-10-07", "green"),
+        ("2026-10-08", "yellow"),
+        ("2026-10-09", "yellow"),
+        ("2026-10-10", "red"),
+    ],
+)
 def test_light_timeline_national_day(now, light):
     assert view([ev("accept", "2026-09-24")], now).light == light
 
@@ -150,9 +163,19 @@ def test_supplement_stops_acceptance_clock_and_restarts_on_receipt():
     events = [ev("request_supplement", "2026-02-12", reason="缺营业执照复印件")]
     v = view(events, "2026-04-30", received="2026-02-10")
     assert (v.status, v.light, v.due_date, v.remaining_days, v.next_change) == (
-        "supplement_requested", "green", None, None, None)
+        "supplement_requested",
+        "green",
+        None,
+        None,
+        None,
+    )
     v = view(events + [ev("supplement_received", "2026-03-02")], "2026-03-02", received="2026-02-10")
-    assert (v.status, v.accepted_on, v.due_date, v.deemed_accepted) == ("accepted", D("2026-03-02"), D("2026-03-09"), False)
+    assert (v.status, v.accepted_on, v.due_date, v.deemed_accepted) == (
+        "accepted",
+        D("2026-03-02"),
+        D("2026-03-09"),
+        False,
+    )
 
 
 def test_late_supplement_notice_is_red_and_deemed():
@@ -173,15 +196,13 @@ def test_only_one_supplement_request():
 
 # -- suspension (Art. 45) -------------------------------------------------------------------
 def test_suspension_adds_working_days_to_both_clocks():
-    events = [ev("accept", "2026-03-02"), ev("suspend", "2026-03-04", procedure="鉴定"),
-              ev("resume", "2026-03-11")]
+    events = [ev("accept", "2026-03-02"), ev("suspend", "2026-03-04", procedure="鉴定"), ev("resume", "2026-03-11")]
     v = view(events, "2026-03-11")
     assert (v.due_date, v.legal_due_date) == (D("2026-03-16"), D("2026-04-07"))  # +5 each
 
 
 def test_suspension_over_spring_festival_counts_working_days_only():
-    events = [ev("accept", "2026-02-10"), ev("suspend", "2026-02-13", procedure="检测"),
-              ev("resume", "2026-02-25")]
+    events = [ev("accept", "2026-02-10"), ev("suspend", "2026-02-13", procedure="检测"), ev("resume", "2026-02-25")]
     v = view(events, "2026-02-25")
     # 2/14 (Sat, make-up), 2/24, 2/25 were suspended: due 2/24 + 3 working days
     assert v.due_date == D("2026-02-27") and v.light == "green"
@@ -196,25 +217,38 @@ def test_while_suspended_the_light_is_frozen():
 
 
 def test_suspension_after_due_does_not_rescue():
-    events = [ev("accept", "2026-03-02"), ev("suspend", "2026-03-10", procedure="听证"),
-              ev("resume", "2026-03-20"), ev("complete", "2026-03-20")]
+    events = [
+        ev("accept", "2026-03-02"),
+        ev("suspend", "2026-03-10", procedure="听证"),
+        ev("resume", "2026-03-20"),
+        ev("complete", "2026-03-20"),
+    ]
     v = view(events, "2026-03-20")
     assert v.due_date == D("2026-03-09") and v.overdue and v.light == "red"
     assert v.legal_due_date == D("2026-04-10")  # legal clock (3/30) had not run out: +8 working days
 
 
 def test_several_suspensions_add_up():
-    events = [ev("accept", "2026-03-02"),
-              ev("suspend", "2026-03-03", procedure="检验"), ev("resume", "2026-03-05"),
-              ev("suspend", "2026-03-06", procedure="检疫"), ev("resume", "2026-03-09")]
+    events = [
+        ev("accept", "2026-03-02"),
+        ev("suspend", "2026-03-03", procedure="检验"),
+        ev("resume", "2026-03-05"),
+        ev("suspend", "2026-03-06", procedure="检疫"),
+        ev("resume", "2026-03-09"),
+    ]
     assert view(events, "2026-03-09").due_date == D("2026-03-12")  # +2 +1
 
 
 @pytest.mark.parametrize("procedure", [None, "调查", "补充材料"])
 def test_suspend_needs_a_listed_procedure(procedure):
     with pytest.raises(TransitionError, match="procedure"):
-        check_event(PROMISED, at("2026-03-02", 9), [ev("accept", "2026-03-02")],
-                    ev("suspend", "2026-03-03", procedure=procedure), CAL)
+        check_event(
+            PROMISED,
+            at("2026-03-02", 9),
+            [ev("accept", "2026-03-02")],
+            ev("suspend", "2026-03-03", procedure=procedure),
+            CAL,
+        )
 
 
 def test_complete_while_suspended():
@@ -233,7 +267,9 @@ def test_extension_adds_days():
     assert (v.due_date, v.legal_due_date, v.light) == (D("2026-03-23"), D("2026-04-14"), "green")
 
 
-@pytest.mark.parametrize("item,days,ok", [(PROMISED, 10, True), (PROMISED, 11, False), (JOINT, 15, True), (JOINT, 16, False)])
+@pytest.mark.parametrize(
+    "item,days,ok", [(PROMISED, 10, True), (PROMISED, 11, False), (JOINT, 15, True), (JOINT, 16, False)]
+)
 def test_extension_limits(item, days, ok):
     rec, accepted = at("2026-03-02", 9), [ev("accept", "2026-03-02")]
     new = ev("extend", "2026-03-03", days=days, reason="复杂", approver="局长")
@@ -247,31 +283,38 @@ def test_extension_limits(item, days, ok):
 EXT = dict(days=5, reason="复杂", approver="局长")
 
 
-@pytest.mark.parametrize("events,new,match", [
-    ([ev("accept", "2026-03-02"), ev("extend", "2026-03-03", **EXT)], ev("extend", "2026-03-04", **EXT), "only once"),
-    ([ev("accept", "2026-03-02")], ev("extend", "2026-03-03", days=5, reason="复杂"), "approver"),
-    ([ev("accept", "2026-03-02")], ev("extend", "2026-03-03", days=5, approver="局长"), "reason"),
-    ([ev("accept", "2026-03-02")], ev("extend", "2026-03-10", **EXT), "past due"),
-    ([ev("accept", "2026-03-02")], ev("extend", "2026-03-03", days=0, reason="r", approver="a"), "positive"),
-    ([], ev("extend", "2026-03-03", **EXT), "in progress"),
-    ([ev("accept", "2026-03-02")], ev("accept", "2026-03-03"), "already accepted"),
-    ([ev("accept", "2026-03-02")], ev("reject", "2026-03-03", reason="r"), "cannot reject"),
-    ([], ev("reject", "2026-03-03"), "reason"),
-    ([ev("accept", "2026-03-02")], ev("deny", "2026-03-03"), "reason"),
-    ([], ev("complete", "2026-03-03"), "not accepted"),
-    ([], ev("approve", "2026-03-03"), "not accepted"),
-    ([ev("accept", "2026-03-02"), ev("complete", "2026-03-03")], ev("accept", "2026-03-04"), "closed"),
-    ([ev("accept", "2026-03-02"), ev("complete", "2026-03-03")], ev("withdraw", "2026-03-04"), "closed"),
-    ([ev("accept", "2026-03-02")], ev("resume", "2026-03-03"), "not suspended"),
-    ([ev("accept", "2026-03-02")], ev("deliver", "2026-03-03"), "cannot deliver"),
-    ([ev("accept", "2026-03-02")], ev("supplement_received", "2026-03-03"), "no supplement"),
-    ([ev("accept", "2026-03-02")], ev("request_supplement", "2026-03-03"), "already accepted"),
-    ([ev("accept", "2026-03-02")], ev("step", "2026-03-03"), "name"),
-    ([], ev("step", "2026-03-03", step="审查"), "not in progress"),
-    ([], ev("transfer", "2026-03-03"), "transferred"),
-    ([ev("accept", "2026-03-02", 15)], ev("complete", "2026-03-02", 11), "previous event"),
-    ([], ev("accept", "2026-03-02", 8), "receipt"),
-])
+@pytest.mark.parametrize(
+    "events,new,match",
+    [
+        (
+            [ev("accept", "2026-03-02"), ev("extend", "2026-03-03", **EXT)],
+            ev("extend", "2026-03-04", **EXT),
+            "only once",
+        ),
+        ([ev("accept", "2026-03-02")], ev("extend", "2026-03-03", days=5, reason="复杂"), "approver"),
+        ([ev("accept", "2026-03-02")], ev("extend", "2026-03-03", days=5, approver="局长"), "reason"),
+        ([ev("accept", "2026-03-02")], ev("extend", "2026-03-10", **EXT), "past due"),
+        ([ev("accept", "2026-03-02")], ev("extend", "2026-03-03", days=0, reason="r", approver="a"), "positive"),
+        ([], ev("extend", "2026-03-03", **EXT), "in progress"),
+        ([ev("accept", "2026-03-02")], ev("accept", "2026-03-03"), "already accepted"),
+        ([ev("accept", "2026-03-02")], ev("reject", "2026-03-03", reason="r"), "cannot reject"),
+        ([], ev("reject", "2026-03-03"), "reason"),
+        ([ev("accept", "2026-03-02")], ev("deny", "2026-03-03"), "reason"),
+        ([], ev("complete", "2026-03-03"), "not accepted"),
+        ([], ev("approve", "2026-03-03"), "not accepted"),
+        ([ev("accept", "2026-03-02"), ev("complete", "2026-03-03")], ev("accept", "2026-03-04"), "closed"),
+        ([ev("accept", "2026-03-02"), ev("complete", "2026-03-03")], ev("withdraw", "2026-03-04"), "closed"),
+        ([ev("accept", "2026-03-02")], ev("resume", "2026-03-03"), "not suspended"),
+        ([ev("accept", "2026-03-02")], ev("deliver", "2026-03-03"), "cannot deliver"),
+        ([ev("accept", "2026-03-02")], ev("supplement_received", "2026-03-03"), "no supplement"),
+        ([ev("accept", "2026-03-02")], ev("request_supplement", "2026-03-03"), "already accepted"),
+        ([ev("accept", "2026-03-02")], ev("step", "2026-03-03"), "name"),
+        ([], ev("step", "2026-03-03", step="审查"), "not in progress"),
+        ([], ev("transfer", "2026-03-03"), "transferred"),
+        ([ev("accept", "2026-03-02", 15)], ev("complete", "2026-03-02", 11), "previous event"),
+        ([], ev("accept", "2026-03-02", 8), "receipt"),
+    ],
+)
 def test_transition_errors(events, new, match):
     with pytest.raises(TransitionError, match=match) as exc:
         check_event(PROMISED, at("2026-03-02", 9), events, new, CAL)
@@ -282,8 +325,13 @@ def test_transition_errors(events, new, match):
 def test_happy_paths_pass_check_event():
     rec = at("2026-03-02", 9)
     flows = [
-        [ev("accept", "2026-03-02"), ev("step", "2026-03-03", step="审查"), ev("approve", "2026-03-04"),
-         ev("complete", "2026-03-04", 15), ev("deliver", "2026-03-05")],
+        [
+            ev("accept", "2026-03-02"),
+            ev("step", "2026-03-03", step="审查"),
+            ev("approve", "2026-03-04"),
+            ev("complete", "2026-03-04", 15),
+            ev("deliver", "2026-03-05"),
+        ],
         [ev("accept", "2026-03-02"), ev("complete", "2026-03-03")],
         [ev("accept", "2026-03-02"), ev("deny", "2026-03-03", reason="不符合条件"), ev("complete", "2026-03-03", 11)],
         [ev("reject", "2026-03-03", reason="不属于本机关职权")],
@@ -297,13 +345,19 @@ def test_happy_paths_pass_check_event():
 
 
 # -- violations recorded by other systems ------------------------------------------------------
-@pytest.mark.parametrize("events,code", [
-    ([ev("reject", "2026-03-03")], "reject_without_reason"),
-    ([ev("accept", "2026-03-02"), ev("deny", "2026-03-03")], "deny_without_reason"),
-    ([ev("complete", "2026-03-03")], "complete_without_acceptance"),
-    ([ev("accept", "2026-03-02"), ev("extend", "2026-03-03", **EXT), ev("extend", "2026-03-04", **EXT)], "second_extension"),
-    ([ev("accept", "2026-03-02"), ev("extend", "2026-03-10", **EXT)], "extension_after_due"),
-])
+@pytest.mark.parametrize(
+    "events,code",
+    [
+        ([ev("reject", "2026-03-03")], "reject_without_reason"),
+        ([ev("accept", "2026-03-02"), ev("deny", "2026-03-03")], "deny_without_reason"),
+        ([ev("complete", "2026-03-03")], "complete_without_acceptance"),
+        (
+            [ev("accept", "2026-03-02"), ev("extend", "2026-03-03", **EXT), ev("extend", "2026-03-04", **EXT)],
+            "second_extension",
+        ),
+        ([ev("accept", "2026-03-02"), ev("extend", "2026-03-10", **EXT)], "extension_after_due"),
+    ],
+)
 def test_violations_from_foreign_events_are_red(events, code):
     v = view(events, "2026-03-12", received="2026-03-02")
     assert code in v.violations and v.light == "red"
@@ -403,13 +457,30 @@ def test_due_date_monotone_in_promised_days(acc, promised):
     assert a < b or (promised == 0 and a <= b)
 
 
-KINDS = ["accept", "reject", "request_supplement", "supplement_received", "suspend", "resume",
-         "extend", "step", "approve", "deny", "complete", "transfer", "withdraw", "deliver"]
+KINDS = [
+    "accept",
+    "reject",
+    "request_supplement",
+    "supplement_received",
+    "suspend",
+    "resume",
+    "extend",
+    "step",
+    "approve",
+    "deny",
+    "complete",
+    "transfer",
+    "withdraw",
+    "deliver",
+]
 
 
 @settings(max_examples=150, deadline=None)
-@given(dates, st.lists(st.tuples(st.sampled_from(KINDS), st.integers(0, 20), st.booleans()), max_size=8),
-       st.integers(0, 60))
+@given(
+    dates,
+    st.lists(st.tuples(st.sampled_from(KINDS), st.integers(0, 20), st.booleans()), max_size=8),
+    st.integers(0, 60),
+)
 def test_evaluate_is_deterministic_and_consistent(rec_day, steps, now_off):
     rec = datetime.combine(rec_day, datetime.min.time(), CST).replace(hour=9)
     events, d = [], rec_day

@@ -1,5 +1,6 @@
 """Property tests of the case clock: monotone lights, suspensions, promised days, determinism,
 violations that later events never remove, next_change, and the fast working-day arithmetic."""
+
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
@@ -22,8 +23,9 @@ from protocol.caseclock import (
 from protocol.caseclock_days import Days, days_of
 
 CAL = default_calendar()
-CAL_2027 = CAL.with_year(YearTable(2027, frozenset({date(2027, 1, 1), date(2027, 2, 8)}),
-                                   frozenset({date(2027, 2, 6)})))
+CAL_2027 = CAL.with_year(
+    YearTable(2027, frozenset({date(2027, 1, 1), date(2027, 2, 8)}), frozenset({date(2027, 2, 6)}))
+)
 RANK = {"green": 0, "yellow": 1, "red": 2}
 ITEMS = [
     ItemRule("P", "promised", legal_days=20, promised_days=5),
@@ -35,8 +37,10 @@ ITEMS = [
 FULL = dict(reason="r", approver="a", days=5, procedure="鉴定", step="s", link="上级")
 
 dates = st.dates(min_value=date(2025, 1, 1), max_value=date(2026, 11, 30))
-steps = st.lists(st.tuples(st.sampled_from(EVENT_TYPES), st.integers(0, 12), st.integers(8, 18), st.booleans(),
-                           st.integers(-1, 72)), max_size=9)
+steps = st.lists(
+    st.tuples(st.sampled_from(EVENT_TYPES), st.integers(0, 12), st.integers(8, 18), st.booleans(), st.integers(-1, 72)),
+    max_size=9,
+)
 
 
 def _at(d: date, hour: int = 10) -> datetime:
@@ -64,8 +68,12 @@ TOL = st.sampled_from([None, timedelta(0), timedelta(hours=24)])
 
 # -- fast working-day arithmetic agrees with WorkCalendar ----------------------------------------
 @settings(max_examples=400, deadline=None)
-@given(st.dates(min_value=date(2022, 1, 1), max_value=date(2029, 12, 31)), st.integers(-420, 420),
-       st.dates(min_value=date(2022, 1, 1), max_value=date(2029, 12, 31)), st.sampled_from([CAL, CAL_2027]))
+@given(
+    st.dates(min_value=date(2022, 1, 1), max_value=date(2029, 12, 31)),
+    st.integers(-420, 420),
+    st.dates(min_value=date(2022, 1, 1), max_value=date(2029, 12, 31)),
+    st.sampled_from([CAL, CAL_2027]),
+)
 def test_days_agree_with_work_calendar(start, n, other, cal):
     fast = Days(cal)  # fresh window each time, so window growth is exercised too
     assert fast.add_p(start, n) == cal.add_working_days(start, n)
@@ -76,7 +84,7 @@ def test_days_agree_with_work_calendar(start, n, other, cal):
 
 def test_days_memo_survives_many_calendars():
     cals = [CAL.with_year(YearTable(2027, frozenset({date(2027, 1, k)}), frozenset())) for k in range(1, 13)]
-    for k, cal in enumerate(cals, start=1):
+    for cal in cals:
         assert days_of(cal).cal is cal
         # each calendar has a different 2027 holiday; the memo must never mix them up
         assert days_of(cal).add(date(2026, 12, 31), 3) == cal.add_working_days(date(2026, 12, 31), 3)[0]
@@ -88,8 +96,9 @@ def test_days_memo_survives_many_calendars():
 def test_light_monotone_in_now_without_new_events(rec_day, spec, item, offsets, tol):
     rec, events = build(rec_day, spec)
     start = events[-1].at if events else rec
-    views = [evaluate(item, rec, events, start + timedelta(days=o), CAL, backdate_tolerance=tol)
-             for o in sorted(offsets)]
+    views = [
+        evaluate(item, rec, events, start + timedelta(days=o), CAL, backdate_tolerance=tol) for o in sorted(offsets)
+    ]
     assume(views[0].status not in CLOSED)
     for a, b in zip(views, views[1:]):
         assert RANK[a.light] <= RANK[b.light], (a, b)
@@ -99,8 +108,15 @@ def test_light_monotone_in_now_without_new_events(rec_day, spec, item, offsets, 
 
 # -- suspension never shortens a due date -----------------------------------------------------
 @settings(max_examples=200, deadline=None)
-@given(dates, st.sampled_from(ITEMS), st.integers(0, 40), st.integers(0, 40), st.integers(0, 60),
-       st.booleans(), st.sampled_from(SUSPEND_PROCEDURES))
+@given(
+    dates,
+    st.sampled_from(ITEMS),
+    st.integers(0, 40),
+    st.integers(0, 40),
+    st.integers(0, 60),
+    st.booleans(),
+    st.sampled_from(SUSPEND_PROCEDURES),
+)
 def test_suspension_never_shortens_any_due_date(acc, item, s_off, length, now_off, resumed, proc):
     accept = Event("accept", _at(acc))
     s, r = acc + timedelta(days=s_off), acc + timedelta(days=s_off + length)
@@ -145,8 +161,17 @@ def test_evaluate_is_deterministic(rec_day, spec, item, now_off, tol):
 
 # -- a later event never removes an earlier violation -------------------------------------------
 @settings(max_examples=300, deadline=None)
-@given(dates, steps, st.sampled_from(ITEMS), st.sampled_from(EVENT_TYPES), st.integers(0, 30),
-       st.integers(0, 14), st.booleans(), st.integers(0, 30), TOL)
+@given(
+    dates,
+    steps,
+    st.sampled_from(ITEMS),
+    st.sampled_from(EVENT_TYPES),
+    st.integers(0, 30),
+    st.integers(0, 14),
+    st.booleans(),
+    st.integers(0, 30),
+    TOL,
+)
 def test_later_event_never_removes_a_violation(rec_day, spec, item, kind, gap, hour, full, now_off, tol):
     rec, events = build(rec_day, spec)
     last = events[-1].at if events else rec
@@ -202,8 +227,18 @@ def test_caseclock_modules_are_pure():
     import ast
     from pathlib import Path
 
-    allowed = {"__future__", "bisect", "dataclasses", "datetime", "typing", "protocol.calendar",
-               "protocol.caseclock_days", "protocol.caseclock_types", "protocol.caseclock_replay"}
+    allowed = {
+        "__future__",
+        "bisect",
+        "dataclasses",
+        "datetime",
+        "typing",
+        "collections.abc",
+        "protocol.calendar",
+        "protocol.caseclock_days",
+        "protocol.caseclock_types",
+        "protocol.caseclock_replay",
+    }
     root = Path(__file__).resolve().parents[2] / "protocol"
     for path in sorted(root.glob("caseclock*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

@@ -1,4 +1,5 @@
 """Key generation, PEM round trips, wrong-type and garbage rejection, key ids."""
+
 from __future__ import annotations
 
 import hashlib
@@ -11,17 +12,28 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
-from protocol.crypto import (CryptoKeyError, generate_ed25519, generate_x25519, key_id,
-                             load_private_pem, load_public_pem, private_to_pem, public_raw,
-                             public_to_pem)
+from protocol.crypto import (
+    CryptoKeyError,
+    generate_ed25519,
+    generate_x25519,
+    key_id,
+    load_private_pem,
+    load_public_pem,
+    private_to_pem,
+    public_raw,
+    public_to_pem,
+)
 
 BATCH = json.loads((Path(__file__).parent / "vectors" / "batch.json").read_text("utf-8"))
 
 
-@pytest.mark.parametrize("kind,gen,priv_t,pub_t", [
-    ("ed25519", generate_ed25519, Ed25519PrivateKey, Ed25519PublicKey),
-    ("x25519", generate_x25519, X25519PrivateKey, X25519PublicKey),
-])
+@pytest.mark.parametrize(
+    "kind,gen,priv_t,pub_t",
+    [
+        ("ed25519", generate_ed25519, Ed25519PrivateKey, Ed25519PublicKey),
+        ("x25519", generate_x25519, X25519PrivateKey, X25519PublicKey),
+    ],
+)
 def test_pem_roundtrip(kind, gen, priv_t, pub_t):
     key = gen()
     assert isinstance(key, priv_t)
@@ -55,20 +67,26 @@ def test_wrong_kind_is_rejected_clearly():
 
 def test_other_algorithms_rejected():
     p256 = ec.generate_private_key(ec.SECP256R1())
-    pem = p256.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    pem = p256.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     with pytest.raises(CryptoKeyError, match="expected an Ed25519 private key"):
         load_private_pem(pem, "ed25519")
-    pub = p256.public_key().public_bytes(serialization.Encoding.PEM,
-                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+    pub = p256.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     with pytest.raises(CryptoKeyError, match="expected an X25519 public key"):
         load_public_pem(pub, "x25519")
 
 
-@pytest.mark.parametrize("data", [
-    b"", b"garbage", b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
-    bytes(range(256)), "日本語",
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"garbage",
+        b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        bytes(range(256)),
+        "日本語",
+    ],
+)
 def test_garbage_rejected(data):
     with pytest.raises(CryptoKeyError):
         load_private_pem(data, "ed25519")
@@ -78,8 +96,8 @@ def test_garbage_rejected(data):
 
 def test_encrypted_and_non_bytes_rejected():
     enc = generate_ed25519().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(b"secret"))
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(b"secret")
+    )
     with pytest.raises(CryptoKeyError, match="encrypted"):
         load_private_pem(enc, "ed25519")
     with pytest.raises(CryptoKeyError):

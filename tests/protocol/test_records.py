@@ -1,4 +1,5 @@
 """Records: canonical encoding (golden bytes), strict decoding, hash chain."""
+
 from __future__ import annotations
 
 import enum
@@ -10,22 +11,41 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protocol.records import (CLOCK_QUALITIES, GENESIS, MAX_DEPTH, MAX_RECORD_BYTES, Record,
-                              RecordError, chain_next, decode_record, encode_record, peek_seq,
-                              record_hash, verify_chain)
+from protocol.records import (
+    CLOCK_QUALITIES,
+    GENESIS,
+    MAX_DEPTH,
+    MAX_RECORD_BYTES,
+    Record,
+    RecordError,
+    chain_next,
+    decode_record,
+    encode_record,
+    peek_seq,
+    record_hash,
+    verify_chain,
+)
 from tests.protocol.vectors_io import VECTORS, golden_rows
-
 
 
 def rec(body=None, **kw) -> Record:
     """A valid record with overridable fields (body defaults to {})."""
-    fields = dict(seq=1, prev=GENESIS, kind="case.event", wall_ms=1_709_251_200_000,
-                  mono_ns=5, boot_id="boot", clock="ntp", body={} if body is None else body)
+    fields = dict(
+        seq=1,
+        prev=GENESIS,
+        kind="case.event",
+        wall_ms=1_709_251_200_000,
+        mono_ns=5,
+        boot_id="boot",
+        clock="ntp",
+        body={} if body is None else body,
+    )
     fields.update(kw)
     return Record(**fields)
 
 
 # ---- golden vectors -------------------------------------------------------------------------
+
 
 def test_golden_encodings_and_hashes():
     for r, enc, h in golden_rows():
@@ -61,14 +81,23 @@ def test_encoding_layout_is_documented_array():
 
 I64 = st.integers(-(2**63), 2**63 - 1)
 SCALARS = st.none() | st.booleans() | I64 | st.text(max_size=20) | st.binary(max_size=20)
-VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4)
-                      | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=20)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
 BODIES = st.dictionaries(st.text(max_size=12), VALUES, max_size=8)
 RECORDS = st.builds(
-    Record, seq=st.integers(1, 2**63 - 1), prev=st.binary(min_size=32, max_size=32),
-    kind=st.from_regex(r"\A[a-z][a-z0-9_.]{0,31}\Z"), wall_ms=I64,
-    mono_ns=st.integers(0, 2**63 - 1), boot_id=st.text(max_size=64),
-    clock=st.sampled_from(CLOCK_QUALITIES), body=BODIES)
+    Record,
+    seq=st.integers(1, 2**63 - 1),
+    prev=st.binary(min_size=32, max_size=32),
+    kind=st.from_regex(r"\A[a-z][a-z0-9_.]{0,31}\Z"),
+    wall_ms=I64,
+    mono_ns=st.integers(0, 2**63 - 1),
+    boot_id=st.text(max_size=64),
+    clock=st.sampled_from(CLOCK_QUALITIES),
+    body=BODIES,
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -114,12 +143,30 @@ def test_byte_flips_never_escape_as_other_errors(r, data):
 
 # ---- encode rejects -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kw", [
-    {"seq": 0}, {"seq": 2**63}, {"seq": True}, {"seq": 1.0}, {"prev": bytes(31)},
-    {"prev": "x" * 32}, {"kind": "Case"}, {"kind": "1case"}, {"kind": "a" * 33},
-    {"kind": "case\n"}, {"wall_ms": 2**63}, {"wall_ms": 1.5}, {"mono_ns": -1},
-    {"boot_id": "x" * 65}, {"boot_id": None}, {"clock": "gps"}, {"body": []}, {"body": ()},
-])
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"seq": 0},
+        {"seq": 2**63},
+        {"seq": True},
+        {"seq": 1.0},
+        {"prev": bytes(31)},
+        {"prev": "x" * 32},
+        {"kind": "Case"},
+        {"kind": "1case"},
+        {"kind": "a" * 33},
+        {"kind": "case\n"},
+        {"wall_ms": 2**63},
+        {"wall_ms": 1.5},
+        {"mono_ns": -1},
+        {"boot_id": "x" * 65},
+        {"boot_id": None},
+        {"clock": "gps"},
+        {"body": []},
+        {"body": ()},
+    ],
+)
 def test_encode_rejects_bad_fields(kw):
     with pytest.raises(RecordError):
         encode_record(rec(**kw))
@@ -132,11 +179,24 @@ def test_encode_rejects_none_body_and_non_record():
         encode_record({"seq": 1})  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("body", [
-    {"a": 1.5}, {"a": [1, 2.0]}, {"a": {"b": float("nan")}}, {1: "int key"}, {b"k": 1},
-    {"a": (1, 2)}, {"a": {1, 2}}, {"a": 2**63}, {"a": -(2**63) - 1}, {"a": bytearray(b"x")},
-    {"a": "\ud800"}, {"a": {"b": {1: 2}}}, {"a": object()},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"a": 1.5},
+        {"a": [1, 2.0]},
+        {"a": {"b": float("nan")}},
+        {1: "int key"},
+        {b"k": 1},
+        {"a": (1, 2)},
+        {"a": {1, 2}},
+        {"a": 2**63},
+        {"a": -(2**63) - 1},
+        {"a": bytearray(b"x")},
+        {"a": "\ud800"},
+        {"a": {"b": {1: 2}}},
+        {"a": object()},
+    ],
+)
 def test_encode_rejects_bad_body_values(body):
     with pytest.raises(RecordError):
         encode_record(rec(body))
@@ -188,6 +248,7 @@ def test_enum_subclasses_are_normalised():
 
 # ---- decode rejects -------------------------------------------------------------------------
 
+
 def _pack(items) -> bytes:
     return msgpack.packb(items, use_bin_type=True)
 
@@ -195,16 +256,27 @@ def _pack(items) -> bytes:
 FIELDS = [1, GENESIS, "vote", 1, 2, "b", "ntp"]
 
 
-@pytest.mark.parametrize("data", [
-    b"", b"\xc1", b"\x98", _pack(FIELDS), _pack(FIELDS + [{}, 1]), _pack({"seq": 1}),
-    _pack(FIELDS + [{"b": 1, "a": 2}]), _pack(FIELDS + [{"a": {"d": 1, "c": 2}}]),
-    _pack(FIELDS + [{"a": 1.0}]), _pack(FIELDS + [{"a": [0.5]}]),
-    _pack(FIELDS + [{1: 1}]), _pack(FIELDS + [{"a": msgpack.ExtType(5, b"")}]),
-    _pack(FIELDS + [{}]) + b"\x00",
-    msgpack.packb(FIELDS + [{}], use_bin_type=False),  # prev as str (old raw format)
-    bytes([0x98, 0xCF]) + (1).to_bytes(8, "big") + _pack(FIELDS + [{}])[2:],
-    bytes([0xDC, 0, 8]) + _pack(FIELDS + [{}])[1:],  # array16 header for 8 items
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\xc1",
+        b"\x98",
+        _pack(FIELDS),
+        _pack(FIELDS + [{}, 1]),
+        _pack({"seq": 1}),
+        _pack(FIELDS + [{"b": 1, "a": 2}]),
+        _pack(FIELDS + [{"a": {"d": 1, "c": 2}}]),
+        _pack(FIELDS + [{"a": 1.0}]),
+        _pack(FIELDS + [{"a": [0.5]}]),
+        _pack(FIELDS + [{1: 1}]),
+        _pack(FIELDS + [{"a": msgpack.ExtType(5, b"")}]),
+        _pack(FIELDS + [{}]) + b"\x00",
+        msgpack.packb(FIELDS + [{}], use_bin_type=False),  # prev as str (old raw format)
+        bytes([0x98, 0xCF]) + (1).to_bytes(8, "big") + _pack(FIELDS + [{}])[2:],
+        bytes([0xDC, 0, 8]) + _pack(FIELDS + [{}])[1:],  # array16 header for 8 items
+    ],
+)
 def test_decode_rejects(data):
     with pytest.raises(RecordError):
         decode_record(data)
@@ -225,6 +297,7 @@ def test_decode_accepts_memoryview_and_rejects_non_bytes():
 
 
 # ---- chain ----------------------------------------------------------------------------------
+
 
 def make_chain(n: int, start: bytes = GENESIS) -> list[tuple[Record, bytes]]:
     out, prev = [], start
@@ -268,9 +341,8 @@ def test_verify_chain_random_break():
     for _ in range(10):
         i = rng.randrange(1, 30)
         r = chain[i][0]
-        forged = Record(r.seq, bytes(32), r.kind, r.wall_ms, r.mono_ns, r.boot_id, r.clock,
-                        r.body)
-        broken = chain[:i] + [(forged, encode_record(forged))] + chain[i + 1:]
+        forged = Record(r.seq, bytes(32), r.kind, r.wall_ms, r.mono_ns, r.boot_id, r.clock, r.body)
+        broken = chain[:i] + [(forged, encode_record(forged))] + chain[i + 1 :]
         assert verify_chain(GENESIS, broken) == i
 
 

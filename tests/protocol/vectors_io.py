@@ -1,4 +1,5 @@
 """Reading the golden vector files (tests/protocol/vectors/*.json), shared by the wire tests."""
+
 from __future__ import annotations
 
 import json
@@ -23,5 +24,7 @@ def untag(v):
 def golden_rows() -> list[tuple[Record, bytes, bytes]]:
     """(record, encoded, hash) of every record in records.json."""
     data = json.loads((VECTORS / "records.json").read_text("utf-8"))
-    return [(Record(**untag(row["record"])), bytes.fromhex(row["encoded"]), bytes.fromhex(row["hash"]))
-            for row in data["records"]]
+    return [
+        (Record(**untag(row["record"])), bytes.fromhex(row["encoded"]), bytes.fromhex(row["hash"]))
+        for row in data["records"]
+    ]

@@ -1,4 +1,5 @@
 """Fixtures: a provisioned hub directory and a real Mosquitto running its generated config."""
+
 from __future__ import annotations
 
 import pytest

@@ -17,32 +17,49 @@ Negative checks need no sleeps: MQTT keeps one publisher's messages in order, so
 forbidden message, then an allowed one, and once the allowed one has arrived the forbidden
 one would have arrived before it (`assert_not_received`).
 """
+
 from __future__ import annotations
 
 import queue
 import ssl
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import paho.mqtt.client as mqtt
 
+from iobase.config import BROKER_TOOL_IDENTITY, HUB_IDENTITY
 from provisioning.broker import ManagedBroker, free_port
 from provisioning.brokerconf import BrokerLayout
 from provisioning.ca import CertificateAuthority
-from iobase.config import BROKER_TOOL_IDENTITY, HUB_IDENTITY
 from provisioning.setup import add_site, init_hub
 
-__all__ = ["ManagedBroker", "free_port", "provision", "tls_files", "TlsFiles", "connect",
-           "try_connect", "TestClient", "start_broker", "issue_identity"]
+__all__ = [
+    "ManagedBroker",
+    "free_port",
+    "provision",
+    "tls_files",
+    "TlsFiles",
+    "connect",
+    "try_connect",
+    "TestClient",
+    "start_broker",
+    "issue_identity",
+]
 
 TIMEOUT = 5.0
 
 
-def provision(root: Path, sites: Iterable[str] = ("S01", "S02"), *, board: str = "generic",
-              region: str = "140700", port: int = 8883) -> Path:
+def provision(
+    root: Path,
+    sites: Iterable[str] = ("S01", "S02"),
+    *,
+    board: str = "generic",
+    region: str = "140700",
+    port: int = 8883,
+) -> Path:
     """init_hub + add_site for each code; returns the hub directory."""
     init_hub(root, region=region, name="测试市政务服务中心", broker_port=port)
     for code in sites:
@@ -78,8 +95,9 @@ def tls_files(root: Path, identity: str) -> TlsFiles:
     return TlsFiles(site / "ca.crt", site / "mqtt.crt", site / "mqtt.key")
 
 
-def issue_identity(root: Path, identity: str, acl_lines: Iterable[str],
-                   broker: ManagedBroker | None = None) -> TlsFiles:
+def issue_identity(
+    root: Path, identity: str, acl_lines: Iterable[str], broker: ManagedBroker | None = None
+) -> TlsFiles:
     """A test-only identity: a client certificate from the hub's CA (DIR/test-identities/) and
     `topic ...` ACL lines appended to DIR/broker/acl (until add-site/revoke-site rewrite it);
     reloads `broker` so the lines apply. Use a CN that cannot be a site code ("jc-test-...")."""
@@ -102,7 +120,7 @@ class TestClient:
     def __init__(self, client: mqtt.Client, name: str) -> None:
         self.client = client
         self.name = name
-        self.messages: "queue.Queue[mqtt.MQTTMessage]" = queue.Queue()
+        self.messages: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
         self.received: list[mqtt.MQTTMessage] = []
         self.connected = threading.Event()
         self.disconnected = threading.Event()
@@ -149,21 +167,22 @@ class TestClient:
         assert ev.wait(timeout), f"{self.name}: no SUBACK for {topic}"
         return out
 
-    def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False,
-                timeout: float = TIMEOUT) -> None:
+    def publish(
+        self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False, timeout: float = TIMEOUT
+    ) -> None:
         """Publish and wait until the broker acknowledged it (PUBACK for QoS 1)."""
         info = self.client.publish(topic, payload, qos=qos, retain=retain)
         info.wait_for_publish(timeout)
 
-    def wait_for(self, topic: str, timeout: float = TIMEOUT,
-                 payload: bytes | None = None) -> mqtt.MQTTMessage:
+    def wait_for(self, topic: str, timeout: float = TIMEOUT, payload: bytes | None = None) -> mqtt.MQTTMessage:
         """The next message on `topic` (optionally with `payload`); fails after `timeout`."""
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AssertionError(f"{self.name}: nothing on {topic} within {timeout} s; "
-                                     f"got {[m.topic for m in self.received]}")
+                raise AssertionError(
+                    f"{self.name}: nothing on {topic} within {timeout} s; got {[m.topic for m in self.received]}"
+                )
             try:
                 msg = self.messages.get(timeout=left)
             except queue.Empty:
@@ -179,22 +198,36 @@ class TestClient:
         self.client.loop_stop()
 
 
-def _client(root: Path, identity: str, client_id: str | None, clean_session: bool,
-            files: TlsFiles | None) -> mqtt.Client:
+def _client(
+    root: Path, identity: str, client_id: str | None, clean_session: bool, files: TlsFiles | None
+) -> mqtt.Client:
     files = files or tls_files(root, identity)
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                    client_id=f"test-{identity}-{time.monotonic_ns()}" if client_id is None else client_id,
-                    clean_session=clean_session)
-    c.tls_set(ca_certs=str(files.ca), certfile=str(files.cert) if files.cert else None,
-              keyfile=str(files.key) if files.key else None, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    c = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=f"test-{identity}-{time.monotonic_ns()}" if client_id is None else client_id,
+        clean_session=clean_session,
+    )
+    c.tls_set(
+        ca_certs=str(files.ca),
+        certfile=str(files.cert) if files.cert else None,
+        keyfile=str(files.key) if files.key else None,
+        tls_version=ssl.PROTOCOL_TLS_CLIENT,
+    )
     c.tls_insecure_set(False)
     c.reconnect_delay_set(0.1, 1)
     return c
 
 
-def connect(root: Path, identity: str, broker: ManagedBroker | int, *, client_id: str | None = None,
-            clean_session: bool = True, files: TlsFiles | None = None,
-            timeout: float = TIMEOUT) -> TestClient:
+def connect(
+    root: Path,
+    identity: str,
+    broker: ManagedBroker | int,
+    *,
+    client_id: str | None = None,
+    clean_session: bool = True,
+    files: TlsFiles | None = None,
+    timeout: float = TIMEOUT,
+) -> TestClient:
     """Connect as `identity` with its client certificate and wait for a successful CONNACK."""
     port = broker if isinstance(broker, int) else broker.port
     tc = TestClient(_client(root, identity, client_id, clean_session, files), identity)
@@ -202,13 +235,13 @@ def connect(root: Path, identity: str, broker: ManagedBroker | int, *, client_id
     tc.client.loop_start()
     if not tc.connected.wait(timeout):
         tc.close()
-        raise AssertionError(f"{identity}: no successful CONNACK within {timeout} s "
-                             f"(connack={tc.connack})")
+        raise AssertionError(f"{identity}: no successful CONNACK within {timeout} s (connack={tc.connack})")
     return tc
 
 
-def try_connect(root: Path, identity: str, broker: ManagedBroker | int, *,
-                files: TlsFiles | None = None, timeout: float = 2.0) -> bool:
+def try_connect(
+    root: Path, identity: str, broker: ManagedBroker | int, *, files: TlsFiles | None = None, timeout: float = 2.0
+) -> bool:
     """True if `identity` (or `files`) gets a successful CONNACK; False if refused or cut off."""
     port = broker if isinstance(broker, int) else broker.port
     tc = TestClient(_client(root, identity, None, True, files), identity)

@@ -1,9 +1,9 @@
 """The generated Mosquitto config with real paho clients: who may publish and read what."""
+
 from __future__ import annotations
 
 from protocol import topics
 from provisioning.ca import CertificateAuthority
-
 from tests.provisioning.mqtt_helpers import TlsFiles, connect, tls_files, try_connect
 
 
@@ -21,11 +21,11 @@ def test_site_cannot_publish_as_another_site(hub_dir, broker):
     hub = connect(hub_dir, "hub", broker)
     hub.subscribe(f"{topics.ROOT}/#")
     a = connect(hub_dir, "S01", broker)
-    a.publish(topics.site_batch("S02"), b"forged")     # denied by the ACL
-    a.publish(topics.site_state("S02"), b"forged")     # denied
-    a.publish(topics.HUB_STATE, b"forged")             # denied: sites only read it
-    a.publish(topics.site_ack("S01"), b"forged")       # denied: down-topics are the hub's
-    a.publish(topics.site_batch("S01"), b"barrier")    # allowed; arrives after the above would
+    a.publish(topics.site_batch("S02"), b"forged")  # denied by the ACL
+    a.publish(topics.site_state("S02"), b"forged")  # denied
+    a.publish(topics.HUB_STATE, b"forged")  # denied: sites only read it
+    a.publish(topics.site_ack("S01"), b"forged")  # denied: down-topics are the hub's
+    a.publish(topics.site_batch("S01"), b"barrier")  # allowed; arrives after the above would
     hub.wait_for(topics.site_batch("S01"), payload=b"barrier")
     assert hub.topics_received() == [topics.site_batch("S01")]
     hub.close(), a.close()
@@ -39,12 +39,12 @@ def test_site_reads_only_its_own_down_topics_and_hub_state(hub_dir, broker):
     a.subscribe(topics.site_down_filter("S02"))
     a.subscribe(topics.ALL_BATCHES)
     a.subscribe(topics.HUB_STATE)
-    assert a.wait_for(topics.HUB_STATE).payload == b"online"   # retained, readable
+    assert a.wait_for(topics.HUB_STATE).payload == b"online"  # retained, readable
     hub.publish(topics.site_cmd("S02"), b"for-S02")
     hub.publish(topics.site_config("S02", "catalog"), b"for-S02")
     b = connect(hub_dir, "S02", broker)
     b.publish(topics.site_batch("S02"), b"S02-batch")  # PUBACK: already routed (or denied)
-    hub.publish(topics.site_ack("S01"), b"for-S01")   # arrives after anything routed before
+    hub.publish(topics.site_ack("S01"), b"for-S01")  # arrives after anything routed before
     a.wait_for(topics.site_ack("S01"), payload=b"for-S01")
     hub.publish(topics.site_cmd("S01"), b"last")
     a.wait_for(topics.site_cmd("S01"), payload=b"last")
@@ -82,5 +82,4 @@ def test_hub_certificate_used_as_server_is_not_trusted_by_site(hub_dir, broker, 
     """A site only trusts the hub's CA: a broker certificate from another CA fails the handshake."""
     other = CertificateAuthority.create(tmp_path / "other-ca", "999999")
     files = tls_files(hub_dir, "S01")
-    assert not try_connect(hub_dir, "S01", broker,
-                           files=TlsFiles(other.cert_path, files.cert, files.key))
+    assert not try_connect(hub_dir, "S01", broker, files=TlsFiles(other.cert_path, files.cert, files.key))

@@ -1,5 +1,6 @@
 """Issue 7, section 3: one township box (its folder: keys and client certificate) must not be
 able to exhaust the broker. Real Mosquitto with the generated config, real paho clients."""
+
 from __future__ import annotations
 
 import os
@@ -10,9 +11,7 @@ import pytest
 
 from protocol import topics
 from protocol.wire import MAX_BATCH_BYTES
-from provisioning.brokerconf import (MAX_HUB_PUBLISH_BYTES, MAX_INFLIGHT_BYTES, MAX_PACKET_SIZE,
-                                     MAX_QUEUED_BYTES)
-
+from provisioning.brokerconf import MAX_HUB_PUBLISH_BYTES, MAX_INFLIGHT_BYTES, MAX_PACKET_SIZE, MAX_QUEUED_BYTES
 from tests.provisioning.mqtt_helpers import connect, provision, start_broker
 
 MiB = 1024 * 1024
@@ -50,7 +49,7 @@ def test_an_oversize_publish_disconnects_the_site_and_goes_nowhere(hub_dir, brok
     hub = connect(hub_dir, "hub", broker)
     hub.subscribe(f"{topics.ROOT}/#")
     s1 = connect(hub_dir, "S01", broker)
-    s1.client.reconnect_delay_set(30, 60)        # stay down once cut off
+    s1.client.reconnect_delay_set(30, 60)  # stay down once cut off
     s1.client.publish(topics.site_batch("S01"), b"\0" * MAX_PACKET_SIZE, qos=0)
     assert s1.disconnected.wait(10), "the broker kept a client that sent an oversize packet"
     s2 = connect(hub_dir, "S02", broker)
@@ -60,13 +59,14 @@ def test_an_oversize_publish_disconnects_the_site_and_goes_nowhere(hub_dir, brok
     hub.close(), s1.close(), s2.close()
 
 
-@pytest.mark.parametrize("suffix", ["up/other", "up/batch/x", "up/state/x", "up", "up/clip2",
-                                    "down/cmd", "down/config/catalog", "x"])
+@pytest.mark.parametrize(
+    "suffix", ["up/other", "up/batch/x", "up/state/x", "up", "up/clip2", "down/cmd", "down/config/catalog", "x"]
+)
 def test_a_site_writes_only_its_three_up_topics(hub_dir, broker, suffix):
     hub = connect(hub_dir, "hub", broker)
     hub.subscribe(f"{topics.ROOT}/#")
     s1 = connect(hub_dir, "S01", broker)
-    s1.publish(f"{topics.ROOT}/site/S01/{suffix}", b"forbidden")        # PUBACK, but dropped
+    s1.publish(f"{topics.ROOT}/site/S01/{suffix}", b"forbidden")  # PUBACK, but dropped
     for allowed in (topics.site_batch("S01"), topics.site_clip("S01"), topics.site_state("S01")):
         s1.publish(allowed, b"allowed")
         hub.wait_for(allowed, payload=b"allowed")
@@ -84,7 +84,7 @@ def test_queued_bytes_are_bounded_while_the_hub_is_offline(root):
         before = _rss(broker.pid)
         site = connect(root, "S01", broker)
         payload = os.urandom(MAX_BATCH_BYTES)
-        n = 100                                                         # 100 MiB offered
+        n = 100  # 100 MiB offered
         for _ in range(n):
             site.publish(topics.site_batch("S01"), payload, timeout=20)
         grown = _rss(broker.pid) - before
@@ -112,19 +112,18 @@ def test_queued_bytes_are_bounded_while_the_hub_is_offline(root):
 def test_stray_retained_messages_are_cleared_at_start(root):
     with start_broker(root) as broker:
         s1 = connect(root, "S01", broker)
-        s1.publish(topics.site_state("S01"), b"birth", retain=True)      # the one allowed
-        s1.publish(topics.site_batch("S01"), b"b" * 1000, retain=True)   # stray
-        s1.publish(topics.site_clip("S01"), b"c" * 1000, retain=True)    # stray
+        s1.publish(topics.site_state("S01"), b"birth", retain=True)  # the one allowed
+        s1.publish(topics.site_batch("S01"), b"b" * 1000, retain=True)  # stray
+        s1.publish(topics.site_clip("S01"), b"c" * 1000, retain=True)  # stray
         s2 = connect(root, "S02", broker)
         s2.publish(topics.site_state("S02"), b"s" * (64 * 1024 + 1), retain=True)  # oversize state
         s1.close(), s2.close()
         broker.restart()
-        assert broker.swept == sorted([topics.site_batch("S01"), topics.site_clip("S01"),
-                                       topics.site_state("S02")])
+        assert broker.swept == sorted([topics.site_batch("S01"), topics.site_clip("S01"), topics.site_state("S02")])
         hub = connect(root, "hub", broker)
         hub.subscribe(f"{topics.ROOT}/site/+/up/#")
         hub.wait_for(topics.site_state("S01"), payload=b"birth")
-        hub.subscribe(f"{topics.ROOT}/barrier")                          # retained come before its SUBACK
+        hub.subscribe(f"{topics.ROOT}/barrier")  # retained come before its SUBACK
         assert hub.topics_received() == [topics.site_state("S01")]
         hub.close()
         broker.restart()

@@ -1,4 +1,5 @@
 """ManagedBroker and run_broker: start/stop, failures, moved directories, persistence, watcher."""
+
 from __future__ import annotations
 
 import os
@@ -12,14 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from hub.config import Registry
 from protocol import topics
 from provisioning import broker as broker_mod
 from provisioning.broker import ManagedBroker, find_mosquitto, free_port, probe, signal_reload
 from provisioning.brokerconf import write_acl
-from hub.config import Registry
 from provisioning.errors import BrokerError
 from provisioning.setup import add_site
-
 from tests.provisioning.mqtt_helpers import connect, provision, start_broker, try_connect
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,8 +80,7 @@ def test_queue_beyond_mosquitto_default_survives_a_broker_restart(tmp_path):
         hub.subscribe(topics.ALL_BATCHES, qos=1)
         hub.close()
         site = connect(root, "S01", b)
-        infos = [site.client.publish(topics.site_batch("S01"), str(i).encode(), qos=1)
-                 for i in range(n)]
+        infos = [site.client.publish(topics.site_batch("S01"), str(i).encode(), qos=1) for i in range(n)]
         for info in infos:
             info.wait_for_publish(10)
         site.close()
@@ -118,13 +117,18 @@ def test_run_broker_foreground(tmp_path):
     """`jiancha broker run`: serves, picks up add-site, exits 0 on SIGTERM."""
     root = provision(tmp_path / "hub", sites=["S01"])
     port = free_port()
-    (root / "hub.yaml").write_text(
-        (root / "hub.yaml").read_text().replace("port: 8883", f"port: {port}"))
+    (root / "hub.yaml").write_text((root / "hub.yaml").read_text().replace("port: 8883", f"port: {port}"))
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen([sys.executable, "-c",
-                             "import sys; from provisioning.broker import run_broker; "
-                             f"sys.exit(run_broker({str(root)!r}))"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import sys; from provisioning.broker import run_broker; sys.exit(run_broker({str(root)!r}))",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         # probe as S01 (nobody else uses it here): not as the hub, whose session a clean-session
         # probe would wipe, and not as the broker tool, which the runner itself probes with

@@ -8,6 +8,7 @@ Real Mosquitto with the generated config, real paho clients. A client whose sess
 over would reconnect and take it back (paho's loop), so the clients that are expected to be
 thrown off get a long reconnect delay.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,12 +19,11 @@ import struct
 
 import pytest
 
+from hub.config import Registry
+from iobase.config import BROKER_TOOL_IDENTITY, load_config
 from protocol import topics
 from provisioning.brokerconf import BrokerLayout, acl_text
 from provisioning.ca import cert_common_name, load_cert
-from hub.config import Registry
-from iobase.config import BROKER_TOOL_IDENTITY, load_config
-
 from tests.provisioning.mqtt_helpers import connect, provision, start_broker, tls_files
 
 # client ids a box could guess: hub/mqtt.py's and agent/sync.py's defaults, the CNs themselves,
@@ -37,7 +37,7 @@ def root(tmp_path):
 
 
 def _quiet(client) -> None:
-    client.client.reconnect_delay_set(30, 60)   # once thrown off, stay off
+    client.client.reconnect_delay_set(30, 60)  # once thrown off, stay off
 
 
 def _barrier(hub, sender, n: str) -> None:
@@ -54,7 +54,7 @@ def test_a_site_certificate_with_any_client_id_leaves_the_hub_and_the_other_site
         for i, cid in enumerate(GUESSES):
             thief = connect(root, "S01", broker, client_id=cid, clean_session=cid == "")
             _quiet(thief)
-            _barrier(hub, thief, f"thief-{i}")      # it is connected, as S01 and nothing else
+            _barrier(hub, thief, f"thief-{i}")  # it is connected, as S01 and nothing else
             _barrier(hub, s02, f"s02-{i}")
             assert not hub.disconnected.is_set() and not s02.disconnected.is_set(), cid
             thief.close()
@@ -67,7 +67,7 @@ def test_the_hubs_queued_batches_survive_a_site_connecting_with_the_hubs_client_
     with start_broker(root) as broker:
         hub = connect(root, "hub", broker, client_id="hub-140700", clean_session=False)
         hub.subscribe(topics.ALL_BATCHES)
-        hub.close()                                            # offline; its session queues
+        hub.close()  # offline; its session queues
         s02 = connect(root, "S02", broker)
         for n in range(5):
             s02.publish(topics.site_batch("S02"), f"queued-{n}".encode())
@@ -90,8 +90,8 @@ def test_one_identity_has_exactly_one_session_whatever_ids_it_sends(root):
         first.subscribe(topics.site_down_filter("S01"))
         second = connect(root, "S01", broker, client_id="made-up-2", clean_session=False)
         _quiet(second)
-        assert second.session_present                  # the same session, not a new one
-        assert first.disconnected.wait(5)               # and the older connection was closed
+        assert second.session_present  # the same session, not a new one
+        assert first.disconnected.wait(5)  # and the older connection was closed
         hub = connect(root, "hub", broker)
         hub.publish(topics.site_cmd("S01"), b"to-the-one-session")
         second.wait_for(topics.site_cmd("S01"), payload=b"to-the-one-session")  # inherited sub
@@ -111,12 +111,12 @@ def test_probe_and_sweep_run_while_the_hub_is_connected_without_touching_it(root
         hub = connect(root, "hub", broker, client_id="hub-140700", clean_session=False)
         hub.subscribe(topics.ALL_BATCHES)
         s01 = connect(root, "S01", broker)
-        s01.publish(topics.site_batch("S01"), b"x" * 100, retain=True)   # a stray to sweep
+        s01.publish(topics.site_batch("S01"), b"x" * 100, retain=True)  # a stray to sweep
         hub.wait_for(topics.site_batch("S01"), payload=b"x" * 100)
         for _ in range(3):
             assert broker.ping()
         assert broker.sweep_retained() == [topics.site_batch("S01")]
-        hub.wait_for(topics.site_batch("S01"), payload=b"")            # the delete, to the hub
+        hub.wait_for(topics.site_batch("S01"), payload=b"")  # the delete, to the hub
         assert broker.sweep_retained() == []
         broker.reload()
         _barrier(hub, s01, "after")
@@ -143,14 +143,18 @@ def test_the_broker_tool_can_only_read_and_write_the_sites_up_topics(root):
         s01.subscribe(topics.site_down_filter("S01"))
         s01.subscribe(topics.HUB_STATE)
         tool = connect(root, BROKER_TOOL_IDENTITY, broker)
-        tool.subscribe(f"{topics.ROOT}/#")      # granted; deliveries filtered by the read ACL
-        for t in (topics.HUB_STATE, topics.site_cmd("S01"), topics.site_ack("S01"),
-                  topics.site_config("S01", "catalog")):
-            tool.publish(t, b"forged")                   # denied (PUBACK, dropped)
+        tool.subscribe(f"{topics.ROOT}/#")  # granted; deliveries filtered by the read ACL
+        for t in (
+            topics.HUB_STATE,
+            topics.site_cmd("S01"),
+            topics.site_ack("S01"),
+            topics.site_config("S01", "catalog"),
+        ):
+            tool.publish(t, b"forged")  # denied (PUBACK, dropped)
         tool.publish(topics.site_batch("S02"), b"allowed")  # the sweep's deletes go here
         hub.wait_for(topics.site_batch("S02"), payload=b"allowed")
-        assert hub.topics_received() == [topics.site_batch("S02")]   # same publisher: in order
-        hub.publish(topics.site_cmd("S01"), b"barrier")   # routed after the tool's (PUBACKed)
+        assert hub.topics_received() == [topics.site_batch("S02")]  # same publisher: in order
+        hub.publish(topics.site_cmd("S01"), b"barrier")  # routed after the tool's (PUBACKed)
         s01.wait_for(topics.site_cmd("S01"), payload=b"barrier")
         assert s01.topics_received() == [topics.site_cmd("S01")]
         s01.publish(topics.site_batch("S01"), b"up")
@@ -163,8 +167,11 @@ def test_an_older_hub_directory_gets_the_tool_identity_at_the_next_broker_start(
     layout = BrokerLayout(root)
     layout.tool_crt.unlink(), layout.tool_key.unlink()
     registry = load_config(root / "registry.yaml", Registry)
-    old_acl = "\n".join(line for line in acl_text(registry).splitlines()
-                        if BROKER_TOOL_IDENTITY not in line and "site/+/up/#" not in line)
+    old_acl = "\n".join(
+        line
+        for line in acl_text(registry).splitlines()
+        if BROKER_TOOL_IDENTITY not in line and "site/+/up/#" not in line
+    )
     layout.acl.write_text(old_acl)
     with start_broker(root) as broker:
         assert cert_common_name(load_cert(layout.tool_crt)) == BROKER_TOOL_IDENTITY
@@ -174,9 +181,9 @@ def test_an_older_hub_directory_gets_the_tool_identity_at_the_next_broker_start(
         s01 = connect(root, "S01", broker)
         s01.publish(topics.site_clip("S01"), b"c" * 10, retain=True)
         s01.close()
-        assert broker.sweep_retained() == [topics.site_clip("S01")]   # the ACL lets it sweep
+        assert broker.sweep_retained() == [topics.site_clip("S01")]  # the ACL lets it sweep
         serials = load_cert(layout.tool_crt).serial_number
-    with start_broker(root):                              # present now: nothing is reissued
+    with start_broker(root):  # present now: nothing is reissued
         assert load_cert(layout.tool_crt).serial_number == serials
 
 
@@ -199,9 +206,9 @@ def _raw_connack(root, port: int, identity: str, client_id: str, clean: bool) ->
 def test_an_empty_client_id_is_named_after_the_certificate_or_refused_for_a_persistent_session(root):
     with start_broker(root) as broker:
         assert _raw_connack(root, broker.port, "S01", "", clean=True) == 0
-        assert _raw_connack(root, broker.port, "S01", "", clean=False) == 2   # identifier rejected
+        assert _raw_connack(root, broker.port, "S01", "", clean=False) == 2  # identifier rejected
         assert _raw_connack(root, broker.port, "S01", "hub", clean=False) == 0
         hub = connect(root, "hub", broker, clean_session=False)
-        assert not hub.session_present                  # S01's persistent "hub" was S01's own
+        assert not hub.session_present  # S01's persistent "hub" was S01's own
         hub.close()
         assert "as S01 (p2, c0, k10, u'S01')" in broker.layout.log.read_text()

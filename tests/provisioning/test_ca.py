@@ -1,4 +1,5 @@
 """The CA: key types, names, validity, extensions, serial index, CRL."""
+
 from __future__ import annotations
 
 import stat
@@ -38,11 +39,14 @@ def test_missing_ca_is_a_clear_error(tmp_path):
         CertificateAuthority(tmp_path / "nothing")
 
 
-@pytest.mark.parametrize("host, dns, ips", [
-    ("127.0.0.1", {"localhost"}, {"127.0.0.1"}),
-    ("hub.example.gov.cn", {"localhost", "hub.example.gov.cn"}, {"127.0.0.1"}),
-    ("10.1.2.3", {"localhost"}, {"127.0.0.1", "10.1.2.3"}),
-])
+@pytest.mark.parametrize(
+    "host, dns, ips",
+    [
+        ("127.0.0.1", {"localhost"}, {"127.0.0.1"}),
+        ("hub.example.gov.cn", {"localhost", "hub.example.gov.cn"}, {"127.0.0.1"}),
+        ("10.1.2.3", {"localhost"}, {"127.0.0.1", "10.1.2.3"}),
+    ],
+)
 def test_server_certificate_sans(ca, tmp_path, host, dns, ips):
     cert = ca.issue_server(host, tmp_path / "s.crt", tmp_path / "s.key")
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value

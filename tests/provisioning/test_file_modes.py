@@ -1,5 +1,6 @@
 """Issue 7, section 4: secrets, keys and personal data are 0600 in 0700 folders, everywhere
 (init-hub, add-site, revoke-site, the demo's folder, the SQLite databases)."""
+
 from __future__ import annotations
 
 import os
@@ -8,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from iobase.sqlite import connect
 from agent.config import AgentConfig
 from iobase.config import ConfigError, dump_config, load_config
+from iobase.sqlite import connect
 from provisioning.setup import add_site, init_hub, revoke_site
 
 # files anyone may read: certificates, public keys, the CRL, the certificate index, the ACL and
@@ -56,9 +57,22 @@ def test_provisioning_writes_secrets_0600_in_0700_folders(tmp_path, loose_umask)
     add_site(root, code="S02", name="修文镇")
     revoke_site(root, code="S02")
     checked = {p.relative_to(root).as_posix() for p in assert_private_tree(root)}
-    for secret in ("hub.yaml", "registry.yaml", "ca/ca.key", "hub/sign.key", "hub/seal.key",
-                   "hub/mqtt.key", "broker/server.key", "broker/tool.key", "sites/S01/agent.yaml", "sites/S01/sign.key",
-                   "sites/S01/mqtt.key", "data", "sites/S01/data", "broker/data"):
+    for secret in (
+        "hub.yaml",
+        "registry.yaml",
+        "ca/ca.key",
+        "hub/sign.key",
+        "hub/seal.key",
+        "hub/mqtt.key",
+        "broker/server.key",
+        "broker/tool.key",
+        "sites/S01/agent.yaml",
+        "sites/S01/sign.key",
+        "sites/S01/mqtt.key",
+        "data",
+        "sites/S01/data",
+        "broker/data",
+    ):
         assert secret in checked, secret
         assert _mode(root / secret) in (0o600, 0o700), secret
 
@@ -112,6 +126,7 @@ def test_database_modes_do_not_depend_on_the_umask(tmp_path):
 def test_demo_setup_writes_secrets_and_personal_data_privately(tmp_path, loose_umask):
     from jiancha.demo import prepare
     from provisioning.broker import free_port
+
     data = tmp_path / "demo-data"
     hub_yaml, agents = prepare(data, 2, free_port())
     assert len(agents) == 2

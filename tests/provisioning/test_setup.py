@@ -1,4 +1,5 @@
 """init_hub / add_site / revoke_site: files, configs, keys, certificates, refusals."""
+
 from __future__ import annotations
 
 import stat
@@ -8,20 +9,18 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
-from provisioning.brokerconf import BrokerLayout
-from provisioning.ca import CertificateAuthority, cert_common_name, load_cert
-from agent.config import AgentConfig
+from agent.config import AgentConfig, BoardError
 from hub.config import HubConfig, Registry
 from iobase.config import load_config
-from agent.config import BoardError
+from provisioning.brokerconf import BrokerLayout
+from provisioning.ca import CertificateAuthority, cert_common_name, load_cert
 from provisioning.errors import ProvisioningError
 from provisioning.setup import add_site, init_hub, revoke_site
 
 
 @pytest.fixture
 def root(tmp_path):
-    init_hub(tmp_path / "hub", region="140700", name="晋中市政务服务中心", broker_port=18883,
-             http_port=18080)
+    init_hub(tmp_path / "hub", region="140700", name="晋中市政务服务中心", broker_port=18883, http_port=18080)
     return tmp_path / "hub"
 
 
@@ -42,8 +41,14 @@ def test_init_hub_writes_a_loadable_hub(root):
     _load_key(hub.keys.seal_key, x25519.X25519PrivateKey)
     assert cert_common_name(load_cert(hub.broker.cert)) == "hub"
     assert load_config(hub.registry, Registry).sites == []
-    for key in (hub.keys.sign_key, hub.keys.seal_key, hub.broker.key, root / "ca/ca.key",
-                root / "broker/server.key", root / "broker/tool.key"):
+    for key in (
+        hub.keys.sign_key,
+        hub.keys.seal_key,
+        hub.broker.key,
+        root / "ca/ca.key",
+        root / "broker/server.key",
+        root / "broker/tool.key",
+    ):
         assert stat.S_IMODE(key.stat().st_mode) == 0o600, key
     layout = BrokerLayout(root)
     for f in (layout.conf, layout.acl, layout.server_crt, layout.ca_crt, layout.crl, layout.tool_crt):
@@ -52,18 +57,27 @@ def test_init_hub_writes_a_loadable_hub(root):
     assert cert_common_name(tool) == "jc-broker-tool"
     tool.verify_directly_issued_by(load_cert(root / "ca/ca.crt"))
     acl = [block.strip() for block in layout.acl.read_text().split("\n\n")]
-    assert "user jc-broker-tool\ntopic readwrite jc/v1/site/+/up/#" in acl   # that and nothing else
+    assert "user jc-broker-tool\ntopic readwrite jc/v1/site/+/up/#" in acl  # that and nothing else
     assert layout.data.is_dir()
 
 
 def test_broker_conf_has_the_settings_that_matter(root):
     conf = (root / "broker/mosquitto.conf").read_text()
     lines = set(conf.splitlines())
-    for want in ("require_certificate true", "use_identity_as_username true",
-                 "use_username_as_clientid true",
-                 "allow_anonymous false", "persistence true", "max_queued_messages 10000",
-                 "max_queued_bytes 67108864", "max_packet_size 1114112", "max_inflight_messages 100",
-                 "max_inflight_bytes 8388608", "tls_version tlsv1.2", "listener 18883 127.0.0.1"):
+    for want in (
+        "require_certificate true",
+        "use_identity_as_username true",
+        "use_username_as_clientid true",
+        "allow_anonymous false",
+        "persistence true",
+        "max_queued_messages 10000",
+        "max_queued_bytes 67108864",
+        "max_packet_size 1114112",
+        "max_inflight_messages 100",
+        "max_inflight_bytes 8388608",
+        "tls_version tlsv1.2",
+        "listener 18883 127.0.0.1",
+    ):
         assert want in lines, want
     assert f"persistence_location {(root / 'broker/data').resolve()}/" in lines
     assert f"crlfile {(root / 'broker/crl.pem').resolve()}" in lines
@@ -94,15 +108,36 @@ def test_add_site_writes_a_loadable_agent(root):
     pub = serialization.load_pem_public_key(site.sign_pub.encode())
     assert pub.public_bytes_raw() == site_key.public_key().public_bytes_raw()
     acl = (root / "broker/acl").read_text()
-    assert ("user S01\ntopic write jc/v1/site/S01/up/batch\ntopic write jc/v1/site/S01/up/state\n"
-            "topic write jc/v1/site/S01/up/clip\ntopic read jc/v1/site/S01/down/#\n"
-            "topic read jc/v1/hub/state\n") in acl
+    assert (
+        "user S01\ntopic write jc/v1/site/S01/up/batch\ntopic write jc/v1/site/S01/up/state\n"
+        "topic write jc/v1/site/S01/up/clip\ntopic read jc/v1/site/S01/down/#\n"
+        "topic read jc/v1/hub/state\n"
+    ) in acl
     # no wildcard for a site: the only up/# is the broker tool's (for the retained sweep)
     assert [line for line in acl.splitlines() if "up/#" in line] == ["topic readwrite jc/v1/site/+/up/#"]
 
 
-@pytest.mark.parametrize("code", ["", "x", "hub", "HUB", "a/b", "S 1", "S+1", "-S1", "S#", "中文",
-                                  "a" * 33, "S01\n", "S01\r\n", "\nS01", "S01\x00", "S０1"])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "",
+        "x",
+        "hub",
+        "HUB",
+        "a/b",
+        "S 1",
+        "S+1",
+        "-S1",
+        "S#",
+        "中文",
+        "a" * 33,
+        "S01\n",
+        "S01\r\n",
+        "\nS01",
+        "S01\x00",
+        "S０1",
+    ],
+)
 def test_bad_site_codes_are_refused(root, code):
     with pytest.raises(ProvisioningError, match="site code"):
         add_site(root, code=code, name="x")
@@ -159,6 +194,7 @@ def test_client_ids_are_unguessable_and_distinct(tmp_path):
     from hub.config import HubConfig
     from iobase.config import load_config
     from provisioning.setup import add_site, init_hub
+
     root = tmp_path / "h"
     init_hub(root, region="140700", name="x")
     add_site(root, code="S01", name="a")

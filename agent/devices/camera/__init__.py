@@ -18,6 +18,7 @@
 Only driver modules import OpenCV, numpy, ffmpeg or onvif, and lazily where it matters, so
 importing this package costs nothing on a box without cameras.
 """
+
 from agent.devices.camera.source import CameraSource, Frame
 
 __all__ = ["CameraSource", "Frame"]

@@ -6,13 +6,14 @@ driver therefore always opens with ``CAP_FFMPEG`` and both the open and the read
 between attempts (the first connection included) and rebuilds the connection when
 `should_restart` says no frame came for too long. Both decisions are pure functions.
 """
+
 from __future__ import annotations
 
 import logging
 import os
 import re
 import time
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 from agent.devices.camera.config import CaptureConfig
@@ -51,6 +52,7 @@ def url_password(url: str) -> str | None:
 def redact_text(text: str, secrets: tuple[str, ...] = ()) -> str:
     """Text (a log line, ffmpeg's stderr) with URL passwords and the given secrets as ***."""
     from urllib.parse import unquote
+
     text = _USERINFO.sub(r"\1:***@", text)
     for s in secrets:
         for form in {s, unquote(s)}:
@@ -71,21 +73,27 @@ def redact_url(url: str) -> str:
 class OpenCVCapture:
     """CameraSource over ``cv2.VideoCapture(url, CAP_FFMPEG, [open/read timeouts])``."""
 
-    def __init__(self, url: str, open_timeout_ms: int = 10_000, read_timeout_ms: int = 5_000,
-                 rtsp_transport: str = "tcp"):
+    def __init__(
+        self, url: str, open_timeout_ms: int = 10_000, read_timeout_ms: int = 5_000, rtsp_transport: str = "tcp"
+    ):
         import cv2  # lazy: only this driver needs OpenCV
 
         # FFmpeg options for OpenCV's backend are process-wide; set TCP unless the operator set them.
         os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", f"rtsp_transport;{rtsp_transport}")
         self.url = url
-        self._cap = cv2.VideoCapture(url, cv2.CAP_FFMPEG, [
-            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(open_timeout_ms),
-            cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(read_timeout_ms),
-        ])
+        self._cap = cv2.VideoCapture(
+            url,
+            cv2.CAP_FFMPEG,
+            [
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+                int(open_timeout_ms),
+                cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+                int(read_timeout_ms),
+            ],
+        )
         if not self._cap.isOpened():
             self._cap.release()
-            raise CaptureOpenError(f"cannot open {redact_url(url)} "
-                                   f"(timeout {open_timeout_ms} ms)")
+            raise CaptureOpenError(f"cannot open {redact_url(url)} (timeout {open_timeout_ms} ms)")
 
     def read(self) -> Frame | None:
         """The next decoded frame, or None (read timeout, end of stream, closed)."""
@@ -109,17 +117,22 @@ def opencv_opener(url: str, cfg: CaptureConfig) -> Callable[[], CameraSource]:
 class CaptureLoop:
     """Watchdog and reconnect around a source: call `step()` in the camera's thread."""
 
-    def __init__(self, open_source: Callable[[], CameraSource], cfg: CaptureConfig | None = None,
-                 clock: Callable[[], float] = time.monotonic, name: str = "camera"):
+    def __init__(
+        self,
+        open_source: Callable[[], CameraSource],
+        cfg: CaptureConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        name: str = "camera",
+    ):
         self.open_source = open_source
         self.cfg = cfg or CaptureConfig()
         self.clock = clock
         self.name = name
         self.source: CameraSource | None = None
-        self.failures = 0            # consecutive failed opens / stalled streams
-        self.retry_at = 0.0          # monotonic time of the next open attempt
-        self.last_frame = 0.0        # monotonic time of the last frame (or of the open)
-        self.opens = 0               # successful opens (1 + reconnects)
+        self.failures = 0  # consecutive failed opens / stalled streams
+        self.retry_at = 0.0  # monotonic time of the next open attempt
+        self.last_frame = 0.0  # monotonic time of the last frame (or of the open)
+        self.opens = 0  # successful opens (1 + reconnects)
         self.last_error = ""
 
     @property
@@ -129,8 +142,7 @@ class CaptureLoop:
 
     def _fail(self, now: float, why: str) -> None:
         self.failures += 1
-        delay = next_backoff(self.failures, self.cfg.backoff_base_seconds,
-                             self.cfg.backoff_max_seconds)
+        delay = next_backoff(self.failures, self.cfg.backoff_base_seconds, self.cfg.backoff_max_seconds)
         self.retry_at = now + delay
         self.last_error = why
         log.warning("%s: %s; retry in %.1f s (failure %d)", self.name, why, delay, self.failures)
@@ -155,7 +167,7 @@ class CaptureLoop:
                 self._fail(now, f"open failed: {exc}")
                 return None
             self.opens += 1
-            self.last_frame = now    # the watchdog counts from the open
+            self.last_frame = now  # the watchdog counts from the open
         try:
             frame = self.source.read()
         except Exception as exc:

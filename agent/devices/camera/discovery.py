@@ -6,6 +6,7 @@ is the pure part (tested with a recorded reply). Replies are matched on ``Relate
 de-duplicated by endpoint address. Element names are matched by local name, so the 2005/04
 and the 1.1 (2009/01) discovery namespaces both parse.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -38,8 +39,8 @@ PROBE_TEMPLATE = """<?xml version="1.0" encoding="UTF-8"?>
 class DiscoveredDevice:
     """One ONVIF device that answered a probe."""
 
-    address: str                      # endpoint reference, e.g. urn:uuid:...
-    xaddrs: tuple[str, ...]           # device service URLs
+    address: str  # endpoint reference, e.g. urn:uuid:...
+    xaddrs: tuple[str, ...]  # device service URLs
     types: tuple[str, ...]
     scopes: tuple[str, ...]
 
@@ -48,7 +49,7 @@ class DiscoveredDevice:
         prefix = f"{_SCOPE_PREFIX}{key}/"
         for s in self.scopes:
             if s.startswith(prefix):
-                return unquote(s[len(prefix):])
+                return unquote(s[len(prefix) :])
         return None
 
     @property
@@ -93,7 +94,7 @@ def parse_probe_matches(data: bytes, relates_to: str | None = None) -> list[Disc
     if len(data) > MAX_REPLY_BYTES:
         return []
     try:
-        root = ET.fromstring(data)   # expat in Python >= 3.7.1 refuses entity expansion bombs
+        root = ET.fromstring(data)  # expat in Python >= 3.7.1 refuses entity expansion bombs
     except ET.ParseError:
         return []
     header, body = _child(root, "Header"), _child(root, "Body")
@@ -115,8 +116,11 @@ def parse_probe_matches(data: bytes, relates_to: str | None = None) -> list[Disc
         xaddrs = tuple(_text(_child(m, "XAddrs")).split())
         if not address or not xaddrs:
             continue
-        out.append(DiscoveredDevice(address, xaddrs, tuple(_text(_child(m, "Types")).split()),
-                                    tuple(_text(_child(m, "Scopes")).split())))
+        out.append(
+            DiscoveredDevice(
+                address, xaddrs, tuple(_text(_child(m, "Types")).split()), tuple(_text(_child(m, "Scopes")).split())
+            )
+        )
     return out
 
 
@@ -130,13 +134,15 @@ class _Collector(asyncio.DatagramProtocol):
             self.found.setdefault(d.address, d)
 
 
-async def probe(timeout: float = 3.0, target: tuple[str, int] = MULTICAST,
-                bind: str = "0.0.0.0", ttl: int = 1) -> list[DiscoveredDevice]:
+async def probe(
+    timeout: float = 3.0, target: tuple[str, int] = MULTICAST, bind: str = "0.0.0.0", ttl: int = 1
+) -> list[DiscoveredDevice]:
     """Send one Probe to `target` and return the devices that answered within `timeout` s."""
     message_id = f"uuid:{uuid.uuid4()}"
     loop = asyncio.get_running_loop()
     transport, proto = await loop.create_datagram_endpoint(
-        lambda: _Collector(message_id), local_addr=(bind, 0), family=socket.AF_INET)
+        lambda: _Collector(message_id), local_addr=(bind, 0), family=socket.AF_INET
+    )
     try:
         sock = transport.get_extra_info("socket")
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, ttl)  # stay on the LAN

@@ -4,11 +4,12 @@ An empty desk (wall gradient, counter, monitor, fixed texture) with light sensor
 the scheduled visits a clerk-sized figure (torso and head) sits behind the desk and sways.
 Scene time is ``frame index / fps`` (deterministic, for tests) or, with a clock, real time.
 """
+
 from __future__ import annotations
 
 import math
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -20,41 +21,55 @@ def _desk_scene(width: int, height: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     wall = np.linspace(185, 150, height, dtype=np.float32)[:, None, None]
     img = np.broadcast_to(wall, (height, width, 3)).astype(np.float32).copy()
-    img[..., 0] -= 10                                            # a slightly warm wall
+    img[..., 0] -= 10  # a slightly warm wall
     desk_top = int(height * 0.62)
-    img[desk_top:, :] = (60, 90, 120)                            # brown counter (BGR)
-    img[desk_top:desk_top + 4, :] = (40, 60, 80)                 # its front edge
-    mx0, mx1 = int(width * 0.70), int(width * 0.86)              # monitor on the counter
-    img[int(height * 0.40):desk_top, mx0:mx1] = (30, 30, 30)
-    img += rng.normal(0, 4, img.shape).astype(np.float32)        # paint and grain
+    img[desk_top:, :] = (60, 90, 120)  # brown counter (BGR)
+    img[desk_top : desk_top + 4, :] = (40, 60, 80)  # its front edge
+    mx0, mx1 = int(width * 0.70), int(width * 0.86)  # monitor on the counter
+    img[int(height * 0.40) : desk_top, mx0:mx1] = (30, 30, 30)
+    img += rng.normal(0, 4, img.shape).astype(np.float32)  # paint and grain
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def draw_person(img: np.ndarray, cx: float, cy: float, scale: float = 1.0,
-                color: tuple[int, int, int] = (90, 40, 30)) -> None:
+def draw_person(
+    img: np.ndarray, cx: float, cy: float, scale: float = 1.0, color: tuple[int, int, int] = (90, 40, 30)
+) -> None:
     """Draw a seated clerk (torso + head) centred at pixel (cx, cy) of the torso top, in place."""
     import cv2
 
     h = img.shape[0]
-    tw, th = int(0.28 * h * scale), int(0.40 * h * scale)        # torso
-    hw, hh = int(0.10 * h * scale), int(0.13 * h * scale)        # head
+    tw, th = int(0.28 * h * scale), int(0.40 * h * scale)  # torso
+    hw, hh = int(0.10 * h * scale), int(0.13 * h * scale)  # head
     x0, y0 = int(cx - tw / 2), int(cy)
     cv2.rectangle(img, (x0, y0), (x0 + tw - 1, y0 + th - 1), color, thickness=-1)
-    cv2.ellipse(img, (int(cx), int(cy - hh / 2)), (hw // 2, hh // 2), 0, 0, 360,
-                (120, 150, 200), thickness=-1)                   # skin tone (BGR)
-    cv2.rectangle(img, (int(cx - hw / 2), int(cy - hh)), (int(cx + hw / 2), int(cy - hh * 0.7)),
-                  (20, 20, 20), thickness=-1)                    # hair
+    cv2.ellipse(
+        img, (int(cx), int(cy - hh / 2)), (hw // 2, hh // 2), 0, 0, 360, (120, 150, 200), thickness=-1
+    )  # skin tone (BGR)
+    cv2.rectangle(
+        img, (int(cx - hw / 2), int(cy - hh)), (int(cx + hw / 2), int(cy - hh * 0.7)), (20, 20, 20), thickness=-1
+    )  # hair
 
 
 class FakeCamera:
     """CameraSource of synthetic frames: empty desk, or a clerk present during `visits`."""
 
-    def __init__(self, width: int = 640, height: int = 360, fps: float = 5.0,
-                 visits: Sequence[tuple[float, float]] = (), *,
-                 seat: tuple[float, float] = (0.4, 0.32), sway_px: float = 10.0, still: bool = False,
-                 lights: Sequence[tuple[float, int]] = (), noise: int = 2, seed: int = 0,
-                 duration: float | None = None, clock: Callable[[], float] | None = None,
-                 pace: bool = False):
+    def __init__(
+        self,
+        width: int = 640,
+        height: int = 360,
+        fps: float = 5.0,
+        visits: Sequence[tuple[float, float]] = (),
+        *,
+        seat: tuple[float, float] = (0.4, 0.32),
+        sway_px: float = 10.0,
+        still: bool = False,
+        lights: Sequence[tuple[float, int]] = (),
+        noise: int = 2,
+        seed: int = 0,
+        duration: float | None = None,
+        clock: Callable[[], float] | None = None,
+        pace: bool = False,
+    ):
         """`visits`: (start_s, end_s) spans with the clerk present; `seat`: normalized torso-top
         centre; `still`: the clerk does not move; `lights`: (from_s, brightness delta) steps;
         `pace`: with a clock, `read()` waits for the next frame time like a real camera."""
@@ -70,22 +85,29 @@ class FakeCamera:
         self._t0 = clock() if clock else 0.0
         rng = np.random.default_rng(seed + 1)
         # a bank of noise frames, cycled: per-frame random numbers would dominate the cost
-        bank = rng.integers(-noise, noise + 1, size=(7, height, width, 1), dtype=np.int16) \
-            if noise else np.zeros((1, height, width, 1), np.int16)
-        self._noise = [(np.clip(n, 0, None).astype(np.uint8).repeat(3, axis=2),
-                        np.clip(-n, 0, None).astype(np.uint8).repeat(3, axis=2)) for n in bank]
+        bank = (
+            rng.integers(-noise, noise + 1, size=(7, height, width, 1), dtype=np.int16)
+            if noise
+            else np.zeros((1, height, width, 1), np.int16)
+        )
+        self._noise = [
+            (
+                np.clip(n, 0, None).astype(np.uint8).repeat(3, axis=2),
+                np.clip(-n, 0, None).astype(np.uint8).repeat(3, axis=2),
+            )
+            for n in bank
+        ]
         self._bg = _desk_scene(width, height, seed)
         self._desk_top = int(height * 0.62)
         self.index = 0
         self.closed = False
 
     @classmethod
-    def demo(cls, **kw) -> "FakeCamera":
+    def demo(cls, **kw) -> FakeCamera:
         """Real-time demo, every 8 minutes: clerk present 0–60 s, away 60–240 s (long enough
         for "unattended" with the default 120 s), back 240–420 s, away 420–480 s."""
         visits = [(c + a, c + b) for c in range(0, 86_400, 480) for a, b in ((0, 60), (240, 420))]
-        return cls(visits=visits, clock=kw.pop("clock", time.monotonic),
-                   pace=kw.pop("pace", True), **kw)
+        return cls(visits=visits, clock=kw.pop("clock", time.monotonic), pace=kw.pop("pace", True), **kw)
 
     @property
     def t(self) -> float:
@@ -111,10 +133,11 @@ class FakeCamera:
             cx = self.seat[0] * self.width + self.sway_px * math.sin(2 * math.pi * t / 2.5)
             cy = self.seat[1] * self.height + 0.3 * self.sway_px * math.sin(2 * math.pi * t / 1.7)
             draw_person(img, cx, cy)
-            img[self._desk_top:, :] = self._bg[self._desk_top:, :]   # the counter hides the legs
+            img[self._desk_top :, :] = self._bg[self._desk_top :, :]  # the counter hides the legs
         delta = self.brightness(t)
         if delta:
             import cv2
+
             img = cv2.add(img, (delta,) * 3) if delta > 0 else cv2.subtract(img, (-delta,) * 3)
         return img
 
@@ -130,6 +153,7 @@ class FakeCamera:
         img = self.render(t)
         if self.noise:
             import cv2
+
             up, down = self._noise[self.index % len(self._noise)]
             img = cv2.subtract(cv2.add(img, up), down)
         self.index += 1

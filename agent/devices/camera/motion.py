@@ -10,6 +10,7 @@ A running average keeps a "ghost" of someone who just left for as long as it tak
 re-learn the empty scene (~20 s at alpha 0.01). Presence therefore uses ``active``: motion
 pixels that also differ from the previous frame, i.e. something is moving now.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -35,12 +36,12 @@ def is_whole_frame_change(changed_fraction: float, lightning_threshold: float) -
 class MotionResult:
     """What one frame showed, at analysis size (see `MotionDetector.size`)."""
 
-    mask: np.ndarray                                   # uint8 0/255 after contour filtering
-    active: np.ndarray | None = None                   # part of mask that changed since the
+    mask: np.ndarray  # uint8 0/255 after contour filtering
+    active: np.ndarray | None = None  # part of mask that changed since the
     #                                                    last frame (not a ghost, see module doc)
     boxes: list[tuple[int, int, int, int]] = field(default_factory=list)  # x, y, w, h
-    changed_fraction: float = 0.0                      # share of pixels over threshold
-    guard: bool = False                                # whole-frame change: ignored
+    changed_fraction: float = 0.0  # share of pixels over threshold
+    guard: bool = False  # whole-frame change: ignored
 
     @property
     def has_motion(self) -> bool:
@@ -53,10 +54,10 @@ class MotionDetector:
 
     def __init__(self, cfg: MotionConfig | None = None):
         self.cfg = cfg or MotionConfig()
-        self.size: tuple[int, int] | None = None       # (width, height) of analysis images
+        self.size: tuple[int, int] | None = None  # (width, height) of analysis images
         self._avg: np.ndarray | None = None
         self._prev: np.ndarray | None = None
-        self.guards = 0                                # whole-frame changes seen
+        self.guards = 0  # whole-frame changes seen
 
     def prepare(self, frame: Frame) -> np.ndarray:
         """The blurred grey analysis image of a BGR (or grey) frame."""
@@ -79,7 +80,7 @@ class MotionDetector:
         import cv2
 
         prev, self._prev = self._prev, gray
-        if self._avg is None:                          # the first frame is the background
+        if self._avg is None:  # the first frame is the background
             self._avg = gray.astype(np.float32)
             return MotionResult(np.zeros_like(gray), np.zeros_like(gray))
         delta = cv2.absdiff(gray, cv2.convertScaleAbs(self._avg))
@@ -87,7 +88,7 @@ class MotionDetector:
         changed = cv2.countNonZero(thresh) / thresh.size
         if is_whole_frame_change(changed, self.cfg.lightning_threshold):
             self.guards += 1
-            self._avg = gray.astype(np.float32)        # re-seed: the new light is the new normal
+            self._avg = gray.astype(np.float32)  # re-seed: the new light is the new normal
             return MotionResult(np.zeros_like(gray), np.zeros_like(gray), [], changed, guard=True)
         cv2.accumulateWeighted(gray, self._avg, self.cfg.frame_alpha)
         dilated = cv2.dilate(thresh, None, iterations=1)
@@ -98,9 +99,8 @@ class MotionDetector:
             if cv2.contourArea(c) >= self.cfg.contour_area:
                 boxes.append(tuple(int(v) for v in cv2.boundingRect(c)))
                 cv2.drawContours(mask, [c], -1, 255, thickness=-1)
-        mask &= dilated                                # keep only pixels that really moved
-        _, fresh = cv2.threshold(cv2.absdiff(gray, prev), self.cfg.threshold // 2, 255,
-                                 cv2.THRESH_BINARY)
+        mask &= dilated  # keep only pixels that really moved
+        _, fresh = cv2.threshold(cv2.absdiff(gray, prev), self.cfg.threshold // 2, 255, cv2.THRESH_BINARY)
         active = cv2.bitwise_and(mask, cv2.dilate(fresh, None, iterations=2))
         return MotionResult(mask, active, boxes, changed)
 

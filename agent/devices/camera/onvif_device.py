@@ -12,12 +12,13 @@ and by how much the clocks differ), `CameraUnreachable` (network, timeout) or
 `CameraProtocolError` (the camera answered something else).
 The WSDL files ship inside the onvif package; nothing is fetched from the network.
 """
+
 from __future__ import annotations
 
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -82,7 +83,7 @@ def import_onvif():
     guard = None
     if not root.handlers:
         guard = _logging.NullHandler()
-        root.addHandler(guard)       # basicConfig does nothing when a handler exists
+        root.addHandler(guard)  # basicConfig does nothing when a handler exists
     try:
         import onvif
     finally:
@@ -146,18 +147,30 @@ def profile_from(p: Any) -> MediaProfile:
     """A MediaProfile from a zeep GetProfiles item."""
     enc = _get(p, "VideoEncoderConfiguration")
     fps = _get(enc, "RateControl", "FrameRateLimit")
-    return MediaProfile(token=str(_get(p, "token")), name=str(_get(p, "Name") or ""),
-                        encoding=_get(enc, "Encoding"), width=_get(enc, "Resolution", "Width"),
-                        height=_get(enc, "Resolution", "Height"),
-                        fps=float(fps) if fps is not None else None)
+    return MediaProfile(
+        token=str(_get(p, "token")),
+        name=str(_get(p, "Name") or ""),
+        encoding=_get(enc, "Encoding"),
+        width=_get(enc, "Resolution", "Width"),
+        height=_get(enc, "Resolution", "Height"),
+        fps=float(fps) if fps is not None else None,
+    )
 
 
 class OnvifDevice:
     """One camera over ONVIF; use ``async with OnvifDevice(...) as cam:`` or connect()/close()."""
 
-    def __init__(self, host: str, port: int = 80, user: str | None = None,
-                 password: str | None = None, *, adjust_time: bool = True, timeout: float = 10.0,
-                 wsdl_dir: str | None = None):
+    def __init__(
+        self,
+        host: str,
+        port: int = 80,
+        user: str | None = None,
+        password: str | None = None,
+        *,
+        adjust_time: bool = True,
+        timeout: float = 10.0,
+        wsdl_dir: str | None = None,
+    ):
         self.host, self.port, self.user, self.password = host, port, user, password
         self.adjust_time = adjust_time
         self.timeout = timeout
@@ -186,8 +199,11 @@ class OnvifDevice:
             kind = classify_error(exc)
             if kind is CameraAuthError:
                 raise CameraAuthError(await self._auth_message(what)) from exc
-            detail = f"timed out after {self.timeout:g} s" if isinstance(
-                exc, (TimeoutError, asyncio.TimeoutError)) else f"{type(exc).__name__}: {exc}"
+            detail = (
+                f"timed out after {self.timeout:g} s"
+                if isinstance(exc, (TimeoutError, asyncio.TimeoutError))
+                else f"{type(exc).__name__}: {exc}"
+            )
             raise kind(f"{self.host}:{self.port} {what}: {detail}") from exc
 
     async def camera_clock_offset(self) -> float | None:
@@ -197,20 +213,23 @@ class OnvifDevice:
                 svc = await self._cam.create_devicemgmt_service()
                 r = await svc.authless_GetSystemDateAndTime()
             d, t = r.UTCDateTime.Date, r.UTCDateTime.Time
-            cam = datetime(d.Year, d.Month, d.Day, t.Hour, t.Minute, t.Second, tzinfo=timezone.utc)
-            return (cam - datetime.now(timezone.utc)).total_seconds()
+            cam = datetime(d.Year, d.Month, d.Day, t.Hour, t.Minute, t.Second, tzinfo=UTC)
+            return (cam - datetime.now(UTC)).total_seconds()
         except Exception:
             return None
 
     async def _auth_message(self, what: str) -> str:
         """Explain an auth failure: credentials, or clocks that differ by too much."""
         offset = await self.camera_clock_offset()
-        msg = (f"{self.host}:{self.port} {what}: the camera rejected the WS-Security "
-               f"UsernameToken for user {self.user!r}")
+        msg = (
+            f"{self.host}:{self.port} {what}: the camera rejected the WS-Security UsernameToken for user {self.user!r}"
+        )
         if offset is not None and abs(offset) >= 5 and not self.adjust_time:
-            return (msg + f": the camera clock is {offset:+.0f} s from ours and tokens must be "
-                    "within seconds of it; enable adjust_time or fix the camera's time (NTP), "
-                    "then check user and password")
+            return (
+                msg + f": the camera clock is {offset:+.0f} s from ours and tokens must be "
+                "within seconds of it; enable adjust_time or fix the camera's time (NTP), "
+                "then check user and password"
+            )
         msg += ": check user and password"
         if offset is not None and abs(offset) >= 5:
             msg += f" (the camera clock is {offset:+.0f} s from ours; that offset was compensated)"
@@ -221,8 +240,9 @@ class OnvifDevice:
         onvif = import_onvif()
         kwargs = {"wsdl_dir": self.wsdl_dir} if self.wsdl_dir else {}
         # no_cache: the WSDLs are local files; the cache would only add a SQLite file in $HOME.
-        self._cam = onvif.ONVIFCamera(self.host, self.port, self.user, self.password,
-                                      no_cache=True, adjust_time=self.adjust_time, **kwargs)
+        self._cam = onvif.ONVIFCamera(
+            self.host, self.port, self.user, self.password, no_cache=True, adjust_time=self.adjust_time, **kwargs
+        )
         try:
             await self._call("connect", self._cam.update_xaddrs())
         except BaseException:
@@ -240,7 +260,7 @@ class OnvifDevice:
         if cam is not None:
             await cam.close()
 
-    async def __aenter__(self) -> "OnvifDevice":
+    async def __aenter__(self) -> OnvifDevice:
         await self.connect()
         return self
 
@@ -251,8 +271,9 @@ class OnvifDevice:
         """Manufacturer, model, firmware, serial number, hardware id."""
         svc = await self._call("devicemgmt", self._cam.create_devicemgmt_service())
         r = await self._call("GetDeviceInformation", svc.GetDeviceInformation())
-        return DeviceInfo(*(str(_get(r, k) or "") for k in (
-            "Manufacturer", "Model", "FirmwareVersion", "SerialNumber", "HardwareId")))
+        return DeviceInfo(
+            *(str(_get(r, k) or "") for k in ("Manufacturer", "Model", "FirmwareVersion", "SerialNumber", "HardwareId"))
+        )
 
     async def _media(self):
         return await self._call("media service", self._cam.create_media_service())
@@ -265,8 +286,10 @@ class OnvifDevice:
     async def stream_uri(self, profile_token: str, protocol: str = "RTSP") -> str:
         """RTSP URI of a profile (without credentials; see `with_credentials`)."""
         media = await self._media()
-        req = {"StreamSetup": {"Stream": "RTP-Unicast", "Transport": {"Protocol": protocol}},
-               "ProfileToken": profile_token}
+        req = {
+            "StreamSetup": {"Stream": "RTP-Unicast", "Transport": {"Protocol": protocol}},
+            "ProfileToken": profile_token,
+        }
         r = await self._call("GetStreamUri", media.GetStreamUri(req))
         uri = _get(r, "Uri")
         if not uri:

@@ -10,13 +10,14 @@ Limits (see docs/cameras.md): it is not a person detector. A coat on the chair, 
 or a parcel counts until absorbed; a clerk dressed like the wall is missed; a clerk already
 sitting when the box starts is learned as background until they get up once.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from agent.devices.camera.config import MotionConfig, PresenceConfig
 
-FOLLOW_ALPHA = 0.02          # how fast the background follows slow light drift where empty
+FOLLOW_ALPHA = 0.02  # how fast the background follows slow light drift where empty
 
 
 def absorb_alpha(absorb_seconds: float, fps: float) -> float:

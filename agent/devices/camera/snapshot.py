@@ -4,10 +4,11 @@ Quality is lowered first (85 → 30), then the picture is scaled down by a quart
 qualities are tried again, until the JPEG fits; a frame that cannot fit even at 80 px wide
 is an error (it does not happen with camera pictures).
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -27,19 +28,28 @@ class Snapshot:
 
     def as_dict(self) -> dict:
         """The event's ``snapshot`` field."""
-        return {"content_type": "image/jpeg", "width": self.width, "height": self.height,
-                "quality": self.quality, "bytes": len(self.jpeg), "jpeg": self.jpeg}
+        return {
+            "content_type": "image/jpeg",
+            "width": self.width,
+            "height": self.height,
+            "quality": self.quality,
+            "bytes": len(self.jpeg),
+            "jpeg": self.jpeg,
+        }
 
 
-def encode_capped_jpeg(frame: np.ndarray, max_bytes: int = 48 * 1024, max_width: int = 640,
-                       outline: Sequence[tuple[float, float]] | None = None) -> Snapshot:
+def encode_capped_jpeg(
+    frame: np.ndarray,
+    max_bytes: int = 48 * 1024,
+    max_width: int = 640,
+    outline: Sequence[tuple[float, float]] | None = None,
+) -> Snapshot:
     """JPEG of `frame` no larger than `max_bytes`; `outline`: normalized polygon to draw."""
     import cv2
 
     img = frame
     if img.shape[1] > max_width:
-        img = cv2.resize(img, (max_width, round(img.shape[0] * max_width / img.shape[1])),
-                         interpolation=cv2.INTER_AREA)
+        img = cv2.resize(img, (max_width, round(img.shape[0] * max_width / img.shape[1])), interpolation=cv2.INTER_AREA)
     while True:
         h, w = img.shape[:2]
         drawn = img

@@ -2,6 +2,7 @@
 
 A frame is a numpy ``uint8`` array of shape (height, width, 3) in OpenCV's BGR order.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -18,7 +19,7 @@ else:
 class CameraSource(Protocol):
     """A source of BGR frames; `read()` never blocks longer than the driver's read timeout."""
 
-    def read(self) -> "Frame | None":
+    def read(self) -> Frame | None:
         """The next frame, or None when none came (timeout, end of stream, broken connection)."""
 
     def close(self) -> None:

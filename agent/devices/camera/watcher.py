@@ -4,13 +4,14 @@ OpenCV decoding blocks, so each camera runs in a thread; events go to `on_event`
 agent wires to its outbox/MQTT. Decisions live elsewhere (`capture`, `presence`); this class
 only fetches, calls and hands over.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from datetime import datetime, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 from agent.devices.camera.capture import CaptureLoop
 from agent.devices.camera.monitor import PresenceMonitor
@@ -26,9 +27,15 @@ def is_analysis_due(last_analysed: float | None, now: float, fps: float) -> bool
 class CameraWatcher:
     """Runs one camera: `start()` a thread, `stop()` it; counters for health reporting."""
 
-    def __init__(self, capture: CaptureLoop, monitor: PresenceMonitor,
-                 on_event: Callable[[dict], None], *, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+    def __init__(
+        self,
+        capture: CaptureLoop,
+        monitor: PresenceMonitor,
+        on_event: Callable[[dict], None],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
         self.capture = capture
         self.monitor = monitor
         self.on_event = on_event
@@ -69,12 +76,11 @@ class CameraWatcher:
             if not self.capture.connected:
                 self._stop.wait(max(0.05, self.capture.retry_at - self.clock()))
             elif self.frames == frames:
-                self._stop.wait(0.02)     # a source that returns at once without a frame
+                self._stop.wait(0.02)  # a source that returns at once without a frame
 
     def start(self) -> None:
         """Start the camera thread."""
-        self._thread = threading.Thread(target=self.run, name=f"camera-{self.monitor.cam.name}",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self.run, name=f"camera-{self.monitor.cam.name}", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:

@@ -4,12 +4,13 @@ Keypad callbacks arrive on gpiozero's threads; the collector serialises them wit
 asks the desk, and hands every Vote (valid or flagged) to `sink` — typically a function that
 appends a rating record to the store's log. Nothing is decided here.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from agent.devices import Keypad, KeyPress
 from agent.devices.keypads.desk import Session, Vote, VoteDesk
@@ -20,8 +21,13 @@ log = logging.getLogger(__name__)
 class VoteCollector:
     """Starts keypads, classifies their presses with the desk, and passes votes to `sink`."""
 
-    def __init__(self, desk: VoteDesk, keypads: Iterable[Keypad], sink: Callable[[Vote], None],
-                 mono_ns: Callable[[], int] = time.monotonic_ns):
+    def __init__(
+        self,
+        desk: VoteDesk,
+        keypads: Iterable[Keypad],
+        sink: Callable[[Vote], None],
+        mono_ns: Callable[[], int] = time.monotonic_ns,
+    ):
         self.desk = desk
         self.keypads = list(keypads)
         self._sink = sink
@@ -45,8 +51,9 @@ class VoteCollector:
             self._sink(vote)
         return vote
 
-    def arm(self, case_no: str, window: str | None, staff: str | None = None,
-            department: str | None = None) -> Session | None:
+    def arm(
+        self, case_no: str, window: str | None, staff: str | None = None, department: str | None = None
+    ) -> Session | None:
         """Arm `window`'s keypad for a case (on the clerk's complete/deliver)."""
         if window is None:
             return None

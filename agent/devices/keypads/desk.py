@@ -14,11 +14,13 @@ previous edge is discarded (gpiozero's mock pins ignore ``bounce_time``, and rea
 chatter longer than the kernel's filter on some units, so this is done here, on the
 monotonic clock). Times are passed in: ``mono_ns`` for decisions, ``wall_ms`` for the record.
 """
+
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Literal, Mapping
+from typing import Literal
 
 from agent.devices.keypads.mapping import KeyMapping
 
@@ -33,8 +35,8 @@ class DeskSettings:
 
     debounce_ms: int = 50
     arm_timeout_s: float = 120.0
-    burst_presses: int = 4        # this many presses ...
-    burst_window_s: float = 3.0   # ... within this many seconds is a burst
+    burst_presses: int = 4  # this many presses ...
+    burst_window_s: float = 3.0  # ... within this many seconds is a burst
 
 
 @dataclass
@@ -58,11 +60,11 @@ class Vote:
     window: str
     staff: str | None
     department: str | None
-    key: str                 # board key name
-    key_label: str           # label printed on the key (很满意, 一般, ...)
-    level: int               # 1..5 on the national scale (1 = 非常满意)
-    level_name: str          # 非常满意 / 满意 / 基本满意 / 不满意 / 非常不满意
-    mapping_version: str     # e.g. keypad4-v1
+    key: str  # board key name
+    key_label: str  # label printed on the key (很满意, 一般, ...)
+    level: int  # 1..5 on the national scale (1 = 非常满意)
+    level_name: str  # 非常满意 / 满意 / 基本满意 / 不满意 / 非常不满意
+    mapping_version: str  # e.g. keypad4-v1
     misuse: Misuse | None
     pressed_wall_ms: int
     pressed_mono_ns: int
@@ -122,8 +124,9 @@ class VoteDesk:
         """Windows that have a keypad."""
         return tuple(self._windows)
 
-    def arm(self, case_no: str, window: str, staff: str | None, department: str | None,
-            now_mono_ns: int) -> Session | None:
+    def arm(
+        self, case_no: str, window: str, staff: str | None, department: str | None, now_mono_ns: int
+    ) -> Session | None:
         """Arm the window's keypad for a case (complete/deliver); None if it has no keypad."""
         state = self._windows.get(str(window))
         if state is None:
@@ -168,8 +171,7 @@ class VoteDesk:
         try:
             state = self._windows[str(window)]
         except KeyError:
-            raise KeyError(f"window {window!r} has no keypad (keypads: "
-                           f"{', '.join(self._windows) or 'none'})") from None
+            raise KeyError(f"window {window!r} has no keypad (keypads: {', '.join(self._windows) or 'none'})") from None
         meaning = state.mapping.meaning(key)
         last = state.last_edge_ns.get(key)
         state.last_edge_ns[key] = mono_ns
@@ -186,9 +188,16 @@ class VoteDesk:
         if misuse is None:
             session.voted = True  # type: ignore[union-attr]
         return Vote(
-            case_no=session.case_no if session else None, window=str(window),
+            case_no=session.case_no if session else None,
+            window=str(window),
             staff=session.staff if session else None,
             department=session.department if session else None,
-            key=key, key_label=meaning.label, level=meaning.level, level_name=meaning.level_name,
-            mapping_version=state.mapping.version, misuse=misuse,
-            pressed_wall_ms=wall_ms, pressed_mono_ns=mono_ns)
+            key=key,
+            key_label=meaning.label,
+            level=meaning.level,
+            level_name=meaning.level_name,
+            mapping_version=state.mapping.version,
+            misuse=misuse,
+            pressed_wall_ms=wall_ms,
+            pressed_mono_ns=mono_ns,
+        )

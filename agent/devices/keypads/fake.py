@@ -1,4 +1,5 @@
 """FakeKeypad: a keypad without hardware, for the demo, the simulator and tests."""
+
 from __future__ import annotations
 
 import time
@@ -23,9 +24,12 @@ class FakeKeypad:
         """Report a press of `key` (times default to the real clocks); returns what was sent."""
         if key not in self.keys:
             raise KeyError(f"window {self.window} keypad has no key {key!r} ({', '.join(self.keys)})")
-        press = KeyPress(self.window, key,
-                         time.monotonic_ns() if mono_ns is None else mono_ns,
-                         time.time_ns() // 1_000_000 if wall_ms is None else wall_ms)
+        press = KeyPress(
+            self.window,
+            key,
+            time.monotonic_ns() if mono_ns is None else mono_ns,
+            time.time_ns() // 1_000_000 if wall_ms is None else wall_ms,
+        )
         if self._on_press is not None and not self.closed:
             self._on_press(press)
         return press

@@ -5,11 +5,13 @@ rewiring a unit changes one line of YAML and never the meaning of a key. gpiozer
 lazily. ``bounce_time`` is left off on purpose: the mock pin factory ignores it and the
 VoteDesk debounces on the monotonic clock for every factory alike.
 """
+
 from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from agent.devices import KeyPress, PressCallback
 from agent.devices.config import KeypadConfig
@@ -26,8 +28,14 @@ def _wall_ms() -> int:
 class GpioKeypad:
     """Keypad protocol over gpiozero Buttons; the callback receives KeyPress(window, key, ...)."""
 
-    def __init__(self, config: KeypadConfig, *, pin_factory: Any = None,
-                 mono_ns: Callable[[], int] = _clock_ns, wall_ms: Callable[[], int] = _wall_ms):
+    def __init__(
+        self,
+        config: KeypadConfig,
+        *,
+        pin_factory: Any = None,
+        mono_ns: Callable[[], int] = _clock_ns,
+        wall_ms: Callable[[], int] = _wall_ms,
+    ):
         if config.bus != "gpio":
             raise ValueError(f"window {config.window} keypad is on the {config.bus} bus, not GPIO")
         from gpiozero import Button  # lazy: only this driver needs the Pi library
@@ -40,8 +48,7 @@ class GpioKeypad:
         self._buttons: dict[str, Any] = {}
         try:
             for key, pin in config.keys.items():
-                self._buttons[key] = Button(pin, pull_up=config.pull_up, bounce_time=None,
-                                            pin_factory=pin_factory)
+                self._buttons[key] = Button(pin, pull_up=config.pull_up, bounce_time=None, pin_factory=pin_factory)
         except Exception:
             self.close()
             raise
@@ -60,6 +67,7 @@ class GpioKeypad:
                 callback = self._on_press
             if callback is not None:
                 callback(press)
+
         return pressed
 
     def close(self) -> None:

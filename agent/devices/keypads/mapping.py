@@ -8,15 +8,15 @@ what a key *means* is decided here, not by its name: a table is the explicit con
 version goes into every vote so a later change of table never rewrites the meaning of old votes.
 Add a new version instead of editing one that has been used.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Mapping
 
 LEVEL_NAMES = ("非常满意", "满意", "基本满意", "不满意", "非常不满意")
-LEVEL_CODES = ("very_satisfied", "satisfied", "basically_satisfied", "dissatisfied",
-               "very_dissatisfied")
+LEVEL_CODES = ("very_satisfied", "satisfied", "basically_satisfied", "dissatisfied", "very_dissatisfied")
 BAD_LEVELS = frozenset({4, 5})  # 差评: must be verified, rectified and answered
 
 
@@ -24,8 +24,8 @@ BAD_LEVELS = frozenset({4, 5})  # 差评: must be verified, rectified and answer
 class KeyMeaning:
     """What one physical key means: the label printed on it and the national level."""
 
-    label: str   # printed on the key, e.g. 一般
-    level: int   # 1..5 on the national scale
+    label: str  # printed on the key, e.g. 一般
+    level: int  # 1..5 on the national scale
 
     @property
     def level_name(self) -> str:
@@ -38,7 +38,7 @@ class KeyMapping:
     """A versioned table: board key name → meaning, for one keypad model."""
 
     version: str
-    model: str                      # "four_key" | "five_key" (agent.config.Keypad.model)
+    model: str  # "four_key" | "five_key" (agent.config.Keypad.model)
     keys: Mapping[str, KeyMeaning]
 
     def meaning(self, key: str) -> KeyMeaning:
@@ -46,32 +46,43 @@ class KeyMapping:
         try:
             return self.keys[key]
         except KeyError:
-            raise KeyError(f"key {key!r} is not in keypad mapping {self.version} "
-                           f"(keys: {', '.join(self.keys)})") from None
+            raise KeyError(
+                f"key {key!r} is not in keypad mapping {self.version} (keys: {', '.join(self.keys)})"
+            ) from None
 
 
 def _table(version: str, model: str, rows: list[tuple[str, str, int]]) -> KeyMapping:
     for _, _, level in rows:
         if not 1 <= level <= 5:
             raise ValueError(f"{version}: level {level} is outside 1..5")
-    return KeyMapping(version, model, MappingProxyType(
-        {key: KeyMeaning(label, level) for key, label, level in rows}))
+    return KeyMapping(version, model, MappingProxyType({key: KeyMeaning(label, level) for key, label, level in rows}))
 
 
-MAPPINGS: Mapping[str, KeyMapping] = MappingProxyType({m.version: m for m in (
-    # The seeds' window unit: 很满意/满意/一般/不满意. It has no 非常不满意 key; 不满意 stays
-    # 不满意 (level 4) rather than being promoted to the worst level.
-    _table("keypad4-v1", "four_key", [
-        ("very_satisfied", "很满意", 1),
-        ("satisfied", "满意", 2),
-        ("basically_satisfied", "一般", 3),
-        ("dissatisfied", "不满意", 4),
-    ]),
-    # The national five-key unit: labels are the national names.
-    _table("keypad5-v1", "five_key", [
-        (code, name, i + 1) for i, (code, name) in enumerate(zip(LEVEL_CODES, LEVEL_NAMES))
-    ]),
-)})
+MAPPINGS: Mapping[str, KeyMapping] = MappingProxyType(
+    {
+        m.version: m
+        for m in (
+            # The seeds' window unit: 很满意/满意/一般/不满意. It has no 非常不满意 key; 不满意 stays
+            # 不满意 (level 4) rather than being promoted to the worst level.
+            _table(
+                "keypad4-v1",
+                "four_key",
+                [
+                    ("very_satisfied", "很满意", 1),
+                    ("satisfied", "满意", 2),
+                    ("basically_satisfied", "一般", 3),
+                    ("dissatisfied", "不满意", 4),
+                ],
+            ),
+            # The national five-key unit: labels are the national names.
+            _table(
+                "keypad5-v1",
+                "five_key",
+                [(code, name, i + 1) for i, (code, name) in enumerate(zip(LEVEL_CODES, LEVEL_NAMES))],
+            ),
+        )
+    }
+)
 
 DEFAULT_MAPPING = MappingProxyType({"four_key": "keypad4-v1", "five_key": "keypad5-v1"})
 
@@ -89,8 +100,7 @@ def default_mapping(model: str) -> KeyMapping:
     try:
         return MAPPINGS[DEFAULT_MAPPING[model]]
     except KeyError:
-        raise KeyError(f"no keypad mapping for model {model!r}; "
-                       f"known models: {', '.join(DEFAULT_MAPPING)}") from None
+        raise KeyError(f"no keypad mapping for model {model!r}; known models: {', '.join(DEFAULT_MAPPING)}") from None
 
 
 def mapping_problems(mapping: KeyMapping, model: str, keys: list[str] | tuple[str, ...]) -> list[str]:

@@ -1,7 +1,8 @@
 """FakeLamps: lamps without hardware; records every state for the demo and tests."""
+
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from agent.devices import Light
 

@@ -4,9 +4,11 @@ Active-high lamps use gpiozero's TrafficLights. TrafficLights has no ``active_hi
 and the common relay boards switch on a low pin, so active-low lamps use an LEDBoard with the
 same red/yellow/green members instead.
 """
+
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from agent.devices import Light
 from agent.devices.config import LampConfig
@@ -17,10 +19,8 @@ def _traffic_lights(cfg: LampConfig, pin_factory: Any) -> Any:
     from gpiozero import LEDBoard, TrafficLights  # lazy: only this driver needs the Pi library
 
     if cfg.active_high:
-        return TrafficLights(red=cfg.red, yellow=cfg.yellow, green=cfg.green,
-                             pin_factory=pin_factory)
-    return LEDBoard(red=cfg.red, yellow=cfg.yellow, green=cfg.green, active_high=False,
-                    pin_factory=pin_factory)
+        return TrafficLights(red=cfg.red, yellow=cfg.yellow, green=cfg.green, pin_factory=pin_factory)
+    return LEDBoard(red=cfg.red, yellow=cfg.yellow, green=cfg.green, active_high=False, pin_factory=pin_factory)
 
 
 class GpioLamps:
@@ -43,12 +43,12 @@ class GpioLamps:
         try:
             board = self._boards[str(window)]
         except KeyError:
-            raise KeyError(f"window {window!r} has no lamp (lamps: "
-                           f"{', '.join(self._boards) or 'none'})") from None
+            raise KeyError(f"window {window!r} has no lamp (lamps: {', '.join(self._boards) or 'none'})") from None
         red, yellow, green = lamp_pattern(light)
         # switch off before on, so two colours are never lit together
-        for led, on in sorted(((board.red, red), (board.yellow, yellow), (board.green, green)),
-                              key=lambda pair: pair[1]):
+        for led, on in sorted(
+            ((board.red, red), (board.yellow, yellow), (board.green, green)), key=lambda pair: pair[1]
+        ):
             led.value = 1 if on else 0
         self.state[str(window)] = light
 

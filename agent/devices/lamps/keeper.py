@@ -1,7 +1,8 @@
 """LampKeeper: the thin shell that keeps lamps showing the worst light of open cases."""
+
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from agent.devices import Lamps, Light
 from agent.devices.lamps.logic import lamp_changes, window_lights

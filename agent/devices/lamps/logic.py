@@ -1,7 +1,8 @@
 """Which light a window's lamp shows: the worst light of that window's open cases. Pure."""
+
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from agent.devices import Light
 
@@ -21,8 +22,7 @@ def worst_light(lights: Iterable[str | None]) -> Light | None:
     return worst  # type: ignore[return-value]
 
 
-def window_lights(cases: Iterable[tuple[str | None, str | None]],
-                  windows: Iterable[str]) -> dict[str, Light | None]:
+def window_lights(cases: Iterable[tuple[str | None, str | None]], windows: Iterable[str]) -> dict[str, Light | None]:
     """Lamp state per window from (window, light) of the open cases; windows without cases dark."""
     per: dict[str, list[str | None]] = {str(w): [] for w in windows}
     for window, light in cases:
@@ -31,8 +31,7 @@ def window_lights(cases: Iterable[tuple[str | None, str | None]],
     return {w: worst_light(ls) for w, ls in per.items()}
 
 
-def lamp_changes(shown: Mapping[str, Light | None],
-                 wanted: Mapping[str, Light | None]) -> dict[str, Light | None]:
+def lamp_changes(shown: Mapping[str, Light | None], wanted: Mapping[str, Light | None]) -> dict[str, Light | None]:
     """Only the windows whose lamp must change (a window never set counts as changed)."""
     return {w: light for w, light in wanted.items() if w not in shown or shown[w] != light}
 

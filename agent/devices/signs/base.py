@@ -5,11 +5,12 @@ A hall sign shows one or more dynamic areas; each area shows the pages of its wi
 (`_write`); what to write and when is decided here with the pure functions of content.py and
 pacing.py.
 """
+
 from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from agent.devices.config import SignArea, SignConfig
 from agent.devices.signs.content import SignContent, expire_notice, render_pages
@@ -46,8 +47,7 @@ class AreaSign:
         for window in area.windows:
             content = self._contents.get(window)
             if content is not None:
-                pages += render_pages(expire_notice(content, now_mono), cells, rows,
-                                      self.config.encoding)
+                pages += render_pages(expire_notice(content, now_mono), cells, rows, self.config.encoding)
         return pages
 
     def content(self, window: str) -> SignContent | None:
@@ -57,8 +57,9 @@ class AreaSign:
     def show(self, content: SignContent, now_mono: float | None = None) -> bool:
         """Offer a window's content; writes its area now if it changed and the rate allows."""
         if content.window not in self.windows:
-            raise KeyError(f"window {content.window!r} is not on this sign "
-                           f"(windows: {', '.join(self.windows) or 'none'})")
+            raise KeyError(
+                f"window {content.window!r} is not on this sign (windows: {', '.join(self.windows) or 'none'})"
+            )
         self._contents[content.window] = content
         area = self.config.area_of(content.window)
         now = self._clock() if now_mono is None else now_mono

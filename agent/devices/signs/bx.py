@@ -13,6 +13,7 @@ Data is a command: group, code, "answer wanted", then its fields. We only ever b
 A3 06 (send dynamic area): dynamic areas live in the card's RAM and vanish at power-off,
 programs live in flash (~100k erase cycles) — this module has no way to write a program.
 """
+
 from __future__ import annotations
 
 import struct
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 
 from agent.devices.signs.content import text_cells
 
-SYNC = b"\xA5" * 8
+SYNC = b"\xa5" * 8
 END = 0x5A
 SRC_ADDRESS = 0x8000
 PROTOCOL_VERSION = 0x02
@@ -30,7 +31,7 @@ CMD_DYNAMIC_AREA = (0xA3, 0x06)
 CMD_PING = (0xA2, 0x00)
 ACK = (0xA0, 0x00)
 
-_ESCAPE = {0xA5: b"\xA6\x02", 0xA6: b"\xA6\x01", 0x5A: b"\x5B\x02", 0x5B: b"\x5B\x01"}
+_ESCAPE = {0xA5: b"\xa6\x02", 0xA6: b"\xa6\x01", 0x5A: b"\x5b\x02", 0x5B: b"\x5b\x01"}
 _UNESCAPE = {(0xA6, 0x02): 0xA5, (0xA6, 0x01): 0xA6, (0x5B, 0x02): 0x5A, (0x5B, 0x01): 0x5B}
 
 # display effects (显示方式) and run modes (动态区运行模式) we use
@@ -81,7 +82,7 @@ def unescape(body: bytes) -> bytes:
         if b in (0xA6, 0x5B):
             pair = (b, body[i + 1]) if i + 1 < len(body) else None
             if pair not in _UNESCAPE:
-                raise BxFrameError(f"bad escape at byte {i}: {body[i:i + 2].hex(' ')}")
+                raise BxFrameError(f"bad escape at byte {i}: {body[i : i + 2].hex(' ')}")
             out.append(_UNESCAPE[pair])
             i += 2
             continue
@@ -94,8 +95,7 @@ def unescape(body: bytes) -> bytes:
 
 def encode_frame(data: bytes, address: int = 1, device_type: int = DEVICE_ANY) -> bytes:
     """A complete frame carrying `data` to the card at `address`."""
-    header = HEADER.pack(address, SRC_ADDRESS, b"\0\0\0", 0, 0, 0, device_type,
-                         PROTOCOL_VERSION, len(data))
+    header = HEADER.pack(address, SRC_ADDRESS, b"\0\0\0", 0, 0, 0, device_type, PROTOCOL_VERSION, len(data))
     body = header + data
     return SYNC + escape(body + struct.pack("<H", crc16(body))) + bytes((END,))
 
@@ -115,8 +115,8 @@ def decode_frame(raw: bytes) -> BxFrame:
     payload, (crc,) = body[:-2], struct.unpack("<H", body[-2:])
     if crc16(payload) != crc:
         raise BxFrameError(f"CRC mismatch: frame says {crc:#06x}, bytes give {crc16(payload):#06x}")
-    dst, src, _, _, check, _, dev, ver, length = HEADER.unpack(payload[:HEADER.size])
-    data = payload[HEADER.size:]
+    dst, src, _, _, check, _, dev, ver, length = HEADER.unpack(payload[: HEADER.size])
+    data = payload[HEADER.size :]
     if length != len(data):
         raise BxFrameError(f"length field says {length} bytes, frame has {len(data)}")
     if check != 0:
@@ -128,14 +128,14 @@ def split_frames(buffer: bytes) -> tuple[list[bytes], bytes]:
     """Complete raw frames in a stream buffer, and the unfinished rest."""
     frames = []
     while True:
-        start = buffer.find(b"\xA5")
+        start = buffer.find(b"\xa5")
         if start < 0:
             return frames, b""
         end = buffer.find(bytes((END,)), start)
         if end < 0:
             return frames, buffer[start:]
-        frames.append(buffer[start:end + 1])
-        buffer = buffer[end + 1:]
+        frames.append(buffer[start : end + 1])
+        buffer = buffer[end + 1 :]
 
 
 def _pixels(value: int) -> bytes:
@@ -143,28 +143,56 @@ def _pixels(value: int) -> bytes:
     return struct.pack("<H", value | 0x8000)
 
 
-def dynamic_area_data(area_id: int, x: int, y: int, width: int, height: int, text: bytes, *,
-                      init: bool, stay_s: int = 5, run_mode: int = RUN_CYCLE,
-                      effect: int = SHOW_STATIC, speed: int = 0, answer: bool = True) -> bytes:
+def dynamic_area_data(
+    area_id: int,
+    x: int,
+    y: int,
+    width: int,
+    height: int,
+    text: bytes,
+    *,
+    init: bool,
+    stay_s: int = 5,
+    run_mode: int = RUN_CYCLE,
+    effect: int = SHOW_STATIC,
+    speed: int = 0,
+    answer: bool = True,
+) -> bytes:
     """Command A3 06: replace one dynamic area's text (already encoded, e.g. GBK)."""
-    for name, v, hi in (("area_id", area_id, 0xFF), ("stay_s", stay_s, 0xFF),
-                        ("x", x, 0x7FFF), ("y", y, 0xFFFF), ("width", width, 0x7FFF),
-                        ("height", height, 0xFFFF)):
+    for name, v, hi in (
+        ("area_id", area_id, 0xFF),
+        ("stay_s", stay_s, 0xFF),
+        ("x", x, 0x7FFF),
+        ("y", y, 0xFFFF),
+        ("width", width, 0x7FFF),
+        ("height", height, 0xFFFF),
+    ):
         if not 0 <= v <= hi:
             raise ValueError(f"{name}: {v} is outside 0..{hi}")
-    area = (bytes((0x00,))                                   # area type: text
-            + _pixels(x) + struct.pack("<H", y) + _pixels(width) + struct.pack("<H", height)
-            + bytes((area_id, 0x00, run_mode))               # id, line spacing, run mode
-            + struct.pack("<H", 0)                           # timeout (run modes 2/3 only)
-            + bytes((0x00, 0x00))                            # no sound, no extended fields
-            + bytes((0x00, 0x02, 0x02))                      # left/top aligned, multi-line, wrap
-            + bytes((effect, 0x00, speed, stay_s))           # show effect, exit, speed, stay
-            + struct.pack("<I", len(text)) + text)
-    head = bytes((*CMD_DYNAMIC_AREA, 0x01 if answer else 0x00,
-                  0x01 if init else 0x00,                    # clear and set up the area first
-                  0x00,                                      # reserved
-                  0x00,                                      # delete no areas
-                  0x01))                                     # one area follows
+    area = (
+        bytes((0x00,))  # area type: text
+        + _pixels(x)
+        + struct.pack("<H", y)
+        + _pixels(width)
+        + struct.pack("<H", height)
+        + bytes((area_id, 0x00, run_mode))  # id, line spacing, run mode
+        + struct.pack("<H", 0)  # timeout (run modes 2/3 only)
+        + bytes((0x00, 0x00))  # no sound, no extended fields
+        + bytes((0x00, 0x02, 0x02))  # left/top aligned, multi-line, wrap
+        + bytes((effect, 0x00, speed, stay_s))  # show effect, exit, speed, stay
+        + struct.pack("<I", len(text))
+        + text
+    )
+    head = bytes(
+        (
+            *CMD_DYNAMIC_AREA,
+            0x01 if answer else 0x00,
+            0x01 if init else 0x00,  # clear and set up the area first
+            0x00,  # reserved
+            0x00,  # delete no areas
+            0x01,
+        )
+    )  # one area follows
     return head + struct.pack("<H", len(area)) + area
 
 

@@ -4,17 +4,26 @@ One exchange per write: connect, send one A3 06 frame, read the answer, close. W
 (only on change, at most every min_interval_s), and a fresh connection per write survives card
 reboots and half-open TCP without keep-alive logic. pyserial is imported lazily.
 """
+
 from __future__ import annotations
 
 import socket
 import time
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from agent.devices.config import SignArea, SignConfig
 from agent.devices.signs.base import AreaSign, Pages, SignError
-from agent.devices.signs.bx import (BxFrameError, area_text, decode_frame, describe_answer,
-                                    dynamic_area_data, encode_frame, is_ack, split_frames)
+from agent.devices.signs.bx import (
+    BxFrameError,
+    area_text,
+    decode_frame,
+    describe_answer,
+    dynamic_area_data,
+    encode_frame,
+    is_ack,
+    split_frames,
+)
 
 MAX_ANSWER = 4096
 
@@ -65,11 +74,11 @@ class SerialTransport(Transport):
         try:
             import serial  # lazy: pyserial is only needed for serial signs
         except ImportError as exc:
-            raise SignError("a serial sign needs pyserial: pip install pyserial "
-                            "(or apt-get install python3-serial)") from exc
+            raise SignError(
+                "a serial sign needs pyserial: pip install pyserial (or apt-get install python3-serial)"
+            ) from exc
         try:
-            with serial.Serial(self.device, self.baudrate, timeout=self.timeout,
-                               write_timeout=self.timeout) as port:
+            with serial.Serial(self.device, self.baudrate, timeout=self.timeout, write_timeout=self.timeout) as port:
                 port.write(frame)
                 # read what has arrived (at least one byte), not a fixed count that would
                 # wait for the whole timeout
@@ -94,8 +103,9 @@ def open_transport(config: SignConfig) -> Transport:
 class BxSign(AreaSign):
     """Sign protocol on an ONBON BX-5/6 card; only dynamic (RAM) areas are ever written."""
 
-    def __init__(self, config: SignConfig, transport: Transport | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, config: SignConfig, transport: Transport | None = None, clock: Callable[[], float] = time.monotonic
+    ):
         super().__init__(config, clock)
         self.transport = transport or open_transport(config)
 
@@ -103,8 +113,9 @@ class BxSign(AreaSign):
         """The frame that puts `pages` on `area` (pure; used by tests and the bench)."""
         cells, rows = self.geometry(area)
         text = area_text(pages, cells, rows, self.config.encoding)
-        data = dynamic_area_data(area.id, area.x, area.y, area.width, area.height, text,
-                                 init=first, stay_s=self.config.stay_s)
+        data = dynamic_area_data(
+            area.id, area.x, area.y, area.width, area.height, text, init=first, stay_s=self.config.stay_s
+        )
         return encode_frame(data, self.config.address, self.config.device_type)
 
     def _write(self, area: SignArea, pages: Pages, first: bool) -> None:

@@ -4,12 +4,14 @@ A cell is half a character: ASCII takes one cell, a Chinese character two (in GB
 exactly one byte per cell, and on a 16-dot LED font 8 LEDs per cell). `render_lines` wraps
 logical lines to the sign's width; `render_pages` cuts them into what the sign shows at once.
 """
+
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 FREE_FEES = {"", "0", "0元", "0.00", "免费", "不收费", "无"}
 MAX_NOTICE_CHARS = 200
@@ -28,7 +30,7 @@ class SignItem:
     name: str
     promised_days: int
     fee: str | None = None
-    immediate: bool = False   # 即办件: done while the applicant waits
+    immediate: bool = False  # 即办件: done while the applicant waits
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ class SignContent:
     items: tuple[SignItem, ...] = ()
     received_today: int = 0
     completed_today: int = 0
-    notice: str | None = None               # text pushed by the hub (sign_text command)
+    notice: str | None = None  # text pushed by the hub (sign_text command)
     notice_until_mono: float | None = None  # monotonic seconds when the notice ends
 
 
@@ -51,8 +53,15 @@ def sign_items(catalog: Iterable[Any], codes: Iterable[str] | None = None) -> tu
     if codes is not None:
         by_code = {r["code"]: r for r in rows}
         rows = [by_code[c] for c in codes if c in by_code]
-    return tuple(SignItem(name=r["name"], promised_days=int(r["promised_days"]), fee=r.get("fee"),
-                          immediate=r.get("case_type") == "immediate") for r in rows)
+    return tuple(
+        SignItem(
+            name=r["name"],
+            promised_days=int(r["promised_days"]),
+            fee=r.get("fee"),
+            immediate=r.get("case_type") == "immediate",
+        )
+        for r in rows
+    )
 
 
 def gbk_safe(text: str, encoding: str = "gbk") -> str:
@@ -148,23 +157,23 @@ def render_lines(content: SignContent, width_chars: int, encoding: str = "gbk") 
     return lines
 
 
-def render_pages(content: SignContent, width_chars: int, rows: int,
-                 encoding: str = "gbk") -> tuple[tuple[str, ...], ...]:
+def render_pages(
+    content: SignContent, width_chars: int, rows: int, encoding: str = "gbk"
+) -> tuple[tuple[str, ...], ...]:
     """Pages of `rows` lines; with two or more rows the header line heads every page."""
     if rows < 1:
         raise ValueError(f"rows must be at least 1, got {rows}")
     lines = render_lines(content, width_chars, encoding)
     if rows == 1 or len(lines) <= rows:
-        return tuple(tuple(lines[i:i + rows]) for i in range(0, len(lines), rows))
+        return tuple(tuple(lines[i : i + rows]) for i in range(0, len(lines), rows))
     header, body = lines[0], lines[1:]
     step = rows - 1
-    return tuple((header, *body[i:i + step]) for i in range(0, len(body), step))
+    return tuple((header, *body[i : i + step]) for i in range(0, len(body), step))
 
 
 def expire_notice(content: SignContent, now_mono: float) -> SignContent:
     """The content without its notice once the notice's time is up."""
-    if content.notice is not None and content.notice_until_mono is not None \
-            and now_mono >= content.notice_until_mono:
+    if content.notice is not None and content.notice_until_mono is not None and now_mono >= content.notice_until_mono:
         return replace(content, notice=None, notice_until_mono=None)
     return content
 
@@ -177,13 +186,11 @@ def apply_command(content: SignContent, cmd: Mapping[str, Any], now_mono: float)
     allowed = {"cmd", "window", "text", "seconds"}
     extra = sorted(set(cmd) - allowed)
     if extra:
-        raise SignCommandError(f"unknown field(s) {', '.join(extra)}; "
-                               f"allowed: {', '.join(sorted(allowed))}")
+        raise SignCommandError(f"unknown field(s) {', '.join(extra)}; allowed: {', '.join(sorted(allowed))}")
     if cmd.get("cmd") != "sign_text":
         raise SignCommandError(f"cmd: expected 'sign_text', got {cmd.get('cmd')!r}")
     window = cmd.get("window")
-    if isinstance(window, bool) or not isinstance(window, (str, int)) \
-            or str(window) != content.window:
+    if isinstance(window, bool) or not isinstance(window, (str, int)) or str(window) != content.window:
         raise SignCommandError(f"window: {window!r} is not this sign's window {content.window!r}")
     text = cmd.get("text")
     if not isinstance(text, str):
@@ -191,10 +198,8 @@ def apply_command(content: SignContent, cmd: Mapping[str, Any], now_mono: float)
     if len(text) > MAX_NOTICE_CHARS:
         raise SignCommandError(f"text: {len(text)} characters, at most {MAX_NOTICE_CHARS}")
     seconds = cmd.get("seconds", DEFAULT_NOTICE_SECONDS)
-    if isinstance(seconds, bool) or not isinstance(seconds, int) \
-            or not 1 <= seconds <= MAX_NOTICE_SECONDS:
-        raise SignCommandError(f"seconds: expected an integer 1..{MAX_NOTICE_SECONDS}, "
-                               f"got {seconds!r}")
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or not 1 <= seconds <= MAX_NOTICE_SECONDS:
+        raise SignCommandError(f"seconds: expected an integer 1..{MAX_NOTICE_SECONDS}, got {seconds!r}")
     text = gbk_safe(text)
     if not text:
         return replace(content, notice=None, notice_until_mono=None)

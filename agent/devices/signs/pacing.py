@@ -4,14 +4,22 @@ LED controller cards keep programs in flash (~100k erase cycles) and dynamic are
 only ever write RAM areas, and even those only when the text changed, so a busy hall does not
 make a sign flicker or flood a slow serial line.
 """
+
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Any, Hashable
+from typing import Any
 
 
-def should_write(prev: Any, new: Any, last_write_mono: float | None, now_mono: float,
-                 min_interval: float, max_age: float | None = None) -> bool:
+def should_write(
+    prev: Any,
+    new: Any,
+    last_write_mono: float | None,
+    now_mono: float,
+    min_interval: float,
+    max_age: float | None = None,
+) -> bool:
     """Write when `new` differs from what is shown and the interval has passed.
 
     `prev` None means unknown (never written, or the last write failed). With `max_age`, the
@@ -21,8 +29,7 @@ def should_write(prev: Any, new: Any, last_write_mono: float | None, now_mono: f
         return False
     if prev is None or new != prev:
         return True
-    return max_age is not None and last_write_mono is not None \
-        and now_mono - last_write_mono >= max_age
+    return max_age is not None and last_write_mono is not None and now_mono - last_write_mono >= max_age
 
 
 @dataclass
@@ -42,8 +49,7 @@ class Pacer:
     def due(self, slot: Hashable, payload: Any, now_mono: float) -> bool:
         """True when `payload` should be written to `slot` now."""
         s = self._slots.get(slot) or _Slot()
-        return should_write(s.shown, payload, s.last_write, now_mono, self.min_interval,
-                            self.max_age)
+        return should_write(s.shown, payload, s.last_write, now_mono, self.min_interval, self.max_age)
 
     def written(self, slot: Hashable, payload: Any, now_mono: float) -> None:
         """Record a successful write."""

@@ -4,23 +4,25 @@ Each area becomes ``sign-area<ID>.png`` in the output folder: its pages stacked 
 drawn at the sign's LED resolution without anti-aliasing (as a 1-bit LED card shows them),
 then enlarged so each LED is a dot. Pillow is imported lazily.
 """
+
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from agent.devices.config import SignArea, SignConfig
 from agent.devices.signs.base import AreaSign, Pages
 from iobase.fonts import FontNotFoundError, find_sign_font
 
-LED_ON = (255, 60, 30)      # the common red single-colour hall sign
+LED_ON = (255, 60, 30)  # the common red single-colour hall sign
 LED_OFF = (40, 8, 8)
-GAP = (90, 90, 90)          # line between pages
+GAP = (90, 90, 90)  # line between pages
 
 
-FontMissing = FontNotFoundError   # no CJK font: the message names the apt package and JIANCHA_CJK_FONT
+FontMissing = FontNotFoundError  # no CJK font: the message names the apt package and JIANCHA_CJK_FONT
 
 
 def find_cjk_font() -> Path:
@@ -58,8 +60,7 @@ def fit_font(path: Path, font_px: int) -> tuple[Any, int]:
     return font, -top
 
 
-def render_page(page: tuple[str, ...], width: int, height: int, font: Any, font_px: int,
-                y_offset: int = 0) -> Any:
+def render_page(page: tuple[str, ...], width: int, height: int, font: Any, font_px: int, y_offset: int = 0) -> Any:
     """One page at LED resolution, 1 bit per LED (mode '1')."""
     from PIL import Image, ImageDraw
 
@@ -71,8 +72,9 @@ def render_page(page: tuple[str, ...], width: int, height: int, font: Any, font_
     return image
 
 
-def render_pages_png(pages: Pages, width: int, height: int, font: Any, font_px: int,
-                     scale: int = 4, y_offset: int = 0) -> Any:
+def render_pages_png(
+    pages: Pages, width: int, height: int, font: Any, font_px: int, scale: int = 4, y_offset: int = 0
+) -> Any:
     """All pages stacked, each LED drawn as a `scale`-pixel dot; returns a PIL image."""
     from PIL import Image
 
@@ -100,8 +102,13 @@ def render_pages_png(pages: Pages, width: int, height: int, font: Any, font_px: 
 class PngSign(AreaSign):
     """Sign protocol that writes one PNG per area into `out_dir` (default: config.port)."""
 
-    def __init__(self, config: SignConfig, out_dir: str | Path | None = None,
-                 font_path: str | Path | None = None, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        config: SignConfig,
+        out_dir: str | Path | None = None,
+        font_path: str | Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         super().__init__(config, clock)
         self.out_dir = Path(out_dir if out_dir is not None else (config.port or "signs"))
         self.font_path = Path(font_path) if font_path else find_cjk_font()
@@ -112,8 +119,9 @@ class PngSign(AreaSign):
         return self.out_dir / f"sign-area{area.id}.png"
 
     def _write(self, area: SignArea, pages: Pages, first: bool) -> None:
-        image = render_pages_png(pages, area.width, area.height, self.font, self.config.font_px,
-                                 self.config.scale, self.y_offset)
+        image = render_pages_png(
+            pages, area.width, area.height, self.font, self.config.font_px, self.config.scale, self.y_offset
+        )
         self.out_dir.mkdir(parents=True, exist_ok=True)
         path = self.path_for(area)
         tmp = path.with_suffix(".png.tmp")

@@ -1,10 +1,11 @@
 """Fixtures for device tests: gpiozero mock pins, reset between tests, and board configs."""
+
 from __future__ import annotations
 
 import pytest
 
-from agent.devices.config import DevicesConfig, devices_from_board
 from agent.config import load_board
+from agent.devices.config import DevicesConfig, devices_from_board
 
 
 @pytest.fixture

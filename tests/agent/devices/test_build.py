@@ -1,4 +1,5 @@
 """open_devices: fakes for the demo, gpiozero mock pins end to end, lazy hardware imports."""
+
 from __future__ import annotations
 
 import subprocess
@@ -39,11 +40,13 @@ def test_mock_pins_end_to_end(tmp_path, generic, mock_pins):
 
 def test_serial_keypads_are_reported_missing(mock_pins):
     from agent.devices.config import DevicesConfig, KeypadConfig, LampConfig
-    keys = {"very_satisfied": 1, "satisfied": 2, "basically_satisfied": 3, "dissatisfied": 4,
-            "very_dissatisfied": 5}
-    cfg = DevicesConfig(gpio="mock", keypads=[
-        KeypadConfig(window="1", model="five_key", keys=keys, bus="serial", port="/dev/ttyUSB0",
-                     address=1)], lamps=[LampConfig(window="1", red=4, yellow=17, green=27)])
+
+    keys = {"very_satisfied": 1, "satisfied": 2, "basically_satisfied": 3, "dissatisfied": 4, "very_dissatisfied": 5}
+    cfg = DevicesConfig(
+        gpio="mock",
+        keypads=[KeypadConfig(window="1", model="five_key", keys=keys, bus="serial", port="/dev/ttyUSB0", address=1)],
+        lamps=[LampConfig(window="1", red=4, yellow=17, green=27)],
+    )
     devices = open_devices(cfg, pin_factory=mock_pins)
     assert devices.keypads == [] and devices.missing == ["window 1 keypad on serial /dev/ttyUSB0 #1"]
     devices.close()
@@ -61,10 +64,12 @@ def test_pin_factories():
 
 
 def test_hardware_libraries_are_imported_lazily():
-    code = ("import sys, agent.devices, agent.devices.config, agent.devices.build, "
-            "agent.devices.keypads, agent.devices.lamps, agent.devices.signs, "
-            "agent.devices.signs.bx, agent.devices.signs.bx_sign, agent.devices.signs.png, "
-            "agent.devices.keypads.gpio, agent.devices.lamps.gpio;"
-            "print(sorted(m for m in ('gpiozero', 'PIL', 'serial', 'lgpio') if m in sys.modules))")
+    code = (
+        "import sys, agent.devices, agent.devices.config, agent.devices.build, "
+        "agent.devices.keypads, agent.devices.lamps, agent.devices.signs, "
+        "agent.devices.signs.bx, agent.devices.signs.bx_sign, agent.devices.signs.png, "
+        "agent.devices.keypads.gpio, agent.devices.lamps.gpio;"
+        "print(sorted(m for m in ('gpiozero', 'PIL', 'serial', 'lgpio') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -1,12 +1,20 @@
 """Device config: derived from every board profile; strict; errors name the problem."""
+
 from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
 
-from agent.devices.config import (DevicesConfig, KeypadConfig, LampConfig, SignArea, SignConfig,
-                                  VoteDeskConfig, devices_from_board)
 from agent.config import board_files, firmware_dir, load_board
+from agent.devices.config import (
+    DevicesConfig,
+    KeypadConfig,
+    LampConfig,
+    SignArea,
+    SignConfig,
+    VoteDeskConfig,
+    devices_from_board,
+)
 
 
 @pytest.mark.parametrize("path", board_files(), ids=lambda p: p.relative_to(firmware_dir()).as_posix())
@@ -43,14 +51,16 @@ def test_extra_fields_are_refused():
 
 def test_unknown_mapping_version_lists_known():
     with pytest.raises(ValidationError, match="keypad4-v1"):
-        KeypadConfig(window="1", model="four_key", mapping_version="keypad4-v9",
-                     keys={"very_satisfied": 1, "satisfied": 2, "basically_satisfied": 3,
-                           "dissatisfied": 4})
+        KeypadConfig(
+            window="1",
+            model="four_key",
+            mapping_version="keypad4-v9",
+            keys={"very_satisfied": 1, "satisfied": 2, "basically_satisfied": 3, "dissatisfied": 4},
+        )
 
 
 def test_mapping_must_fit_the_model_and_keys():
-    keys5 = {"very_satisfied": 1, "satisfied": 2, "basically_satisfied": 3, "dissatisfied": 4,
-             "very_dissatisfied": 5}
+    keys5 = {"very_satisfied": 1, "satisfied": 2, "basically_satisfied": 3, "dissatisfied": 4, "very_dissatisfied": 5}
     with pytest.raises(ValidationError, match="is for five_key, keypad is four_key"):
         KeypadConfig(window="1", model="four_key", mapping_version="keypad5-v1", keys=keys5)
     odd4 = {"very_satisfied": 1, "satisfied": 2, "dissatisfied": 4, "very_dissatisfied": 5}
@@ -64,25 +74,41 @@ def test_one_keypad_and_one_lamp_per_window():
         DevicesConfig(lamps=[lamp, lamp])
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(type="onbon-bx"), "needs a port"),
-    (dict(type="png", windows=["1"], areas=[SignArea(windows=["1"], width=256, height=32)]),
-     "does not fit"),
-    (dict(type="png", windows=["1"], areas=[SignArea(windows=["2"], width=64, height=16)]),
-     "does not serve"),
-    (dict(type="png", windows=["1", "2"], areas=[SignArea(id=1, windows=["1"], width=64, height=16),
-                                                 SignArea(id=1, windows=["2"], width=64, height=16)]),
-     "ids repeat"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(type="onbon-bx"), "needs a port"),
+        (dict(type="png", windows=["1"], areas=[SignArea(windows=["1"], width=256, height=32)]), "does not fit"),
+        (dict(type="png", windows=["1"], areas=[SignArea(windows=["2"], width=64, height=16)]), "does not serve"),
+        (
+            dict(
+                type="png",
+                windows=["1", "2"],
+                areas=[
+                    SignArea(id=1, windows=["1"], width=64, height=16),
+                    SignArea(id=1, windows=["2"], width=64, height=16),
+                ],
+            ),
+            "ids repeat",
+        ),
+    ],
+)
 def test_sign_config_errors(kwargs, message):
     with pytest.raises(ValidationError, match=message):
         SignConfig(**kwargs)
 
 
 def test_sign_area_lookup():
-    cfg = SignConfig(type="png", width=192, height=64, windows=["1", "2"], areas=[
-        SignArea(id=0, windows=["1"], width=192, height=32),
-        SignArea(id=1, windows=["2"], y=32, width=192, height=32)])
+    cfg = SignConfig(
+        type="png",
+        width=192,
+        height=64,
+        windows=["1", "2"],
+        areas=[
+            SignArea(id=0, windows=["1"], width=192, height=32),
+            SignArea(id=1, windows=["2"], y=32, width=192, height=32),
+        ],
+    )
     assert cfg.area_of("2").id == 1 and cfg.area_of("9") is None
 
 

@@ -1,4 +1,5 @@
 """Poppler (poppler-utils) and Pillow helpers: text, fonts and a page image of a PDF."""
+
 from __future__ import annotations
 
 import re
@@ -21,7 +22,7 @@ def text(pdf: bytes, tmp: Path, *, layout: bool = False) -> str:
 
 def page_texts(pdf: bytes, tmp: Path) -> list[str]:
     """Text of each page (pdftotext puts a form feed between pages), whitespace removed."""
-    return [re.sub(r"\s+", "", t) for t in text(pdf, tmp).split("\f")[:pages(pdf, tmp)]]
+    return [re.sub(r"\s+", "", t) for t in text(pdf, tmp).split("\f")[: pages(pdf, tmp)]]
 
 
 def flat(pdf: bytes, tmp: Path) -> str:
@@ -38,8 +39,7 @@ def fonts(pdf: bytes, tmp: Path) -> list[dict]:
         parts = line.split()
         # name type... encoding emb sub uni object ID: the last five columns are fixed
         emb, sub, uni = parts[-5], parts[-4], parts[-3]
-        rows.append({"name": parts[0], "type": " ".join(parts[1:-6]), "emb": emb, "sub": sub,
-                     "uni": uni})
+        rows.append({"name": parts[0], "type": " ".join(parts[1:-6]), "emb": emb, "sub": sub, "uni": uni})
     return rows
 
 
@@ -53,17 +53,21 @@ def page_png(pdf: bytes, tmp: Path, page: int = 1, dpi: int = 50) -> Path:
     """pdftoppm -png -r DPI of one page; returns the PNG path."""
     p = _write(pdf, tmp)
     prefix = tmp / f"page{page}"
-    subprocess.run(["pdftoppm", "-png", "-r", str(dpi), "-f", str(page), "-l", str(page),
-                    "-singlefile", str(p), str(prefix)], check=True, capture_output=True)
+    subprocess.run(
+        ["pdftoppm", "-png", "-r", str(dpi), "-f", str(page), "-l", str(page), "-singlefile", str(p), str(prefix)],
+        check=True,
+        capture_output=True,
+    )
     return prefix.with_suffix(".png")
 
 
 def ink(png: Path) -> tuple[float, int]:
     """(share of non-white pixels, count of clearly red pixels) of a PNG."""
     from PIL import Image
+
     with Image.open(png) as im:
         data = im.convert("RGB").tobytes()
-    px = [data[i:i + 3] for i in range(0, len(data), 3)]
+    px = [data[i : i + 3] for i in range(0, len(data), 3)]
     dark = sum(1 for r, g, b in px if min(r, g, b) < 200)
     red = sum(1 for r, g, b in px if r > 150 and g < 90 and b < 90)
     return dark / len(px), red

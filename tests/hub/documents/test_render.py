@@ -1,14 +1,24 @@
 """Each kind renders to a real PDF: Chinese text extractable, font embedded, page not blank."""
+
 from __future__ import annotations
 
 import dataclasses
 import functools
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
-from hub.documents import (KINDS, VIOLATIONS_ZH, DocumentFacts, TemplateError, chinese_date,
-                           format_number, parse_number, render_pdf, violation_zh)
+from hub.documents import (
+    KINDS,
+    VIOLATIONS_ZH,
+    DocumentFacts,
+    TemplateError,
+    chinese_date,
+    format_number,
+    parse_number,
+    render_pdf,
+    violation_zh,
+)
 from hub.documents import templates as tpl
 from hub.documents.render import template_values
 from tests.hub.documents import pdftools
@@ -17,16 +27,21 @@ from tests.hub.documents.conftest import at, make_facts
 NUMBER = "晋中监察〔2026〕12号"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def rendered(kind: str) -> bytes:
     """The default facts rendered once per kind (rendering parses the font: ~0.3 s)."""
     return render_pdf(kind, NUMBER, make_facts())
 
 
 def test_kinds_are_the_six_documents_of_the_seeds():
-    assert KINDS == {"duban": "督办通知书", "order_explain": "责令说明理由通知书",
-                     "inquiry": "电子监察问询书", "rectify": "电子监察整改通知书",
-                     "suggestion": "监察建议书", "decision": "监察决定书"}
+    assert KINDS == {
+        "duban": "督办通知书",
+        "order_explain": "责令说明理由通知书",
+        "inquiry": "电子监察问询书",
+        "rectify": "电子监察整改通知书",
+        "suggestion": "监察建议书",
+        "decision": "监察决定书",
+    }
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
@@ -34,13 +49,29 @@ def test_each_kind_renders_with_title_number_and_facts(kind, facts, tmp_path):
     pdf = rendered(kind)
     assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF")
     flat = pdftools.flat(pdf, tmp_path)
-    for s in (KINDS[kind], NUMBER, facts.case_no, "食品经营许可（新办）", "晋中市榆次区市场监督管理局",
-              "负责人：王建国", "东阳镇便民服务中心", "晋中市政务服务电子监察中心",
-              "2026年11月21日",            # 成文日期
-              "2026年3月2日09:30",          # 收件时间 (timeline and facts table)
-              "2026年3月10日15:00", "2026年3月24日", "2026年4月7日", "12个工作日",
-              "逾期未受理（视为受理）", "逾期补正告知", "办理环节：现场核查", "办结",
-              "（印章）", "抄送：晋中市政务服务管理局", "李明0354-3031234"):
+    for s in (
+        KINDS[kind],
+        NUMBER,
+        facts.case_no,
+        "食品经营许可（新办）",
+        "晋中市榆次区市场监督管理局",
+        "负责人：王建国",
+        "东阳镇便民服务中心",
+        "晋中市政务服务电子监察中心",
+        "2026年11月21日",  # 成文日期
+        "2026年3月2日09:30",  # 收件时间 (timeline and facts table)
+        "2026年3月10日15:00",
+        "2026年3月24日",
+        "2026年4月7日",
+        "12个工作日",
+        "逾期未受理（视为受理）",
+        "逾期补正告知",
+        "办理环节：现场核查",
+        "办结",
+        "（印章）",
+        "抄送：晋中市政务服务管理局",
+        "李明0354-3031234",
+    ):
         assert s in flat, f"{kind}: {s!r} missing from the PDF text"
     assert "acceptance_timeout" not in flat  # codes are shown in Chinese
     assert pdftools.pages(pdf, tmp_path) >= 1
@@ -58,10 +89,15 @@ def test_duban_and_order_explain_require_a_reply_deadline(kind):
         render_pdf(kind, NUMBER, make_facts(reply_deadline=None))
 
 
-@pytest.mark.parametrize("kind,default,then", [("inquiry", "5个工作日内", "就上述问询事项"),
-                                               ("rectify", "10个工作日内", "将整改落实情况"),
-                                               ("suggestion", "30日内", "将采纳本建议"),
-                                               ("decision", "30日内", "将执行情况")])
+@pytest.mark.parametrize(
+    "kind,default,then",
+    [
+        ("inquiry", "5个工作日内", "就上述问询事项"),
+        ("rectify", "10个工作日内", "将整改落实情况"),
+        ("suggestion", "30日内", "将采纳本建议"),
+        ("decision", "30日内", "将执行情况"),
+    ],
+)
 def test_other_kinds_fall_back_to_a_default_reply_period(kind, default, then, tmp_path):
     sentence = f"自收到本{KINDS[kind][-3:]}之日起{default}{then}"
     flat = pdftools.flat(render_pdf(kind, NUMBER, make_facts(reply_deadline=None)), tmp_path)
@@ -124,8 +160,14 @@ def test_long_timeline_spans_pages_with_every_row(tmp_path):
 
 
 def test_empty_timeline_and_minimal_facts(tmp_path):
-    f = DocumentFacts(case_no="C-1", item_name="户外广告设置审批", department="城管局",
-                      addressee="城管局", authority="监察中心", issue_date=date(2026, 1, 5))
+    f = DocumentFacts(
+        case_no="C-1",
+        item_name="户外广告设置审批",
+        department="城管局",
+        addressee="城管局",
+        authority="监察中心",
+        issue_date=date(2026, 1, 5),
+    )
     flat = pdftools.flat(render_pdf("inquiry", "监察〔2026〕1号", f), tmp_path)
     assert "暂无办理环节记录" in flat and "经监测存在需要核实的情形" in flat
     assert "2026年1月5日" in flat
@@ -143,9 +185,10 @@ def test_the_seal_page_carries_body_text(rows, tmp_path):
 
 
 def test_times_are_shown_in_china_time(tmp_path):
-    utc = datetime(2026, 3, 2, 1, 30, tzinfo=timezone.utc)  # 09:30 in Beijing
-    flat = pdftools.flat(render_pdf("inquiry", NUMBER, make_facts(timeline=((utc, "收件"),),
-                                                                  received_at=utc)), tmp_path)
+    utc = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)  # 09:30 in Beijing
+    flat = pdftools.flat(
+        render_pdf("inquiry", NUMBER, make_facts(timeline=((utc, "收件"),), received_at=utc)), tmp_path
+    )
     assert "2026年3月2日09:30" in flat and "01:30" not in flat
 
 
@@ -167,8 +210,14 @@ def test_format_and_parse_number():
     assert format_number("晋中监察", 2026, 12) == "晋中监察〔2026〕12号"
     assert parse_number("晋中监察〔2026〕12号") == ("晋中监察", 2026, 12)
     assert format_number("榆次监察", 2027, 1) == "榆次监察〔2027〕1号"
-    for bad in [("", 2026, 1), ("晋中 监察", 2026, 1), ("晋中〔监察", 2026, 1), ("晋中监察", 26, 1),
-                ("晋中监察", 2026, 0), ("晋中监察", 2026, True)]:
+    for bad in [
+        ("", 2026, 1),
+        ("晋中 监察", 2026, 1),
+        ("晋中〔监察", 2026, 1),
+        ("晋中监察", 26, 1),
+        ("晋中监察", 2026, 0),
+        ("晋中监察", 2026, True),
+    ]:
         with pytest.raises(ValueError):
             format_number(*bad)
     with pytest.raises(ValueError):
@@ -199,8 +248,15 @@ def test_templates_use_only_known_placeholders(facts):
     for kind in KINDS:
         t = tpl.load(kind)
         assert tpl.placeholders(t) <= known, kind
-        assert {b.kind for b in t.blocks} >= {"addressee", "facts", "violations", "timeline",
-                                               "requirements", "heading", "para"}, kind
+        assert {b.kind for b in t.blocks} >= {
+            "addressee",
+            "facts",
+            "violations",
+            "timeline",
+            "requirements",
+            "heading",
+            "para",
+        }, kind
         assert all(b.cond in fact_fields for b in t.blocks if b.cond), kind
         assert set(t.requires) <= fact_fields
 
@@ -214,11 +270,18 @@ def test_template_errors_are_named():
 
 
 def test_template_parser_blocks():
-    t = tpl.parse("x", "# comment\n@require reply_deadline, due_date\n@addressee\n第一行\n接续\n\n"
-                       "## 一、标题\n@requirements\n甲\n乙\n\n?reply_deadline 有期限\n\n?!reply_deadline 无期限\n")
+    t = tpl.parse(
+        "x",
+        "# comment\n@require reply_deadline, due_date\n@addressee\n第一行\n接续\n\n"
+        "## 一、标题\n@requirements\n甲\n乙\n\n?reply_deadline 有期限\n\n?!reply_deadline 无期限\n",
+    )
     assert t.requires == ("reply_deadline", "due_date")
     kinds = [(b.kind, b.text, b.items, b.cond, b.negate) for b in t.blocks]
-    assert kinds == [("addressee", "", (), "", False), ("para", "第一行接续", (), "", False),
-                     ("heading", "一、标题", (), "", False), ("requirements", "", ("甲", "乙"), "", False),
-                     ("para", "有期限", (), "reply_deadline", False),
-                     ("para", "无期限", (), "reply_deadline", True)]
+    assert kinds == [
+        ("addressee", "", (), "", False),
+        ("para", "第一行接续", (), "", False),
+        ("heading", "一、标题", (), "", False),
+        ("requirements", "", ("甲", "乙"), "", False),
+        ("para", "有期限", (), "reply_deadline", False),
+        ("para", "无期限", (), "reply_deadline", True),
+    ]

@@ -1,16 +1,16 @@
 """DocumentStore: atomic per-(prefix, year) numbering, bytes + sha256 in SQLite, verified reads."""
+
 from __future__ import annotations
 
 import hashlib
 import sqlite3
-from datetime import date
 import threading
+from datetime import date
 
 import pytest
 
+from hub.documents import MIGRATIONS, DocumentFacts, DocumentIntegrityError, DocumentStore, render_pdf
 from iobase.sqlite import connect, migrate
-from hub.documents import (MIGRATIONS, DocumentFacts, DocumentIntegrityError, DocumentStore,
-                           render_pdf)
 from tests.hub.documents import pdftools
 from tests.hub.documents.conftest import make_facts
 
@@ -31,8 +31,7 @@ def store(conn):
 
 def issue(store, kind="duban", facts=None, *, year=2026, prefix=PREFIX, **kw):
     facts = facts or make_facts(issue_date=date(year, 1, 5) if year != 2026 else date(2026, 11, 21))
-    return store.issue(kind, facts, prefix=prefix, year=year, case_no=facts.case_no,
-                       actor="operator:zhang", **kw)
+    return store.issue(kind, facts, prefix=prefix, year=year, case_no=facts.case_no, actor="operator:zhang", **kw)
 
 
 def test_issue_returns_the_documented_fields(store):
@@ -92,8 +91,10 @@ def test_list_all_and_by_case(store):
     c = issue(store, "rectify")
     assert [x["id"] for x in store.list()] == [a["id"], b["id"], c["id"]]
     mine = store.list("JZ-DY-20260302-0007")
-    assert [(x["number"], x["kind"]) for x in mine] == [("晋中监察〔2026〕1号", "duban"),
-                                                         ("晋中监察〔2026〕3号", "rectify")]
+    assert [(x["number"], x["kind"]) for x in mine] == [
+        ("晋中监察〔2026〕1号", "duban"),
+        ("晋中监察〔2026〕3号", "rectify"),
+    ]
     assert "pdf" not in mine[0] and store.list("nope") == []
 
 
@@ -147,8 +148,7 @@ def test_concurrent_issuers_get_distinct_consecutive_numbers(tmp_path):
     for t in threads:
         t.join(60)
     assert not errors
-    assert sorted(numbers, key=lambda n: int(n.split("〕")[1][:-1])) == \
-        [f"晋中监察〔2026〕{n}号" for n in range(1, 10)]
+    assert sorted(numbers, key=lambda n: int(n.split("〕")[1][:-1])) == [f"晋中监察〔2026〕{n}号" for n in range(1, 10)]
 
 
 def test_issue_inside_a_callers_transaction_rolls_back_with_it(store, conn):
@@ -165,7 +165,8 @@ def test_issue_inside_a_callers_transaction_rolls_back_with_it(store, conn):
 def test_migrations_run_with_the_hub_runner_and_are_idempotent(tmp_path):
     from hub.store import MIGRATIONS as HUB_MIGRATIONS
     from hub.store import all_migrations, open_db
-    conn = open_db(tmp_path / "hub.db")           # the hub applies the documents migration itself
+
+    conn = open_db(tmp_path / "hub.db")  # the hub applies the documents migration itself
     assert "documents_0001" in {name for name, _ in all_migrations()}
     assert migrate(conn, MIGRATIONS) == []
     assert migrate(conn, all_migrations()) == []

@@ -1,18 +1,19 @@
 """Fixtures: a hub database with the notify tables, a fake SMS gateway, a local SMTP server."""
+
 from __future__ import annotations
 
 import socket
 
 import pytest
 
-from iobase.sqlite import connect, migrate
 from hub.notify.config import NotifyConfig
 from hub.notify.notifier import Notifier
 from hub.notify.schema import MIGRATIONS
 from hub.store import MIGRATIONS as HUB_MIGRATIONS
+from iobase.sqlite import connect, migrate
 from tests.hub.notify.fakegateway import FakeGateway
 
-T0 = 1_760_000_000_000   # a fixed "now" in ms; tests move it by hand, never sleep
+T0 = 1_760_000_000_000  # a fixed "now" in ms; tests move it by hand, never sleep
 
 
 class Clock:
@@ -59,9 +60,15 @@ async def gateway():
 
 def sms_config(gateway: FakeGateway, **kw) -> NotifyConfig:
     """A NotifyConfig whose SMS gateway is the fake, reading code==0 and data.msgid."""
-    sms = {"url": gateway.url, "fields": {"mobile": "{to}", "content": "{text}", "sign": "电子监察", "uid": "{id}"},
-           "success_field": "code", "message_id_field": "data.msgid", "error_field": "msg",
-           "timeout_s": 2.0, **kw.pop("sms", {})}
+    sms = {
+        "url": gateway.url,
+        "fields": {"mobile": "{to}", "content": "{text}", "sign": "电子监察", "uid": "{id}"},
+        "success_field": "code",
+        "message_id_field": "data.msgid",
+        "error_field": "msg",
+        "timeout_s": 2.0,
+        **kw.pop("sms", {}),
+    }
     return NotifyConfig.model_validate({"sms": sms, "backoff_s": 10, **kw})
 
 

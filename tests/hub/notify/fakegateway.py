@@ -3,6 +3,7 @@
 It stands for the far side of the network (a third-party HTTP SMS API), so faking it is
 allowed; everything on our side of the wire is real.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -31,9 +32,16 @@ class FakeGateway:
         raw = await request.read()
         ctype = request.headers.get("Content-Type", "")
         charset = ctype.partition("charset=")[2] or "utf-8"
-        rec = {"method": request.method, "path": request.path, "headers": dict(request.headers),
-               "raw": raw, "content_type": ctype, "json": None, "form": None,
-               "query": dict(parse_qsl(request.raw_path.partition("?")[2], encoding=charset))}
+        rec = {
+            "method": request.method,
+            "path": request.path,
+            "headers": dict(request.headers),
+            "raw": raw,
+            "content_type": ctype,
+            "json": None,
+            "form": None,
+            "query": dict(parse_qsl(request.raw_path.partition("?")[2], encoding=charset)),
+        }
         if ctype.startswith("application/json"):
             rec["json"] = json.loads(raw.decode("utf-8"))
         elif ctype.startswith("application/x-www-form-urlencoded"):
@@ -42,7 +50,7 @@ class FakeGateway:
         if self.delay_s:
             try:
                 await asyncio.wait_for(self._release.wait(), self.delay_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         if self.fail_next:
             self.fail_next -= 1
@@ -62,7 +70,7 @@ class FakeGateway:
             out.append(fields.get("content", ""))
         return out
 
-    async def start(self) -> "FakeGateway":
+    async def start(self) -> FakeGateway:
         app = web.Application()
         app.router.add_route("*", "/sms/send", self._handle)
         self._runner = web.AppRunner(app, access_log=None)

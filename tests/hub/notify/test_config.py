@@ -1,4 +1,5 @@
 """NotifyConfig: strict, bounded, consistent; the example in docs/notifications.md is valid."""
+
 from __future__ import annotations
 
 import re
@@ -20,20 +21,23 @@ def test_defaults_need_nothing():
     assert cfg.sms is None and cfg.email is None and cfg.rate_per_hour == 10
 
 
-@pytest.mark.parametrize("data, err", [
-    ({"smss": {}}, "Extra inputs are not permitted"),
-    ({"rate_per_hour": 0}, "greater than or equal to 1"),
-    ({"sms": {**GW, "method": "GET"}}, "set body: query"),
-    ({"sms": {**GW, "body": "form", "fields": {"a": {"b": "{to}"}}}}, "nested values need body: json"),
-    ({"sms": {**GW, "fields": {"m": "{mobile}"}}}, "unknown placeholder(s) ['mobile']"),
-    ({"sms": {**GW, "headers": {"X": "{"}}}, "literal braces"),
-    ({"sms": {"url": "ftp://x"}}, "should match pattern"),
-    ({"sms": {**GW, "secret": "a", "secret_env": "B"}}, "not both"),
-    ({"email": {**MAIL, "ssl": True}}, "starttls (port 587) or ssl (port 465)"),
-    ({"email": {**MAIL, "password": "x"}}, "a password needs a user"),
-    ({"email": {**MAIL, "from_addr": "nobody"}}, "from_addr"),
-    ({"sms": {**GW, "timeout_s": 60}, "lease_s": 100}, "must cover a whole batch"),
-])
+@pytest.mark.parametrize(
+    "data, err",
+    [
+        ({"smss": {}}, "Extra inputs are not permitted"),
+        ({"rate_per_hour": 0}, "greater than or equal to 1"),
+        ({"sms": {**GW, "method": "GET"}}, "set body: query"),
+        ({"sms": {**GW, "body": "form", "fields": {"a": {"b": "{to}"}}}}, "nested values need body: json"),
+        ({"sms": {**GW, "fields": {"m": "{mobile}"}}}, "unknown placeholder(s) ['mobile']"),
+        ({"sms": {**GW, "headers": {"X": "{"}}}, "literal braces"),
+        ({"sms": {"url": "ftp://x"}}, "should match pattern"),
+        ({"sms": {**GW, "secret": "a", "secret_env": "B"}}, "not both"),
+        ({"email": {**MAIL, "ssl": True}}, "starttls (port 587) or ssl (port 465)"),
+        ({"email": {**MAIL, "password": "x"}}, "a password needs a user"),
+        ({"email": {**MAIL, "from_addr": "nobody"}}, "from_addr"),
+        ({"sms": {**GW, "timeout_s": 60}, "lease_s": 100}, "must cover a whole batch"),
+    ],
+)
 def test_invalid_config_is_refused_with_the_reason(data, err):
     with pytest.raises(ValidationError) as exc:
         NotifyConfig.model_validate(data)

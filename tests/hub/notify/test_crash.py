@@ -1,5 +1,6 @@
 """Crash safety with a real process: a worker killed while a message is 'sending' leaves it
 leased; once the lease ends another worker sends it again (at-least-once)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -23,9 +24,10 @@ async def test_killed_worker_message_is_retried_after_the_lease(db, gateway, mak
     cfg = sms_config(gateway, lease_s=60, batch_size=1, sms={"timeout_s": 30.0})
     n = make_notifier(cfg)
     n.enqueue(conn, channel="sms", to="13800138000", template="yellow", facts=YELLOW, dedupe_key="case:1")
-    gateway.delay_s = 30.0                       # the gateway holds the request; the child waits
-    child = await asyncio.create_subprocess_exec(sys.executable, "-c", CHILD, str(path),
-                                                 cfg.model_dump_json(), str(clock.now))
+    gateway.delay_s = 30.0  # the gateway holds the request; the child waits
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", CHILD, str(path), cfg.model_dump_json(), str(clock.now)
+    )
     try:
         for _ in range(1500):
             if gateway.received or child.returncode is not None:
@@ -34,13 +36,13 @@ async def test_killed_worker_message_is_retried_after_the_lease(db, gateway, mak
         assert gateway.received, "the child never reached the gateway"
         assert rows(conn)[0]["status"] == "sending"
     finally:
-        child.kill()                             # SIGKILL: no cleanup, no except/finally in the child
+        child.kill()  # SIGKILL: no cleanup, no except/finally in the child
         await child.wait()
     gateway.delay_s = 0
     clock.advance(30_000)
-    assert await n.run_once() == 0               # lease still held by the dead worker
+    assert await n.run_once() == 0  # lease still held by the dead worker
     clock.advance(30_000)
     assert await n.run_once() == 1
     [r] = rows(conn)
     assert (r["status"], r["attempts"], r["provider_id"]) == ("sent", 2, "M2")
-    assert [q["json"]["uid"] for q in gateway.received] == [str(r["id"])] * 2   # same id: gateway may dedupe
+    assert [q["json"]["uid"] for q in gateway.received] == [str(r["id"])] * 2  # same id: gateway may dedupe

@@ -1,5 +1,6 @@
 """Outbox + worker against a fake SMS gateway on 127.0.0.1: delivery, idempotence, retries,
 rate limit, digest under a storm, leases. Time is injected; nothing sleeps."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -11,8 +12,13 @@ from hub.notify.policy import HOUR_MS
 from hub.notify.templates import TemplateError
 from tests.hub.notify.conftest import sms_config
 
-YELLOW = {"department": "市场监督管理局", "case_no": "S01-20250301-0007", "item_name": "食品经营许可",
-          "due_date": "2025-03-10", "remaining": 1}
+YELLOW = {
+    "department": "市场监督管理局",
+    "case_no": "S01-20250301-0007",
+    "item_name": "食品经营许可",
+    "due_date": "2025-03-10",
+    "remaining": 1,
+}
 A, B, C = "13800138000", "13900139000", "15000150000"
 
 
@@ -33,8 +39,10 @@ async def test_yellow_sms_arrives_in_chinese_with_provider_id(db, gateway, make_
     assert await n.run_once() == 1
     [req] = gateway.received
     assert req["json"]["mobile"] == A and req["json"]["uid"] == str(nid) and req["json"]["sign"] == "电子监察"
-    assert req["json"]["content"] == ("【电子监察】市场监督管理局：办件S01-20250301-0007（食品经营许可）"
-                                      "将于2025-03-10到期，剩余1个工作日，请及时办理。")
+    assert req["json"]["content"] == (
+        "【电子监察】市场监督管理局：办件S01-20250301-0007（食品经营许可）"
+        "将于2025-03-10到期，剩余1个工作日，请及时办理。"
+    )
     [row] = rows(conn)
     assert (row["status"], row["attempts"], row["provider_id"], row["last_error"]) == ("sent", 1, "M1", None)
     assert await n.run_once() == 0 and len(gateway.received) == 1
@@ -58,18 +66,21 @@ async def test_dedupe_key_makes_a_retried_sweep_send_once(db, gateway, make_noti
     n = make_notifier(sms_config(gateway))
     assert put(n, conn, key="case:7:yellow") is not None
     await n.run_once()
-    assert put(n, conn, key="case:7:yellow") is None      # the sweep ran again after a crash
+    assert put(n, conn, key="case:7:yellow") is None  # the sweep ran again after a crash
     await n.run_once()
     assert len(gateway.received) == 1 and len(rows(conn)) == 1
 
 
-@pytest.mark.parametrize("kw, err", [
-    ({"to": "1380013800"}, "mainland mobile"),
-    ({"template": "green"}, "template must be one of"),
-    ({"facts": {"case_no": "X"}}, "needs fact(s) department, due_date, item_name, remaining"),
-    ({"channel": "email", "to": "not-an-address"}, "not an e-mail address"),
-    ({"channel": "fax"}, "channel must be"),
-])
+@pytest.mark.parametrize(
+    "kw, err",
+    [
+        ({"to": "1380013800"}, "mainland mobile"),
+        ({"template": "green"}, "template must be one of"),
+        ({"facts": {"case_no": "X"}}, "needs fact(s) department, due_date, item_name, remaining"),
+        ({"channel": "email", "to": "not-an-address"}, "not an e-mail address"),
+        ({"channel": "fax"}, "channel must be"),
+    ],
+)
 async def test_enqueue_refuses_bad_input(db, gateway, make_notifier, kw, err):
     n = make_notifier(sms_config(gateway))
     with pytest.raises((ValueError, TemplateError), match=err.replace("(", r"\(").replace(")", r"\)")):
@@ -80,7 +91,7 @@ async def test_enqueue_refuses_bad_input(db, gateway, make_notifier, kw, err):
 async def test_transient_failures_retry_with_exponential_backoff(db, gateway, make_notifier, clock):
     _, conn = db
     gateway.fail_next = 2
-    n = make_notifier(sms_config(gateway, backoff_s=10))    # rand() = 1.0 → full delay
+    n = make_notifier(sms_config(gateway, backoff_s=10))  # rand() = 1.0 → full delay
     put(n, conn)
     t0 = clock.now
     assert await n.run_once() == 1
@@ -88,7 +99,7 @@ async def test_transient_failures_retry_with_exponential_backoff(db, gateway, ma
     assert (r["status"], r["attempts"], r["next_attempt_ms"]) == ("queued", 1, t0 + 10_000)
     assert "HTTP 500" in r["last_error"]
     clock.advance(9_999)
-    assert await n.run_once() == 0                          # not due yet
+    assert await n.run_once() == 0  # not due yet
     clock.advance(1)
     assert await n.run_once() == 1
     assert rows(conn)[0]["next_attempt_ms"] == clock.now + 20_000
@@ -111,7 +122,7 @@ async def test_gives_up_after_max_attempts_and_records_why(db, gateway, make_not
     assert (r["status"], r["attempts"]) == ("failed", 3)
     assert "code=40001" in r["last_error"] and "余额不足" in r["last_error"]
     assert len(gateway.received) == 3
-    assert retry_failed(conn, now_ms=clock.now) == 1         # operator fixed the account
+    assert retry_failed(conn, now_ms=clock.now) == 1  # operator fixed the account
     gateway.always_error = False
     await n.run_once()
     assert rows(conn)[0]["status"] == "sent"
@@ -141,7 +152,7 @@ async def test_rate_limit_defers_the_rest_to_the_next_hour(db, gateway, make_not
     n = make_notifier(sms_config(gateway, rate_per_hour=3, digest_threshold=100))
     for i in range(5):
         put(n, conn, key=f"k{i}", facts={**YELLOW, "case_no": f"C{i}"})
-    put(n, conn, to=B, key="other")                          # another recipient is not held up
+    put(n, conn, to=B, key="other")  # another recipient is not held up
     t0 = clock.now
     assert await n.run_once() == 4
     assert [r["status"] for r in rows(conn, "to_addr=?", A)] == ["sent"] * 3 + ["queued"] * 2
@@ -156,7 +167,7 @@ async def test_rate_limit_defers_the_rest_to_the_next_hour(db, gateway, make_not
 async def test_storm_of_1000_becomes_one_digest_per_recipient(db, gateway, make_notifier):
     _, conn = db
     n = make_notifier(sms_config(gateway, digest_threshold=5))
-    conn.execute("BEGIN IMMEDIATE")                          # one sweep turns 1,000 cases yellow
+    conn.execute("BEGIN IMMEDIATE")  # one sweep turns 1,000 cases yellow
     for i in range(1000):
         put(n, conn, to=(A, B, C)[i % 3], key=f"case:{i}:yellow", facts={**YELLOW, "case_no": f"S01-{i:04d}"})
     conn.execute("COMMIT")
@@ -185,34 +196,35 @@ async def test_rate_limited_digest_absorbs_later_messages(db, gateway, make_noti
     _, conn = db
     n = make_notifier(sms_config(gateway, rate_per_hour=1, digest_threshold=2))
     put(n, conn, key="first")
-    await n.run_once()                                       # uses the hour's only slot
+    await n.run_once()  # uses the hour's only slot
     for i in range(3):
         put(n, conn, key=f"a{i}", template="red", facts={**YELLOW, "case_no": f"R{i}"})
-    await n.run_once()                                       # 3 > 2 → digest, but rate-limited
+    await n.run_once()  # 3 > 2 → digest, but rate-limited
     clock.advance(60_000)
     for i in range(2):
         put(n, conn, key=f"b{i}", facts={**YELLOW, "case_no": f"Y{i}"})
-    await n.run_once()                                       # old digest folded into a new one
+    await n.run_once()  # old digest folded into a new one
     digests = rows(conn, "template='digest'")
     assert [d["status"] for d in digests] == ["merged", "queued"]
-    assert len(rows(conn, "merged_into=?", digests[1]["id"])) == 6   # 5 cases + the old digest
+    assert len(rows(conn, "merged_into=?", digests[1]["id"])) == 6  # 5 cases + the old digest
     put(n, conn, key="c0", facts={**YELLOW, "case_no": "Z0"})
-    await n.run_once()                                       # and again: the digest rows are not counted
+    await n.run_once()  # and again: the digest rows are not counted
     assert len(rows(conn, "template='digest' AND status='queued'")) == 1
     clock.advance(HOUR_MS)
     assert await n.run_once() == 1
     text = gateway.texts()[-1]
-    assert "您有6件" in text and "；；" not in text and text.index("R0") < text.index("Y0")   # red first
+    assert "您有6件" in text and "；；" not in text and text.index("R0") < text.index("Y0")  # red first
     assert delivery_of(conn, rows(conn, "dedupe_key='a0'")[0]["id"])["digest"]["status"] == "sent"
 
 
 async def test_expired_lease_is_retried_and_a_live_one_is_not(db, gateway, make_notifier, clock):
     from hub.notify.outbox import claim
+
     path, conn = db
     n = make_notifier(sms_config(gateway, lease_s=60))
     put(n, conn)
     claimed = claim(n._db(), now_ms=clock.now, channels=["sms"], cfg=n.config, templates=n.templates)
-    assert len(claimed) == 1 and rows(conn)[0]["status"] == "sending"   # ... and the worker dies here
+    assert len(claimed) == 1 and rows(conn)[0]["status"] == "sending"  # ... and the worker dies here
     clock.advance(59_999)
     assert await n.run_once() == 0
     clock.advance(1)
@@ -223,6 +235,7 @@ async def test_expired_lease_is_retried_and_a_live_one_is_not(db, gateway, make_
 
 async def test_expired_lease_at_max_attempts_is_failed(db, gateway, make_notifier, clock):
     from hub.notify.outbox import claim
+
     _, conn = db
     n = make_notifier(sms_config(gateway, lease_s=60, max_attempts=1))
     put(n, conn)
@@ -243,6 +256,7 @@ async def test_unconfigured_channel_waits_in_the_outbox(db, gateway, make_notifi
 
 async def test_worker_thread_wakes_and_delivers(db, gateway, make_notifier, clock):
     import asyncio
+
     _, conn = db
     n = make_notifier(sms_config(gateway, poll_interval_s=30))
     n.start()
@@ -258,28 +272,51 @@ async def test_worker_thread_wakes_and_delivers(db, gateway, make_notifier, cloc
         await asyncio.to_thread(n.stop)
 
 
-
 def _directory():
     from hub.notify.directory import Department, Directory, Person
-    return Directory(departments=(
-        Department(name="市场监督管理局", head=Person(name="王局长", phone=A, email="wang@example.gov.cn"),
-                   handlers=(Person(name="张三", phone=B, items=("SC001",)), Person(name="李四", phone=C),
-                             Person(name="王局长", phone=A))),))
+
+    return Directory(
+        departments=(
+            Department(
+                name="市场监督管理局",
+                head=Person(name="王局长", phone=A, email="wang@example.gov.cn"),
+                handlers=(
+                    Person(name="张三", phone=B, items=("SC001",)),
+                    Person(name="李四", phone=C),
+                    Person(name="王局长", phone=A),
+                ),
+            ),
+        )
+    )
 
 
 async def test_department_fan_out_once_per_address(db, gateway, make_notifier):
     _, conn = db
     n = make_notifier(sms_config(gateway))
-    ids = n.enqueue_department(conn, _directory(), "市场监督管理局", template="red",
-                               facts={**YELLOW, "overdue": 1}, dedupe_key="case:7:red", item_code="SC002")
-    assert [r["to_addr"] for r in rows(conn)] == [C, A] and len(ids) == 2   # 张三 is not on SC002
+    ids = n.enqueue_department(
+        conn,
+        _directory(),
+        "市场监督管理局",
+        template="red",
+        facts={**YELLOW, "overdue": 1},
+        dedupe_key="case:7:red",
+        item_code="SC002",
+    )
+    assert [r["to_addr"] for r in rows(conn)] == [C, A] and len(ids) == 2  # 张三 is not on SC002
     assert rows(conn)[0]["dedupe_key"] == f"case:7:red|sms|{C}"
-    again = n.enqueue_department(conn, _directory(), "市场监督管理局", template="red",
-                                 facts={**YELLOW, "overdue": 1}, dedupe_key="case:7:red")
-    assert len(again) == 1 and rows(conn)[-1]["to_addr"] == B               # only the one not told yet
-    heads = n.enqueue_department(conn, _directory(), "市场监督管理局", template="supervision", roles=("head",),
-                                 facts={**YELLOW, "title": "督办通知", "reply_due_date": "2025-03-20"},
-                                 dedupe_key="case:7:督办")
+    again = n.enqueue_department(
+        conn, _directory(), "市场监督管理局", template="red", facts={**YELLOW, "overdue": 1}, dedupe_key="case:7:red"
+    )
+    assert len(again) == 1 and rows(conn)[-1]["to_addr"] == B  # only the one not told yet
+    heads = n.enqueue_department(
+        conn,
+        _directory(),
+        "市场监督管理局",
+        template="supervision",
+        roles=("head",),
+        facts={**YELLOW, "title": "督办通知", "reply_due_date": "2025-03-20"},
+        dedupe_key="case:7:督办",
+    )
     assert len(heads) == 1
     await n.run_once()
     assert "发出督办通知，请于2025-03-20前书面回复" in gateway.texts()[-1]
@@ -289,16 +326,21 @@ async def test_unknown_department_leaves_a_visible_failed_row(db, gateway, make_
     _, conn = db
     n = make_notifier(sms_config(gateway))
     for _ in range(2):
-        assert n.enqueue_department(conn, _directory(), "不存在局", template="yellow", facts=YELLOW,
-                                    dedupe_key="case:9:yellow") == []
+        assert (
+            n.enqueue_department(
+                conn, _directory(), "不存在局", template="yellow", facts=YELLOW, dedupe_key="case:9:yellow"
+            )
+            == []
+        )
     [r] = rows(conn)
     assert r["status"] == "failed" and "no sms contact for department '不存在局'" in r["last_error"]
-    assert r["text"].startswith("【电子监察】市场监督管理局：")   # the caller's facts name the department
+    assert r["text"].startswith("【电子监察】市场监督管理局：")  # the caller's facts name the department
     assert await n.run_once() == 0
 
 
 async def test_run_loop_as_an_asyncio_task_stops_cleanly(db, gateway, make_notifier, clock):
     import asyncio
+
     _, conn = db
     n = make_notifier(sms_config(gateway, poll_interval_s=0.01))
     stop = asyncio.Event()
@@ -315,9 +357,10 @@ async def test_run_loop_as_an_asyncio_task_stops_cleanly(db, gateway, make_notif
 
 
 def test_migrations_are_named_for_notify_and_apply_once(db):
-    from iobase.sqlite import migrate
     from hub.notify.schema import MIGRATIONS
+    from iobase.sqlite import migrate
     from tests.hub.notify.conftest import all_migrations
+
     _, conn = db
     assert all(name.startswith("notify_") for name, _ in MIGRATIONS)
     assert migrate(conn, all_migrations()) == []
@@ -327,25 +370,38 @@ def test_migrations_are_named_for_notify_and_apply_once(db):
 
 async def test_supervisor_hook_uses_the_stored_directory_and_its_names(db, gateway, make_notifier):
     from hub.notify.directory import save_directory
+
     _, conn = db
     n = make_notifier(sms_config(gateway))
     hook = n.supervisor_hook()
     save_directory(conn, _directory(), now_ms=1)
-    conn.execute("BEGIN IMMEDIATE")                          # the writer's sweep transaction
-    hook(conn, "市场监督管理局", ["head"], "ticket",
-         {"case_no": "S01-7", "item_name": "食品经营许可", "department": "市场监督管理局",
-          "title": "责令说明理由", "reply_due": "2025-03-20"}, "ticket:1")
+    conn.execute("BEGIN IMMEDIATE")  # the writer's sweep transaction
+    hook(
+        conn,
+        "市场监督管理局",
+        ["head"],
+        "ticket",
+        {
+            "case_no": "S01-7",
+            "item_name": "食品经营许可",
+            "department": "市场监督管理局",
+            "title": "责令说明理由",
+            "reply_due": "2025-03-20",
+        },
+        "ticket:1",
+    )
     conn.execute("COMMIT")
     [r] = rows(conn)
     assert (r["to_addr"], r["template"], r["dedupe_key"]) == (A, "supervision", f"ticket:1|sms|{A}")
     assert "发出责令说明理由，请于2025-03-20前书面回复" in r["text"]
     save_directory(conn, _directory().model_copy(update={"departments": ()}), now_ms=2)
-    hook(conn, "市场监督管理局", ["head"], "red", {**YELLOW}, "red:S01-7")   # directory re-read: nobody
+    hook(conn, "市场监督管理局", ["head"], "red", {**YELLOW}, "red:S01-7")  # directory re-read: nobody
     assert rows(conn, "dedupe_key='red:S01-7|nobody'")[0]["status"] == "failed"
 
 
 async def test_supervisor_hook_never_rolls_back_the_sweep(db, gateway, make_notifier):
     from hub.notify.directory import save_directory
+
     _, conn = db
     n = make_notifier(sms_config(gateway))
     save_directory(conn, _directory(), now_ms=1)

@@ -1,4 +1,5 @@
 """E-mail through a real local SMTP server (aiosmtpd on 127.0.0.1): content, auth, STARTTLS, rejects."""
+
 from __future__ import annotations
 
 import datetime
@@ -7,7 +8,9 @@ import email.policy
 import ipaddress
 import ssl
 
+import aiosmtpd.controller as aiosmtpd_controller
 import pytest
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from hub.notify.channels import DeliveryError
 from hub.notify.config import NotifyConfig, SmtpConfig
@@ -16,11 +19,15 @@ from hub.notify.smtp import EmailSender
 from tests.hub.notify.conftest import free_port
 from tests.hub.notify.test_notifier import YELLOW, rows
 
-import aiosmtpd.controller as aiosmtpd_controller
-from aiosmtpd.smtp import AuthResult, LoginPassword  # noqa: E402
-
-MSG = Outgoing(id=7, channel="email", to="wang@scjg.example.gov.cn", subject="【红牌】办件S01-0007已超期",
-               text="【电子监察】办件S01-0007已超期，请立即办理。", dedupe_key="c:7", attempt=1)
+MSG = Outgoing(
+    id=7,
+    channel="email",
+    to="wang@scjg.example.gov.cn",
+    subject="【红牌】办件S01-0007已超期",
+    text="【电子监察】办件S01-0007已超期，请立即办理。",
+    dedupe_key="c:7",
+    attempt=1,
+)
 
 
 class Inbox:
@@ -54,8 +61,15 @@ def smtp():
 
 
 def mail_cfg(port: int, **kw) -> SmtpConfig:
-    return SmtpConfig(host="127.0.0.1", port=port, starttls=False, from_addr="jiancha@jz.example.gov.cn",
-                      from_name="晋中市电子监察系统", timeout_s=5, **kw)
+    return SmtpConfig(
+        host="127.0.0.1",
+        port=port,
+        starttls=False,
+        from_addr="jiancha@jz.example.gov.cn",
+        from_name="晋中市电子监察系统",
+        timeout_s=5,
+        **kw,
+    )
 
 
 async def test_chinese_mail_arrives_with_subject_body_and_message_id(smtp):
@@ -81,7 +95,11 @@ async def test_refused_recipient(smtp, reply, permanent):
 
 async def test_dead_server_is_transient():
     with pytest.raises(DeliveryError) as exc:
-        await EmailSender(mail_cfg(free_port(), )).send(MSG)
+        await EmailSender(
+            mail_cfg(
+                free_port(),
+            )
+        ).send(MSG)
     assert not exc.value.permanent
 
 
@@ -93,11 +111,13 @@ def test_login(monkeypatch):
         return AuthResult(success=data.password == b"p-456", handled=False)
 
     inbox, port = Inbox(), free_port()
-    ctl = aiosmtpd_controller.Controller(inbox, hostname="127.0.0.1", port=port, authenticator=auth,
-                                         auth_require_tls=False)
+    ctl = aiosmtpd_controller.Controller(
+        inbox, hostname="127.0.0.1", port=port, authenticator=auth, auth_require_tls=False
+    )
     ctl.start()
     try:
         import asyncio
+
         monkeypatch.setenv("SMTP_PASS", "p-456")
         asyncio.run(EmailSender(mail_cfg(port, user="jiancha", password_env="SMTP_PASS")).send(MSG))
         assert seen and seen[0][1:] == (b"jiancha", b"p-456") and len(inbox.messages) == 1
@@ -116,29 +136,35 @@ def _self_signed(tmp_path):
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mail.test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
     crt, pem = tmp_path / "mail.crt", tmp_path / "mail.key"
     crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption()))
+    pem.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return crt, pem
 
 
 def test_starttls_with_an_internal_ca(tmp_path):
     import asyncio
+
     crt, key = _self_signed(tmp_path)
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(crt, key)
     inbox, port = Inbox(), free_port()
-    ctl = aiosmtpd_controller.Controller(inbox, hostname="127.0.0.1", port=port, tls_context=ctx,
-                                         require_starttls=True)
+    ctl = aiosmtpd_controller.Controller(inbox, hostname="127.0.0.1", port=port, tls_context=ctx, require_starttls=True)
     ctl.start()
     try:
         cfg = mail_cfg(port).model_copy(update={"starttls": True, "ca_file": crt})
@@ -152,14 +178,21 @@ def test_starttls_with_an_internal_ca(tmp_path):
 
 async def test_notifier_mails_a_department_through_smtp(db, smtp, make_notifier):
     from hub.notify.directory import Department, Directory, Person
+
     _, conn = db
     cfg = NotifyConfig(email=mail_cfg(smtp.port))
     n = make_notifier(cfg)
-    d = Directory(departments=(Department(name="市场监督管理局",
-                                          head=Person(name="王局长", email="wang@scjg.example.gov.cn"),
-                                          handlers=(Person(name="张三", phone="13900139000"),)),))
+    d = Directory(
+        departments=(
+            Department(
+                name="市场监督管理局",
+                head=Person(name="王局长", email="wang@scjg.example.gov.cn"),
+                handlers=(Person(name="张三", phone="13900139000"),),
+            ),
+        )
+    )
     ids = n.enqueue_department(conn, d, "市场监督管理局", template="yellow", facts=YELLOW, dedupe_key="c:7:yellow")
-    assert len(ids) == 1                                    # only the head has an address for e-mail
+    assert len(ids) == 1  # only the head has an address for e-mail
     assert await n.run_once() == 1
     [(_, rcpts, msg)] = smtp.messages
     assert rcpts == ["wang@scjg.example.gov.cn"]

@@ -1,4 +1,5 @@
 """Templates: defaults render the documented Chinese text, overrides are checked at load."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,14 +9,22 @@ from hub.notify.config import NotifyConfig
 from hub.notify.policy import digest_message
 from hub.notify.templates import DEFAULT_TEMPLATES, FIELDS, KINDS, TemplateError, placeholders, render
 
-FACTS = {"department": "市场监督管理局", "case_no": "S01-0007", "item_name": "食品经营许可",
-         "due_date": "2025-03-10", "remaining": 1, "overdue": 2, "title": "督办通知",
-         "reply_due_date": "2025-03-14"}
+FACTS = {
+    "department": "市场监督管理局",
+    "case_no": "S01-0007",
+    "item_name": "食品经营许可",
+    "due_date": "2025-03-10",
+    "remaining": 1,
+    "overdue": 2,
+    "title": "督办通知",
+    "reply_due_date": "2025-03-14",
+}
 
 
 def test_yellow_default_is_the_documented_text():
     assert render(DEFAULT_TEMPLATES, "yellow", FACTS) == (
-        "【电子监察】市场监督管理局：办件S01-0007（食品经营许可）将于2025-03-10到期，剩余1个工作日，请及时办理。")
+        "【电子监察】市场监督管理局：办件S01-0007（食品经营许可）将于2025-03-10到期，剩余1个工作日，请及时办理。"
+    )
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -37,13 +46,16 @@ def test_override_replaces_only_its_key():
     assert t["yellow"] == DEFAULT_TEMPLATES["yellow"]
 
 
-@pytest.mark.parametrize("templates, err", [
-    ({"green": "x"}, "unknown template 'green'"),
-    ({"yellow": "{case_number}"}, "unknown placeholder(s) {case_number}"),
-    ({"yellow": "{case_no.upper}"}, "must be a plain name"),
-    ({"yellow": "{0}"}, "must be a plain name"),
-    ({"yellow": "未闭合{case_no"}, "template 'yellow'"),
-])
+@pytest.mark.parametrize(
+    "templates, err",
+    [
+        ({"green": "x"}, "unknown template 'green'"),
+        ({"yellow": "{case_number}"}, "unknown placeholder(s) {case_number}"),
+        ({"yellow": "{case_no.upper}"}, "must be a plain name"),
+        ({"yellow": "{0}"}, "must be a plain name"),
+        ({"yellow": "未闭合{case_no"}, "template 'yellow'"),
+    ],
+)
 def test_bad_overrides_fail_at_config_load(templates, err):
     with pytest.raises(ValidationError) as exc:
         NotifyConfig(templates=templates)

@@ -6,20 +6,21 @@ ffmpeg's concat demuxer (``-c copy``: no re-encoding) into ``<root>/clips/<clip_
 acks are stored in recordings.db, so after a reboot or a lost link the upload resumes where
 it stopped. A clip whose size, digest or chunk size changed starts over.
 """
+
 from __future__ import annotations
 
 import hashlib
 import re
 import subprocess
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from agent.devices.camera.record.index import RecordingsIndex
 from agent.devices.camera.record.layout import resolve_inside
 
 CLIPS = "clips"
-_CLIP_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")   # fullmatch: "$" lets a trailing newline pass
+_CLIP_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # fullmatch: "$" lets a trailing newline pass
 
 
 def chunk_count(size: int, chunk_bytes: int) -> int:
@@ -44,8 +45,15 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def build_clip(index: RecordingsIndex, camera: str, start_ms: int, end_ms: int, clip_id: str,
-               ffmpeg: str = "ffmpeg", timeout: float = 300.0) -> Path:
+def build_clip(
+    index: RecordingsIndex,
+    camera: str,
+    start_ms: int,
+    end_ms: int,
+    clip_id: str,
+    ffmpeg: str = "ffmpeg",
+    timeout: float = 300.0,
+) -> Path:
     """Join the segments of [start_ms, end_ms) into clips/<clip_id>.mp4; LookupError if none."""
     if not _CLIP_ID_RE.fullmatch(clip_id):
         raise ValueError(f"clip id {clip_id!r}: letters, digits, '.', '_' or '-' only")
@@ -59,10 +67,30 @@ def build_clip(index: RecordingsIndex, camera: str, start_ms: int, end_ms: int, 
     listing = out_dir / f"{clip_id}.txt"
     listing.write_text("".join(f"file '{p}'\n" for p in files), encoding="utf-8")
     try:
-        subprocess.run([ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-                        "-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy",
-                        "-movflags", "+faststart", str(out)],
-                       check=True, capture_output=True, timeout=timeout)
+        subprocess.run(
+            [
+                ffmpeg,
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-nostdin",
+                "-y",
+                "-f",
+                "concat",
+                "-safe",
+                "0",
+                "-i",
+                str(listing),
+                "-c",
+                "copy",
+                "-movflags",
+                "+faststart",
+                str(out),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=timeout,
+        )
     finally:
         listing.unlink(missing_ok=True)
     return out
@@ -71,13 +99,12 @@ def build_clip(index: RecordingsIndex, camera: str, start_ms: int, end_ms: int, 
 class ClipUpload:
     """Resumable chunked upload of one clip; acks persist in recordings.db.
 
-        up = ClipUpload(path, clip_id, 256 * 1024, index=index)
-        for i, total, data in up:       # only chunks not yet acknowledged
-            publish(i, total, data)     # the hub acks each chunk; on its ack: up.ack(i)
+    up = ClipUpload(path, clip_id, 256 * 1024, index=index)
+    for i, total, data in up:       # only chunks not yet acknowledged
+        publish(i, total, data)     # the hub acks each chunk; on its ack: up.ack(i)
     """
 
-    def __init__(self, path: Path | str, clip_id: str, chunk_bytes: int, *,
-                 index: RecordingsIndex):
+    def __init__(self, path: Path | str, clip_id: str, chunk_bytes: int, *, index: RecordingsIndex):
         self.path = Path(path)
         self.clip_id = clip_id
         self.chunk_bytes = chunk_bytes
@@ -91,24 +118,27 @@ class ClipUpload:
         """Create the upload row, or reset it when the file or chunking changed."""
         conn = self.index.conn
         with self.index.lock:
-            row = conn.execute("SELECT size, chunk_bytes, sha256 FROM clip_uploads WHERE clip_id = ?",
-                               (self.clip_id,)).fetchone()
+            row = conn.execute(
+                "SELECT size, chunk_bytes, sha256 FROM clip_uploads WHERE clip_id = ?", (self.clip_id,)
+            ).fetchone()
             if row == (self.size, self.chunk_bytes, self.sha256):
                 return
             conn.execute("BEGIN IMMEDIATE")
             conn.execute("DELETE FROM clip_uploads WHERE clip_id = ?", (self.clip_id,))
-            conn.execute("INSERT INTO clip_uploads(clip_id, path, size, chunk_bytes, sha256, "
-                         "created_ms) VALUES (?, ?, ?, ?, ?, ?)",
-                         (self.clip_id, str(self.path), self.size, self.chunk_bytes, self.sha256,
-                          int(time.time() * 1000)))
+            conn.execute(
+                "INSERT INTO clip_uploads(clip_id, path, size, chunk_bytes, sha256, "
+                "created_ms) VALUES (?, ?, ?, ?, ?, ?)",
+                (self.clip_id, str(self.path), self.size, self.chunk_bytes, self.sha256, int(time.time() * 1000)),
+            )
             conn.execute("COMMIT")
 
     @property
     def acked(self) -> set[int]:
         """Chunk indexes the hub has acknowledged."""
         with self.index.lock:
-            return {r[0] for r in self.index.conn.execute(
-                "SELECT idx FROM clip_acks WHERE clip_id = ?", (self.clip_id,))}
+            return {
+                r[0] for r in self.index.conn.execute("SELECT idx FROM clip_acks WHERE clip_id = ?", (self.clip_id,))
+            }
 
     def pending(self) -> list[int]:
         """Chunk indexes still to send."""
@@ -135,14 +165,14 @@ class ClipUpload:
     def ack(self, i: int) -> None:
         """Record the hub's ack of chunk i (durable: WAL, synchronous=FULL)."""
         if not 0 <= i < self.total:
-            return                      # a stray or forged ack changes nothing
+            return  # a stray or forged ack changes nothing
         with self.index.lock:
             self.index.conn.execute("BEGIN IMMEDIATE")
-            self.index.conn.execute("INSERT OR IGNORE INTO clip_acks(clip_id, idx) VALUES (?, ?)",
-                                    (self.clip_id, i))
+            self.index.conn.execute("INSERT OR IGNORE INTO clip_acks(clip_id, idx) VALUES (?, ?)", (self.clip_id, i))
             if len(self.acked) == self.total:
-                self.index.conn.execute("UPDATE clip_uploads SET done_ms = ? WHERE clip_id = ?",
-                                        (int(time.time() * 1000), self.clip_id))
+                self.index.conn.execute(
+                    "UPDATE clip_uploads SET done_ms = ? WHERE clip_id = ?", (int(time.time() * 1000), self.clip_id)
+                )
             self.index.conn.execute("COMMIT")
 
     def discard(self) -> None:
@@ -155,5 +185,10 @@ class ClipUpload:
 
     def offer(self) -> dict:
         """What to tell the hub before the chunks: id, size, chunking and digest."""
-        return {"clip_id": self.clip_id, "bytes": self.size, "chunk_bytes": self.chunk_bytes,
-                "total": self.total, "sha256": self.sha256}
+        return {
+            "clip_id": self.clip_id,
+            "bytes": self.size,
+            "chunk_bytes": self.chunk_bytes,
+            "total": self.total,
+            "sha256": self.sha256,
+        }

@@ -3,18 +3,21 @@
 Its own database file, beside the recordings, so recording churn never touches agent.db
 (case data). Paths are relative to the recordings root (see `layout`).
 """
+
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
-from iobase.sqlite import connect, migrate
 from agent.devices.camera.record.layout import DB_NAME
+from iobase.sqlite import connect, migrate
 
 MIGRATIONS = [
-    ("0001_segments", """
+    (
+        "0001_segments",
+        """
 CREATE TABLE segments (
     path TEXT PRIMARY KEY,
     camera TEXT NOT NULL,
@@ -25,8 +28,11 @@ CREATE TABLE segments (
 );
 CREATE INDEX segments_camera_start ON segments(camera, start_ms);
 CREATE INDEX segments_start ON segments(start_ms)
-"""),
-    ("0002_clip_uploads", """
+""",
+    ),
+    (
+        "0002_clip_uploads",
+        """
 CREATE TABLE clip_uploads (
     clip_id TEXT PRIMARY KEY,
     path TEXT NOT NULL,
@@ -41,7 +47,8 @@ CREATE TABLE clip_acks (
     idx INTEGER NOT NULL,
     PRIMARY KEY (clip_id, idx)
 )
-"""),
+""",
+    ),
 ]
 
 
@@ -82,8 +89,7 @@ class RecordingsIndex:
         with self.lock:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
-                self.conn.executemany(f"INSERT OR REPLACE INTO segments({_COLS}) "
-                                      "VALUES (?, ?, ?, ?, ?, ?)", rows)
+                self.conn.executemany(f"INSERT OR REPLACE INTO segments({_COLS}) VALUES (?, ?, ?, ?, ?, ?)", rows)
                 self.conn.execute("COMMIT")
             except BaseException:
                 self.conn.execute("ROLLBACK")
@@ -118,7 +124,9 @@ class RecordingsIndex:
         with self.lock:
             rows = self.conn.execute(
                 f"SELECT {_COLS} FROM segments WHERE camera = ? AND start_ms < ? AND end_ms > ? "
-                "ORDER BY start_ms, path", (camera, end_ms, start_ms))
+                "ORDER BY start_ms, path",
+                (camera, end_ms, start_ms),
+            )
             return [Segment(*r) for r in rows]
 
     def total_bytes(self) -> int:

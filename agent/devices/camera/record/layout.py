@@ -7,10 +7,11 @@
 Index rows hold paths relative to the root. `resolve_inside` refuses anything that would
 leave the root (absolute paths, '..', symlinks), so retention can never reach case data.
 """
+
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 from protocol.calendar import CST
@@ -18,7 +19,7 @@ from protocol.calendar import CST
 INCOMING = ".incoming"
 DB_NAME = "recordings.db"
 SUFFIX = ".mp4"
-CACHE_PATTERN = "{camera}@%Y%m%dT%H%M%SZ.mp4"        # ffmpeg -strftime 1, run with TZ=UTC
+CACHE_PATTERN = "{camera}@%Y%m%dT%H%M%SZ.mp4"  # ffmpeg -strftime 1, run with TZ=UTC
 _CACHE_RE = re.compile(r"^(?P<camera>[A-Za-z0-9_]+)@(?P<ts>\d{8}T\d{6})Z\.mp4$")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _HOUR_RE = re.compile(r"^\d{2}$")
@@ -31,7 +32,7 @@ def parse_cache_name(name: str) -> tuple[str, int] | None:
     if not m:
         return None
     try:
-        start = datetime.strptime(m["ts"], "%Y%m%dT%H%M%S").replace(tzinfo=timezone.utc)
+        start = datetime.strptime(m["ts"], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
     except ValueError:
         return None
     return m["camera"], int(start.timestamp() * 1000)
@@ -67,7 +68,7 @@ def resolve_inside(root: Path, rel: str) -> Path | None:
     root = Path(root).resolve()
     path = root.joinpath(*p.parts)
     node = root
-    for part in p.parts:                       # no symlinked folder or file on the way
+    for part in p.parts:  # no symlinked folder or file on the way
         node = node / part
         if node.is_symlink():
             return None
@@ -103,8 +104,7 @@ def prune_empty_dirs(root: Path) -> int:
         if not (_DATE_RE.match(day.name) and day.is_dir() and not day.is_symlink()):
             continue
         for hour in list(day.iterdir()):
-            if _HOUR_RE.match(hour.name) and hour.is_dir() and not hour.is_symlink() \
-                    and not any(hour.iterdir()):
+            if _HOUR_RE.match(hour.name) and hour.is_dir() and not hour.is_symlink() and not any(hour.iterdir()):
                 hour.rmdir()
                 removed += 1
         if not any(day.iterdir()):

@@ -14,6 +14,7 @@ one-entry ffconcat script (``-f concat -safe 0 -i pipe:0``), whose ``option`` li
 RTSP options; the concat demuxer opens the RTSP URL in-process. ffmpeg's stderr is copied
 to ``<camera>.ffmpeg.log`` (0600) with passwords replaced by ``***``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,28 +23,34 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Callable, NamedTuple, Sequence
+from typing import IO, NamedTuple
 
-from agent.devices.camera.capture import (
-    next_backoff, redact_text, redact_url, should_restart, url_password)
+from agent.devices.camera.capture import next_backoff, redact_text, redact_url, should_restart, url_password
 from agent.devices.camera.config import RecordingConfig
 from agent.devices.camera.record.index import RecordingsIndex, Segment
 from agent.devices.camera.record.layout import (
-    CACHE_PATTERN, INCOMING, parse_cache_name, resolve_inside, segment_relpath)
+    CACHE_PATTERN,
+    INCOMING,
+    parse_cache_name,
+    resolve_inside,
+    segment_relpath,
+)
 
 log = logging.getLogger(__name__)
 
 
-RTSP_OPTIONS = {"rtsp_transport": "tcp", "timeout": "10000000"}   # timeout in µs: a silent
+RTSP_OPTIONS = {"rtsp_transport": "tcp", "timeout": "10000000"}  # timeout in µs: a silent
 #                                          camera ends ffmpeg, and poll() restarts it
 # protocols the concat demuxer may open for the camera (pipe: the script itself)
 STDIN_WHITELIST = "pipe,rtsp,rtsps,rtp,srtp,tcp,udp,tls,http,https,httpproxy,crypto"
-LOG_MAX_BYTES = 256 * 1024          # ffmpeg's stderr copy starts over beyond this
+LOG_MAX_BYTES = 256 * 1024  # ffmpeg's stderr copy starts over beyond this
 
 
 class FfmpegRun(NamedTuple):
     """What to start: argv (no secrets in it) and the bytes to write to ffmpeg's stdin."""
+
     argv: list[str]
     stdin: bytes | None
 
@@ -55,18 +62,38 @@ def _concat_escape(value: str) -> str:
     return "".join(c if c.isascii() and c.isalnum() else "\\" + c for c in value)
 
 
-def ffmpeg_run(input_url: str, incoming: Path, camera: str, segment_seconds: int = 60, *,
-               input_args: Sequence[str] | None = None, ffmpeg: str = "ffmpeg") -> FfmpegRun:
+def ffmpeg_run(
+    input_url: str,
+    incoming: Path,
+    camera: str,
+    segment_seconds: int = 60,
+    *,
+    input_args: Sequence[str] | None = None,
+    ffmpeg: str = "ffmpeg",
+) -> FfmpegRun:
     """How to run ffmpeg so that it records `input_url` into segments in `incoming` (with TZ=UTC).
 
     Without a password the URL is ffmpeg's `-i`. With one, argv says ``-i pipe:0`` and the URL
     goes to stdin in an ffconcat script, the RTSP options as its ``option`` lines.
     """
     rtsp = input_url.startswith(("rtsp://", "rtsps://"))
-    output = ["-map", "0:v:0", "-c", "copy",
-              "-f", "segment", "-segment_time", str(segment_seconds), "-segment_format", "mp4",
-              "-reset_timestamps", "1", "-strftime", "1",
-              str(Path(incoming) / CACHE_PATTERN.format(camera=camera))]
+    output = [
+        "-map",
+        "0:v:0",
+        "-c",
+        "copy",
+        "-f",
+        "segment",
+        "-segment_time",
+        str(segment_seconds),
+        "-segment_format",
+        "mp4",
+        "-reset_timestamps",
+        "1",
+        "-strftime",
+        "1",
+        str(Path(incoming) / CACHE_PATTERN.format(camera=camera)),
+    ]
     head = [ffmpeg, "-hide_banner", "-loglevel", "warning"]
     if url_password(input_url) is None:
         if input_args is None:
@@ -76,24 +103,54 @@ def ffmpeg_run(input_url: str, incoming: Path, camera: str, segment_seconds: int
     lines += [f"option {k} {_concat_escape(v)}" for k, v in (RTSP_OPTIONS if rtsp else {}).items()]
     script = ("\n".join(lines) + "\n").encode()
     # -nostdin would not stop pipe:0 being read, but it keeps ffmpeg from treating it as a console
-    argv = [*head, "-nostdin", *(input_args or []), "-f", "concat", "-safe", "0",
-            "-protocol_whitelist", STDIN_WHITELIST, "-i", "pipe:0", *output]
+    argv = [
+        *head,
+        "-nostdin",
+        *(input_args or []),
+        "-f",
+        "concat",
+        "-safe",
+        "0",
+        "-protocol_whitelist",
+        STDIN_WHITELIST,
+        "-i",
+        "pipe:0",
+        *output,
+    ]
     return FfmpegRun(argv, script)
 
 
-def ffmpeg_command(input_url: str, incoming: Path, camera: str, segment_seconds: int = 60, *,
-                   input_args: Sequence[str] | None = None, ffmpeg: str = "ffmpeg") -> list[str]:
+def ffmpeg_command(
+    input_url: str,
+    incoming: Path,
+    camera: str,
+    segment_seconds: int = 60,
+    *,
+    input_args: Sequence[str] | None = None,
+    ffmpeg: str = "ffmpeg",
+) -> list[str]:
     """The ffmpeg argv that records `input_url` (its stdin, if any, is in `ffmpeg_run`)."""
-    return ffmpeg_run(input_url, incoming, camera, segment_seconds, input_args=input_args,
-                      ffmpeg=ffmpeg).argv
+    return ffmpeg_run(input_url, incoming, camera, segment_seconds, input_args=input_args, ffmpeg=ffmpeg).argv
 
 
 def probe_duration(path: Path, ffprobe: str = "ffprobe", timeout: float = 15.0) -> float | None:
     """Duration in seconds of a media file per ffprobe, or None when it cannot be read."""
     try:
-        out = subprocess.run([ffprobe, "-v", "error", "-show_entries", "format=duration",
-                              "-of", "default=noprint_wrappers=1:nokey=1", str(path)],
-                             capture_output=True, timeout=timeout, text=True)
+        out = subprocess.run(
+            [
+                ffprobe,
+                "-v",
+                "error",
+                "-show_entries",
+                "format=duration",
+                "-of",
+                "default=noprint_wrappers=1:nokey=1",
+                str(path),
+            ],
+            capture_output=True,
+            timeout=timeout,
+            text=True,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return parse_duration(out.stdout) if out.returncode == 0 else None
@@ -110,8 +167,9 @@ def parse_duration(text: str) -> float | None:
 
 def completed_cache_files(names: Sequence[str], camera: str, running: bool) -> list[str]:
     """This camera's finished files in .incoming, oldest first: all but the newest while running."""
-    mine = sorted((parse_cache_name(n)[1], n) for n in names
-                  if parse_cache_name(n) and parse_cache_name(n)[0] == camera)
+    mine = sorted(
+        (parse_cache_name(n)[1], n) for n in names if parse_cache_name(n) and parse_cache_name(n)[0] == camera
+    )
     files = [n for _, n in mine]
     return files[:-1] if running and files else files
 
@@ -119,7 +177,7 @@ def completed_cache_files(names: Sequence[str], camera: str, running: bool) -> l
 def _copy_redacted(src: IO[bytes], path: Path, secrets: tuple[str, ...]) -> None:
     """Copy ffmpeg's stderr line by line into `path` (0600), passwords as ***, size bounded."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)                          # an older log may have been 0644
+    os.fchmod(fd, 0o600)  # an older log may have been 0644
     with src, os.fdopen(fd, "wb") as out:
         for line in iter(lambda: src.readline(8192), b""):
             text = redact_text(line.decode("utf-8", "replace"), secrets)
@@ -133,12 +191,20 @@ def _copy_redacted(src: IO[bytes], path: Path, secrets: tuple[str, ...]) -> None
 class SegmentRecorder:
     """One camera's ffmpeg process and the filing of its segments; call `poll()` every few s."""
 
-    def __init__(self, camera: str, input_url: str, index: RecordingsIndex,
-                 cfg: RecordingConfig | None = None, *, input_args: Sequence[str] | None = None,
-                 clock: Callable[[], float] = time.monotonic,
-                 clock_quality: Callable[[], str] = lambda: "ntp",
-                 probe: Callable[[Path], float | None] = probe_duration,
-                 backoff_base: float = 2.0, backoff_max: float = 120.0):
+    def __init__(
+        self,
+        camera: str,
+        input_url: str,
+        index: RecordingsIndex,
+        cfg: RecordingConfig | None = None,
+        *,
+        input_args: Sequence[str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        clock_quality: Callable[[], str] = lambda: "ntp",
+        probe: Callable[[Path], float | None] = probe_duration,
+        backoff_base: float = 2.0,
+        backoff_max: float = 120.0,
+    ):
         self.camera, self.input_url, self.index = camera, input_url, index
         self.cfg = cfg or RecordingConfig(root=index.root)
         self.root = index.root
@@ -162,8 +228,9 @@ class SegmentRecorder:
 
     def run_spec(self) -> FfmpegRun:
         """The ffmpeg argv and stdin for this camera."""
-        return ffmpeg_run(self.input_url, self.incoming, self.camera, self.cfg.segment_seconds,
-                          input_args=self.input_args)
+        return ffmpeg_run(
+            self.input_url, self.incoming, self.camera, self.cfg.segment_seconds, input_args=self.input_args
+        )
 
     @property
     def running(self) -> bool:
@@ -172,22 +239,29 @@ class SegmentRecorder:
 
     def start(self) -> None:
         """Start ffmpeg now."""
-        env = dict(os.environ, TZ="UTC")          # strftime names in UTC, whatever the box zone
+        env = dict(os.environ, TZ="UTC")  # strftime names in UTC, whatever the box zone
         spec = self.run_spec()
         # stderr through a pipe that a thread drains at once into the log file, passwords
         # replaced (ffmpeg names the URL in its errors); a pipe nobody drained would block ffmpeg
         self.proc = subprocess.Popen(
-            spec.argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            stdin=subprocess.PIPE if spec.stdin is not None else subprocess.DEVNULL)
-        self._stderr = threading.Thread(target=_copy_redacted,
-                                        args=(self.proc.stderr, self.log_path, self._secrets()),
-                                        name=f"ffmpeg-log-{self.camera}", daemon=True)
+            spec.argv,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.PIPE if spec.stdin is not None else subprocess.DEVNULL,
+        )
+        self._stderr = threading.Thread(
+            target=_copy_redacted,
+            args=(self.proc.stderr, self.log_path, self._secrets()),
+            name=f"ffmpeg-log-{self.camera}",
+            daemon=True,
+        )
         self._stderr.start()
         if spec.stdin is not None:
             try:
                 self.proc.stdin.write(spec.stdin)
                 self.proc.stdin.close()
-            except OSError:                        # ffmpeg died at once: poll() restarts it
+            except OSError:  # ffmpeg died at once: poll() restarts it
                 pass
         self.last_segment = self.clock()
         log.info("%s: recording %s", self.camera, redact_url(self.input_url))
@@ -216,8 +290,7 @@ class SegmentRecorder:
         except OSError:
             err = ""
         if err:
-            log.warning("%s: ffmpeg exited %s: %s", self.camera, proc.returncode,
-                        redact_text(err, self._secrets()))
+            log.warning("%s: ffmpeg exited %s: %s", self.camera, proc.returncode, redact_text(err, self._secrets()))
 
     def file_completed(self, running: bool | None = None) -> list[Segment]:
         """Validate, move and index this camera's finished segments; returns the ones filed."""
@@ -235,7 +308,7 @@ class SegmentRecorder:
                 continue
             n, rel = 0, segment_relpath(self.camera, start_ms)
             while (dst := resolve_inside(self.root, rel)) is not None and dst.exists():
-                n += 1                                 # ffmpeg restarted within the same second
+                n += 1  # ffmpeg restarted within the same second
                 rel = segment_relpath(self.camera, start_ms, n)
             if dst is None:
                 src.unlink(missing_ok=True)
@@ -243,8 +316,9 @@ class SegmentRecorder:
             dst.parent.mkdir(parents=True, exist_ok=True)
             size = src.stat().st_size
             os.replace(src, dst)
-            filed.append(Segment(rel, self.camera, start_ms, start_ms + int(duration * 1000), size,
-                                 self.clock_quality()))
+            filed.append(
+                Segment(rel, self.camera, start_ms, start_ms + int(duration * 1000), size, self.clock_quality())
+            )
         if filed:
             self.index.add(filed)
             self.filed += len(filed)
@@ -267,7 +341,7 @@ class SegmentRecorder:
         if self.proc is None and now >= self.retry_at:
             try:
                 self.start()
-            except OSError as exc:            # ffmpeg missing or not executable
+            except OSError as exc:  # ffmpeg missing or not executable
                 self._schedule(now, f"cannot start ffmpeg: {exc}")
         return filed
 

@@ -10,24 +10,30 @@ Reconcile (at start-up): segment files on disk but not in the index are validate
 ffprobe and indexed, or deleted when partial; index rows whose file is gone are dropped.
 Only segment-shaped files in date/hour folders are considered; nothing else is touched.
 """
+
 from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 from agent.devices.camera.record.index import RecordingsIndex, Segment
-from agent.devices.camera.record.layout import (
-    parse_segment_relpath, prune_empty_dirs, resolve_inside, segment_files)
+from agent.devices.camera.record.layout import parse_segment_relpath, prune_empty_dirs, resolve_inside, segment_files
 
 log = logging.getLogger(__name__)
 DAY_MS = 86_400_000
 
 
-def choose_deletions(segments: Iterable[Segment], now_ms: int, retention_days: float,
-                     free_bytes: int, floor_bytes: int, clock_trusted: bool) -> list[Segment]:
+def choose_deletions(
+    segments: Iterable[Segment],
+    now_ms: int,
+    retention_days: float,
+    free_bytes: int,
+    floor_bytes: int,
+    clock_trusted: bool,
+) -> list[Segment]:
     """Segments to delete, oldest first: past retention, then until free space meets the floor."""
     if not clock_trusted:
         return []
@@ -71,8 +77,13 @@ def delete_segment_files(root: Path, paths: Sequence[str]) -> list[str]:
 class Retention:
     """Applies `choose_deletions` to the index and the disk; call `run_once` every few minutes."""
 
-    def __init__(self, index: RecordingsIndex, retention_days: float, min_free_bytes: int,
-                 free_bytes: Callable[[], int] | None = None):
+    def __init__(
+        self,
+        index: RecordingsIndex,
+        retention_days: float,
+        min_free_bytes: int,
+        free_bytes: Callable[[], int] | None = None,
+    ):
         self.index = index
         self.root = index.root
         self.retention_days = retention_days
@@ -81,9 +92,14 @@ class Retention:
 
     def run_once(self, now_ms: int, clock_quality: str) -> list[Segment]:
         """Delete what `choose_deletions` picks; returns the segments removed."""
-        chosen = choose_deletions(self.index.segments(), now_ms, self.retention_days,
-                                  self.free_bytes(), self.min_free_bytes,
-                                  clock_quality != "untrusted")
+        chosen = choose_deletions(
+            self.index.segments(),
+            now_ms,
+            self.retention_days,
+            self.free_bytes(),
+            self.min_free_bytes,
+            clock_quality != "untrusted",
+        )
         if not chosen:
             return []
         deleted = set(delete_segment_files(self.root, [s.path for s in chosen]))
@@ -91,8 +107,9 @@ class Retention:
         bogus = {s.path for s in chosen if resolve_inside(self.root, s.path) is None}
         self.index.remove(deleted | bogus)
         prune_empty_dirs(self.root)
-        log.info("retention removed %d segments (%d bytes)", len(deleted),
-                 sum(s.bytes for s in chosen if s.path in deleted))
+        log.info(
+            "retention removed %d segments (%d bytes)", len(deleted), sum(s.bytes for s in chosen if s.path in deleted)
+        )
         return [s for s in chosen if s.path in deleted]
 
 
@@ -101,12 +118,11 @@ class ReconcileReport:
     """What `reconcile` did."""
 
     added: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)    # partial/unreadable files
-    dropped: list[str] = field(default_factory=list)    # rows without a file
+    deleted: list[str] = field(default_factory=list)  # partial/unreadable files
+    dropped: list[str] = field(default_factory=list)  # rows without a file
 
 
-def reconcile(index: RecordingsIndex, probe: Callable[[Path], float | None],
-              clock: str = "unknown") -> ReconcileReport:
+def reconcile(index: RecordingsIndex, probe: Callable[[Path], float | None], clock: str = "unknown") -> ReconcileReport:
     """Make index and disk agree (see module doc); `clock`: quality stamped on re-added rows."""
     root = index.root
     on_disk = segment_files(root)
@@ -118,8 +134,7 @@ def reconcile(index: RecordingsIndex, probe: Callable[[Path], float | None],
         path = resolve_inside(root, rel)
         duration = probe(path) if path is not None else None
         if duration and duration > 0:
-            found.append(Segment(rel, camera, start_ms, start_ms + int(duration * 1000),
-                                 on_disk[rel], clock))
+            found.append(Segment(rel, camera, start_ms, start_ms + int(duration * 1000), on_disk[rel], clock))
             report.added.append(rel)
         else:
             report.deleted += delete_segment_files(root, [rel])
@@ -127,6 +142,10 @@ def reconcile(index: RecordingsIndex, probe: Callable[[Path], float | None],
     index.remove(to_drop)
     prune_empty_dirs(root)
     if report.added or report.deleted or report.dropped:
-        log.info("reconcile: %d indexed, %d partial deleted, %d rows dropped",
-                 len(report.added), len(report.deleted), len(report.dropped))
+        log.info(
+            "reconcile: %d indexed, %d partial deleted, %d rows dropped",
+            len(report.added),
+            len(report.deleted),
+            len(report.dropped),
+        )
     return report

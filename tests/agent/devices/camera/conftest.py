@@ -1,4 +1,5 @@
 """Fixtures for the camera tests; everything runs locally (127.0.0.1, temp folders)."""
+
 from __future__ import annotations
 
 import pytest

@@ -5,6 +5,7 @@ answers OPTIONS/DESCRIBE/SETUP/PLAY/TEARDOWN and forwards each RTP datagram, int
 channel 0, to every client that has sent PLAY. Clients with wrong or missing credentials get
 401, so a client that records anything has proven it sent the password.
 """
+
 from __future__ import annotations
 
 import base64
@@ -21,8 +22,8 @@ class FakeRtspCamera:
 
     def __init__(self, video: Path, user: str, password: str):
         self.video, self.user, self.password = Path(video), user, password
-        self.auth_ok = 0            # DESCRIBEs that carried the right credentials
-        self.auth_failed = 0        # requests refused with 401
+        self.auth_ok = 0  # DESCRIBEs that carried the right credentials
+        self.auth_failed = 0  # requests refused with 401
         self.playing: list[socket.socket] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -30,21 +31,43 @@ class FakeRtspCamera:
     def url(self, user: str | None = None, password: str | None = None, path: str = "stream1") -> str:
         """rtsp://user:password@127.0.0.1:port/path (this camera's own credentials by default)."""
         from urllib.parse import quote
+
         user = self.user if user is None else user
         password = self.password if password is None else password
         return f"rtsp://{quote(user, safe='')}:{quote(password, safe='')}@127.0.0.1:{self.port}/{path}"
 
-    def __enter__(self) -> "FakeRtspCamera":
+    def __enter__(self) -> FakeRtspCamera:
         self._udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._udp.bind(("127.0.0.1", 0))
         self._udp.settimeout(0.2)
         udp_port = self._udp.getsockname()[1]
         sdp_path = self.video.with_suffix(f".{udp_port}.sdp")
         self._ffmpeg = subprocess.Popen(
-            ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-stream_loop", "-1",
-             "-i", str(self.video), "-map", "0:v:0", "-c", "copy", "-f", "rtp", "-sdp_file", str(sdp_path),
-             f"rtp://127.0.0.1:{udp_port}?pkt_size=1200"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                "ffmpeg",
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-nostdin",
+                "-re",
+                "-stream_loop",
+                "-1",
+                "-i",
+                str(self.video),
+                "-map",
+                "0:v:0",
+                "-c",
+                "copy",
+                "-f",
+                "rtp",
+                "-sdp_file",
+                str(sdp_path),
+                f"rtp://127.0.0.1:{udp_port}?pkt_size=1200",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
         while not (sdp_path.exists() and "rtpmap" in sdp_path.read_text()):
             if time.monotonic() > deadline:
@@ -82,7 +105,7 @@ class FakeRtspCamera:
         while not self._stop.is_set():
             try:
                 pkt = self._udp.recv(65536)
-            except (socket.timeout, OSError):
+            except (TimeoutError, OSError):
                 continue
             frame = b"$\x00" + len(pkt).to_bytes(2, "big") + pkt
             with self._lock:
@@ -107,7 +130,7 @@ class FakeRtspCamera:
                 if not data:
                     return
                 buf += data
-                while buf.startswith(b"$") and len(buf) >= 4:   # RTCP from the client: skip
+                while buf.startswith(b"$") and len(buf) >= 4:  # RTCP from the client: skip
                     n = 4 + int.from_bytes(buf[2:4], "big")
                     if len(buf) < n:
                         break
@@ -126,11 +149,20 @@ class FakeRtspCamera:
             elif method == "DESCRIBE":
                 self.auth_ok += 1
                 body = self.sdp.encode()
-                self._reply(sock, cseq, "200 OK", [f"Content-Base: {url}/", "Content-Type: application/sdp",
-                                                   f"Content-Length: {len(body)}"], body)
+                self._reply(
+                    sock,
+                    cseq,
+                    "200 OK",
+                    [f"Content-Base: {url}/", "Content-Type: application/sdp", f"Content-Length: {len(body)}"],
+                    body,
+                )
             elif method == "SETUP":
-                self._reply(sock, cseq, "200 OK", ["Transport: RTP/AVP/TCP;unicast;interleaved=0-1",
-                                                   "Session: 12345678;timeout=60"])
+                self._reply(
+                    sock,
+                    cseq,
+                    "200 OK",
+                    ["Transport: RTP/AVP/TCP;unicast;interleaved=0-1", "Session: 12345678;timeout=60"],
+                )
             elif method == "PLAY":
                 self._reply(sock, cseq, "200 OK", ["Session: 12345678"])
                 with self._lock:

@@ -6,13 +6,14 @@ WS-Security like a camera does: the UsernameToken digest
 camera's own clock, which runs `skew_s` seconds off ours. GetSystemDateAndTime needs no
 credentials (ONVIF allows it before authentication, which is how clients measure the skew).
 """
+
 from __future__ import annotations
 
 import base64
 import hashlib
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from string import Template
 
@@ -37,16 +38,16 @@ class SoapCamera:
 
     user: str = "admin"
     password: str = "Hik12345"
-    skew_s: float = 0.0                 # camera clock minus real time
-    tolerance_s: float = 5.0            # how far Created may be from the camera clock
-    get_services: bool = True           # False: an old camera without GetServices
-    requests: list[tuple[str, bool]] = field(default_factory=list)   # (operation, authorized)
+    skew_s: float = 0.0  # camera clock minus real time
+    tolerance_s: float = 5.0  # how far Created may be from the camera clock
+    get_services: bool = True  # False: an old camera without GetServices
+    requests: list[tuple[str, bool]] = field(default_factory=list)  # (operation, authorized)
     base: str = ""
     _runner: web.AppRunner | None = None
 
     def camera_now(self) -> datetime:
         """The camera's idea of the current UTC time."""
-        return datetime.now(timezone.utc) + timedelta(seconds=self.skew_s)
+        return datetime.now(UTC) + timedelta(seconds=self.skew_s)
 
     def check_token(self, env: ET.Element) -> bool:
         """True when the envelope carries a valid, fresh UsernameToken for our user."""
@@ -59,8 +60,9 @@ class SoapCamera:
         created = tok.findtext(f"{{{WSU_NS}}}Created")
         if user != self.user or pw is None or not nonce or not created:
             return False
-        digest = base64.b64encode(hashlib.sha1(
-            base64.b64decode(nonce) + created.encode() + self.password.encode()).digest()).decode()
+        digest = base64.b64encode(
+            hashlib.sha1(base64.b64decode(nonce) + created.encode() + self.password.encode()).digest()
+        ).decode()
         if pw.text != digest:
             return False
         when = datetime.fromisoformat(created.replace("Z", "+00:00"))
@@ -71,9 +73,18 @@ class SoapCamera:
         now, local = self.camera_now(), self.camera_now() + timedelta(hours=8)
         values = {"base": self.base, "host": "127.0.0.1"}
         if op == "GetSystemDateAndTime":
-            values.update(year=now.year, month=now.month, day=now.day, hour=now.hour,
-                          minute=now.minute, second=now.second, local_year=local.year,
-                          local_month=local.month, local_day=local.day, local_hour=local.hour)
+            values.update(
+                year=now.year,
+                month=now.month,
+                day=now.day,
+                hour=now.hour,
+                minute=now.minute,
+                second=now.second,
+                local_year=local.year,
+                local_month=local.month,
+                local_day=local.day,
+                local_hour=local.hour,
+            )
         if op == "GetStreamUri":
             token = next((e.text for e in env.iter() if e.tag.endswith("}ProfileToken")), "")
             values.update(channel="102" if token == "Profile_2" else "101", profile=token)
@@ -101,8 +112,7 @@ class SoapCamera:
 
     @staticmethod
     def _xml(text: str, status: int) -> web.Response:
-        return web.Response(body=text.encode(), status=status,
-                            content_type="application/soap+xml", charset="utf-8")
+        return web.Response(body=text.encode(), status=status, content_type="application/soap+xml", charset="utf-8")
 
     async def start(self) -> str:
         """Listen on an ephemeral 127.0.0.1 port."""

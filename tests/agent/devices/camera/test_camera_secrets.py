@@ -4,6 +4,7 @@ A real recorder runs real ffmpeg against a local fake RTSP camera that demands B
 segments arrive (so the password did reach ffmpeg), yet no /proc/PID/cmdline on the machine,
 no log record and no ffmpeg log file holds it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,7 +23,7 @@ from agent.devices.camera.record.recorder import SegmentRecorder, ffmpeg_run
 from .helpers import make_video
 from .rtsp_server import FakeRtspCamera
 
-PASSWORD = "Pw'9 x:Q@r/z"                     # quote, space, ':' '@' '/' all need care
+PASSWORD = "Pw'9 x:Q@r/z"  # quote, space, ':' '@' '/' all need care
 QUOTED = "Pw%279%20x%3AQ%40r%2Fz"
 
 
@@ -82,8 +83,8 @@ def test_recorder_against_rtsp_camera_keeps_password_out_of_ps_and_logs(tmp_path
             time.sleep(0.2)
         assert seen_ffmpeg and b"pipe:0" in (Path(f"/proc/{rec.proc.pid}/cmdline").read_bytes())
         filed += rec.stop()
-        assert cam.auth_ok >= 1                 # the camera saw the right password...
-        assert len(filed) >= 1                  # ...and recording works through the stdin route
+        assert cam.auth_ok >= 1  # the camera saw the right password...
+        assert len(filed) >= 1  # ...and recording works through the stdin route
 
         # a wrong password: ffmpeg fails and says so, the log names the camera but no password
         bad = SegmentRecorder("win2", cam.url(password=PASSWORD[::-1]), idx, cfg)
@@ -108,6 +109,7 @@ def test_a_bad_camera_config_does_not_echo_its_url():
     from pydantic import ValidationError
 
     from agent.devices.camera.config import CamerasConfig
+
     with pytest.raises(ValidationError) as err:
         CamerasConfig.model_validate({"cameras": [{"name": "win1", "rtsp_url": f"http://admin:{QUOTED}@cam/"}]})
     assert "rtsp_url" in str(err.value) and not _leaks(str(err.value).encode())

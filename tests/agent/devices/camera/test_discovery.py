@@ -20,19 +20,20 @@ def test_parse_recorded_probe_match():
     assert "dn:NetworkVideoTransmitter" in dev.types
     assert dev.name == "HIKVISION DS-2CD2T47G2-L" and dev.hardware == "DS-2CD2T47G2-L"
     assert dev.scope("location/city") == "hangzhou"
-    assert dev.host_port == ("192.168.10.61", 80)      # the IPv6 link-local XAddr is skipped
+    assert dev.host_port == ("192.168.10.61", 80)  # the IPv6 link-local XAddr is skipped
 
 
 def test_replies_to_other_probes_and_garbage_are_ignored():
     assert parse_probe_matches(reply(relates_to="uuid:someone-else"), PROBE_ID) == []
     assert parse_probe_matches(b"<not-xml", PROBE_ID) == []
     assert parse_probe_matches(b"<a/>", None) == []
-    assert len(parse_probe_matches(reply(), None)) == 1      # no filter
+    assert len(parse_probe_matches(reply(), None)) == 1  # no filter
 
 
 def test_ws_discovery_1_1_namespace_parses_too():
-    data = reply().replace(b"http://schemas.xmlsoap.org/ws/2005/04/discovery",
-                           b"http://docs.oasis-open.org/ws-dd/ns/discovery/2009/01")
+    data = reply().replace(
+        b"http://schemas.xmlsoap.org/ws/2005/04/discovery", b"http://docs.oasis-open.org/ws-dd/ns/discovery/2009/01"
+    )
     assert len(parse_probe_matches(data, PROBE_ID)) == 1
 
 

@@ -1,16 +1,13 @@
 from datetime import datetime, timedelta
 
+import cv2
+import numpy as np
 import pytest
 
-import cv2  # noqa: F401
-
-import numpy as np  # noqa: E402
-
-from agent.devices.camera.config import CameraConfig, OfficeHours  # noqa: E402
-from agent.devices.camera.fake import FakeCamera  # noqa: E402
-from agent.devices.camera.monitor import PresenceMonitor, device_event_body  # noqa: E402
-from protocol.calendar import CST  # noqa: E402
-
+from agent.devices.camera.config import CameraConfig, OfficeHours
+from agent.devices.camera.fake import FakeCamera
+from agent.devices.camera.monitor import PresenceMonitor, device_event_body
+from protocol.calendar import CST
 
 FPS = 5
 SEAT = {"window": 1, "rect": (0.2, 0.05, 0.65, 0.7)}
@@ -46,18 +43,16 @@ def test_clerk_leaves_and_returns_during_office_hours():
     mon, events = simulate(camera(), fake, 100)
     assert [e["type"] for e in events] == ["window_unattended", "window_attended"]
     away, back = events
-    assert 49 <= at(away) <= 51                      # last movement ~30 s + N = 20 s
+    assert 49 <= at(away) <= 51  # last movement ~30 s + N = 20 s
     assert away["unattended_s"] == pytest.approx(20, abs=0.5)
     assert (away["at_ms"] - away["since_ms"]) / 1000 == pytest.approx(20, abs=0.5)
-    assert 84 <= at(back) <= 86                      # back at 80 s + M = 5 s
+    assert 84 <= at(back) <= 86  # back at 80 s + M = 5 s
     assert back["unattended_s"] == pytest.approx(50, abs=1.5)
-    assert {k for k in away} == {"type", "camera", "window", "at_ms", "since_ms",
-                                 "unattended_s", "clock", "snapshot"}
+    assert {k for k in away} == {"type", "camera", "window", "at_ms", "since_ms", "unattended_s", "clock", "snapshot"}
     assert away["camera"] == "win1" and away["window"] == 1 and away["clock"] == "ntp"
 
 
 def test_snapshot_is_a_capped_jpeg_of_the_moment():
-    import cv2
 
     fake = FakeCamera(fps=FPS, visits=[(0, 10)], noise=12)  # full size
     _, events = simulate(camera(), fake, 35)
@@ -77,7 +72,7 @@ def test_office_hours_opening_with_an_empty_desk_is_reported_at_opening():
     wall0 = datetime(2025, 6, 3, 8, 29, 30, tzinfo=CST)
     _, events = simulate(camera(), small(), 40, wall0=wall0)
     assert [e["type"] for e in events] == ["window_unattended"]
-    assert at(events[0], wall0) == pytest.approx(30, abs=0.3)      # 08:30:00
+    assert at(events[0], wall0) == pytest.approx(30, abs=0.3)  # 08:30:00
     assert events[0]["since_ms"] == int(wall0.timestamp() * 1000)  # empty since start-up
 
 
@@ -92,7 +87,7 @@ def test_still_clerk_fades_from_motion_but_not_from_the_blob_heuristic():
     visits = [(5, 200)]
     _, plain = simulate(camera(), small(visits=visits, still=True), 90)
     _, blob = simulate(camera(person_blob=True), small(visits=visits, still=True), 90)
-    assert [e["type"] for e in plain] == ["window_unattended"]   # a documented limit of motion
+    assert [e["type"] for e in plain] == ["window_unattended"]  # a documented limit of motion
     assert blob == []
 
 
@@ -104,7 +99,7 @@ def test_untrusted_clock_is_stamped_on_events():
 def test_movement_outside_the_region_is_not_presence():
     cfg = camera()
     cfg.regions[0] = cfg.regions[0].model_copy(update={"rect": (0.75, 0.05, 0.99, 0.5)})
-    fake = small(visits=[(0, 60)])        # clerk sits at x = 0.4, region right
+    fake = small(visits=[(0, 60)])  # clerk sits at x = 0.4, region right
     mon, events = simulate(cfg, fake, 30)
     assert [e["type"] for e in events] == ["window_unattended"]
 
@@ -116,7 +111,7 @@ def test_events_are_integer_only_and_map_onto_device_event_records():
     _, events = simulate(camera(), small(visits=[(0, 10), (40, 60)]), 50)
     assert [e["type"] for e in events] == ["window_unattended", "window_attended"]
     for e in events:
-        canonical_value({k: v for k, v in e.items() if k != "snapshot"})   # no floats
+        canonical_value({k: v for k, v in e.items() if k != "snapshot"})  # no floats
         body = device_event_body(e)
         rec = DeviceEvent.model_validate(body)
         assert rec.window == "1" and rec.device == "win1" and rec.snapshot == e["snapshot"]["jpeg"]

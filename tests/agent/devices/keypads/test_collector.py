@@ -1,4 +1,5 @@
 """VoteCollector with FakeKeypads: arms, classifies, passes every vote on, survives bad keys."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,10 +1,10 @@
 """VoteDesk with a fake clock: one vote per service, misuse kept and flagged, debounce."""
+
 from __future__ import annotations
 
 import pytest
 
-from agent.devices.keypads.desk import (DeskSettings, Session, VoteDesk, classify, is_bounce,
-                                        is_burst)
+from agent.devices.keypads.desk import DeskSettings, Session, VoteDesk, classify, is_bounce, is_burst
 from agent.devices.keypads.mapping import get_mapping
 
 MS = 1_000_000
@@ -29,9 +29,10 @@ def clock():
 
 @pytest.fixture
 def desk():
-    return VoteDesk({"1": get_mapping("keypad5-v1"), "3": get_mapping("keypad4-v1")},
-                    DeskSettings(debounce_ms=50, arm_timeout_s=120, burst_presses=4,
-                                 burst_window_s=3))
+    return VoteDesk(
+        {"1": get_mapping("keypad5-v1"), "3": get_mapping("keypad4-v1")},
+        DeskSettings(debounce_ms=50, arm_timeout_s=120, burst_presses=4, burst_window_s=3),
+    )
 
 
 def press(desk, clock, key="satisfied", window="1", after=5.0):
@@ -76,15 +77,20 @@ def test_repeats_end_with_the_arm_timeout(desk, clock):
 def test_four_key_unit_maps_explicitly(desk, clock):
     desk.arm("C-009", "3", "李四", None, clock.ns)
     vote = press(desk, clock, "basically_satisfied", window="3")
-    assert (vote.key, vote.key_label, vote.level, vote.level_name, vote.mapping_version) == \
-        ("basically_satisfied", "一般", 3, "基本满意", "keypad4-v1")
+    assert (vote.key, vote.key_label, vote.level, vote.level_name, vote.mapping_version) == (
+        "basically_satisfied",
+        "一般",
+        3,
+        "基本满意",
+        "keypad4-v1",
+    )
 
 
 def test_bounce_is_not_a_press(desk, clock):
     desk.arm("C-001", "1", None, None, clock.ns)
     assert press(desk, clock).is_valid
-    assert press(desk, clock, after=0.010) is None           # same key 10 ms later: bounce
-    assert press(desk, clock, after=0.030) is None           # chatter keeps it a bounce
+    assert press(desk, clock, after=0.010) is None  # same key 10 ms later: bounce
+    assert press(desk, clock, after=0.030) is None  # chatter keeps it a bounce
     assert press(desk, clock, "very_satisfied", after=0.001).misuse == "repeat"  # another key
     assert press(desk, clock, after=0.060).misuse == "repeat"  # same key, after the interval
 
@@ -149,22 +155,45 @@ def test_unknown_window_or_key_is_an_error(desk, clock):
 def test_vote_record_shape(desk, clock):
     desk.arm("C-012", "1", "张三", "民政", clock.ns)
     record = press(desk, clock, "basically_satisfied").to_record()
-    assert list(record) == ["case_no", "window", "staff", "department", "key", "key_label",
-                            "level", "level_name", "mapping_version", "misuse",
-                            "pressed_wall_ms", "pressed_mono_ns"]
+    assert list(record) == [
+        "case_no",
+        "window",
+        "staff",
+        "department",
+        "key",
+        "key_label",
+        "level",
+        "level_name",
+        "mapping_version",
+        "misuse",
+        "pressed_wall_ms",
+        "pressed_mono_ns",
+    ]
     assert record["level_name"] == "基本满意" and record["misuse"] is None
 
 
-@pytest.mark.parametrize("last, now, ms, bounce", [
-    (None, 0, 50, False), (0, 49 * MS, 50, True), (0, 50 * MS, 50, False), (0, 10 * MS, 0, False),
-])
+@pytest.mark.parametrize(
+    "last, now, ms, bounce",
+    [
+        (None, 0, 50, False),
+        (0, 49 * MS, 50, True),
+        (0, 50 * MS, 50, False),
+        (0, 10 * MS, 0, False),
+    ],
+)
 def test_is_bounce(last, now, ms, bounce):
     assert is_bounce(last, now, ms) is bounce
 
 
-@pytest.mark.parametrize("recent, burst", [
-    ([], False), ([1 * S, 2 * S], False), ([1 * S, 2 * S, 3 * S], True), ([0, 1 * S, 2 * S], False),
-])
+@pytest.mark.parametrize(
+    "recent, burst",
+    [
+        ([], False),
+        ([1 * S, 2 * S], False),
+        ([1 * S, 2 * S, 3 * S], True),
+        ([0, 1 * S, 2 * S], False),
+    ],
+)
 def test_is_burst(recent, burst):
     assert is_burst(recent, 3 * S, presses=4, window_s=3) is burst
 
@@ -173,10 +202,16 @@ def _session(voted=False, expires=100):
     return Session("C", "1", None, None, 0, expires, voted)
 
 
-@pytest.mark.parametrize("session, now, burst, flag", [
-    (None, 5, False, "disarmed"), (None, 5, True, "burst"), (_session(), 5, False, None),
-    (_session(voted=True), 5, False, "repeat"), (_session(), 100, False, "disarmed"),
-    (_session(), 5, True, "burst"),
-])
+@pytest.mark.parametrize(
+    "session, now, burst, flag",
+    [
+        (None, 5, False, "disarmed"),
+        (None, 5, True, "burst"),
+        (_session(), 5, False, None),
+        (_session(voted=True), 5, False, "repeat"),
+        (_session(), 100, False, "disarmed"),
+        (_session(), 5, True, "burst"),
+    ],
+)
 def test_classify(session, now, burst, flag):
     assert classify(session, now, burst) == flag

@@ -1,4 +1,5 @@
 """GpioKeypad on gpiozero's mock pins: keys by name, presses reach the desk, pins released."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,7 +8,6 @@ from agent.devices import KeyPress
 from agent.devices.config import KeypadConfig
 from agent.devices.keypads.collector import VoteCollector
 from agent.devices.keypads.desk import VoteDesk
-
 from agent.devices.keypads.gpio import GpioKeypad
 
 MS = 1_000_000
@@ -27,11 +27,13 @@ def test_key_names_come_from_the_board(mock_pins, hall):
     presses: list[KeyPress] = []
     pad = GpioKeypad(hall.keypads[2], mono_ns=Ticks(), wall_ms=lambda: 42)
     pad.start(presses.append)
-    mock_pins.pin(8).drive_low()   # GPIO 8 is window 3's "basically_satisfied" (一般) key
+    mock_pins.pin(8).drive_low()  # GPIO 8 is window 3's "basically_satisfied" (一般) key
     mock_pins.pin(8).drive_high()
     mock_pins.pin(24).drive_low()  # GPIO 24: "very_satisfied"
-    assert [(p.window, p.key, p.wall_ms) for p in presses] == \
-        [("3", "basically_satisfied", 42), ("3", "very_satisfied", 42)]
+    assert [(p.window, p.key, p.wall_ms) for p in presses] == [
+        ("3", "basically_satisfied", 42),
+        ("3", "very_satisfied", 42),
+    ]
     pad.close()
 
 
@@ -61,9 +63,15 @@ def test_presses_become_votes_with_software_debounce(mock_pins, hall):
         pin.drive_high()
     assert len(votes) == 1
     vote = votes[0]
-    assert (vote.case_no, vote.window, vote.staff, vote.key_label, vote.level_name,
-            vote.mapping_version, vote.misuse) == ("C-100", "3", "王五", "不满意", "不满意",
-                                                   "keypad4-v1", None)
+    assert (
+        vote.case_no,
+        vote.window,
+        vote.staff,
+        vote.key_label,
+        vote.level_name,
+        vote.mapping_version,
+        vote.misuse,
+    ) == ("C-100", "3", "王五", "不满意", "不满意", "keypad4-v1", None)
     ticks.ns += 2_000 * MS
     mock_pins.pin(4).drive_low()  # window 1, nobody armed it
     assert votes[-1].window == "1" and votes[-1].misuse == "disarmed"
@@ -83,9 +91,10 @@ def test_close_releases_pins_and_stops_callbacks(mock_pins, hall):
 
 def test_a_pin_in_use_fails_cleanly(mock_pins, hall):
     from gpiozero import Button
+    from gpiozero.exc import GPIOPinInUse
 
     taken = Button(27)  # window 1's basically_satisfied pin
-    with pytest.raises(Exception):
+    with pytest.raises(GPIOPinInUse):
         GpioKeypad(hall.keypads[0])
     taken.close()
     GpioKeypad(hall.keypads[0]).close()  # the keys opened before the failure were released

@@ -1,22 +1,25 @@
 """Key tables: explicit, versioned, national order; the 4-key unit's labels."""
+
 from __future__ import annotations
 
 import pytest
 
-from agent.devices.keypads.mapping import (LEVEL_NAMES, MAPPINGS, default_mapping, get_mapping,
-                                           is_bad, mapping_problems)
+from agent.devices.keypads.mapping import LEVEL_NAMES, MAPPINGS, default_mapping, get_mapping, is_bad, mapping_problems
 
 
 def test_national_levels_in_order():
     assert LEVEL_NAMES == ("非常满意", "满意", "基本满意", "不满意", "非常不满意")
 
 
-@pytest.mark.parametrize("key, label, level, name", [
-    ("very_satisfied", "很满意", 1, "非常满意"),
-    ("satisfied", "满意", 2, "满意"),
-    ("basically_satisfied", "一般", 3, "基本满意"),
-    ("dissatisfied", "不满意", 4, "不满意"),
-])
+@pytest.mark.parametrize(
+    "key, label, level, name",
+    [
+        ("very_satisfied", "很满意", 1, "非常满意"),
+        ("satisfied", "满意", 2, "满意"),
+        ("basically_satisfied", "一般", 3, "基本满意"),
+        ("dissatisfied", "不满意", 4, "不满意"),
+    ],
+)
 def test_four_key_table(key, label, level, name):
     m = get_mapping("keypad4-v1").meaning(key)
     assert (m.label, m.level, m.level_name) == (label, level, name)
@@ -24,8 +27,7 @@ def test_four_key_table(key, label, level, name):
 
 def test_five_key_table_is_the_national_scale():
     table = get_mapping("keypad5-v1")
-    assert [(m.label, m.level) for m in table.keys.values()] == \
-        [(name, i + 1) for i, name in enumerate(LEVEL_NAMES)]
+    assert [(m.label, m.level) for m in table.keys.values()] == [(name, i + 1) for i, name in enumerate(LEVEL_NAMES)]
 
 
 def test_defaults_per_model():

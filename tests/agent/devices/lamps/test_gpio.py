@@ -1,10 +1,10 @@
 """GpioLamps on mock pins: one colour at a time, active-low relays, all dark on close."""
+
 from __future__ import annotations
 
 import pytest
 
 from agent.devices.config import LampConfig
-
 from agent.devices.lamps.gpio import GpioLamps
 
 
@@ -31,7 +31,7 @@ def test_lamps_show_one_colour(mock_pins, hall):
 def test_active_low_relays(mock_pins):
     cfg = LampConfig(window="5", red=21, yellow=20, green=19, active_high=False)
     lamps = GpioLamps([cfg])
-    assert states(mock_pins, cfg) == (True, True, True)   # high = relay off
+    assert states(mock_pins, cfg) == (True, True, True)  # high = relay off
     lamps.set("5", "green")
     assert states(mock_pins, cfg) == (True, True, False)  # green pulled low = on
     lamps.close()

@@ -1,4 +1,5 @@
 """LampKeeper with FakeLamps: worst light per window, only changes are written."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """AreaSign shell with FakeSign: areas, pages per window, pacing, notices, failures."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,14 +10,12 @@ from agent.devices.signs import FakeSign, SignContent, SignItem, apply_command
 
 
 def content(window, staff="张三", received=0):
-    return SignContent(window, f"{window}号窗口", staff, (SignItem("设立登记", 3, "免费"),),
-                       received, 0)
+    return SignContent(window, f"{window}号窗口", staff, (SignItem("设立登记", 3, "免费"),), received, 0)
 
 
 @pytest.fixture
 def sign():
-    cfg = SignConfig(type="png", width=192, height=32, windows=["1", "2"], min_interval_s=5,
-                     refresh_s=None)
+    cfg = SignConfig(type="png", width=192, height=32, windows=["1", "2"], min_interval_s=5, refresh_s=None)
     return FakeSign(cfg)
 
 
@@ -26,10 +25,10 @@ def test_is_a_sign(sign):
 
 def test_writes_only_changes_and_respects_the_interval(sign):
     assert sign.show(content("1"), now_mono=0)
-    assert not sign.show(content("1"), now_mono=1)               # same text
-    assert not sign.show(content("1", received=1), now_mono=2)   # changed, but too soon
+    assert not sign.show(content("1"), now_mono=1)  # same text
+    assert not sign.show(content("1", received=1), now_mono=2)  # changed, but too soon
     assert not sign.flush(now_mono=4.9)
-    assert sign.flush(now_mono=5)                                # held-back change goes out
+    assert sign.flush(now_mono=5)  # held-back change goes out
     assert not sign.flush(now_mono=30)
     assert sign.writes == 2 and sign.shown[0][-1][-1] == "今日受理1件 办结0件"
 
@@ -42,9 +41,17 @@ def test_one_area_shows_every_window_in_turn(sign):
 
 
 def test_separate_areas_are_written_separately():
-    cfg = SignConfig(type="png", width=192, height=64, windows=["1", "2"], min_interval_s=5,
-                     areas=[SignArea(id=0, windows=["1"], width=192, height=32),
-                            SignArea(id=1, windows=["2"], y=32, width=192, height=32)])
+    cfg = SignConfig(
+        type="png",
+        width=192,
+        height=64,
+        windows=["1", "2"],
+        min_interval_s=5,
+        areas=[
+            SignArea(id=0, windows=["1"], width=192, height=32),
+            SignArea(id=1, windows=["2"], y=32, width=192, height=32),
+        ],
+    )
     sign = FakeSign(cfg)
     sign.show(content("1"), now_mono=0)
     assert sign.show(content("2"), now_mono=1)  # another area: its own pace

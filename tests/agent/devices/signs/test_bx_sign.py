@@ -1,5 +1,6 @@
 """BxSign against local fake controller cards: a TCP server and a serial pty that decode
 every frame (sync, escaping, CRC, length) and answer like a card."""
+
 from __future__ import annotations
 
 import os
@@ -66,18 +67,16 @@ def card():
 
 
 def config(port, **kw):
-    return SignConfig(type="onbon-bx", port=port, width=192, height=32, windows=["1", "3"],
-                      timeout_s=2, **kw)
+    return SignConfig(type="onbon-bx", port=port, width=192, height=32, windows=["1", "3"], timeout_s=2, **kw)
 
 
 def content(window="3", received=0):
-    return SignContent(window, f"{window}号窗口", "张三",
-                       (SignItem("个体工商户设立登记", 3, "免费"),), received, 0)
+    return SignContent(window, f"{window}号窗口", "张三", (SignItem("个体工商户设立登记", 3, "免费"),), received, 0)
 
 
 def area_of(frame):
-    text_len = int.from_bytes(frame.data[9 + 23:9 + 27], "little")
-    return frame.data[3], frame.data[9 + 27:].decode("gbk"), text_len
+    text_len = int.from_bytes(frame.data[9 + 23 : 9 + 27], "little")
+    return frame.data[3], frame.data[9 + 27 :].decode("gbk"), text_len
 
 
 def test_writes_a_dynamic_area_over_tcp(card):
@@ -94,13 +93,13 @@ def test_writes_a_dynamic_area_over_tcp(card):
 def test_only_changes_and_only_ram_areas(card):
     sign = BxSign(config(f"tcp://127.0.0.1:{card.port}", min_interval_s=5))
     sign.show(content(), now_mono=0)
-    sign.show(content(), now_mono=1)                  # unchanged: nothing sent
+    sign.show(content(), now_mono=1)  # unchanged: nothing sent
     sign.show(content(received=1), now_mono=2)
-    sign.show(content("1"), now_mono=3)               # too soon: held back ...
-    sign.flush(now_mono=5)                            # ... and sent as one write
+    sign.show(content("1"), now_mono=3)  # too soon: held back ...
+    sign.flush(now_mono=5)  # ... and sent as one write
     assert len(card.frames) == 2
     assert {f.command for f in card.frames} == {(0xA3, 0x06)}  # never a program (flash) write
-    assert [area_of(f)[0] for f in card.frames] == [1, 0]      # set up once, then just text
+    assert [area_of(f)[0] for f in card.frames] == [1, 0]  # set up once, then just text
     assert "1号窗口" in area_of(card.frames[-1])[1]
 
 
@@ -116,7 +115,7 @@ def test_refusal_and_retry(card, caplog):
 
 
 def test_garbage_answer(card):
-    card.answer = b"\xA5\xA5\x00\x5A"
+    card.answer = b"\xa5\xa5\x00\x5a"
     assert not BxSign(config(f"tcp://127.0.0.1:{card.port}")).show(content(), now_mono=0)
 
 

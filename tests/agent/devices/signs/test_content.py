@@ -1,27 +1,48 @@
 """Sign content: GBK-safe text, wrapping in cells, lines and pages, hub commands."""
+
 from __future__ import annotations
 
 import pytest
 
-from agent.devices.signs.content import (SignCommandError, SignContent, SignItem, apply_command,
-                                         expire_notice, fee_text, gbk_safe, item_line, pad,
-                                         render_lines, render_pages, sign_items, text_cells, wrap)
+from agent.devices.signs.content import (
+    SignCommandError,
+    SignContent,
+    SignItem,
+    apply_command,
+    expire_notice,
+    fee_text,
+    gbk_safe,
+    item_line,
+    pad,
+    render_lines,
+    render_pages,
+    sign_items,
+    text_cells,
+    wrap,
+)
 from protocol.models import CatalogItem
 
 CONTENT = SignContent(
-    window="3", window_name="3号窗口", staff="张三",
+    window="3",
+    window_name="3号窗口",
+    staff="张三",
     items=(SignItem("个体工商户设立登记", 3, "免费"), SignItem("居民身份证换领", 0, "20元", True)),
-    received_today=12, completed_today=9)
+    received_today=12,
+    completed_today=9,
+)
 
 
-@pytest.mark.parametrize("text, safe", [
-    ("3号窗口", "3号窗口"),
-    ("line\nbreak\ttab", "line break tab"),
-    ("路径 C:\\C1 红字", "路径 C:＼C1 红字"),     # no card escape codes from user text
-    ("好😀评", "好?评"),                          # outside GBK
-    ("  spaced   out  ", "spaced out"),
-    ("€5", "?5"),                                  # Python's gbk has no euro sign
-])
+@pytest.mark.parametrize(
+    "text, safe",
+    [
+        ("3号窗口", "3号窗口"),
+        ("line\nbreak\ttab", "line break tab"),
+        ("路径 C:\\C1 红字", "路径 C:＼C1 红字"),  # no card escape codes from user text
+        ("好😀评", "好?评"),  # outside GBK
+        ("  spaced   out  ", "spaced out"),
+        ("€5", "?5"),  # Python's gbk has no euro sign
+    ],
+)
 def test_gbk_safe(text, safe):
     assert gbk_safe(text) == safe
     safe.encode("gbk")
@@ -31,7 +52,7 @@ def test_cells_and_wrap():
     assert text_cells("3号窗口") == 7 and text_cells("ＡＢ") == 4
     assert wrap("承诺3个工作日 免费", 14) == ["承诺3个工作日", "免费"]
     assert wrap("一二三四五六七八", 6) == ["一二三", "四五六", "七八"]
-    assert wrap("ab一", 3) == ["ab", "一"]          # never half a character
+    assert wrap("ab一", 3) == ["ab", "一"]  # never half a character
     assert all(text_cells(line) <= 5 for line in wrap("a一b二c三d四e五", 5))
     assert wrap("", 10) == [""]
     with pytest.raises(ValueError):
@@ -51,8 +72,13 @@ def test_item_line():
 
 def test_render_lines():
     assert render_lines(CONTENT, 24) == [
-        "3号窗口 当班:张三", "个体工商户设立登记", "承诺3个工作日 免费", "居民身份证换领 即办",
-        "收费:20元", "今日受理12件 办结9件"]
+        "3号窗口 当班:张三",
+        "个体工商户设立登记",
+        "承诺3个工作日 免费",
+        "居民身份证换领 即办",
+        "收费:20元",
+        "今日受理12件 办结9件",
+    ]
     assert all(text_cells(line) <= 16 for line in render_lines(CONTENT, 16))
 
 
@@ -66,9 +92,19 @@ def test_pages_keep_the_header():
 
 
 def test_sign_items_from_catalog():
-    catalog = [CatalogItem(code="A1", name="设立登记", department="市场监管", item_type="许可",
-                           case_type="承诺件", legal_days=20, promised_days=3, fee="免费"),
-               {"code": "B2", "name": "换领", "promised_days": 0, "case_type": "immediate"}]
+    catalog = [
+        CatalogItem(
+            code="A1",
+            name="设立登记",
+            department="市场监管",
+            item_type="许可",
+            case_type="承诺件",
+            legal_days=20,
+            promised_days=3,
+            fee="免费",
+        ),
+        {"code": "B2", "name": "换领", "promised_days": 0, "case_type": "immediate"},
+    ]
     assert sign_items(catalog) == (SignItem("设立登记", 3, "免费"), SignItem("换领", 0, None, True))
     assert sign_items(catalog, codes=["B2", "ZZ"]) == (SignItem("换领", 0, None, True),)
 
@@ -86,16 +122,19 @@ def test_hub_text_command_and_expiry():
     assert default.notice_until_mono == 600
 
 
-@pytest.mark.parametrize("cmd, field", [
-    ({"cmd": "reboot", "window": "3", "text": "x"}, "cmd"),
-    ({"cmd": "sign_text", "window": "4", "text": "x"}, "window"),
-    ({"cmd": "sign_text", "window": True, "text": "x"}, "window"),
-    ({"cmd": "sign_text", "window": "3", "text": 5}, "text"),
-    ({"cmd": "sign_text", "window": "3", "text": "长" * 201}, "text"),
-    ({"cmd": "sign_text", "window": "3", "text": "x", "seconds": 0}, "seconds"),
-    ({"cmd": "sign_text", "window": "3", "text": "x", "seconds": "60"}, "seconds"),
-    ({"cmd": "sign_text", "window": "3", "text": "x", "colour": "red"}, "colour"),
-])
+@pytest.mark.parametrize(
+    "cmd, field",
+    [
+        ({"cmd": "reboot", "window": "3", "text": "x"}, "cmd"),
+        ({"cmd": "sign_text", "window": "4", "text": "x"}, "window"),
+        ({"cmd": "sign_text", "window": True, "text": "x"}, "window"),
+        ({"cmd": "sign_text", "window": "3", "text": 5}, "text"),
+        ({"cmd": "sign_text", "window": "3", "text": "长" * 201}, "text"),
+        ({"cmd": "sign_text", "window": "3", "text": "x", "seconds": 0}, "seconds"),
+        ({"cmd": "sign_text", "window": "3", "text": "x", "seconds": "60"}, "seconds"),
+        ({"cmd": "sign_text", "window": "3", "text": "x", "colour": "red"}, "colour"),
+    ],
+)
 def test_bad_commands_name_the_field(cmd, field):
     with pytest.raises(SignCommandError, match=field):
         apply_command(CONTENT, cmd, now_mono=0)

@@ -1,4 +1,5 @@
 """should_write: only changes, rate-limited, optional refresh of RAM areas."""
+
 from __future__ import annotations
 
 import pytest
@@ -6,16 +7,19 @@ import pytest
 from agent.devices.signs.pacing import Pacer, should_write
 
 
-@pytest.mark.parametrize("prev, new, last, now, interval, max_age, write", [
-    (None, "a", None, 0, 5, None, True),      # never written
-    ("a", "a", 0, 100, 5, None, False),       # unchanged
-    ("a", "b", 0, 4.9, 5, None, False),       # changed, too soon
-    ("a", "b", 0, 5, 5, None, True),          # changed, interval passed
-    (None, "a", 0, 3, 5, None, False),        # failed write: retry after the interval
-    (None, "a", 0, 6, 5, None, True),
-    ("a", "a", 0, 599, 5, 600, False),        # refresh not yet due
-    ("a", "a", 0, 600, 5, 600, True),         # refresh: a rebooted card forgot its RAM
-])
+@pytest.mark.parametrize(
+    "prev, new, last, now, interval, max_age, write",
+    [
+        (None, "a", None, 0, 5, None, True),  # never written
+        ("a", "a", 0, 100, 5, None, False),  # unchanged
+        ("a", "b", 0, 4.9, 5, None, False),  # changed, too soon
+        ("a", "b", 0, 5, 5, None, True),  # changed, interval passed
+        (None, "a", 0, 3, 5, None, False),  # failed write: retry after the interval
+        (None, "a", 0, 6, 5, None, True),
+        ("a", "a", 0, 599, 5, 600, False),  # refresh not yet due
+        ("a", "a", 0, 600, 5, 600, True),  # refresh: a rebooted card forgot its RAM
+    ],
+)
 def test_should_write(prev, new, last, now, interval, max_age, write):
     assert should_write(prev, new, last, now, interval, max_age) is write
 

@@ -1,29 +1,33 @@
 """PngSign: what the sign shows, as a PNG drawn with a CJK font; clear error without a font."""
+
 from __future__ import annotations
 
 import pytest
-
-from agent.devices.config import SignConfig
-from agent.devices.signs import SignContent, SignItem, make_sign
-
 from PIL import Image
 
-from agent.devices.signs import png
+from agent.devices.config import SignConfig
+from agent.devices.signs import SignContent, SignItem, make_sign, png
 
 
 @pytest.fixture(scope="module")
 def font_path():
-    return png.find_cjk_font()   # bootstrap installs fonts-wqy-zenhei; a missing font fails loudly
+    return png.find_cjk_font()  # bootstrap installs fonts-wqy-zenhei; a missing font fails loudly
 
 
 def content(window="1", received=3):
-    return SignContent(window, f"{window}号窗口", "李四",
-                       (SignItem("个体工商户设立登记", 3, "免费"),
-                        SignItem("居民身份证换领", 0, "20元", True)), received, 2)
+    return SignContent(
+        window,
+        f"{window}号窗口",
+        "李四",
+        (SignItem("个体工商户设立登记", 3, "免费"), SignItem("居民身份证换领", 0, "20元", True)),
+        received,
+        2,
+    )
 
 
 def test_font_lookup(tmp_path, monkeypatch):
     from iobase import fonts
+
     real = png.find_cjk_font()
     monkeypatch.setenv("JIANCHA_CJK_FONT", "/nope.ttc")
     fonts.clear_cache()
@@ -50,8 +54,9 @@ def test_glyphs_fit_a_16_led_row(font_path):
 
 
 def test_png_sign_writes_what_the_sign_shows(tmp_path, font_path):
-    cfg = SignConfig(type="png", port="signs", width=192, height=32, windows=["1", "2"],
-                     min_interval_s=0, refresh_s=None, scale=4)
+    cfg = SignConfig(
+        type="png", port="signs", width=192, height=32, windows=["1", "2"], min_interval_s=0, refresh_s=None, scale=4
+    )
     sign = make_sign(cfg, data_dir=tmp_path)
     assert sign.out_dir == tmp_path / "signs"
     assert sign.show(content("1"), now_mono=0)

@@ -5,8 +5,7 @@ import pytest
 
 from agent.devices.camera.record.index import RecordingsIndex, Segment
 from agent.devices.camera.record.recorder import probe_duration
-from agent.devices.camera.record.retention import (
-    DAY_MS, Retention, choose_deletions, plan_reconcile, reconcile)
+from agent.devices.camera.record.retention import DAY_MS, Retention, choose_deletions, plan_reconcile, reconcile
 
 NOW = 1_750_000_000_000
 GB = 1024**3
@@ -24,13 +23,16 @@ def names(segs):
     return [s.path for s in segs]
 
 
-@pytest.mark.parametrize("free, floor, trusted, expected", [
-    (100 * GB, 10 * GB, True, ["d40", "d31"]),                 # age only
-    (8 * GB, 10 * GB, True, ["d40", "d31"]),                   # age frees enough
-    (7 * GB, 10 * GB, True, ["d40", "d31", "d20"]),            # + oldest first for space
-    (0, 100 * GB, True, ["d40", "d31", "d20", "d2", "d1"]),    # everything, still oldest first
-    (0, 100 * GB, False, []),                                  # never on an untrusted clock
-])
+@pytest.mark.parametrize(
+    "free, floor, trusted, expected",
+    [
+        (100 * GB, 10 * GB, True, ["d40", "d31"]),  # age only
+        (8 * GB, 10 * GB, True, ["d40", "d31"]),  # age frees enough
+        (7 * GB, 10 * GB, True, ["d40", "d31", "d20"]),  # + oldest first for space
+        (0, 100 * GB, True, ["d40", "d31", "d20", "d2", "d1"]),  # everything, still oldest first
+        (0, 100 * GB, False, []),  # never on an untrusted clock
+    ],
+)
 def test_choose_deletions(free, floor, trusted, expected):
     assert names(choose_deletions(SEGS, NOW, 30, free, floor, trusted)) == expected
 
@@ -56,16 +58,16 @@ def layout(tmp_path, tiny_video):
     hour.mkdir(parents=True)
     shutil.copy(tiny_video, hour / "win1-0000.mp4")
     shutil.copy(tiny_video, hour / "win1-0100.mp4")
-    (hour / "win1-0200.mp4").write_bytes(tiny_video.read_bytes()[:5000])   # power cut mid-write
+    (hour / "win1-0200.mp4").write_bytes(tiny_video.read_bytes()[:5000])  # power cut mid-write
     (hour / "operator-notes.txt").write_text("do not delete")
-    os.symlink(cases / "agent.db", hour / "win1-0300.mp4")                 # a trap
+    os.symlink(cases / "agent.db", hour / "win1-0300.mp4")  # a trap
     return root, cases
 
 
 def test_reconcile_indexes_valid_files_deletes_partial_and_drops_orphans(layout):
     root, cases = layout
     idx = RecordingsIndex(root)
-    idx.add([Segment("2024-12-01/10/win1-0000.mp4", "win1", 0, 60_000, 5)])   # file gone
+    idx.add([Segment("2024-12-01/10/win1-0000.mp4", "win1", 0, 60_000, 5)])  # file gone
     report = reconcile(idx, probe_duration)
     assert report.added == ["2025-01-02/09/win1-0000.mp4", "2025-01-02/09/win1-0100.mp4"]
     assert report.deleted == ["2025-01-02/09/win1-0200.mp4"]
@@ -75,20 +77,21 @@ def test_reconcile_indexes_valid_files_deletes_partial_and_drops_orphans(layout)
     assert (root / "2025-01-02/09/operator-notes.txt").exists()
     assert (root / "2025-01-02/09/win1-0300.mp4").is_symlink()
     assert (cases / "agent.db").read_bytes() == b"case data"
-    assert reconcile(idx, probe_duration).added == []                         # idempotent
+    assert reconcile(idx, probe_duration).added == []  # idempotent
 
 
 def test_retention_deletes_only_inside_the_root(layout):
     root, cases = layout
     idx = RecordingsIndex(root)
     reconcile(idx, probe_duration)
-    idx.add([Segment("../agent-data/agent.db", "win1", 0, 1, 9),
-             Segment("2025-01-02/09/win1-0300.mp4", "win1", 1, 2, 9)])        # the symlink
+    idx.add(
+        [Segment("../agent-data/agent.db", "win1", 0, 1, 9), Segment("2025-01-02/09/win1-0300.mp4", "win1", 1, 2, 9)]
+    )  # the symlink
     ret = Retention(idx, retention_days=30, min_free_bytes=0, free_bytes=lambda: 10 * GB)
     assert ret.run_once(NOW, "untrusted") == [] and len(idx.segments()) == 4
     deleted = ret.run_once(NOW, "ntp")
     assert names(deleted) == ["2025-01-02/09/win1-0000.mp4", "2025-01-02/09/win1-0100.mp4"]
-    assert idx.segments() == []                                              # bogus rows dropped
+    assert idx.segments() == []  # bogus rows dropped
     assert (cases / "agent.db").read_bytes() == b"case data"
     assert (root / "2025-01-02/09/operator-notes.txt").exists()
     assert not (root / "2025-01-02/09/win1-0000.mp4").exists()
@@ -101,8 +104,9 @@ def test_free_space_floor_deletes_oldest_first(tmp_path):
     segs = []
     for i in range(4):
         (hour / f"win1-0{i}00.mp4").write_bytes(b"x" * 100)
-        segs.append(Segment(f"2025-06-01/10/win1-0{i}00.mp4", "win1", NOW - (4 - i) * 60_000,
-                            NOW - (3 - i) * 60_000, 100))
+        segs.append(
+            Segment(f"2025-06-01/10/win1-0{i}00.mp4", "win1", NOW - (4 - i) * 60_000, NOW - (3 - i) * 60_000, 100)
+        )
     idx.add(segs)
     free = {"bytes": 750}
     ret = Retention(idx, 30, min_free_bytes=1000, free_bytes=lambda: free["bytes"])
