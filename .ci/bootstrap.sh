@@ -35,6 +35,10 @@ fi
 if [ "$mode" = test ]; then   # the browser tests drive a real headless Chromium
   command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || apt_missing+=(chromium)
 fi
+if [ "$mode" = test ]; then   # the hub's store tests run on PostgreSQL too (their own server, tests/pgserver.py)
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || apt_missing+=(postgresql)
+  command -v setpriv >/dev/null 2>&1 || apt_missing+=(util-linux)
+fi
 if [ "$mode" = test ]; then   # the shifted-clock run builds .ci/faketime/shift.c
   command -v gcc >/dev/null 2>&1 || apt_missing+=(gcc)
   [ -f /usr/include/dlfcn.h ] || apt_missing+=(libc6-dev)

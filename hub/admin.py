@@ -25,7 +25,7 @@ def import_catalog(config: Path, file: Path) -> tuple[int, int]:
     """Validate and store a catalog file; returns (version, number of items)."""
     cfg = load_config(config, HubConfig)
     items = read_catalog(file)
-    conn = open_db(Path(cfg.data_dir) / "hub.db")
+    conn = open_db(cfg.store_url())
     try:
         return store_catalog(conn, items, actor=_actor()), len(items)
     finally:
@@ -38,7 +38,7 @@ def import_directory(config: Path, file: Path) -> int:
 
     cfg = load_config(config, HubConfig)
     directory = load_directory(file)
-    conn = open_db(Path(cfg.data_dir) / "hub.db")
+    conn = open_db(cfg.store_url())
     try:
         with transaction(conn):
             return save_directory(conn, directory, now_ms=int(time.time() * 1000))
@@ -60,7 +60,7 @@ def import_calendar(config: Path, file: Path) -> tuple[int, int]:
         table = YearTable.from_dict(raw)
     except CalendarError as exc:
         raise ValueError(f"{file}: {exc}") from None
-    conn = open_db(Path(cfg.data_dir) / "hub.db")
+    conn = open_db(cfg.store_url())
     try:
         with transaction(conn):
             version = store_calendar_year(conn, table, _actor(), Path(file).name)

@@ -15,6 +15,7 @@ from hub.api import create_app
 from hub.clips import ClipReceiver
 from hub.config import HubConfig
 from hub.configpush import ConfigPusher
+from hub.db import connect
 from hub.docworker import DocumentWorker
 from hub.ingest import Ingestor
 from hub.keys import HubKeys, SiteKeys
@@ -23,7 +24,7 @@ from hub.notify import Notifier
 from hub.store import open_db
 from hub.supervision import Supervisor
 from iobase.config import load_config
-from iobase.sqlite import connect, transaction
+from iobase.sqlite import transaction
 
 log = logging.getLogger("jiancha.hub")
 
@@ -34,13 +35,14 @@ class Hub:
     def __init__(self, cfg: HubConfig, data_dir: Path | None = None):
         self.cfg = cfg
         self.data_dir = Path(data_dir or cfg.data_dir)
-        self.db_path = self.data_dir / "hub.db"
-        self.conn = open_db(self.db_path)
+        self.db_path = self.data_dir / "hub.db"  # SQLite only; store_url says where the store is
+        self.store_url = cfg.store_url(self.data_dir)
+        self.conn = open_db(self.store_url)
         self.keys = HubKeys.load(cfg)
         self.sites = SiteKeys(cfg.registry)
         self.link = HubLink(cfg, on_message=lambda t, p: self.ingest.submit(t, p))
         sup = cfg.supervision
-        self.notifier = Notifier(cfg.notify, self.db_path)
+        self.notifier = Notifier(cfg.notify, self.store_url)
         self.supervisor = Supervisor(sup, calendar=lambda: self.ingest.calendar, notify=self.notifier.supervisor_hook())
         tolerance = timedelta(hours=sup.backdate_tolerance_hours) if sup.backdate_tolerance_hours is not None else None
         self.ingest = Ingestor(
@@ -67,10 +69,14 @@ class Hub:
         self.ingest.on_idle.append(self.pusher.tick)
         self.ingest.on_idle.append(self.notifier.wake)  # new reminders go out at once
         self.docs = DocumentWorker(
-            self.db_path, authority=cfg.name, prefix=cfg.doc_prefix, calendar=lambda: self.ingest.calendar
+            self.store_url,
+            files_dir=self.data_dir / "documents",
+            authority=cfg.name,
+            prefix=cfg.doc_prefix,
+            calendar=lambda: self.ingest.calendar,
         )
-        self.reader = connect(self.db_path, synchronous="NORMAL")
-        self.writer = connect(self.db_path)  # API writes (replies, reviews, imports)
+        self.reader = connect(self.store_url, synchronous="NORMAL")
+        self.writer = connect(self.store_url)  # API writes (replies, reviews, imports)
         self._write_lock = threading.Lock()
 
     def write(self, fn):

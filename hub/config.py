@@ -74,6 +74,26 @@ class Supervision(Strict):
     )
 
 
+class HubStore(Strict):
+    url: str | None = Field(
+        None,
+        description="Where the hub keeps everything it stores: unset = SQLite in data_dir/hub.db; "
+        "postgresql://USER@HOST:PORT/DB = PostgreSQL (psycopg 3; pip install 'jiancha[pg]'); "
+        "sqlite:/ABSOLUTE/PATH = another SQLite file",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v):
+        if v is None:
+            return v
+        from hub.db import SQLITE, engine_of, sqlite_path
+
+        if engine_of(v) == SQLITE and not sqlite_path(v).is_absolute():
+            raise ValueError("a SQLite store.url must be sqlite:/ABSOLUTE/PATH (or leave store.url unset)")
+        return v
+
+
 class HubConfig(Strict):
     region: str = Field(min_length=1, description="Region code, e.g. 140700")
     name: str = Field(min_length=1, description="Human name, e.g. 晋中市政务服务中心")
@@ -91,6 +111,11 @@ class HubConfig(Strict):
         description="SMS gateway and SMTP relay for reminders (hub/notify NotifyConfig)",
     )
     doc_prefix: str = Field("监察", description="Prefix of document numbers, e.g. 晋中监察")
+    store: HubStore = HubStore()
+
+    def store_url(self, data_dir: Path | None = None) -> str:
+        """store.url, or SQLite in data_dir (default: this config's data_dir)."""
+        return self.store.url or f"sqlite:{Path(data_dir or self.data_dir) / 'hub.db'}"
 
     @field_validator("notify", mode="before")
     @classmethod

@@ -15,8 +15,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from hub.db import connect
 from hub.documents import DocumentStore, facts_from_case
-from iobase.sqlite import connect
 from protocol.calendar import CST, local_date
 
 log = logging.getLogger("jiancha.hub.documents")
@@ -25,8 +25,15 @@ log = logging.getLogger("jiancha.hub.documents")
 class DocumentWorker:
     """A thread that drains document_queue."""
 
-    def __init__(self, db_path, *, authority: str, prefix: str, calendar, every_s: float = 1.0):
-        self.db_path = db_path
+    def __init__(
+        self, db_path, *, authority: str, prefix: str, calendar, every_s: float = 1.0, files_dir: Path | None = None
+    ):
+        self.db_path = db_path  # a path or a store URL (hub/db.py)
+        self.files_dir = (
+            Path(files_dir)
+            if files_dir is not None
+            else Path(str(db_path).removeprefix("sqlite:")).parent / "documents"
+        )
         self.authority = authority
         self.prefix = prefix
         self.calendar = calendar  # () -> WorkCalendar
@@ -47,7 +54,7 @@ class DocumentWorker:
 
     def _run(self) -> None:
         conn = connect(self.db_path)
-        store = DocumentStore(conn, files_dir=Path(self.db_path).parent / "documents")  # copies outlive hub.db
+        store = DocumentStore(conn, files_dir=self.files_dir)  # copies outlive the database
         try:
             while not self.stopping.is_set():
                 try:

@@ -11,7 +11,8 @@ import json
 import sqlite3
 from pathlib import Path
 
-from iobase.sqlite import connect, migrate
+from hub.db import POSTGRESQL, SQLITE, connect, engine, engine_of, sqlite_path
+from iobase.sqlite import migrate
 from protocol.calendar import WorkCalendar, YearTable, default_calendar
 from protocol.models import CaseRegistered
 
@@ -129,8 +130,12 @@ MIGRATIONS = [
 ]
 
 
-def all_migrations() -> list[tuple[str, str]]:
-    """Core migrations plus those of the supervision parts, in order."""
+def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
+    """Core migrations plus those of the supervision parts, in order (per engine: hub/db.py)."""
+    if engine == POSTGRESQL:
+        from hub.schema_pg import MIGRATIONS as PG
+
+        return list(PG)
     from hub.clips import MIGRATIONS as CLIPS
     from hub.devices import MIGRATIONS as DEVICES
     from hub.documents import MIGRATIONS as DOCUMENTS
@@ -140,11 +145,13 @@ def all_migrations() -> list[tuple[str, str]]:
     return [*MIGRATIONS, *SUPERVISION, *DEVICES, *DOCUMENTS, *NOTIFY, *CLIPS]
 
 
-def open_db(path: Path) -> sqlite3.Connection:
-    """Open (and migrate) the hub database."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = connect(path)
-    migrate(conn, all_migrations())
+def open_db(url: str | Path):
+    """Open (and migrate) the hub's store: a path or sqlite:PATH (SQLite), or postgresql://…"""
+    url = str(url)
+    if engine_of(url) == SQLITE:
+        sqlite_path(url).parent.mkdir(parents=True, exist_ok=True)
+    conn = connect(url)
+    migrate(conn, all_migrations(engine(conn)))
     return conn
 
 

@@ -18,13 +18,13 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Literal
 
+from hub.db import connect
 from hub.notify.channels import Channel, DeliveryError
 from hub.notify.config import NotifyConfig
 from hub.notify.directory import Directory, Role, normalize_email, normalize_mobile, read_directory
 from hub.notify.outbox import Outgoing, claim, insert_message, record_failure, record_sent
 from hub.notify.policy import backoff_ms
 from hub.notify.templates import KINDS, TemplateError, render
-from iobase.sqlite import connect
 
 log = logging.getLogger("jiancha.hub.notify")
 

@@ -1,15 +1,38 @@
-"""Fixtures shared by the hub's tests."""
+"""Fixtures shared by the hub's tests.
+
+Every test that takes `db` (or `store_url`) runs twice: on SQLite and on PostgreSQL (DESIGN §9).
+The PostgreSQL server is the test session's own (tests/pgserver.py), started on first use; each
+test gets a fresh database on it.
+"""
 
 from __future__ import annotations
 
 import pytest
 
 from hub.store import open_db
+from tests.pgserver import PgServer
+
+ENGINES = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    server = PgServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=ENGINES)
+def store_url(request, tmp_path):
+    """A store URL for an empty hub store on each engine: sqlite:PATH, postgresql://…"""
+    if request.param == "sqlite":
+        return f"sqlite:{tmp_path / 'hub.db'}"
+    return request.getfixturevalue("pg_server").create_db("hub")
 
 
 @pytest.fixture
-def db(tmp_path):
-    """A real, migrated hub database (SQLite) in a temp folder."""
-    conn = open_db(tmp_path / "hub.db")
+def db(store_url):
+    """A real, migrated hub store (SQLite, then PostgreSQL)."""
+    conn = open_db(store_url)
     yield conn
     conn.close()

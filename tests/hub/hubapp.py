@@ -1,4 +1,4 @@
-"""A real Hub (provisioned directory, real SQLite database, real aiohttp app on a free port) with
+"""A real Hub (provisioned directory, real store on SQLite or PostgreSQL, real aiohttp app on a free port) with
 no broker and no threads started: for API tests that need only the HTTP side and the database."""
 
 from __future__ import annotations
@@ -14,12 +14,17 @@ from iobase.config import load_config
 from provisioning.setup import add_site, init_hub
 
 
-def provisioned_hub(root: Path, sites=("S01", "S01-A")) -> Hub:
-    """A hub directory with `sites` and the Hub object over it (nothing started)."""
+def provisioned_hub(root: Path, sites=("S01", "S01-A"), store_url: str | None = None) -> Hub:
+    """A hub directory with `sites` and the Hub object over it (nothing started). `store_url`
+    (the `store_url` fixture of tests/hub/conftest.py) puts its store on that engine; a
+    sqlite: URL outside the hub's data folder is ignored (the hub's own hub.db is used)."""
     init_hub(root, region="140700", name="测试市政务服务中心", broker_port=1, http_port=1)
     for code in sites:
         add_site(root, code=code, name=f"{code}便民服务中心")
-    return Hub(load_config(root / "hub.yaml", HubConfig))
+    cfg = load_config(root / "hub.yaml", HubConfig)
+    if store_url is not None and store_url.startswith("postgresql"):
+        cfg.store.url = store_url
+    return Hub(cfg)
 
 
 @contextlib.asynccontextmanager

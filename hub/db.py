@@ -1,0 +1,139 @@
+"""The hub's store engine: SQLite (the default, one file) or PostgreSQL (`store.url` in hub.yaml).
+
+The hub's code speaks one SQL dialect, the common ground of SQLite 3.35+ and PostgreSQL 13+:
+`?` placeholders, `INSERT … ON CONFLICT … DO NOTHING/UPDATE`, `RETURNING`, and the few SQLite
+JSON functions the hub uses (`json_extract`, `json_valid`, `json_type` with `$.a.b` paths), which
+the PostgreSQL schema defines as SQL functions. On PostgreSQL a connection is a `PgConnection`:
+it turns `?` into psycopg's `%s`, and `BEGIN IMMEDIATE` into `BEGIN` plus a transaction-level
+advisory lock, so writers are serialised exactly as SQLite serialises them (one writer at a
+time, readers never blocked). `iobase.sqlite.transaction` and `migrate` work on both unchanged.
+
+Each engine has its own named migrations (`hub.store.all_migrations(engine)`): the SQLite ones
+are the history every existing hub.db went through; the PostgreSQL ones create the same tables
+with PostgreSQL types (BIGINT, BYTEA, identity columns).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+from iobase import sqlite as sqlite_io
+
+SQLITE = "sqlite"
+POSTGRESQL = "postgresql"
+# the advisory lock every writing transaction takes on PostgreSQL (SQLite's BEGIN IMMEDIATE)
+WRITE_LOCK_KEY = 0x6A69616E  # "jian"
+
+
+class StoreUrlError(ValueError):
+    """`store.url` is neither a SQLite path nor a postgresql:// URL."""
+
+
+def engine_of(url: str) -> str:
+    """'sqlite' for `sqlite:PATH` or a plain path, 'postgresql' for postgresql://… URLs."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return POSTGRESQL
+    if url.startswith("sqlite:") or "://" not in url:
+        return SQLITE
+    raise StoreUrlError(f"store.url {url.split('@')[-1]!r}: expected sqlite:PATH or postgresql://USER@HOST:PORT/DB")
+
+
+def sqlite_path(url: str) -> Path:
+    return Path(url[len("sqlite:") :] if url.startswith("sqlite:") else url)
+
+
+def engine(conn: Any) -> str:
+    """The engine behind an open connection."""
+    return POSTGRESQL if isinstance(conn, PgConnection) else SQLITE
+
+
+def connect(url: str | Path, *, readonly: bool = False, synchronous: str = "FULL") -> Any:
+    """A connection to the store: sqlite3.Connection or PgConnection (same calls)."""
+    url = str(url)
+    if engine_of(url) == POSTGRESQL:
+        return PgConnection(url, readonly=readonly)
+    return sqlite_io.connect(sqlite_path(url), readonly=readonly, synchronous=synchronous)
+
+
+# errors a caller may catch whatever the engine
+def integrity_errors() -> tuple[type[BaseException], ...]:
+    try:
+        import psycopg
+
+        return (sqlite3.IntegrityError, psycopg.errors.IntegrityError)
+    except ImportError:  # pragma: no cover - psycopg is an optional extra
+        return (sqlite3.IntegrityError,)
+
+
+_PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|\?|%")
+_cache: dict[str, str] = {}
+_cache_lock = threading.Lock()
+
+
+def to_pg(sql: str) -> str:
+    """`?` → `%s` and a literal `%` → `%%` outside quotes and comments (cached)."""
+    out = _cache.get(sql)
+    if out is None:
+
+        def repl(m: re.Match) -> str:
+            t = m.group(0)
+            return "%s" if t == "?" else "%%" if t == "%" else t
+
+        out = _PLACEHOLDER.sub(repl, sql)
+        with _cache_lock:
+            if len(_cache) < 4096:
+                _cache[sql] = out
+    return out
+
+
+class PgConnection:
+    """A psycopg 3 connection that takes the hub's SQL (see the module docstring)."""
+
+    engine = POSTGRESQL
+
+    def __init__(self, url: str, *, readonly: bool = False):
+        import psycopg
+
+        self.url = url
+        self.raw = psycopg.connect(url, autocommit=True)
+        self.readonly = readonly
+        if readonly:
+            self.raw.execute("SET default_transaction_read_only = on")
+
+    @property
+    def in_transaction(self) -> bool:
+        import psycopg
+
+        return self.raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+
+    def execute(self, sql: str, params: Any = ()):
+        head = sql.lstrip()[:16].upper()
+        if head.startswith("BEGIN"):
+            # SQLite's BEGIN IMMEDIATE takes the database's write lock at once; the same here
+            cur = self.raw.execute("BEGIN")
+            if "IMMEDIATE" in head or "EXCLUSIVE" in head:
+                self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK_KEY,))
+            return cur
+        if head.startswith("PRAGMA"):
+            raise NotImplementedError(f"PRAGMA on PostgreSQL: {sql[:60]}")
+        if params:
+            return self.raw.execute(to_pg(sql), tuple(params) if not isinstance(params, dict) else params)
+        return self.raw.execute(sql)
+
+    def executemany(self, sql: str, seq):
+        cur = self.raw.cursor()
+        cur.executemany(to_pg(sql), [tuple(p) for p in seq])
+        return cur
+
+    def close(self) -> None:
+        self.raw.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
