@@ -21,28 +21,14 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import (
-    add_agent_options,
-    agent_sync_settings,
-    backlog_cache,
-    bench_env,
-    catalog_of,
-    cpu_seconds,
-    install_backlog,
-    install_signal_handlers,
-    machine_line,
-    median,
-    proc_status,
-    run_main,
-    set_agent_devices,
-    set_agent_sync,
-    spread,
-    start_agents,
-    wait_agent_acked,
-    wait_for,
-)
+from bench.backlog import backlog_cache, catalog_of, install_backlog
+from bench.cleanup import install_signal_handlers, run_main
+from bench.env import add_agent_options, agent_sync_settings, bench_env, set_agent_devices, set_agent_sync, start_agents
+from bench.figures import machine_line, median, spread
+from bench.observe import cpu_seconds, proc_status, wait_agent_acked
+from tests.e2e.harness import wait_for
 
 EMPTY, FULL, BARE = "S01", "S02", "S03"  # S03: empty log and devices.mode off
 

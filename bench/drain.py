@@ -23,30 +23,14 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import (
-    CpuSampler,
-    HubDB,
-    add_agent_options,
-    agent_sync_settings,
-    backlog_cache,
-    bench_env,
-    catalog_of,
-    env_pids,
-    install_backlog,
-    install_signal_handlers,
-    machine_line,
-    median,
-    run_main,
-    set_agent_devices,
-    set_agent_sync,
-    spread,
-    start_agents,
-    wait_agent_acked,
-    wait_for,
-    wait_hub_acked,
-)
+from bench.backlog import backlog_cache, catalog_of, install_backlog
+from bench.cleanup import install_signal_handlers, run_main
+from bench.env import add_agent_options, agent_sync_settings, bench_env, set_agent_devices, set_agent_sync, start_agents
+from bench.figures import machine_line, median, spread
+from bench.observe import CpuSampler, HubDB, env_pids, wait_agent_acked, wait_hub_acked
+from tests.e2e.harness import wait_for
 
 SITE = "S01"
 

@@ -33,36 +33,17 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import (
-    CpuSampler,
-    HubDB,
-    Proc,
-    add_agent_options,
-    agent_sync_settings,
-    backlog_cache,
-    bench_env,
-    catalog_of,
-    env_pids,
-    hub_alone,
-    install_backlog,
-    install_signal_handlers,
-    machine_line,
-    median,
-    pyspy_start,
-    pyspy_stop,
-    pyspy_summary,
-    raw_baseline,
-    run_main,
-    sealed_batches,
-    set_agent_devices,
-    set_agent_sync,
-    spread,
-    start_agents,
-    wait_agent_acked,
-    wait_hub_acked,
-)
+from bench.backlog import backlog_cache, catalog_of, install_backlog, sealed_batches
+from bench.cleanup import install_signal_handlers, run_main
+from bench.env import add_agent_options, agent_sync_settings, bench_env, set_agent_devices, set_agent_sync, start_agents
+from bench.figures import machine_line, median, spread
+from bench.hub_alone import hub_alone
+from bench.observe import CpuSampler, HubDB, env_pids, wait_agent_acked, wait_hub_acked
+from bench.profiling import pyspy_start, pyspy_stop, pyspy_summary
+from bench.rawmqtt import raw_baseline
+from tests.e2e.harness import Proc
 
 
 def one_run(i: int, a, workdir: Path) -> dict:
