@@ -14,7 +14,7 @@ import yaml
 
 from hub.catalog import next_config_version, read_catalog, store_catalog
 from hub.config import HubConfig
-from hub.store import open_db
+from hub.store import CONFIG_UPSERT, open_db
 from iobase.config import load_config
 from iobase.files import fsync_path
 from iobase.sqlite import transaction
@@ -79,7 +79,7 @@ def store_calendar_year(conn, table: YearTable, actor: str, source: str) -> int:
     now_ms = int(time.time() * 1000)
     payload = {"years": [years[y] for y in sorted(years)]}
     conn.execute(
-        "INSERT OR REPLACE INTO config VALUES ('calendar', ?, ?, ?, ?)",
+        "INSERT INTO config VALUES ('calendar', ?, ?, ?, ?) " + CONFIG_UPSERT,
         (version, json.dumps(payload, ensure_ascii=False), now_ms, actor),
     )
     conn.execute(
@@ -105,7 +105,15 @@ def backup(config: Path, out: Path) -> dict:
     `PRAGMA integrity_check`, switched to a single self-contained file (journal_mode=DELETE),
     fsync'd, then renamed over `out`. Returns a summary (path, bytes, row counts, versions)."""
     cfg = load_config(config, HubConfig)
-    src_path = Path(cfg.data_dir) / "hub.db"
+    from hub.db import SQLITE, engine_of, sqlite_path
+
+    url = cfg.store_url()
+    if engine_of(url) != SQLITE:
+        raise ValueError(
+            f"{config}: the store is PostgreSQL (store.url); back it up with PostgreSQL's own tools "
+            "(pg_dump, or continuous archiving), see docs/operations.md; `jiancha hub backup` copies a SQLite store"
+        )
+    src_path = sqlite_path(url)
     if not src_path.is_file():
         raise ValueError(f"{src_path}: no hub database to back up")
     out = Path(out)

@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from hub.store import CATALOG_VERSION_UPSERT, CONFIG_UPSERT
 from iobase.sqlite import transaction
 from protocol.models import CatalogItem
 
@@ -120,11 +121,11 @@ def store_catalog(conn, items: list[CatalogItem], actor: str = "cli") -> int:
         version = next_config_version(conn, "catalog")
         payload = {"items": [i.model_dump(mode="json", exclude_none=True) for i in items]}
         conn.execute(
-            "INSERT OR REPLACE INTO config VALUES ('catalog', ?, ?, ?, ?)",
+            "INSERT INTO config VALUES ('catalog', ?, ?, ?, ?) " + CONFIG_UPSERT,
             (version, json.dumps(payload, ensure_ascii=False), now_ms, actor),
         )
         conn.execute(
-            "INSERT OR REPLACE INTO catalog_versions VALUES (?, ?, ?)",
+            CATALOG_VERSION_UPSERT,
             (version, json.dumps(payload, ensure_ascii=False), now_ms),
         )
         conn.execute(
@@ -141,18 +142,31 @@ MAX_REPORTED_VERSION = 2**31 - 1
 CONFIG_KINDS = ("catalog", "calendar")
 
 
+def reported_configs(conn) -> dict[str, dict[str, int]]:
+    """{site: {kind: version}} as each site's last state (its birth) said it holds; sites whose
+    state named no config are missing. Read in Python (the sites table is small) so both store
+    engines give the same answer without SQL JSON functions."""
+    out: dict[str, dict[str, int]] = {}
+    for code, state in conn.execute("SELECT code, state_json FROM sites WHERE state_json IS NOT NULL"):
+        try:
+            config = json.loads(state).get("config")
+        except (ValueError, AttributeError):
+            continue
+        if not isinstance(config, dict):
+            continue
+        out[code] = {k: v for k in CONFIG_KINDS if type(v := config.get(k)) is int and 0 <= v <= MAX_REPORTED_VERSION}
+    return out
+
+
 def reported_config_versions(conn, kind: str) -> tuple[int, str | None]:
     """(the highest version of `kind` any site reported holding, that site), (0, None) if none."""
     if kind not in CONFIG_KINDS:
         raise ValueError(f"unknown config kind {kind!r}")
-    path = f"$.config.{kind}"
-    row = conn.execute(
-        "SELECT v, code FROM (SELECT json_extract(state_json, ?) AS v, code FROM sites "
-        "WHERE json_valid(state_json) AND json_type(state_json, ?) = 'integer') "
-        "WHERE v BETWEEN 1 AND ? ORDER BY v DESC, code LIMIT 1",
-        (path, path, MAX_REPORTED_VERSION),
-    ).fetchone()
-    best = (row[0], row[1]) if row else (0, None)
+    best = (0, None)
+    for code, held in reported_configs(conn).items():
+        v = held.get(kind)
+        if v is not None and 1 <= v and (v > best[0] or (v == best[0] and code < best[1])):
+            best = (v, code)
     if kind == "catalog":  # kept by ingest even when a later death message had no config
         row = conn.execute(
             "SELECT catalog_seen, code FROM sites WHERE catalog_seen BETWEEN 1 AND ? "
@@ -171,7 +185,7 @@ def next_config_version(conn, kind: str) -> int:
     boxes still hold the higher versions and ignore a config that is not newer than theirs."""
     own = conn.execute(
         "SELECT max(v) FROM (SELECT version AS v FROM config WHERE kind=? "
-        "UNION ALL SELECT max(version) FROM config_log WHERE kind=?)",
+        "UNION ALL SELECT max(version) FROM config_log WHERE kind=?) AS own",
         (kind, kind),
     ).fetchone()[0]
     if kind == "catalog":

@@ -20,8 +20,8 @@ import json
 import logging
 import time
 
-from hub.catalog import CONFIG_KINDS, MAX_REPORTED_VERSION, next_config_version
-from hub.store import bump
+from hub.catalog import CONFIG_KINDS, next_config_version, reported_configs
+from hub.store import CATALOG_VERSION_UPSERT, bump
 from iobase.sqlite import transaction
 from protocol import topics
 from protocol.wire import sign_config
@@ -55,18 +55,7 @@ class ConfigPusher:
     def held(self) -> dict[str, dict[str, int]]:
         """{site: {kind: version it said (at its last birth) it holds}} for the sites whose last
         state named them; a site missing here has not told this database yet."""
-        out: dict[str, dict[str, int]] = {}
-        for code, cat, cal in self.conn.execute(
-            "SELECT code, json_extract(state_json, '$.config.catalog'), "
-            "json_extract(state_json, '$.config.calendar') FROM sites "
-            "WHERE json_valid(state_json) AND json_type(state_json, '$.config') = 'object'"
-        ):
-            out[code] = {
-                k: v
-                for k, v in (("catalog", cat), ("calendar", cal))
-                if isinstance(v, int) and 0 <= v <= MAX_REPORTED_VERSION
-            }
-        return out
+        return reported_configs(self.conn)
 
     def _pushed(self) -> dict[tuple[str, str], int]:
         return {
@@ -90,7 +79,8 @@ class ConfigPusher:
             if self.on_calendar_change:
                 self.on_calendar_change()
             self.conn.execute(
-                "INSERT OR REPLACE INTO counters(name, value) VALUES ('calendar_projected', ?)",
+                "INSERT INTO counters(name, value) VALUES ('calendar_projected', ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
                 (self._calendar_version,),
             )
         sent = 0
@@ -105,7 +95,7 @@ class ConfigPusher:
                 self._sent[(site, kind)] = version
                 if pushed.get((site, kind)) != version:
                     self.conn.execute(
-                        "INSERT OR REPLACE INTO counters(name, value) VALUES (?, ?)",
+                        "INSERT INTO counters(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
                         (f"config_pushed:{kind}:{site}", version),
                     )
                 sent += 1
@@ -138,9 +128,7 @@ class ConfigPusher:
                 payload = self.conn.execute("SELECT payload_json FROM config WHERE kind=?", (kind,)).fetchone()[0]
                 self.conn.execute("UPDATE config SET version=?, updated_ms=? WHERE kind=?", (version, now_ms, kind))
                 if kind == "catalog":
-                    self.conn.execute(
-                        "INSERT OR REPLACE INTO catalog_versions VALUES (?, ?, ?)", (version, payload, now_ms)
-                    )
+                    self.conn.execute(CATALOG_VERSION_UPSERT, (version, payload, now_ms))
                 why = "a higher version" if reported > own else "the same version number, not pushed by this database"
                 self.conn.execute(
                     "INSERT INTO config_log(at_ms, kind, version, actor, detail) VALUES (?, ?, ?, 'hub', ?)",

@@ -270,7 +270,7 @@ class Ingestor:
         )
         self.conn.execute(
             "INSERT INTO quarantine_usage(site, rows, bytes) VALUES (?, 1, ?) ON CONFLICT(site) "
-            "DO UPDATE SET rows = rows + 1, bytes = bytes + excluded.bytes",
+            "DO UPDATE SET rows = quarantine_usage.rows + 1, bytes = quarantine_usage.bytes + excluded.bytes",
             (key, len(data)),
         )
 
@@ -330,7 +330,8 @@ class Ingestor:
         if conflict is not None:
             last_rec, last_enc = records[-1]
             self.conn.execute(
-                "INSERT OR REPLACE INTO conflict_heads(site, hash, seq) VALUES (?, ?, ?)",
+                "INSERT INTO conflict_heads(site, hash, seq) VALUES (?, ?, ?) "
+                "ON CONFLICT(site, hash) DO UPDATE SET seq = excluded.seq",
                 (site, _h(last_enc), last_rec.seq),
             )
             self.conn.execute(
@@ -436,7 +437,8 @@ class Ingestor:
             until = min(wall_ms, now_ms) + self.backentry_grace_ms
             if until > now_ms:
                 self.conn.execute(
-                    "INSERT OR REPLACE INTO projection_held(case_no, site, until_ms) VALUES (?, ?, ?)",
+                    "INSERT INTO projection_held(case_no, site, until_ms) VALUES (?, ?, ?) "
+                    "ON CONFLICT(case_no) DO UPDATE SET site = excluded.site, until_ms = excluded.until_ms",
                     (reg.case_no, site, until),
                 )
 
@@ -457,7 +459,7 @@ class Ingestor:
 
     def _site_row(self, site: str, now_ms: int) -> dict:
         self.conn.execute(
-            "INSERT OR IGNORE INTO sites(code, name, last_progress_ms) VALUES (?, ?, ?)",
+            "INSERT INTO sites(code, name, last_progress_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
             (site, self.sites.name(site), now_ms),
         )
         r = self.conn.execute(
@@ -515,7 +517,7 @@ class Ingestor:
         self.conn.execute(
             "UPDATE sites SET acked_seq=?, acked_hash=?, max_seq=?, last_seen_ms=?, online=1, "
             "last_progress_ms=?, chain_breaks=chain_breaks+?, clock=COALESCE(?, clock), "
-            "acked_progress_ms=CASE WHEN ? THEN ? ELSE acked_progress_ms END, "
+            "acked_progress_ms=CASE WHEN ? <> 0 THEN ? ELSE acked_progress_ms END, "
             "chain_break_at=COALESCE(?, chain_break_at) WHERE code=?",
             (acked, h, max_seq, now_ms, progress, breaks, last_clock, int(acked > s["acked"]), now_ms, broke_at, site),
         )
@@ -563,8 +565,8 @@ class Ingestor:
             "UPDATE sites SET online=?, last_seen_ms=?, agent_last_seq=COALESCE(?, agent_last_seq), "
             "clock=COALESCE(?, clock), boot_id=COALESCE(?, boot_id), epoch=COALESCE(?, epoch), "
             "software=COALESCE(?, software), state_json=?, "
-            "hold_from_seq=CASE WHEN ? AND hold_since_ms IS NULL THEN ? ELSE hold_from_seq END, "
-            "hold_since_ms=CASE WHEN ? THEN COALESCE(hold_since_ms, ?) ELSE hold_since_ms END WHERE code=?",
+            "hold_from_seq=CASE WHEN ? <> 0 AND hold_since_ms IS NULL THEN ? ELSE hold_from_seq END, "
+            "hold_since_ms=CASE WHEN ? <> 0 THEN COALESCE(hold_since_ms, ?) ELSE hold_since_ms END WHERE code=?",
             (
                 int(online),
                 now_ms,

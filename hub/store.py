@@ -130,6 +130,17 @@ MIGRATIONS = [
 ]
 
 
+# upserts of the config tables, in the SQL both engines speak (hub/db.py)
+CONFIG_UPSERT = (
+    "ON CONFLICT(kind) DO UPDATE SET version = excluded.version, payload_json = excluded.payload_json, "
+    "updated_ms = excluded.updated_ms, actor = excluded.actor"
+)
+CATALOG_VERSION_UPSERT = (
+    "INSERT INTO catalog_versions VALUES (?, ?, ?) "
+    "ON CONFLICT(version) DO UPDATE SET payload_json = excluded.payload_json, at_ms = excluded.at_ms"
+)
+
+
 def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
     """Core migrations plus those of the supervision parts, in order (per engine: hub/db.py)."""
     if engine == POSTGRESQL:
@@ -169,7 +180,7 @@ def bump(conn: sqlite3.Connection, name: str, n: int = 1) -> None:
     """Increment a persistent counter (inside the caller's transaction)."""
     conn.execute(
         "INSERT INTO counters(name, value) VALUES (?, ?) "
-        "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+        "ON CONFLICT(name) DO UPDATE SET value = counters.value + excluded.value",
         (name, n),
     )
 
@@ -192,9 +203,9 @@ def insert_registration(
     about the item is used."""
     it = trusted if trusted is not None else _NO_ITEM
     cur = conn.execute(
-        "INSERT OR IGNORE INTO cases (case_no, site, item_code, item_name, department, query_code, "
+        "INSERT INTO cases (case_no, site, item_code, item_name, department, query_code, "
         "received_at, reg_seq, reg_json, status, light, case_type, legal_days, promised_days, yellow_days, "
-        "item_check) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'received', 'green', ?, ?, ?, ?, ?)",
+        "item_check) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'received', 'green', ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (
             reg.case_no,
             site,

@@ -67,8 +67,8 @@ def test_file_level_errors(tmp_path, name, text, expected):
         read_catalog(f)
 
 
-def test_store_bumps_version_and_keeps_an_audit_line(tmp_path):
-    conn = open_db(tmp_path / "hub.db")
+def test_store_bumps_version_and_keeps_an_audit_line(db):
+    conn = db
     items = read_catalog(CATALOG)
     assert store_catalog(conn, items, actor="tester") == 1
     assert store_catalog(conn, items[:2], actor="tester") == 2

@@ -17,13 +17,13 @@ from tests.craft import SiteSigner, chain, registration, trust_item
 
 
 @pytest.fixture
-def hub(tmp_path):
+def hub(tmp_path, store_url):
     root = tmp_path / "hub"
     init_hub(root, region="140700", name="测试", broker_port=18883)
     for code in ("S01", "S02"):
         add_site(root, code=code, name=code)
     cfg = load_config(root / "hub.yaml", HubConfig)
-    conn = open_db(root / "data" / "hub.db")
+    conn = open_db(store_url)
     trust_item(conn)
     sent = []
     ing = Ingestor(
