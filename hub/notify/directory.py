@@ -315,7 +315,7 @@ def _csv_row(row: dict, line: int, errors: list[str]):
     return person, role, dep
 
 
-# -- SQLite ----------------------------------------------------------------------------------
+# -- the hub's store (SQLite or PostgreSQL) --------------------------------------------------
 
 
 def save_directory(conn: sqlite3.Connection, directory: Directory, *, now_ms: int) -> int:

@@ -188,43 +188,68 @@ class Notifier:
                     facts.setdefault(new, facts[old])
             if template == "supervision":
                 facts.setdefault("title", "督办通知")
-            conn.execute("SAVEPOINT notify_hook")
+            # outside a transaction the hook makes its own (SQLite would let the SAVEPOINT start
+            # one; PostgreSQL refuses a SAVEPOINT there)
+            own = not conn.in_transaction
+            if own:
+                conn.execute("BEGIN IMMEDIATE")
             try:
-                self.enqueue_department(
-                    conn,
-                    self._directory(conn, cache),
-                    department,
-                    template=template,
-                    facts=facts,
-                    dedupe_key=dedupe_key,
-                    roles=roles,
-                    item_code=facts.get("item_code"),
-                )
-            except (TemplateError, ValueError) as exc:
-                conn.execute("ROLLBACK TO notify_hook")
-                log.error("reminder %s not queued: %s", dedupe_key, exc)
-                insert_message(
-                    conn,
-                    channel=next(iter(sorted(self.channels)), "sms"),
-                    to="",
-                    template=template,
-                    facts=facts,
-                    dedupe_key=f"{dedupe_key}|error",
-                    text="",
-                    subject=None,
-                    line="",
-                    now_ms=self.clock(),
-                    status="failed",
-                    last_error=f"not queued: {exc}",
-                )
-            finally:
-                conn.execute("RELEASE notify_hook")
+                self._enqueue_or_record(conn, cache, department, roles, template, facts, dedupe_key)
+            except BaseException:
+                if own and conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            if own:
+                conn.execute("COMMIT")
 
         return hook
 
+    def _enqueue_or_record(self, conn, cache: dict, department, roles, template, facts, dedupe_key) -> None:
+        """The hook's work inside a SAVEPOINT: a bad template or fact becomes a 'failed' row; any
+        other error undoes the hook's rows and is raised with the caller's transaction still
+        usable (PostgreSQL refuses every statement after an error until a ROLLBACK TO)."""
+        conn.execute("SAVEPOINT notify_hook")
+        try:
+            self.enqueue_department(
+                conn,
+                self._directory(conn, cache),
+                department,
+                template=template,
+                facts=facts,
+                dedupe_key=dedupe_key,
+                roles=roles,
+                item_code=facts.get("item_code"),
+            )
+        except (TemplateError, ValueError) as exc:
+            conn.execute("ROLLBACK TO notify_hook")
+            log.error("reminder %s not queued: %s", dedupe_key, exc)
+            insert_message(
+                conn,
+                channel=next(iter(sorted(self.channels)), "sms"),
+                to="",
+                template=template,
+                facts=facts,
+                dedupe_key=f"{dedupe_key}|error",
+                text="",
+                subject=None,
+                line="",
+                now_ms=self.clock(),
+                status="failed",
+                last_error=f"not queued: {exc}",
+            )
+        except BaseException:
+            conn.execute("ROLLBACK TO notify_hook")
+            raise
+        finally:
+            conn.execute("RELEASE notify_hook")
+
     @staticmethod
     def _directory(conn: sqlite3.Connection, cache: dict) -> Directory:
-        stamp = conn.execute("SELECT count(*), max(updated_ms), total(id) FROM directory").fetchone()
+        # int(): PostgreSQL's sum() of a BIGINT is a Decimal
+        stamp = tuple(
+            None if v is None else int(v)
+            for v in conn.execute("SELECT count(*), max(updated_ms), COALESCE(sum(id), 0) FROM directory").fetchone()
+        )
         if cache.get("stamp") != stamp:
             cache["stamp"], cache["directory"] = stamp, read_directory(conn)
         return cache["directory"]

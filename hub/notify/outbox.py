@@ -6,6 +6,9 @@ belonged to a worker that died mid-send; it is queued again (at-least-once: the 
 have accepted it, so the request carries {id}/{dedupe_key} for gateways that deduplicate).
 More than `digest_threshold` queued rows for one recipient become one digest row; the rows
 it carries turn 'merged' with `merged_into` = the digest's id.
+
+The SQL is the common dialect of SQLite and PostgreSQL (hub/db.py): ids come back through
+`RETURNING`, never `lastrowid`.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ def insert_message(
     cur = conn.execute(
         "INSERT INTO notifications(dedupe_key, channel, to_addr, template, facts_json, subject, text, line, "
         "status, next_attempt_ms, created_ms, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT(dedupe_key) DO NOTHING",
+        "ON CONFLICT(dedupe_key) DO NOTHING RETURNING id",
         (
             dedupe_key,
             channel,
@@ -67,7 +70,8 @@ def insert_message(
             last_error,
         ),
     )
-    return cur.lastrowid if cur.rowcount == 1 else None
+    row = cur.fetchone()  # no row back when the key was already there
+    return None if row is None else row[0]
 
 
 def reclaim_expired(conn: sqlite3.Connection, now_ms: int, max_attempts: int) -> int:

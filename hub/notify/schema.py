@@ -1,7 +1,9 @@
 """Tables of the notification outbox and the directory, as named migrations for the hub database.
 
-The lead appends `MIGRATIONS` to `hub.store.MIGRATIONS`; names are prefixed `notify_` so they
-never collide with the hub's own. Statements end with ';' at a line end (see iobase.sqlite.migrate).
+These are the SQLite migrations: `hub.store.all_migrations()` adds them after the hub's own;
+names are prefixed `notify_` so they never collide with the hub's. Statements end with ';' at a
+line end (see iobase.sqlite.migrate). On PostgreSQL the same tables are created by
+`hub/schema_pg.py` (BIGINT, identity ids): a migration added here needs its twin there.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Fixtures: a hub database with the notify tables, a fake SMS gateway, a local SMTP server."""
+"""Fixtures: a hub store (SQLite, then PostgreSQL) with the notify tables, a fake SMS gateway, a local SMTP server."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ import pytest
 
 from hub.notify.config import NotifyConfig
 from hub.notify.notifier import Notifier
-from hub.notify.schema import MIGRATIONS
-from hub.store import MIGRATIONS as HUB_MIGRATIONS
-from iobase.sqlite import connect, migrate
+from hub.store import open_db
 from tests.hub.notify.fakegateway import FakeGateway
 
 T0 = 1_760_000_000_000  # a fixed "now" in ms; tests move it by hand, never sleep
@@ -30,19 +28,12 @@ class Clock:
         return self.now
 
 
-def all_migrations():
-    """The hub's migrations plus ours (once, also after the lead adds ours to the hub's list)."""
-    hub_names = {name for name, _ in HUB_MIGRATIONS}
-    return HUB_MIGRATIONS + [m for m in MIGRATIONS if m[0] not in hub_names]
-
-
 @pytest.fixture
-def db(tmp_path):
-    """(path, writer connection) of a hub database with the hub's and notify's migrations."""
-    path = tmp_path / "hub.db"
-    conn = connect(path)
-    migrate(conn, all_migrations())
-    yield path, conn
+def db(store_url):
+    """(store URL, writer connection) of a migrated hub store, on SQLite then PostgreSQL
+    (`store_url` of tests/hub/conftest.py): the worker opens its own connection from the URL."""
+    conn = open_db(store_url)
+    yield store_url, conn
     conn.close()
 
 

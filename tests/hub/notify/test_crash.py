@@ -20,13 +20,13 @@ asyncio.run(Notifier(cfg, sys.argv[1], clock=lambda: now).run_once())
 
 
 async def test_killed_worker_message_is_retried_after_the_lease(db, gateway, make_notifier, clock):
-    path, conn = db
+    store_url, conn = db
     cfg = sms_config(gateway, lease_s=60, batch_size=1, sms={"timeout_s": 30.0})
     n = make_notifier(cfg)
     n.enqueue(conn, channel="sms", to="13800138000", template="yellow", facts=YELLOW, dedupe_key="case:1")
     gateway.delay_s = 30.0  # the gateway holds the request; the child waits
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", CHILD, str(path), cfg.model_dump_json(), str(clock.now)
+        sys.executable, "-c", CHILD, store_url, cfg.model_dump_json(), str(clock.now)
     )
     try:
         for _ in range(1500):

@@ -64,7 +64,7 @@ def test_recipients_by_role_and_item(tmp_path):
     assert d.recipients("不存在的部门") == []
 
 
-def test_sqlite_round_trip(tmp_path, db):
+def test_store_round_trip(tmp_path, db):
     _, conn = db
     d = load_directory(write(tmp_path, "dir.yaml", YAML))
     assert save_directory(conn, d, now_ms=1) == 4

@@ -3,8 +3,6 @@ rate limit, digest under a storm, leases. Time is injected; nothing sleeps."""
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
 from hub.notify.outbox import counts, delivery_of, retry_failed
@@ -22,7 +20,7 @@ YELLOW = {
 A, B, C = "13800138000", "13900139000", "15000150000"
 
 
-def rows(conn: sqlite3.Connection, where: str = "1", *args) -> list[dict]:
+def rows(conn, where: str = "1 = 1", *args) -> list[dict]:
     cur = conn.execute(f"SELECT * FROM notifications WHERE {where} ORDER BY id", args)
     names = [d[0] for d in cur.description]
     return [dict(zip(names, r)) for r in cur.fetchall()]
@@ -220,7 +218,7 @@ async def test_rate_limited_digest_absorbs_later_messages(db, gateway, make_noti
 async def test_expired_lease_is_retried_and_a_live_one_is_not(db, gateway, make_notifier, clock):
     from hub.notify.outbox import claim
 
-    path, conn = db
+    _, conn = db
     n = make_notifier(sms_config(gateway, lease_s=60))
     put(n, conn)
     claimed = claim(n._db(), now_ms=clock.now, channels=["sms"], cfg=n.config, templates=n.templates)
@@ -357,14 +355,20 @@ async def test_run_loop_as_an_asyncio_task_stops_cleanly(db, gateway, make_notif
 
 
 def test_migrations_are_named_for_notify_and_apply_once(db):
+    from hub.db import SQLITE, engine
     from hub.notify.schema import MIGRATIONS
+    from hub.store import all_migrations
     from iobase.sqlite import migrate
-    from tests.hub.notify.conftest import all_migrations
 
     _, conn = db
     assert all(name.startswith("notify_") for name, _ in MIGRATIONS)
-    assert migrate(conn, all_migrations()) == []
-    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert [m for m in all_migrations(SQLITE) if m[0].startswith("notify_")] == MIGRATIONS
+    assert migrate(conn, all_migrations(engine(conn))) == []
+    if engine(conn) == SQLITE:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    else:
+        sql = "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        tables = {r[0] for r in conn.execute(sql)}
     assert {"directory", "notifications", "cases", "alerts"} <= tables
 
 
