@@ -86,14 +86,14 @@ class PgServer:
     def url(self, db: str = "postgres") -> str:
         return f"postgresql://jiancha@127.0.0.1:{self.port}/{db}"
 
-    def create_db(self, prefix: str = "t") -> str:
-        """A new empty database; its URL."""
+    def create_db(self, prefix: str = "t", template: str | None = None) -> str:
+        """A new database (empty, or a copy of database `template`); its URL."""
         import psycopg
 
         self._count += 1
         name = f"{prefix}_{os.getpid()}_{self._count}_{int(time.time() * 1000) % 100000}"
         with psycopg.connect(self.url(), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
         return self.url(name)
 
     def stop(self) -> None:

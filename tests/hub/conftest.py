@@ -18,6 +18,11 @@ ENGINES = ["sqlite", "postgresql"]
 @pytest.fixture(scope="session")
 def pg_server():
     server = PgServer().start()
+    # a migrated hub store to copy: CREATE DATABASE … TEMPLATE is a file copy, far cheaper
+    # than running the migrations for every test
+    url = server.create_db("hub_template")
+    open_db(url).close()
+    server.hub_template = url.rsplit("/", 1)[1]
     yield server
     server.stop()
 
@@ -27,7 +32,8 @@ def store_url(request, tmp_path):
     """A store URL for an empty hub store on each engine: sqlite:PATH, postgresql://…"""
     if request.param == "sqlite":
         return f"sqlite:{tmp_path / 'hub.db'}"
-    return request.getfixturevalue("pg_server").create_db("hub")
+    server = request.getfixturevalue("pg_server")
+    return server.create_db("hub", template=server.hub_template)
 
 
 @pytest.fixture
