@@ -233,7 +233,7 @@ async def list_clips(request: web.Request) -> web.Response:
     cur = request.app[HUB].reader.execute(
         "SELECT clip_id, site, camera, start_ms, end_ms, requested_ms, total, "
         "received, stored_bytes, size, done, refused FROM clips "
-        "ORDER BY updated_ms DESC LIMIT 200"
+        "ORDER BY updated_ms DESC NULLS LAST LIMIT 200"  # NULL last on both engines
     )
     cols = [c[0] for c in cur.description]
     return web.json_response([dict(zip(cols, r)) for r in cur.fetchall()], dumps=dumps)

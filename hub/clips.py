@@ -101,12 +101,16 @@ def request_clip(conn, site: str, clip_id: str, camera: str, start_ms: int, end_
 def site_clip_bytes(conn, site: str, exclude: str | None = None) -> int:
     """Bytes a site's clips hold or have declared (complete: their size; in progress: the larger
     of what is stored and what the chunks declare)."""
-    return conn.execute(
-        "SELECT COALESCE(SUM(MAX(COALESCE(size, stored_bytes, 0), "
-        "CASE WHEN done = 0 AND refused IS NULL THEN COALESCE(total * chunk_bytes, 0) ELSE 0 END)), 0) "
-        "FROM clips WHERE site=? AND clip_id IS NOT ?",
-        (site, exclude),
-    ).fetchone()[0]
+    held = "COALESCE(size, stored_bytes, 0)"
+    declared = "CASE WHEN done = 0 AND refused IS NULL THEN COALESCE(total * chunk_bytes, 0) ELSE 0 END"
+    # the larger of the two per clip (CASE: SQLite has no GREATEST, PostgreSQL no scalar MAX)
+    return int(
+        conn.execute(
+            f"SELECT COALESCE(SUM(CASE WHEN {held} >= {declared} THEN {held} ELSE {declared} END), 0) "
+            "FROM clips WHERE site=? AND clip_id IS DISTINCT FROM ?",
+            (site, exclude),
+        ).fetchone()[0]
+    )
 
 
 class ClipReceiver:
@@ -191,9 +195,9 @@ class ClipReceiver:
             if _recount(conn, c.clip_id) == c.total:  # (an assembly that failed is tried again)
                 self._assemble(conn, c.clip_id, c.total, c.sha256, folder)
             return topics.site_clip_ack(site), ack
-        stored = conn.execute(
-            "SELECT COALESCE(SUM(size), 0) FROM clip_chunks WHERE clip_id=?", (c.clip_id,)
-        ).fetchone()[0]
+        stored = int(
+            conn.execute("SELECT COALESCE(SUM(size), 0) FROM clip_chunks WHERE clip_id=?", (c.clip_id,)).fetchone()[0]
+        )
         after = stored - (old[0] if old else 0) + size
         # upper bound of the whole clip (a lower one while only the last chunk has come)
         declared = c.total * chunk_bytes if chunk_bytes else max(after, (c.total - 1) * MIN_CHUNK_BYTES)
@@ -337,7 +341,9 @@ class ClipReceiver:
             except OSError:
                 log.exception("clip %s: its part files cannot be read; only chunks sent again count", clip_id)
                 continue
-            conn.executemany("INSERT OR IGNORE INTO clip_chunks (clip_id, idx, size) VALUES (?, ?, ?)", found)
+            conn.executemany(
+                "INSERT INTO clip_chunks (clip_id, idx, size) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", found
+            )
             received = _recount(conn, clip_id)
             log.info("clip %s: %d chunk files of %d taken over from before clip_chunks", clip_id, received, total)
             if received == total:
@@ -370,6 +376,7 @@ def _recount(conn, clip_id: str) -> int:
     n, size = conn.execute(
         "SELECT count(*), COALESCE(SUM(size), 0) FROM clip_chunks WHERE clip_id=?", (clip_id,)
     ).fetchone()
+    n, size = int(n), int(size)  # SUM is a Decimal on PostgreSQL
     conn.execute("UPDATE clips SET received=?, stored_bytes=? WHERE clip_id=?", (n, size, clip_id))
     return n
 

@@ -31,7 +31,7 @@ MIGRATIONS = [
 def store_vote(conn: sqlite3.Connection, site: str, seq: int, v: VoteCast) -> None:
     """Keep every press; misuse stays flagged (excluded from results, never deleted)."""
     conn.execute(
-        "INSERT OR IGNORE INTO votes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO votes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (
             site,
             seq,
@@ -52,7 +52,7 @@ def store_vote(conn: sqlite3.Connection, site: str, seq: int, v: VoteCast) -> No
 def store_device_event(conn: sqlite3.Connection, site: str, seq: int, e: DeviceEvent) -> None:
     """An unattended window, a camera going offline, ... with its snapshot if any."""
     conn.execute(
-        "INSERT OR IGNORE INTO device_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO device_events VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (
             site,
             seq,
@@ -67,19 +67,33 @@ def store_device_event(conn: sqlite3.Connection, site: str, seq: int, e: DeviceE
 
 
 def store_heartbeat(conn: sqlite3.Connection, site: str, seq: int, h: Heartbeat) -> None:
-    """Keep the history and the latest on the site row."""
-    body = h.model_dump_json()
-    conn.execute("INSERT OR IGNORE INTO heartbeats VALUES (?, ?, ?, ?)", (site, seq, h.at.isoformat(), body))
-    conn.execute(
-        "UPDATE sites SET heartbeat_json=? WHERE code=? AND COALESCE(json_extract(heartbeat_json, '$.at'), '') <= ?",
-        (body, site, h.at.isoformat()),
-    )
+    """Keep the history and the latest on the site row (unless the site has a later one).
+
+    Runs in the ingest writer's transaction, so reading the latest and replacing it is one step."""
+    body, at = h.model_dump_json(), h.at.isoformat()
+    conn.execute("INSERT INTO heartbeats VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", (site, seq, at, body))
+    row = conn.execute("SELECT heartbeat_json FROM sites WHERE code=?", (site,)).fetchone()
+    if row is not None and _heartbeat_at(row[0]) <= at:
+        conn.execute("UPDATE sites SET heartbeat_json=? WHERE code=?", (body, site))
+
+
+def _heartbeat_at(heartbeat_json: str | None) -> str:
+    """The `at` of a stored heartbeat as text ('' when there is none), compared as text with a
+    new heartbeat's (what SQLite did with json_extract(heartbeat_json, '$.at'), done here so
+    both engines share it)."""
+    if not heartbeat_json:
+        return ""
+    try:
+        at = json.loads(heartbeat_json).get("at")
+    except (ValueError, AttributeError):  # not a JSON object: the next heartbeat replaces it
+        return ""
+    return at if isinstance(at, str) else ""
 
 
 def votes_of_case(conn, case_no: str) -> list[dict]:
     """Votes linked to a case (misuse included, flagged)."""
     cur = conn.execute(
-        "SELECT window, staff, key, level, level_name, mapping_version, misuse, pressed_ms "
+        'SELECT "window", staff, key, level, level_name, mapping_version, misuse, pressed_ms '
         "FROM votes WHERE case_no=? ORDER BY seq",
         (case_no,),
     )
@@ -101,7 +115,8 @@ def site_detail(conn, code: str) -> dict:
             "snapshot": f"/api/sites/{code}/snapshots/{seq}.jpg" if has else None,
         }
         for seq, dev, ev, win, at, d, has in conn.execute(
-            "SELECT seq, device, event, window, at, detail_json, snapshot IS NOT NULL FROM device_events "
+            'SELECT seq, device, event, "window", at, detail_json, '
+            "CASE WHEN snapshot IS NULL THEN 0 ELSE 1 END FROM device_events "
             "WHERE site=? ORDER BY at DESC LIMIT 100",
             (code,),
         )
@@ -109,7 +124,8 @@ def site_detail(conn, code: str) -> dict:
     votes = [
         dict(zip(("level", "level_name", "n"), r))
         for r in conn.execute(
-            "SELECT level, level_name, count(*) FROM votes WHERE site=? AND misuse IS NULL GROUP BY level ORDER BY level",
+            "SELECT level, level_name, count(*) FROM votes WHERE site=? AND misuse IS NULL "
+            "GROUP BY level, level_name ORDER BY level",  # a level has one name (VoteCast checks it)
             (code,),
         )
     ]

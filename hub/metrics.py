@@ -65,7 +65,7 @@ def render_metrics(conn, hub) -> str:
     for site, n in conn.execute(
         "SELECT site, COALESCE(SUM(COALESCE(size, stored_bytes, 0)), 0) FROM clips GROUP BY site ORDER BY site"
     ):
-        out.append(_line("jiancha_clip_bytes", n, {"site": site}))
+        out.append(_line("jiancha_clip_bytes", int(n), {"site": site}))  # SUM: a Decimal on PostgreSQL
     out += ["# TYPE jiancha_alerts_total counter"]
     for name, value in sorted(counters.items()):
         if name.startswith("alerts_"):

@@ -2,7 +2,7 @@
 and a per-site cap, in chunks of at least MIN_CHUNK_BYTES but for the last; whatever is refused
 is counted (and shows in /metrics).
 
-Real ClipReceiver over a real hub SQLite database (all migrations), real signed chunks."""
+Real ClipReceiver over a real hub store (all migrations; SQLite, then PostgreSQL), real signed chunks."""
 
 from __future__ import annotations
 
@@ -173,6 +173,7 @@ def test_chunks_of_a_clip_must_keep_their_size(db, keys, tmp_path):
 
 def test_migration_keeps_clips_from_before(tmp_path):
     """A database made before 0302 keeps its clips (as requested) after the upgrade."""
+    # SQLite only: 0302 is a step of the SQLite history; PostgreSQL stores start at the final schema
     from hub.clips import MIGRATIONS
     from hub.store import all_migrations
     from iobase.sqlite import connect, migrate

@@ -2,8 +2,8 @@
 database (clip_chunks rows written in the ingest transaction), never from which part files
 happen to be on disk. And tiny chunks are refused: a clip cannot become thousands of files.
 
-Real ClipReceiver over a real hub SQLite database (all migrations), real signed chunks; the
-ingest cases go through the real Ingestor (process_safely) of a provisioned hub."""
+Real ClipReceiver over a real hub store (all migrations; SQLite, then PostgreSQL), real signed
+chunks; the ingest cases go through the real Ingestor (process_safely) of a provisioned hub."""
 
 from __future__ import annotations
 
@@ -144,7 +144,7 @@ def test_assembly_whose_transaction_rolls_back_is_taken_when_the_last_chunk_come
     assert hashlib.sha256(rx.path(CLIP).read_bytes()).hexdigest() == SHA
 
 
-def test_group_retried_one_by_one_by_ingest(tmp_path):
+def test_group_retried_one_by_one_by_ingest(tmp_path, store_url):
     """Through the real Ingestor: a chunk shares a group with a message that fails unexpectedly;
     process_safely rolls the group back and retries each message alone. The chunk is acked
     once (after its own commit) and the clip completes with the right byte count."""
@@ -159,7 +159,7 @@ def test_group_retried_one_by_one_by_ingest(tmp_path):
     init_hub(root, region="140700", name="测试", broker_port=18883)
     add_site(root, code="S01", name="S01")
     cfg = load_config(root / "hub.yaml", HubConfig)
-    conn = open_db(root / "data" / "hub.db")
+    conn = open_db(store_url)
     sent = []
     ing = Ingestor(
         conn, HubKeys.load(cfg), SiteKeys(cfg.registry, check_every_s=0), lambda t, p, q, r: sent.append((t, p))
@@ -249,14 +249,21 @@ def test_chunk_count_is_bounded_by_the_clip_cap(db, key, tmp_path):
     assert db.execute("SELECT refused FROM clips WHERE clip_id=?", (CLIP,)).fetchone()[0] == "clip_too_large"
 
 
-def test_upgrade_takes_over_part_files_of_an_upload_in_progress(tmp_path, key):
+def test_upgrade_takes_over_part_files_of_an_upload_in_progress(tmp_path, key, store_url):
     """A database made by the previous version (no clip_chunks), in the state the review found:
     every chunk acked and on disk, `received` 2 of 3. After the upgrade the part files are
     taken over and the clip assembles, without the box sending anything again (it has deleted
-    its copy). A second upload in progress keeps its chunks and finishes with the rest."""
-    path = tmp_path / "old.db"
-    conn = connect(path)
-    migrate(conn, [m for m in all_migrations() if m[0] != "0303_clip_chunks"])
+    its copy). A second upload in progress keeps its chunks and finishes with the rest.
+
+    On PostgreSQL (no store of the previous version exists) the store starts at the final
+    schema and the uploads are listed in clip_parts_unscanned as 0303 lists them: the take-over
+    itself is the same code on both engines."""
+    pg = store_url.startswith("postgresql")
+    if pg:
+        conn = open_db(store_url)
+    else:
+        conn = connect(tmp_path / "old.db")
+        migrate(conn, [m for m in all_migrations() if m[0] != "0303_clip_chunks"])
     root = tmp_path / "clips"
     c = chunks()
     for x in c:
@@ -280,8 +287,11 @@ def test_upgrade_takes_over_part_files_of_an_upload_in_progress(tmp_path, key):
         "VALUES (?, 'S01', 'win1', ?, ?, 4, 1, ?, 0, ?, ?, ?, ?)",
         (other, NOW, NOW + 6000, d2[0].sha256, NOW, NOW, K, K),
     )
-    conn.commit()
-    assert migrate(conn, all_migrations()) == ["0303_clip_chunks"]
+    if pg:
+        conn.execute("INSERT INTO clip_parts_unscanned SELECT clip_id FROM clips WHERE done = 0 AND refused IS NULL")
+    else:
+        conn.commit()
+        assert migrate(conn, all_migrations()) == ["0303_clip_chunks"]
     rx = ClipReceiver(root)
     # the next chunk of any clip makes the receiver take over the old uploads first
     assert deliver(rx, conn, key, d2[2]) == {"clip_id": other, "index": 2}

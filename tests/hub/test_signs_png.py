@@ -1,7 +1,8 @@
 """GET /api/sites/{code}/signs/{n}.png draws what a site says its sign shows: bounded by what a
 real hall sign can show, however large the heartbeat, and right for a normal sign.
 
-A real Hub (provisioned directory, SQLite) and its aiohttp app; the image is decoded with Pillow."""
+A real Hub (provisioned directory; its store on SQLite, then PostgreSQL) and its aiohttp app; the
+image is decoded with Pillow."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from hub.api_devices import (
     clamp_sign_lines,
     render_sign_png,
 )
+from iobase.sqlite import transaction
 from tests.hub.hubapp import close, provisioned_hub, served
 
 MAX_W = SIGN_MAX_CELLS * 8 * SIGN_SCALE
@@ -29,16 +31,16 @@ MAX_H = SIGN_MAX_LINES * SIGN_FONT_PX * SIGN_SCALE
 
 
 @pytest.fixture
-def hub(tmp_path):
-    h = provisioned_hub(tmp_path / "hub", sites=("S01",))
+def hub(tmp_path, store_url):
+    h = provisioned_hub(tmp_path / "hub", sites=("S01",), store_url=store_url)
     yield h
     close(h)
 
 
 def _heartbeat(hub, devices: dict) -> None:
     body = {"at": "2026-11-20T10:00:00+08:00", "clock": "ntp", "devices": devices}
-    with hub.conn:
-        hub.conn.execute("INSERT OR IGNORE INTO sites(code, name) VALUES ('S01', 'S01')")
+    with transaction(hub.conn):
+        hub.conn.execute("INSERT INTO sites(code, name) VALUES ('S01', 'S01') ON CONFLICT DO NOTHING")
         hub.conn.execute("UPDATE sites SET heartbeat_json=? WHERE code='S01'", (json.dumps(body, ensure_ascii=False),))
 
 
