@@ -1,9 +1,10 @@
 """The hub's store engine: SQLite (the default, one file) or PostgreSQL (`store.url` in hub.yaml).
 
-The hub's code speaks one SQL dialect, the common ground of SQLite 3.35+ and PostgreSQL 13+:
-`?` placeholders, `INSERT … ON CONFLICT … DO NOTHING/UPDATE`, `RETURNING`, and the few SQLite
-JSON functions the hub uses (`json_extract`, `json_valid`, `json_type` with `$.a.b` paths), which
-the PostgreSQL schema defines as SQL functions. On PostgreSQL a connection is a `PgConnection`:
+The hub's code speaks one SQL dialect, the common ground of SQLite 3.39+ and PostgreSQL 13+:
+`?` placeholders, `INSERT … ON CONFLICT … DO NOTHING/UPDATE`, `RETURNING` (never `lastrowid`),
+`IS [NOT] DISTINCT FROM`, integers 0/1 for flags (`WHERE flag <> 0`), `"window"` quoted (a
+reserved word in PostgreSQL), no SQL JSON functions (the few JSON reads are done in Python),
+`int()` around SUM (PostgreSQL returns a Decimal). On PostgreSQL a connection is a `PgConnection`:
 it turns `?` into psycopg's `%s`, and `BEGIN IMMEDIATE` into `BEGIN` plus a transaction-level
 advisory lock, so writers are serialised exactly as SQLite serialises them (one writer at a
 time, readers never blocked). `iobase.sqlite.transaction` and `migrate` work on both unchanged.
@@ -75,19 +76,27 @@ _cache_lock = threading.Lock()
 
 
 def to_pg(sql: str) -> str:
-    """`?` → `%s` and a literal `%` → `%%` outside quotes and comments (cached)."""
+    """`?` → `%s` outside quotes and comments, and every literal `%` → `%%` (cached)."""
     out = _cache.get(sql)
     if out is None:
 
         def repl(m: re.Match) -> str:
-            t = m.group(0)
-            return "%s" if t == "?" else "%%" if t == "%" else t
+            t = m.group(0)  # psycopg reads every % as a placeholder, in quotes and comments too
+            return "%s" if t == "?" else t.replace("%", "%%")
 
         out = _PLACEHOLDER.sub(repl, sql)
         with _cache_lock:
             if len(_cache) < 4096:
                 _cache[sql] = out
     return out
+
+
+def _pg_params(params) -> tuple:
+    """PostgreSQL text cannot hold NUL (SQLite's can): a NUL in a string parameter becomes
+    U+FFFD. Only projections and lookups see it; a record's exact bytes are kept (BYTEA), so a
+    hostile box's NUL never makes its batch fail (and be resent forever) on one engine only,
+    and a NUL in a lookup finds nothing instead of failing."""
+    return tuple(p.replace("\x00", "\ufffd") if type(p) is str and "\x00" in p else p for p in params)
 
 
 class PgConnection:
@@ -121,12 +130,12 @@ class PgConnection:
         if head.startswith("PRAGMA"):
             raise NotImplementedError(f"PRAGMA on PostgreSQL: {sql[:60]}")
         if params:
-            return self.raw.execute(to_pg(sql), tuple(params) if not isinstance(params, dict) else params)
+            return self.raw.execute(to_pg(sql), _pg_params(params))
         return self.raw.execute(sql)
 
     def executemany(self, sql: str, seq):
         cur = self.raw.cursor()
-        cur.executemany(to_pg(sql), [tuple(p) for p in seq])
+        cur.executemany(to_pg(sql), [_pg_params(p) for p in seq])
         return cur
 
     def close(self) -> None:

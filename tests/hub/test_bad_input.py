@@ -16,8 +16,8 @@ DEEP = [b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 20_000 + b"1" + b"}" * 20_00
 
 
 @pytest.fixture
-def hub(tmp_path):
-    h = provisioned_hub(tmp_path / "hub")
+def hub(tmp_path, store_url):
+    h = provisioned_hub(tmp_path / "hub", store_url=store_url)
     h.link.publish = lambda *a, **k: None
     yield h
     close(h)

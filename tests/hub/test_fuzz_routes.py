@@ -94,8 +94,8 @@ def seed(hub) -> int:
 
 
 @pytest.fixture
-def hub(tmp_path):
-    h = provisioned_hub(tmp_path / "hub")
+def hub(tmp_path, store_url):
+    h = provisioned_hub(tmp_path / "hub", store_url=store_url)
     h.cfg.api.department_tokens["市场监督管理局"] = DEPARTMENT_TOKEN
     yield h
     close(h)

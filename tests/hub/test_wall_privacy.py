@@ -21,8 +21,8 @@ REG = {
 
 
 @pytest.fixture
-def hub(tmp_path):
-    h = provisioned_hub(tmp_path / "hub", sites=("S01",))
+def hub(tmp_path, store_url):
+    h = provisioned_hub(tmp_path / "hub", sites=("S01",), store_url=store_url)
     with h.conn:
         h.conn.execute(
             "INSERT INTO cases (case_no, site, item_code, item_name, department, query_code, received_at, "

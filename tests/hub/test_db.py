@@ -1,0 +1,109 @@
+"""hub/db.py: one SQL dialect on two engines; the PostgreSQL schema matches the SQLite history."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from hub.db import PgConnection, StoreUrlError, engine, engine_of, integrity_errors, to_pg
+from hub.store import open_db
+from iobase.sqlite import transaction
+
+
+def test_placeholders_are_translated_outside_quotes_and_comments():
+    assert to_pg("SELECT a FROM t WHERE b=? AND c LIKE '%?%' -- why?\n AND d=?") == (
+        "SELECT a FROM t WHERE b=%s AND c LIKE '%%?%%' -- why?\n AND d=%s"
+    )
+    assert to_pg('SELECT "we?ird" FROM t WHERE x = ?') == 'SELECT "we?ird" FROM t WHERE x = %s'
+
+
+@pytest.mark.parametrize(
+    "url, engine_name",
+    [("/var/lib/jiancha/hub.db", "sqlite"), ("sqlite:/x/hub.db", "sqlite"), ("postgresql://u@h:5432/db", "postgresql")],
+)
+def test_store_urls(url, engine_name):
+    assert engine_of(url) == engine_name
+
+
+def test_an_unknown_store_url_is_named_without_its_password():
+    with pytest.raises(StoreUrlError) as exc:
+        engine_of("mysql://root:secret@db/hub")
+    assert "secret" not in str(exc.value) and "postgresql://" in str(exc.value)
+
+
+def _tables(conn) -> dict[str, set[str]]:
+    if engine(conn) == "sqlite":
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {
+            n: {r[1] for r in conn.execute(f'PRAGMA table_info("{n}")')}
+            for n in names
+            if not n.startswith("sqlite_") and n != "_migrations"
+        }
+    out: dict[str, set[str]] = {}
+    for table, column in conn.execute(
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public'"
+    ):
+        if table != "_migrations":
+            out.setdefault(table, set()).add(column)
+    return out
+
+
+def test_both_engines_end_with_the_same_tables_and_columns(tmp_path, pg_server):
+    lite = open_db(tmp_path / "hub.db")
+    pg = open_db(pg_server.create_db("schema"))
+    try:
+        assert _tables(pg) == _tables(lite)
+    finally:
+        lite.close()
+        pg.close()
+
+
+def test_same_answers_on_both_engines(db):
+    """Upserts, RETURNING, DISTINCT FROM and a NUL in a parameter behave the same."""
+    with transaction(db):
+        db.execute("INSERT INTO counters(name, value) VALUES ('n', 1)")
+        db.execute(
+            "INSERT INTO counters(name, value) VALUES ('n', 2) "
+            "ON CONFLICT(name) DO UPDATE SET value = counters.value + excluded.value"
+        )
+        new_id = db.execute(
+            "INSERT INTO alerts(at_ms, site, kind, detail) VALUES (?, ?, ?, ?) RETURNING id", (1, "S01", "k", "a\x00b")
+        ).fetchone()[0]
+    assert db.execute("SELECT value FROM counters WHERE name='n'").fetchone()[0] == 3
+    assert db.execute("SELECT count(*) FROM alerts WHERE site IS DISTINCT FROM ?", ("S02",)).fetchone()[0] == 1
+    detail = db.execute("SELECT detail FROM alerts WHERE id=?", (new_id,)).fetchone()[0]
+    assert detail in ("a\x00b", "a\ufffdb")  # PostgreSQL text holds no NUL: U+FFFD in its place
+    assert db.execute("SELECT count(*) FROM alerts WHERE detail = ?", ("\x00",)).fetchone()[0] == 0
+    with pytest.raises(integrity_errors()), transaction(db):
+        db.execute("INSERT INTO counters(name, value) VALUES ('n', 1)")
+    assert db.execute("SELECT value FROM counters WHERE name='n'").fetchone()[0] == 3  # rolled back
+
+
+def test_begin_immediate_serialises_writers_on_postgresql(pg_server):
+    """Two writers: the second waits for the first to commit, as SQLite's write lock makes it."""
+    url = pg_server.create_db("lock", template=pg_server.hub_template)
+    a, b = PgConnection(url), PgConnection(url)
+    order: list[str] = []
+    try:
+        a.execute("BEGIN IMMEDIATE")
+        a.execute("INSERT INTO counters(name, value) VALUES ('x', 1)")
+
+        def second():
+            with transaction(b):
+                order.append("b got the lock")
+                b.execute("UPDATE counters SET value = value + 1 WHERE name = 'x'")
+
+        t = threading.Thread(target=second)
+        t.start()
+        time.sleep(0.5)
+        order.append("a commits")
+        a.execute("COMMIT")
+        t.join(10)
+        assert order == ["a commits", "b got the lock"]
+        assert a.execute("SELECT value FROM counters WHERE name = 'x'").fetchone()[0] == 2
+        assert not a.in_transaction and not b.in_transaction
+    finally:
+        a.close()
+        b.close()
