@@ -12,6 +12,7 @@ from iobase.cli import subcommand, top_parser
 HELP = """\
   hub run                    run the city hub
   hub backup                 copy the hub database while the hub runs (restore: docs/operations.md)
+  hub migrate-store          move the hub's store from SQLite to PostgreSQL, verified
 """
 ADMIN_HELP = """\
   catalog import             import the item catalog (事项目录) from CSV or YAML
@@ -41,6 +42,16 @@ def add_commands(sub) -> None:
     )
     hbak.add_argument("--config", type=Path, required=True)
     hbak.add_argument("--out", type=Path, required=True, help="the backup file to write (replaced atomically)")
+    hmig = subcommand(
+        hub,
+        "migrate-store",
+        "Copy the hub's store into a new, empty one (SQLite to PostgreSQL), verified by row counts, "
+        "per-site hash-chain heads and a digest of every record. Stop the hub first; then set store.url "
+        'in hub.yaml. See docs/operations.md "Moving the hub\'s store to PostgreSQL".',
+        "jiancha hub migrate-store --from sqlite:/var/lib/jiancha/hub.db --to postgresql://jiancha@db:5432/jiancha",
+    )
+    hmig.add_argument("--from", dest="src", required=True, help="sqlite:PATH (or a postgresql:// URL)")
+    hmig.add_argument("--to", dest="dst", required=True, help="postgresql://USER@HOST:PORT/DB of a new database")
 
 
 def add_admin_commands(sub) -> None:
@@ -71,7 +82,14 @@ def add_admin_commands(sub) -> None:
         p.add_argument("file", type=Path)
 
 
-COMMANDS = {("hub", "run"), ("hub", "backup"), ("catalog", "import"), ("directory", "import"), ("calendar", "import")}
+COMMANDS = {
+    ("hub", "run"),
+    ("hub", "backup"),
+    ("hub", "migrate-store"),
+    ("catalog", "import"),
+    ("directory", "import"),
+    ("calendar", "import"),
+}
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -87,6 +105,16 @@ def dispatch(args: argparse.Namespace) -> int:
         counts = ", ".join(f"{v} {k}" for k, v in info["counts"].items() if v is not None)
         versions = ", ".join(f"{k} v{v}" for k, v in sorted(info["config"].items())) or "no config"
         print(f"backup written: {info['path']} ({info['bytes']:,} bytes; {counts}; {versions}); integrity_check ok")
+        return 0
+    if key == ("hub", "migrate-store"):
+        from hub.migrate_store import migrate_store
+
+        report = migrate_store(args.src, args.dst, progress=lambda line: print(f"  {line}", flush=True))
+        rows = sum(report.tables.values())
+        print(
+            f"store copied and verified in {report.seconds:.1f} s: {rows:,} rows in {len(report.tables)} tables, "
+            f"{len(report.sites)} sites' chain heads equal; now set store.url: {args.dst.split('@')[-1]} in hub.yaml"
+        )
         return 0
     if key == ("catalog", "import"):
         from hub.admin import import_catalog

@@ -18,6 +18,7 @@ COMMANDS = [
     ["provision", "revoke-site"],
     ["broker", "run"],
     ["hub", "run"],
+    ["hub", "migrate-store"],
     ["agent", "run"],
     ["catalog", "import"],
     ["directory", "import"],
