@@ -15,7 +15,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from hub.db import connect
+from hub.db import SQLITE, connect, engine_of, sqlite_path
 from hub.documents import DocumentStore, facts_from_case
 from protocol.calendar import CST, local_date
 
@@ -29,11 +29,9 @@ class DocumentWorker:
         self, db_path, *, authority: str, prefix: str, calendar, every_s: float = 1.0, files_dir: Path | None = None
     ):
         self.db_path = db_path  # a path or a store URL (hub/db.py)
-        self.files_dir = (
-            Path(files_dir)
-            if files_dir is not None
-            else Path(str(db_path).removeprefix("sqlite:")).parent / "documents"
-        )
+        if files_dir is None and engine_of(str(db_path)) != SQLITE:
+            raise ValueError("DocumentWorker: files_dir is required with a PostgreSQL store (no hub.db folder)")
+        self.files_dir = Path(files_dir) if files_dir is not None else sqlite_path(str(db_path)).parent / "documents"
         self.authority = authority
         self.prefix = prefix
         self.calendar = calendar  # () -> WorkCalendar

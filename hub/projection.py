@@ -2,14 +2,14 @@
 
 A case row holds its rule (case type and limits as registered) in plain columns, so the sweep
 never re-parses the registration; events are read for a whole chunk of cases in one query.
-`evaluate` is the pure case clock shared with the agent.
+`evaluate` is the pure case clock shared with the agent. The SQL is the common dialect of SQLite
+and PostgreSQL (hub/db.py).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -49,7 +49,7 @@ def event_from_row(seq: int, body_json: str, recorded_ms: int | None) -> Event:
 
 
 def project_cases(
-    conn: sqlite3.Connection,
+    conn,
     case_nos: Iterable[str],
     now: datetime,
     cal: WorkCalendar,
@@ -128,7 +128,7 @@ def _project_chunk(conn, chunk, now, cal, default_yellow, now_ms, tolerance, kno
     return out
 
 
-def due_for_sweep(conn: sqlite3.Connection, now: datetime) -> list[str]:
+def due_for_sweep(conn, now: datetime) -> list[str]:
     """Open cases whose next light/state change is due (partial index on next_change)."""
     return [
         r[0]

@@ -9,7 +9,6 @@ documents are only *queued* here (durable, idempotent by key); their workers del
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 
@@ -53,7 +52,7 @@ class Supervisor:
         self.notify = notify  # (conn, department, roles, template, facts, dedupe_key) -> None
 
     # -- cards ------------------------------------------------------------------------------------
-    def on_transitions(self, conn: sqlite3.Connection, transitions: list[Transition], now: datetime) -> None:
+    def on_transitions(self, conn, transitions: list[Transition], now: datetime) -> None:
         """React to light changes found by the projection (inside the caller's transaction)."""
         for t in transitions:
             facts = {
@@ -130,13 +129,13 @@ class Supervisor:
         due = tk.reply_due(local_date(now), self.cfg.reply_days, self.calendar())
         cur = conn.execute(
             "INSERT INTO tickets (case_no, site, department, level, status, opened_ms, reply_due, parent_id, "
-            "reason, actor) VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?, ?)",
+            "reason, actor) VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?, ?) RETURNING id",
             (case_no, case[0], case[1], level, now_ms, due.isoformat(), parent_id, reason, actor),
         )
-        tid = cur.lastrowid
+        tid = cur.fetchone()[0]
         self._event(conn, tid, now_ms, actor, "open", f"{tk.LEVEL_TITLES[level]}：{reason}")
         conn.executemany(
-            "INSERT OR IGNORE INTO document_queue (ticket_id, kind) VALUES (?, ?)",
+            "INSERT INTO document_queue (ticket_id, kind) VALUES (?, ?) ON CONFLICT DO NOTHING",
             [(tid, kind) for kind in tk.LEVEL_DOCUMENTS[level]],
         )
         self._notify(
@@ -261,21 +260,26 @@ def ticket_view(conn, ticket_id: int) -> dict | None:
 
 
 def card_summary(conn, yellow_per_red: int, department: str | None = None) -> list[dict]:
-    """Cards per department: yellow, red and red-equivalents (for scoring)."""
+    """Cards per department: yellow, red and red-equivalents (for scoring), by department name
+    (the cases without a department first, then in code-point order, on either engine)."""
     where, args = ("WHERE department = ?", (department,)) if department else ("", ())
     out = []
-    for dept, yellow, red, equiv, cases in conn.execute(
+    rows = conn.execute(
+        # CAST: integer division on both engines (PostgreSQL may type a bare parameter as numeric)
         f"SELECT department, sum(yellow_cards), sum(red_cards), "
-        f"sum(red_cards + yellow_cards / ?), count(*) FROM cases {where} GROUP BY department ORDER BY department",
+        f"sum(red_cards + yellow_cards / CAST(? AS BIGINT)), count(*) FROM cases {where} GROUP BY department",
         (yellow_per_red, *args),
-    ):
+    ).fetchall()
+    # sorted here, not by ORDER BY: SQLite puts NULL first and compares bytes, PostgreSQL puts
+    # NULL last and compares by its collation
+    for dept, yellow, red, equiv, cases in sorted(rows, key=lambda r: (r[0] is not None, r[0] or "")):
         out.append(
             {
                 "department": dept,
-                "yellow_cards": yellow or 0,
-                "red_cards": red or 0,
-                "red_equivalents": equiv or 0,
-                "cases": cases,
+                "yellow_cards": int(yellow or 0),  # sum() is a Decimal on PostgreSQL
+                "red_cards": int(red or 0),
+                "red_equivalents": int(equiv or 0),
+                "cases": int(cases),
             }
         )
     return out

@@ -1,12 +1,15 @@
-"""DocumentStore: issued documents in the hub's SQLite database (numbers, PDF bytes, sha256).
+"""DocumentStore: issued documents in the hub's store (numbers, PDF bytes, sha256), on SQLite or
+PostgreSQL (hub/db.py).
 
 Numbering: one sequence per (prefix, year) shared by all kinds — a 发文字号 names the issuing
 authority and the year, not the kind, so two documents of one authority in one year never share a
 number. An authority wanting separate sequences per kind configures a distinct prefix per kind.
 The number is taken in the same write transaction (BEGIN IMMEDIATE) that stores the document, so
-concurrent issuers never get the same number and a failed render leaves no gap. To keep the hub's
-write lock short, the PDF is rendered before that transaction with the number expected next and
-re-rendered if another issuer took it meanwhile (UNIQUE(prefix, year, seq) is the last guard).
+concurrent issuers never get the same number and a failed render leaves no gap. On PostgreSQL,
+BEGIN IMMEDIATE takes the hub's advisory write lock (hub/db.py), so issuers are serialised the same
+way, and each statement under it (READ COMMITTED) sees every number committed before. To keep the
+hub's write lock short, the PDF is rendered before that transaction with the number expected next
+and re-rendered if another issuer took it meanwhile (UNIQUE(prefix, year, seq) is the last guard).
 
 Copies on disk: with `files_dir` (the hub passes DATA/documents) every issued PDF is also
 written there as YEAR/NUMBER.pdf (0600, fsync'd, before the transaction commits). They outlive
@@ -20,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -30,8 +32,8 @@ from hub.documents.kinds import check_prefix, format_number, kind_title, parse_n
 from hub.documents.render import render_pdf
 from iobase.files import fsync_path
 
-# (name, SQL) for iobase.sqlite.migrate / hub.store.MIGRATIONS; names are namespaced so they cannot
-# collide with the hub's own numbered migrations.
+# (name, SQL) for iobase.sqlite.migrate / hub.store.MIGRATIONS (SQLite); names are namespaced so they
+# cannot collide with the hub's own numbered migrations. On PostgreSQL the table is in hub/schema_pg.py.
 MIGRATIONS: list[tuple[str, str]] = [
     (
         "documents_0001",
@@ -64,17 +66,25 @@ class DocumentIntegrityError(RuntimeError):
     """A stored document whose bytes no longer match its recorded sha256."""
 
 
-def _apply_migrations(conn: sqlite3.Connection) -> None:
-    """Apply MIGRATIONS through the project's migration runner (idempotent, by name)."""
+def _apply_migrations(conn) -> None:
+    """Apply MIGRATIONS through the project's migration runner (idempotent, by name). On
+    PostgreSQL the hub's schema is one migration (hub/schema_pg.py): that one, documents included."""
+    from hub.db import POSTGRESQL, engine
     from iobase.sqlite import migrate
 
     if conn.in_transaction:
         raise RuntimeError("DocumentStore: cannot create its tables inside an open transaction")
-    migrate(conn, MIGRATIONS)
+    if engine(conn) == POSTGRESQL:
+        from hub.store import all_migrations
+
+        migrate(conn, all_migrations(POSTGRESQL))
+    else:
+        migrate(conn, MIGRATIONS)
 
 
 class DocumentStore:
-    """Issue, fetch and list documents. Takes an open sqlite3.Connection (the hub's).
+    """Issue, fetch and list documents. Takes an open connection to the hub's store (hub/db.py:
+    a sqlite3.Connection or a PgConnection).
 
     `ensure_schema=True` applies MIGRATIONS itself (recorded in `_migrations` under the same
     names, so adding MIGRATIONS to hub.store later is a no-op for an existing database).
@@ -83,9 +93,7 @@ class DocumentStore:
 
     OPTIMISTIC_TRIES = 3  # renders outside the write lock before rendering under it
 
-    def __init__(
-        self, conn: sqlite3.Connection, *, ensure_schema: bool = True, clock=None, files_dir: Path | str | None = None
-    ) -> None:
+    def __init__(self, conn, *, ensure_schema: bool = True, clock=None, files_dir: Path | str | None = None) -> None:
         self.conn = conn
         self.clock = clock or (lambda: int(time.time() * 1000))
         self.files_dir = Path(files_dir) if files_dir is not None else None
@@ -237,7 +245,7 @@ class DocumentStore:
         created = int(self.clock())
         cur = self.conn.execute(
             "INSERT INTO documents (kind, number, prefix, year, seq, case_no, ticket_id, actor,"
-            " created_ms, sha256, size, facts_json, pdf) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " created_ms, sha256, size, facts_json, pdf) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
             (
                 kind,
                 number,
@@ -251,13 +259,13 @@ class DocumentStore:
                 digest,
                 len(pdf),
                 facts_json,
-                sqlite3.Binary(pdf),
+                bytes(pdf),
             ),
         )
-        return cur.lastrowid, created
+        return cur.fetchone()[0], created
 
     @staticmethod
-    def _meta(row: sqlite3.Row | tuple) -> dict:
+    def _meta(row: tuple) -> dict:
         keys = [k.strip() for k in _META.split(",")]
         d = dict(zip(keys, row))
         d["title"] = kind_title(d["kind"]) if d["kind"] else d["kind"]

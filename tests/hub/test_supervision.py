@@ -10,6 +10,8 @@ import pytest
 
 from hub import tickets as tk
 from hub.config import HubConfig, Supervision
+from hub.documents import DocumentStore
+from hub.docworker import DocumentWorker
 from hub.ingest import Ingestor
 from hub.keys import HubKeys, SiteKeys
 from hub.store import open_db
@@ -31,12 +33,12 @@ class Clock:
 
 
 @pytest.fixture
-def world(tmp_path):
+def world(tmp_path, store_url):
     root = tmp_path / "hub"
     init_hub(root, region="140700", name="测试", broker_port=18883)
     add_site(root, code="S01", name="S01")
     cfg = load_config(root / "hub.yaml", HubConfig)
-    conn = open_db(root / "data" / "hub.db")
+    conn = open_db(store_url)  # SQLite, then PostgreSQL (tests/hub/conftest.py)
     trust_item(conn)
     clock = Clock(datetime(2026, 11, 2, 9, 0, tzinfo=CST))
     notes = []
@@ -51,7 +53,8 @@ def world(tmp_path):
     # one case received Mon 2026-11-02, XK-001: promised 10, yellow 2 → due 2026-11-16
     recs, _ = chain("S01", 1, body=lambda s: registration("S01", s, datetime(2026, 11, 2, 9, 0, tzinfo=CST)))
     ing.process_group([(topics.site_batch("S01"), signer.seal(recs, 1))])
-    return ing, sup, conn, clock, notes
+    yield ing, sup, conn, clock, notes
+    conn.close()
 
 
 def _at(clock, ing, y, m, d, h=0, mi=1):
@@ -110,6 +113,34 @@ def test_reply_accepted_closes_rejected_escalates(world):
     assert actions == ["open", "reply", "reject"]
 
 
+def test_queued_documents_are_issued_once_with_consecutive_numbers(world, store_url, tmp_path):
+    ing, sup, conn, clock, notes = world
+    _at(clock, ing, 2026, 11, 10)  # red → 责令说明理由: 督办通知书 and 责令说明理由通知书 queued
+    worker = DocumentWorker(
+        store_url, files_dir=tmp_path / "documents", authority="测试", prefix="测试监察", calendar=lambda: ing.calendar
+    )
+    store = DocumentStore(conn, files_dir=worker.files_dir)
+    now = datetime(2026, 11, 10, 9, 0, tzinfo=CST)
+    assert worker.run_once(conn, store, now) == 2
+    (tid,) = conn.execute("SELECT id FROM tickets").fetchone()
+    docs = ticket_view(conn, tid)["documents"]
+    assert [(d["kind"], d["status"], d["error"]) for d in docs] == [
+        ("duban", "issued", None),
+        ("order_explain", "issued", None),
+    ]
+    issued = store.list("S01-20261120-0001")
+    assert [(d["number"], d["ticket_id"]) for d in issued] == [
+        ("测试监察〔2026〕1号", tid),
+        ("测试监察〔2026〕2号", tid),
+    ]
+    assert [d["document_id"] for d in docs] == [d["id"] for d in issued]
+    # issued before a crash but the queue rows were not marked: the same documents, no new number
+    conn.execute("UPDATE document_queue SET status='pending', document_id=NULL")
+    assert worker.run_once(conn, store, now) == 0
+    assert [d["document_id"] for d in ticket_view(conn, tid)["documents"]] == [d["id"] for d in issued]
+    assert len(store.list()) == 2
+
+
 def test_two_yellow_cards_open_a_duban_and_count_as_one_red(world):
     ing, sup, conn, clock, notes = world
     case_no = "S01-20261120-0001"
@@ -156,6 +187,26 @@ def test_two_yellow_cards_open_a_duban_and_count_as_one_red(world):
     assert t[0] == "duban" and "第2次黄牌" in t[1]
     (summary,) = card_summary(conn, 2)
     assert summary["yellow_cards"] == 2 and summary["red_equivalents"] == 1
+
+
+def test_card_summary_orders_departments_alike_on_both_engines(db):
+    rows = [("乙局", 3, 0), (None, 1, 1), ("甲局", 2, 1), ("A局", 0, 2), ("甲局", 1, 0)]
+    for i, (dept, yellow, red) in enumerate(rows):
+        db.execute(
+            "INSERT INTO cases (case_no, site, item_code, department, query_code, received_at, reg_seq, reg_json, "
+            "status, light, yellow_cards, red_cards) VALUES (?, 'S01', 'XK-001', ?, '1', '2026-11-02', ?, '{}', "
+            "'received', 'green', ?, ?)",
+            (f"S01-20261102-{i:04d}", dept, i + 1, yellow, red),
+        )
+    got = card_summary(db, 2)
+    assert [(c["department"], c["yellow_cards"], c["red_cards"], c["red_equivalents"], c["cases"]) for c in got] == [
+        (None, 1, 1, 1, 1),
+        ("A局", 0, 2, 2, 1),
+        ("乙局", 3, 0, 1, 1),  # 乙 (U+4E59) before 甲 (U+7532): code points, not a collation
+        ("甲局", 3, 1, 2, 2),  # 2 // 2 + 1 // 2 + 1: yellows count per case
+    ]
+    assert all(type(v) is int for c in got for k, v in c.items() if k != "department")
+    assert card_summary(db, 2, "甲局") == [got[-1]]
 
 
 @pytest.mark.parametrize(

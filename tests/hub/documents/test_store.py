@@ -1,4 +1,5 @@
-"""DocumentStore: atomic per-(prefix, year) numbering, bytes + sha256 in SQLite, verified reads."""
+"""DocumentStore: atomic per-(prefix, year) numbering, bytes + sha256 in the hub's store (SQLite
+and PostgreSQL: the `store_url` fixture of tests/hub/conftest.py), verified reads."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from datetime import date
 
 import pytest
 
+from hub.db import SQLITE, connect, engine
 from hub.documents import MIGRATIONS, DocumentFacts, DocumentIntegrityError, DocumentStore, render_pdf
-from iobase.sqlite import connect, migrate
+from iobase.sqlite import migrate
 from tests.hub.documents import pdftools
 from tests.hub.documents.conftest import make_facts
 
@@ -18,8 +20,9 @@ PREFIX = "晋中监察"
 
 
 @pytest.fixture
-def conn(tmp_path):
-    c = connect(tmp_path / "hub.db")
+def conn(store_url):
+    """A bare connection to an empty store: DocumentStore creates its tables itself."""
+    c = connect(store_url)
     yield c
     c.close()
 
@@ -123,8 +126,8 @@ def test_bad_arguments(store):
     assert store.list() == []
 
 
-def test_concurrent_issuers_get_distinct_consecutive_numbers(tmp_path):
-    path = tmp_path / "hub.db"
+def test_concurrent_issuers_get_distinct_consecutive_numbers(store_url):
+    path = store_url
     first = connect(path)
     DocumentStore(first)  # schema
     first.close()
@@ -162,21 +165,29 @@ def test_issue_inside_a_callers_transaction_rolls_back_with_it(store, conn):
     assert d["number"] == "晋中监察〔2026〕1号" and len(store.list()) == 1
 
 
-def test_migrations_run_with_the_hub_runner_and_are_idempotent(tmp_path):
+def test_migrations_run_with_the_hub_runner_and_are_idempotent(store_url):
     from hub.store import MIGRATIONS as HUB_MIGRATIONS
     from hub.store import all_migrations, open_db
 
-    conn = open_db(tmp_path / "hub.db")  # the hub applies the documents migration itself
-    assert "documents_0001" in {name for name, _ in all_migrations()}
-    assert migrate(conn, MIGRATIONS) == []
-    assert migrate(conn, all_migrations()) == []
+    conn = open_db(store_url)  # the hub applies the documents migration itself
+    eng = engine(conn)
+    if eng == SQLITE:
+        assert "documents_0001" in {name for name, _ in all_migrations()}
+        assert migrate(conn, MIGRATIONS) == []
+    assert migrate(conn, all_migrations(eng)) == []
     DocumentStore(conn)  # applies nothing new
     names = {r[0] for r in conn.execute("SELECT name FROM _migrations")}
-    assert "documents_0001" in names
-    assert not any(name == "documents_0001" for name, _ in HUB_MIGRATIONS)
+    assert names == {name for name, _ in all_migrations(eng)}
+    if eng == SQLITE:
+        assert "documents_0001" in names
+        assert not any(name == "documents_0001" for name, _ in HUB_MIGRATIONS)
+    else:  # one PostgreSQL migration holds the whole schema, documents included
+        assert conn.execute("SELECT count(*) FROM documents").fetchone() == (0,)
+    conn.close()
 
 
 def test_works_with_a_default_python_sqlite_connection(tmp_path):
+    # SQLite-only: about Python's sqlite3 module in its legacy implicit-transaction mode
     conn = sqlite3.connect(tmp_path / "plain.db")  # legacy implicit transactions
     s = DocumentStore(conn)
     assert issue(s)["number"] == "晋中监察〔2026〕1号"
@@ -186,8 +197,8 @@ def test_works_with_a_default_python_sqlite_connection(tmp_path):
     again.close()
 
 
-def test_a_number_taken_while_rendering_is_rendered_again(tmp_path):
-    path = tmp_path / "hub.db"
+def test_a_number_taken_while_rendering_is_rendered_again(store_url, tmp_path):
+    path = store_url
     a_conn, b_conn = connect(path), connect(path)
     a, b = DocumentStore(a_conn), DocumentStore(b_conn)
     real = DocumentStore._render
@@ -209,8 +220,8 @@ def test_a_number_taken_while_rendering_is_rendered_again(tmp_path):
     b_conn.close()
 
 
-def test_under_constant_contention_the_last_try_renders_under_the_lock(tmp_path):
-    path = tmp_path / "hub.db"
+def test_under_constant_contention_the_last_try_renders_under_the_lock(store_url):
+    path = store_url
     a_conn, b_conn = connect(path), connect(path)
     a, b = DocumentStore(a_conn), DocumentStore(b_conn)
     real = DocumentStore._render
