@@ -150,7 +150,8 @@ class Proc:
 class Env:
     """A hub directory with sites, a broker, a hub and agents."""
 
-    def __init__(self, root: Path, sites=("S01", "S02")):
+    def __init__(self, root: Path, sites=("S01", "S02"), store_url: str | None = None):
+        """`store_url`: the hub's store (default: SQLite in the hub's data folder)."""
         self.root = root
         self.broker_port = free_port()
         self.hub_port = free_port()
@@ -159,6 +160,8 @@ class Env:
         )
         for code in sites:
             add_site(root, code=code, name=f"{code}便民服务中心")
+        if store_url is not None:
+            self.configure_hub(store={"url": store_url})
         import_catalog(root / "hub.yaml", CATALOG)
         self.configure_hub(supervision={"backentry_grace_minutes": 0.05, "sweep_interval_s": 1.0})
         self.hub_cfg = load_config(root / "hub.yaml", HubConfig)

@@ -1,8 +1,8 @@
 """Fixtures shared by the hub's tests.
 
 Every test that takes `db` (or `store_url`) runs twice: on SQLite and on PostgreSQL (DESIGN §9).
-The PostgreSQL server is the test session's own (tests/pgserver.py), started on first use; each
-test gets a fresh database on it.
+The PostgreSQL server is the test session's own (`pg_server` in tests/conftest.py), started on
+first use; each test gets a fresh copy of a migrated hub store on it.
 """
 
 from __future__ import annotations
@@ -10,21 +10,8 @@ from __future__ import annotations
 import pytest
 
 from hub.store import open_db
-from tests.pgserver import PgServer
 
 ENGINES = ["sqlite", "postgresql"]
-
-
-@pytest.fixture(scope="session")
-def pg_server():
-    server = PgServer().start()
-    # a migrated hub store to copy: CREATE DATABASE … TEMPLATE is a file copy, far cheaper
-    # than running the migrations for every test
-    url = server.create_db("hub_template")
-    open_db(url).close()
-    server.hub_template = url.rsplit("/", 1)[1]
-    yield server
-    server.stop()
 
 
 @pytest.fixture(params=ENGINES)
