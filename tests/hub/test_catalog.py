@@ -7,7 +7,6 @@ import json
 import pytest
 
 from hub.catalog import CatalogError, read_catalog, store_catalog
-from hub.store import open_db
 from tests.e2e.harness import CATALOG
 
 
