@@ -69,17 +69,35 @@ class PgServer:
         self.root.mkdir(parents=True, exist_ok=True)
         if self.user is not None:
             os.chown(self.root, self.user.pw_uid, self.user.pw_gid)
-        out = self._run("initdb", "-D", str(self.data), "-U", "jiancha", "-A", "trust", "-E", "UTF8",
-                        "--locale=C.UTF-8", "--no-sync")
+        out = self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            "jiancha",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        )
         if out.returncode != 0:
             raise PgUnavailable(f"initdb failed: {out.stderr.strip()[-500:]}")
-        opts = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
-                "-c shared_buffers=64MB")
-        out = self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-o", opts,
-                        "-w", "-t", "60", "start")
+        opts = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
+            "-c shared_buffers=64MB"
+        )
+        out = self._run(
+            "pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-o", opts, "-w", "-t", "60", "start"
+        )
         if out.returncode != 0:
-            log = (self.root / "server.log").read_text(errors="replace")[-1500:] if (self.root / "server.log").exists() else ""
+            log = (
+                (self.root / "server.log").read_text(errors="replace")[-1500:]
+                if (self.root / "server.log").exists()
+                else ""
+            )
             raise PgUnavailable(f"PostgreSQL did not start: {out.stderr.strip()[-500:]} {log}")
         return self
 
