@@ -4,6 +4,7 @@ reset-store."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from iobase.cli import run as run_cli
@@ -77,4 +78,4 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m agent ARGS` == `jiancha agent ARGS`."""
     parser, sub = top_parser("Jiancha (监察) township agent.")
     add_commands(sub)
-    return run_cli(parser, dispatch, ["agent", *(argv or [])])
+    return run_cli(parser, dispatch, ["agent", *(sys.argv[1:] if argv is None else argv)])

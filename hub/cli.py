@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from iobase.cli import run as run_cli
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m hub ARGS` == `jiancha hub ARGS`."""
     parser, sub = top_parser("Jiancha (监察) city hub.")
     add_commands(sub)
-    return run_cli(parser, dispatch, ["hub", *(argv or [])])
+    return run_cli(parser, dispatch, ["hub", *(sys.argv[1:] if argv is None else argv)])
 
 
 CALENDAR_EXPECTED = "a YAML calendar file: a mapping with year, holidays, workdays"

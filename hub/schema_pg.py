@@ -5,7 +5,7 @@ The same tables and indexes as the SQLite history in hub/store.py and the parts'
 for every integer (milliseconds overflow INTEGER), BYTEA for bytes, identity columns for ids.
 `window` is a reserved word in PostgreSQL: the hub's SQL writes it quoted ("window"), which
 SQLite accepts too. A migration added later to an SQLite list gets its PostgreSQL twin here,
-under its own name; `tests/hub/test_schema.py` checks that both engines end with the same
+under its own name; `tests/hub/test_db.py` checks that both engines end with the same
 tables and columns.
 """
 

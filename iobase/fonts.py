@@ -147,5 +147,13 @@ def clear_cache() -> None:
 def find_sign_font() -> FontSpec:
     """The CJK font for LED sign images (the agent's PngSign, the hub's sign preview): a sans
     (黑体) face when one is installed, since thin serif strokes vanish at 16 LED rows."""
-    specs = find_cjk_fonts()
+    try:
+        specs = find_cjk_fonts()
+    except FontNotFoundError as exc:
+        if os.environ.get(ENV_VAR):
+            raise
+        raise FontNotFoundError(
+            "no Chinese (CJK) font found for the sign images: apt-get install fonts-wqy-zenhei (a sans face; "
+            f"or fonts-noto-cjk), or set {ENV_VAR}=/path/to/font.ttc"
+        ) from exc
     return next((f for f in specs if "Hei" in f.family or "Sans" in f.family), specs[0])

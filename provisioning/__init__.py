@@ -1,1 +1,1 @@
-"""Provisioning (开通): CA, keys, certificates, broker config, site registry, and the `jiancha` CLI."""
+"""Provisioning (开通): CA, keys, certificates, broker config, site registry: hub and site folders."""

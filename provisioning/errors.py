@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class ProvisioningError(Exception):
-    """Provisioning cannot do what was asked (existing hub, duplicate site, unknown board, ...)."""
+    """Provisioning cannot do what was asked (existing hub, duplicate site, revoked code, ...)."""
 
 
 class CAError(ProvisioningError):

@@ -1,6 +1,13 @@
-"""Fixtures for every test folder: the test session's own PostgreSQL server (tests/pgserver.py)."""
+"""Fixtures for every test folder: the test session's own PostgreSQL server (tests/pgserver.py).
+
+JIANCHA_TEST_ENGINES (default "sqlite,postgresql") names the hub store engines the tests run
+on; tests marked `postgresql` (the PostgreSQL half of every store test, the e2e hub on
+PostgreSQL) are deselected when it leaves PostgreSQL out. The bootstrap's shifted-clock run
+does that: dates are computed in Python the same way over both engines (docs/testing.md)."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -19,3 +26,15 @@ def pg_server():
     server.hub_template = url.rsplit("/", 1)[1]
     yield server
     server.stop()
+
+
+ENGINES = [e.strip() for e in os.environ.get("JIANCHA_TEST_ENGINES", "sqlite,postgresql").split(",") if e.strip()]
+
+
+def pytest_collection_modifyitems(config, items):
+    if "postgresql" in ENGINES:
+        return
+    keep = [i for i in items if i.get_closest_marker("postgresql") is None]
+    if len(keep) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i.get_closest_marker("postgresql") is not None])
+        items[:] = keep

@@ -333,9 +333,9 @@ class _Doc:
 def render_pdf(kind: str, number: str, facts: DocumentFacts) -> bytes:
     """A PDF of document `kind` numbered `number` (e.g. 晋中监察〔2026〕12号) from `facts`.
 
-    The CJK font is embedded as a subset (fonts.find_cjk_font). Raises ValueError for an
+    The CJK font is embedded as a subset (iobase.fonts.find_cjk_fonts). Raises ValueError for an
     unknown kind or a missing required fact (e.g. reply_deadline for duban / order_explain),
-    fonts.FontNotFoundError when no CJK font is installed. Same inputs → same bytes.
+    iobase.fonts.FontNotFoundError when no CJK font is installed. Same inputs → same bytes.
     """
     title = kind_title(kind)
     if not isinstance(facts, DocumentFacts):

@@ -34,6 +34,7 @@ def _one(url: str, sql: str, *args):
         return conn.execute(sql, args).fetchone()[0]
 
 
+@pytest.mark.postgresql
 def test_the_hub_runs_on_postgresql(pg_env):
     env = pg_env
     assert not (env.root / "data" / "hub.db").exists()  # nothing went to SQLite

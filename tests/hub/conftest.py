@@ -11,7 +11,7 @@ import pytest
 
 from hub.store import open_db
 
-ENGINES = ["sqlite", "postgresql"]
+ENGINES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]
 
 
 @pytest.fixture(params=ENGINES)

@@ -50,6 +50,7 @@ def _tables(conn) -> dict[str, set[str]]:
     return out
 
 
+@pytest.mark.postgresql
 def test_both_engines_end_with_the_same_tables_and_columns(tmp_path, pg_server):
     lite = open_db(tmp_path / "hub.db")
     pg = open_db(pg_server.create_db("schema"))
@@ -81,6 +82,7 @@ def test_same_answers_on_both_engines(db):
     assert db.execute("SELECT value FROM counters WHERE name='n'").fetchone()[0] == 3  # rolled back
 
 
+@pytest.mark.postgresql
 def test_begin_immediate_serialises_writers_on_postgresql(pg_server):
     """Two writers: the second waits for the first to commit, as SQLite's write lock makes it."""
     url = pg_server.create_db("lock", template=pg_server.hub_template)

@@ -42,6 +42,7 @@ def _count(conn, sql):
     return conn.execute(sql).fetchone()[0]
 
 
+@pytest.mark.postgresql
 def test_the_copy_has_every_row_and_the_same_chain_heads(city, pg_server, capsys):
     target = pg_server.create_db("moved")
     assert hub_main(["migrate-store", "--from", city, "--to", target]) == 0
@@ -67,6 +68,7 @@ def test_the_copy_has_every_row_and_the_same_chain_heads(city, pg_server, capsys
         dst.close()
 
 
+@pytest.mark.postgresql
 def test_a_target_that_is_not_empty_is_refused(city, pg_server):
     target = pg_server.create_db("busy")
     migrate_store(city, target)
@@ -74,6 +76,7 @@ def test_a_target_that_is_not_empty_is_refused(city, pg_server):
         migrate_store(city, target)
 
 
+@pytest.mark.postgresql
 def test_a_source_that_changes_during_the_copy_fails_the_move(city, pg_server):
     """A hub still running writes while the copy is made: the move says so, it does not succeed."""
     writer = connect(city)

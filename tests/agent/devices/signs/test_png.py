@@ -40,7 +40,7 @@ def test_font_lookup(tmp_path, monkeypatch):
         monkeypatch.delenv("JIANCHA_CJK_FONT")
         monkeypatch.setattr(fonts, "font_dirs", lambda: [tmp_path])
         fonts.clear_cache()
-        with pytest.raises(png.FontMissing, match="apt-get install fonts-arphic-uming"):
+        with pytest.raises(png.FontMissing, match="for the sign images: apt-get install fonts-wqy-zenhei"):
             png.find_cjk_font()
     finally:
         fonts.clear_cache()
