@@ -17,7 +17,7 @@ from aiohttp import web
 from hub.devices import votes_of_case
 from hub.httpjson import dumps, error
 from hub.metrics import render_metrics
-from protocol.caseclock_types import VIOLATION_ZH
+from protocol.caseclock_types import EVENT_ZH, VIOLATION_ZH
 
 log = logging.getLogger("jiancha.hub.api")
 
@@ -40,22 +40,6 @@ STATUS_ZH = {
     "delivered": "已送达",
     "withdrawn": "已撤回",
     "transferred": "已转报",
-}
-EVENT_ZH = {
-    "accept": "受理",
-    "reject": "不予受理",
-    "request_supplement": "补正告知",
-    "supplement_received": "补正材料已收",
-    "suspend": "特别程序开始",
-    "resume": "特别程序结束",
-    "extend": "延期",
-    "step": "办理环节",
-    "approve": "批准",
-    "deny": "不予许可",
-    "complete": "办结",
-    "transfer": "转报",
-    "withdraw": "撤回",
-    "deliver": "送达/领证",
 }
 PUBLIC_COOKIE = "jc_token"
 PAGES = {

@@ -70,6 +70,25 @@ VIOLATIONS = (  # every procedural red-card reason (红牌事由) `CaseView.viol
     "backdated",  # recorded_at - at beyond the configured tolerance
 )
 
+# what people see for each event type (timelines on pages, in documents; 收件 is the registration)
+EVENT_ZH: dict[str, str] = {
+    "receive": "收件",
+    "accept": "受理",
+    "reject": "不予受理",
+    "request_supplement": "补正告知",
+    "supplement_received": "补正材料已收",
+    "suspend": "特别程序开始",
+    "resume": "特别程序结束",
+    "extend": "延期",
+    "step": "办理环节",
+    "approve": "批准",
+    "deny": "不予许可",
+    "complete": "办结",
+    "transfer": "转报",
+    "withdraw": "撤回",
+    "deliver": "送达/领证",
+}
+
 # violation code → the Chinese reason people read (红牌事由); every code above has one
 VIOLATION_ZH = {
     "acceptance_timeout": "逾期未受理（视为受理）",

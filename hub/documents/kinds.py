@@ -22,23 +22,6 @@ KINDS: dict[str, str] = {
 VIOLATIONS_ZH = VIOLATION_ZH
 
 # case event type → 环节 label (same wording as the hub's case view).
-EVENT_ZH: dict[str, str] = {
-    "receive": "收件",
-    "accept": "受理",
-    "reject": "不予受理",
-    "request_supplement": "补正告知",
-    "supplement_received": "补正材料已收",
-    "suspend": "特别程序开始",
-    "resume": "特别程序结束",
-    "extend": "延期",
-    "step": "办理环节",
-    "approve": "批准",
-    "deny": "不予许可",
-    "complete": "办结",
-    "transfer": "转报",
-    "withdraw": "撤回",
-    "deliver": "送达/领证",
-}
 
 LIGHT_ZH: dict[str, str] = {"red": "红牌（超期或违规）", "yellow": "黄牌（临近期限）", "green": "绿灯（正常）"}
 
