@@ -6,12 +6,13 @@ See docs/documents.md for the kinds, the numbering rule, the fonts and how to ad
 """
 
 from hub.documents.facts import CASE_KEYS, DocumentFacts, facts_from_case
-from hub.documents.kinds import EVENT_ZH, KINDS, VIOLATIONS_ZH, chinese_date, format_number, parse_number, violation_zh
+from hub.documents.kinds import KINDS, VIOLATIONS_ZH, chinese_date, format_number, parse_number, violation_zh
 from hub.documents.render import render_pdf
 from hub.documents.store import MIGRATIONS, DocumentIntegrityError, DocumentStore
 from hub.documents.templates import TemplateError
 from iobase.fonts import ENV_VAR as FONT_ENV_VAR
 from iobase.fonts import FontNotFoundError, FontSpec, find_cjk_font
+from protocol.caseclock_types import EVENT_ZH
 
 __all__ = [
     "KINDS",

@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
-from hub.documents.kinds import EVENT_ZH
+from protocol.caseclock_types import EVENT_ZH
 
 Moment = date | datetime  # a date, or an instant (aware datetimes are shown in China time)
 
