@@ -218,6 +218,10 @@ class Syncer:
         if applied:
             self.counters["config_applied"] += 1
             log.info("applied %s config version %s", cfg.kind, cfg.version)
+            # keep our retained birth true: a hub that starts later reads which version we hold
+            # from it, and one that read an older birth would push a version we then ignore
+            if self.connected:
+                self.client.publish(topics.site_state(self.site), self._state(True), qos=1, retain=True)
 
     # -- loop-side handlers ---------------------------------------------------------------------
     def _hub_online(self, reborn: bool) -> None:

@@ -73,3 +73,28 @@ def test_a_conflict_about_the_other_boxs_record_does_not_make_us_diverge(syncer)
     assert not syncer.diverged
     syncer._on_ack({"acked": 0, "hub_ms": 1, "conflict": 2, "conflict_hash": ours})
     assert syncer.diverged and syncer.store.acked_seq() == 0
+
+
+def test_applying_a_config_refreshes_the_retained_birth(syncer, tmp_path):
+    """A hub that starts later reads from our retained birth which catalog we hold; a stale birth
+    (catalog 0) made a hub with a lost database push its own version 1, which the box ignored as
+    not newer, and never re-sign above it (tests/e2e/test_hub_recovery.py flaked on this)."""
+    from hub.config import HubConfig
+    from protocol.crypto import load_private_pem
+    from protocol.wire import decode_msg, sign_config
+
+    hub_cfg = load_config(tmp_path / "h" / "hub.yaml", HubConfig)
+    key = load_private_pem(hub_cfg.keys.sign_key.read_bytes(), "ed25519")
+    item = {
+        "code": "XK-001", "name": "排水许可", "department": "住建局", "item_type": "licensing",
+        "case_type": "promised", "legal_days": 20, "promised_days": 10, "yellow_days": 2,
+    }  # fmt: skip
+    signed = sign_config("catalog", 3, {"items": [item]}, sign_key=key, issued_ms=1)
+    sent = []
+    syncer.client.publish = lambda topic, payload, qos=0, retain=False: sent.append((topic, payload, retain))
+    syncer.connected = True
+    syncer._apply_config(signed)
+    assert [(t, r) for t, _, r in sent] == [(topics.site_state("S01"), True)]
+    assert decode_msg(sent[0][1])["config"]["catalog"] == 3
+    syncer._apply_config(signed)  # not newer: nothing changed, nothing announced
+    assert len(sent) == 1

@@ -16,6 +16,21 @@ def _cases(env, site) -> int:
     return env.hub_get(f"/api/cases?site={site}")["total"]
 
 
+def _config_state(env) -> str:
+    """What the hub's store says about config versions (for a failure message)."""
+    conn = sqlite3.connect(f"file:{env.root / 'data' / 'hub.db'}?mode=ro", uri=True)
+    try:
+        out = [repr(r) for r in conn.execute("SELECT kind, version, updated_ms FROM config")]
+        out += [repr(r) for r in conn.execute("SELECT name, value FROM counters WHERE name LIKE 'config%'")]
+        out += [repr(r) for r in conn.execute("SELECT at_ms, kind, version, detail FROM config_log")]
+        out += [repr(r) for r in conn.execute("SELECT code, state_json FROM sites")]
+        return "\n".join(out)
+    except sqlite3.Error as exc:
+        return f"(cannot read the hub's store: {exc})"
+    finally:
+        conn.close()
+
+
 def _lose_database(env) -> None:
     for suffix in ("", "-wal", "-shm"):
         (env.root / "data" / f"hub.db{suffix}").unlink(missing_ok=True)
@@ -84,9 +99,10 @@ def test_backup_while_ingesting_restores_and_lost_database_recovers(env, tmp_pat
     # the hub re-signs its catalog above what the boxes hold, and they take it
     try:
         wait_for(lambda: env.agent_health("S01")["catalog_version"] > held, 30, what="catalog above the box's")
-    except AssertionError as exc:  # (flaked once under the full suite's load: keep what tells why)
+    except AssertionError as exc:  # (flaked twice under the full suite's load: keep what tells why)
         raise AssertionError(
-            f"{exc}\n--- hub log ---\n{env.hub.tail(60)}\n--- agent S01 log ---\n{env.agents['S01'].tail(30)}"
+            f"{exc}; the box held {held}, the blind import signed {version}\n--- hub store ---\n{_config_state(env)}"
+            f"\n--- hub log ---\n{env.hub.tail(60)}\n--- agent S01 log ---\n{env.agents['S01'].tail(30)}"
         ) from None
     st, case = env.register("S01", "NEW-001")
     assert st == 201, case
