@@ -46,19 +46,30 @@ async def test_red_card_sends_sms_to_the_department(env):
         st, case = await asyncio.to_thread(env.register, "S01", "XK-003", received_at=at(late, 9).isoformat())
         assert st == 201
         await asyncio.to_thread(env.event, "S01", case["case_no"], "accept", at=at(late, 10).isoformat())
-        for _ in range(200):
-            if len(gw.received) >= 4:
+
+        def by_phone() -> dict[str, list[str]]:
+            out: dict[str, list[str]] = {}
+            for r in list(gw.received):
+                out.setdefault(r["json"]["mobile"], []).append(r["json"]["content"])
+            return out
+
+        def all_sent() -> bool:  # a red card to handler and head, and the head's 督办 notice
+            texts = by_phone()
+            red = [t for ts in texts.values() for t in ts if "亮红牌" in t]
+            return len(red) >= 2 and any("责令说明理由" in t for t in texts.get("13800138000", []))
+
+        for _ in range(200):  # up to 20 s, over as soon as the three messages are in
+            if all_sent():
                 break
             await asyncio.sleep(0.1)
-        by_phone = {}
-        for r in gw.received:
-            by_phone.setdefault(r["json"]["mobile"], []).append(r["json"]["content"])
+        by_phone = by_phone()
         assert set(by_phone) == {"13800138000", "13900139000"}
         red = [t for texts in by_phone.values() for t in texts if "亮红牌" in t]
         assert len(red) == 2 and all(case["case_no"] in t and "排水许可" in t for t in red)
         assert any("责令说明理由" in t for t in by_phone["13800138000"])  # the ticket notice to the head
         await asyncio.sleep(1.0)
         n = len(gw.received)
+        assert n == 3, by_phone  # and nothing else: no duplicate, no stray yellow
         await asyncio.to_thread(env.hub.stop)  # a restart sends nothing twice
         await asyncio.to_thread(env.start_hub)
         await asyncio.sleep(2.0)
