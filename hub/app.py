@@ -19,10 +19,12 @@ from hub.db import connect
 from hub.docworker import DocumentWorker
 from hub.ingest import Ingestor
 from hub.keys import HubKeys, SiteKeys
+from hub.lease import Lease
 from hub.mqtt import HubLink
 from hub.notify import Notifier
 from hub.store import open_db
 from hub.supervision import Supervisor
+from hub.workers import supervise, worker_credentials
 from iobase.config import load_config
 from iobase.sqlite import transaction
 
@@ -30,17 +32,33 @@ log = logging.getLogger("jiancha.hub")
 
 
 class Hub:
-    """Wires the parts together; `start()`/`stop()` are synchronous."""
+    """Wires the parts together; `start()`/`stop()` are synchronous.
 
-    def __init__(self, cfg: HubConfig, data_dir: Path | None = None):
+    With `worker=K` this process is ingest worker K of several sharing one PostgreSQL store
+    (hub/workers.py): it connects as `jc-hub-K` on the shared subscription, counts into its own
+    counter shard, and runs the sweep, config push, notifier and document worker only while it
+    holds the leader lease (hub/lease.py)."""
+
+    def __init__(self, cfg: HubConfig, data_dir: Path | None = None, *, worker: int | None = None):
         self.cfg = cfg
         self.data_dir = Path(data_dir or cfg.data_dir)
         self.db_path = self.data_dir / "hub.db"  # SQLite only; store_url says where the store is
         self.store_url = cfg.store_url(self.data_dir)
+        self.identity = None
+        if worker is not None:
+            self.identity, cert, key = worker_credentials(cfg, worker, self.store_url)
         self.conn = open_db(self.store_url)
+        if self.identity is not None:  # (the one hub process counts in the counters table)
+            self.conn.counter_shard = self.identity
         self.keys = HubKeys.load(cfg)
         self.sites = SiteKeys(cfg.registry)
-        self.link = HubLink(cfg, on_message=lambda t, p: self.ingest.submit(t, p))
+        self.link = (
+            HubLink(cfg, on_message=lambda t, p: self.ingest.submit(t, p))
+            if worker is None
+            else HubLink(
+                cfg, on_message=lambda t, p: self.ingest.submit(t, p), identity=self.identity, cert=cert, key=key
+            )
+        )
         sup = cfg.supervision
         self.notifier = Notifier(cfg.notify, self.store_url)
         self.supervisor = Supervisor(sup, calendar=lambda: self.ingest.calendar, notify=self.notifier.supervisor_hook())
@@ -66,8 +84,8 @@ class Hub:
             self.conn, self.sites, self.keys.sign_key, self.link.publish, on_calendar_change=self.ingest.reload_calendar
         )
         self.ingest.on_idle.append(self.sites.maybe_reload)  # revocations/new sites within ~1 s
-        self.ingest.on_idle.append(self.pusher.tick)
-        self.ingest.on_idle.append(self.notifier.wake)  # new reminders go out at once
+        self.ingest.on_idle_leader.append(self.pusher.tick)
+        self.ingest.on_idle_leader.append(self.notifier.wake)  # new reminders go out at once
         self.docs = DocumentWorker(
             self.store_url,
             files_dir=self.data_dir / "documents",
@@ -75,6 +93,13 @@ class Hub:
             prefix=cfg.doc_prefix,
             calendar=lambda: self.ingest.calendar,
         )
+        self.lease = None
+        if worker is not None:
+            self.lease = Lease(self.store_url, self.identity, ttl_s=cfg.workers.lease_s)
+            for part in (self.notifier, self.docs):
+                part.gate = self.lease.held
+            self.ingest.leader = self.lease.held
+            self.ingest.on_idle.append(self.ingest.refresh_calendar)  # the leader may import one
         self.reader = connect(self.store_url, synchronous="NORMAL")
         self.writer = connect(self.store_url)  # API writes (replies, reviews, imports)
         self._write_lock = threading.Lock()
@@ -89,6 +114,8 @@ class Hub:
         import gc
 
         gc.freeze()  # start-up objects (modules, models) are never garbage: skip them in GC passes
+        if self.lease is not None:
+            self.lease.start()
         self.ingest.start()
         self.docs.start()
         self.notifier.start()
@@ -100,6 +127,8 @@ class Hub:
         self.ingest.stop()
         self.docs.stop()
         self.notifier.stop()
+        if self.lease is not None:
+            self.lease.stop()  # given up: another worker leads at once
         self.reader.close()
         self.writer.close()
         self.conn.close()
@@ -110,7 +139,12 @@ BODY_TIMEOUT_S = 30.0  # a request body (at most 1 MiB), from its headers to its
 
 
 async def start_http(
-    app: web.Application, host: str, port: int, *, header_timeout_s: float = HEADER_TIMEOUT_S
+    app: web.Application,
+    host: str,
+    port: int,
+    *,
+    header_timeout_s: float = HEADER_TIMEOUT_S,
+    reuse_port: bool = False,
 ) -> tuple[web.AppRunner, int]:
     """Serve `app`; returns (runner, actual port).
 
@@ -122,20 +156,26 @@ async def start_http(
         app, access_log=None, keepalive_timeout=header_timeout_s, lingering_time=min(10.0, header_timeout_s)
     )
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
     return runner, (runner.addresses[0][1] if runner.addresses else port)
 
 
-async def serve(cfg: HubConfig, *, http_port: int | None = None, stop: asyncio.Event | None = None) -> None:
-    """Run the hub until `stop` is set (or SIGINT/SIGTERM)."""
-    hub = Hub(cfg)
+async def serve(
+    cfg: HubConfig, *, http_port: int | None = None, stop: asyncio.Event | None = None, worker: int | None = None
+) -> None:
+    """Run the hub (or ingest worker `worker`) until `stop` is set (or SIGINT/SIGTERM)."""
+    hub = Hub(cfg, worker=worker)
     hub.start()
     app = create_app(
         hub, hub.reader, cfg.api.admin_token, body_timeout_s=getattr(cfg.api, "body_timeout_s", None) or BODY_TIMEOUT_S
     )
     port = cfg.api.port if http_port is None else http_port
-    runner, actual = await start_http(
-        app, cfg.api.host, port, header_timeout_s=getattr(cfg.api, "header_timeout_s", None) or HEADER_TIMEOUT_S
+    runner, actual = await start_http(  # workers share the port: the kernel spreads connections
+        app,
+        cfg.api.host,
+        port,
+        header_timeout_s=getattr(cfg.api, "header_timeout_s", None) or HEADER_TIMEOUT_S,
+        reuse_port=worker is not None,
     )
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -144,7 +184,8 @@ async def serve(cfg: HubConfig, *, http_port: int | None = None, stop: asyncio.E
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):
             pass
-    print(f"hub {cfg.name} ready on http://{cfg.api.host}:{actual}/", flush=True)
+    who = f" worker {hub.identity}" if worker is not None else ""
+    print(f"hub {cfg.name}{who} ready on http://{cfg.api.host}:{actual}/", flush=True)
     try:
         await stop.wait()
     finally:
@@ -152,8 +193,11 @@ async def serve(cfg: HubConfig, *, http_port: int | None = None, stop: asyncio.E
         await asyncio.to_thread(hub.stop)
 
 
-def run(config: str | Path, *, http_port: int | None = None) -> int:
-    """Blocking entry point for the CLI."""
+def run(config: str | Path, *, http_port: int | None = None, worker: int | None = None, workers: int = 0) -> int:
+    """Blocking entry point for the CLI: the one hub process, ingest worker `worker`, or a
+    supervisor of `workers` worker processes (hub/workers.py)."""
     cfg = load_config(config, HubConfig)
-    asyncio.run(serve(cfg, http_port=http_port))
+    if workers:
+        return supervise(Path(config), cfg, workers, http_port=http_port)
+    asyncio.run(serve(cfg, http_port=http_port, worker=worker))
     return 0

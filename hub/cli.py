@@ -33,6 +33,18 @@ def add_commands(sub) -> None:
     )
     hrun.add_argument("--config", type=Path, required=True)
     hrun.add_argument("--http-port", type=int, default=None)
+    many = hrun.add_mutually_exclusive_group()
+    many.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run N ingest workers sharing the PostgreSQL store (each needs its broker identity: "
+        "jiancha provision add-hub-workers)",
+    )
+    many.add_argument(
+        "--worker", type=int, default=None, metavar="K", help="run only worker K (e.g. on another machine)"
+    )
     hbak = subcommand(
         hub,
         "backup",
@@ -98,7 +110,7 @@ def dispatch(args: argparse.Namespace) -> int:
     if key == ("hub", "run"):
         from hub.app import run
 
-        return run(args.config, http_port=args.http_port)
+        return run(args.config, http_port=args.http_port, worker=args.worker, workers=args.workers)
     if key == ("hub", "backup"):
         from hub.admin import backup
 

@@ -94,6 +94,19 @@ class HubStore(Strict):
         return v
 
 
+class HubWorkers(Strict):
+    count: int = Field(
+        0, ge=0, le=64, description="Worker broker identities provisioned (jiancha provision add-hub-workers)"
+    )
+    lease_s: float = Field(
+        10.0,
+        ge=1,
+        le=300,
+        description="Leader lease of the sweep, notifier and documents: another worker takes over "
+        "this long after the leader died",
+    )
+
+
 class HubConfig(Strict):
     region: str = Field(min_length=1, description="Region code, e.g. 140700")
     name: str = Field(min_length=1, description="Human name, e.g. 晋中市政务服务中心")
@@ -112,6 +125,7 @@ class HubConfig(Strict):
     )
     doc_prefix: str = Field("监察", description="Prefix of document numbers, e.g. 晋中监察")
     store: HubStore = HubStore()
+    workers: HubWorkers = HubWorkers()
 
     def store_url(self, data_dir: Path | None = None) -> str:
         """store.url, or SQLite in data_dir (default: this config's data_dir)."""

@@ -74,6 +74,8 @@ class ConfigPusher:
         pushed = self._pushed()
         self._above_held(held, pushed)
         versions = self._versions()
+        row = self.conn.execute("SELECT value FROM counters WHERE name='calendar_projected'").fetchone()
+        self._calendar_version = row[0] if row else 0  # read each time: another hub worker may have led
         if versions.get("calendar", 0) != self._calendar_version:
             self._calendar_version = versions.get("calendar", 0)
             if self.on_calendar_change:

@@ -19,6 +19,8 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
+from collections.abc import Iterable
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,8 @@ SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
 # the advisory lock every writing transaction takes on PostgreSQL (SQLite's BEGIN IMMEDIATE)
 WRITE_LOCK_KEY = 0x6A69616E  # "jian"
+# the key space of the per-site advisory locks ingest takes (two-int form: space, site key)
+SITE_LOCK_SPACE = 0x6A63  # "jc"
 
 
 class StoreUrlError(ValueError):
@@ -58,6 +62,55 @@ def connect(url: str | Path, *, readonly: bool = False, synchronous: str = "FULL
     if engine_of(url) == POSTGRESQL:
         return PgConnection(url, readonly=readonly)
     return sqlite_io.connect(sqlite_path(url), readonly=readonly, synchronous=synchronous)
+
+
+def site_lock_key(code: str) -> int:
+    """A site's advisory lock key: 32 stable bits of its code's SHA-256 (two sites that share a
+    key only wait for each other)."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(code.encode("utf-8")).digest()[:4], "big", signed=True)
+
+
+@contextmanager
+def site_transaction(conn: Any, sites: Iterable[str]):
+    """The transaction ingest runs a group of messages in.
+
+    SQLite: BEGIN IMMEDIATE (one writer at a time, as everywhere). PostgreSQL: BEGIN, the store's
+    write lock *shared* (so ingest workers run side by side, while a writer that takes it
+    exclusively -- the sweep, the API, the config push -- waits for them and they for it), then
+    each site's own lock in key order (so two workers never deadlock on locks): everything one
+    site's messages touch is read and written by one worker at a time."""
+    if engine(conn) == SQLITE:
+        with sqlite_io.transaction(conn):
+            yield conn
+        return
+    keys = sorted({site_lock_key(s) for s in sites})
+    conn.raw.execute("BEGIN")
+    try:
+        conn.raw.execute("SELECT pg_advisory_xact_lock_shared(%s)", (WRITE_LOCK_KEY,))
+        if keys:  # one round trip; the rows (and so the locks) come in the array's order
+            conn.raw.execute(
+                "SELECT count(*) FROM (SELECT pg_advisory_xact_lock(%s, k) FROM unnest(%s::int4[]) AS k) AS s",
+                (SITE_LOCK_SPACE, keys),
+            )
+        yield conn
+        conn.raw.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.raw.execute("ROLLBACK")
+        raise
+
+
+def retryable_errors() -> tuple[type[BaseException], ...]:
+    """Errors after which a transaction can simply be run again (PostgreSQL's deadlock and
+    serialization failures; SQLite has neither, its writers are serialised)."""
+    try:
+        import psycopg
+
+        return (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
+    except ImportError:  # pragma: no cover - psycopg is an optional extra
+        return ()
 
 
 # errors a caller may catch whatever the engine
@@ -103,6 +156,7 @@ class PgConnection:
     """A psycopg 3 connection that takes the hub's SQL (see the module docstring)."""
 
     engine = POSTGRESQL
+    counter_shard: str | None = None  # set on an ingest worker's connection (hub.store.bump)
 
     def __init__(self, url: str, *, readonly: bool = False):
         import psycopg

@@ -38,6 +38,7 @@ class DocumentWorker:
         self.every_s = every_s
         self.stopping = threading.Event()
         self._retry_at: dict[int, float] = {}
+        self.gate = lambda: True  # hub.lease: whether this worker issues documents now
         self._failures: dict[int, int] = {}
         self.thread = threading.Thread(target=self._run, name="documents", daemon=True)
 
@@ -56,7 +57,8 @@ class DocumentWorker:
         try:
             while not self.stopping.is_set():
                 try:
-                    self.run_once(conn, store)
+                    if self.gate():  # only the worker holding the lease numbers documents (hub.lease)
+                        self.run_once(conn, store)
                 except Exception:
                     log.exception("document pass failed")
                 self.stopping.wait(self.every_s)

@@ -3,6 +3,11 @@
 One writer thread owns the database connection. Messages from paho's thread queue up and are
 processed in groups inside one transaction; acks are published only after the commit, so an
 acked record is durable. Bad input is quarantined with a counted reason and never stops ingest.
+
+Several ingest workers may share one PostgreSQL store (`jiancha hub run --workers N`): a group's
+transaction then holds the locks of the sites it touches (hub.db.site_transaction) and touches
+nothing of other sites; what is not one site's (the sweep over every case, holds and back-entries
+whose time is up, the config push) runs in the worker holding the leader lease (hub.lease).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from hub import devices as dev
 from hub import store as db
 from hub.catalog import CatalogHistory
 from hub.clockcheck import flag_clock
+from hub.db import POSTGRESQL, engine, retryable_errors, site_transaction
 from hub.keys import HubKeys, SiteKeys
 from hub.projection import due_for_sweep, project_cases
 from iobase.sqlite import transaction
@@ -100,7 +106,10 @@ class Ingestor:
         self._fresh_regs: dict[str, CaseRegistered] = {}
         self.supervisor = supervisor  # hub.supervision.Supervisor (cards, tickets, SMS)
         self.clips = None  # hub.clips.ClipReceiver
-        self._resend_asks: dict[str, int] = {}
+        self.leader = lambda: True  # whether this worker runs the once-only work (hub.lease)
+        self.on_idle_leader = []  # callables run between groups, only while leader
+        self.site_scoped = engine(conn) == POSTGRESQL  # groups lock and touch only their own sites
+        self._retryable = retryable_errors()
         self.backdate_tolerance = backdate_tolerance
         self.catalogs = CatalogHistory(conn)
         self._floor: dict[str, tuple[int, int]] = {}
@@ -146,12 +155,13 @@ class Ingestor:
             group = [m for m in group if m]
             if group:
                 self.process_safely(group)
-            for fn in self.on_idle:
+            leader = self.leader()
+            for fn in self.on_idle + (self.on_idle_leader if leader else []):
                 try:
                     fn()
                 except Exception:
                     log.exception("idle task failed")
-            if time.monotonic() >= self._next_sweep:
+            if leader and time.monotonic() >= self._next_sweep:
                 self._next_sweep = time.monotonic() + self.sweep_interval_s
                 try:
                     self.sweep()
@@ -163,21 +173,34 @@ class Ingestor:
     # -- processing -----------------------------------------------------------------------------
     def process_safely(self, group: list[tuple[str, bytes]]) -> None:
         """Process a group; if it fails, each message alone, so one poison message (an
-        unexpected error, not a rejected input) is quarantined instead of blocking the rest."""
-        try:
-            self.process_group(group)
-            return
-        except Exception:
-            self._fresh_regs.clear()  # rolled back with the group
-            if len(group) == 1:
-                return self._poison(group[0])
-            log.exception("ingest group of %d failed; retrying one by one", len(group))
-        for msg in group:
+        unexpected error, not a rejected input) is quarantined instead of blocking the rest.
+        A group the store rolled back to break a deadlock with another worker runs again."""
+        for attempt in range(6):
             try:
-                self.process_group([msg])
-            except Exception:
+                self.process_group(group)
+                return
+            except self._retryable:
                 self._fresh_regs.clear()
-                self._poison(msg)
+                log.warning("ingest group of %d rolled back by the store (attempt %d)", len(group), attempt + 1)
+                time.sleep(0.01 * 2**attempt)
+            except Exception:
+                self._fresh_regs.clear()  # rolled back with the group
+                if len(group) == 1:
+                    return self._poison(group[0])
+                log.exception("ingest group of %d failed; retrying one by one", len(group))
+                break
+        for msg in group:
+            for attempt in range(6):
+                try:
+                    self.process_group([msg])
+                    break
+                except self._retryable:
+                    self._fresh_regs.clear()
+                    time.sleep(0.01 * 2**attempt)
+                except Exception:
+                    self._fresh_regs.clear()
+                    self._poison(msg)
+                    break
 
     def _poison(self, msg: tuple[str, bytes]) -> None:
         import traceback
@@ -206,10 +229,11 @@ class Ingestor:
         self.sites.maybe_reload()
         self._floor = {}
         self.catalogs.begin()
-        with transaction(self.conn):
+        sites = {p[0] for t, _ in group if (p := topics.parse_site_topic(t))}
+        with site_transaction(self.conn, sites):
             for topic, payload in group:
                 self._dispatch(topic, payload, now_ms, out)
-            self._project(out.changed_cases, now, now_ms)
+            self._project(out.changed_cases, now, now_ms, scope=sites if self.site_scoped else None)
         for site, ack in out.acks.items():
             self.publish(topics.site_ack(site), ack, 1, False)
         for topic, msg in out.extra:
@@ -463,9 +487,18 @@ class Ingestor:
             (site, self.sites.name(site), now_ms),
         )
         r = self.conn.execute(
-            "SELECT acked_seq, acked_hash, max_seq, last_progress_ms, chain_break_at FROM sites WHERE code=?", (site,)
+            "SELECT acked_seq, acked_hash, max_seq, last_progress_ms, chain_break_at, resend_asks FROM sites "
+            "WHERE code=?",
+            (site,),
         ).fetchone()
-        return {"acked": r[0], "hash": r[1] or GENESIS, "max": r[2], "progress": r[3] or now_ms, "break_at": r[4]}
+        return {
+            "acked": r[0],
+            "hash": r[1] or GENESIS,
+            "max": r[2],
+            "progress": r[3] or now_ms,
+            "break_at": r[4],
+            "asks": r[5],
+        }
 
     def _advance(self, site: str, s: dict, now_ms: int, out: Outcome, last_clock=None) -> None:
         """Move the contiguous high-water mark, checking each link of the hash chain. The mark
@@ -506,20 +539,33 @@ class Ingestor:
         if acked > s["acked"]:
             progress = now_ms
         ack = {"acked": acked, "hub_ms": now_ms}
-        asks = self._resend_asks.get(site, 0) if acked == s["acked"] else 0
-        if max_seq > acked and now_ms - progress > min(GAP_WAIT_MS * 2**asks, GAP_WAIT_MAX_MS):
+        # resend requests for a persisting gap, later and later; the count is kept in the store,
+        # since the site's next batch may reach another worker
+        asks = s["asks"] if acked == s["acked"] else 0
+        if max_seq > acked and now_ms - progress > min(GAP_WAIT_MS * 2 ** min(asks, 20), GAP_WAIT_MAX_MS):
             ack["resend_from"] = acked + 1  # ask again later and later while the gap persists
             progress = now_ms
-            self._resend_asks[site] = asks + 1
+            asks += 1
             db.bump(self.conn, "resend_requests")
-        elif acked > s["acked"]:
-            self._resend_asks.pop(site, None)
         self.conn.execute(
             "UPDATE sites SET acked_seq=?, acked_hash=?, max_seq=?, last_seen_ms=?, online=1, "
             "last_progress_ms=?, chain_breaks=chain_breaks+?, clock=COALESCE(?, clock), "
             "acked_progress_ms=CASE WHEN ? <> 0 THEN ? ELSE acked_progress_ms END, "
-            "chain_break_at=COALESCE(?, chain_break_at) WHERE code=?",
-            (acked, h, max_seq, now_ms, progress, breaks, last_clock, int(acked > s["acked"]), now_ms, broke_at, site),
+            "chain_break_at=COALESCE(?, chain_break_at), resend_asks=? WHERE code=?",
+            (
+                acked,
+                h,
+                max_seq,
+                now_ms,
+                progress,
+                breaks,
+                last_clock,
+                int(acked > s["acked"]),
+                now_ms,
+                broke_at,
+                asks,
+                site,
+            ),
         )
         ack["acked_hash"] = h.hex() if acked else ""
         out.acks[site] = ack
@@ -602,14 +648,20 @@ class Ingestor:
         db.bump(self.conn, f"alerts_{kind}")
 
     # -- projection and sweep -------------------------------------------------------------------------
-    def _held_sites(self, now_ms: int) -> tuple[set[str], dict[str, int]]:
+    def _held_sites(self, now_ms: int, scope: set[str] | None = None) -> tuple[set[str], dict[str, int]]:
         """(sites whose announced backlog is still arriving, {site whose hold ends now: the mark
-        when it began})."""
+        when it began}), among the sites in `scope` (all when None)."""
         held, released = set(), {}
-        for code, acked, last, since, progress, from_seq in self.conn.execute(
+        sql = (
             "SELECT code, acked_seq, agent_last_seq, hold_since_ms, acked_progress_ms, hold_from_seq FROM sites "
             "WHERE hold_since_ms IS NOT NULL"
-        ):
+        )
+        rows = (
+            self.conn.execute(sql).fetchall()
+            if scope is None
+            else [r for chunk in _chunks(sorted(scope)) for r in self.conn.execute(_in(sql, "code", chunk), chunk)]
+        )
+        for code, acked, last, since, progress, from_seq in rows:
             if acked >= last:
                 reason = None
             elif now_ms - max(progress or 0, since) > self.hold_stall_ms:  # only the mark moving is progress
@@ -630,8 +682,11 @@ class Ingestor:
             released[code] = from_seq or 0
         return held, released
 
-    def _project(self, case_nos: set[str], now: datetime, now_ms: int) -> None:
-        held, released = self._held_sites(now_ms)
+    def _project(self, case_nos: set[str], now: datetime, now_ms: int, scope: set[str] | None = None) -> None:
+        """Project `case_nos` and react to their light changes. With a `scope` (an ingest worker's
+        group on a shared store) only those sites' holds and back-entries are looked at; the
+        sweep, which holds the store's write lock alone, looks at all."""
+        held, released = self._held_sites(now_ms, scope)
         case_nos = set(case_nos)
         for site, from_seq in released.items():  # a backlog is in: judge once, on the whole history,
             case_nos.update(
@@ -643,8 +698,13 @@ class Ingestor:
                 )
             )
         if self._graced:
-            rows = self.conn.execute("DELETE FROM projection_held WHERE until_ms <= ? RETURNING case_no", (now_ms,))
-            case_nos.update(r[0] for r in rows.fetchall())  # back-entries whose grace is over
+            sql = "DELETE FROM projection_held WHERE until_ms <= ?"
+            for chunk in [None] if scope is None else _chunks(sorted(scope)):
+                rows = self.conn.execute(
+                    (sql if chunk is None else _in(sql, "site", chunk)) + " RETURNING case_no",
+                    (now_ms,) + tuple(chunk or ()),
+                )
+                case_nos.update(r[0] for r in rows.fetchall())  # back-entries whose grace is over
         if held:  # (cases of such a site due at the sweep meanwhile stay due, and are judged after)
             case_nos = {c for c in case_nos if case_site(c) not in held}
         if case_nos and self._graced:
@@ -696,6 +756,18 @@ class Ingestor:
                 self.supervisor.sweep(self.conn, now)
         return len(due)
 
+    def refresh_calendar(self) -> None:
+        """On a worker that does not lead: take up a calendar the leader imported (checked every
+        few seconds; the leader recomputes the open cases, this worker only judges with it)."""
+        if time.monotonic() < getattr(self, "_calendar_checked", 0.0):
+            return
+        self._calendar_checked = time.monotonic() + 5.0
+        row = self.conn.execute("SELECT version FROM config WHERE kind='calendar'").fetchone()
+        version = row[0] if row else 0
+        if version != getattr(self, "_calendar_version", 0):
+            self._calendar_version = version
+            self.calendar = db.load_calendar(self.conn)
+
     def reload_calendar(self) -> None:
         """Reload the calendar and recompute every open case (provisional dates may change)."""
         self.calendar = db.load_calendar(self.conn)
@@ -706,6 +778,16 @@ class Ingestor:
 
 
 _h = record_hash
+
+
+def _chunks(items: list, n: int = 500):
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+def _in(sql: str, column: str, values) -> str:
+    """`sql` (which has a WHERE) with `AND column IN (?, …)` for `values`."""
+    return f"{sql} AND {column} IN ({','.join('?' * len(values))})"
 
 
 def _field_error(exc: ValidationError) -> str:

@@ -16,7 +16,7 @@ def render_metrics(conn, hub) -> str:
         "# HELP jiancha_records_stored_total Records stored (new, deduplicated by site and seq)",
         "# TYPE jiancha_records_stored_total counter",
     ]
-    counters = dict(conn.execute("SELECT name, value FROM counters").fetchall())
+    counters = dict(conn.execute("SELECT name, value FROM counter_totals").fetchall())
     out.append(_line("jiancha_records_stored_total", counters.get("records_stored", 0)))
     out += [
         "# HELP jiancha_records_duplicate_total Records received again (idempotent resend or replay)",

@@ -16,21 +16,37 @@ from protocol.wire import encode_msg
 log = logging.getLogger("jiancha.hub.mqtt")
 
 
-class HubLink:
-    """Connects as identity 'hub'; hands every up-message to `on_message(topic, payload)`."""
+SHARE_GROUP = "jc-hub"  # the shared subscription of ingest workers: $share/jc-hub/<filter>
 
-    def __init__(self, cfg: HubConfig, on_message):
+
+def worker_state_topic(identity: str) -> str:
+    """Where one ingest worker's online state (and Will) goes; the hub's state stays online
+    while any worker lives."""
+    return f"{topics.ROOT}/hub/worker/{identity}/state"
+
+
+class HubLink:
+    """Connects as identity 'hub' (or, as one of several ingest workers, as `identity` with its
+    own certificate, on the shared subscription); hands every up-message to
+    `on_message(topic, payload)`."""
+
+    def __init__(self, cfg: HubConfig, on_message, *, identity: str | None = None, cert=None, key=None):
         self.cfg = cfg
         self.on_message_cb = on_message
         self.connected = threading.Event()
+        self.identity = identity  # None: the one hub process
+        # a worker's Will must not say the hub is offline: the other workers still ingest
+        will_topic = worker_state_topic(identity) if identity else topics.HUB_STATE
         self.client = make_tls_client(
-            cfg.broker.client_id or f"hub-{cfg.region}",
+            identity or cfg.broker.client_id or f"hub-{cfg.region}",
             cfg.broker.ca,
-            cfg.broker.cert,
-            cfg.broker.key,
-            will=(topics.HUB_STATE, encode_msg({"online": False, "hub": cfg.name})),
+            cert or cfg.broker.cert,
+            key or cfg.broker.key,
+            will=(will_topic, encode_msg({"online": False, "hub": cfg.name})),
             clean_session=False,
-        )  # batches sent while we restart wait for us
+        )  # batches sent while we restart wait for us (a worker's share too: the broker keeps
+        # queueing to a persistent session's share while it is away, and `hub run --workers`
+        # restarts a dead worker under the same identity)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -44,7 +60,8 @@ class HubLink:
     def stop(self) -> None:
         """Publish offline state, then disconnect."""
         if self.connected.is_set():
-            info = self.client.publish(topics.HUB_STATE, self._state(False), qos=1, retain=True)
+            topic = worker_state_topic(self.identity) if self.identity else topics.HUB_STATE
+            info = self.client.publish(topic, self._state(False), qos=1, retain=True)
             try:
                 info.wait_for_publish(2.0)
             except (RuntimeError, ValueError):
@@ -59,18 +76,24 @@ class HubLink:
         self.client.publish(topic, payload, qos=qos, retain=retain)
 
     def _state(self, online: bool) -> bytes:
-        return encode_msg(
-            {"online": online, "hub": self.cfg.name, "region": self.cfg.region, "ms": int(time.time() * 1000)}
-        )
+        state = {"online": online, "hub": self.cfg.name, "region": self.cfg.region, "ms": int(time.time() * 1000)}
+        if self.identity:
+            state["worker"] = self.identity
+        return encode_msg(state)
 
     def _on_connect(self, client, userdata, flags, reason_code, properties=None):
         if reason_code.is_failure:
             log.warning("broker refused the hub: %s", reason_code)
             return
-        client.subscribe([(topics.ALL_BATCHES, 1), (topics.ALL_STATES, 1), (topics.ALL_CLIPS, 1)])
+        filters = [topics.ALL_BATCHES, topics.ALL_STATES, topics.ALL_CLIPS]
+        if self.identity:  # each message to one worker. A shared subscription gets no retained
+            # messages: the sites' births come again when they see this worker's new hub state
+            filters = [f"$share/{SHARE_GROUP}/{f}" for f in filters]
+            client.publish(worker_state_topic(self.identity), self._state(True), qos=1, retain=True)
+        client.subscribe([(f, 1) for f in filters])
         client.publish(topics.HUB_STATE, self._state(True), qos=1, retain=True)
         self.connected.set()
-        log.info("hub connected to broker")
+        log.info("hub%s connected to broker", f" worker {self.identity}" if self.identity else "")
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties=None):
         self.connected.clear()

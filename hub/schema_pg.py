@@ -138,4 +138,16 @@ MIGRATIONS = [
         CREATE TABLE clip_parts_unscanned (clip_id TEXT PRIMARY KEY);
     """,
     ),
+    (
+        "pg_0002_workers",
+        """
+        CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, until_ms BIGINT NOT NULL,
+            since_ms BIGINT NOT NULL, generation BIGINT NOT NULL DEFAULT 0);
+        CREATE TABLE counter_shards (shard TEXT NOT NULL, name TEXT NOT NULL, value BIGINT NOT NULL,
+            PRIMARY KEY (shard, name));
+        CREATE VIEW counter_totals AS SELECT name, CAST(SUM(value) AS BIGINT) AS value FROM
+            (SELECT name, value FROM counters UNION ALL SELECT name, value FROM counter_shards) AS t GROUP BY name;
+        ALTER TABLE sites ADD COLUMN resend_asks BIGINT NOT NULL DEFAULT 0;
+    """,
+    ),
 ]

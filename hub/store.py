@@ -141,6 +141,26 @@ CATALOG_VERSION_UPSERT = (
 )
 
 
+# Several ingest workers on one store (issue 10, docs/architecture.md "Several workers"):
+# leases (one worker runs the sweep, notifications and documents), counters sharded per worker
+# (no hot row every worker updates), and the resend back-off per site kept in the store (any
+# worker may receive the site's next batch). The same tables in hub/schema_pg.py.
+WORKER_MIGRATIONS = [
+    (
+        "0007_workers",
+        """
+        CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, until_ms INTEGER NOT NULL,
+            since_ms INTEGER NOT NULL, generation INTEGER NOT NULL DEFAULT 0);
+        CREATE TABLE counter_shards (shard TEXT NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL,
+            PRIMARY KEY (shard, name));
+        CREATE VIEW counter_totals AS SELECT name, CAST(SUM(value) AS BIGINT) AS value FROM
+            (SELECT name, value FROM counters UNION ALL SELECT name, value FROM counter_shards) AS t GROUP BY name;
+        ALTER TABLE sites ADD COLUMN resend_asks INTEGER NOT NULL DEFAULT 0;
+    """,
+    ),
+]
+
+
 def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
     """Core migrations plus those of the supervision parts, in order (per engine: hub/db.py)."""
     if engine == POSTGRESQL:
@@ -153,7 +173,7 @@ def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
     from hub.notify import MIGRATIONS as NOTIFY
     from hub.supervision import MIGRATIONS as SUPERVISION
 
-    return [*MIGRATIONS, *SUPERVISION, *DEVICES, *DOCUMENTS, *NOTIFY, *CLIPS]
+    return [*MIGRATIONS, *SUPERVISION, *DEVICES, *DOCUMENTS, *NOTIFY, *CLIPS, *WORKER_MIGRATIONS]
 
 
 def open_db(url: str | Path):
@@ -177,12 +197,27 @@ def load_calendar(conn: sqlite3.Connection) -> WorkCalendar:
 
 
 def bump(conn: sqlite3.Connection, name: str, n: int = 1) -> None:
-    """Increment a persistent counter (inside the caller's transaction)."""
+    """Increment a persistent counter (inside the caller's transaction). A connection with a
+    `counter_shard` (an ingest worker's, on PostgreSQL) adds to its own row of `counter_shards`,
+    so workers never wait on one another's counter rows; read totals from `counter_totals`."""
+    shard = getattr(conn, "counter_shard", None)
+    if shard is not None:
+        conn.execute(
+            "INSERT INTO counter_shards(shard, name, value) VALUES (?, ?, ?) "
+            "ON CONFLICT(shard, name) DO UPDATE SET value = counter_shards.value + excluded.value",
+            (shard, name, n),
+        )
+        return
     conn.execute(
         "INSERT INTO counters(name, value) VALUES (?, ?) "
         "ON CONFLICT(name) DO UPDATE SET value = counters.value + excluded.value",
         (name, n),
     )
+
+
+def counter_totals(conn) -> dict[str, int]:
+    """Every counter's total over the single-writer table and the workers' shards."""
+    return {name: int(value) for name, value in conn.execute("SELECT name, value FROM counter_totals")}
 
 
 def insert_registration(

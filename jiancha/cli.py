@@ -20,6 +20,7 @@ commands:
   provision init-hub         create a hub directory (CA, keys, broker config)
   provision add-site         add a township site (keys, client certificate, ACL)
   provision revoke-site      revoke a site (registry, CRL, ACL; effective without restart)
+  provision add-hub-workers  broker identities for several hub ingest workers (PostgreSQL store)
   broker run                 run Mosquitto in the foreground with the generated config
 """
     + hub_cli.HELP
@@ -74,6 +75,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     rs.add_argument("--dir", type=Path, required=True)
     rs.add_argument("--code", required=True)
+    hw = cmd(
+        prov,
+        "add-hub-workers",
+        "Issue broker identities jc-hub-1 … jc-hub-N for `jiancha hub run --workers N` (PostgreSQL store).",
+        "jiancha provision add-hub-workers --dir /etc/jiancha --count 4",
+    )
+    hw.add_argument("--dir", type=Path, required=True)
+    hw.add_argument("--count", type=int, required=True, help="how many workers (identities already issued are kept)")
 
     br = sub.add_parser("broker", help="the managed Mosquitto").add_subparsers(dest="sub", required=True)
     brun = cmd(
@@ -123,6 +132,14 @@ def _dispatch(args) -> int:
         from provisioning.setup import add_site
 
         print(f"site created: {add_site(args.dir, code=args.code, name=args.name, board=args.board)}")
+        return 0
+    if key == ("provision", "add-hub-workers"):
+        from provisioning.setup import add_hub_workers
+
+        new = add_hub_workers(args.dir, count=args.count)
+        print(
+            f"hub worker identities: {args.count} ({len(new)} issued now); run `jiancha hub run --workers {args.count}`"
+        )
         return 0
     if key == ("provision", "revoke-site"):
         from provisioning.setup import revoke_site

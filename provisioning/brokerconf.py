@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hub.config import HubConfig, Registry
+from hub.workers import worker_identity
 from iobase.config import BROKER_TOOL_IDENTITY, HUB_IDENTITY, load_config
 from iobase.files import private_dir
 from protocol import topics
@@ -154,9 +155,10 @@ def mosquitto_conf_text(layout: BrokerLayout, *, host: str, port: int, user: str
     return "\n".join(lines)
 
 
-def acl_text(registry: Registry) -> str:
-    """ACL: the hub reads and writes the whole root; the broker tool only the sites' up-topics
-    (for the retained sweep); each active site only its own topics.
+def acl_text(registry: Registry, workers: int = 0) -> str:
+    """ACL: the hub (and each of its `workers` ingest worker identities, jc-hub-1…) reads and
+    writes the whole root; the broker tool only the sites' up-topics (for the retained sweep);
+    each active site only its own topics.
 
     Identities that are not listed (revoked sites, unknown CNs) match no rule and get nothing.
     """
@@ -166,16 +168,21 @@ def acl_text(registry: Registry) -> str:
         "",
     ]
     out += topics.acl_lines_for_hub(HUB_IDENTITY) + [""]
+    for k in range(1, workers + 1):
+        out += topics.acl_lines_for_hub(worker_identity(k)) + [""]
     out += topics.acl_lines_for_broker_tool(BROKER_TOOL_IDENTITY) + [""]
     for code in sorted(registry.active()):
         out += topics.acl_lines_for_site(code) + [""]
     return "\n".join(out)
 
 
-def write_acl(root: Path, registry: Registry) -> Path:
-    """Write DIR/broker/acl for `registry`."""
+def write_acl(root: Path, registry: Registry, workers: int | None = None) -> Path:
+    """Write DIR/broker/acl for `registry` (and the worker identities hub.yaml counts)."""
     layout = BrokerLayout(Path(root))
-    write_public(layout.acl, acl_text(registry).encode("utf-8"))
+    if workers is None:
+        hub_yaml = Path(root) / "hub.yaml"
+        workers = load_config(hub_yaml, HubConfig).workers.count if hub_yaml.exists() else 0
+    write_public(layout.acl, acl_text(registry, workers).encode("utf-8"))
     return layout.acl
 
 

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
 from agent.config import AgentConfig, AgentHttp, AgentHub, AgentSite, load_board
 from hub.config import HubApi, HubConfig, HubKeys, Registry, RegistrySite
+from hub.workers import MAX_WORKERS, worker_cert_paths, worker_identity
 from iobase.config import (
     BROKER_TOOL_IDENTITY,
     HUB_IDENTITY,
@@ -246,6 +247,41 @@ def _write_site_folder(root: Path, folder: Path, hub: HubConfig, *, code: str, n
     )
     dump_config(agent, folder / "agent.yaml")
     return sign_pub
+
+
+def add_hub_workers(dir: Path, *, count: int) -> list[Path]:
+    """Broker identities for `count` ingest workers (jc-hub-1 … jc-hub-N; `jiancha hub run
+    --workers N`): a client certificate each in hub/workers/, their ACL entries (the hub's), and
+    workers.count in hub.yaml. Identities already issued are kept; returns the new certificates."""
+    root = Path(dir)
+    if not 1 <= count <= MAX_WORKERS:
+        raise ProvisioningError(f"--count {count}: between 1 and {MAX_WORKERS}")
+    issued = []
+    with _locked_hub(root):
+        hub, _, registry = _load_hub(root)
+        ca = CertificateAuthority(root / "ca")
+        for k in range(1, count + 1):
+            crt, key = worker_cert_paths(hub, k)
+            if crt.is_file() and key.is_file():
+                continue
+            private_dir(crt.parent)
+            ca.issue_client(worker_identity(k), crt, key)
+            issued.append(crt)
+        if count > hub.workers.count:
+            _set_workers_count(root / "hub.yaml", count)
+        write_acl(root, registry, max(count, hub.workers.count))
+    signal_reload(root)
+    return issued
+
+
+def _set_workers_count(hub_yaml: Path, count: int) -> None:
+    """workers.count in hub.yaml, everything else as written (paths stay relative)."""
+    import yaml
+
+    raw = yaml.safe_load(hub_yaml.read_text(encoding="utf-8"))
+    raw.setdefault("workers", {})["count"] = count
+    HubConfig.model_validate(raw)
+    write_private(hub_yaml, yaml.safe_dump(raw, allow_unicode=True, sort_keys=False).encode("utf-8"))
 
 
 def revoke_site(dir: Path, *, code: str) -> None:

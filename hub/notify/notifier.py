@@ -72,6 +72,7 @@ class Notifier:
         self.channels = dict(build_channels(config) if channels is None else channels)
         self.clock = clock
         self.rand = rand
+        self.gate: Callable[[], bool] = lambda: True  # hub.lease: whether this worker delivers now
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._stop: asyncio.Event | None = None
@@ -264,6 +265,8 @@ class Notifier:
 
     async def run_once(self, now_ms: int | None = None) -> int:
         """One pass: claim due messages, send them, record results. Returns messages attempted."""
+        if not self.gate():  # another hub worker holds the lease (hub.lease): it delivers
+            return 0
         now_ms = self.clock() if now_ms is None else now_ms
         conn = self._db()
         batch = await asyncio.to_thread(

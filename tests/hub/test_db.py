@@ -34,8 +34,9 @@ def test_an_unknown_store_url_is_named_without_its_password():
 
 
 def _tables(conn) -> dict[str, set[str]]:
+    """Tables and views with their columns."""
     if engine(conn) == "sqlite":
-        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")]
         return {
             n: {r[1] for r in conn.execute(f'PRAGMA table_info("{n}")')}
             for n in names
