@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import threading
 from datetime import timedelta
@@ -95,7 +96,8 @@ class Hub:
         )
         self.lease = None
         if worker is not None:
-            self.lease = Lease(self.store_url, self.identity, ttl_s=cfg.workers.lease_s)
+            # held by this process, not the identity: a restarted worker waits like the others
+            self.lease = Lease(self.store_url, f"{self.identity}#{os.getpid()}", ttl_s=cfg.workers.lease_s)
             for part in (self.notifier, self.docs):
                 part.gate = self.lease.held
             self.ingest.leader = self.lease.held
