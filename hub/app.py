@@ -32,6 +32,9 @@ from iobase.sqlite import transaction
 log = logging.getLogger("jiancha.hub")
 
 
+READER_POOL = 4  # PostgreSQL connections the API reads through (SQLite: one connection)
+
+
 class Hub:
     """Wires the parts together; `start()`/`stop()` are synchronous.
 
@@ -102,7 +105,7 @@ class Hub:
                 part.gate = self.lease.held
             self.ingest.leader = self.lease.held
             self.ingest.on_idle.append(self.ingest.refresh_calendar)  # the leader may import one
-        self.reader = connect(self.store_url, synchronous="NORMAL")
+        self.reader = connect(self.store_url, synchronous="NORMAL", pool=READER_POOL)
         self.writer = connect(self.store_url)  # API writes (replies, reviews, imports)
         self._write_lock = threading.Lock()
 

@@ -53,14 +53,16 @@ def sqlite_path(url: str) -> Path:
 
 def engine(conn: Any) -> str:
     """The engine behind an open connection."""
-    return POSTGRESQL if isinstance(conn, PgConnection) else SQLITE
+    return getattr(conn, "engine", SQLITE) if isinstance(conn, (PgConnection, PgPool)) else SQLITE
 
 
-def connect(url: str | Path, *, readonly: bool = False, synchronous: str = "FULL") -> Any:
-    """A connection to the store: sqlite3.Connection or PgConnection (same calls)."""
+def connect(url: str | Path, *, readonly: bool = False, synchronous: str = "FULL", pool: int = 0) -> Any:
+    """A connection to the store: sqlite3.Connection or PgConnection (same calls). With
+    `pool=N` on PostgreSQL: a PgPool of up to N connections for single statements (the API's
+    reader: requests served from several threads never queue behind one connection)."""
     url = str(url)
     if engine_of(url) == POSTGRESQL:
-        return PgConnection(url, readonly=readonly)
+        return PgPool(url, max_size=pool) if pool else PgConnection(url, readonly=readonly)
     return sqlite_io.connect(sqlite_path(url), readonly=readonly, synchronous=synchronous)
 
 
@@ -194,6 +196,68 @@ class PgConnection:
 
     def close(self) -> None:
         self.raw.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class _Rows:
+    """A finished statement's result (the pool's connection went back before it is read)."""
+
+    def __init__(self, cur):
+        self.description = cur.description
+        self.rowcount = cur.rowcount
+        self._rows = cur.fetchall() if cur.description is not None else []
+        self._i = 0
+
+    def fetchone(self):
+        if self._i >= len(self._rows):
+            return None
+        self._i += 1
+        return self._rows[self._i - 1]
+
+    def fetchall(self):
+        rows, self._i = self._rows[self._i :], len(self._rows)
+        return rows
+
+    def fetchmany(self, n: int = 1):
+        rows = self._rows[self._i : self._i + n]
+        self._i += len(rows)
+        return rows
+
+    def __iter__(self):
+        return iter(self.fetchall())
+
+
+class PgPool:
+    """A psycopg_pool.ConnectionPool that takes the hub's SQL one statement at a time (each
+    statement its own snapshot, as on an autocommit connection). No transactions: BEGIN raises;
+    a writer keeps a PgConnection of its own."""
+
+    engine = POSTGRESQL
+    counter_shard: str | None = None
+    in_transaction = False
+
+    def __init__(self, url: str, *, max_size: int = 4):
+        from psycopg_pool import ConnectionPool
+
+        self.url = url
+        self.pool = ConnectionPool(
+            url, min_size=1, max_size=max(1, max_size), kwargs={"autocommit": True}, open=True, name="jiancha-reader"
+        )
+
+    def execute(self, sql: str, params: Any = ()):
+        head = sql.lstrip()[:16].upper()
+        if head.startswith(("BEGIN", "PRAGMA")):
+            raise NotImplementedError(f"{head.split()[0]} on a pooled reader: {sql[:60]}")
+        with self.pool.connection() as raw:
+            return _Rows(raw.execute(to_pg(sql), _pg_params(params)) if params else raw.execute(sql))
+
+    def close(self) -> None:
+        self.pool.close()
 
     def __enter__(self):
         return self

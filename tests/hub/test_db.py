@@ -110,3 +110,40 @@ def test_begin_immediate_serialises_writers_on_postgresql(pg_server):
     finally:
         a.close()
         b.close()
+
+
+@pytest.mark.postgresql
+def test_the_pooled_reader_serves_many_threads_and_refuses_transactions(pg_server):
+    """The API's reader on PostgreSQL: a pool of connections, each statement on its own."""
+    import threading
+
+    from hub.db import PgPool, connect
+
+    url = pg_server.create_db("pool", template=pg_server.hub_template)
+    reader = connect(url, pool=3)
+    assert isinstance(reader, PgPool) and engine(reader) == "postgresql"
+    try:
+        got, errors = [], []
+
+        def read():
+            try:
+                for _ in range(20):
+                    cur = reader.execute("SELECT pg_backend_pid(), ? + 1", (41,))
+                    pid, answer = cur.fetchone()
+                    assert answer == 42 and cur.fetchone() is None
+                    got.append(pid)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=read) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert not errors and len(got) == 120
+        assert 1 <= len(set(got)) <= 3  # never more connections than the pool's size
+        assert [r[0] for r in reader.execute("SELECT generate_series(1, 3)")] == [1, 2, 3]
+        with pytest.raises(NotImplementedError):
+            reader.execute("BEGIN IMMEDIATE")
+    finally:
+        reader.close()
