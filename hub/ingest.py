@@ -110,6 +110,8 @@ class Ingestor:
         self.on_idle_leader = []  # callables run between groups, only while leader
         self.site_scoped = engine(conn) == POSTGRESQL  # groups lock and touch only their own sites
         self._retryable = retryable_errors()
+        self._pending_regs: list = []  # the current batch's registrations and events, inserted together
+        self._pending_events: list = []
         self.backdate_tolerance = backdate_tolerance
         self.catalogs = CatalogHistory(conn)
         self._floor: dict[str, tuple[int, int]] = {}
@@ -380,8 +382,10 @@ class Ingestor:
         if fresh:
             db.bump(self.conn, "records_stored", len(fresh))
             flag_clock(self.conn, site, [r for r, _, _ in fresh], now_ms, self._alert_once)
+        self._pending_regs, self._pending_events = [], []
         for rec, _enc, _hash in fresh:
             self._apply(site, rec, now_ms, out, topic)
+        self._insert_pending(site, now_ms, out, topic)
         self._advance(site, srow, now_ms, out, last_clock=records[-1][0].clock if records else None)
         if conflict is not None:  # tell that box (by its record's hash): it is not the hub's history
             out.acks[site]["conflict"] = conflict
@@ -398,26 +402,15 @@ class Ingestor:
                     return self._quarantine(now_ms, site, topic, "bad_body", f"received_at {reg.received_at}", b"")
                 floor = self._floor.get(site) or self._catalog_floor(site)
                 trusted, check, why = self.catalogs.check(reg.item, floor[0] if rec.seq > floor[1] else 0)
-                if db.insert_registration(
-                    self.conn, site, rec.seq, reg, _json_body(rec.body), trusted=trusted, item_check=check
-                ):
-                    if check is not None:  # the case row is marked; the wall is told once an hour
-                        self._alert_once(now_ms, site, f"item_{check}", "red", f"{reg.case_no}：{why}")
-                    if check != "unknown_item":  # nothing trustworthy to run a clock on
-                        self._fresh_regs[reg.case_no] = reg
-                        out.changed_cases.add(reg.case_no)
-                        self._grace_backentry(site, reg, rec.wall_ms, now_ms)
-                else:
-                    self._quarantine(now_ms, site, topic, "duplicate_case_no", reg.case_no, b"")
+                # inserted with the rest of the batch's registrations (_insert_pending)
+                self._pending_regs.append((rec, reg, _json_body(rec.body), trusted, check, why))
             elif rec.kind == KIND_CASE_EVENT:
                 ev = CaseEventBody.model_validate(rec.body)
                 if not owned_by(ev.case_no, site):  # a site acts only on its own cases
                     return self._foreign(now_ms, site, topic, f"seq {rec.seq}: {ev.type} for case {ev.case_no}")
                 if not 2000 <= ev.at.year <= 2100:
                     return self._quarantine(now_ms, site, topic, "bad_body", f"event at {ev.at}", b"")
-                self.conn.execute(
-                    "INSERT INTO case_events (site, seq, case_no, type, at, body_json, "
-                    "recorded_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                self._pending_events.append(
                     (
                         site,
                         rec.seq,
@@ -426,7 +419,7 @@ class Ingestor:
                         ev.at.isoformat(),
                         ev.model_dump_json(exclude_none=True),
                         rec.wall_ms,
-                    ),
+                    )
                 )
                 out.changed_cases.add(ev.case_no)
             elif rec.kind == KIND_VOTE:
@@ -444,6 +437,35 @@ class Ingestor:
                 db.bump(self.conn, "records_kind_unknown")
         except ValidationError as exc:  # the error names the field, never its value (personal data)
             self._quarantine(now_ms, site, topic, "bad_body", f"seq {rec.seq}: {_field_error(exc)}", b"")
+
+    def _insert_pending(self, site: str, now_ms: int, out: Outcome, topic: str) -> None:
+        """The batch's registrations and events, each kind in one statement per few hundred
+        rows (a round trip per record is most of PostgreSQL's cost); then what each new case
+        needs, in record order. A case number already stored is quarantined, as before."""
+        regs, self._pending_regs = self._pending_regs, []
+        events, self._pending_events = self._pending_events, []
+        if events:
+            self.conn.executemany(
+                "INSERT INTO case_events (site, seq, case_no, type, at, body_json, recorded_ms) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                events,
+            )
+        if not regs:
+            return
+        inserted = db.insert_registrations(
+            self.conn, [(site, rec.seq, reg, raw, trusted, check) for rec, reg, raw, trusted, check, _ in regs]
+        )
+        for rec, reg, _raw, _trusted, check, why in regs:
+            if reg.case_no not in inserted:
+                self._quarantine(now_ms, site, topic, "duplicate_case_no", reg.case_no, b"")
+                continue
+            inserted.discard(reg.case_no)  # a second registration of it in this batch is a duplicate
+            if check is not None:  # the case row is marked; the wall is told once an hour
+                self._alert_once(now_ms, site, f"item_{check}", "red", f"{reg.case_no}：{why}")
+            if check != "unknown_item":  # nothing trustworthy to run a clock on
+                self._fresh_regs[reg.case_no] = reg
+                out.changed_cases.add(reg.case_no)
+                self._grace_backentry(site, reg, rec.wall_ms, now_ms)
 
     def _catalog_floor(self, site: str) -> tuple[int, int]:
         """(the catalog version the site said it held at its last birth, its last seq then):

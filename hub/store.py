@@ -261,6 +261,47 @@ def insert_registration(
     return cur.rowcount == 1
 
 
+_REG_COLUMNS = (
+    "case_no, site, item_code, item_name, department, query_code, received_at, reg_seq, reg_json, status, light, "
+    "case_type, legal_days, promised_days, yellow_days, item_check"
+)
+
+
+def insert_registrations(conn, rows: list[tuple], chunk: int = 400) -> set[str]:
+    """Create the case rows of several registrations in one statement per `chunk` (one round
+    trip on PostgreSQL instead of one per case); returns the case numbers inserted. `rows` are
+    (site, seq, reg, raw_json, trusted, item_check) as for insert_registration; a case number
+    already stored (or twice in `rows`: the first wins) is left out of the result."""
+    inserted: set[str] = set()
+    for i in range(0, len(rows), chunk):
+        values, params = [], []
+        for site, seq, reg, raw_json, trusted, item_check in rows[i : i + chunk]:
+            it = trusted if trusted is not None else _NO_ITEM
+            values.append("(?, ?, ?, ?, ?, ?, ?, ?, ?, 'received', 'green', ?, ?, ?, ?, ?)")
+            params += [
+                reg.case_no,
+                site,
+                reg.item.code,
+                it.name,
+                it.department,
+                reg.query_code,
+                reg.received_at.isoformat(),
+                seq,
+                raw_json or reg.model_dump_json(),
+                it.case_type,
+                it.legal_days,
+                it.promised_days,
+                it.yellow_days,
+                item_check,
+            ]
+        cur = conn.execute(
+            f"INSERT INTO cases ({_REG_COLUMNS}) VALUES {', '.join(values)} ON CONFLICT DO NOTHING RETURNING case_no",
+            params,
+        )
+        inserted.update(r[0] for r in cur.fetchall())
+    return inserted
+
+
 class _NoItem:
     name = department = case_type = legal_days = promised_days = yellow_days = None
 
