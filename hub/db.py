@@ -104,6 +104,30 @@ def site_transaction(conn: Any, sites: Iterable[str]):
         raise
 
 
+def in_list(conn: Any, column: str, values: Iterable) -> tuple[str, list]:
+    """(`column IN (?, …)`, params) on SQLite; (`column = ANY(?)`, [array]) on PostgreSQL, where
+    one statement text for any number of values is parsed once (a long IN list is parsed by
+    psycopg on every call)."""
+    values = list(values)
+    if engine(conn) == POSTGRESQL:
+        return f"{column} = ANY(?)", [values]
+    return f"{column} IN ({','.join('?' * len(values))})", values
+
+
+def executemany_returning(conn: Any, sql: str, seq: Iterable) -> list[tuple]:
+    """Run `sql` (with RETURNING) once per parameter tuple; every row returned. On PostgreSQL in
+    one pipeline (one round trip, the statement parsed once); on SQLite statement by statement."""
+    if engine(conn) == POSTGRESQL:
+        cur = conn.raw.cursor()
+        cur.executemany(to_pg(sql), [_pg_params(p) for p in seq], returning=True)
+        rows: list[tuple] = []
+        while True:
+            rows += cur.fetchall()
+            if not cur.nextset():
+                return rows
+    return [r for p in seq for r in conn.execute(sql, p).fetchall()]
+
+
 def retryable_errors() -> tuple[type[BaseException], ...]:
     """Errors after which a transaction can simply be run again (PostgreSQL's deadlock and
     serialization failures; SQLite has neither, its writers are serialised)."""

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from hub.db import in_list
 from protocol.calendar import CST, WorkCalendar
 from protocol.caseclock import CLOSED, Event, ItemRule, evaluate
 
@@ -70,18 +71,17 @@ def project_cases(
 
 
 def _project_chunk(conn, chunk, now, cal, default_yellow, now_ms, tolerance, known_light) -> list[Transition]:
-    marks = ",".join("?" * len(chunk))
+    where, params = in_list(conn, "case_no", chunk)
     cases = conn.execute(
         f"SELECT case_no, site, department, item_name, light, case_type, legal_days, promised_days, "
-        f"yellow_days, received_at, item_code FROM cases WHERE case_no IN ({marks}) "
+        f"yellow_days, received_at, item_code FROM cases WHERE {where} "
         f"AND COALESCE(item_check, '') != 'unknown_item'",
-        chunk,
+        params,
     ).fetchall()  # no trusted rule: never judged
     events: dict[str, list[Event]] = {}
     for case_no, seq, body, rec_ms in conn.execute(
-        f"SELECT case_no, seq, body_json, recorded_ms FROM case_events WHERE case_no IN ({marks}) "
-        f"ORDER BY case_no, seq",
-        chunk,
+        f"SELECT case_no, seq, body_json, recorded_ms FROM case_events WHERE {where} ORDER BY case_no, seq",
+        params,
     ):
         events.setdefault(case_no, []).append(event_from_row(seq, body, rec_ms))
     updates, out = [], []

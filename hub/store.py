@@ -11,7 +11,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from hub.db import POSTGRESQL, SQLITE, connect, engine, engine_of, sqlite_path
+from hub.db import POSTGRESQL, SQLITE, connect, engine, engine_of, executemany_returning, sqlite_path
 from iobase.sqlite import migrate
 from protocol.calendar import WorkCalendar, YearTable, default_calendar
 from protocol.models import CaseRegistered
@@ -267,18 +267,16 @@ _REG_COLUMNS = (
 )
 
 
-def insert_registrations(conn, rows: list[tuple], chunk: int = 400) -> set[str]:
-    """Create the case rows of several registrations in one statement per `chunk` (one round
-    trip on PostgreSQL instead of one per case); returns the case numbers inserted. `rows` are
-    (site, seq, reg, raw_json, trusted, item_check) as for insert_registration; a case number
-    already stored (or twice in `rows`: the first wins) is left out of the result."""
-    inserted: set[str] = set()
-    for i in range(0, len(rows), chunk):
-        values, params = [], []
-        for site, seq, reg, raw_json, trusted, item_check in rows[i : i + chunk]:
-            it = trusted if trusted is not None else _NO_ITEM
-            values.append("(?, ?, ?, ?, ?, ?, ?, ?, ?, 'received', 'green', ?, ?, ?, ?, ?)")
-            params += [
+def insert_registrations(conn, rows: list[tuple]) -> set[str]:
+    """Create the case rows of several registrations (on PostgreSQL in one pipeline: one round
+    trip instead of one per case); returns the case numbers inserted. `rows` are (site, seq,
+    reg, raw_json, trusted, item_check) as for insert_registration; a case number already
+    stored (or twice in `rows`: the first wins) is left out of the result."""
+    params = []
+    for site, seq, reg, raw_json, trusted, item_check in rows:
+        it = trusted if trusted is not None else _NO_ITEM
+        params.append(
+            (
                 reg.case_no,
                 site,
                 reg.item.code,
@@ -293,13 +291,13 @@ def insert_registrations(conn, rows: list[tuple], chunk: int = 400) -> set[str]:
                 it.promised_days,
                 it.yellow_days,
                 item_check,
-            ]
-        cur = conn.execute(
-            f"INSERT INTO cases ({_REG_COLUMNS}) VALUES {', '.join(values)} ON CONFLICT DO NOTHING RETURNING case_no",
-            params,
+            )
         )
-        inserted.update(r[0] for r in cur.fetchall())
-    return inserted
+    sql = (
+        f"INSERT INTO cases ({_REG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'received', 'green', ?, ?, ?, ?, ?) "
+        "ON CONFLICT DO NOTHING RETURNING case_no"
+    )
+    return {r[0] for r in executemany_returning(conn, sql, params)}
 
 
 class _NoItem:
