@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import signal
 import threading
 from datetime import timedelta
@@ -100,7 +101,8 @@ class Hub:
         self.lease = None
         if worker is not None:
             # held by this process, not the identity: a restarted worker waits like the others
-            self.lease = Lease(self.store_url, f"{self.identity}#{os.getpid()}", ttl_s=cfg.workers.lease_s)
+            holder = f"{self.identity}#{os.getpid()}-{secrets.token_hex(3)}"  # (pids repeat in containers)
+            self.lease = Lease(self.store_url, holder, ttl_s=cfg.workers.lease_s)
             for part in (self.notifier, self.docs):
                 part.gate = self.lease.held
             self.ingest.leader = self.lease.held

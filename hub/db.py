@@ -30,6 +30,17 @@ SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
 # the advisory lock every writing transaction takes on PostgreSQL (SQLite's BEGIN IMMEDIATE)
 WRITE_LOCK_KEY = 0x6A69616E  # "jian"
+# every PostgreSQL session of the hub: a worker that hangs inside a transaction (paused, cut off
+# by the network) is ended by the server after a minute, and a dead peer is noticed by TCP
+# keepalives within about a minute, so its locks never hold the other workers for long
+SESSION_SETTINGS = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "options": "-c idle_in_transaction_session_timeout=60000",
+}
+EXCLUSIVE_WAIT_S = 10  # the sweep, the API's writes: give up (and retry later) after this long
 # the key space of the per-site advisory locks ingest takes (two-int form: space, site key)
 SITE_LOCK_SPACE = 0x6A63  # "jc"
 
@@ -188,7 +199,7 @@ class PgConnection:
         import psycopg
 
         self.url = url
-        self.raw = psycopg.connect(url, autocommit=True)
+        self.raw = psycopg.connect(url, autocommit=True, **SESSION_SETTINGS)
         self.readonly = readonly
         if readonly:
             self.raw.execute("SET default_transaction_read_only = on")
@@ -204,8 +215,17 @@ class PgConnection:
         if head.startswith("BEGIN"):
             # SQLite's BEGIN IMMEDIATE takes the database's write lock at once; the same here
             cur = self.raw.execute("BEGIN")
-            if "IMMEDIATE" in head or "EXCLUSIVE" in head:
-                self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK_KEY,))
+            if "IMMEDIATE" in head or "EXCLUSIVE" in head:  # waits at most EXCLUSIVE_WAIT_S: a
+                # waiting exclusive request holds up every ingest worker's shared one behind it
+                try:
+                    self.raw.execute(
+                        "SELECT set_config('lock_timeout', %s, true), pg_advisory_xact_lock(%s), "
+                        "set_config('lock_timeout', '0', true)",
+                        (f"{EXCLUSIVE_WAIT_S}s", WRITE_LOCK_KEY),
+                    )
+                except BaseException:
+                    self.raw.execute("ROLLBACK")  # the caller's transaction never began
+                    raise
             return cur
         if head.startswith("PRAGMA"):
             raise NotImplementedError(f"PRAGMA on PostgreSQL: {sql[:60]}")
@@ -270,7 +290,12 @@ class PgPool:
 
         self.url = url
         self.pool = ConnectionPool(
-            url, min_size=1, max_size=max(1, max_size), kwargs={"autocommit": True}, open=True, name="jiancha-reader"
+            url,
+            min_size=1,
+            max_size=max(1, max_size),
+            kwargs={"autocommit": True, **SESSION_SETTINGS},
+            open=True,
+            name="jiancha-reader",
         )
 
     def execute(self, sql: str, params: Any = ()):

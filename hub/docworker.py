@@ -77,6 +77,8 @@ class DocumentWorker:
         for qid, kind, tid, case_no, reply_due, department in pending:
             if self._retry_at.get(qid, 0) > mono:
                 continue
+            if not self.gate():  # the lease passed on meanwhile (documents_ticket_kind is the backstop)
+                break
             # issued before a crash, but the queue row was not marked: never a second number
             existing = conn.execute(
                 "SELECT id FROM documents WHERE ticket_id=? AND kind=? LIMIT 1", (tid, kind)

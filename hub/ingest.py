@@ -233,6 +233,8 @@ class Ingestor:
         self.catalogs.begin()
         sites = {p[0] for t, _ in group if (p := topics.parse_site_topic(t))}
         with site_transaction(self.conn, sites):
+            if self.site_scoped:  # another worker may lead and have imported a calendar
+                self.refresh_calendar(force=True)
             for topic, payload in group:
                 self._dispatch(topic, payload, now_ms, out)
             self._project(out.changed_cases, now, now_ms, scope=sites if self.site_scoped else None)
@@ -509,8 +511,8 @@ class Ingestor:
             (site, self.sites.name(site), now_ms),
         )
         r = self.conn.execute(
-            "SELECT acked_seq, acked_hash, max_seq, last_progress_ms, chain_break_at, resend_asks FROM sites "
-            "WHERE code=?",
+            "SELECT acked_seq, acked_hash, max_seq, last_progress_ms, chain_break_at, resend_asks, gap_since_ms "
+            "FROM sites WHERE code=?",
             (site,),
         ).fetchone()
         return {
@@ -520,6 +522,7 @@ class Ingestor:
             "progress": r[3] or now_ms,
             "break_at": r[4],
             "asks": r[5],
+            "gap_since": r[6],
         }
 
     def _advance(self, site: str, s: dict, now_ms: int, out: Outcome, last_clock=None) -> None:
@@ -564,7 +567,11 @@ class Ingestor:
         # resend requests for a persisting gap, later and later; the count is kept in the store,
         # since the site's next batch may reach another worker
         asks = s["asks"] if acked == s["acked"] else 0
-        if max_seq > acked and now_ms - progress > min(GAP_WAIT_MS * 2 ** min(asks, 20), GAP_WAIT_MAX_MS):
+        # the wait runs from when this gap appeared: a site idle for a while whose batches reach
+        # two workers out of order has lost nothing yet
+        gap_since = None if max_seq <= acked else (s["gap_since"] if acked == s["acked"] and s["gap_since"] else now_ms)
+        waited = now_ms - max(progress, gap_since or 0)
+        if max_seq > acked and waited > min(GAP_WAIT_MS * 2 ** min(asks, 20), GAP_WAIT_MAX_MS):
             ack["resend_from"] = acked + 1  # ask again later and later while the gap persists
             progress = now_ms
             asks += 1
@@ -573,7 +580,7 @@ class Ingestor:
             "UPDATE sites SET acked_seq=?, acked_hash=?, max_seq=?, last_seen_ms=?, online=1, "
             "last_progress_ms=?, chain_breaks=chain_breaks+?, clock=COALESCE(?, clock), "
             "acked_progress_ms=CASE WHEN ? <> 0 THEN ? ELSE acked_progress_ms END, "
-            "chain_break_at=COALESCE(?, chain_break_at), resend_asks=? WHERE code=?",
+            "chain_break_at=COALESCE(?, chain_break_at), resend_asks=?, gap_since_ms=? WHERE code=?",
             (
                 acked,
                 h,
@@ -586,6 +593,7 @@ class Ingestor:
                 now_ms,
                 broke_at,
                 asks,
+                gap_since,
                 site,
             ),
         )
@@ -778,10 +786,11 @@ class Ingestor:
                 self.supervisor.sweep(self.conn, now)
         return len(due)
 
-    def refresh_calendar(self) -> None:
-        """On a worker that does not lead: take up a calendar the leader imported (checked every
-        few seconds; the leader recomputes the open cases, this worker only judges with it)."""
-        if time.monotonic() < getattr(self, "_calendar_checked", 0.0):
+    def refresh_calendar(self, force: bool = False) -> None:
+        """Take up a calendar another worker (the leader) imported: checked in each group's
+        transaction on a shared store (one key lookup), so no case is judged by the old one
+        after the leader recomputed them all with the new."""
+        if not force and time.monotonic() < getattr(self, "_calendar_checked", 0.0):
             return
         self._calendar_checked = time.monotonic() + 5.0
         row = self.conn.execute("SELECT version FROM config WHERE kind='calendar'").fetchone()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 
@@ -35,6 +36,10 @@ class HubLink:
         self.on_message_cb = on_message
         self.connected = threading.Event()
         self.identity = identity  # None: the one hub process
+        # when this hub started, as its state tells the boxes: a worker under `hub run --workers`
+        # tells its supervisor's start (hub/workers.py EPOCH_ENV), so restarting one alone is quiet
+        epoch = os.environ.get("JIANCHA_HUB_EPOCH_MS", "") if identity else ""
+        self.epoch_ms = int(epoch) if epoch.isdigit() else int(time.time() * 1000)
         # a worker's Will must not say the hub is offline: the other workers still ingest
         will_topic = worker_state_topic(identity) if identity else topics.HUB_STATE
         self.client = make_tls_client(
@@ -75,8 +80,12 @@ class HubLink:
             payload = encode_msg(payload)
         self.client.publish(topic, payload, qos=qos, retain=retain)
 
+    def _ms(self) -> int:
+        """The one hub: the time of this (re)connection, as always. A worker: its hub's start."""
+        return self.epoch_ms if self.identity else int(time.time() * 1000)
+
     def _state(self, online: bool) -> bytes:
-        state = {"online": online, "hub": self.cfg.name, "region": self.cfg.region, "ms": int(time.time() * 1000)}
+        state = {"online": online, "hub": self.cfg.name, "region": self.cfg.region, "ms": self._ms()}
         if self.identity:
             state["worker"] = self.identity
         return encode_msg(state)

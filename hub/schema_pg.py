@@ -148,6 +148,11 @@ MIGRATIONS = [
         CREATE VIEW counter_totals AS SELECT name, CAST(SUM(value) AS BIGINT) AS value FROM
             (SELECT name, value FROM counters UNION ALL SELECT name, value FROM counter_shards) AS t GROUP BY name;
         ALTER TABLE sites ADD COLUMN resend_asks BIGINT NOT NULL DEFAULT 0;
+        -- when the site's current gap appeared (the wait for a resend runs from then, not from
+        -- the mark's last move: batches reaching workers out of order are not a loss)
+        ALTER TABLE sites ADD COLUMN gap_since_ms BIGINT;
+        -- one document of a kind per ticket, even if two leaders overlap (a paused one)
+        CREATE UNIQUE INDEX documents_ticket_kind ON documents(ticket_id, kind) WHERE ticket_id IS NOT NULL;
     """,
     ),
 ]

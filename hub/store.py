@@ -156,6 +156,11 @@ WORKER_MIGRATIONS = [
         CREATE VIEW counter_totals AS SELECT name, CAST(SUM(value) AS BIGINT) AS value FROM
             (SELECT name, value FROM counters UNION ALL SELECT name, value FROM counter_shards) AS t GROUP BY name;
         ALTER TABLE sites ADD COLUMN resend_asks INTEGER NOT NULL DEFAULT 0;
+        -- when the site's current gap appeared (the wait for a resend runs from then, not from
+        -- the mark's last move: batches reaching workers out of order are not a loss)
+        ALTER TABLE sites ADD COLUMN gap_since_ms INTEGER;
+        -- one document of a kind per ticket, even if two leaders overlap (a paused one)
+        CREATE UNIQUE INDEX documents_ticket_kind ON documents(ticket_id, kind) WHERE ticket_id IS NOT NULL;
     """,
     ),
 ]
@@ -176,13 +181,23 @@ def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
     return [*MIGRATIONS, *SUPERVISION, *DEVICES, *DOCUMENTS, *NOTIFY, *CLIPS, *WORKER_MIGRATIONS]
 
 
+MIGRATE_LOCK_KEY = 0x6A636D67  # "jcmg": the session lock around migrations on PostgreSQL
+
+
 def open_db(url: str | Path):
     """Open (and migrate) the hub's store: a path or sqlite:PATH (SQLite), or postgresql://…"""
     url = str(url)
     if engine_of(url) == SQLITE:
         sqlite_path(url).parent.mkdir(parents=True, exist_ok=True)
     conn = connect(url)
-    migrate(conn, all_migrations(engine(conn)))
+    if engine(conn) == POSTGRESQL:  # several workers starting at once on a new store: one migrates
+        conn.execute("SELECT pg_advisory_lock(?)", (MIGRATE_LOCK_KEY,))
+        try:
+            migrate(conn, all_migrations(POSTGRESQL))
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(?)", (MIGRATE_LOCK_KEY,))
+    else:
+        migrate(conn, all_migrations(engine(conn)))
     return conn
 
 

@@ -41,6 +41,10 @@ MAX_WORKERS = 64
 RESTART_MIN_S = 1.0
 RESTART_MAX_S = 30.0
 STOP_GRACE_S = 30.0
+# the hub's state names when the hub started; the workers of one supervisor all announce its
+# start, so a worker restarted alone does not look like a new hub to every box (a box that sees a
+# new hub announces itself again and resends what it has in flight)
+EPOCH_ENV = "JIANCHA_HUB_EPOCH_MS"
 
 
 def worker_identity(k: int) -> str:
@@ -91,6 +95,7 @@ class Supervisor:
         self.procs: dict[int, subprocess.Popen] = {}
         self.backoff: dict[int, float] = {}
         self.started_at: dict[int, float] = {}
+        self.epoch_ms = int(time.time() * 1000)
         self.pending: dict[int, float] = {}  # worker → when to start it again (monotonic)
         self.restarts = 0
         self.stopping = False
@@ -100,7 +105,8 @@ class Supervisor:
         return cmd + (["--http-port", str(self.http_port)] if self.http_port is not None else [])
 
     def spawn(self, k: int) -> None:
-        p = subprocess.Popen(self.command(k), preexec_fn=_die_with_parent)
+        env = {**os.environ, EPOCH_ENV: str(self.epoch_ms)}  # one hub state for all its workers
+        p = subprocess.Popen(self.command(k), preexec_fn=_die_with_parent, env=env)
         self.procs[k] = p
         self.started_at[k] = time.monotonic()
         print(f"worker {worker_identity(k)} pid {p.pid}", flush=True)

@@ -153,6 +153,7 @@ def test_three_workers_lose_and_double_nothing_when_one_is_killed_and_the_leader
         # the leader dies: another worker takes the lease and does the once-only work
         leader, gen, _ = _rows(env.store_url, "SELECT holder, generation, until_ms FROM leases WHERE name='leader'")[0]
         identity, pid = leader.split("#")  # a lease is held by one process of one worker
+        pid = pid.split("-")[0]
         assert worker_pids(env.hub.log)[identity] == int(pid)
         os.kill(int(pid), signal.SIGKILL)
         wait_for(

@@ -283,3 +283,155 @@ def test_three_ingest_workers_store_every_record_once_and_ack_every_chain(tmp_pa
     finally:
         for w in workers:
             w.conn.close()
+
+
+# -- what an independent review of the workers found ---------------------------------------------
+
+
+def test_batches_out_of_order_after_an_idle_spell_ask_for_nothing(tmp_path, store_url):
+    """A shared subscription may hand a site's batch 3 to one worker before batch 2 reaches
+    another: the wait for a resend runs from when the gap appeared, not from the mark's last
+    move (which, after an idle minute, would ask for the whole window at once)."""
+    from datetime import datetime, timedelta
+
+    from protocol.calendar import CST
+
+    root = tmp_path / "hub"
+    init_hub(root, region="140700", name="测试", broker_port=18883)
+    add_site(root, code="S01", name="S01")
+    cfg = load_config(root / "hub.yaml", HubConfig)
+    conn = open_db(store_url)
+    trust_item(conn)
+    clock = {"now": datetime(2026, 11, 20, 10, 0, tzinfo=CST)}
+    acks = []
+    ing = Ingestor(
+        conn,
+        HubKeys.load(cfg),
+        SiteKeys(cfg.registry, check_every_s=0),
+        lambda t, p, q, r: acks.append(p),
+        now=lambda: clock["now"],
+    )
+    signer = SiteSigner(root, "S01")
+    recs, _ = chain("S01", 30)
+    try:
+        ing.process_safely([(topics.site_batch("S01"), signer.seal(recs[:10], 1))])
+        clock["now"] += timedelta(minutes=1)  # an idle minute
+        ing.process_safely([(topics.site_batch("S01"), signer.seal(recs[20:], 21))])  # batch 3 first
+        assert acks[-1]["acked"] == 10 and "resend_from" not in acks[-1]
+        clock["now"] += timedelta(seconds=1)
+        ing.process_safely([(topics.site_batch("S01"), signer.seal(recs[10:20], 11))])  # then batch 2
+        assert acks[-1]["acked"] == 30 and "resend_from" not in acks[-1]
+        # a gap that persists is still asked for, once it has waited
+        more, _ = chain("S01", 40)
+        ing.process_safely([(topics.site_batch("S01"), signer.seal(more[35:], 36))])
+        clock["now"] += timedelta(seconds=10)
+        ing.process_safely([(topics.site_batch("S01"), signer.seal(more[35:], 36))])
+        assert acks[-1]["acked"] == 30 and acks[-1]["resend_from"] == 31
+    finally:
+        conn.close()
+
+
+@pytest.mark.postgresql
+def test_a_waiting_exclusive_writer_gives_up_instead_of_holding_every_worker(pg_server, monkeypatch):
+    """A worker stuck inside its group would make the sweep's exclusive request wait, and every
+    other worker's shared request queue behind it: the exclusive request gives up in time."""
+    import psycopg
+
+    from hub import db as hubdb
+
+    monkeypatch.setattr(hubdb, "EXCLUSIVE_WAIT_S", 1)
+    url = pg_server.create_db("excl", template=pg_server.hub_template)
+    stuck, writer = connect(url), connect(url)
+    try:
+        ctx = site_transaction(stuck, ["S01"])
+        ctx.__enter__()
+        t0 = time.monotonic()
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            with transaction(writer):
+                pass
+        assert time.monotonic() - t0 < 10
+        ctx.__exit__(None, None, None)
+        with transaction(writer):  # and takes it once the group is over
+            writer.execute("INSERT INTO counters(name, value) VALUES ('after', 1)")
+    finally:
+        stuck.close()
+        writer.close()
+
+
+@pytest.mark.postgresql
+def test_workers_starting_together_on_a_new_store_migrate_it_once(pg_server):
+    url = pg_server.create_db("fresh")  # empty: no tables yet
+    errors, conns = [], []
+
+    def start():
+        try:
+            conns.append(open_db(url))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    try:
+        assert not errors, errors
+        assert conns[0].execute("SELECT count(*) FROM _migrations WHERE name='pg_0002_workers'").fetchone()[0] == 1
+    finally:
+        for c in conns:
+            c.close()
+
+
+def test_two_overlapping_leaders_never_number_one_document_twice(tmp_path, store_url):
+    """A paused leader and its successor both issuing: one document per ticket and kind (the
+    store's unique index), the loser's number is not used up."""
+    from datetime import datetime
+
+    from hub.documents import DocumentStore
+    from hub.docworker import DocumentWorker
+    from hub.supervision import Supervisor
+    from protocol.calendar import CST
+
+    root = tmp_path / "hub"
+    init_hub(root, region="140700", name="测试", broker_port=18883)
+    add_site(root, code="S01", name="S01")
+    cfg = load_config(root / "hub.yaml", HubConfig)
+    conn = open_db(store_url)
+    trust_item(conn)
+    ing = Ingestor(conn, HubKeys.load(cfg), SiteKeys(cfg.registry, check_every_s=0), lambda *a: None)
+    signer = SiteSigner(root, "S01")
+    recs, _ = chain("S01", 3)
+    ing.process_safely([(topics.site_batch("S01"), signer.seal(recs, 1))])
+    sup = Supervisor(cfg.supervision, calendar=lambda: ing.calendar)
+    now = datetime(2026, 11, 20, 10, 0, tzinfo=CST)
+    with transaction(conn):
+        for (case_no,) in conn.execute("SELECT case_no FROM cases").fetchall():
+            sup.open_ticket(conn, case_no, "order_explain", "test", now, reason="测试")
+    queued = conn.execute("SELECT count(*) FROM document_queue").fetchone()[0]
+    workers = [
+        DocumentWorker(store_url, authority="测试", prefix="测督", calendar=lambda: ing.calendar, files_dir=root / "d")
+        for _ in range(2)
+    ]
+
+    def issue(w):
+        c = connect(store_url)
+        try:
+            for _ in range(3):  # a failed issue is retried, and then found issued
+                w._retry_at.clear()
+                w.run_once(c, DocumentStore(c, files_dir=w.files_dir, ensure_schema=False), now=now)
+        finally:
+            c.close()
+
+    threads = [threading.Thread(target=issue, args=(w,)) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    try:
+        per = conn.execute("SELECT ticket_id, kind, count(*) FROM documents GROUP BY ticket_id, kind").fetchall()
+        assert len(per) == queued and all(n == 1 for _, _, n in per)
+        seqs = sorted(r[0] for r in conn.execute("SELECT seq FROM documents"))
+        assert seqs == list(range(1, queued + 1))  # no number used up by the loser
+        assert conn.execute("SELECT count(*) FROM document_queue WHERE status <> 'issued'").fetchone()[0] == 0
+    finally:
+        conn.close()
