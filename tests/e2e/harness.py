@@ -19,8 +19,9 @@ from hub.admin import import_catalog
 from hub.config import HubConfig
 from iobase.config import load_config
 from protocol.calendar import CST, default_calendar
-from provisioning.broker import ManagedBroker, free_port
+from provisioning.broker import ManagedBroker
 from provisioning.setup import add_site, init_hub
+from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 CATALOG = REPO / "jiancha" / "templates" / "catalog-demo.csv"
@@ -115,7 +116,12 @@ class Proc:
         )
         f.close()
         if wait:
-            wait_for(self._healthy, 30, what=f"{self.args[0]} health ({self.tail()})")
+            self.wait_healthy()
+        return self
+
+    def wait_healthy(self, timeout: float = 30) -> Proc:
+        """Until /api/health answers 200 (fails at once if the process exits)."""
+        wait_for(self._healthy, timeout, what=f"{self.args[0]} health ({self.tail()})")
         return self
 
     def _healthy(self):
@@ -125,10 +131,19 @@ class Proc:
 
     def stop(self) -> None:
         """SIGTERM and wait (graceful)."""
+        self.terminate()
+        self.wait_stopped()
+
+    def terminate(self) -> None:
+        """SIGTERM, without waiting: `wait_stopped` waits (several processes stop at once)."""
         if self.p and self.p.poll() is None:
             self.p.send_signal(signal.SIGTERM)
+
+    def wait_stopped(self, timeout: float = 15) -> None:
+        """Wait for the process to exit; SIGKILL it after `timeout` seconds."""
+        if self.p and self.p.poll() is None:
             try:
-                self.p.wait(15)
+                self.p.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.p.kill()
                 self.p.wait()
@@ -192,13 +207,13 @@ class Env:
             self.broker.start()
         return self.broker
 
-    def start_hub(self) -> Proc:
-        """Start the hub process."""
+    def start_hub(self, wait: bool = True) -> Proc:
+        """Start the hub process (and wait for its health unless `wait=False`)."""
         self.hub = Proc(
             ["hub", "run", "--config", str(self.root / "hub.yaml")],
             self.root / "logs" / "hub.log",
             f"{self.hub_url}/api/health",
-        ).start()
+        ).start(wait)
         return self.hub
 
     def set_agent(self, code: str, **sections) -> None:
@@ -211,24 +226,34 @@ class Env:
             cfg[key] = {**cfg.get(key, {}), **value}
         path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
 
-    def start_agent(self, code: str, env: dict | None = None) -> Proc:
-        """Start (or restart) a site's agent on a stable port."""
+    def start_agent(self, code: str, env: dict | None = None, wait: bool = True) -> Proc:
+        """Start (or restart) a site's agent on a stable port (and wait for its health unless
+        `wait=False`)."""
         port = self.agent_ports.setdefault(code, free_port())
         proc = Proc(
             ["agent", "run", "--config", str(self.root / "sites" / code / "agent.yaml"), "--http-port", str(port)],
             self.root / "logs" / f"agent-{code}.log",
             f"http://127.0.0.1:{port}/api/health",
             env=env,
-        ).start()
+        ).start(wait)
         self.agents[code] = proc
         return proc
 
+    def start_hub_and_agents(self, *codes: str) -> None:
+        """Start the hub and wait for its health, then start these sites' agents side by side
+        and wait until each is healthy (the agents do not wait for one another)."""
+        self.start_hub()
+        for proc in [self.start_agent(code, wait=False) for code in codes]:
+            proc.wait_healthy()
+
     def close(self) -> None:
-        """Stop everything."""
-        for a in self.agents.values():
-            a.stop()
-        if self.hub:
-            self.hub.stop()
+        """Stop everything: SIGTERM to the agents and the hub at once, wait for each, then the
+        broker."""
+        procs = [*self.agents.values(), *([self.hub] if self.hub else [])]
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait_stopped()
         if self.broker:
             self.broker.close()
 

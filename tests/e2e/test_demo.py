@@ -12,8 +12,8 @@ from pathlib import Path
 
 from hub.config import HubConfig
 from iobase.config import load_config
-from provisioning.broker import free_port
 from tests.e2e.harness import REPO, http, wait_for
+from tests.ports import free_port
 
 
 def _processes_mentioning(text: str) -> list[int]:
@@ -49,9 +49,14 @@ def test_demo_runs_and_ctrl_c_stops_everything(tmp_path):
             if st != 200:
                 return None
             lights = {c["light"] for c in cases["cases"]}
-            return cases if {"green", "yellow", "red"} <= lights else None
+            # the demo back-enters its standing wall (补录): each such case is judged once its
+            # grace time (12 s in the demo) after arrival is over, and has no deadline until
+            # then; under load they arrive seconds apart, so wait for the last one too
+            return (
+                cases if {"green", "yellow", "red"} <= lights and all(c["due_date"] for c in cases["cases"]) else None
+            )
 
-        cases = wait_for(wall, 90, 0.5, what="green, yellow and red cases on the wall")
+        cases = wait_for(wall, 90, 0.5, what="green, yellow and red cases on the wall, every one with its deadline")
         st, sites = http("GET", f"{base}/api/sites", token=token)
         assert st == 200 and len(sites) == 2 and all(s["online"] for s in sites)
         assert all(c["due_date"] for c in cases["cases"])

@@ -171,8 +171,8 @@ def test_demo_fails_loudly_when_the_hub_dies_behind_a_server_that_answers(tmp_pa
     import threading
 
     from jiancha import demo
-    from provisioning.broker import free_port
     from provisioning.errors import ProvisioningError
+    from tests.ports import free_port
 
     class Ok(http.server.BaseHTTPRequestHandler):
         def do_GET(self):

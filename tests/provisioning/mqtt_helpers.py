@@ -31,10 +31,11 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from iobase.config import BROKER_TOOL_IDENTITY, HUB_IDENTITY
-from provisioning.broker import ManagedBroker, free_port
+from provisioning.broker import ManagedBroker
 from provisioning.brokerconf import BrokerLayout
 from provisioning.ca import CertificateAuthority
 from provisioning.setup import add_site, init_hub
+from tests.ports import free_port
 
 __all__ = [
     "ManagedBroker",

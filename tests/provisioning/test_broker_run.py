@@ -16,10 +16,11 @@ import pytest
 from hub.config import Registry
 from protocol import topics
 from provisioning import broker as broker_mod
-from provisioning.broker import ManagedBroker, find_mosquitto, free_port, probe, signal_reload
+from provisioning.broker import ManagedBroker, find_mosquitto, probe, signal_reload
 from provisioning.brokerconf import write_acl
 from provisioning.errors import BrokerError
 from provisioning.setup import add_site
+from tests.ports import free_port
 from tests.provisioning.mqtt_helpers import connect, provision, start_broker, try_connect
 
 REPO = Path(__file__).resolve().parents[2]

@@ -125,7 +125,7 @@ def test_database_modes_do_not_depend_on_the_umask(tmp_path):
 
 def test_demo_setup_writes_secrets_and_personal_data_privately(tmp_path, loose_umask):
     from jiancha.demo import prepare
-    from provisioning.broker import free_port
+    from tests.ports import free_port
 
     data = tmp_path / "demo-data"
     hub_yaml, agents = prepare(data, 2, free_port())

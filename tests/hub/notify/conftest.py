@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from hub.notify.config import NotifyConfig
@@ -78,9 +76,3 @@ async def make_notifier(db, clock):
     for n in made:
         await n.aclose()
         n.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

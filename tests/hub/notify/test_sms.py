@@ -120,7 +120,7 @@ async def test_gbk_form_arrives_decoded(gateway):
 
 
 async def test_unreachable_and_slow_gateways_are_transient(gateway):
-    from tests.hub.notify.conftest import free_port
+    from tests.ports import free_port
 
     dead = SmsGateway(SmsGatewayConfig(url=f"http://127.0.0.1:{free_port()}/x", connect_timeout_s=0.5))
     slow = SmsGateway(SmsGatewayConfig(url=gateway.url, timeout_s=0.1))

@@ -16,8 +16,8 @@ from hub.notify.channels import DeliveryError
 from hub.notify.config import NotifyConfig, SmtpConfig
 from hub.notify.outbox import Outgoing
 from hub.notify.smtp import EmailSender
-from tests.hub.notify.conftest import free_port
 from tests.hub.notify.test_notifier import YELLOW, rows
+from tests.ports import free_port
 
 MSG = Outgoing(
     id=7,

@@ -1,7 +1,6 @@
 """The real onvif-zeep-async client against the local SOAP responder (127.0.0.1 only)."""
 
 import asyncio
-import socket
 
 import onvif  # noqa: F401
 import pytest
@@ -14,6 +13,7 @@ from agent.devices.camera.onvif_device import (
     classify_error,
     with_credentials,
 )
+from tests.ports import free_port
 
 from .soap_camera import SoapCamera
 
@@ -87,12 +87,6 @@ async def test_clock_skew_without_adjustment_names_the_clock(soap):
     with pytest.raises(CameraAuthError, match=r"camera clock is \+(3599|3600) s from ours.*adjust_time"):
         async with OnvifDevice("127.0.0.1", cam.port, "admin", "Hik12345", adjust_time=False):
             pass
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def test_nothing_listening_is_unreachable():
