@@ -68,7 +68,7 @@ fi
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   say "installing jiancha and its dependencies into .venv"
   .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/python -c 'import agent, hub, iobase, jiancha, protocol, provisioning, paho.mqtt, aiohttp' \
+  .venv/bin/python -c 'import agent, hub, iobase, jiancha, protocol, provisioning, paho.mqtt, aiohttp, xdist' \
     || { say "the package did not install; see pip's output above"; exit 1; }
   echo "$want" > "$stamp"
 fi
@@ -111,6 +111,14 @@ run_tests() {
   # JIANCHA_TEST_CLOCKS=real|shifted|both (default both) picks the runs. See docs/testing.md.
   local which="${JIANCHA_TEST_CLOCKS:-both}" rc_real=0 rc_shift=0 shim="" offset shifted started preload
   case "$which" in real|shifted|both) ;; *) say "JIANCHA_TEST_CLOCKS must be real, shifted or both"; exit 64;; esac
+  # Both runs spread the tests over JIANCHA_TEST_WORKERS processes (pytest-xdist; 0 = all in one
+  # process). The default, 3 on CI's 2 cores, is more than the cores because about half of the
+  # suite's time is spent waiting on real Mosquitto/hub/agent/Chromium processes. A worker that
+  # runs out of tests takes some from another (worksteal). Each worker has its own PostgreSQL
+  # (tests/conftest.py) and its own block of ports (tests/ports.py). docs/testing.md.
+  local workers="${JIANCHA_TEST_WORKERS:-3}" par=()
+  case "$workers" in auto|logical|[0-9]|[0-9][0-9]) ;; *) say "JIANCHA_TEST_WORKERS must be a number, auto or logical"; exit 64;; esac
+  if [ "$workers" != 0 ]; then par=(-n "$workers" --dist worksteal); fi
   if [ "$which" != real ]; then   # build first: fail before a long run, not after it
     shim=.venv/jiancha-faketime/shift.so
     if [ ! -f "$shim" ] || [ .ci/faketime/shift.c -nt "$shim" ]; then
@@ -123,7 +131,7 @@ run_tests() {
   if [ "$which" != shifted ]; then
     started=$SECONDS
     echo "=== jiancha tests, run 1/2: real clock, now $(TZ=Asia/Shanghai date '+%Y-%m-%d %H:%M CST (%a)') ==="
-    env -u JIANCHA_CLOCK_OFFSET_S .venv/bin/python -m pytest -q -p no:cacheprovider "$@" || rc_real=$?
+    env -u JIANCHA_CLOCK_OFFSET_S .venv/bin/python -m pytest -q -p no:cacheprovider "${par[@]}" "$@" || rc_real=$?
     echo "=== run 1/2 (real clock) finished: exit $rc_real after $((SECONDS - started))s ==="
   fi
   if [ "$which" != real ]; then
@@ -141,7 +149,7 @@ run_tests() {
     echo "=== jiancha tests, run 2/2: shifted wall clock, now $shifted (JIANCHA_CLOCK_OFFSET_S=$offset, LD_PRELOAD=.ci/faketime/shift.c) ==="
     # the store engines are covered by run 1; dates are computed in Python alike over both
     JIANCHA_CLOCK_OFFSET_S="$offset" LD_PRELOAD="$preload" JIANCHA_TEST_ENGINES="${JIANCHA_TEST_ENGINES:-sqlite}" \
-      .venv/bin/python -m pytest -q -p no:cacheprovider "$@" || rc_shift=$?
+      .venv/bin/python -m pytest -q -p no:cacheprovider "${par[@]}" "$@" || rc_shift=$?
     echo "=== run 2/2 (shifted clock, started $shifted) finished: exit $rc_shift after $((SECONDS - started))s ==="
   fi
   if [ "$rc_real" -ne 0 ] || [ "$rc_shift" -ne 0 ]; then

@@ -20,12 +20,28 @@ def pg_server():
     hub store to copy (CREATE DATABASE … TEMPLATE is a file copy, far cheaper than migrating)."""
     from hub.store import open_db
 
+    global _pg
     server = PgServer().start()
     url = server.create_db("hub_template")
     open_db(url).close()
     server.hub_template = url.rsplit("/", 1)[1]
+    server.created.remove(server.hub_template)  # kept for the session
+    _pg = server
     yield server
+    _pg = None
     server.stop()
+
+
+_pg: PgServer | None = None
+
+
+@pytest.fixture(autouse=True)
+def _drop_test_databases():
+    """After each test, the databases it made on `pg_server` are dropped (torn down after the
+    test's own fixtures, which close their connections): the cluster stays small."""
+    yield
+    if _pg is not None:
+        _pg.drop_created()
 
 
 ENGINES = [e.strip() for e in os.environ.get("JIANCHA_TEST_ENGINES", "sqlite,postgresql").split(",") if e.strip()]

@@ -9,9 +9,7 @@ def env(tmp_path):
     e = Env(tmp_path / "hub", sites=("S01", "S02", "S03"))
     try:
         e.start_broker()
-        e.start_hub()
-        e.start_agent("S01")
-        e.start_agent("S02")
+        e.start_hub_and_agents("S01", "S02")
         for code in ("S01", "S02"):  # the hub pushes its signed catalog once a box's birth says what it holds
             wait_for(lambda: e.agent_health(code)["catalog_version"] > 0, 30, what=f"catalog at {code}")
         yield e

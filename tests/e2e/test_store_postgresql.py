@@ -19,9 +19,7 @@ def pg_env(tmp_path, pg_server):
     e.store_url = url
     try:
         e.start_broker()
-        e.start_hub()
-        for code in ("S01", "S02"):
-            e.start_agent(code)
+        e.start_hub_and_agents("S01", "S02")
         for code in ("S01", "S02"):
             wait_for(lambda: e.agent_health(code)["catalog_version"] > 0, 30, what=f"catalog at {code}")
         yield e
