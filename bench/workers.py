@@ -32,6 +32,7 @@ import json
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -67,14 +68,16 @@ def make_sites(root: Path, n: int) -> dict[str, object]:
 def sealed(root: Path, keys: dict, per_site: int, batch: int) -> list[tuple[str, bytes]]:
     """(topic, payload) of every site's batches, sites interleaved (as many boxes send)."""
     from protocol import topics
+    from protocol.calendar import CST
     from protocol.crypto import load_public_pem
     from protocol.wire import seal_batch
-    from tests.craft import chain
+    from tests.craft import chain, registration
 
     hub_seal = load_public_pem((root / "hub" / "seal.pub").read_bytes(), "x25519")
-    per = {}
+    now = datetime.now(CST)  # received today: green cases (a backlog of late ones would time the
+    per = {}  # supervision of 200,000 red cards and their documents, not ingest)
     for code, key in keys.items():
-        recs, _ = chain(code, per_site)
+        recs, _ = chain(code, per_site, body=lambda seq, code=code: registration(code, seq, received=now))
         per[code] = [
             (
                 topics.site_batch(code),
