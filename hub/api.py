@@ -17,6 +17,7 @@ from aiohttp import web
 from hub.devices import votes_of_case
 from hub.httpjson import dumps, error
 from hub.metrics import render_metrics
+from hub.store import URGENCY, URGENCY_ONE_LIGHT
 from protocol.caseclock_types import EVENT_ZH, VIOLATION_ZH
 
 log = logging.getLogger("jiancha.hub.api")
@@ -82,7 +83,7 @@ MAX_OFFSET = 2**62  # SQLite's OFFSET is a 64-bit integer; any larger offset lis
 STATIC_NAME_MAX = 255  # bytes of one path component (NAME_MAX); longer names exist nowhere
 ORDERS = {  # fixed SQL fragments, never user text
     "recent": "received_at DESC",
-    "urgency": "CASE light WHEN 'red' THEN 0 WHEN 'yellow' THEN 1 ELSE 2 END, due_date, received_at",
+    "urgency": URGENCY,  # the order of the index cases_open_urgency (hub/store.py), word for word
 }
 
 
@@ -287,6 +288,8 @@ async def list_cases(request: web.Request) -> web.Response:
     order = ORDERS.get(q.get("order", "recent"))
     if order is None:
         return error(400, f"order must be one of {', '.join(ORDERS)}")
+    if order == URGENCY and q.get("light"):
+        order = URGENCY_ONE_LIGHT  # the same order when every case has one light: index cases_open_light
     rows = _rows(request.app[READER], f"{sql} ORDER BY {order} LIMIT ? OFFSET ?", (*args, limit, offset))
     return web.json_response({"total": total, "cases": [_case_brief(r) for r in rows]}, dumps=dumps)
 
@@ -294,15 +297,16 @@ async def list_cases(request: web.Request) -> web.Response:
 def site_rows(conn, registry) -> list[dict]:
     """Sites with online state, last seen, acked seq, backlog and clock quality."""
     known = {r["code"]: r for r in _rows(conn, "SELECT * FROM sites")}
+    open_counts: dict[str, dict[str, int]] = {}
+    for site, light, n in conn.execute(  # one pass over the index cases_open_site_light
+        "SELECT site, light, count(*) FROM cases WHERE closed=0 GROUP BY site, light"
+    ).fetchall():
+        open_counts.setdefault(site, {})[light] = int(n)
     out = []
     for code in sorted(set(known) | set(registry.active())):
         r = known.get(code, {"code": code, "online": 0, "acked_seq": 0, "max_seq": 0, "agent_last_seq": 0})
         head = max(r.get("agent_last_seq") or 0, r.get("max_seq") or 0)
-        counts = dict(
-            conn.execute(
-                "SELECT light, count(*) FROM cases WHERE site=? AND closed=0 GROUP BY light", (code,)
-            ).fetchall()
-        )
+        counts = open_counts.get(code, {})
         out.append(
             {
                 "code": code,

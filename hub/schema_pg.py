@@ -155,4 +155,19 @@ MIGRATIONS = [
         CREATE UNIQUE INDEX documents_ticket_kind ON documents(ticket_id, kind) WHERE ticket_id IS NOT NULL;
     """,
     ),
+    (
+        "pg_0003_case_indexes",
+        """
+        DROP INDEX cases_site;
+        CREATE INDEX cases_site_received ON cases(site, received_at);
+        DROP INDEX cases_department;
+        CREATE INDEX cases_department_status ON cases(department, status, received_at);
+        CREATE INDEX cases_received ON cases(received_at);
+        CREATE INDEX cases_open_site_light ON cases(site, light) WHERE closed = 0;
+        CREATE INDEX cases_open_urgency ON cases((CASE light WHEN 'red' THEN 0 WHEN 'yellow' THEN 1 ELSE 2 END),
+            due_date, received_at) WHERE closed = 0;
+        CREATE INDEX cases_open_light ON cases(light, due_date, received_at) WHERE closed = 0;
+        CREATE INDEX cases_department_cards ON cases(department, yellow_cards, red_cards);
+    """,
+    ),
 ]

@@ -166,6 +166,27 @@ WORKER_MIGRATIONS = [
 ]
 
 
+# The case indexes a province-sized store needs (bench/province.py, docs/benchmarks.md "Province
+# scale"): every list and count the operators' pages ask for reads an index in its own order
+# instead of sorting or scanning every case. The same in hub/schema_pg.py (pg_0003).
+URGENCY_ONE_LIGHT = "due_date, received_at"
+URGENCY = f"CASE light WHEN 'red' THEN 0 WHEN 'yellow' THEN 1 ELSE 2 END, {URGENCY_ONE_LIGHT}"
+CASE_INDEX_SQL = f"""
+        DROP INDEX cases_site;
+        CREATE INDEX cases_site_received ON cases(site, received_at);
+        DROP INDEX cases_department;
+        CREATE INDEX cases_department_status ON cases(department, status, received_at);
+        CREATE INDEX cases_received ON cases(received_at);
+        -- the wall: open cases per site and light, and the open cases most urgent first
+        CREATE INDEX cases_open_site_light ON cases(site, light) WHERE closed = 0;
+        CREATE INDEX cases_open_urgency ON cases({URGENCY}) WHERE closed = 0;
+        CREATE INDEX cases_open_light ON cases(light, {URGENCY_ONE_LIGHT}) WHERE closed = 0;
+        -- cards per department read from the index alone
+        CREATE INDEX cases_department_cards ON cases(department, yellow_cards, red_cards);
+"""
+CASE_INDEX_MIGRATIONS = [("0008_case_indexes", CASE_INDEX_SQL)]
+
+
 def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
     """Core migrations plus those of the supervision parts, in order (per engine: hub/db.py)."""
     if engine == POSTGRESQL:
@@ -178,7 +199,16 @@ def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
     from hub.notify import MIGRATIONS as NOTIFY
     from hub.supervision import MIGRATIONS as SUPERVISION
 
-    return [*MIGRATIONS, *SUPERVISION, *DEVICES, *DOCUMENTS, *NOTIFY, *CLIPS, *WORKER_MIGRATIONS]
+    return [
+        *MIGRATIONS,
+        *SUPERVISION,
+        *DEVICES,
+        *DOCUMENTS,
+        *NOTIFY,
+        *CLIPS,
+        *WORKER_MIGRATIONS,
+        *CASE_INDEX_MIGRATIONS,
+    ]
 
 
 MIGRATE_LOCK_KEY = 0x6A636D67  # "jcmg": the session lock around migrations on PostgreSQL

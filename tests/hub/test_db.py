@@ -51,12 +51,23 @@ def _tables(conn) -> dict[str, set[str]]:
     return out
 
 
+def _indexes(conn) -> set[str]:
+    """Named indexes (not those of primary keys and UNIQUE constraints, which the engines name
+    their own way)."""
+    if engine(conn) == "sqlite":
+        sql = "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_autoindex_%'"
+        return {r[0] for r in conn.execute(sql)}
+    rows = conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'").fetchall()
+    return {r[0] for r in rows if not r[0].endswith(("_pkey", "_key"))}
+
+
 @pytest.mark.postgresql
 def test_both_engines_end_with_the_same_tables_and_columns(tmp_path, pg_server):
     lite = open_db(tmp_path / "hub.db")
     pg = open_db(pg_server.create_db("schema"))
     try:
         assert _tables(pg) == _tables(lite)
+        assert _indexes(pg) == _indexes(lite)
     finally:
         lite.close()
         pg.close()
