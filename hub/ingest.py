@@ -232,7 +232,7 @@ class Ingestor:
         self._floor = {}
         self.catalogs.begin()
         sites = {p[0] for t, _ in group if (p := topics.parse_site_topic(t))}
-        with site_transaction(self.conn, sites):
+        with site_transaction(self.conn, sites), db.deferred_counters(self.conn):
             if self.site_scoped:  # another worker may lead and have imported a calendar
                 self.refresh_calendar(force=True)
             for topic, payload in group:
@@ -318,18 +318,16 @@ class Ingestor:
                 )
         db.bump(self.conn, "batches_received")
         srow = self._site_row(site, now_ms)
-        existing = dict(
+        existing = dict(  # the batch's seqs and the one before it, in one round trip
             self.conn.execute(
                 "SELECT seq, hash FROM records WHERE site=? AND seq BETWEEN ? AND ?",
-                (site, header.first_seq, header.last_seq),
+                (site, header.first_seq - 1, header.last_seq),
             ).fetchall()
         )
         fresh, conflict = [], None
         if records and records[0][0].seq > 1:  # the batch must link to the record we hold before it,
             first = records[0][0]  # and not to another history we turned away
-            before = self.conn.execute(
-                "SELECT hash FROM records WHERE site=? AND seq=?", (site, first.seq - 1)
-            ).fetchone()
+            before = (existing[first.seq - 1],) if first.seq - 1 in existing else None
             if (before is not None and before[0] != first.prev) or (
                 before is None
                 and self.conn.execute(
@@ -506,15 +504,17 @@ class Ingestor:
             self._alert(now_ms, site, None, kind, light, detail)
 
     def _site_row(self, site: str, now_ms: int) -> dict:
-        self.conn.execute(
-            "INSERT INTO sites(code, name, last_progress_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-            (site, self.sites.name(site), now_ms),
-        )
-        r = self.conn.execute(
+        sql = (
             "SELECT acked_seq, acked_hash, max_seq, last_progress_ms, chain_break_at, resend_asks, gap_since_ms "
-            "FROM sites WHERE code=?",
-            (site,),
-        ).fetchone()
+            "FROM sites WHERE code=?"
+        )
+        r = self.conn.execute(sql, (site,)).fetchone()
+        if r is None:  # the site's first message (we hold its lock: nobody else inserts it now)
+            self.conn.execute(
+                "INSERT INTO sites(code, name, last_progress_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                (site, self.sites.name(site), now_ms),
+            )
+            r = self.conn.execute(sql, (site,)).fetchone()
         return {
             "acked": r[0],
             "hash": r[1] or GENESIS,

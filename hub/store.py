@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from contextlib import contextmanager
 from pathlib import Path
 
 from hub.db import POSTGRESQL, SQLITE, connect, engine, engine_of, executemany_returning, sqlite_path
@@ -241,23 +242,55 @@ def load_calendar(conn: sqlite3.Connection) -> WorkCalendar:
     return cal
 
 
+_DEFERRED: dict[int, dict[str, int]] = {}  # id(connection) -> counts not yet written (deferred_counters)
+
+
 def bump(conn: sqlite3.Connection, name: str, n: int = 1) -> None:
     """Increment a persistent counter (inside the caller's transaction). A connection with a
     `counter_shard` (an ingest worker's, on PostgreSQL) adds to its own row of `counter_shards`,
-    so workers never wait on one another's counter rows; read totals from `counter_totals`."""
+    so workers never wait on one another's counter rows; read totals from `counter_totals`.
+    Inside `deferred_counters(conn)` the increment is written when that block ends."""
+    pending = _DEFERRED.get(id(conn))
+    if pending is not None:
+        pending[name] = pending.get(name, 0) + n
+        return
+    _write_counts(conn, [(name, n)])
+
+
+def _write_counts(conn, counts: list[tuple[str, int]]) -> None:
     shard = getattr(conn, "counter_shard", None)
     if shard is not None:
-        conn.execute(
+        conn.executemany(
             "INSERT INTO counter_shards(shard, name, value) VALUES (?, ?, ?) "
             "ON CONFLICT(shard, name) DO UPDATE SET value = counter_shards.value + excluded.value",
-            (shard, name, n),
+            [(shard, name, n) for name, n in counts],
         )
         return
-    conn.execute(
+    conn.executemany(
         "INSERT INTO counters(name, value) VALUES (?, ?) "
         "ON CONFLICT(name) DO UPDATE SET value = counters.value + excluded.value",
-        (name, n),
+        counts,
     )
+
+
+@contextmanager
+def deferred_counters(conn):
+    """Collect the counter increments of a block and write each counter once when it ends (use
+    it inside the transaction: the counts commit with the rows they count, or roll back with
+    them). Ingest bumps two or three counters per message: on PostgreSQL each was a round trip."""
+    key = id(conn)
+    if key in _DEFERRED:  # nested: the outer block writes them
+        yield
+        return
+    _DEFERRED[key] = {}
+    try:
+        yield
+    except BaseException:
+        _DEFERRED.pop(key)  # the transaction rolls back: so do they
+        raise
+    counts = sorted((name, n) for name, n in _DEFERRED.pop(key).items() if n)
+    if counts:
+        _write_counts(conn, counts)
 
 
 def counter_totals(conn) -> dict[str, int]:

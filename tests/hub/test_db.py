@@ -158,3 +158,28 @@ def test_the_pooled_reader_serves_many_threads_and_refuses_transactions(pg_serve
             reader.execute("BEGIN IMMEDIATE")
     finally:
         reader.close()
+
+
+def test_deferred_counters_write_once_at_the_end_and_roll_back_with_the_transaction(db):
+    from hub.store import bump, counter_totals, deferred_counters
+
+    statements: list[str] = []
+    if engine(db) == "sqlite":
+        db.set_trace_callback(statements.append)
+    with transaction(db), deferred_counters(db):
+        for _ in range(50):
+            bump(db, "records_stored", 2)
+            bump(db, "batches_received")
+        with deferred_counters(db):  # nested: still one write at the outer end
+            bump(db, "batches_received")
+        assert "records_stored" not in counter_totals(db)  # not yet written
+    assert counter_totals(db)["records_stored"] == 100 and counter_totals(db)["batches_received"] == 51
+    if engine(db) == "sqlite":
+        db.set_trace_callback(None)
+        assert sum("INTO counters" in s for s in statements) == 2  # one upsert per counter, not 101
+    with pytest.raises(RuntimeError), transaction(db), deferred_counters(db):
+        bump(db, "records_stored", 7)
+        raise RuntimeError("the group failed")
+    assert counter_totals(db)["records_stored"] == 100  # rolled back with it
+    bump(db, "records_stored")  # outside a block: at once
+    assert counter_totals(db)["records_stored"] == 101
