@@ -386,7 +386,14 @@ class Ingestor:
         for rec, _enc, _hash in fresh:
             self._apply(site, rec, now_ms, out, topic)
         self._insert_pending(site, now_ms, out, topic)
-        self._advance(site, srow, now_ms, out, last_clock=records[-1][0].clock if records else None)
+        self._advance(
+            site,
+            srow,
+            now_ms,
+            out,
+            last_clock=records[-1][0].clock if records else None,
+            fresh=[(r.seq, h, r.prev) for r, _enc, h in fresh],
+        )
         if conflict is not None:  # tell that box (by its record's hash): it is not the hub's history
             out.acks[site]["conflict"] = conflict
             out.acks[site]["conflict_hash"] = conflict_hash.hex()
@@ -525,7 +532,7 @@ class Ingestor:
             "gap_since": r[6],
         }
 
-    def _advance(self, site: str, s: dict, now_ms: int, out: Outcome, last_clock=None) -> None:
+    def _advance(self, site: str, s: dict, now_ms: int, out: Outcome, last_clock=None, fresh=None) -> None:
         """Move the contiguous high-water mark, checking each link of the hash chain. The mark
         stops at a record that does not link to the one before (two boxes with one identity, or
         a box reset under its old code): the history past it is not one chain, so it is never
@@ -533,10 +540,21 @@ class Ingestor:
         whether its own record is the one the hub holds."""
         acked, h = s["acked"], s["hash"]
         breaks, broke_at = 0, None
-        top = self.conn.execute("SELECT max(seq) FROM records WHERE site=?", (site,)).fetchone()[0] or 0
+        if fresh is None:
+            top = self.conn.execute("SELECT max(seq) FROM records WHERE site=?", (site,)).fetchone()[0] or 0
+        else:  # sites.max_seq is the top of what was stored before this batch (kept below)
+            top = max((seq for seq, _, _ in fresh), default=0)
         max_seq = max(s["max"], top)
         page = 64
-        while acked < max_seq:  # read only the contiguous run after the mark, in growing pages:
+        if fresh and len(fresh) == max_seq - acked and all(seq == acked + 1 + i for i, (seq, _, _) in enumerate(fresh)):
+            # the usual case: the batch just stored is exactly the run from the mark to the top, so
+            # the store holds nothing else there; check its links here instead of reading them back
+            for seq, rh, prev in fresh:
+                if prev != h:
+                    broke_at = seq
+                    break
+                acked, h = seq, rh
+        while acked < max_seq and broke_at is None:  # read only the contiguous run after the mark, in growing pages:
             rows = self.conn.execute(  # records stored past a gap must not cost every later message
                 "SELECT seq, hash, prev FROM records WHERE site=? AND seq > ? ORDER BY seq LIMIT ?", (site, acked, page)
             ).fetchall()
@@ -549,6 +567,7 @@ class Ingestor:
                 acked, h = seq, rh
             if broke_at or len(rows) < page or acked != rows[-1][0]:
                 break
+            page = min(page * 4, ADVANCE_PAGE)
         if broke_at and broke_at != s["break_at"]:
             breaks = 1
             self._alert_once(
@@ -559,7 +578,6 @@ class Ingestor:
                 f"记录链在第 {broke_at} 条断开：其后的记录不接续已收到的记录（同一站点身份被两台设备使用，"
                 f"或设备被重置后沿用原编码）。已确认至第 {acked} 条；请按运维文档处理",
             )
-            page = min(page * 4, ADVANCE_PAGE)
         progress = s["progress"]
         if acked > s["acked"]:
             progress = now_ms
