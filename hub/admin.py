@@ -169,3 +169,59 @@ def _actor() -> str:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):
         return "cli"
+
+
+def _store(config: Path):
+    cfg = load_config(config, HubConfig)
+    return open_db(cfg.store_url())
+
+
+def user_add(config: Path, login: str, role: str, scope: str | None, password: str, display_name: str | None = None):
+    """Create an operator account in the hub's store (jiancha user add)."""
+    from hub.accounts import add_user
+
+    conn = _store(config)
+    try:
+        with transaction(conn):
+            return add_user(conn, login, role, scope, password, int(time.time() * 1000), display_name)
+    finally:
+        conn.close()
+
+
+def user_list(config: Path):
+    """Every operator account (jiancha user list)."""
+    from hub.accounts import list_users
+
+    conn = _store(config)
+    try:
+        return list_users(conn)
+    finally:
+        conn.close()
+
+
+def user_disable(config: Path, login: str):
+    """Disable an account; its sessions end at once (jiancha user disable)."""
+    from hub.accounts import disable_user
+
+    conn = _store(config)
+    try:
+        with transaction(conn):
+            return disable_user(conn, login, int(time.time() * 1000))
+    except LookupError as exc:
+        raise ValueError(str(exc.args[0])) from None
+    finally:
+        conn.close()
+
+
+def user_reset(config: Path, login: str, password: str):
+    """Set a new password (and enable the account); its sessions end (jiancha user reset)."""
+    from hub.accounts import reset_password
+
+    conn = _store(config)
+    try:
+        with transaction(conn):
+            return reset_password(conn, login, password, int(time.time() * 1000), enable=True)
+    except LookupError as exc:
+        raise ValueError(str(exc.args[0])) from None
+    finally:
+        conn.close()

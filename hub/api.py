@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import ipaddress
 import json
 import logging
 import time
 from collections import OrderedDict
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from hub import api_accounts, web_auth
+from hub.access import scope_where, site_in_scope
 from hub.devices import votes_of_case
 from hub.httpjson import dumps, error
 from hub.metrics import render_metrics
 from hub.store import URGENCY, URGENCY_ONE_LIGHT
+from hub.web_auth import AUTH, AuthState, access_middleware, actor_of
+from hub.web_auth import same as _same
 from protocol.caseclock_types import EVENT_ZH, VIOLATION_ZH
 
 log = logging.getLogger("jiancha.hub.api")
@@ -42,15 +44,13 @@ STATUS_ZH = {
     "withdrawn": "已撤回",
     "transferred": "已转报",
 }
-PUBLIC_COOKIE = "jc_token"
 PAGES = {
     "/": "index.html",
-    "/login": "login.html",
     "/public": "public.html",
     "/tickets": "tickets.html",
     "/calendar": "calendar.html",
     "/site": "site.html",
-}  # the HTML is public; its data comes from the API with the cookie
+}  # the HTML is public; its data comes from the API with the session cookie (/login: hub/web_auth.py)
 ALERT_ZH = {  # alert kinds written by hub/ingest.py
     "light_green": "转为绿灯",
     "light_yellow": "亮黄牌",
@@ -78,84 +78,12 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",  # no-referrer would make browsers send "Origin: null" on form posts
 }
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_OFFSET = 2**62  # SQLite's OFFSET is a 64-bit integer; any larger offset lists nothing anyway
 STATIC_NAME_MAX = 255  # bytes of one path component (NAME_MAX); longer names exist nowhere
 ORDERS = {  # fixed SQL fragments, never user text
     "recent": "received_at DESC",
     "urgency": URGENCY,  # the order of the index cases_open_urgency (hub/store.py), word for word
 }
-
-
-def auth_middleware(token: str, department_tokens: dict[str, str] | None = None):
-    """Operator endpoints need the admin token (bearer header or the dashboard cookie); a
-    department token reaches only /api/tickets (its own tickets)."""
-    open_paths = ("/api/public/", "/metrics", "/login", "/public", "/static/", "/api/health")
-    departments = dict(department_tokens or {})
-
-    @web.middleware
-    async def check(request: web.Request, handler):
-        path = request.path
-        if path in PAGES or path.startswith(open_paths):
-            if request.method not in SAFE_METHODS and (why := cross_site(request, require_origin=False)):
-                return error(403, f"拒绝跨站请求 (cross-site request refused: {why})")
-            return await handler(request)
-        got = request.headers.get("Authorization", "")
-        by_cookie = not got.startswith("Bearer ")
-        supplied = got[7:].strip() if not by_cookie else request.cookies.get(PUBLIC_COOKIE, "")
-        if by_cookie and supplied and request.method not in SAFE_METHODS:
-            # a browser sends the cookie with any site's form or fetch: only our own pages may change things
-            why = cross_site(request, require_origin=True)
-            if why:
-                log.warning("refused cross-site %s %s: %s", request.method, path, why)
-                return error(
-                    403,
-                    "拒绝跨站请求：请从本平台页面操作，或使用 Authorization: Bearer 令牌 "
-                    f"(cross-site request refused: {why})",
-                )
-        if supplied and _same(supplied, token):
-            request["role"] = ("admin", None)
-            return await handler(request)
-        for name, dtoken in departments.items():
-            if supplied and _same(supplied, dtoken):
-                if not path.startswith(("/api/tickets", "/api/documents/")):
-                    return error(
-                        403, "部门令牌只能访问督办件及其文书 (department tokens reach tickets and their documents)"
-                    )
-                request["role"] = ("department", name)
-                return await handler(request)
-        return error(401, "需要有效的令牌 (missing or invalid bearer token)")
-
-    return check
-
-
-def cross_site(request: web.Request, *, require_origin: bool) -> str | None:
-    """Why a state-changing request does not come from this hub's own pages, or None.
-
-    Sec-Fetch-Site (sent by current browsers) must be same-origin (or none: typed by the user);
-    Origin, when sent, must name this host (the Host header, or X-Forwarded-Host set by a
-    reverse proxy: a page on another site cannot set either without a CORS preflight, which the
-    hub never grants). With `require_origin`, a request carrying neither header is refused too.
-    """
-    fetch_site = request.headers.get("Sec-Fetch-Site")
-    if fetch_site is not None and fetch_site.lower() not in ("same-origin", "none"):
-        return f"Sec-Fetch-Site: {fetch_site}"
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return "no Origin header" if require_origin and fetch_site is None else None
-    hosts = {
-        h.strip().lower()
-        for h in (request.headers.get("Host", ""), *request.headers.get("X-Forwarded-Host", "").split(","))
-        if h.strip()
-    }
-    try:
-        parts = urlsplit(origin)
-        netloc = parts.netloc.lower() if parts.scheme in ("http", "https") else ""
-    except ValueError:
-        netloc = ""
-    if not netloc or netloc not in hosts:
-        return f"Origin {origin[:100]} is not this hub"
-    return None
 
 
 @web.middleware
@@ -211,11 +139,6 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
     """on_response_prepare: the same protective headers on every response."""
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
-
-
-def _same(a: str, b: str) -> bool:
-    """Constant-time comparison that also takes non-ASCII input (compare_digest on str does not)."""
-    return hmac.compare_digest(a.encode("utf-8", "surrogateescape"), b.encode("utf-8", "surrogateescape"))
 
 
 def _rows(conn, sql, args=()) -> list[dict]:
@@ -278,6 +201,10 @@ async def list_cases(request: web.Request) -> web.Response:
             args.append(q[key])
     if q.get("open") in ("1", "true"):
         where.append("closed = 0")
+    scoped, scope_args = scope_where(actor_of(request))
+    if scoped:
+        where.append(scoped)
+        args.extend(scope_args)
     try:
         limit = min(max(int(q.get("limit", 200)), 1), 5000)
         offset = min(max(int(q.get("offset", 0)), 0), MAX_OFFSET)
@@ -328,13 +255,16 @@ def site_rows(conn, registry) -> list[dict]:
 
 async def list_sites(request: web.Request) -> web.Response:
     """GET /api/sites."""
-    hub = request.app[HUB]
-    return web.json_response(site_rows(request.app[READER], hub.sites), dumps=dumps)
+    hub, actor = request.app[HUB], actor_of(request)
+    rows = [s for s in site_rows(request.app[READER], hub.sites) if site_in_scope(actor, s["code"])]
+    return web.json_response(rows, dumps=dumps)
 
 
 async def list_alerts(request: web.Request) -> web.Response:
     """Recent alerts (light changes, chain breaks), newest first."""
-    rows = _rows(request.app[READER], "SELECT * FROM alerts ORDER BY id DESC LIMIT 500")
+    scoped, args = scope_where(actor_of(request), "site", None)
+    where = f" WHERE {scoped}" if scoped else ""
+    rows = _rows(request.app[READER], f"SELECT * FROM alerts{where} ORDER BY id DESC LIMIT 500", args)
     for r in rows:
         r["at"] = _iso(r.pop("at_ms"))
         r["kind_zh"] = ALERT_ZH.get(r["kind"], r["kind"])
@@ -456,25 +386,6 @@ async def page(request: web.Request) -> web.Response:
     return web.FileResponse(STATIC / name, headers={"Cache-Control": "no-cache"})
 
 
-async def login(request: web.Request) -> web.Response:
-    """Exchange the admin token for a dashboard cookie.
-
-    The login page posts an urlencoded form; any body that is not a form (invalid UTF-8, an
-    unknown charset, a multipart body without or with a broken boundary) is a 400."""
-    try:
-        form = await request.post()
-    except web.HTTPException:  # 413 beyond client_max_size
-        raise
-    except Exception as exc:
-        return error(400, f"登录表单无效 (malformed login form): {type(exc).__name__}: {str(exc)[:200]}")
-    token = str(form.get("token", ""))
-    if not _same(token, request.app[TOKEN]):
-        raise web.HTTPFound("/login?bad=1")
-    resp = web.HTTPFound("/")
-    resp.set_cookie(PUBLIC_COOKIE, token, httponly=True, samesite="Strict", max_age=12 * 3600)
-    raise resp
-
-
 def _iso(ms) -> str | None:
     if not ms:
         return None
@@ -485,15 +396,38 @@ def _iso(ms) -> str | None:
     return datetime.fromtimestamp(ms / 1000, CST).isoformat(timespec="seconds")
 
 
+def auth_state(hub, reader, token: str, *, body_timeout_s: float = 30.0) -> AuthState:
+    """The sessions, throttling and tokens of the app, from hub.yaml's api section."""
+    from hub.sessions import SessionPolicy
+    from hub.throttle import LoginThrottle
+
+    api = hub.cfg.api
+    s, t = api.sessions, api.login_throttle
+    return AuthState(
+        hub=hub,
+        reader=reader,
+        token=token,
+        departments=api.department_tokens,  # the live dict: tests add tokens after create_app
+        policy=SessionPolicy(
+            idle_ms=int(s.idle_minutes * 60_000),
+            absolute_ms=int(s.absolute_hours * 3_600_000),
+            max_per_user=s.max_per_user,
+        ),
+        throttle=LoginThrottle(t.per_login, t.per_address, t.window_minutes * 60, t.max_tracked),
+        body_timeout_s=body_timeout_s,
+    )
+
+
 def create_app(
     hub, reader, token: str, *, body_timeout_s: float = 30.0, limiter: Limiter | None = None
 ) -> web.Application:
     """The hub's aiohttp application. `body_timeout_s`: a request body must arrive whole within it."""
     app = web.Application(
-        middlewares=[errors_middleware, auth_middleware(token, hub.cfg.api.department_tokens), body_deadline],
+        middlewares=[errors_middleware, access_middleware(), body_deadline],
         client_max_size=1024 * 1024,
     )
     app[HUB], app[READER], app[TOKEN], app[LIMITER] = hub, reader, token, limiter if limiter is not None else Limiter()
+    app[AUTH] = auth_state(hub, reader, token, body_timeout_s=body_timeout_s)
     app[BODY_TIMEOUT] = float(body_timeout_s)
     app.on_response_prepare.append(security_headers)
     app.router.add_get("/api/cases", list_cases)
@@ -505,7 +439,8 @@ def create_app(
     app.router.add_get("/metrics", metrics)
     for p in PAGES:
         app.router.add_get(p, page)
-    app.router.add_post("/login", login)
+    web_auth.add_routes(app)
+    api_accounts.add_routes(app)
     app.router.add_static("/static/", STATIC)
     from hub import api_devices, api_supervision
 

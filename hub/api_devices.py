@@ -11,10 +11,12 @@ from functools import lru_cache
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from hub.access import scope_where
 from hub.clips import request_clip as record_clip_request
 from hub.clips import site_clip_bytes
 from hub.devices import site_detail, snapshot
 from hub.httpjson import dumps, error, read_model
+from hub.web_auth import actor_of
 from protocol import topics
 from protocol.clips import CLIP_ID_RE
 from protocol.wire import encode_msg
@@ -230,10 +232,13 @@ async def request_clip(request: web.Request) -> web.Response:
 
 async def list_clips(request: web.Request) -> web.Response:
     """Clips requested from sites and how far their upload is."""
+    scoped, args = scope_where(actor_of(request), "site", None)
     cur = request.app[HUB].reader.execute(
         "SELECT clip_id, site, camera, start_ms, end_ms, requested_ms, total, "
         "received, stored_bytes, size, done, refused FROM clips "
-        "ORDER BY updated_ms DESC NULLS LAST LIMIT 200"  # NULL last on both engines
+        + (f"WHERE {scoped} " if scoped else "")
+        + "ORDER BY updated_ms DESC NULLS LAST LIMIT 200",  # NULL last on both engines
+        args,
     )
     cols = [c[0] for c in cur.description]
     return web.json_response([dict(zip(cols, r)) for r in cur.fetchall()], dumps=dumps)

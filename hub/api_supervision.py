@@ -9,11 +9,13 @@ from urllib.parse import quote
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from hub.access import object_in_scope, scope_where
 from hub.admin import store_calendar_year
 from hub.httpjson import dumps, error, read_model, read_object
 from hub.store import load_calendar
 from hub.supervision import card_summary, ticket_view
 from hub.tickets import TicketError
+from hub.web_auth import actor_of
 from protocol.calendar import CST, CalendarError, YearTable
 
 HUB = web.AppKey("hub_sup", object)
@@ -41,15 +43,16 @@ class OpenIn(_In):
 
 
 def _department(request: web.Request) -> str | None:
-    """None for an operator; the department's name for a department token."""
-    role = request.get("role", ("admin", None))
-    return role[1] if role[0] == "department" else None
+    """None for an operator; the department's name for a department officer or token."""
+    return actor_of(request).department
 
 
 def _admin_only(request: web.Request) -> None:
+    """A second guard behind the route table (hub/access.py): never a department's action."""
     if _department(request) is not None:
         raise web.HTTPForbidden(
-            text=dumps({"error": "需要监察人员令牌 (operator token required)"}), content_type="application/json"
+            text=dumps({"error": "需要监察人员账号或令牌 (operator account or token required)"}),
+            content_type="application/json",
         )
 
 
@@ -72,6 +75,10 @@ async def list_tickets(request: web.Request) -> web.Response:
         if value:
             where.append(f"{key} = ?")
             args.append(value)
+    scoped, scope_args = scope_where(actor_of(request))
+    if scoped:
+        where.append(scoped)
+        args.extend(scope_args)
     sql = "SELECT id FROM tickets" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC LIMIT 500"
     conn = request.app[HUB].reader
     return web.json_response([ticket_view(conn, r[0]) for r in conn.execute(sql, args)], dumps=dumps)
@@ -120,9 +127,10 @@ async def open_ticket(request: web.Request) -> web.Response:
 
 async def cards(request: web.Request) -> web.Response:
     """Yellow/red cards per department, with red-equivalents (two yellows = one red, configurable)."""
-    hub = request.app[HUB]
+    hub, actor = request.app[HUB], actor_of(request)
     dept = _department(request) or request.query.get("department")
-    return web.json_response(card_summary(hub.reader, hub.cfg.supervision.yellow_per_red, dept), dumps=dumps)
+    summary = card_summary(hub.reader, hub.cfg.supervision.yellow_per_red, dept, region=actor.region)
+    return web.json_response(summary, dumps=dumps)
 
 
 async def get_calendar(request: web.Request) -> web.Response:
@@ -189,7 +197,16 @@ async def list_documents(request: web.Request) -> web.Response:
     """Documents of a case (metadata)."""
     from hub.documents import DocumentStore
 
-    docs = DocumentStore(request.app[HUB].reader, ensure_schema=False).list(request.query.get("case_no"))
+    conn, actor = request.app[HUB].reader, actor_of(request)
+    docs = DocumentStore(conn, ensure_schema=False).list(request.query.get("case_no"))
+    if actor.is_scoped:  # a document belongs to its case's site and department
+        seen: dict[str, bool] = {}
+        docs = [
+            d
+            for d in docs
+            if seen.setdefault(d["case_no"], object_in_scope(conn, actor, "case", {"case_no": d["case_no"]}))
+            and conn.execute("SELECT 1 FROM cases WHERE case_no=?", (d["case_no"],)).fetchone()
+        ]
     return web.json_response([{k: v for k, v in d.items() if k != "facts"} for d in docs], dumps=dumps)
 
 

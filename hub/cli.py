@@ -19,6 +19,7 @@ ADMIN_HELP = """\
   catalog import             import the item catalog (事项目录) from CSV or YAML
   directory import           import who is told of yellow/red cards (通讯录)
   calendar import            import one year's holidays and 调休 working days
+  user add|list|disable|reset  operator accounts of the hub's web (docs/accounts.md)
 """
 
 
@@ -93,6 +94,62 @@ def add_admin_commands(sub) -> None:
     for p in (cimp, dimp, calimp):
         p.add_argument("--config", type=Path, required=True)
         p.add_argument("file", type=Path)
+    add_user_commands(sub)
+
+
+def add_user_commands(sub) -> None:
+    """Add `user add|list|disable|reset` under `sub` (operator accounts, docs/accounts.md)."""
+    users = sub.add_parser("user", help="operator accounts (web login)").add_subparsers(dest="sub", required=True)
+    uadd = subcommand(
+        users,
+        "add",
+        "Create an account: role admin | supervisor (scope: region code prefix, or none for the whole hub) | "
+        "department (scope: its department) | viewer (read-only wall; scope: region code prefix or none). "
+        "Asks for the password twice unless --password-stdin.",
+        "jiancha user add --config /etc/jiancha/hub.yaml --login zhang --role supervisor --scope 140702",
+    )
+    uadd.add_argument("--login", required=True, help="2-32 of a-z 0-9 . _ -")
+    uadd.add_argument("--role", required=True, choices=["admin", "supervisor", "department", "viewer"])
+    uadd.add_argument("--scope", default=None, help="region code prefix (supervisor, viewer) or department name")
+    uadd.add_argument("--name", default=None, help="display name, e.g. 张三 (default: the login)")
+    ulist = subcommand(
+        users, "list", "List accounts with role, scope and state.", "jiancha user list --config hub.yaml"
+    )
+    udis = subcommand(
+        users,
+        "disable",
+        "Disable an account: it cannot log in and its sessions end at once.",
+        "jiancha user disable --config /etc/jiancha/hub.yaml --login zhang",
+    )
+    ures = subcommand(
+        users,
+        "reset",
+        "Set a new password (asked twice unless --password-stdin); re-enables the account and ends its sessions.",
+        "jiancha user reset --config /etc/jiancha/hub.yaml --login zhang",
+    )
+    for p in (uadd, ulist, udis, ures):
+        p.add_argument("--config", type=Path, required=True)
+    for p in (udis, ures):
+        p.add_argument("--login", required=True)
+    for p in (uadd, ures):
+        p.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
+
+
+def read_password(from_stdin: bool) -> str:
+    """The new password: one line of stdin, or typed twice (getpass); refused if weak."""
+    from hub.accounts import AccountError, check_password
+
+    if from_stdin:
+        line = sys.stdin.readline()
+        if not line:
+            raise AccountError("标准输入没有密码 (no password on stdin)")
+        return check_password(line.rstrip("\r\n"))
+    import getpass
+
+    first = check_password(getpass.getpass("新密码 (new password): "))
+    if getpass.getpass("再输入一次 (again): ") != first:
+        raise AccountError("两次输入的密码不一致 (the passwords differ)")
+    return first
 
 
 COMMANDS = {
@@ -102,6 +159,10 @@ COMMANDS = {
     ("catalog", "import"),
     ("directory", "import"),
     ("calendar", "import"),
+    ("user", "add"),
+    ("user", "list"),
+    ("user", "disable"),
+    ("user", "reset"),
 }
 
 
@@ -152,7 +213,41 @@ def dispatch(args: argparse.Namespace) -> int:
         version, year = import_calendar(args.config, args.file)
         print(f"calendar version {version}: year {year} loaded; provisional deadlines are recomputed")
         return 0
+    if args.cmd == "user":
+        return _user(args)
     raise ValueError(f"unknown command {key}")
+
+
+def _user(args: argparse.Namespace) -> int:
+    from hub import admin
+    from hub.accounts import ROLE_ZH, check_login, check_role_scope
+    from hub.config import HubConfig
+    from iobase.config import load_config
+
+    load_config(args.config, HubConfig)  # a wrong --config is named before a password is asked
+    if args.sub == "add":
+        check_login(args.login)
+        check_role_scope(args.role, args.scope)  # before the password is typed
+        u = admin.user_add(
+            args.config, args.login, args.role, args.scope, read_password(args.password_stdin), args.name
+        )
+        print(f"account {u.login} created: {ROLE_ZH[u.role]} ({u.role})" + (f", scope {u.scope}" if u.scope else ""))
+    elif args.sub == "list":
+        users = admin.user_list(args.config)
+        for u in users:
+            state = "disabled" if u.disabled else "active"
+            print(f"{u.login}\t{u.role}\t{u.scope or '-'}\t{state}\t{u.display_name}")
+        if not users:
+            print("no accounts yet: jiancha user add --config ... --login NAME --role admin")
+    elif args.sub == "disable":
+        admin.user_disable(args.config, args.login)
+        print(f"account {args.login} disabled; its sessions have ended")
+    elif args.sub == "reset":
+        if all(u.login != args.login for u in admin.user_list(args.config)):  # before the password is typed
+            raise ValueError(f"账号不存在 (no such account): {args.login}")
+        admin.user_reset(args.config, args.login, read_password(args.password_stdin))
+        print(f"account {args.login}: new password set, account enabled, its sessions have ended")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

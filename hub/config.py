@@ -11,11 +11,36 @@ from pydantic import Field, ValidationError, field_validator
 from iobase.config import BrokerClient, HttpServer, Strict
 
 
-class HubApi(HttpServer):
-    admin_token: str = Field(min_length=16, description="Bearer token for operator API calls")
-    department_tokens: dict[str, str] = Field(
-        {}, description="Department name → bearer token; a department sees and replies to its own tickets"
+class HubSessions(Strict):
+    idle_minutes: float = Field(
+        30, gt=0, le=24 * 60, description="A web session ends after this long without a request"
     )
+    absolute_hours: float = Field(12, gt=0, le=24 * 30, description="A web session ends this long after login")
+    max_per_user: int = Field(
+        10, ge=1, le=100, description="Sessions one account may hold at once; a new login ends the oldest beyond it"
+    )
+
+
+class HubLoginThrottle(Strict):
+    per_login: int = Field(5, ge=1, le=1000, description="Failed logins for one login name before it waits")
+    per_address: int = Field(20, ge=1, le=10_000, description="Failed logins from one client address before it waits")
+    window_minutes: float = Field(15, gt=0, le=24 * 60, description="How long a count lasts (from its first failure)")
+    max_tracked: int = Field(
+        10_000, ge=100, le=1_000_000, description="Login names and addresses remembered at most (bounded memory)"
+    )
+
+
+class HubApi(HttpServer):
+    admin_token: str = Field(
+        min_length=16, description="Bearer token for machine calls (scripts, monitoring): role admin"
+    )
+    department_tokens: dict[str, str] = Field(
+        {},
+        description="Department name → bearer token for a department's own systems: role department, "
+        "scoped to that department (docs/accounts.md)",
+    )
+    sessions: HubSessions = Field(HubSessions(), description="Web sessions of operator accounts")
+    login_throttle: HubLoginThrottle = Field(HubLoginThrottle(), description="Limits on failed logins")
     header_timeout_s: float = Field(
         20.0,
         gt=0,

@@ -194,6 +194,7 @@ def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
         from hub.schema_pg import MIGRATIONS as PG
 
         return list(PG)
+    from hub.accounts import MIGRATIONS as ACCOUNTS
     from hub.clips import MIGRATIONS as CLIPS
     from hub.devices import MIGRATIONS as DEVICES
     from hub.documents import MIGRATIONS as DOCUMENTS
@@ -209,6 +210,7 @@ def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
         *CLIPS,
         *WORKER_MIGRATIONS,
         *CASE_INDEX_MIGRATIONS,
+        *ACCOUNTS,
     ]
 
 

@@ -259,10 +259,18 @@ def ticket_view(conn, ticket_id: int) -> dict | None:
     return t
 
 
-def card_summary(conn, yellow_per_red: int, department: str | None = None) -> list[dict]:
+def card_summary(conn, yellow_per_red: int, department: str | None = None, *, region: str | None = None) -> list[dict]:
     """Cards per department: yellow, red and red-equivalents (for scoring), by department name
-    (the cases without a department first, then in code-point order, on either engine)."""
-    where, args = ("WHERE department = ?", (department,)) if department else ("", ())
+    (the cases without a department first, then in code-point order, on either engine); only
+    one department's, and only the cases of sites whose code starts with `region`, when given."""
+    conds, args = [], []
+    if department:
+        conds.append("department = ?")
+        args.append(department)
+    if region:
+        conds.append("substr(site, 1, ?) = ?")
+        args.extend((len(region), region))
+    where = ("WHERE " + " AND ".join(conds)) if conds else ""
     out = []
     rows = conn.execute(
         # CAST: integer division on both engines (PostgreSQL may type a bare parameter as numeric)

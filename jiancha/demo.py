@@ -357,6 +357,23 @@ def _wait_http(child: _Child, timeout: float = 30.0) -> None:
     raise DemoError(f"demo: {child.describe()} did not answer {url} within {timeout:.0f} s; see {child.log}")
 
 
+DEMO_LOGIN = "demo-admin"
+
+
+def demo_admin(hub_yaml: Path) -> str:
+    """The demo's admin account (docs/accounts.md), with a new random password each run; returns it."""
+    import secrets
+
+    from hub.admin import user_add, user_list, user_reset
+
+    password = secrets.token_urlsafe(12)
+    if any(u.login == DEMO_LOGIN for u in user_list(hub_yaml)):
+        user_reset(hub_yaml, DEMO_LOGIN, password)
+    else:
+        user_add(hub_yaml, DEMO_LOGIN, "admin", None, password, "演示管理员")
+    return password
+
+
 def run_demo(
     *, sites: int = 3, http_port: int = 8080, data: Path = Path("demo-data"), duration: float | None = None
 ) -> int:
@@ -367,6 +384,7 @@ def run_demo(
     hub_yaml, agent_yamls = prepare(data, sites, http_port)
     logs = private_dir(data / "logs")  # the hub's log can name people
     hub_cfg = load_config(hub_yaml, HubConfig)
+    demo_password = demo_admin(hub_yaml)
     children: list[_Child] = []
     print(f"jiancha demo: state in {data}, logs in {logs}", flush=True)
     hub_host = hub_cfg.api.host
@@ -399,7 +417,8 @@ def run_demo(
             time.sleep(0.5)
             _check_alive(children, broker)  # nothing died while the others started
             print(f"\n  监察大屏 (dashboard): http://127.0.0.1:{http_port}/", flush=True)
-            print(f"  登录令牌 (login token): {hub_cfg.api.admin_token}", flush=True)
+            print(f"  登录账号 (login): {DEMO_LOGIN}  密码 (password): {demo_password}", flush=True)
+            print(f"  机器令牌 (API bearer token): {hub_cfg.api.admin_token}", flush=True)
             print(f"  办件查询 (public lookup): http://127.0.0.1:{http_port}/public", flush=True)
             print(f"  broker: mqtts://127.0.0.1:{broker.port}  sites: {len(agents)}  — Ctrl-C to stop\n", flush=True)
             failure = asyncio.run(_run_sim(agents, duration, children, broker))

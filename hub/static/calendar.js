@@ -24,7 +24,7 @@ document.getElementById("f").addEventListener("submit", async ev => {
                 actor: document.getElementById("actor").value,
                 holidays: expand(document.getElementById("holidays").value),
                 workdays: expand(document.getElementById("workdays").value)};
-  const r = await fetch("/api/calendar", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
+  const r = await send("/api/calendar", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
   const res = await r.json();
   document.getElementById("msg").textContent = r.ok ? `已载入 ${res.year} 年（版本 ${res.version}）` : `失败：${res.error}`;
   load();

@@ -39,3 +39,36 @@ function deviceState(state) {
   if (s.startsWith("error:")) return `故障：${s.slice(6).trim()}`;
   return label(DEVICE_STATE_ZH, s, "状态异常");
 }
+
+// The logged-in account (GET /api/me): its CSRF token goes with every change our pages send
+// (header X-CSRF-Token), and the header shows who is logged in with a logout button.
+let ME = null;
+async function me() {
+  if (ME) return ME;
+  const r = await fetch("/api/me", {credentials: "same-origin"});
+  if (!r.ok) return null;
+  ME = await r.json();
+  return ME;
+}
+// fetch() for changes (POST, DELETE): the session's CSRF token added
+async function send(path, opts) {
+  const who = await me();
+  const headers = Object.assign({}, (opts && opts.headers) || {}, who && who.csrf ? {"X-CSRF-Token": who.csrf} : {});
+  return fetch(path, Object.assign({credentials: "same-origin"}, opts || {}, {headers}));
+}
+async function showAccount() {
+  const nav = document.querySelector("header nav");
+  if (!nav || location.pathname === "/public") return;
+  const who = await me();
+  if (!who || !who.session) return;
+  const span = document.createElement("span");
+  span.id = "account";
+  span.textContent = ` ${who.login}（${who.role_zh}${who.scope ? "，" + who.scope : ""}） `;
+  const b = document.createElement("button");
+  b.id = "logout";
+  b.textContent = "退出";
+  b.addEventListener("click", async () => { await send("/logout", {method: "POST"}); location.href = "/login"; });
+  span.appendChild(b);
+  nav.appendChild(span);
+}
+showAccount();

@@ -13,7 +13,7 @@ async function load() {
 }
 async function review(id, decision) {
   const text = prompt(decision === "accept" ? "审核意见（采纳）" : "不予采纳的理由") ?? "";
-  const r = await fetch(`/api/tickets/${id}/review`, {method: "POST", headers: {"Content-Type": "application/json"},
+  const r = await send(`/api/tickets/${id}/review`, {method: "POST", headers: {"Content-Type": "application/json"},
                         body: JSON.stringify({decision, actor: "监察员", text})});
   if (!r.ok) alert((await r.json()).error);
   load(); show(id);

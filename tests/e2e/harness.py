@@ -181,6 +181,10 @@ class Env:
         self.configure_hub(supervision={"backentry_grace_minutes": 0.05, "sweep_interval_s": 1.0})
         self.hub_cfg = load_config(root / "hub.yaml", HubConfig)
         self.token = self.hub_cfg.api.admin_token
+        from hub.admin import user_add
+
+        self.login, self.password = "e2e-admin", "e2e-admin-password-1"  # the web's account (docs/accounts.md)
+        user_add(root / "hub.yaml", self.login, "admin", None, self.password)
         self.broker: ManagedBroker | None = None
         self.hub: Proc | None = None
         self.agents: dict[str, Proc] = {}

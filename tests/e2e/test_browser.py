@@ -31,12 +31,16 @@ async def test_supervisor_wall_and_citizen_lookup(env, tmp_path):
     async with Browser() as b:
         await b.goto(f"{env.hub_url}/")
         await b.wait_for(
-            "location.pathname === '/login' && document.querySelector('input[name=token]') !== null"
+            "location.pathname === '/login' && document.querySelector('input[name=password]') !== null"
         )  # no cookie → login page
-        await b.eval("document.querySelector('input[name=token]').value = 'wrong'; document.forms[0].submit(); 1")
+        await b.eval(
+            f"document.querySelector('input[name=login]').value = {env.login!r};"
+            "document.querySelector('input[name=password]').value = 'wrong-password'; document.forms[0].submit(); 1"
+        )
         await b.wait_for("getComputedStyle(document.getElementById('bad')).display === 'block'")
         await b.eval(
-            f"document.querySelector('input[name=token]').value = {env.token!r}; document.forms[0].submit(); 1"
+            f"document.querySelector('input[name=login]').value = {env.login!r};"
+            f"document.querySelector('input[name=password]').value = {env.password!r}; document.forms[0].submit(); 1"
         )
         await b.wait_for(f"document.querySelector('tr[data-case=\"{fresh['case_no']}\"]') !== null")
         rows = await b.eval(
@@ -71,7 +75,8 @@ async def test_operator_loads_next_year_on_the_calendar_page(env):
     async with Browser() as b:
         await b.goto(f"{env.hub_url}/login")
         await b.eval(
-            f"document.querySelector('input[name=token]').value = {env.token!r}; document.forms[0].submit(); 1"
+            f"document.querySelector('input[name=login]').value = {env.login!r};"
+            f"document.querySelector('input[name=password]').value = {env.password!r}; document.forms[0].submit(); 1"
         )
         await b.wait_for("location.pathname === '/'")
         await b.goto(f"{env.hub_url}/calendar")

@@ -64,6 +64,21 @@ def test_demo_runs_and_ctrl_c_stops_everything(tmp_path):
         assert st == 200 and "电子监察" in page
         out = (tmp_path / "demo.log").read_text()
         assert f"http://127.0.0.1:{port}/" in out and token in out
+        # the demo's admin account: its login and password are printed, and they log in
+        import re
+
+        from hub.accounts import authenticate
+        from hub.store import open_db
+
+        found = re.search(r"登录账号 \(login\): (\S+)  密码 \(password\): (\S+)", out)
+        assert found, out[-2000:]
+        conn = open_db(load_config(data / "hub.yaml", HubConfig).store_url())
+        try:
+            user = authenticate(conn, found.group(1), found.group(2))
+            assert user is not None and user.role == "admin"
+            assert authenticate(conn, found.group(1), found.group(2) + "x") is None
+        finally:
+            conn.close()
     finally:
         p.send_signal(signal.SIGINT)
         code = p.wait(60)

@@ -29,3 +29,12 @@ def db(store_url):
     conn = open_db(store_url)
     yield conn
     conn.close()
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch):
+    """argon2id with one pass over 64 KiB: the hub's own parameters cost ~50 ms a hash."""
+    from hub import accounts
+    from tests.hub.accounts_helpers import CHEAP_HASHER
+
+    monkeypatch.setattr(accounts, "HASHER", CHEAP_HASHER)

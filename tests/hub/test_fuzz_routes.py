@@ -16,7 +16,6 @@ from datetime import datetime
 import aiohttp
 import pytest
 
-from hub.api import PUBLIC_COOKIE
 from protocol.calendar import CST
 from tests.craft import registration
 from tests.fuzzhttp import Target, report, routes, walk
@@ -106,6 +105,10 @@ def test_no_route_answers_5xx_to_hostile_requests(hub):
     published = []
     hub.link.publish = lambda *a, **k: published.append(a)  # no broker: record the commands
     token = hub.cfg.api.admin_token
+    from tests.hub.accounts_helpers import make_user, open_session
+
+    make_user(hub, "fuzz-admin", "admin")
+    sess = open_session(hub, "fuzz-admin")
     loop = asyncio.new_event_loop()
     try:
 
@@ -126,7 +129,7 @@ def test_no_route_answers_5xx_to_hostile_requests(hub):
                     "none": {},
                     "wrong": {"Authorization": "Bearer " + "x" * 40},
                     "department": {"Authorization": f"Bearer {DEPARTMENT_TOKEN}"},
-                    "cookie": {"Cookie": f"{PUBLIC_COOKIE}={token}"},
+                    "cookie": {"Cookie": f"jc_session={sess['sid']}", "X-CSRF-Token": sess["csrf"]},
                 },
                 known={
                     "case_no": [CASE_NO],

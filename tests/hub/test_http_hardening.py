@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 from hub.api import SECURITY_HEADERS, Limiter
+from tests.hub.accounts_helpers import http_login, make_user, open_session
 from tests.hub.hubapp import close, provisioned_hub, served
 
 YEAR = {"year": 2031, "holidays": ["2031-01-01"], "workdays": [], "source": "test"}
@@ -34,38 +35,50 @@ async def _post_calendar(url, headers, cookies=None):
 
 def test_cookie_writes_need_this_hubs_origin(hub):
     token = hub.cfg.api.admin_token
+    make_user(hub, "admin1", "admin")
+    sess = open_session(hub, "admin1")
+    csrf = {"X-CSRF-Token": sess["csrf"]}
 
     async def go():
         async with served(hub) as (url, _app):
-            cookie = {"jc_token": token}
+            cookie = {"jc_session": sess["sid"]}
             # the audit's request: a text/plain form-like POST from another site with the cookie
             st, body = await _post_calendar(
-                url, {"Content-Type": "text/plain", "Origin": "https://evil.example"}, cookie
+                url, {"Content-Type": "text/plain", "Origin": "https://evil.example", **csrf}, cookie
             )
             assert st == 403
             msg = json.loads(body)["error"]
             assert "拒绝跨站请求" in msg and "cross-site request refused" in msg and "evil.example" in msg
             # a modern browser's own label for it, even without Origin
-            st, _ = await _post_calendar(url, {"Sec-Fetch-Site": "cross-site"}, cookie)
+            st, _ = await _post_calendar(url, {"Sec-Fetch-Site": "cross-site", **csrf}, cookie)
             assert st == 403
-            st, _ = await _post_calendar(url, {"Sec-Fetch-Site": "same-site", "Origin": url}, cookie)
+            st, _ = await _post_calendar(url, {"Sec-Fetch-Site": "same-site", "Origin": url, **csrf}, cookie)
             assert st == 403  # a sibling subdomain is another origin
-            st, _ = await _post_calendar(url, {"Origin": "null"}, cookie)
+            st, _ = await _post_calendar(url, {"Origin": "null", **csrf}, cookie)
             assert st == 403  # sandboxed frame / data: URL
-            st, _ = await _post_calendar(url, {}, cookie)  # cookie, neither header: not a page of ours
+            st, _ = await _post_calendar(url, {**csrf}, cookie)  # cookie, neither header: not a page of ours
             assert st == 403
-            # our own pages: same origin
+            # our own pages: same origin, with the session's CSRF token
             st, body = await _post_calendar(
-                url, {"Content-Type": "application/json", "Origin": url, "Sec-Fetch-Site": "same-origin"}, cookie
+                url,
+                {"Content-Type": "application/json", "Origin": url, "Sec-Fetch-Site": "same-origin", **csrf},
+                cookie,
             )
             assert st == 201, body
-            st, _ = await _post_calendar(url, {"Sec-Fetch-Site": "same-origin"}, cookie)
+            st, _ = await _post_calendar(url, {"Sec-Fetch-Site": "same-origin", **csrf}, cookie)
             assert st == 201
             # behind a reverse proxy that passes the public host name
             st, _ = await _post_calendar(
-                url, {"Origin": "https://hub.example.gov.cn", "X-Forwarded-Host": "hub.example.gov.cn"}, cookie
+                url,
+                {"Origin": "https://hub.example.gov.cn", "X-Forwarded-Host": "hub.example.gov.cn", **csrf},
+                cookie,
             )
             assert st == 201
+            # our origin but no (or another session's) CSRF token: refused
+            st, body = await _post_calendar(url, {"Origin": url, "Sec-Fetch-Site": "same-origin"}, cookie)
+            assert st == 403 and "CSRF" in json.loads(body)["error"]
+            st, _ = await _post_calendar(url, {"Origin": url, "X-CSRF-Token": "0" * 64}, cookie)
+            assert st == 403
             # scripts and tools with the bearer header: no Origin needed (a page cannot send it cross-site)
             st, _ = await _post_calendar(url, {"Authorization": f"Bearer {token}"})
             assert st == 201
@@ -77,18 +90,18 @@ def test_cookie_writes_need_this_hubs_origin(hub):
             st, _ = await _post_calendar(url, {"Origin": url})
             assert st == 401
             # login from another site's form is refused too
-            async with aiohttp.ClientSession() as s:
+            async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+                async with s.get(url + "/login") as r:
+                    form_token = r.cookies["jc_login_csrf"].value
                 async with s.post(
                     url + "/login",
-                    data={"token": token},
+                    data={"login": "admin1", "password": "x" * 12, "csrf": form_token},
                     allow_redirects=False,
                     headers={"Origin": "https://evil.example"},
                 ) as r:
                     assert r.status == 403
-                async with s.post(
-                    url + "/login", data={"token": token}, allow_redirects=False, headers={"Origin": url}
-                ) as r:
-                    assert r.status == 302
+                r = await http_login(s, url, "admin1")
+                assert r.status == 302
 
     asyncio.run(go())
 

@@ -23,6 +23,10 @@ COMMANDS = [
     ["catalog", "import"],
     ["directory", "import"],
     ["calendar", "import"],
+    ["user", "add"],
+    ["user", "list"],
+    ["user", "disable"],
+    ["user", "reset"],
 ]
 
 

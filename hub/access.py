@@ -1,0 +1,174 @@
+"""Who may call which route (访问控制): one table, deny by default, role and scope per route.
+
+Every route of the hub's app is named in ROUTES by method and path pattern (aiohttp's canonical
+form, e.g. /api/tickets/{id}); a route missing from it is refused with 403 for everyone, so a
+new route cannot leak by being forgotten (tests/hub/test_access.py walks every route with every
+role). The actor is resolved here, once, from a session cookie or a bearer token, never from a
+request body; a handler reads it with `actor_of(request)`.
+
+Scope: a supervisor's or viewer's region prefix limits sites (by code prefix) and what belongs
+to them (cases, tickets, alerts, clips, documents); a department officer sees its department's
+cases, tickets and documents. A path naming one object outside the scope answers 404 (as if it
+did not exist); lists are filtered by the handlers with `scope_where`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ADMIN, SUPERVISOR, DEPARTMENT, VIEWER = "admin", "supervisor", "department", "viewer"
+PUBLIC = "public"  # anyone, logged in or not
+ANY = frozenset({ADMIN, SUPERVISOR, DEPARTMENT, VIEWER})  # any logged-in actor
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Roles allowed on a route, and how scope applies: None (not scoped: calendar, admin
+    pages), "list" (the handler filters), or the kind of object the path names ("site", "case",
+    "ticket", "document", "clip"), checked before the handler runs."""
+
+    roles: frozenset[str]
+    scope: str | None = None
+
+    @property
+    def is_public(self) -> bool:
+        return PUBLIC in self.roles
+
+
+def _r(*roles: str, scope: str | None = None) -> Rule:
+    return Rule(frozenset(roles), scope)
+
+
+OPERATORS = (ADMIN, SUPERVISOR)
+PAGE = _r(PUBLIC)  # the pages are empty shells: their data comes from the API below, role-checked
+ROUTES: dict[tuple[str, str], Rule] = {
+    # pages, static files, citizens, health and metrics
+    ("GET", "/"): PAGE,
+    ("GET", "/public"): PAGE,
+    ("GET", "/tickets"): PAGE,
+    ("GET", "/calendar"): PAGE,
+    ("GET", "/site"): PAGE,
+    ("GET", "/static"): PAGE,
+    ("GET", "/login"): PAGE,
+    ("POST", "/login"): PAGE,  # its own CSRF token (double submit) and throttling
+    ("GET", "/api/public/cases/{case_no}"): _r(PUBLIC),  # case number + query code, rate-limited
+    ("GET", "/api/health"): _r(PUBLIC),
+    ("GET", "/metrics"): _r(PUBLIC),  # counts only, no case data (docs/operations.md)
+    # the session itself
+    ("POST", "/logout"): _r(*ANY),
+    ("GET", "/api/me"): _r(*ANY),
+    # the wall and cases
+    ("GET", "/api/cases"): _r(*ANY, scope="list"),
+    ("GET", "/api/cases/{case_no}"): _r(ADMIN, SUPERVISOR, DEPARTMENT, scope="case"),
+    ("GET", "/api/sites"): _r(ADMIN, SUPERVISOR, VIEWER, scope="list"),
+    ("GET", "/api/alerts"): _r(ADMIN, SUPERVISOR, VIEWER, scope="list"),
+    ("GET", "/api/cards"): _r(*ANY, scope="list"),
+    # 督办: tickets, replies, reviews, documents
+    ("GET", "/api/tickets"): _r(ADMIN, SUPERVISOR, DEPARTMENT, scope="list"),
+    ("GET", "/api/tickets/{id}"): _r(ADMIN, SUPERVISOR, DEPARTMENT, scope="ticket"),
+    ("POST", "/api/tickets/{id}/reply"): _r(ADMIN, DEPARTMENT, scope="ticket"),
+    ("POST", "/api/tickets/{id}/review"): _r(*OPERATORS, scope="ticket"),
+    ("POST", "/api/cases/{case_no}/tickets"): _r(*OPERATORS, scope="case"),
+    ("GET", "/api/documents"): _r(ADMIN, SUPERVISOR, DEPARTMENT, scope="list"),
+    ("GET", "/api/documents/{id}.pdf"): _r(ADMIN, SUPERVISOR, DEPARTMENT, scope="document"),
+    # the working-day calendar: read by supervisors, changed by admins
+    ("GET", "/api/calendar"): _r(*OPERATORS),
+    ("POST", "/api/calendar"): _r(ADMIN),
+    # sites and their devices
+    ("GET", "/api/sites/{code}"): _r(*OPERATORS, scope="site"),
+    ("GET", "/api/sites/{code}/snapshots/{seq}.jpg"): _r(*OPERATORS, scope="site"),
+    ("POST", "/api/sites/{code}/sign"): _r(*OPERATORS, scope="site"),
+    ("GET", "/api/sites/{code}/signs/{window}.png"): _r(ADMIN, SUPERVISOR, VIEWER, scope="site"),
+    ("POST", "/api/sites/{code}/clips"): _r(*OPERATORS, scope="site"),
+    ("GET", "/api/clips"): _r(*OPERATORS, scope="list"),
+    ("GET", "/api/clips/{clip_id}.mp4"): _r(*OPERATORS, scope="clip"),
+    ("DELETE", "/api/clips/{clip_id}"): _r(ADMIN),
+    # accounts and the audit log
+    ("GET", "/api/users"): _r(ADMIN),
+    ("POST", "/api/users"): _r(ADMIN),
+    ("POST", "/api/users/{login}/disable"): _r(ADMIN),
+    ("POST", "/api/users/{login}/reset"): _r(ADMIN),
+    ("GET", "/api/audit"): _r(ADMIN),
+}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who makes a request: an account's session, or a machine token (api.admin_token, a
+    department token)."""
+
+    name: str  # the login, or token:admin / token:DEPARTMENT for machine tokens
+    role: str
+    scope: str | None = None
+    session_id: str | None = None  # raw id (cookie) of a session actor: its CSRF token derives from it
+    session_hash: str | None = None
+
+    @property
+    def region(self) -> str | None:
+        """The region code prefix this actor is limited to (supervisor, viewer), or None."""
+        return self.scope if self.role in (SUPERVISOR, VIEWER) else None
+
+    @property
+    def department(self) -> str | None:
+        """The department this actor is limited to (department officer), or None."""
+        return self.scope if self.role == DEPARTMENT else None
+
+    @property
+    def is_scoped(self) -> bool:
+        return self.region is not None or self.department is not None
+
+
+def rule_for(method: str, canonical: str) -> Rule | None:
+    """The rule of a route (HEAD follows GET), or None: no rule, refused."""
+    return ROUTES.get(("GET" if method == "HEAD" else method, canonical))
+
+
+def site_in_scope(actor: Actor, site: str | None) -> bool:
+    """Whether a site (by code) is within the actor's scope (departments have no sites)."""
+    if actor.department is not None:
+        return False
+    return actor.region is None or (site or "").startswith(actor.region)
+
+
+def row_in_scope(actor: Actor, site: str | None, department: str | None) -> bool:
+    """Whether a case, ticket or document (of that site and department) is within scope."""
+    if actor.department is not None:
+        return department == actor.department
+    return site_in_scope(actor, site)
+
+
+def scope_where(actor: Actor, site_col: str | None = "site", dept_col: str | None = "department"):
+    """(SQL condition, args) limiting a list to the actor's scope, or (None, ()) for none.
+
+    A table without the column a scope needs lists nothing for that scope."""
+    if actor.department is not None:
+        return (f"{dept_col} = ?", (actor.department,)) if dept_col else ("1 = 0", ())
+    if actor.region is not None:
+        # substr, not LIKE: '_' and '%' in a prefix mean nothing, and both engines agree
+        return (f"substr({site_col}, 1, ?) = ?", (len(actor.region), actor.region)) if site_col else ("1 = 0", ())
+    return None, ()
+
+
+def object_in_scope(conn, actor: Actor, kind: str, match: dict[str, str]) -> bool:
+    """Whether the object a path names is within the actor's scope. An object that does not
+    exist is "in scope": the handler answers its own 404."""
+    if not actor.is_scoped:
+        return True
+    if kind == "site":
+        return site_in_scope(actor, match.get("code"))
+    if kind == "case":
+        row = conn.execute("SELECT site, department FROM cases WHERE case_no=?", (match["case_no"],)).fetchone()
+    elif kind == "ticket":
+        row = conn.execute("SELECT site, department FROM tickets WHERE id=?", (int(match["id"]),)).fetchone()
+    elif kind == "document":
+        row = conn.execute(
+            "SELECT c.site, c.department FROM documents d JOIN cases c ON c.case_no = d.case_no WHERE d.id=?",
+            (int(match["id"]),),
+        ).fetchone()
+        if row is None and conn.execute("SELECT 1 FROM documents WHERE id=?", (int(match["id"]),)).fetchone():
+            return False  # a document whose case is unknown: only unscoped actors see it
+    elif kind == "clip":
+        row = conn.execute("SELECT site, NULL FROM clips WHERE clip_id=?", (match["clip_id"],)).fetchone()
+    else:
+        raise ValueError(f"unknown scope kind {kind!r}")
+    return row is None or row_in_scope(actor, row[0], row[1])
