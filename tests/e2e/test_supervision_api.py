@@ -38,10 +38,12 @@ def test_red_card_ticket_reply_review_escalate(env):
     t = tickets[0]
     assert t["level"] == "order_explain" and t["status"] == "open" and t["department"] == "市场监督管理局"
     url = f"{env.hub_url}/api/tickets/{t['id']}"
-    # the department sees its tickets only, and only tickets
+    # the department sees its own tickets and cases only (a department account's rules, docs/accounts.md)
     st, mine = http("GET", f"{env.hub_url}/api/tickets", token=DEPT_TOKEN)
     assert st == 200 and {x["department"] for x in mine} == {"市场监督管理局"}
-    assert http("GET", f"{env.hub_url}/api/cases", token=DEPT_TOKEN)[0] == 403
+    st, cases = http("GET", f"{env.hub_url}/api/cases", token=DEPT_TOKEN)
+    assert st == 200 and {c["department"] for c in cases["cases"]} == {"市场监督管理局"}
+    assert http("GET", f"{env.hub_url}/api/sites", token=DEPT_TOKEN)[0] == 403
     assert http("POST", url + "/review", {"decision": "accept", "actor": "x"}, DEPT_TOKEN)[0] == 403
     assert http("POST", url + "/reply", {"actor": "王科长"}, DEPT_TOKEN)[0] == 422
     assert http("POST", url + "/reply", raw=b"{bad", token=DEPT_TOKEN)[0] == 400
