@@ -1,4 +1,4 @@
-"""Hub HTTP API (DESIGN §4): operators with a bearer token, the public lookup, /metrics, pages."""
+"""Hub HTTP API (DESIGN §4): operators (accounts and machine tokens, hub/web_auth.py and hub/access.py), the public lookup, /metrics, pages."""
 
 from __future__ import annotations
 
