@@ -2,8 +2,10 @@
 
 A fixed window per key: after `per_login` failures for one login name, or `per_address`
 failures from one client (IPv4 address, IPv6 /64: hub.api.Limiter.key), further attempts are
-refused with 429 until that key's window (`window_s` from its first failure) is over. A
-successful login clears its login name's count (not its address's).
+refused with 429 until that key's window (`window_s` from its first failure) is over. An
+attempt is counted as a failure when it is let through (`attempt`), before its password is
+checked, so attempts sent at once cannot all pass the check while argon2 runs; a right password
+then takes its attempt back from its address and clears its login name's count.
 
 Memory is bounded: at most `max_keys` entries; keys whose window is over are forgotten first;
 when the table is full of live keys, newcomers share one overflow entry per kind, so flooding
@@ -33,6 +35,14 @@ class LoginThrottle:
         ]
         return max((w for w in waits if w is not None), default=None)
 
+    def attempt(self, login: str, address: str, now: float) -> float | None:
+        """Seconds to wait, or None: then the attempt is let through and counted as a failure
+        at once (`succeeded` takes it back)."""
+        wait = self.retry_after(login, address, now)
+        if wait is None:
+            self.failed(login, address, now)
+        return wait
+
     def failed(self, login: str, address: str, now: float) -> None:
         """Count one failed attempt against both keys."""
         for key in (("login", login), ("address", address)):
@@ -43,9 +53,17 @@ class LoginThrottle:
             self.counts[key] = (start, n + 1)
             self.counts.move_to_end(key)
 
-    def succeeded(self, login: str) -> None:
-        """A right password: the login name's failures are forgiven."""
+    def succeeded(self, login: str, address: str | None = None) -> None:
+        """A right password: the login name's failures are forgiven, and the attempt counted
+        against `address` by `attempt` is taken back."""
         self.counts.pop(("login", login), None)
+        if address is not None:
+            key = ("address", address)
+            if key not in self.counts:
+                key = ("address", self.OVERFLOW)
+            got = self.counts.get(key)
+            if got is not None and got[1] > 0:
+                self.counts[key] = (got[0], got[1] - 1)
 
     def _wait(self, key: tuple[str, str], limit: int, now: float) -> float | None:
         got = self.counts.get(key)

@@ -275,7 +275,8 @@ async def login(request: web.Request) -> web.Response:
             403, "登录页面已过期，请刷新后重试 (login form CSRF token missing or wrong: reload the login page)"
         )
     address = Limiter.key(request.remote)
-    wait = st.throttle.retry_after(name, address, time.monotonic())
+    # counted as a failure before the password is checked: a burst sent at once cannot outrun the count
+    wait = st.throttle.attempt(name, address, time.monotonic())
     if wait is not None:
         seconds = math.ceil(wait)
         resp = error(
@@ -286,10 +287,9 @@ async def login(request: web.Request) -> web.Response:
         return resp
     user = await asyncio.to_thread(authenticate, st.reader, name, password) if name and password else None
     if user is None:
-        st.throttle.failed(name, address, time.monotonic())
         await write_audit(st, name or "?", None, "login", None, request.remote, "failed")
         raise web.HTTPFound("/login?bad=1")
-    st.throttle.succeeded(name)
+    st.throttle.succeeded(name, address)
     now = st.now_ms()
 
     def start(c):

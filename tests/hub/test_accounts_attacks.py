@@ -1,0 +1,69 @@
+"""Attacks on the hub's accounts, sessions and scope (review of issue 11's first part), on both
+store engines: each test here failed before its fix."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+import pytest
+
+from tests.hub.accounts_helpers import http_login, make_user
+from tests.hub.hubapp import close, provisioned_hub, served
+from tests.hub.test_access import DEPT_A, SITE_A, SITE_B
+
+
+@pytest.fixture
+def hub(tmp_path, store_url):
+    h = provisioned_hub(tmp_path / "hub", sites=(SITE_A, SITE_B), store_url=store_url)
+    h.link.publish = lambda *a, **k: None  # no broker
+    make_user(h, "sup-a", "supervisor", "140702")
+    make_user(h, "dept-a", "department", DEPT_A)
+    yield h
+    close(h)
+
+
+def _jar():
+    return aiohttp.CookieJar(unsafe=True)
+
+
+def test_parallel_wrong_passwords_cannot_outrun_the_throttle(hub, monkeypatch):
+    """Attempts sent at once were all checked before any failure was counted: a burst of N
+    guesses got N tries instead of per_login."""
+    import hub.web_auth as web_auth
+
+    real = web_auth.authenticate
+
+    def slow(conn, login, password):  # what argon2 at its real cost does: the checks overlap
+        time.sleep(0.3)
+        return real(conn, login, password)
+
+    monkeypatch.setattr(web_auth, "authenticate", slow)
+    hub.cfg.api.login_throttle.per_login = 3
+
+    async def go():
+        async with served(hub) as (base, _app):
+            sessions = [aiohttp.ClientSession(cookie_jar=_jar()) for _ in range(12)]
+            try:
+                rs = await asyncio.gather(
+                    *(http_login(s, base, "sup-a", f"wrong-{i}-password") for i, s in enumerate(sessions))
+                )
+                return sorted(r.status for r in rs)
+            finally:
+                for s in sessions:
+                    await s.close()
+
+    statuses = asyncio.run(go())
+    assert statuses.count(302) == 3 and statuses.count(429) == 9, statuses
+
+
+def test_a_right_password_takes_its_attempt_back_from_its_address():
+    from hub.throttle import LoginThrottle
+
+    t = LoginThrottle(per_login=5, per_address=2, window_s=60)
+    for _ in range(3):  # people who log in right do not use up their office's allowance
+        assert t.attempt("zhang", "10.0.0.1", 0) is None
+        t.succeeded("zhang", "10.0.0.1")
+    assert t.attempt("li", "10.0.0.1", 1) is None and t.attempt("li", "10.0.0.1", 1) is None
+    assert t.attempt("li", "10.0.0.1", 1) is not None  # two failures: the address waits
