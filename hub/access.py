@@ -8,7 +8,7 @@ request body; a handler reads it with `actor_of(request)`.
 
 Scope: a supervisor's or viewer's region prefix limits sites (by code prefix) and what belongs
 to them (cases, tickets, alerts, clips, documents); a department officer sees its department's
-cases, tickets and documents. A path naming one object outside the scope answers 404 (as if it
+cases, tickets and documents. A path naming one object outside the scope, or none at all, answers the same 404 (as if it
 did not exist); lists are filtered by the handlers with `scope_where`.
 """
 
@@ -150,8 +150,9 @@ def scope_where(actor: Actor, site_col: str | None = "site", dept_col: str | Non
 
 
 def object_in_scope(conn, actor: Actor, kind: str, match: dict[str, str]) -> bool:
-    """Whether the object a path names is within the actor's scope. An object that does not
-    exist is "in scope": the handler answers its own 404."""
+    """Whether the object a path names is within the actor's scope. For a scoped actor an
+    object that does not exist is not in scope either: both answer the same 404, so another
+    county's case numbers (tickets, documents, clips) cannot be told from unused ones."""
     if not actor.is_scoped:
         return True
     if kind == "site":
@@ -165,10 +166,9 @@ def object_in_scope(conn, actor: Actor, kind: str, match: dict[str, str]) -> boo
             "SELECT c.site, c.department FROM documents d JOIN cases c ON c.case_no = d.case_no WHERE d.id=?",
             (int(match["id"]),),
         ).fetchone()
-        if row is None and conn.execute("SELECT 1 FROM documents WHERE id=?", (int(match["id"]),)).fetchone():
-            return False  # a document whose case is unknown: only unscoped actors see it
+        # a document whose case is unknown (row None): only unscoped actors see it
     elif kind == "clip":
         row = conn.execute("SELECT site, NULL FROM clips WHERE clip_id=?", (match["clip_id"],)).fetchone()
     else:
         raise ValueError(f"unknown scope kind {kind!r}")
-    return row is None or row_in_scope(actor, row[0], row[1])
+    return row is not None and row_in_scope(actor, row[0], row[1])

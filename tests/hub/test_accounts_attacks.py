@@ -9,9 +9,9 @@ import time
 import aiohttp
 import pytest
 
-from tests.hub.accounts_helpers import http_login, make_user
+from tests.hub.accounts_helpers import cookie_headers, http_login, make_user, open_session
 from tests.hub.hubapp import close, provisioned_hub, served
-from tests.hub.test_access import DEPT_A, SITE_A, SITE_B
+from tests.hub.test_access import CASE_B, DEPT_A, SITE_A, SITE_B, seed
 
 
 @pytest.fixture
@@ -67,3 +67,36 @@ def test_a_right_password_takes_its_attempt_back_from_its_address():
         t.succeeded("zhang", "10.0.0.1")
     assert t.attempt("li", "10.0.0.1", 1) is None and t.attempt("li", "10.0.0.1", 1) is None
     assert t.attempt("li", "10.0.0.1", 1) is not None  # two failures: the address waits
+
+
+def test_another_countys_case_and_a_case_that_does_not_exist_answer_alike(hub):
+    """The route table's 404 (out of scope) and the handler's own (no such object) differed, so a
+    county supervisor could tell which case numbers, tickets, documents and clips exist elsewhere."""
+    t = seed(hub)
+    missing_case = f"{SITE_B}-20261120-0999"
+
+    async def go():
+        out = {}
+        async with served(hub) as (base, _app), aiohttp.ClientSession() as s:
+            for who in ("sup-a", "dept-a"):
+                h = cookie_headers(open_session(hub, who), base)
+                for name, (there, nowhere) in {
+                    "case": (f"/api/cases/{CASE_B}", f"/api/cases/{missing_case}"),
+                    "ticket": (f"/api/tickets/{t['B']}", "/api/tickets/999999"),
+                }.items():
+                    got = []
+                    for path in (there, nowhere):
+                        async with s.get(base + path, headers=h) as r:
+                            got.append((r.status, await r.text()))
+                    out[(who, name)] = got
+                got = []
+                for path in (f"/api/cases/{CASE_B}/tickets", f"/api/cases/{missing_case}/tickets"):
+                    body = {"level": "duban", "actor": "监察员", "text": "超期"}
+                    async with s.post(base + path, json=body, headers=h) as r:
+                        got.append((r.status, await r.text()))
+                if who == "sup-a":
+                    out[(who, "open ticket")] = got
+        return out
+
+    for key, (there, nowhere) in asyncio.run(go()).items():
+        assert there[0] == 404 and there == nowhere, (key, there, nowhere)
