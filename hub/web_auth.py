@@ -19,7 +19,7 @@ from aiohttp import web
 
 from hub import audit
 from hub.access import ADMIN, DEPARTMENT, Actor, object_in_scope, rule_for
-from hub.accounts import ROLE_ZH, authenticate
+from hub.accounts import ROLE_ZH, authenticate, get_user
 from hub.httpjson import dumps, error
 from hub.sessions import (
     COOKIE,
@@ -287,7 +287,9 @@ async def login(request: web.Request) -> web.Response:
         return resp
     user = await asyncio.to_thread(authenticate, st.reader, name, password) if name and password else None
     if user is None:
-        await write_audit(st, name or "?", None, "login", None, request.remote, "failed")
+        # the name typed only when it is an account's: what was typed may be a password
+        known = bool(name) and await asyncio.to_thread(get_user, st.reader, name) is not None
+        await write_audit(st, name if known else "?", None, "login", None, request.remote, "failed")
         raise web.HTTPFound("/login?bad=1")
     st.throttle.succeeded(name, address)
     now = st.now_ms()

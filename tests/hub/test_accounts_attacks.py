@@ -100,3 +100,21 @@ def test_another_countys_case_and_a_case_that_does_not_exist_answer_alike(hub):
 
     for key, (there, nowhere) in asyncio.run(go()).items():
         assert there[0] == 404 and there == nowhere, (key, there, nowhere)
+
+
+def test_a_password_typed_into_the_login_field_is_not_written_to_the_audit_log(hub):
+    """A failed login's actor was the name typed, whatever it was: someone who types their
+    password into the login field (or pastes it there) left it in clear in audit_log."""
+    secret = "zhang-mima-2026-xyz"
+
+    async def go():
+        async with served(hub) as (base, _app), aiohttp.ClientSession(cookie_jar=_jar()) as s:
+            r = await http_login(s, base, secret, "whatever-else-1")
+            assert r.status == 302 and r.headers["Location"] == "/login?bad=1"
+            r = await http_login(s, base, "sup-a", "wrong-password-1")  # a real account's failure keeps its name
+            assert r.status == 302
+
+    asyncio.run(go())
+    rows = hub.reader.execute("SELECT actor, action, target, result FROM audit_log ORDER BY id").fetchall()
+    assert secret not in repr(rows)
+    assert [tuple(r) for r in rows] == [("?", "login", None, "failed"), ("sup-a", "login", None, "failed")]
