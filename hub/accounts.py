@@ -52,6 +52,10 @@ class AccountError(ValueError):
     """A refused account change; the message is Chinese with English in brackets."""
 
 
+class LastAdminError(AccountError):
+    """Disabling the last enabled admin account (over the API): nobody could manage accounts."""
+
+
 @dataclass(frozen=True)
 class User:
     login: str
@@ -195,9 +199,19 @@ def _existing(conn, login: str) -> User:
     return user
 
 
-def disable_user(conn, login: str, now_ms: int) -> User:
-    """Disable an account and end its sessions (LookupError if there is none)."""
-    _existing(conn, login)
+def disable_user(conn, login: str, now_ms: int, *, keep_an_admin: bool = False) -> User:
+    """Disable an account and end its sessions (LookupError if there is none). With
+    `keep_an_admin` (the API), refuse to disable the last enabled admin (LastAdminError); the
+    CLI may, as `jiancha user reset` enables it again."""
+    user = _existing(conn, login)
+    if keep_an_admin and user.role == "admin" and not user.disabled:
+        others = conn.execute(
+            "SELECT count(*) FROM users WHERE role='admin' AND disabled=0 AND login<>?", (login,)
+        ).fetchone()[0]
+        if not others:
+            raise LastAdminError(
+                "不能停用最后一个管理员账号 (the last enabled admin account cannot be disabled over the API)"
+            )
     conn.execute("UPDATE users SET disabled=1, changed_ms=? WHERE login=?", (now_ms, login))
     conn.execute("DELETE FROM sessions WHERE login=?", (login,))
     return get_user(conn, login)

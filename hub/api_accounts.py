@@ -8,7 +8,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub import audit
-from hub.accounts import AccountError, User, add_user, disable_user, list_users, reset_password
+from hub.accounts import AccountError, LastAdminError, User, add_user, disable_user, list_users, reset_password
 from hub.httpjson import dumps, error, read_model
 from hub.web_auth import AUDIT_ACTION, AUDIT_TARGET, AUTH, actor_of
 
@@ -50,7 +50,7 @@ async def _change(request: web.Request, action: str, target: str, fn, status: in
     try:
         user = await asyncio.to_thread(st.hub.write, lambda c: fn(c, now))
     except AccountError as exc:
-        return error(409 if "exists" in str(exc) else 422, str(exc))
+        return error(409 if isinstance(exc, LastAdminError) or "exists" in str(exc) else 422, str(exc))
     except LookupError as exc:
         return error(404, str(exc))
     return web.json_response(user_out(user), status=status, dumps=dumps)
@@ -79,7 +79,7 @@ async def disable(request: web.Request) -> web.Response:
     request[AUDIT_ACTION], request[AUDIT_TARGET] = "user.disable", login
     if login == actor_of(request).name:
         return error(409, "不能停用自己的账号 (you cannot disable your own account)")
-    return await _change(request, "user.disable", login, lambda c, now: disable_user(c, login, now))
+    return await _change(request, "user.disable", login, lambda c, now: disable_user(c, login, now, keep_an_admin=True))
 
 
 async def reset(request: web.Request) -> web.Response:

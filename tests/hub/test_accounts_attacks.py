@@ -118,3 +118,22 @@ def test_a_password_typed_into_the_login_field_is_not_written_to_the_audit_log(h
     rows = hub.reader.execute("SELECT actor, action, target, result FROM audit_log ORDER BY id").fetchall()
     assert secret not in repr(rows)
     assert [tuple(r) for r in rows] == [("?", "login", None, "failed"), ("sup-a", "login", None, "failed")]
+
+
+def test_the_last_enabled_admin_account_cannot_be_disabled_over_the_api(hub):
+    """Only disabling oneself was refused: the machine token (or two admins disabling each other)
+    could leave the hub with no admin account to manage the others."""
+    make_user(hub, "admin1", "admin")
+    make_user(hub, "admin2", "admin")
+
+    async def go():
+        async with served(hub) as (base, _app), aiohttp.ClientSession() as s:
+            token = {"Authorization": f"Bearer {hub.cfg.api.admin_token}"}
+            got = []
+            for login in ("admin2", "admin1", "sup-a"):
+                async with s.post(f"{base}/api/users/{login}/disable", headers=token) as r:
+                    got.append((r.status, (await r.json()).get("error", "")))
+            return got
+
+    (s1, _), (s2, e2), (s3, _) = asyncio.run(go())
+    assert (s1, s2, s3) == (200, 409, 200) and "最后一个管理员" in e2
