@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import html
 import logging
 import math
 import re
@@ -243,14 +244,30 @@ def login_page_html(csrf: str) -> str:
 
 async def login_page(request: web.Request) -> web.Response:
     """GET /login: the form, with a fresh CSRF token (also in a cookie: double submit)."""
+    return _login_form(request)
+
+
+def _login_form(request: web.Request, status: int = 200, message: str | None = None) -> web.Response:
+    """The login form (its CSRF token also in a cookie), with `message` shown above the button."""
     token = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not LOGIN_CSRF_RE.fullmatch(token):
         token = secrets.token_urlsafe(32)
-    resp = web.Response(text=login_page_html(token), content_type="text/html", headers={"Cache-Control": "no-store"})
+    page = login_page_html(token)
+    if message:
+        page = page.replace('<p id="bad"', f'<p class="bad">{html.escape(message)}</p>\n  <p id="bad"', 1)
+    resp = web.Response(text=page, status=status, content_type="text/html", headers={"Cache-Control": "no-store"})
     resp.set_cookie(
         LOGIN_CSRF_COOKIE, token, httponly=True, samesite="Strict", secure=request.secure, path="/login", max_age=3600
     )
     return resp
+
+
+def _login_refused(request: web.Request, status: int, message: str) -> web.Response:
+    """A refused login: the form again with the reason for a browser (it posted the form), JSON
+    for anything else."""
+    if "text/html" in request.headers.get("Accept", ""):
+        return _login_form(request, status, message)
+    return error(status, message)
 
 
 async def login(request: web.Request) -> web.Response:
@@ -271,15 +288,16 @@ async def login(request: web.Request) -> web.Response:
     password = str(form.get("password", ""))
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not cookie or not same(str(form.get("csrf", "")), cookie):
-        return error(
-            403, "登录页面已过期，请刷新后重试 (login form CSRF token missing or wrong: reload the login page)"
+        return _login_refused(
+            request, 403, "登录页面已过期，请重试 (login form CSRF token missing or wrong: reload the login page)"
         )
     address = Limiter.key(request.remote)
     # counted as a failure before the password is checked: a burst sent at once cannot outrun the count
     wait = st.throttle.attempt(name, address, time.monotonic())
     if wait is not None:
         seconds = math.ceil(wait)
-        resp = error(
+        resp = _login_refused(
+            request,
             429,
             f"登录失败次数过多，请 {math.ceil(seconds / 60)} 分钟后再试 (too many failed logins: retry in {seconds} s)",
         )

@@ -137,3 +137,32 @@ def test_the_last_enabled_admin_account_cannot_be_disabled_over_the_api(hub):
 
     (s1, _), (s2, e2), (s3, _) = asyncio.run(go())
     assert (s1, s2, s3) == (200, 409, 200) and "最后一个管理员" in e2
+
+
+def test_a_browser_refused_at_login_gets_the_form_back_with_the_reason_in_chinese(hub):
+    """The login page is a plain form post: a throttled (429) or stale (403) attempt answered
+    JSON, which a browser shows as raw text, and left no form to try again with."""
+    hub.cfg.api.login_throttle.per_login = 1
+    html = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+
+    async def go():
+        async with served(hub) as (base, _app), aiohttp.ClientSession(cookie_jar=_jar(), headers=html) as s:
+            await http_login(s, base, "sup-a", "wrong-password-1")
+            r = await http_login(s, base, "sup-a", "wrong-password-2")
+            throttled = (r.status, r.content_type, r.headers.get("Retry-After"), await r.text())
+            s.cookie_jar.clear()  # the form's cookie is gone (expired, another browser profile)
+            async with s.post(
+                base + "/login",
+                data={"login": "sup-a", "password": "x" * 12, "csrf": "c" * 43},
+                headers={"Origin": base},
+                allow_redirects=False,
+            ) as r:
+                stale = (r.status, r.content_type, await r.text(), r.cookies.get("jc_login_csrf"))
+            return throttled, stale
+
+    throttled, stale = asyncio.run(go())
+    assert throttled[:2] == (429, "text/html") and int(throttled[2]) > 0
+    assert "登录失败次数过多" in throttled[3] and 'name="csrf" value="' in throttled[3]
+    assert stale[:2] == (403, "text/html") and "登录页面已过期" in stale[2]
+    token = stale[3].value
+    assert f'name="csrf" value="{token}"' in stale[2]  # a fresh pair: the next try works
