@@ -103,3 +103,10 @@ async def test_operator_loads_next_year_on_the_calendar_page(env):
             "document.getElementById('msg').textContent.includes('失败') && document.getElementById('msg').textContent"
         )
         assert "2027-01-05" in msg
+        # the header names the account; its 退出 button ends the session (the next API call is 401)
+        await b.wait_for("document.getElementById('logout') !== null")
+        assert env.login in await b.eval("document.getElementById('account').textContent")
+        await b.eval("document.getElementById('logout').click(); 1")
+        await b.wait_for("location.pathname === '/login'")
+        status = await b.eval("fetch('/api/me').then(r => r.status)")
+        assert status == 401
