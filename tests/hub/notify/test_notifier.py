@@ -3,6 +3,8 @@ rate limit, digest under a storm, leases. Time is injected; nothing sleeps."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from hub.notify.outbox import counts, delivery_of, retry_failed
@@ -261,9 +263,10 @@ async def test_worker_thread_wakes_and_delivers(db, gateway, make_notifier, cloc
     try:
         put(n, conn)
         n.wake()
-        for _ in range(200):
-            if rows(conn)[0]["status"] == "sent":
-                break
+        # well inside the 30 s poll interval: only the wake can have delivered it (a fixed 2 s
+        # was too short on a loaded CI machine)
+        deadline = time.monotonic() + 15
+        while rows(conn)[0]["status"] != "sent" and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         assert rows(conn)[0]["status"] == "sent"
     finally:
@@ -344,9 +347,8 @@ async def test_run_loop_as_an_asyncio_task_stops_cleanly(db, gateway, make_notif
     stop = asyncio.Event()
     task = asyncio.create_task(n.run(stop))
     put(n, conn)
-    for _ in range(200):
-        if gateway.received:
-            break
+    deadline = time.monotonic() + 15
+    while not gateway.received and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
     stop.set()
     n.wake()
