@@ -7,6 +7,7 @@ import logging
 import os
 import secrets
 import signal
+import ssl
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -15,7 +16,7 @@ from aiohttp import web
 
 from hub.api import create_app
 from hub.clips import ClipReceiver
-from hub.config import HubConfig
+from hub.config import HubConfig, HubTls
 from hub.configpush import ConfigPusher
 from hub.db import connect
 from hub.docworker import DocumentWorker
@@ -27,7 +28,7 @@ from hub.notify import Notifier
 from hub.store import open_db
 from hub.supervision import Supervisor
 from hub.workers import supervise, worker_credentials
-from iobase.config import load_config
+from iobase.config import ConfigError, load_config
 from iobase.sqlite import transaction
 
 log = logging.getLogger("jiancha.hub")
@@ -145,6 +146,37 @@ HEADER_TIMEOUT_S = 20.0  # request line and headers, from connection (or previou
 BODY_TIMEOUT_S = 30.0  # a request body (at most 1 MiB), from its headers to its last byte
 
 
+PLAIN_HTTP_WARNING = (
+    "api.tls is not set: the web is plain HTTP and operators' passwords and session cookies travel in "
+    "clear; set api.tls in hub.yaml (`jiancha provision hub-https`, docs/operations.md)"
+)
+
+
+def tls_context(tls: HubTls) -> ssl.SSLContext:
+    """A server SSLContext (TLS 1.2 at least) with `tls.cert` (chain) and `tls.key`; a
+    ConfigError naming the file when one is missing, unreadable or not PEM of the right kind."""
+    for what, path in (("api.tls.cert", tls.cert), ("api.tls.key", tls.key)):
+        try:
+            with open(path, "rb") as fh:
+                fh.read(1)
+        except FileNotFoundError:
+            raise ConfigError(f"{what}: {path}: file not found") from None
+        except IsADirectoryError:
+            raise ConfigError(f"{what}: {path}: is a folder, expected a PEM file") from None
+        except OSError as exc:
+            raise ConfigError(f"{what}: {path}: cannot read: {exc.strerror or exc}") from None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.load_cert_chain(str(tls.cert), str(tls.key))
+    except ssl.SSLError as exc:
+        raise ConfigError(
+            f"api.tls: {tls.cert} and {tls.key}: not a PEM certificate chain with its matching "
+            f"unencrypted private key ({exc.reason or exc})"
+        ) from None
+    return ctx
+
+
 async def start_http(
     app: web.Application,
     host: str,
@@ -152,8 +184,9 @@ async def start_http(
     *,
     header_timeout_s: float = HEADER_TIMEOUT_S,
     reuse_port: bool = False,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> tuple[web.AppRunner, int]:
-    """Serve `app`; returns (runner, actual port).
+    """Serve `app` (over TLS only when `ssl_context` is given); returns (runner, actual port).
 
     aiohttp's keep-alive timer runs from the connection (or the last response) and closes the
     connection if no complete request has arrived by then: with it set to `header_timeout_s`,
@@ -163,7 +196,7 @@ async def start_http(
         app, access_log=None, keepalive_timeout=header_timeout_s, lingering_time=min(10.0, header_timeout_s)
     )
     await runner.setup()
-    await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
+    await web.TCPSite(runner, host, port, reuse_port=reuse_port or None, ssl_context=ssl_context).start()
     return runner, (runner.addresses[0][1] if runner.addresses else port)
 
 
@@ -171,6 +204,10 @@ async def serve(
     cfg: HubConfig, *, http_port: int | None = None, stop: asyncio.Event | None = None, worker: int | None = None
 ) -> None:
     """Run the hub (or ingest worker `worker`) until `stop` is set (or SIGINT/SIGTERM)."""
+    tls = getattr(cfg.api, "tls", None)
+    ssl_context = tls_context(tls) if tls is not None else None  # before anything starts
+    if ssl_context is None:
+        log.warning(PLAIN_HTTP_WARNING)
     hub = Hub(cfg, worker=worker)
     hub.start()
     app = create_app(
@@ -183,6 +220,7 @@ async def serve(
         port,
         header_timeout_s=getattr(cfg.api, "header_timeout_s", None) or HEADER_TIMEOUT_S,
         reuse_port=worker is not None,
+        ssl_context=ssl_context,
     )
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -192,7 +230,7 @@ async def serve(
         except (NotImplementedError, RuntimeError):
             pass
     who = f" worker {hub.identity}" if worker is not None else ""
-    print(f"hub {cfg.name}{who} ready on http://{cfg.api.host}:{actual}/", flush=True)
+    print(f"hub {cfg.name}{who} ready on {'https' if ssl_context else 'http'}://{cfg.api.host}:{actual}/", flush=True)
     try:
         await stop.wait()
     finally:
@@ -205,6 +243,8 @@ def run(config: str | Path, *, http_port: int | None = None, worker: int | None 
     supervisor of `workers` worker processes (hub/workers.py)."""
     cfg = load_config(config, HubConfig)
     if workers:
+        if cfg.api.tls is not None:
+            tls_context(cfg.api.tls)  # a bad certificate is named once, before any worker starts
         return supervise(Path(config), cfg, workers, http_port=http_port)
     asyncio.run(serve(cfg, http_port=http_port, worker=worker))
     return 0

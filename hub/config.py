@@ -30,6 +30,13 @@ class HubLoginThrottle(Strict):
     )
 
 
+class HubTls(Strict):
+    cert: Path = Field(
+        description="Server certificate chain (PEM): issued by `jiancha provision hub-https`, or the operator's own"
+    )
+    key: Path = Field(description="Its private key (PEM, unencrypted, 0600)")
+
+
 class HubApi(HttpServer):
     admin_token: str = Field(
         min_length=16, description="Bearer token for machine calls (scripts, monitoring): role admin"
@@ -49,6 +56,11 @@ class HubApi(HttpServer):
     )
     body_timeout_s: float = Field(
         30.0, gt=0, le=3600, description="A request's body must arrive whole within this time"
+    )
+    tls: HubTls | None = Field(
+        None,
+        description="Serve HTTPS only, with this certificate and key (unset: plain HTTP, "
+        "operators' passwords travel in clear; docs/operations.md)",
     )
 
 

@@ -21,6 +21,7 @@ commands:
   provision add-site         add a township site (keys, client certificate, ACL)
   provision revoke-site      revoke a site (registry, CRL, ACL; effective without restart)
   provision add-hub-workers  broker identities for several hub ingest workers (PostgreSQL store)
+  provision hub-https        issue or renew the hub web's HTTPS certificate from the project CA
   broker run                 run Mosquitto in the foreground with the generated config
 """
     + hub_cli.HELP
@@ -57,6 +58,13 @@ def _parser() -> argparse.ArgumentParser:
     ih.add_argument("--broker-host", default="127.0.0.1")
     ih.add_argument("--broker-port", type=int, default=8883)
     ih.add_argument("--http-port", type=int, default=8080)
+    ih.add_argument(
+        "--https-name",
+        action="append",
+        metavar="NAME",
+        help="serve the web over HTTPS with a certificate from the project CA for this DNS name or IP "
+        "address (repeat for several); without it the web is plain HTTP",
+    )
     asite = cmd(
         prov,
         "add-site",
@@ -83,6 +91,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     hw.add_argument("--dir", type=Path, required=True)
     hw.add_argument("--count", type=int, required=True, help="how many workers (identities already issued are kept)")
+
+    hh = cmd(
+        prov,
+        "hub-https",
+        "Issue or renew DIR/hub/https.crt/.key from the project CA and name them in hub.yaml (api.tls).",
+        "jiancha provision hub-https --dir /etc/jiancha --name jiancha.jz.gov.cn --name 10.1.2.3",
+    )
+    hh.add_argument("--dir", type=Path, required=True)
+    hh.add_argument(
+        "--name",
+        action="append",
+        required=True,
+        metavar="NAME",
+        help="DNS name or IP address the operators' browsers use (repeat for several)",
+    )
 
     br = sub.add_parser("broker", help="the managed Mosquitto").add_subparsers(dest="sub", required=True)
     brun = cmd(
@@ -125,8 +148,13 @@ def _dispatch(args) -> int:
             broker_host=args.broker_host,
             broker_port=args.broker_port,
             http_port=args.http_port,
+            https_names=args.https_name,
         )
         print(f"hub created: {path}")
+        if args.https_name:
+            print(
+                f"web over HTTPS: {args.dir / 'hub' / 'https.crt'} (browsers must trust {args.dir / 'ca' / 'ca.crt'})"
+            )
         return 0
     if key == ("provision", "add-site"):
         from provisioning.setup import add_site
@@ -139,6 +167,15 @@ def _dispatch(args) -> int:
         new = add_hub_workers(args.dir, count=args.count)
         print(
             f"hub worker identities: {args.count} ({len(new)} issued now); run `jiancha hub run --workers {args.count}`"
+        )
+        return 0
+    if key == ("provision", "hub-https"):
+        from provisioning.setup import hub_https
+
+        cert = hub_https(args.dir, names=args.name)
+        print(
+            f"HTTPS certificate issued: {cert} for {', '.join(args.name)}; restart the hub to use it "
+            f"(browsers must trust {args.dir / 'ca' / 'ca.crt'})"
         )
         return 0
     if key == ("provision", "revoke-site"):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from provisioning.errors import CAError
 
 CA_YEARS = 10
 LEAF_YEARS = 10  # sites run unattended for years; revocation, not expiry, ends a site
+WEB_DAYS = 825  # the web's HTTPS certificate: the longest macOS/iOS accept even from a private CA
 CRL_DAYS = 3650  # an expired CRL makes OpenSSL refuse *every* client, so keep it far out
 _DAY = dt.timedelta(days=1)
 
@@ -106,6 +108,36 @@ def _server_sans(host: str) -> list[x509.GeneralName]:
         if addr != ipaddress.ip_address("127.0.0.1"):
             names.append(x509.IPAddress(addr))
     return names
+
+
+_DNS_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)\Z")
+
+
+def web_san(name: str) -> x509.GeneralName:
+    """One subjectAltName of the hub's web certificate: an IP address (v4 or v6) or a DNS name
+    (letters, digits, hyphens; a leading ``*.`` wildcard); CAError saying what is wrong otherwise."""
+    text = name.strip()
+    if not text:
+        raise CAError(
+            "an HTTPS name must not be empty (give a DNS name such as jiancha.example.gov.cn or an IP address)"
+        )
+    try:
+        return x509.IPAddress(ipaddress.ip_address(text.strip("[]")))
+    except ValueError:
+        pass
+    if not text.isascii():
+        raise CAError(f"HTTPS name {name!r}: not ASCII; give an internationalised domain in its xn-- (punycode) form")
+    host = text[:-1] if text.endswith(".") else text
+    labels = host.split(".")
+    wildcard = labels[0] == "*" and len(labels) > 2
+    if wildcard:
+        labels = labels[1:]
+    if len(host) > 253 or not all(_DNS_LABEL.match(label) for label in labels) or labels[-1].isdigit():
+        raise CAError(
+            f"HTTPS name {name!r}: not a DNS name or IP address (labels of letters, digits and hyphens "
+            f"separated by dots, e.g. jiancha.example.gov.cn, or an address such as 10.1.2.3)"
+        )
+    return x509.DNSName(("*." if wildcard else "") + ".".join(labels).lower())
 
 
 class CertificateAuthority:
@@ -194,7 +226,13 @@ class CertificateAuthority:
     # -- issuing ----------------------------------------------------------------------------
 
     def _issue(
-        self, cn: str, public_key, sans: list[x509.GeneralName] | None, eku: list[x509.ObjectIdentifier], identity: str
+        self,
+        cn: str,
+        public_key,
+        sans: list[x509.GeneralName] | None,
+        eku: list[x509.ObjectIdentifier],
+        identity: str,
+        days: int = 365 * LEAF_YEARS,
     ) -> x509.Certificate:
         entries = self.issued()
         used = {e.serial for e in entries}
@@ -202,7 +240,7 @@ class CertificateAuthority:
         while serial in used:
             serial = x509.random_serial_number()
         now = _now()
-        not_after = min(now + dt.timedelta(days=365 * LEAF_YEARS), self.cert.not_valid_after_utc)
+        not_after = min(now + dt.timedelta(days=days), self.cert.not_valid_after_utc)
         builder = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
@@ -245,6 +283,25 @@ class CertificateAuthority:
             _server_sans(host),
             [ExtendedKeyUsageOID.SERVER_AUTH],
             identity=f"server:{host}",
+        )
+        write_private(key_path, ec_key_pem(key))
+        write_public(cert_path, cert_pem(cert))
+        return cert
+
+    def issue_web(self, names: list[str], cert_path: Path, key_path: Path) -> x509.Certificate:
+        """The hub web's HTTPS certificate: subjectAltName exactly `names` (DNS names and/or IP
+        addresses, validated by web_san), CN the first of them, serverAuth, WEB_DAYS; key 0600."""
+        if not names:
+            raise CAError("give at least one HTTPS name (a DNS name or IP address the operators' browsers use)")
+        sans: list[x509.GeneralName] = []
+        for name in names:
+            san = web_san(name)
+            if san not in sans:
+                sans.append(san)
+        key = ec.generate_private_key(ec.SECP256R1())
+        cn = str(sans[0].value)
+        cert = self._issue(
+            cn, key.public_key(), sans, [ExtendedKeyUsageOID.SERVER_AUTH], identity=f"web:{cn}", days=WEB_DAYS
         )
         write_private(key_path, ec_key_pem(key))
         write_public(cert_path, cert_pem(cert))

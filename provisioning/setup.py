@@ -5,7 +5,8 @@ Layout of a hub directory (all paths inside the YAML files are relative to the f
     hub.yaml            HubConfig (admin token, keys, broker client settings)
     registry.yaml       Registry of sites (public signing keys, revoked flags)
     ca/                 ca.key, ca.crt, crl.pem, serials/index
-    hub/                sign.key/.pub (Ed25519), seal.key/.pub (X25519), mqtt.crt/.key (CN hub)
+    hub/                sign.key/.pub (Ed25519), seal.key/.pub (X25519), mqtt.crt/.key (CN hub),
+                        https.crt/.key (the web's HTTPS certificate, with --https-name / hub-https)
     broker/             mosquitto.conf, acl, server.crt/.key, ca.crt, crl.pem, data/, conf.d/,
                         tool.crt/.key (CN jc-broker-tool: the broker runner's probe and sweep)
     sites/CODE/         agent.yaml, sign.key/.pub, mqtt.crt/.key (CN CODE), ca.crt,
@@ -27,7 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
 from agent.config import AgentConfig, AgentHttp, AgentHub, AgentSite, load_board
-from hub.config import HubApi, HubConfig, HubKeys, Registry, RegistrySite
+from hub.config import HubApi, HubConfig, HubKeys, HubTls, Registry, RegistrySite
 from hub.workers import MAX_WORKERS, worker_cert_paths, worker_identity
 from iobase.config import (
     BROKER_TOOL_IDENTITY,
@@ -41,9 +42,11 @@ from iobase.config import (
 from iobase.files import make_private, private_dir
 from provisioning.broker import signal_reload
 from provisioning.brokerconf import BrokerLayout, write_acl, write_broker_conf
-from provisioning.ca import CertificateAuthority, write_private, write_public
+from provisioning.ca import CertificateAuthority, web_san, write_private, write_public
 from provisioning.errors import ProvisioningError
 
+WEB_CERT = Path("hub/https.crt")  # the web's HTTPS certificate and key, relative to the hub directory
+WEB_KEY = Path("hub/https.key")
 CHINA_TZ = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")  # no DST since 1991
 
 
@@ -83,8 +86,11 @@ def init_hub(
     broker_host: str = "127.0.0.1",
     broker_port: int = 8883,
     http_port: int = 8080,
+    https_names: list[str] | None = None,
 ) -> Path:
-    """Create a hub directory: CA, hub keys, broker config, empty registry; returns hub.yaml."""
+    """Create a hub directory: CA, hub keys, broker config, empty registry; returns hub.yaml.
+    With `https_names` (DNS names / IP addresses) also the web's HTTPS certificate from the
+    project CA (hub/https.crt/.key) and api.tls naming it: the hub then serves HTTPS only."""
     root = Path(dir)
     hub_yaml = root / "hub.yaml"
     if hub_yaml.exists():
@@ -101,6 +107,8 @@ def init_hub(
         raise ProvisioningError("--region and --name must not be empty")
     if not broker_host.strip():
         raise ProvisioningError("--broker-host must not be empty")
+    for https_name in https_names or []:
+        web_san(https_name)  # raises CAError naming the bad one, before anything is written
     try:  # validate everything before writing anything
         config = HubConfig(
             region=region,
@@ -115,7 +123,11 @@ def init_hub(
                 client_id=f"hub-{secrets.token_hex(8)}",
             ),
             keys=HubKeys(sign_key=Path("hub/sign.key"), seal_key=Path("hub/seal.key")),
-            api=HubApi(port=http_port, admin_token=secrets.token_urlsafe(32)),
+            api=HubApi(
+                port=http_port,
+                admin_token=secrets.token_urlsafe(32),
+                tls=HubTls(cert=WEB_CERT, key=WEB_KEY) if https_names else None,
+            ),
         )
     except ValueError as exc:
         raise ProvisioningError(f"invalid hub settings: {exc}") from None
@@ -125,6 +137,8 @@ def init_hub(
     _write_keypair("ed25519", hub / "sign.key", hub / "sign.pub")
     _write_keypair("x25519", hub / "seal.key", hub / "seal.pub")
     ca.issue_client(HUB_IDENTITY, hub / "mqtt.crt", hub / "mqtt.key")
+    if https_names:
+        ca.issue_web(list(https_names), root / WEB_CERT, root / WEB_KEY)
     layout = BrokerLayout(root)
     ca.issue_server(broker_host, layout.server_crt, layout.server_key)
     ca.issue_client(BROKER_TOOL_IDENTITY, layout.tool_crt, layout.tool_key)
@@ -272,6 +286,29 @@ def add_hub_workers(dir: Path, *, count: int) -> list[Path]:
         write_acl(root, registry, max(count, hub.workers.count))
     signal_reload(root)
     return issued
+
+
+def hub_https(dir: Path, *, names: list[str]) -> Path:
+    """Issue (or renew) the web's HTTPS certificate of an existing hub from the project CA:
+    hub/https.crt/.key (key 0600), SANs `names`, and api.tls in hub.yaml naming them (replacing
+    an operator's own certificate named there). Takes effect at the hub's next start; returns
+    the certificate's path."""
+    import yaml
+
+    root = Path(dir)
+    if not names:
+        raise ProvisioningError("give at least one --name (a DNS name or IP address the operators' browsers use)")
+    for name in names:
+        web_san(name)
+    with _locked_hub(root):
+        _load_hub(root)  # a readable, valid hub.yaml before anything is issued
+        hub_yaml = root / "hub.yaml"
+        raw = yaml.safe_load(hub_yaml.read_text(encoding="utf-8"))
+        raw.setdefault("api", {})["tls"] = {"cert": str(WEB_CERT), "key": str(WEB_KEY)}
+        HubConfig.model_validate(raw)
+        CertificateAuthority(root / "ca").issue_web(list(names), root / WEB_CERT, root / WEB_KEY)
+        write_private(hub_yaml, yaml.safe_dump(raw, allow_unicode=True, sort_keys=False).encode("utf-8"))
+    return root / WEB_CERT
 
 
 def _set_workers_count(hub_yaml: Path, count: int) -> None:
