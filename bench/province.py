@@ -543,49 +543,11 @@ class CachedPg:
         self.root, self.data, self.port = self.server.root, self.server.data, self.server.port
 
     def start(self) -> CachedPg:
-        s = self.server
         self.root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.root.parent, 0o711)  # the server's user must reach its folder (0700 otherwise)
-        if s.user is not None:
-            os.chown(self.root, s.user.pw_uid, s.user.pw_gid)
-        if not (self.data / "PG_VERSION").exists():
-            out = s._run(
-                "initdb",
-                "-D",
-                str(self.data),
-                "-U",
-                "jiancha",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--locale=C.UTF-8",
-                "--no-sync",
-            )
-            if out.returncode != 0:
-                raise RuntimeError(f"initdb failed: {out.stderr.strip()[-500:]}")
-        (self.data / "postmaster.pid").unlink(missing_ok=True) if not self._running() else None
-        opts = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            f"-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 {PG_SETTINGS}"
-        )
-        out = s._run(
-            "pg_ctl",
-            "-D",
-            str(self.data),
-            "-l",
-            str(self.root / "server.log"),
-            "-o",
-            opts,
-            "-w",
-            "-t",
-            "300",
-            "start",
-            timeout=360,
-        )
-        if out.returncode != 0:
-            tail = (self.root / "server.log").read_text(errors="replace")[-1500:]
-            raise RuntimeError(f"PostgreSQL did not start: {out.stderr.strip()[-500:]} {tail}")
+        if not self._running():  # a run cut off by a power cut or kill -9 leaves its pid file
+            (self.data / "postmaster.pid").unlink(missing_ok=True)
+        self.server.start(settings=PG_SETTINGS, wait_s=300)  # initdb only the first time
         return self
 
     def _running(self) -> bool:

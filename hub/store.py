@@ -316,29 +316,7 @@ def insert_registration(
     case's columns, which drive deadlines, SMS and documents; the box's claim stays in reg_json.
     Without it (an item no signed catalog has) those columns stay empty: nothing the box said
     about the item is used."""
-    it = trusted if trusted is not None else _NO_ITEM
-    cur = conn.execute(
-        "INSERT INTO cases (case_no, site, item_code, item_name, department, query_code, "
-        "received_at, reg_seq, reg_json, status, light, case_type, legal_days, promised_days, yellow_days, "
-        "item_check) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'received', 'green', ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        (
-            reg.case_no,
-            site,
-            reg.item.code,
-            it.name,
-            it.department,
-            reg.query_code,
-            reg.received_at.isoformat(),
-            seq,
-            raw_json or reg.model_dump_json(),
-            it.case_type,
-            it.legal_days,
-            it.promised_days,
-            it.yellow_days,
-            item_check,
-        ),
-    )
-    return cur.rowcount == 1
+    return reg.case_no in insert_registrations(conn, [(site, seq, reg, raw_json, trusted, item_check)])
 
 
 _REG_COLUMNS = (

@@ -67,32 +67,45 @@ class PgServer:
             cmd = ["setpriv", f"--reuid={self.user.pw_uid}", f"--regid={self.user.pw_gid}", "--clear-groups", *cmd]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
 
-    def start(self) -> PgServer:
+    def start(self, *, settings: str = "-c shared_buffers=64MB", wait_s: int = 60) -> PgServer:
+        """initdb (unless the folder already holds a cluster: bench/province.py keeps one) and
+        start on `self.port`; `settings` are extra server options (-c name=value ...)."""
         self.root.mkdir(parents=True, exist_ok=True)
         if self.user is not None:
             os.chown(self.root, self.user.pw_uid, self.user.pw_gid)
-        out = self._run(
-            "initdb",
-            "-D",
-            str(self.data),
-            "-U",
-            "jiancha",
-            "-A",
-            "trust",
-            "-E",
-            "UTF8",
-            "--locale=C.UTF-8",
-            "--no-sync",
-        )
-        if out.returncode != 0:
-            raise PgUnavailable(f"initdb failed: {out.stderr.strip()[-500:]}")
+        if not (self.data / "PG_VERSION").exists():
+            out = self._run(
+                "initdb",
+                "-D",
+                str(self.data),
+                "-U",
+                "jiancha",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
+            )
+            if out.returncode != 0:
+                raise PgUnavailable(f"initdb failed: {out.stderr.strip()[-500:]}")
         opts = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
-            "-c shared_buffers=64MB"
+            f"-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 {settings}"
         )
         out = self._run(
-            "pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-o", opts, "-w", "-t", "60", "start"
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.root / "server.log"),
+            "-o",
+            opts,
+            "-w",
+            "-t",
+            str(wait_s),
+            "start",
+            timeout=wait_s + 60,
         )
         if out.returncode != 0:
             log = (
