@@ -540,11 +540,8 @@ class Ingestor:
         whether its own record is the one the hub holds."""
         acked, h = s["acked"], s["hash"]
         breaks, broke_at = 0, None
-        if fresh is None:
-            top = self.conn.execute("SELECT max(seq) FROM records WHERE site=?", (site,)).fetchone()[0] or 0
-        else:  # sites.max_seq is the top of what was stored before this batch (kept below)
-            top = max((seq for seq, _, _ in fresh), default=0)
-        max_seq = max(s["max"], top)
+        # sites.max_seq is the top of what was stored before this batch (kept below)
+        max_seq = max(s["max"], max((seq for seq, _, _ in fresh or ()), default=0))
         page = 64
         if fresh and len(fresh) == max_seq - acked and all(seq == acked + 1 + i for i, (seq, _, _) in enumerate(fresh)):
             # the usual case: the batch just stored is exactly the run from the mark to the top, so
@@ -554,6 +551,9 @@ class Ingestor:
                     broke_at = seq
                     break
                 acked, h = seq, rh
+        else:  # anything else reads the stored top itself (and so mends a max_seq left too low)
+            top = self.conn.execute("SELECT max(seq) FROM records WHERE site=?", (site,)).fetchone()[0] or 0
+            max_seq = max(s["max"], top)
         while acked < max_seq and broke_at is None:  # read only the contiguous run after the mark, in growing pages:
             rows = self.conn.execute(  # records stored past a gap must not cost every later message
                 "SELECT seq, hash, prev FROM records WHERE site=? AND seq > ? ORDER BY seq LIMIT ?", (site, acked, page)

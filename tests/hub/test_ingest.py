@@ -245,3 +245,18 @@ def test_impossible_dates_are_flagged_not_fatal(hub):
     out = hub.process_group([(topics.site_batch("S01"), s1.seal(recs, 1))])
     assert out.acks["S01"]["acked"] == 1 and _reasons(hub.conn) == {"bad_body": 1}
     assert datetime.now(CST).year < 9999
+
+
+def test_a_max_seq_left_too_low_is_mended_by_the_next_batch_that_is_not_the_plain_next_run(hub):
+    # sites.max_seq is only ever written by the mark's own code; should it still understate what
+    # is stored (a hand repair, a future import), the fast path may ack the batch's own top, but
+    # the box's resend of what follows (all duplicates) reads the stored top and mends it
+    s1 = SiteSigner(hub.root, "S01")
+    recs, _ = chain("S01", 8)
+    hub.process_group([(topics.site_batch("S01"), s1.seal(recs[:3], 1))])
+    hub.process_group([(topics.site_batch("S01"), s1.seal(recs[4:], 5))])  # 5..8 past a gap
+    hub.conn.execute("UPDATE sites SET max_seq=3 WHERE code='S01'")  # broken by hand
+    hub.process_group([(topics.site_batch("S01"), s1.seal(recs[3:4], 4))])
+    out = hub.process_group([(topics.site_batch("S01"), s1.seal(recs[4:], 5))])  # the box resends 5..8
+    assert out.acks["S01"]["acked"] == 8
+    assert hub.conn.execute("SELECT acked_seq, max_seq FROM sites WHERE code='S01'").fetchone() == (8, 8)
