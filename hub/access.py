@@ -29,14 +29,15 @@ class Rule:
 
     roles: frozenset[str]
     scope: str | None = None
+    page: bool = False  # an HTML page: not logged in → /login?next=…, refusals as pages (hub/pages.py)
 
     @property
     def is_public(self) -> bool:
         return PUBLIC in self.roles
 
 
-def _r(*roles: str, scope: str | None = None) -> Rule:
-    return Rule(frozenset(roles), scope)
+def _r(*roles: str, scope: str | None = None, page: bool = False) -> Rule:
+    return Rule(frozenset(roles), scope, page)
 
 
 OPERATORS = (ADMIN, SUPERVISOR)
@@ -45,7 +46,6 @@ ROUTES: dict[tuple[str, str], Rule] = {
     # pages, static files, citizens, health and metrics
     ("GET", "/"): PAGE,
     ("GET", "/public"): PAGE,
-    ("GET", "/tickets"): PAGE,
     ("GET", "/calendar"): PAGE,
     ("GET", "/site"): PAGE,
     ("GET", "/static"): PAGE,
@@ -71,6 +71,12 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/cases/{case_no}/tickets"): _r(*OPERATORS, scope="case"),
     ("GET", "/api/documents"): _r(ADMIN, SUPERVISOR, DEPARTMENT, scope="list"),
     ("GET", "/api/documents/{id}.pdf"): _r(ADMIN, SUPERVISOR, DEPARTMENT, scope="document"),
+    # server-rendered pages with forms (hub/pages.py): the case page and the 督办 page
+    ("GET", "/cases/{case_no}"): _r(ADMIN, SUPERVISOR, DEPARTMENT, scope="case", page=True),
+    ("POST", "/cases/{case_no}/tickets"): _r(*OPERATORS, scope="case", page=True),
+    ("GET", "/tickets"): _r(ADMIN, SUPERVISOR, DEPARTMENT, scope="list", page=True),
+    ("POST", "/tickets/{id}/reply"): _r(ADMIN, DEPARTMENT, scope="ticket", page=True),
+    ("POST", "/tickets/{id}/review"): _r(*OPERATORS, scope="ticket", page=True),
     # the working-day calendar: read by supervisors, changed by admins
     ("GET", "/api/calendar"): _r(*OPERATORS),
     ("POST", "/api/calendar"): _r(ADMIN),

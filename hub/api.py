@@ -47,7 +47,6 @@ STATUS_ZH = {
 PAGES = {
     "/": "index.html",
     "/public": "public.html",
-    "/tickets": "tickets.html",
     "/calendar": "calendar.html",
     "/site": "site.html",
 }  # the HTML is public; its data comes from the API with the session cookie (/login: hub/web_auth.py)
@@ -171,13 +170,16 @@ def _case_brief(row: dict) -> dict:
     return row
 
 
-async def get_case(request: web.Request) -> web.Response:
-    """A case with status, light, due dates, events and votes."""
-    conn = request.app[READER]
-    case_no = request.match_info["case_no"]
+def case_json(conn, case_no: str, actor, hub) -> dict | None:
+    """A case with status, light, due dates, events, votes, alerts, and (hub/case_view.py) its
+    timeline with the hash chain re-checked, deadlines, tickets and documents; personal data
+    masked for roles that do not need it. None: no such case."""
+    from hub import case_view
+
     rows = _rows(conn, "SELECT * FROM cases WHERE case_no=?", (case_no,))
     if not rows:
-        return error(404, f"案件不存在 (no such case): {case_no}")
+        return None
+    row = dict(rows[0])
     case = _case_out(rows[0])
     evs = _rows(conn, "SELECT seq, type, at, body_json FROM case_events WHERE case_no=? ORDER BY seq", (case_no,))
     case["events"] = [
@@ -185,9 +187,20 @@ async def get_case(request: web.Request) -> web.Response:
     ]
     case["votes"] = votes_of_case(conn, case_no)
     case["alerts"] = [
-        {**a, "kind_zh": ALERT_ZH.get(a["kind"], a["kind"])}
+        {**a, "kind_zh": ALERT_ZH.get(a["kind"], a["kind"]), "at": _iso(a["at_ms"])}
         for a in _rows(conn, "SELECT at_ms, kind, light, detail FROM alerts WHERE case_no=? ORDER BY id", (case_no,))
     ]
+    return case_view.enrich(
+        case, row, conn, actor, hub.ingest.calendar, hub.ingest.now(), hub.cfg.supervision.yellow_days
+    )
+
+
+async def get_case(request: web.Request) -> web.Response:
+    """GET /api/cases/{case_no}: the case page's JSON twin (case_json)."""
+    case_no = request.match_info["case_no"]
+    case = await asyncio.to_thread(case_json, request.app[READER], case_no, actor_of(request), request.app[HUB])
+    if case is None:
+        return error(404, f"案件不存在 (no such case): {case_no}")
     return web.json_response(case, dumps=dumps)
 
 
@@ -446,4 +459,7 @@ def create_app(
 
     api_supervision.add_routes(app, hub)
     api_devices.add_routes(app, hub)
+    from hub import pages
+
+    pages.setup(app, hub)
     return app

@@ -26,19 +26,19 @@ class _In(BaseModel):
 
 
 class ReplyIn(_In):
-    actor: str = Field(min_length=1, max_length=64)
+    actor: str | None = Field(None, min_length=1, max_length=64)  # machine tokens only (ticket_actor)
     text: str = Field(min_length=1, max_length=8000)
 
 
 class ReviewIn(_In):
     decision: str = Field(pattern="^(accept|reject)$")
-    actor: str = Field(min_length=1, max_length=64)
+    actor: str | None = Field(None, min_length=1, max_length=64)
     text: str = Field("", max_length=8000)
 
 
 class OpenIn(_In):
     level: str = Field(min_length=1, max_length=32)
-    actor: str = Field(min_length=1, max_length=64)
+    actor: str | None = Field(None, min_length=1, max_length=64)
     text: str = Field(min_length=1, max_length=8000)
 
 
@@ -54,6 +54,18 @@ def _admin_only(request: web.Request) -> None:
             text=dumps({"error": "需要监察人员账号或令牌 (operator account or token required)"}),
             content_type="application/json",
         )
+
+
+async def ticket_actor(request: web.Request, named: str | None) -> str:
+    """The name a ticket event records: a session's account (its display name and login), never
+    a name from the body; a machine token may name its person in the body ("token:admin/张三"),
+    else it is its token name ("token:admin")."""
+    from hub.pages import actor_name
+
+    actor = actor_of(request)
+    if actor.session_id is not None:
+        return await asyncio.to_thread(actor_name, request.app[HUB].reader, actor)
+    return f"{actor.name}/{named}" if named else actor.name
 
 
 async def _write(request, fn):
@@ -97,7 +109,8 @@ async def reply(request: web.Request) -> web.Response:
     """The department replies (说明理由)."""
     body = await read_model(request, ReplyIn)
     hub, tid, dept = request.app[HUB], int(request.match_info["id"]), _department(request)
-    t = await _write(request, lambda c: hub.supervisor.reply(c, tid, body.actor, body.text, _now(), dept))
+    who = await ticket_actor(request, body.actor)
+    t = await _write(request, lambda c: hub.supervisor.reply(c, tid, who, body.text, _now(), dept))
     return web.json_response(t, status=201, dumps=dumps)
 
 
@@ -106,7 +119,8 @@ async def review(request: web.Request) -> web.Response:
     _admin_only(request)
     body = await read_model(request, ReviewIn)
     hub, tid = request.app[HUB], int(request.match_info["id"])
-    t = await _write(request, lambda c: hub.supervisor.review(c, tid, body.decision, body.actor, body.text, _now()))
+    who = await ticket_actor(request, body.actor)
+    t = await _write(request, lambda c: hub.supervisor.review(c, tid, body.decision, who, body.text, _now()))
     return web.json_response(t, status=201, dumps=dumps)
 
 
@@ -115,11 +129,12 @@ async def open_ticket(request: web.Request) -> web.Response:
     _admin_only(request)
     body = await read_model(request, OpenIn)
     hub, case_no = request.app[HUB], request.match_info["case_no"]
+    who = await ticket_actor(request, body.actor)
 
     def manual(c):
         if hub.supervisor.active_ticket(c, case_no):
             raise TicketError("该办件已有在办督办件 (the case already has an open ticket)")
-        return hub.supervisor.open_ticket(c, case_no, body.level, body.actor, _now(), reason=body.text)
+        return hub.supervisor.open_ticket(c, case_no, body.level, who, _now(), reason=body.text)
 
     tid = await _write(request, manual)
     return web.json_response(ticket_view(hub.reader, tid), status=201, dumps=dumps)
@@ -187,10 +202,20 @@ async def get_document(request: web.Request) -> web.Response:
         body=pdf,
         content_type="application/pdf",
         headers={
+            "Content-Disposition": content_disposition(meta["number"], meta["id"]),
             "X-Document-Number": quote(meta["number"]),  # percent-encoded UTF-8
             "X-Content-SHA256": meta["sha256"],
         },
     )
+
+
+def content_disposition(number: str, doc_id: int) -> str:
+    """attachment; the number as the file name (RFC 6266/5987: filename*=UTF-8''晋中监察〔2026〕12号.pdf),
+    and an ASCII fallback for old clients (the number's ASCII characters, or document-ID)."""
+    name = number.replace("/", "_").replace("\\", "_") + ".pdf"
+    ascii_part = "".join(ch for ch in number if ch.isascii() and (ch.isalnum() or ch in "-_"))
+    fallback = f"document-{doc_id}" + (f"-{ascii_part}" if ascii_part else "") + ".pdf"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 async def list_documents(request: web.Request) -> web.Response:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
@@ -174,34 +174,45 @@ def access_middleware():
             return await handler(request)
         actor = await resolve_actor(request, st)
         if actor is None:
+            if rule.page:  # a person's browser: to the login page, and back here afterwards
+                raise web.HTTPSeeOther("/login?next=" + quote(request.raw_path if not unsafe else "/", safe="/"))
             return error(401, "请先登录，或使用有效的令牌 (login required, or a valid bearer token)")
         request[ACTOR] = actor
         if unsafe and actor.session_id is not None:
             # a browser sends the cookie with any site's form or fetch: only our own pages, with the token
             if why := cross_site(request, require_origin=True):
                 log.warning("refused cross-site %s %s: %s", request.method, request.path, why)
+                if rule.page:
+                    return _page_refusal(request, 403, "拒绝跨站提交：请从本平台页面操作。")
                 return error(
                     403,
                     "拒绝跨站请求：请从本平台页面操作，或使用 Authorization: Bearer 令牌 "
                     f"(cross-site request refused: {why})",
                 )
             if not csrf_matches(actor.session_id, await _supplied_csrf(request, st)):
-                return await _audited(
-                    request,
-                    st,
-                    actor,
-                    canonical,
-                    error(
+                refusal = (
+                    _page_refusal(request, 403, "页面已过期或缺少安全令牌（CSRF），请刷新页面后重试。")
+                    if rule.page
+                    else error(
                         403, "缺少或错误的 CSRF 令牌，请刷新页面后重试 (CSRF token missing or wrong: reload the page)"
-                    ),
+                    )
                 )
+                return await _audited(request, st, actor, canonical, refusal)
         if actor.role not in rule.roles:
-            resp = error(
-                403,
-                f"无权访问：{ROLE_ZH.get(actor.role, actor.role)}不能使用此功能 (forbidden for role {actor.role})",
+            resp = (
+                _page_refusal(request, 403, f"无权访问：{ROLE_ZH.get(actor.role, actor.role)}不能使用此页面。")
+                if rule.page
+                else error(
+                    403,
+                    f"无权访问：{ROLE_ZH.get(actor.role, actor.role)}不能使用此功能 (forbidden for role {actor.role})",
+                )
             )
         elif rule.scope not in (None, "list") and not object_in_scope(st.reader, actor, rule.scope, dict(info)):
-            resp = error(404, "不存在或不在您的管辖范围内 (not found, or outside your scope)")
+            resp = (
+                _page_refusal(request, 404, "")
+                if rule.page
+                else error(404, "不存在或不在您的管辖范围内 (not found, or outside your scope)")
+            )
         else:
             if not unsafe:
                 return await handler(request)
@@ -213,6 +224,21 @@ def access_middleware():
         return await _audited(request, st, actor, canonical, resp) if unsafe else resp
 
     return check
+
+
+def _page_refusal(request: web.Request, status: int, message: str) -> web.Response:
+    """A refusal on an HTML page route, as a page (404: the same page as for an unknown object)."""
+    from hub import pages
+
+    return pages.not_found(request) if status == 404 else pages.error_page(request, status, message)
+
+
+def safe_next(value: str | None) -> str:
+    """Where to go after login: a path on this hub (never another site), else the wall."""
+    if value and value.startswith("/") and not value.startswith(("//", "/\\")) and len(value) <= 2000:
+        if all(0x20 < ord(ch) < 0x7F for ch in value):
+            return value
+    return "/"
 
 
 async def _audited(request: web.Request, st: AuthState, actor: Actor, canonical: str, resp):
@@ -253,6 +279,10 @@ def _login_form(request: web.Request, status: int = 200, message: str | None = N
     if not LOGIN_CSRF_RE.fullmatch(token):
         token = secrets.token_urlsafe(32)
     page = login_page_html(token)
+    nxt = safe_next(request.query.get("next"))
+    if nxt != "/":
+        field = f'<input type="hidden" name="next" value="{html.escape(nxt)}">'
+        page = page.replace('<input type="hidden" name="csrf"', field + '\n  <input type="hidden" name="csrf"', 1)
     if message:
         page = page.replace('<p id="bad"', f'<p class="bad">{html.escape(message)}</p>\n  <p id="bad"', 1)
     resp = web.Response(text=page, status=status, content_type="text/html", headers={"Cache-Control": "no-store"})
@@ -308,7 +338,8 @@ async def login(request: web.Request) -> web.Response:
         # the name typed only when it is an account's: what was typed may be a password
         known = bool(name) and await asyncio.to_thread(get_user, st.reader, name) is not None
         await write_audit(st, name if known else "?", None, "login", None, request.remote, "failed")
-        raise web.HTTPFound("/login?bad=1")
+        nxt = safe_next(str(form.get("next", "")))
+        raise web.HTTPFound("/login?bad=1" + (f"&next={quote(nxt, safe='/')}" if nxt != "/" else ""))
     st.throttle.succeeded(name, address)
     now = st.now_ms()
 
@@ -318,7 +349,7 @@ async def login(request: web.Request) -> web.Response:
         return sid
 
     sid = await asyncio.to_thread(st.hub.write, start)
-    resp = web.HTTPFound("/")
+    resp = web.HTTPFound(safe_next(str(form.get("next", ""))))
     resp.set_cookie(
         COOKIE,
         sid,
