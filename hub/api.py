@@ -6,6 +6,7 @@ import asyncio
 import ipaddress
 import json
 import logging
+import re
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -187,12 +188,24 @@ def case_json(conn, case_no: str, actor, hub) -> dict | None:
     ]
     case["votes"] = votes_of_case(conn, case_no)
     case["alerts"] = [
-        {**a, "kind_zh": ALERT_ZH.get(a["kind"], a["kind"]), "at": _iso(a["at_ms"])}
+        {
+            **a,
+            "kind_zh": ALERT_ZH.get(a["kind"], a["kind"]),
+            "at": _iso(a["at_ms"]),
+            "detail_zh": _lights_zh(a["detail"]),
+        }
         for a in _rows(conn, "SELECT at_ms, kind, light, detail FROM alerts WHERE case_no=? ORDER BY id", (case_no,))
     ]
     return case_view.enrich(
         case, row, conn, actor, hub.ingest.calendar, hub.ingest.now(), hub.cfg.supervision.yellow_days
     )
+
+
+def _lights_zh(detail: str | None) -> str | None:
+    """An alert's detail with light codes in Chinese (red → 红牌)."""
+    if not detail:
+        return detail
+    return re.sub(r"\b(green|yellow|red)\b", lambda m: LIGHT_ZH[m.group(1)], detail)
 
 
 async def get_case(request: web.Request) -> web.Response:

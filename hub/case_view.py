@@ -28,6 +28,9 @@ DEADLINE_ZH = {
     "delivery": "送达期限（批准后 10 个工作日内送达）",
     "review": "复核期限（上报件）",
 }
+TICKET_ACTION_ZH = {"open": "发起", "reply": "回复", "accept": "采纳", "reject": "退回（不予采纳）",
+                    "no_reply": "逾期未回复", "red_card": "亮红牌，转入督办程序"}  # fmt: skip
+SYSTEM_ZH = "系统自动"
 DECIDING = ("approve", "deny", "complete", "withdraw", "transfer", "reject")
 TIMELINE_MAX = 2000  # records shown on one page: a case has a few dozen; a flood of votes is cut
 
@@ -233,6 +236,10 @@ def ticket_brief(t: dict, cal: WorkCalendar, today: date) -> dict:
     t["title"] = tk.LEVEL_TITLES.get(t["level"], t["level"])
     t["status_zh"] = tk.STATUS_ZH.get(t["status"], t["status"])
     t["opened_at"] = datetime.fromtimestamp(t["opened_ms"] / 1000, CST).isoformat(timespec="minutes")
+    t["actor_zh"] = SYSTEM_ZH if t["actor"] == "system" else t["actor"]
+    for e in t.get("events", ()):
+        e["actor_zh"] = SYSTEM_ZH if e["actor"] == "system" else e["actor"]
+        e["action_zh"] = TICKET_ACTION_ZH.get(e["action"], e["action"])
     t["days_left"] = cal.working_days_between(today, due) if today <= due else None
     t["days_overdue"] = cal.working_days_between(due, today) if today > due else 0
     if t["status"] != tk.OPEN:

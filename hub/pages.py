@@ -152,7 +152,8 @@ def _text(form: dict, key: str, label: str, *, required: bool = True) -> tuple[s
 def actor_name(reader, actor: Actor) -> str:
     """The name written on a ticket for a session actor: the account's display name and login."""
     user = get_user(reader, actor.name)
-    return f"{user.display_name}（{actor.name}）" if user and user.display_name else actor.name
+    named = user is not None and user.display_name and user.display_name != actor.name
+    return f"{user.display_name}（{actor.name}）" if named else actor.name
 
 
 async def _write(request: web.Request, fn):
