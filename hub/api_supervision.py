@@ -211,11 +211,9 @@ async def get_document(request: web.Request) -> web.Response:
 
 def content_disposition(number: str, doc_id: int) -> str:
     """attachment; the number as the file name (RFC 6266/5987: filename*=UTF-8''晋中监察〔2026〕12号.pdf),
-    and an ASCII fallback for old clients (the number's ASCII characters, or document-ID)."""
+    and document-ID.pdf as the ASCII fallback for clients that do not read filename*."""
     name = number.replace("/", "_").replace("\\", "_") + ".pdf"
-    ascii_part = "".join(ch for ch in number if ch.isascii() and (ch.isalnum() or ch in "-_"))
-    fallback = f"document-{doc_id}" + (f"-{ascii_part}" if ascii_part else "") + ".pdf"
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+    return f"attachment; filename=\"document-{int(doc_id)}.pdf\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 async def list_documents(request: web.Request) -> web.Response:
