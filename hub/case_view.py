@@ -112,8 +112,8 @@ def deadlines(row: dict, events: list, cal: WorkCalendar, now: datetime, default
     decided = _first_on(events, DECIDING, accepted)
     approved = _first_on(events, ("approve",))
     acceptance_stop = accepted or _first_on(events, ("reject", "request_supplement", "withdraw", "transfer"))
-    if acceptance_stop is None and v.status != "received":
-        acceptance_stop = v.acceptance_due  # deemed accepted on its last day
+    if v.deemed_accepted:  # nobody acted in time: accepted by law on the receipt day, a red card
+        acceptance_stop = v.acceptance_due
     clocks = [
         ("acceptance", local_date(received), v.acceptance_due, False, acceptance_stop),
         ("promised", accepted, v.due_date if accepted else None, v.due_provisional, decided),
@@ -129,6 +129,9 @@ def deadlines(row: dict, events: list, cal: WorkCalendar, now: datetime, default
         if stop is None and closed:
             stop = v.completed_on or today
         c = working_count(cal, start, due, stop, today)
+        state = _state_zh(c, stop, due)
+        if kind == "acceptance" and v.deemed_accepted:
+            state = "逾期未受理，依法视为自收件之日起受理（红牌）"
         out.append(
             {
                 "kind": kind,
@@ -138,7 +141,7 @@ def deadlines(row: dict, events: list, cal: WorkCalendar, now: datetime, default
                 "provisional": bool(provisional),
                 "stopped": stop.isoformat() if stop else None,
                 **c,
-                "state_zh": _state_zh(c, stop, due),
+                "state_zh": state,
             }
         )
     return {

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
@@ -50,11 +50,8 @@ def test_deadlines_count_working_days_as_chinese_calendar_does(world):
     assert got["acceptance"]["due"] == wd_after(accepted, 5).isoformat()
     assert got["acceptance"]["state_zh"] == "按期完成" and got["acceptance"]["elapsed"] == 0
     assert got["promised"]["elapsed"] == wd_between(accepted, today)
-    if today > promised_due:
-        assert got["promised"]["overdue"] == wd_between(promised_due, today) > 0
-        assert f"已超期 {wd_between(promised_due, today)} 个工作日" in page
-    else:
-        assert got["promised"]["remaining"] == wd_between(today, promised_due)
+    assert today < promised_due and got["promised"]["remaining"] == wd_between(today, promised_due)
+    assert got["promised"]["overdue"] == 0
     assert got["legal"]["remaining"] == wd_between(today, legal_due) and got["legal"]["overdue"] == 0
     rows = cells(page, "data-deadline")
     assert promised_due.isoformat() in rows["promised"] and "承诺时限" in rows["promised"]
@@ -189,3 +186,21 @@ def test_votes_of_the_case_are_on_the_page_and_in_the_chain(world):
     (_, got, _), (_, page, _) = fetch(hub, "admin1", f"/api/cases/{case}", f"/cases/{case}")
     assert [x["seq"] for x in got["timeline"]][-1] == seq and got["timeline"][-1]["what_zh"] == "评价：非常满意"
     assert got["timeline"][-1]["chain"] == "ok" and "非常满意" in page
+
+
+def test_an_overdue_case_counts_its_working_days_late_and_a_deemed_acceptance_says_so(world):
+    hub, a, _case, other = world
+    received = datetime(2026, 9, 1, 9, tzinfo=CST)  # accepted at once; due long before NOW
+    late = a.register(3, received)
+    a.event(late, "accept", received + timedelta(minutes=20))
+    (_, body, _), (_, page, _), (_, b, _) = fetch(hub, "admin1", f"/api/cases/{late}", f"/cases/{late}",
+                                                  f"/api/cases/{other}")  # fmt: skip
+    got = {d["kind"]: d for d in body["clock"]["deadlines"]}
+    due = wd_after(received.date(), 10)
+    overdue = wd_between(due, NOW.date())  # across the National Day holidays and their make-up days
+    assert got["promised"]["due"] == due.isoformat() and got["promised"]["overdue"] == overdue > 5
+    assert got["promised"]["remaining"] == 0 and f"已超期 {overdue} 个工作日" in page
+    assert body["light"] == "red"
+    # site B's case was never accepted: deemed accepted on the receipt day when its 5 days ran out
+    acc = {d["kind"]: d for d in b["clock"]["deadlines"]}["acceptance"]
+    assert acc["due"] == wd_after(RECEIVED.date(), 5).isoformat() and "视为" in acc["state_zh"]
