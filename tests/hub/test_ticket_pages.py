@@ -181,3 +181,22 @@ def test_documents_download_with_their_number_as_the_file_name(world):
     fallback = re.search(r'filename="([^"]+)"', cd).group(1)
     assert fallback.isascii() and fallback.endswith(".pdf") and str(doc["id"]) in fallback
     assert f'href="/api/documents/{doc["id"]}.pdf"' in page and doc["number"] in page
+
+
+def test_text_from_people_is_escaped_on_the_pages(world):
+    hub, a, _case, _ = world
+    case = _fresh_case(a)
+    evil = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+    async def go():
+        async with served(hub) as (base, _app), aiohttp.ClientSession() as s:
+            sup, dept = Browser(hub, "sup", s, base), Browser(hub, "dept", s, base)
+            st, _loc, _ = await sup.post(f"/cases/{case}/tickets", {"level": "duban", "reason": evil})
+            assert st == 303
+            (tid,) = _ticket_ids(hub, case)
+            await dept.post(f"/tickets/{tid}/reply", {"text": evil})
+            return (await sup.get(f"/cases/{case}"))[1], (await sup.get("/tickets"))[1]
+
+    for page in asyncio.run(go()):
+        assert "<script>alert" not in page and "<img src=x" not in page
+        assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
