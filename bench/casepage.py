@@ -23,8 +23,10 @@ being ready (server time: the handler, its thread hop and queries, rendering; no
 sample of --sample cases drawn once with a fixed seed: half of them open cases (the pages
 supervisors open: the most records, tickets and deadlines), half any case. Per run every sample
 case is asked for once as HTML and once as JSON, in random order; the first pass is a warm-up.
-Printed per engine and route: p50 and p95 of each run, and their medians over --runs runs; also the
-client's round trip p50 for comparison.
+Also the 督办 page of the whole city (GET /tickets and /tickets?status=open: the newest 100 of the
+store's tickets with their events and documents), 20 requests each per run. Printed per engine
+and route: p50 and p95 of each run, and their medians over --runs runs; also the client's round
+trip p50 for comparison.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ from protocol.calendar import CST
 CACHE = Path("/tmp/jiancha-bench-casepage")
 NOW = datetime(province.STORE_TODAY.year, province.STORE_TODAY.month, province.STORE_TODAY.day, 10, 0, tzinfo=CST)
 log = province.log
+LISTS = ("/tickets", "/tickets?status=open")  # the 督办 page of the whole city (admin: no scope)
+LIST_REQUESTS = 20  # of each, per run
 
 
 def fill_records(sqlite_url: str, marker: Path) -> dict:
@@ -148,23 +152,25 @@ def measure(hubdir, url: str, sample: list[str], runs: int) -> dict:
         try:
             return await handler(request)
         finally:
-            server_ms[request.path] = 1000 * (time.perf_counter() - t)
+            server_ms[request.path_qs] = 1000 * (time.perf_counter() - t)
 
     async def go():
         app = create_app(hub, hub.reader, token)
         app.middlewares.insert(0, timing)
         runner, port = await start_http(app, "127.0.0.1", 0)
         base = f"http://127.0.0.1:{port}"
-        out = {"page": [], "json": [], "page_rtt": [], "json_rtt": []}
+        kinds = ("page", "json", *LISTS)
+        out = {k: [] for kind in kinds for k in (kind, f"{kind}_rtt")}
         rng = random.Random(5)
         try:
             async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
                 for run in range(runs + 1):  # run 0: warm-up
-                    got = {"page": [], "json": [], "page_rtt": [], "json_rtt": []}
+                    got = {k: [] for k in out}
                     asks = [(k, c) for c in sample for k in ("page", "json")]
+                    asks += [(k, None) for k in LISTS for _ in range(LIST_REQUESTS)]
                     rng.shuffle(asks)
                     for kind, case_no in asks:
-                        path = f"/cases/{case_no}" if kind == "page" else f"/api/cases/{case_no}"
+                        path = {"page": f"/cases/{case_no}", "json": f"/api/cases/{case_no}"}.get(kind, kind)
                         t = time.perf_counter()
                         async with http.get(base + path) as r:
                             body = await r.read()
@@ -177,8 +183,8 @@ def measure(hubdir, url: str, sample: list[str], runs: int) -> dict:
                             q = statistics.quantiles(xs, n=20)
                             out[k].append((statistics.median(xs), q[18]))
                         log(
-                            f"    run {run}: page p50 {out['page'][-1][0]:.1f} ms p95 {out['page'][-1][1]:.1f} ms; "
-                            f"json p50 {out['json'][-1][0]:.1f} ms p95 {out['json'][-1][1]:.1f} ms"
+                            f"    run {run}: "
+                            + "; ".join(f"{k} p50 {out[k][-1][0]:.1f} p95 {out[k][-1][1]:.1f}" for k in kinds)
                         )
         finally:
             await runner.cleanup()
@@ -242,9 +248,10 @@ def main(argv: list[str]) -> int:
             results[engine] = measure(hubdir, url, sample, a.runs)
     log("")
     log(f"server time, medians of {a.runs} runs (each run: {len(sample)} cases, half open), ms:")
-    log(f"  {'engine':<12} {'route':<28} {'p50':>8} {'p95':>8} {'client p50':>11}")
+    log(f"  {'engine':<12} {'route':<28} {'p50':>8} {'p95':>8} {'client p50':>11}")  # the lists: {LIST_REQUESTS} a run
     for engine, r in results.items():
-        for kind, name in (("page", "GET /cases/{case_no}"), ("json", "GET /api/cases/{case_no}")):
+        for kind, name in (("page", "GET /cases/{case_no}"), ("json", "GET /api/cases/{case_no}"),
+                           *((k, f"GET {k}") for k in LISTS)):  # fmt: skip
             p50 = statistics.median(x[0] for x in r[kind])
             p95 = statistics.median(x[1] for x in r[kind])
             rtt = statistics.median(x[0] for x in r[f"{kind}_rtt"])
