@@ -209,6 +209,27 @@ def page_sizes(hubdir, url: str, sample: list[str]) -> tuple[float, float]:
     return statistics.mean(len(r["timeline"]) for r in rows), statistics.mean(len(r["tickets"]) for r in rows)
 
 
+def chain_check_cost(url: str, n: int = 1000, runs: int = 5) -> float:
+    """µs per record of hub.chain_check.check_links over `n` consecutive records of one site
+    (what each extra record on a page adds: one more row read, hashed and decoded)."""
+    from hub.chain_check import check_links
+    from hub.db import connect
+
+    conn = connect(url, readonly=True)
+    try:
+        site, lo = conn.execute("SELECT site, min(seq) FROM records GROUP BY site ORDER BY site LIMIT 1").fetchone()
+        seqs = list(range(lo + 1, lo + 1 + n))
+        times = []
+        for _ in range(runs + 1):
+            t = time.perf_counter()
+            got = check_links(conn, site, seqs)
+            times.append(time.perf_counter() - t)
+        assert all(c.state == "ok" for c in got.values()), "the generated chain does not verify"
+    finally:
+        conn.close()
+    return 1e6 * statistics.median(times[1:]) / n
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
@@ -245,6 +266,8 @@ def main(argv: list[str]) -> int:
                 url = province.pg_store(SimpleNamespace(**vars(a)), pg, sqlite_url)
             mean_tl, mean_t = page_sizes(hubdir, url, sample)
             log(f"  {engine}: {len(sample)} cases, on average {mean_tl:.1f} records and {mean_t:.2f} tickets a page")
+            per_record = chain_check_cost(url)
+            log(f"  {engine}: the chain check costs {per_record:.1f} µs per record (1,000 consecutive records)")
             results[engine] = measure(hubdir, url, sample, a.runs)
     log("")
     log(f"server time, medians of {a.runs} runs (each run: {len(sample)} cases, half open), ms:")
