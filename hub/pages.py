@@ -125,6 +125,7 @@ async def case_page(request: web.Request, *, error: str = "", status: int = 200)
         return not_found(request)
     ctx = _base(request, f"办件 {case_no}")
     ctx.update(case=case, error=error, levels=[(k, tk.LEVEL_TITLES[k]) for k in MANUAL_LEVELS])
+    ctx["site_name"] = request.app[HUB].sites.name(case["site"])
     ctx["has_active_ticket"] = any(t["status"] in (tk.OPEN, tk.REPLIED) for t in case["tickets"])
     return render(request, "case.html", ctx, status)
 

@@ -84,7 +84,7 @@ def test_timeline_in_chain_order_and_a_tampered_record_shows_a_cross(world):
     assert all(x["chain"] == "ok" and x["chain_mark"] == "✓" for x in body["timeline"]) and body["chain_ok"]
     assert [x["clock_zh"] for x in body["timeline"]] == ["NTP 同步（可信）"] * 3
     assert body["timeline"][0]["at"].startswith("2026-09-28T09:00") and "2026-09-28 09:00" in page
-    assert "记录链校验通过" in page
+    assert "记录链校验通过" in page and f"{SITE_A}便民服务中心" in page  # the site by its name
     # someone with the database edits the acceptance record's bytes (its time) after ingest
     data = bytes(hub.reader.execute("SELECT data FROM records WHERE site=? AND seq=2", (SITE_A,)).fetchone()[0])
     forged = data.replace(b"2026-09-28T10:00", b"2026-09-28T08:00")
