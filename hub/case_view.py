@@ -96,9 +96,8 @@ def _first_on(events, types, after: date | None = None) -> date | None:
     return min(days) if days else None
 
 
-def deadlines(row: dict, events: list, cal: WorkCalendar, now: datetime, default_yellow: int) -> dict:
-    """The case clock at `now`: each deadline with its working-day counts, suspensions, extensions."""
-    received = datetime.fromisoformat(row["received_at"])
+def case_clock(row: dict, events: list, cal: WorkCalendar, now: datetime, default_yellow: int):
+    """protocol.caseclock.evaluate on a stored case row (its rule as registered) and its events."""
     rule = ItemRule(
         code=row["item_code"],
         case_type=row["case_type"] or "promised",
@@ -106,57 +105,58 @@ def deadlines(row: dict, events: list, cal: WorkCalendar, now: datetime, default
         promised_days=row["promised_days"] if row["promised_days"] is not None else 20,
         yellow_days=row["yellow_days"],
     )
-    v = evaluate(rule, received, events, now, cal, default_yellow)
-    today = local_date(now)
-    accepted, closed = v.accepted_on, v.status in CLOSED
+    return evaluate(rule, datetime.fromisoformat(row["received_at"]), events, now, cal, default_yellow)
+
+
+def clocks_of(v, events: list, received: date) -> list[tuple]:
+    """(kind, start, due, provisional, stopped) of each clock of a case view `v`."""
+    accepted = v.accepted_on
     decided = _first_on(events, DECIDING, accepted)
     approved = _first_on(events, ("approve",))
     acceptance_stop = accepted or _first_on(events, ("reject", "request_supplement", "withdraw", "transfer"))
     if v.deemed_accepted:  # nobody acted in time: accepted by law on the receipt day, a red card
         acceptance_stop = v.acceptance_due
-    clocks = [
-        ("acceptance", local_date(received), v.acceptance_due, False, acceptance_stop),
+    return [
+        ("acceptance", received, v.acceptance_due, False, acceptance_stop),
         ("promised", accepted, v.due_date if accepted else None, v.due_provisional, decided),
         ("legal", accepted, v.legal_due_date, v.legal_provisional, decided),
         ("delivery", approved, v.delivery_due if approved else None, v.delivery_provisional,
          _first_on(events, ("deliver",), approved) if approved else None),
         ("review", accepted, v.review_due, v.review_provisional, decided),
     ]  # fmt: skip
+
+
+def deadlines(row: dict, events: list, cal: WorkCalendar, now: datetime, default_yellow: int) -> dict:
+    """The case clock at `now`: each deadline with its working-day counts, suspensions, extensions."""
+    v = case_clock(row, events, cal, now, default_yellow)
+    today, closed = local_date(now), v.status in CLOSED
     out = []
-    for kind, start, due, provisional, stop in clocks:
+    for kind, start, due, provisional, stop in clocks_of(
+        v, events, local_date(datetime.fromisoformat(row["received_at"]))
+    ):
         if due is None and kind != "promised":
             continue
         if stop is None and closed:
             stop = v.completed_on or today
         c = working_count(cal, start, due, stop, today)
-        state = _state_zh(c, stop, due)
-        if kind == "acceptance" and v.deemed_accepted:
-            state = "逾期未受理，依法视为自收件之日起受理（红牌）"
+        deemed = kind == "acceptance" and v.deemed_accepted
         out.append(
-            {
-                "kind": kind,
-                "label_zh": DEADLINE_ZH[kind],
-                "start": start.isoformat() if start else None,
-                "due": due.isoformat() if due else None,
-                "provisional": bool(provisional),
-                "stopped": stop.isoformat() if stop else None,
-                **c,
-                "state_zh": state,
-            }
-        )
-    return {
-        "status": v.status,
-        "light": v.light,
-        "suspended": v.status == "suspended",
-        "deadlines": out,
-        "suspensions": suspensions(events, cal, today),
-        "extensions": [
-            {"at": e.at.isoformat(), "days": e.days, "reason": e.reason, "approver": e.approver, "actor": e.actor}
-            for e in events
-            if e.type == "extend"
-        ],
-        "ignored_events": list(v.ignored),
-    }
+            {"kind": kind, "label_zh": DEADLINE_ZH[kind], "start": _iso(start), "due": _iso(due),
+             "provisional": bool(provisional), "stopped": _iso(stop), **c,
+             "state_zh": "逾期未受理，依法视为自收件之日起受理（红牌）" if deemed else _state_zh(c, stop, due)}
+        )  # fmt: skip
+    extensions = [
+        {"at": e.at.isoformat(), "days": e.days, "reason": e.reason, "approver": e.approver, "actor": e.actor}
+        for e in events
+        if e.type == "extend"
+    ]
+    return {"status": v.status, "light": v.light, "suspended": v.status == "suspended", "deadlines": out,
+            "suspensions": suspensions(events, cal, today), "extensions": extensions,
+            "ignored_events": list(v.ignored)}  # fmt: skip
+
+
+def _iso(d: date | None) -> str | None:
+    return d.isoformat() if d else None
 
 
 def suspensions(events: list, cal: WorkCalendar, today: date) -> list[dict]:
