@@ -11,6 +11,8 @@ from protocol.models import Applicant, NewEvent
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK = "10X98765432"
 USCC_RE = re.compile(r"[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}")  # 统一社会信用代码
+USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 MOBILE_RE = re.compile(r"1[3-9][0-9]{9}")
 LANDLINE_RE = re.compile(r"0[0-9]{2,3}-?[0-9]{7,8}")
 MAX_FIELD = 200
@@ -37,6 +39,14 @@ def is_id_number(text: str) -> bool:
     return ID_CHECK[total % 11] == text[17].upper()
 
 
+def is_credit_code(text: str) -> bool:
+    """A unified social credit code (统一社会信用代码, GB 32100) with a right check character."""
+    if not USCC_RE.fullmatch(text):
+        return False
+    total = sum(USCC_CHARS.index(c) * w for c, w in zip(text[:17], USCC_WEIGHTS))
+    return USCC_CHARS[(31 - total % 31) % 31] == text[17]
+
+
 def applicant_from(form) -> Applicant:
     """The applicant (申请人) of a registration form; FormErrors naming each bad field."""
     errors: dict[str, str] = {}
@@ -46,8 +56,8 @@ def applicant_from(form) -> Applicant:
     elif len(name) > 100:
         errors["name"] = "姓名或单位名称不能超过 100 个字"
     id_no = clean(form.get("id_no"), 33).upper()
-    if id_no and not (is_id_number(id_no) or USCC_RE.fullmatch(id_no)):
-        errors["id_no"] = "证件号码无效：须为 18 位居民身份证号码（校验位正确）或统一社会信用代码"
+    if id_no and not (is_id_number(id_no) or is_credit_code(id_no)):
+        errors["id_no"] = "证件号码无效：须为 18 位居民身份证号码（校验位正确）或统一社会信用代码（校验位正确）"
     phone = clean(form.get("phone"), 33).replace(" ", "")
     if not phone:
         errors["phone"] = "请填写联系电话（办结时通知申请人）"

@@ -62,6 +62,8 @@ CLERK_WEB = web.AppKey("clerk_web", ClerkWeb)
 _RequestKey = getattr(web, "RequestKey", None)
 CURRENT = _RequestKey("clerk_session", sessions.Session) if _RequestKey else "clerk_session"
 SID = _RequestKey("clerk_sid", str) if _RequestKey else "clerk_sid"
+PICKED = _RequestKey("clerk_picked", str) if _RequestKey else "clerk_picked"  # the name typed, shown again
+FAILED_STEP = _RequestKey("clerk_failed_step", str) if _RequestKey else "clerk_failed_step"
 
 
 def address_key(remote: str | None) -> str:
@@ -164,7 +166,7 @@ def _login_page(request: web.Request, status: int = 200, message: str | None = N
         login_csrf=token,
         clerks=[(c.name, _window_label(cw, c.window)) for c in clerks],
         message=message,
-        picked=request.get("picked", ""),
+        picked=request.get(PICKED, ""),
     )
     resp = aiohttp_jinja2.render_template("login.html", request, ctx, status=status)
     resp.set_cookie(
@@ -184,7 +186,7 @@ async def login(request: web.Request) -> web.Response:
         return _login_page(request, 400, "登录表单无效，请重试")
     name = str(form.get("clerk", "")).strip()[:64]
     pin = str(form.get("pin", ""))[:16]
-    request["picked"] = name
+    request[PICKED] = name
     cookie = request.cookies.get(sessions.LOGIN_CSRF_COOKIE, "")
     if not cookie or not secrets.compare_digest(str(form.get("csrf", "")).encode(), cookie.encode()):
         return _login_page(request, 403, "登录页面已过期，请重试")

@@ -19,7 +19,7 @@ from agent.forms import FormErrors, applicant_from, clean, event_from
 from agent.receipts import KINDS, PAPERS, cn_date, cn_time, receipt_context
 from agent.steps import CASE_TYPE_ZH, LIGHT_ZH, STATUS_ZH, STEP_FIELDS, allowed_steps, step_label, zh
 from agent.store import StoreError
-from agent.web import CLERK_WEB, CURRENT, base_ctx, page_error
+from agent.web import CLERK_WEB, CURRENT, FAILED_STEP, base_ctx, page_error
 from protocol.caseclock import CLOSED
 from protocol.caseclock_types import EVENT_ZH
 from protocol.models import NewCase
@@ -150,7 +150,7 @@ async def case_page(request: web.Request, *, error: str | None = None, status: i
         error=error,
         errors=errors or {},
         values=values or {},
-        failed_step=request.get("failed_step"),
+        failed_step=request.get(FAILED_STEP),
         has_supplement=any(e.type == "request_supplement" for e in detail["events"]),
         received=cn_time(view["received_at"]),
         is_open=view["status"] not in CLOSED,
@@ -167,7 +167,7 @@ async def take_step(request: web.Request) -> web.Response:
     event_type = clean(form.get("type"), 32)
     if event_type not in STEP_FIELDS:
         return page_error(request, 422, "未知的办理环节")
-    request["failed_step"] = event_type
+    request[FAILED_STEP] = event_type
     try:
         await asyncio.to_thread(_own_case, request, case_no)
     except _NotHere:

@@ -108,3 +108,15 @@ async def post_form(client: TestClient, path: str, data: dict, page: str = "/"):
     """POST a form with the CSRF token of `page`."""
     html = await (await client.get(page)).text()
     return await client.post(path, data={**data, "csrf": csrf_of(html)})
+
+
+async def register(client: TestClient, item: str = "XK-001", **applicant) -> str:
+    """Register a case through the form; returns its number."""
+    r = await post_form(client, "/register", {"item_code": item, **APPLICANT, **applicant}, f"/register?item={item}")
+    assert r.status == 200 and "/cases/" in str(r.url), await r.text()
+    return re.search(r"/cases/([^/?]+)", str(r.url)).group(1)
+
+
+async def step(client: TestClient, case_no: str, type_: str, **fields):
+    """Take a step on a case through its form."""
+    return await post_form(client, f"/cases/{case_no}/steps", {"type": type_, **fields}, f"/cases/{case_no}")

@@ -87,8 +87,11 @@ async def test_clerk_registers_prints_and_completes_offline_then_the_case_reache
             assert text in receipt, text
         url = await page.get_attribute("#qr", "data-url")
         assert url == f"{env.hub_url}/public?case_no={case_no}&code={query_code}"
-        assert await page.locator("#qr svg").count() == 1
         await page.screenshot(path=tmp_path / "receipt.png", clip={"x": 0, "y": 0, "width": 1400, "height": 720})
+        # the code as the browser draws it, enlarged (on screen 34 mm is ~3 px a module: too fine for OpenCV)
+        await page.eval_on_selector("#qr svg", "s => { s.style.width = '360px'; s.style.height = '360px'; }")
+        await page.locator("#qr svg").screenshot(path=tmp_path / "qr.png")
+        assert _decode(tmp_path / "qr.png") == url
 
         # accept and complete: only the allowed steps are offered; then the evaluator is armed
         await page.goto(f"{base}/cases/{case_no}")
@@ -133,3 +136,12 @@ def _hub_case(env, case_no: str):
         return None
     types = [e["type"] for e in case.get("events", [])]
     return case if types == ["accept", "complete"] else None
+
+
+def _decode(png) -> str:
+    """The text of the QR code in an image (OpenCV), with a white quiet zone added."""
+    import cv2
+
+    img = cv2.copyMakeBorder(cv2.imread(str(png)), 40, 40, 40, 40, cv2.BORDER_CONSTANT, value=(255, 255, 255))
+    text, _points, _ = cv2.QRCodeDetector().detectAndDecode(img)
+    return text
