@@ -3,12 +3,23 @@
 The initials are computed once, when a catalog arrives from the hub (AgentStore.save_config),
 and kept beside the catalog in `catalog_search`: "psxk" finds 排水许可, "spjy" 食品经营许可.
 A search reads at most MAX_RESULTS rows for a query of at most MAX_QUERY characters.
+
+pypinyin's dictionaries take 30-75 MB of memory once loaded, which a box must not keep for a
+job done a few times a year: the agent computes the initials in a short-lived child process
+(`python -m agent.catalog_search`, names in and initials out as JSON), in process only when
+pypinyin is already loaded (tests, tools) or when the child fails.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import sqlite3
+import subprocess
+import sys
 import unicodedata
+from pathlib import Path
 
 from protocol.models import CatalogItem
 
@@ -38,9 +49,35 @@ def initials(name: str) -> str:
     return "".join(out)[:MAX_INITIALS]
 
 
+def initials_of(names: list[str], timeout_s: float = 120.0) -> list[str]:
+    """The initials of each name, computed in a child process unless pypinyin is loaded here already."""
+    if not names or "pypinyin" in sys.modules:
+        return [initials(n) for n in names]
+    root = str(Path(__file__).resolve().parent.parent)  # this package, wherever it is installed
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "agent.catalog_search"],
+            input=json.dumps(names, ensure_ascii=False).encode(),
+            capture_output=True,
+            timeout=timeout_s,
+            env=env,
+            check=True,
+        )
+        out = json.loads(done.stdout)
+        if isinstance(out, list) and len(out) == len(names) and all(isinstance(x, str) for x in out):
+            return [x[:MAX_INITIALS] for x in out]
+        raise ValueError("unexpected answer")
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+        logging.getLogger("jiancha.agent.catalog").warning(
+            "computing pinyin initials in a child process failed (%s); computing them here", str(exc)[:200]
+        )
+        return [initials(n) for n in names]
+
+
 def index_rows(items: list[CatalogItem]) -> list[tuple[str, str, str, str]]:
     """(code, name, department, initials) for each item."""
-    return [(i.code, i.name, i.department, initials(i.name)) for i in items]
+    return [(i.code, i.name, i.department, ini) for i, ini in zip(items, initials_of([i.name for i in items]))]
 
 
 def rebuild(conn: sqlite3.Connection, rows: list[tuple[str, str, str, str]]) -> None:
@@ -72,3 +109,7 @@ def search(conn: sqlite3.Connection, query: str, limit: int = MAX_RESULTS) -> li
         {"q": q, "prefix": f"{_like(q)}%", "any": pattern, "n": min(limit, MAX_RESULTS)},
     ).fetchall()
     return [{"code": r[0], "name": r[1], "department": r[2], "initials": r[3]} for r in rows]
+
+
+if __name__ == "__main__":  # the child of initials_of: a JSON list of names in, their initials out
+    json.dump([initials(str(n)) for n in json.load(sys.stdin)], sys.stdout, ensure_ascii=False)

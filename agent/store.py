@@ -257,7 +257,8 @@ class AgentStore:
     def save_config(self, kind: str, version: int, issued_ms: int, payload: dict, raw: bytes) -> bool:
         """Store a verified config if newer; apply catalog/calendar. Returns True when applied."""
         items = [CatalogItem.model_validate(i) for i in payload.get("items", [])] if kind == "catalog" else []
-        index = catalog_search.index_rows(items) if kind == "catalog" else []
+        # the search index only for a newer catalog (the hub may push the same one again)
+        index = catalog_search.index_rows(items) if kind == "catalog" and version > self.config_version(kind) else []
         if kind == "calendar":  # validate before storing: a bad table must never brick start-up
             for t in payload.get("years", []):
                 YearTable.from_dict(t)

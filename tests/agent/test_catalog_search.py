@@ -91,3 +91,24 @@ def test_a_catalog_stored_before_the_index_is_indexed_at_start(tmp_path):
         assert codes(s, "psxk") == ["XK-003"]
     finally:
         s.close()
+
+
+def test_initials_are_computed_in_a_child_process_when_pypinyin_is_not_loaded(monkeypatch):
+    import sys
+
+    monkeypatch.delitem(sys.modules, "pypinyin", raising=False)  # as in a running agent
+    calls = []
+    real = catalog_search.subprocess.run
+    monkeypatch.setattr(catalog_search.subprocess, "run", lambda *a, **kw: calls.append(a) or real(*a, **kw))
+    assert catalog_search.initials_of(["排水许可", "食品经营许可"]) == ["psxk", "spjyxk"]
+    assert calls and calls[0][0][1:] == ["-m", "agent.catalog_search"]
+    assert "pypinyin" not in sys.modules  # the dictionaries stayed in the child
+
+
+def test_a_failing_child_falls_back_to_computing_here(monkeypatch, caplog):
+    import sys
+
+    monkeypatch.delitem(sys.modules, "pypinyin", raising=False)
+    monkeypatch.setattr(catalog_search.sys, "executable", "/nonexistent/python")
+    assert catalog_search.initials_of(["排水许可"]) == ["psxk"]
+    assert "child process failed" in caplog.text
