@@ -114,7 +114,12 @@ async def clerk_middleware(request: web.Request, handler):
         return page_error(request, 401, "登录已过期，请重新登录")
     request[CURRENT] = session
     if request.method not in SAFE_METHODS and request.path != "/login":
-        form = await request.post()
+        try:
+            form = await request.post()  # parsed once: the handler gets the same (cached) form
+        except web.HTTPException:
+            raise
+        except Exception:  # a broken multipart boundary, a bad charset: not a form our pages send
+            return page_error(request, 400, "表单无效，请返回刷新后重试")
         if not sessions.csrf_matches(request[SID], str(form.get("csrf", ""))):
             return page_error(request, 403, "页面已过期（缺少或错误的安全令牌），请返回刷新后重试")
     return await handler(request)
@@ -254,4 +259,23 @@ def setup(app: web.Application, cw: ClerkWeb) -> None:
     app.router.add_post("/login", login)
     app.router.add_post("/logout", logout)
     web_cases.add_routes(app)
-    app.router.add_static("/static/", HERE / "static", follow_symlinks=False, append_version=False)
+    app.router.add_get("/static/{name}", static_file)
+
+
+STATIC_TYPES = {".css": "text/css", ".js": "text/javascript"}
+# the few files of agent/static/, read once: no path from a request ever reaches the file system
+# (aiohttp's static handler answers 500 to a name longer than the file system allows)
+STATIC_FILES = {
+    p.name: (p.read_bytes(), STATIC_TYPES[p.suffix])
+    for p in sorted((HERE / "static").iterdir())
+    if p.is_file() and p.suffix in STATIC_TYPES
+}
+
+
+async def static_file(request: web.Request) -> web.Response:
+    """GET /static/{name}: the page's stylesheet or script."""
+    got = STATIC_FILES.get(request.match_info["name"])
+    if got is None:
+        raise web.HTTPNotFound()
+    body, content_type = got
+    return web.Response(body=body, content_type=content_type, charset="utf-8")
