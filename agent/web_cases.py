@@ -43,13 +43,25 @@ def _labels() -> dict:
 
 
 async def home(request: web.Request) -> web.Response:
-    """The window's screen: its open cases with light, next deadline and working days left."""
+    """The window's screen: its open cases with light, next deadline and working days left, the
+    most urgent first."""
     cw, clerk = request.app[CLERK_WEB], _clerk(request)
     cases = await asyncio.to_thread(cw.store.open_cases, clerk.window, _now(request))
     for c in cases:
         c["next_deadline"] = _next_deadline(c)
+    cases.sort(key=urgency)
     ctx = base_ctx(request, cases=cases, **_labels())
     return aiohttp_jinja2.render_template("home.html", request, ctx)
+
+
+LIGHT_RANK = {"red": 0, "yellow": 1, "green": 2}
+
+
+def urgency(view: dict) -> tuple:
+    """Sort key of the window's screen: red first, then yellow, then green; within a light the
+    fewest working days left first (none known last), then the newest."""
+    left = view.get("remaining_days")
+    return (LIGHT_RANK.get(view["light"], 3), left if left is not None else 10**6, -view["seq"])
 
 
 def _next_deadline(view: dict) -> tuple[str, str | None]:

@@ -265,7 +265,7 @@ async def test_home_lists_open_cases_with_light_and_deadline(client, store, cloc
     await step(client, a, "accept")
     html = await (await client.get("/")).text()
     rows = re.findall(r'data-case="([^"]+)" data-light="(\w+)"', html)
-    assert rows == [(b, "green"), (a, "green")]
+    assert rows == [(b, "green"), (a, "green")]  # both green: the fewest days left first
     assert "受理期限 2026年11月27日" in html and "承诺办结 2026年12月4日" in html and "10 天" in html
     await step(client, a, "complete")
     html = await (await client.get("/")).text()
@@ -283,3 +283,16 @@ async def test_the_bearer_api_is_unchanged_beside_the_pages(client):
     assert r.status == 201
     r = await client.get("/api/health")
     assert r.status == 200 and r.headers["Content-Security-Policy"].startswith("default-src 'none'")
+
+
+def test_the_most_urgent_case_comes_first():
+    from agent.web_cases import urgency
+
+    views = [
+        {"case_no": "g-new", "light": "green", "remaining_days": 5, "seq": 9},
+        {"case_no": "g-none", "light": "green", "remaining_days": None, "seq": 8},
+        {"case_no": "r", "light": "red", "remaining_days": -3, "seq": 1},
+        {"case_no": "y", "light": "yellow", "remaining_days": 0, "seq": 2},
+        {"case_no": "g-old", "light": "green", "remaining_days": 5, "seq": 3},
+    ]
+    assert [v["case_no"] for v in sorted(views, key=urgency)] == ["r", "y", "g-new", "g-old", "g-none"]
