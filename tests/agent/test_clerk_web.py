@@ -235,13 +235,14 @@ class FakeHall:
     """The hall's evaluator state as agent.hall.Hall.evaluator reports it."""
 
     armed_case: str | None = None
+    voted: bool = False
 
     def evaluator(self, window):
         if window != "1":
             return {"keypad": False, "armed": False}
         if self.armed_case is None:
             return {"keypad": True, "armed": False}
-        return {"keypad": True, "armed": True, "case_no": self.armed_case, "voted": False, "seconds_left": 118}
+        return {"keypad": True, "armed": True, "case_no": self.armed_case, "voted": self.voted, "seconds_left": 118}
 
 
 async def test_after_completion_the_screen_shows_the_evaluator_state(store, clock):
@@ -253,6 +254,9 @@ async def test_after_completion_the_screen_shows_the_evaluator_state(store, cloc
         await step(client, case_no, "accept")
         html = await (await step(client, case_no, "complete")).text()
         assert 'data-armed="1"' in html and "评价器已就绪" in html and "118 秒" in html
+        hall.voted = True
+        html = await (await client.get(f"/cases/{case_no}?done=complete")).text()
+        assert 'data-voted="1"' in html and "申请人已在评价器上作出评价" in html
         hall.armed_case = None
         html = await (await client.get(f"/cases/{case_no}?done=complete")).text()
         assert 'data-armed="0"' in html and "评价器未就绪" in html
