@@ -85,6 +85,9 @@ def event_from(event_type: str, form, actor: str) -> NewEvent:
             errors["days"] = "延长天数须为 1–60 之间的整数"
         else:
             fields["days"] = int(days)
+    if event_type == "request_supplement" and "reason" not in fields and "reason" not in errors:
+        # the rules accept it, but the notice (补正告知书) must tell every missing material at once
+        errors["reason"] = "请列出需补正的全部材料（将印在补正告知书上）"
     if errors:
         raise FormErrors(errors)
     try:

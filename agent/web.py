@@ -27,6 +27,7 @@ from aiohttp import web
 from agent import clerk_sessions as sessions
 from agent.clerks import authenticate, list_clerks
 from agent.store import AgentStore
+from iobase.sqlite import is_disk_full
 
 log = logging.getLogger("jiancha.agent.web")
 
@@ -113,6 +114,17 @@ async def clerk_middleware(request: web.Request, handler):
             raise web.HTTPSeeOther("/")
         return page_error(request, 401, "登录已过期，请重新登录")
     request[CURRENT] = session
+    try:
+        return await _checked(request, handler)
+    except Exception as exc:
+        if is_disk_full(exc):  # the clerk reads a page, not the API's JSON
+            log.error("log cannot be written: %s", exc)
+            return page_error(request, 507, "存储空间已满，本次办理未能记录。请通知管理员清理本机存储。")
+        raise
+
+
+async def _checked(request: web.Request, handler):
+    """The CSRF check of a change, then the handler."""
     if request.method not in SAFE_METHODS and request.path != "/login":
         try:
             form = await request.post()  # parsed once: the handler gets the same (cached) form

@@ -190,6 +190,7 @@ async def test_a_company_with_its_credit_code_and_a_landline(client, store):
             409,
         ),
         (("accept",), "extend", {"days": "abc"}, "延长天数须为 1–60 之间的整数", 422),
+        ((), "request_supplement", {}, "请列出需补正的全部材料", 422),
         ((), "complete", {}, "案件未受理，不能作出决定或办结", 409),
         (("accept", "complete"), "accept", {}, "案件已受理或已办结，不能再受理", 409),
     ],
@@ -300,3 +301,17 @@ def test_the_most_urgent_case_comes_first():
         {"case_no": "g-old", "light": "green", "remaining_days": 5, "seq": 3},
     ]
     assert [v["case_no"] for v in sorted(views, key=urgency)] == ["r", "y", "g-new", "g-old", "g-none"]
+
+
+async def test_a_full_disk_is_a_page_the_clerk_can_read(client, store, monkeypatch):
+    import sqlite3
+
+    await login(client)
+    page = await (await client.get("/register?item=XK-001")).text()
+
+    def full(*a, **kw):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(store, "register", full)
+    r = await client.post("/register", data={"item_code": "XK-001", **APPLICANT, "csrf": csrf_of(page)})
+    assert r.status == 507 and "存储空间已满" in await r.text() and r.content_type == "text/html"
