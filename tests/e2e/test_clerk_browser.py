@@ -88,6 +88,11 @@ async def test_clerk_registers_prints_and_completes_offline_then_the_case_reache
         url = await page.get_attribute("#qr", "data-url")
         assert url == f"{env.hub_url}/public?case_no={case_no}&code={query_code}"
         await page.screenshot(path=tmp_path / "receipt.png", clip={"x": 0, "y": 0, "width": 1400, "height": 720})
+        # printed: one A4 page, and on the thermal layout one page 80 mm wide
+        assert _pdf_pages(await page.pdf(prefer_css_page_size=True)) == [(595, 842)]
+        await _submit(page, "a[href*='paper=80mm']")
+        assert [w for w, _h in _pdf_pages(await page.pdf(prefer_css_page_size=True))] == [227]  # 80 mm in points
+        assert case_no in await page.inner_text("#receipt")
         # the code as the browser draws it, enlarged (on screen 34 mm is ~3 px a module: too fine for OpenCV)
         await page.eval_on_selector("#qr svg", "s => { s.style.width = '360px'; s.style.height = '360px'; }")
         await page.locator("#qr svg").screenshot(path=tmp_path / "qr.png")
@@ -145,3 +150,9 @@ def _decode(png) -> str:
     img = cv2.copyMakeBorder(cv2.imread(str(png)), 40, 40, 40, 40, cv2.BORDER_CONSTANT, value=(255, 255, 255))
     text, _points, _ = cv2.QRCodeDetector().detectAndDecode(img)
     return text
+
+
+def _pdf_pages(pdf: bytes) -> list[tuple[int, int]]:
+    """(width, height) in points of each page of a PDF Chromium printed."""
+    boxes = re.findall(rb"/MediaBox\s*\[\s*0 0 ([0-9.]+) ([0-9.]+)\s*\]", pdf)
+    return [(round(float(w)), round(float(h))) for w, h in boxes]
