@@ -35,7 +35,9 @@ def clerk_command(args: argparse.Namespace, stdin=None) -> int:
     from agent.app import board_windows
 
     cfg = load_config(args.config, AgentConfig)
-    db = Path(args.data_dir or cfg.data_dir) / "agent.db"
+    data = Path(args.data_dir or cfg.data_dir)
+    data.mkdir(mode=0o700, parents=True, exist_ok=True)  # as `agent run` does: clerks may come first
+    db = data / "agent.db"
     try:
         store = AgentStore(db, cfg.site.code)
     except StoreDamaged as exc:

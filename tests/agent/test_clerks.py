@@ -151,3 +151,15 @@ def test_clerk_commands(site_yaml, monkeypatch, capsys):
         assert clerks.authenticate(store.conn, "李四", "7391").window == "2"
     finally:
         store.close()
+
+
+def test_clerks_can_be_added_before_the_agent_ever_ran(site_yaml, tmp_path, monkeypatch, capsys):
+    data = tmp_path / "fresh" / "data"
+    monkeypatch.setattr("sys.stdin", io.StringIO("2580\n"))
+    args = ["clerk", "add", "--config", str(site_yaml), "--data-dir", str(data), "--name", "李四", "--window", "2"]
+    assert main(args) == 0
+    store = AgentStore(data / "agent.db", "S01")  # a new store the agent then runs on
+    try:
+        assert clerks.get(store.conn, "李四").window == "2" and store.head_seq == 0
+    finally:
+        store.close()
