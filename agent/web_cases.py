@@ -16,6 +16,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from agent.forms import FormErrors, applicant_from, clean, event_from
+from agent.hall import ARMING_EVENTS
 from agent.receipts import KINDS, PAPERS, cn_date, cn_time, receipt_context
 from agent.steps import CASE_TYPE_ZH, LIGHT_ZH, STATUS_ZH, STEP_FIELDS, allowed_steps, step_label, zh
 from agent.store import StoreError
@@ -25,7 +26,6 @@ from protocol.caseclock_types import EVENT_ZH
 from protocol.models import NewCase
 
 CASE_NO_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
-ARMING = ("complete", "deliver")  # agent.hall.ARMING_EVENTS: these arm the window's evaluator
 
 
 def _now(request: web.Request) -> datetime:
@@ -158,7 +158,7 @@ async def case_page(request: web.Request, *, error: str | None = None, status: i
         done=done,
         done_label=EVENT_ZH.get(done, "收件" if done == "registered" else ""),
         evaluator=evaluator,
-        arming=ARMING,
+        arming=ARMING_EVENTS,
         error=error,
         errors=errors or {},
         values=values or {},
