@@ -459,7 +459,7 @@ class AgentStore:
             out.setdefault(window, []).append(self.case_view(case_no, now)["light"])
         return out
 
-    def open_cases(self, window: str, now: datetime, limit: int = 200) -> list[dict]:
+    def open_cases(self, window: str, now: datetime, limit: int = 1000) -> list[dict]:
         """The open cases of one window (窗口在办件), as case views, newest first (at most `limit`)."""
         with self.lock:
             rows = self.conn.execute(
