@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import logging
 import math
 import re
@@ -147,8 +148,16 @@ async def page_headers(request: web.Request, response: web.StreamResponse) -> No
         response.headers["Referrer-Policy"] = "same-origin"
 
 
+def wants_json(request: web.Request) -> bool:
+    """The JSON twin of a page: asked for with Accept: application/json (and not text/html)."""
+    accept = request.headers.get("Accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
 def page_error(request: web.Request, status: int, message: str) -> web.Response:
-    """An error page in Chinese with a way back."""
+    """An error page in Chinese with a way back ({"error": ...} for the JSON twin)."""
+    if wants_json(request):
+        return web.json_response({"error": message}, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
     return aiohttp_jinja2.render_template("error.html", request, base_ctx(request, message=message), status=status)
 
 

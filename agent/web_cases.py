@@ -9,6 +9,7 @@ add_event), so the case rules and their Chinese refusals are the store's.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from datetime import datetime
 
@@ -20,7 +21,7 @@ from agent.hall import ARMING_EVENTS
 from agent.receipts import KINDS, PAPERS, cn_date, cn_time, receipt_context
 from agent.steps import CASE_TYPE_ZH, LIGHT_ZH, STATUS_ZH, STEP_FIELDS, allowed_steps, step_label, zh
 from agent.store import StoreError
-from agent.web import CLERK_WEB, CURRENT, FAILED_STEP, base_ctx, page_error
+from agent.web import CLERK_WEB, CURRENT, FAILED_STEP, base_ctx, page_error, wants_json
 from protocol.caseclock import CLOSED
 from protocol.caseclock_types import EVENT_ZH
 from protocol.models import NewCase
@@ -50,8 +51,14 @@ async def home(request: web.Request) -> web.Response:
     for c in cases:
         c["next_deadline"] = _next_deadline(c)
     cases.sort(key=urgency)
+    if wants_json(request):
+        return _json({"window": clerk.window, "clerk": clerk.name, "cases": cases})
     ctx = base_ctx(request, cases=cases, capped=len(cases) >= MAX_LISTED, max_listed=MAX_LISTED, **_labels())
     return aiohttp_jinja2.render_template("home.html", request, ctx)
+
+
+def _json(body: dict, status: int = 200) -> web.Response:
+    return web.json_response(body, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False, default=str))
 
 
 MAX_LISTED = 1000  # open cases of one window evaluated for its screen (~0.4 ms each)
@@ -148,6 +155,9 @@ async def case_page(request: web.Request, *, error: str | None = None, status: i
     steps = allowed_steps(detail["rule"], detail["received_at"], detail["events"], now, cw.store.calendar)
     done = clean(request.query.get("done"), 32)
     hall = cw.hall
+    if wants_json(request) and error is None:
+        evaluator = hall.evaluator(view["window"]) if hall is not None and hasattr(hall, "evaluator") else None
+        return _json({**view, "next_steps": steps, "evaluator": evaluator})
     evaluator = hall.evaluator(view["window"]) if hall is not None and hasattr(hall, "evaluator") else None
     ctx = base_ctx(
         request,

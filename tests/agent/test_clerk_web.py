@@ -315,3 +315,17 @@ async def test_a_full_disk_is_a_page_the_clerk_can_read(client, store, monkeypat
     monkeypatch.setattr(store, "register", full)
     r = await client.post("/register", data={"item_code": "XK-001", **APPLICANT, "csrf": csrf_of(page)})
     assert r.status == 507 and "存储空间已满" in await r.text() and r.content_type == "text/html"
+
+
+async def test_json_twins_of_the_window_and_the_case(client):
+    r = await client.get("/", headers={"Accept": "application/json"}, allow_redirects=False)
+    assert r.status == 200 and "窗口人员登录" in await r.text()  # no session: the login page, no data
+    await login(client)
+    case_no = await register(client)
+    got = await (await client.get("/", headers={"Accept": "application/json"})).json()
+    assert got["window"] == "1" and got["clerk"] == "李四" and [c["case_no"] for c in got["cases"]] == [case_no]
+    got = await (await client.get(f"/cases/{case_no}", headers={"Accept": "application/json"})).json()
+    assert got["status"] == "received" and got["next_steps"] == ["accept", "request_supplement", "reject", "withdraw"]
+    assert got["evaluator"] is None  # no devices in this test
+    r = await client.get("/cases/S01-20261120-0999", headers={"Accept": "application/json"})
+    assert r.status == 404 and (await r.json())["error"].startswith("本窗口没有办件")
