@@ -1,4 +1,5 @@
-"""Clerk and department-system HTTP API of the agent (LAN only, bearer token).
+"""Clerk and department-system HTTP API of the agent (LAN only, bearer token); the clerk's
+window pages (agent/web.py) are served beside it by the same application.
 
 POST /api/cases, POST /api/cases/{case_no}/events, GET /api/cases/{case_no}, GET /api/health.
 Answers come from the local SQLite at once, with or without a network to the hub.
@@ -166,9 +167,18 @@ def _kick(request: web.Request) -> None:
 
 
 def create_app(
-    store: AgentStore, token: str, sync=None, now=None, hall=None, limits: HttpLimits | None = None
+    store: AgentStore,
+    token: str,
+    sync=None,
+    now=None,
+    hall=None,
+    limits: HttpLimits | None = None,
+    clerk_web=None,
 ) -> web.Application:
-    """The agent's aiohttp application (serve it with `agent.app.start_http` for the limits)."""
+    """The agent's aiohttp application (serve it with `agent.app.start_http` for the limits).
+    With `clerk_web` (agent.web.ClerkWeb) also the clerk's window pages at / (agent/web.py)."""
+    from agent import web as clerk_pages
+
     limits = limits or HttpLimits()
     app = web.Application(
         middlewares=[
@@ -177,6 +187,7 @@ def create_app(
             origin_middleware,
             bearer_middleware(token),
             body_deadline_middleware(limits),
+            *([clerk_pages.clerk_middleware] if clerk_web is not None else []),
         ],
         client_max_size=256 * 1024,
     )
@@ -192,4 +203,6 @@ def create_app(
     app.router.add_get("/api/cases/{case_no}", get_case)
     app.router.add_get("/api/health", health)
     app.router.add_post("/api/devices/keypads/{window}/press", fake_press)
+    if clerk_web is not None:
+        clerk_pages.setup(app, clerk_web)
     return app

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from agent.aio import release_memory
 from agent.api import create_app
+from agent.clerk_sessions import SessionPolicy
 from agent.clock import BoxClock
 from agent.config import AgentConfig
 from agent.hall import Hall, devices_config_for
@@ -20,6 +21,8 @@ from agent.httpguard import GuardedSite, HttpLimits, runner_kwargs
 from agent.integrity import StoreDamaged, refusal_text
 from agent.store import AgentStore
 from agent.sync import Syncer
+from agent.tls import PLAIN_HTTP_WARNING, server_context
+from agent.web import ClerkWeb
 from iobase.config import load_config
 from protocol.records import decode_record
 
@@ -27,12 +30,13 @@ log = logging.getLogger("jiancha.agent")
 
 
 async def start_http(
-    app: web.Application, host: str | None, port: int, limits: HttpLimits
+    app: web.Application, host: str | None, port: int, limits: HttpLimits, ssl_context=None
 ) -> tuple[web.AppRunner, int]:
-    """Serve `app` on host:port with the connection guard; (runner, actual port)."""
+    """Serve `app` on host:port with the connection guard (over TLS only with `ssl_context`);
+    (runner, actual port)."""
     runner = web.AppRunner(app, access_log=None, **runner_kwargs(limits))
     await runner.setup()
-    site = GuardedSite(runner, host, port, limits)
+    site = GuardedSite(runner, host, port, limits, ssl_context=ssl_context)
     await site.start()
     return runner, site.port
 
@@ -46,6 +50,9 @@ async def serve(
     http_limits: HttpLimits | None = None,
 ) -> None:
     """Run the agent until `stop` is set (or SIGINT/SIGTERM)."""
+    ssl_context = server_context(cfg.http.tls) if cfg.http.tls is not None else None  # before anything starts
+    if ssl_context is None:
+        log.warning(PLAIN_HTTP_WARNING)
     data = Path(data_dir or cfg.data_dir)
     data.mkdir(parents=True, exist_ok=True)
     clock = BoxClock()
@@ -64,9 +71,10 @@ async def serve(
         sync.on_command.append(hall.command)
         _wire_clips(hall, sync, cfg)
     limits = http_limits or HttpLimits.from_config(cfg.http)
-    app = create_app(store, cfg.http.token, sync=sync, hall=hall, now=clock.now, limits=limits)
+    clerk_web = clerk_web_for(cfg, store, hall, https=ssl_context is not None)
+    app = create_app(store, cfg.http.token, sync=sync, hall=hall, now=clock.now, limits=limits, clerk_web=clerk_web)
     port = cfg.http.port if http_port is None else http_port
-    runner, actual = await start_http(app, cfg.http.host, port, limits)
+    runner, actual = await start_http(app, cfg.http.host, port, limits, ssl_context)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -79,15 +87,17 @@ async def serve(
         store, clock, data, every_s=cfg.devices.heartbeat_s, devices=hall.device_states if hall else dict
     )
     await monitor.start(f"serving {cfg.site.code} on :{actual}")
+    scheme = "https" if ssl_context else "http"
     log.info(
-        "agent %s listening on http://%s:%s (seq %d, acked %d)",
+        "agent %s listening on %s://%s:%s (seq %d, acked %d)",
         cfg.site.code,
+        scheme,
         cfg.http.host,
         actual,
         store.head_seq,
         store.acked_seq(),
     )
-    print(f"agent {cfg.site.code} ready on http://{cfg.http.host}:{actual}", flush=True)
+    print(f"agent {cfg.site.code} ready on {scheme}://{cfg.http.host}:{actual}", flush=True)
     release_memory()  # start-up churn (migrations, schemas, device set-up) is garbage now
     try:
         await stop.wait()
@@ -99,6 +109,33 @@ async def serve(
         if hall is not None:
             await hall.stop()
         store.close()
+
+
+def clerk_web_for(cfg: AgentConfig, store: AgentStore, hall, *, https: bool) -> ClerkWeb:
+    """The clerk's window pages of this box (agent/web.py), from agent.yaml and the board's windows."""
+    windows, labels = board_windows(cfg.site.board)
+    return ClerkWeb(
+        store,
+        hall_name=cfg.site.name,
+        phone=cfg.hall.supervision_phone,
+        lookup_url=cfg.hall.lookup_url,
+        windows=windows,
+        window_labels=labels,
+        hall=hall,
+        policy=SessionPolicy.from_config(cfg.http.sessions),
+        https=https,
+    )
+
+
+def board_windows(board: str) -> tuple[list[str], dict[str, str]]:
+    """The windows the box's board defines (ids as text) and their labels; none for an unknown board."""
+    from agent.config import BoardError, load_board
+
+    try:
+        b = load_board(board)
+    except BoardError:
+        return [], {}
+    return [str(w.id) for w in b.windows], {str(w.id): w.label for w in b.windows}
 
 
 async def _flush_head_every(store: AgentStore, every_s: float) -> None:

@@ -14,6 +14,7 @@ HELP = """\
   agent run                  run a township agent
   agent check-store          check the agent's case store as `agent run` does at start
   agent reset-store          move a damaged case store aside; the next start begins a new one
+  clerk add|list|disable|reset  clerks of the box's window page (窗口人员, PIN login)
 """
 
 
@@ -59,7 +60,46 @@ def add_commands(sub) -> None:
     areset.add_argument("--even-if-healthy", action="store_true", help="reset a store that checks sound")
 
 
+def add_clerk_commands(sub) -> None:
+    """Add `clerk add|list|disable|reset` under `sub` (the parent's subparsers)."""
+    ck = sub.add_parser("clerk", help="clerks of the box's window page").add_subparsers(dest="sub", required=True)
+    cadd = subcommand(
+        ck,
+        "add",
+        "Add a clerk who logs in to the box's window page with a PIN of 4-8 digits (read from "
+        "stdin, or prompted twice on a terminal). The window must be one of the board's.",
+        "jiancha clerk add --config /etc/jiancha/agent.yaml --name 李四 --window 3",
+    )
+    cadd.add_argument("--name", required=True, help="the clerk's name as shown on cases and signs")
+    cadd.add_argument("--window", required=True, help="window number (one the board defines)")
+    clist = subcommand(ck, "list", "List the box's clerks.", "jiancha clerk list --config /etc/jiancha/agent.yaml")
+    cdis = subcommand(
+        ck,
+        "disable",
+        "Disable a clerk: no more logins, open sessions end at once.",
+        "jiancha clerk disable --config /etc/jiancha/agent.yaml --name 李四",
+    )
+    cdis.add_argument("--name", required=True)
+    creset = subcommand(
+        ck,
+        "reset",
+        "Give a clerk a new PIN (and window with --window); re-enables a disabled clerk; sessions end.",
+        "jiancha clerk reset --config /etc/jiancha/agent.yaml --name 李四 --window 2",
+    )
+    creset.add_argument("--name", required=True)
+    creset.add_argument("--window", default=None, help="move the clerk to this window")
+    for a in (cadd, clist, cdis, creset):
+        a.add_argument("--config", type=Path, required=True)
+        a.add_argument(
+            "--data-dir", type=Path, default=None, help="as given to `agent run` (default: data_dir of the config)"
+        )
+
+
 def dispatch(args: argparse.Namespace) -> int:
+    if args.cmd == "clerk":
+        from agent.clerk_cli import clerk_command
+
+        return clerk_command(args)
     if args.sub == "run":
         from agent.app import run
 
@@ -75,7 +115,9 @@ def dispatch(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m agent ARGS` == `jiancha agent ARGS`."""
+    """`python -m agent ARGS` == `jiancha agent ARGS` (and `python -m agent clerk ...` == `jiancha clerk ...`)."""
     parser, sub = top_parser("Jiancha (监察) township agent.")
     add_commands(sub)
-    return run_cli(parser, dispatch, ["agent", *(sys.argv[1:] if argv is None else argv)])
+    add_clerk_commands(sub)
+    argv = sys.argv[1:] if argv is None else argv
+    return run_cli(parser, dispatch, argv if argv[:1] == ["clerk"] else ["agent", *argv])

@@ -35,8 +35,20 @@ class AgentHub(Strict):
     seal_pub: Path = Field(description="Hub X25519 public key (PEM): batches are sealed to it")
 
 
+class AgentTls(Strict):
+    cert: Path = Field(
+        description="The box's LAN server certificate chain (PEM): `jiancha provision agent-https`, or the operator's own"
+    )
+    key: Path = Field(description="Its private key (PEM, unencrypted, 0600)")
+
+
+class AgentSessions(Strict):
+    idle_minutes: int = Field(30, ge=1, le=480, description="A clerk's session ends after this long without a request")
+    absolute_hours: int = Field(12, ge=1, le=24, description="A clerk's session ends this long after login in any case")
+
+
 class AgentHttp(HttpServer):
-    port: int = Field(8081, ge=0, le=65535, description="Clerk/department API port")
+    port: int = Field(8081, ge=0, le=65535, description="Clerk page and department API port")
     token: str = Field(min_length=16, description="Bearer token for the clerk/department API")
     request_timeout_s: float = Field(
         30.0,
@@ -45,6 +57,31 @@ class AgentHttp(HttpServer):
         description="A request's headers, and then its body, must arrive within this time, or the connection is closed",
     )
     max_connections: int = Field(64, ge=1, le=10000, description="Open connections at most; more get 503")
+    tls: AgentTls | None = Field(
+        None,
+        description="Serve HTTPS only (TLS >= 1.2) with this certificate; absent: plain HTTP (the login page warns)",
+    )
+    sessions: AgentSessions = Field(AgentSessions(), description="Clerk page sessions (窗口受理 login)")
+
+
+class AgentHall(Strict):
+    """What the clerk's receipts print besides the case: the hall's supervision phone and the
+    citizens' lookup page (the hall's name is site.name)."""
+
+    supervision_phone: str | None = Field(
+        None,
+        min_length=3,
+        max_length=32,
+        pattern=r"^[0-9][0-9 ()+-]*[0-9]$",
+        description="监督电话 printed on receipts, e.g. 0354-12345",
+    )
+    lookup_url: str | None = Field(
+        None,
+        max_length=200,
+        pattern=r"^https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~/%\-]*)?$",
+        description="Public lookup page (办件查询) the receipt's QR code opens, e.g. https://jiancha.jz.gov.cn/public; "
+        "the case number and query code are appended as ?case_no=…&code=…",
+    )
 
 
 class AgentSync(Strict):
@@ -93,6 +130,7 @@ class AgentConfig(Strict):
     data_dir: Path = Field(Path("data"), description="Where the agent's SQLite log lives")
     sync: AgentSync = AgentSync()
     devices: AgentDevices = AgentDevices()
+    hall: AgentHall = Field(AgentHall(), description="Receipt details: supervision phone, public lookup URL")
 
 
 # ---- board profiles ----------------------------------------------------------------------

@@ -192,6 +192,18 @@ class Hall:
         sign = self.config.sign
         return (sign.width // 8) if sign is not None else 24  # a CJK character is 2 cells of 8 LEDs
 
+    def evaluator(self, window: str) -> dict:
+        """评价器 of a window as the clerk's page shows it: whether the window has a keypad, and
+        whether it is armed now (for which case, seconds left)."""
+        windows = self.collector.desk.windows if self.collector else ()
+        if str(window) not in windows:
+            return {"keypad": False, "armed": False}
+        s = self.collector.session(str(window))
+        if s is None:
+            return {"keypad": True, "armed": False}
+        left = max(0, (s.expires_mono_ns - time.monotonic_ns()) // 1_000_000_000)
+        return {"keypad": True, "armed": True, "case_no": s.case_no, "voted": s.voted, "seconds_left": int(left)}
+
     def press(self, window: str, key: str) -> None:
         """Press a key of a FAKE keypad (demo and tests); KeyError for unknown window/key."""
         if not self.fake or not self.devices:

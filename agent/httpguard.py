@@ -204,15 +204,24 @@ class _Busy(asyncio.Protocol):
 class GuardedSite(web.BaseSite):
     """Like aiohttp's TCPSite, with every connection guarded (see module doc)."""
 
-    def __init__(self, runner: web.BaseRunner, host: str | None, port: int, limits: HttpLimits, *, backlog: int = 128):
-        super().__init__(runner, backlog=backlog)
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        host: str | None,
+        port: int,
+        limits: HttpLimits,
+        *,
+        backlog: int = 128,
+        ssl_context=None,
+    ):
+        super().__init__(runner, backlog=backlog, ssl_context=ssl_context)
         self.host, self.port, self.limits = host, port, limits
         self.open: set[GuardedConnection] = set()
         self.refused = 0
 
     @property
     def name(self) -> str:
-        return f"http://{self.host or '0.0.0.0'}:{self.port}"
+        return f"{'https' if self._ssl_context else 'http'}://{self.host or '0.0.0.0'}:{self.port}"
 
     def _connection(self) -> asyncio.Protocol:
         if len(self.open) >= self.limits.max_connections:
@@ -230,7 +239,7 @@ class GuardedSite(web.BaseSite):
         await super().start()
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            self._connection, self.host, self.port, backlog=self._backlog, reuse_address=True
+            self._connection, self.host, self.port, backlog=self._backlog, reuse_address=True, ssl=self._ssl_context
         )
         if self._server.sockets:
             self.port = self._server.sockets[0].getsockname()[1]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from agent import integrity
+from agent import catalog_search, clerks, integrity
 from iobase.sqlite import connect, migrate, transaction
 from protocol.calendar import CST, WorkCalendar, YearTable, default_calendar, local_date
 from protocol.caseclock import Event, check_event, evaluate
@@ -72,6 +72,8 @@ MIGRATIONS = [
         CREATE INDEX cases_window ON cases(window, status);
     """,
     ),
+    *clerks.MIGRATIONS,  # the clerk's window page: accounts and sessions (agent/clerks.py)
+    *catalog_search.MIGRATIONS,  # pinyin initials of the catalog (agent/catalog_search.py)
 ]
 
 
@@ -105,7 +107,8 @@ class AgentStore:
         self.site = site
         verdict = integrity.check_store(self.path) if check else None
         self.conn = connect(self.path, cache_kb=1024)
-        migrate(self.conn, MIGRATIONS)
+        if "0006_catalog_search" in migrate(self.conn, MIGRATIONS) and self.config_version("catalog"):
+            self._index_catalog()  # a catalog stored before the index existed
         self.lock = threading.RLock()
         self._clock = clock or (
             lambda: ClockInfo(time.time_ns() // 1_000_000, time.monotonic_ns(), "unknown", "untrusted")
@@ -235,6 +238,17 @@ class AgentStore:
             for r in self.conn.execute("SELECT item_json FROM catalog ORDER BY code")
         ]
 
+    def _index_catalog(self) -> None:
+        """Rebuild the catalog's search index from the stored catalog."""
+        items = self.catalog()
+        with transaction(self.conn):
+            catalog_search.rebuild(self.conn, catalog_search.index_rows(items))
+
+    def search_catalog(self, query: str) -> list[dict]:
+        """Catalog items matching a code, name or pinyin initials (agent/catalog_search.py)."""
+        with self.lock:
+            return catalog_search.search(self.conn, query)
+
     def config_version(self, kind: str) -> int:
         """Version of the stored config of that kind (0 when none)."""
         row = self.conn.execute("SELECT version FROM config WHERE kind=?", (kind,)).fetchone()
@@ -243,6 +257,8 @@ class AgentStore:
     def save_config(self, kind: str, version: int, issued_ms: int, payload: dict, raw: bytes) -> bool:
         """Store a verified config if newer; apply catalog/calendar. Returns True when applied."""
         items = [CatalogItem.model_validate(i) for i in payload.get("items", [])] if kind == "catalog" else []
+        # the search index only for a newer catalog (the hub may push the same one again)
+        index = catalog_search.index_rows(items) if kind == "catalog" and version > self.config_version(kind) else []
         if kind == "calendar":  # validate before storing: a bad table must never brick start-up
             for t in payload.get("years", []):
                 YearTable.from_dict(t)
@@ -259,6 +275,7 @@ class AgentStore:
                 self.conn.executemany(
                     "INSERT INTO catalog VALUES (?, ?)", [(i.code, i.model_dump_json()) for i in items]
                 )
+                catalog_search.rebuild(self.conn, index)
             return True
 
         applied = self._transaction(tx)
@@ -416,6 +433,8 @@ class AgentStore:
             "due_provisional": v.due_provisional,
             "legal_due_date": _d(v.legal_due_date),
             "acceptance_due": _d(v.acceptance_due),
+            "delivery_due": _d(v.delivery_due),
+            "remaining_days": v.remaining_days,
             "violations": list(v.violations),
             "seq": case["seq"],
             "window": case["window"],
@@ -439,6 +458,32 @@ class AgentStore:
         for case_no, window in rows:
             out.setdefault(window, []).append(self.case_view(case_no, now)["light"])
         return out
+
+    def open_cases(self, window: str, now: datetime, limit: int = 1000) -> list[dict]:
+        """The open cases of one window (窗口在办件), as case views, newest first (at most `limit`)."""
+        with self.lock:
+            rows = self.conn.execute(
+                "SELECT case_no FROM cases WHERE window=? AND status NOT IN "
+                "('completed', 'delivered', 'rejected', 'denied', 'withdrawn', 'transferred') "
+                "ORDER BY registered_seq DESC LIMIT ?",
+                (window, limit),
+            ).fetchall()
+        return [self.case_view(r[0], now) for r in rows]
+
+    def case_detail(self, case_no: str) -> dict:
+        """What the clerk's page needs beyond the view: the rule, receipt time, applicant, events."""
+        with self.lock:
+            case = self._case_row(case_no)
+            events = self._events(case_no)
+            reg = self.conn.execute("SELECT data FROM log WHERE seq=?", (case["seq"],)).fetchone()
+        applicant = CaseRegistered.model_validate(decode_record(reg[0]).body).applicant if reg else None
+        return {**case, "events": events, "applicant": applicant}
+
+    def local_write(self, fn):
+        """Run fn(conn) in one transaction on the write connection, for the box's own tables
+        (clerks, sessions) that are not records: nothing is appended to the log."""
+        with self.lock, transaction(self.conn):
+            return fn(self.conn)
 
     def staff_on_duty(self, now: datetime) -> dict[str, str]:
         """Per window: the clerk of the latest case received there today (shown on the sign)."""

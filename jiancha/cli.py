@@ -22,6 +22,7 @@ commands:
   provision revoke-site      revoke a site (registry, CRL, ACL; effective without restart)
   provision add-hub-workers  broker identities for several hub ingest workers (PostgreSQL store)
   provision hub-https        issue or renew the hub web's HTTPS certificate from the project CA
+  provision agent-https      issue or renew a box's LAN HTTPS certificate (clerk page) from the project CA
   broker run                 run Mosquitto in the foreground with the generated config
 """
     + hub_cli.HELP
@@ -107,6 +108,23 @@ def _parser() -> argparse.ArgumentParser:
         help="DNS name or IP address the operators' browsers use (repeat for several)",
     )
 
+    ah = cmd(
+        prov,
+        "agent-https",
+        "Issue or renew a box's LAN HTTPS certificate (DIR/sites/SITE/https.crt/.key) from the project CA "
+        "and name it in the site's agent.yaml (http.tls): the clerk page is then HTTPS only.",
+        "jiancha provision agent-https --dir /etc/jiancha --code 140702-001 --name 192.168.1.10",
+    )
+    ah.add_argument("--dir", type=Path, required=True)
+    ah.add_argument("--code", required=True, help="the site's code")
+    ah.add_argument(
+        "--name",
+        action="append",
+        required=True,
+        metavar="NAME",
+        help="LAN IP address or DNS name the clerks' browsers use (repeat for several)",
+    )
+
     br = sub.add_parser("broker", help="the managed Mosquitto").add_subparsers(dest="sub", required=True)
     brun = cmd(
         br,
@@ -118,6 +136,7 @@ def _parser() -> argparse.ArgumentParser:
 
     hub_cli.add_commands(sub)
     agent_cli.add_commands(sub)
+    agent_cli.add_clerk_commands(sub)
     hub_cli.add_admin_commands(sub)
     return p
 
@@ -129,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args) -> int:
     key = (args.cmd, getattr(args, "sub", None))
-    if args.cmd == "agent":
+    if args.cmd in ("agent", "clerk"):
         return agent_cli.dispatch(args)
     if key in hub_cli.COMMANDS:
         return hub_cli.dispatch(args)
@@ -176,6 +195,15 @@ def _dispatch(args) -> int:
         print(
             f"HTTPS certificate issued: {cert} for {', '.join(args.name)}; restart the hub to use it "
             f"(browsers must trust {args.dir / 'ca' / 'ca.crt'})"
+        )
+        return 0
+    if key == ("provision", "agent-https"):
+        from provisioning.agent_https import agent_https
+
+        cert = agent_https(args.dir, code=args.code, names=args.name)
+        print(
+            f"HTTPS certificate issued: {cert} for {', '.join(args.name)}; copy the site folder to the box and "
+            f"restart its agent (the clerks' browsers must trust {args.dir / 'ca' / 'ca.crt'})"
         )
         return 0
     if key == ("provision", "revoke-site"):

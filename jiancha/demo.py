@@ -374,6 +374,42 @@ def demo_admin(hub_yaml: Path) -> str:
     return password
 
 
+DEMO_CLERK = "演示窗口员"
+
+
+def demo_clerk(agent_yaml: Path, lookup_url: str) -> str:
+    """The demo's clerk at window 1 of a site (docs/clerk.md), with a new random PIN each run, and
+    the hall's lookup URL for its receipts; returns the PIN."""
+    import secrets
+
+    import yaml
+
+    from agent import clerks
+    from agent.store import AgentStore
+
+    raw = yaml.safe_load(agent_yaml.read_text(encoding="utf-8"))
+    raw["hall"] = {"supervision_phone": "0354-12345", "lookup_url": lookup_url}
+    agent_yaml.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    cfg = load_config(agent_yaml, AgentConfig)
+    while True:
+        pin = f"{secrets.randbelow(10**6):06d}"
+        try:
+            clerks.check_pin(pin)
+            break
+        except clerks.ClerkError:
+            continue
+    store = AgentStore(Path(cfg.data_dir) / "agent.db", cfg.site.code)
+    try:
+        now = clerks.now_ms()
+        if clerks.get(store.conn, DEMO_CLERK):
+            store.local_write(lambda c: clerks.reset(c, DEMO_CLERK, pin, now, "1"))
+        else:
+            store.local_write(lambda c: clerks.add(c, DEMO_CLERK, "1", pin, None, now))
+    finally:
+        store.close()
+    return pin
+
+
 def run_demo(
     *, sites: int = 3, http_port: int = 8080, data: Path = Path("demo-data"), duration: float | None = None
 ) -> int:
@@ -400,6 +436,7 @@ def run_demo(
             )
             children.append(hub)
             _wait_http(hub)
+            clerk_pin = demo_clerk(agent_yamls[0], f"http://127.0.0.1:{http_port}/public")
             agents = []
             for y in agent_yamls:
                 cfg = load_config(y, AgentConfig)
@@ -420,6 +457,11 @@ def run_demo(
             print(f"  登录账号 (login): {DEMO_LOGIN}  密码 (password): {demo_password}", flush=True)
             print(f"  机器令牌 (API bearer token): {hub_cfg.api.admin_token}", flush=True)
             print(f"  办件查询 (public lookup): http://127.0.0.1:{http_port}/public", flush=True)
+            print(
+                f"  窗口受理 (clerk window of {load_config(agent_yamls[0], AgentConfig).site.code}): {agents[0][0]}/"
+                f"  窗口人员 {DEMO_CLERK}  PIN {clerk_pin}",
+                flush=True,
+            )
             print(f"  broker: mqtts://127.0.0.1:{broker.port}  sites: {len(agents)}  — Ctrl-C to stop\n", flush=True)
             failure = asyncio.run(_run_sim(agents, duration, children, broker))
             if failure:

@@ -216,3 +216,53 @@ def test_keypad_press_with_undecodable_body_is_400(store, hall):
 def test_unknown_charset_is_400(store, hall, path):
     status, body = _post(store, hall, path, b"{}", "application/json; charset=klingon")
     assert status == 400 and "charset" in body["error"], body
+
+
+def test_no_clerk_page_answers_5xx_to_hostile_requests(store, hall, tmp_path, monkeypatch):
+    """The same walk over the app with the clerk's window pages (agent/web.py), as a logged-in
+    clerk (session cookie, with and without the CSRF token) and as a stranger."""
+    from agent import clerk_sessions, clerks
+    from tests.agent.clerk_helpers import Clock, cheap_hasher, make_web
+
+    cheap_hasher(monkeypatch)
+    store.local_write(lambda c: clerks.add(c, "李四", "1", "2580", None, 0))
+    clock = Clock(NOW)
+    sid = store.local_write(lambda c: clerk_sessions.create(c, "李四", clock.ms, None, clerk_sessions.SessionPolicy()))
+    csrf = clerk_sessions.csrf_token(sid)
+    case_no = store.register(NewCase(item_code="XK-001", applicant={"name": "王五"}, window="1"), NOW)["case_no"]
+    loop = asyncio.new_event_loop()
+    try:
+        limits = HttpLimits(request_timeout_s=10.0, max_connections=50)
+        app = create_app(
+            store, TOKEN, now=lambda: NOW, hall=hall, limits=limits, clerk_web=make_web(store, clock, hall)
+        )
+        runner, port = loop.run_until_complete(start_http(app, "127.0.0.1", 0, limits))
+        session = loop.run_until_complete(_session())
+        try:
+            cookie = {"Cookie": f"{clerk_sessions.COOKIE}={sid}"}
+            target = Target(
+                loop=loop,
+                base=f"http://127.0.0.1:{port}",
+                app=app,
+                credentials={
+                    "clerk": cookie,
+                    "clerk+csrf": {**cookie, "X-CSRF-Token": csrf},
+                    "none": {},
+                    "stale": {"Cookie": f"{clerk_sessions.COOKIE}={'x' * 43}"},
+                    "token": H,
+                },
+                known={"case_no": [case_no], "window": ["1"], "filename": ["clerk.css", "receipt.css", "clerk.js"]},
+                bodies={**BODIES, "/register": {"item_code": "XK-001", "name": "王五", "phone": "13800000000"}},
+                fields=[*FIELDS, "csrf", "pin", "q", "item", "kind", "paper", "done"],
+                query_keys=["q", "item", "kind", "paper", "done"],
+                deliberate_5xx=DELIBERATE_5XX,
+            )
+            results = walk(target, session, max_examples=40)
+        finally:
+            loop.run_until_complete(session.close())
+            loop.run_until_complete(runner.cleanup())
+    finally:
+        loop.close()
+    walked = {key for key, o in results.items() if o.requests}
+    assert {("GET", "/"), ("POST", "/login"), ("GET", "/register")} <= walked and walked == set(routes(app))
+    assert not report(results), "\n" + report(results)

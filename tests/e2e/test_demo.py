@@ -79,6 +79,11 @@ def test_demo_runs_and_ctrl_c_stops_everything(tmp_path):
             assert authenticate(conn, found.group(1), found.group(2) + "x") is None
         finally:
             conn.close()
+        # the first site's clerk window page, with its demo clerk and PIN printed
+        clerk = re.search(r"窗口受理 \(clerk window of \S+\): (\S+)  窗口人员 (\S+)  PIN (\d+)", out)
+        assert clerk, out[-2000:]
+        st, page = http("GET", clerk.group(1))
+        assert st == 200 and f"{clerk.group(2)}（1号窗口）" in page
     finally:
         p.send_signal(signal.SIGINT)
         code = p.wait(60)

@@ -27,6 +27,11 @@ COMMANDS = [
     ["user", "list"],
     ["user", "disable"],
     ["user", "reset"],
+    ["clerk", "add"],
+    ["clerk", "list"],
+    ["clerk", "disable"],
+    ["clerk", "reset"],
+    ["provision", "agent-https"],
 ]
 
 

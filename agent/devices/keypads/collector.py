@@ -60,6 +60,11 @@ class VoteCollector:
         with self._lock:
             return self.desk.arm(case_no, str(window), staff, department, self._mono_ns())
 
+    def session(self, window: str) -> Session | None:
+        """The window's live armed session (the clerk's page shows it), or None."""
+        with self._lock:
+            return self.desk.session(str(window), self._mono_ns())
+
     def expire(self) -> list[Session]:
         """End timed-out sessions; the unrated ones are returned."""
         with self._lock:

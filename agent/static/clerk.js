@@ -1,0 +1,16 @@
+// Small progressive enhancement of the clerk's pages (everything works without it):
+// the receipt's print button, and a confirmation before a step that closes a case.
+"use strict";
+document.addEventListener("DOMContentLoaded", () => {
+  const print = document.getElementById("print");
+  if (print) print.addEventListener("click", () => window.print());
+  for (const form of document.querySelectorAll("form.step")) {
+    const type = form.dataset.step;
+    if (["reject", "deny", "withdraw", "transfer"].includes(type)) {
+      form.addEventListener("submit", (ev) => {
+        const label = form.querySelector("button").textContent;
+        if (!window.confirm(`确定要“${label}”吗？此操作不能撤销。`)) ev.preventDefault();
+      });
+    }
+  }
+});
