@@ -15,3 +15,10 @@ document.getElementById("f").addEventListener("submit", async ev => {
     ${body.events.map(e => `<tr><td>${esc(cst(e.at).slice(0, 16))}</td><td>${esc(e.type_zh)}</td></tr>`).join("")}
     </tbody></table>`;
 });
+// the receipt's QR code opens /public?case_no=…&code=…: fill the form and look the case up at once
+{
+  const q = new URLSearchParams(location.search), no = q.get("case_no"), code = q.get("code");
+  if (no) document.getElementById("case_no").value = no.slice(0, 64);
+  if (code) document.getElementById("code").value = code.slice(0, 32);
+  if (no && code) document.getElementById("f").requestSubmit();
+}

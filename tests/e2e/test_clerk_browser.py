@@ -132,6 +132,16 @@ async def test_clerk_registers_prints_and_completes_offline_then_the_case_reache
         wait_for, lambda: _hub_case(env, case_no), 60, 0.3, f"{case_no} with its events at the hub"
     )
     assert got["clerk"] == "李四" and got["window"] == "1"
+
+    # the citizen scans the receipt's code with a phone: the lookup opens with the progress shown
+    async with chromium() as browser:
+        phone = await new_page(browser, width=390, height=844, mobile=True)
+        await phone.goto(url)
+        await phone.wait_for_function("document.getElementById('result').innerText.includes('当前状态')")
+        shown = await phone.inner_text("#result")
+        assert case_no in shown and "排水许可" in shown and "办结" in shown
+        assert "王五" not in shown  # no personal data on the public lookup
+        assert phone.errors == []
     assert (tmp_path / "receipt.png").stat().st_size > 10_000 and (tmp_path / "clerk.png").stat().st_size > 10_000
 
 
