@@ -442,8 +442,9 @@ def create_app(
     web_auth.add_routes(app)
     api_accounts.add_routes(app)
     app.router.add_static("/static/", STATIC)
-    from hub import api_devices, api_supervision
+    from hub import api_devices, api_supervision, api_wall
 
     api_supervision.add_routes(app, hub)
     api_devices.add_routes(app, hub)
+    api_wall.add_routes(app, hub)
     return app
