@@ -45,12 +45,11 @@ STATUS_ZH = {
     "transferred": "已转报",
 }
 PAGES = {
-    "/": "index.html",
     "/public": "public.html",
     "/tickets": "tickets.html",
     "/calendar": "calendar.html",
-    "/site": "site.html",
 }  # the HTML is public; its data comes from the API with the session cookie (/login: hub/web_auth.py)
+# (the wall "/" and the site page "/site": hub/api_wall.py, which sends a visitor without a session to /login)
 ALERT_ZH = {  # alert kinds written by hub/ingest.py
     "light_green": "转为绿灯",
     "light_yellow": "亮黄牌",

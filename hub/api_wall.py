@@ -9,6 +9,7 @@ import contextlib
 import json
 import time
 from collections import OrderedDict
+from pathlib import Path
 
 from aiohttp import web
 
@@ -16,9 +17,10 @@ from hub.httpjson import dumps, error
 from hub.votes import PeriodError, parse_period, site_votes
 from hub.wall import LATE_LIMIT_MAX, change_marker, wall_data
 from hub.wall_events import Stream, WallEvents
-from hub.web_auth import AUTH, actor_of
+from hub.web_auth import AUTH, actor_of, resolve_actor
 from protocol.calendar import CST
 
+STATIC = Path(__file__).parent / "static"
 HUB = web.AppKey("hub_wall", object)
 EVENTS = web.AppKey("wall_events", WallEvents)
 CACHE = web.AppKey("wall_cache", object)
@@ -179,6 +181,17 @@ async def get_site_votes(request: web.Request) -> web.Response:
     return web.json_response({"code": code, "name": hub.sites.name(code) or code, **data}, dumps=dumps)
 
 
+WALL_PAGES = {"/": "index.html", "/site": "site.html"}
+
+
+async def wall_page(request: web.Request) -> web.StreamResponse:
+    """The wall (/) and the site page (/site): a visitor without a session (or token) goes to
+    the login page at once instead of a page whose every call would be refused."""
+    if await resolve_actor(request, request.app[AUTH]) is None:
+        raise web.HTTPFound("/login")
+    return web.FileResponse(STATIC / WALL_PAGES[request.path], headers={"Cache-Control": "no-cache"})
+
+
 def add_routes(app: web.Application, hub) -> None:
     """Register the wall's routes and its poller (started and stopped with the app)."""
     api = hub.cfg.api
@@ -191,6 +204,8 @@ def add_routes(app: web.Application, hub) -> None:
         max_clients=api.wall_streams,
         max_per_session=api.wall_streams_per_session,
     )
+    for path in WALL_PAGES:
+        app.router.add_get(path, wall_page)
     app.router.add_get("/api/wall", get_wall)
     app.router.add_get("/api/events/wall", wall_stream)
     app.router.add_get("/api/sites/{code:[A-Za-z0-9][A-Za-z0-9_-]{0,63}}/votes", get_site_votes)
