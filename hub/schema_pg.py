@@ -186,4 +186,8 @@ MIGRATIONS = [
         CREATE INDEX audit_log_actor ON audit_log(actor, id);
     """,
     ),
+    (
+        "pg_wall_0001_department_index",
+        "CREATE INDEX cases_open_department_light ON cases(department, light) WHERE closed = 0;",
+    ),
 ]

@@ -17,6 +17,12 @@ from hub.store import URGENCY
 from protocol.calendar import CST, WorkCalendar
 from protocol.caseclock_types import VIOLATION_ZH
 
+URGENCY_LIGHT = URGENCY.split(",")[0]  # the index's first expression: 0 red, 1 yellow, 2 green
+
+# the wall's counts per department read one small partial index (bench/wall.py: without it
+# SQLite walks every case of the store); the same on PostgreSQL (hub/schema_pg.py)
+WALL_INDEX_SQL = "CREATE INDEX cases_open_department_light ON cases(department, light) WHERE closed = 0;"
+MIGRATIONS = [("wall_0001_department_index", WALL_INDEX_SQL)]
 WALL_COUNTER = "wall_changes"  # bumped by ingest whenever cases or a site's state changed (hub/ingest.py)
 LIGHTS = ("green", "yellow", "red")
 LIGHT_ZH = {"green": "绿灯", "yellow": "黄牌", "red": "红牌"}
@@ -154,7 +160,7 @@ def late_cases(conn, scope: str, args: tuple, today: date, cal, heads, site_name
     cur = conn.execute(
         "SELECT case_no, site, item_name, department, status, light, due_date, due_provisional, "
         "legal_due_date, violations, received_at, reg_json FROM cases "
-        f"WHERE closed = 0 AND light IN ('red', 'yellow'){scope} ORDER BY {URGENCY} LIMIT ?",
+        f"WHERE closed = 0 AND {URGENCY_LIGHT} < 2{scope} ORDER BY {URGENCY} LIMIT ?",  # a range of cases_open_urgency
         (*args, limit),
     )
     out = []
