@@ -103,6 +103,8 @@ def _sse(event: str, data: dict) -> bytes:
 async def wall_stream(request: web.Request) -> web.StreamResponse:
     """GET /api/events/wall: text/event-stream of `change` events (the change counter's value)."""
     ev, actor = request.app[EVENTS], actor_of(request)
+    if request.method == "HEAD":  # no body would ever be sent: do not hold a stream for it
+        return web.Response(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
     key = actor.session_hash or actor.name
     refused = ev.refuse(key)
     if refused is not None:

@@ -98,16 +98,18 @@ def test_too_many_streams_are_refused_with_a_clear_error(hub):
             third = await s.get(base + "/api/events/wall", headers=one)
             per_session = (third.status, await third.json(), third.headers.get("Retry-After"))
             opened.append(await s.get(base + "/api/events/wall", headers=other))
+            async with s.head(base + "/api/events/wall", headers=other) as head:  # answered, never held
+                head_status = head.status
             token = {"Authorization": f"Bearer {hub.cfg.api.admin_token}"}
             full = await s.get(base + "/api/events/wall", headers=token)
             per_process = (full.status, await full.json())
             statuses = [r.status for r in opened]
             for r in opened:
                 r.close()
-            return statuses, per_session, per_process
+            return statuses, per_session, per_process, head_status
 
-    statuses, per_session, per_process = asyncio.run(go())
-    assert statuses == [200, 200, 200]
+    statuses, per_session, per_process, head_status = asyncio.run(go())
+    assert statuses == [200, 200, 200] and head_status == 200
     assert per_session[0] == 429 and "实时大屏" in per_session[1]["error"] and per_session[2] == "60"
     assert per_process[0] == 503 and "连接已满" in per_process[1]["error"]
 
