@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -35,21 +36,24 @@ class WallCache:
     def __init__(self, entries: int = CACHE_ENTRIES, max_age_s: float = CACHE_MAX_AGE_S):
         self.entries, self.max_age_s = entries, max_age_s
         self.data: OrderedDict[tuple, tuple[int, str, float, bytes]] = OrderedDict()
+        self.lock = threading.Lock()  # requests compute in worker threads
 
     def get(self, key: tuple, marker: int, today: str, now: float) -> bytes | None:
         """The cached body if still valid for this marker and day."""
-        hit = self.data.get(key)
-        if hit is None or hit[0] != marker or hit[1] != today or now - hit[2] > self.max_age_s:
-            return None
-        self.data.move_to_end(key)
-        return hit[3]
+        with self.lock:
+            hit = self.data.get(key)
+            if hit is None or hit[0] != marker or hit[1] != today or now - hit[2] > self.max_age_s:
+                return None
+            self.data.move_to_end(key)
+            return hit[3]
 
     def put(self, key: tuple, marker: int, today: str, now: float, body: bytes) -> None:
         """Remember a body (the oldest entry goes beyond `entries`)."""
-        self.data[key] = (marker, today, now, body)
-        self.data.move_to_end(key)
-        while len(self.data) > self.entries:
-            self.data.popitem(last=False)
+        with self.lock:
+            self.data[key] = (marker, today, now, body)
+            self.data.move_to_end(key)
+            while len(self.data) > self.entries:
+                self.data.popitem(last=False)
 
 
 def _limit(request: web.Request) -> int:

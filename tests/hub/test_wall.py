@@ -217,3 +217,17 @@ def test_site_votes_by_window_and_staff_over_a_period(hub):
 def test_site_votes_are_not_for_another_county(hub):
     got = _get(hub, "sup-a", [f"/api/sites/{SITE_B}/votes", f"/api/sites/{SITE_A}/votes"])
     assert got[0][0] == 404 and got[1][0] == 200 and got[1][1]["total"]["satisfaction"] is None
+
+
+def test_the_wall_cache_holds_while_the_change_counter_stands():
+    from hub.api_wall import WallCache
+
+    c = WallCache(entries=2, max_age_s=30)
+    c.put(("a",), 5, "2026-12-09", 100.0, b"A")
+    assert c.get(("a",), 5, "2026-12-09", 120.0) == b"A"
+    assert c.get(("a",), 6, "2026-12-09", 120.0) is None  # something changed
+    assert c.get(("a",), 5, "2026-12-10", 120.0) is None  # a new day: days overdue move
+    assert c.get(("a",), 5, "2026-12-09", 131.0) is None  # older than max_age_s
+    c.put(("b",), 5, "2026-12-09", 100.0, b"B")
+    c.put(("c",), 5, "2026-12-09", 100.0, b"C")
+    assert c.get(("a",), 5, "2026-12-09", 101.0) is None and len(c.data) == 2  # the oldest went
