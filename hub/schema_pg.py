@@ -187,7 +187,7 @@ MIGRATIONS = [
     """,
     ),
     (
-        "pg_wall_0001_department_index",
-        "CREATE INDEX cases_open_department_light ON cases(department, light) WHERE closed = 0;",
+        "pg_wall_0001_open_cases_by_department",
+        "CREATE INDEX cases_open_department ON cases(department, light, site) WHERE closed = 0;",
     ),
 ]

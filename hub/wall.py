@@ -19,10 +19,11 @@ from protocol.caseclock_types import VIOLATION_ZH
 
 URGENCY_LIGHT = URGENCY.split(",")[0]  # the index's first expression: 0 red, 1 yellow, 2 green
 
-# the wall's counts per department read one small partial index (bench/wall.py: without it
-# SQLite walks every case of the store); the same on PostgreSQL (hub/schema_pg.py)
-WALL_INDEX_SQL = "CREATE INDEX cases_open_department_light ON cases(department, light) WHERE closed = 0;"
-MIGRATIONS = [("wall_0001_department_index", WALL_INDEX_SQL)]
+# the wall's counts per department, and (for a department officer) per site, read one small
+# partial index alone (bench/wall.py: without it SQLite reads every case of the department or
+# looks up each open case's site); the same on PostgreSQL (hub/schema_pg.py)
+WALL_INDEX_SQL = "CREATE INDEX cases_open_department ON cases(department, light, site) WHERE closed = 0;"
+MIGRATIONS = [("wall_0001_open_cases_by_department", WALL_INDEX_SQL)]
 WALL_COUNTER = "wall_changes"  # bumped by ingest whenever cases or a site's state changed (hub/ingest.py)
 LIGHTS = ("green", "yellow", "red")
 LIGHT_ZH = {"green": "绿灯", "yellow": "黄牌", "red": "红牌"}
