@@ -24,7 +24,9 @@ PART 2, LIVE. --walls clients (each value one scenario) hold GET /api/events/wal
 hub's real ingest path: verify, decrypt, store, project, commit), 0.3-0.6 s apart (so that the
 records fall anywhere in the 250 ms poll). For each record: the time from the end of the commit
 (process_group returned) to the change event at the last of the walls, and from the start of
-process_group (the record arriving). Client and server share this process and its event loop,
+process_group (the record arriving); and from the arrival until the last wall has the answer of
+its refetch of GET /api/wall (each wall refetches on the event, as dashboard.js does: the wall
+showing it). Client and server share this process and its event loop,
 as walls and hub share a machine's CPU; the ingest runs in a thread, as in `jiancha hub run`.
 """
 
@@ -155,18 +157,22 @@ async def route_times(hub, requests: int) -> list[tuple[str, float, float]]:
     return [(name, statistics.median(ts), pct(ts, 0.95)) for name, ts in by.items()]
 
 
-async def _read_events(resp, seen: list[float], ready: asyncio.Event) -> None:
-    """Note the monotonic time of each change event on one stream."""
+async def _read_events(resp, seen: list[float], shown: list[float], ready: asyncio.Event, refetch) -> None:
+    """Note the monotonic time of each change event on one stream, and when the wall's refetch
+    of GET /api/wall (as dashboard.js does on each change) has its answer."""
     async for raw in resp.content:
         line = raw.decode().rstrip("\n")
         if line == "event: hello":
             ready.set()
         elif line == "event: change":
             seen.append(time.monotonic())
+            await refetch()
+            shown.append(time.monotonic())
 
 
-async def live_times(hub, hubdir, walls: int, records: int) -> tuple[list[float], list[float]]:
-    """(commit → event at the last wall, arrival → event at the last wall), ms per record."""
+async def live_times(hub, hubdir, walls: int, records: int) -> tuple[list[float], list[float], list[float]]:
+    """(commit → event at the last wall, arrival → event at the last wall, arrival → the last
+    wall's refetched data), ms per record."""
     import aiohttp
 
     from protocol import topics
@@ -177,12 +183,20 @@ async def live_times(hub, hubdir, walls: int, records: int) -> tuple[list[float]
     hub.cfg.api.wall_streams_per_session = max(walls, 4)
     hub.cfg.api.wall_streams = max(walls, 200)
     token = {"Authorization": f"Bearer {hub.cfg.api.admin_token}"}
-    from_commit, from_arrival = [], []
+    from_commit, from_arrival, to_shown = [], [], []
     async with serve(hub) as (base, _app, _times), aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(None)) as http:
         streams = [await http.get(base + "/api/events/wall", headers=token) for _ in range(walls)]
         seen: list[list[float]] = [[] for _ in streams]
+        shown: list[list[float]] = [[] for _ in streams]
         ready = [asyncio.Event() for _ in streams]
-        readers = [asyncio.create_task(_read_events(s, seen[i], ready[i])) for i, s in enumerate(streams)]
+
+        async def refetch():
+            async with http.get(base + "/api/wall", headers=token) as r:
+                await r.read()
+
+        readers = [
+            asyncio.create_task(_read_events(s, seen[i], shown[i], ready[i], refetch)) for i, s in enumerate(streams)
+        ]
         for r in ready:
             await r.wait()
         rng = random.Random(7)
@@ -190,7 +204,7 @@ async def live_times(hub, hubdir, walls: int, records: int) -> tuple[list[float]
             acked, prev = hub.reader.execute("SELECT acked_seq, acked_hash FROM sites WHERE code=?", (site,)).fetchone()
             recs, _ = chain(site, 1, start_seq=acked + 1, prev=bytes(prev))
             batch = [(topics.site_batch(site), signer.seal(recs, acked + 1))]
-            before = [len(s) for s in seen]
+            before = [len(s) for s in shown]
             marks = {}
 
             def ingest(batch=batch, marks=marks):
@@ -201,17 +215,18 @@ async def live_times(hub, hubdir, walls: int, records: int) -> tuple[list[float]
             worker = threading.Thread(target=ingest)
             worker.start()
             async with asyncio.timeout(30):
-                while any(len(s) <= b for s, b in zip(seen, before)) or worker.is_alive():
+                while any(len(s) <= b for s, b in zip(shown, before)) or worker.is_alive():
                     await asyncio.sleep(0.002)
             last = max(s[b] for s, b in zip(seen, before))
             from_commit.append(1000 * (last - marks["commit"]))
             from_arrival.append(1000 * (last - marks["arrival"]))
+            to_shown.append(1000 * (max(s[b] for s, b in zip(shown, before)) - marks["arrival"]))
             await asyncio.sleep(rng.uniform(0.3, 0.6))
         for t in readers:
             t.cancel()
         for s in streams:
             s.close()
-    return from_commit, from_arrival
+    return from_commit, from_arrival, to_shown
 
 
 def main(argv: list[str]) -> int:
@@ -241,7 +256,7 @@ def main(argv: list[str]) -> int:
         urls = stores(a, hubdir, codes, engines, pg)
         for engine, url in urls.items():
             routes: dict[str, list[tuple[float, float]]] = {}
-            live: dict[int, list[tuple[list[float], list[float]]]] = {}
+            live: dict[int, list[tuple[list[float], list[float], list[float]]]] = {}
             for run in range(a.runs):
                 hub = province.make_hub(hubdir, url, province.STORE_NOW)
                 hub.ingest.publish = lambda *x, **k: None  # no broker: acks go nowhere
@@ -264,13 +279,13 @@ def main(argv: list[str]) -> int:
                 f"{engine}: record → event at the last open wall, ms (median over {a.runs} runs of {a.records} records)"
             )
             for n, runs in live.items():
-                c50 = statistics.median(pct(c, 0.5) for c, _ in runs)
-                c95 = statistics.median(pct(c, 0.95) for c, _ in runs)
-                r50 = statistics.median(pct(r, 0.5) for _, r in runs)
-                r95 = statistics.median(pct(r, 0.95) for _, r in runs)
+                c50, c95, r50, r95, s50, s95 = (
+                    statistics.median(pct(run[k], q) for run in runs) for k in (0, 1, 2) for q in (0.5, 0.95)
+                )
                 log(
-                    f"    {n:>3} wall(s): from the commit p50 {c50:>6.0f}  p95 {c95:>6.0f};"
-                    f"  from the record's arrival p50 {r50:>6.0f}  p95 {r95:>6.0f}"
+                    f"    {n:>3} wall(s): event from the commit p50 {c50:>5.0f} p95 {c95:>5.0f};"
+                    f" from the arrival p50 {r50:>5.0f} p95 {r95:>5.0f};"
+                    f" refetched data from the arrival p50 {s50:>5.0f} p95 {s95:>5.0f}"
                 )
     log(province.load_line())
     return 0

@@ -37,6 +37,7 @@ class WallCache:
         self.entries, self.max_age_s = entries, max_age_s
         self.data: OrderedDict[tuple, tuple[int, str, float, bytes]] = OrderedDict()
         self.lock = threading.Lock()  # requests compute in worker threads
+        self.locks: dict[tuple, asyncio.Lock] = {}  # one computation per key at a time (get_wall)
 
     def get(self, key: tuple, marker: int, today: str, now: float) -> bytes | None:
         """The cached body if still valid for this marker and day."""
@@ -96,7 +97,11 @@ async def get_wall(request: web.Request) -> web.Response:
         request.app[CACHE].put(key, marker, today, mono, body)
         return body
 
-    body = await asyncio.to_thread(compute)
+    locks = request.app[CACHE].locks
+    if len(locks) > CACHE_ENTRIES and not any(lock.locked() for lock in locks.values()):
+        locks.clear()  # bounded: one lock per scope and size in use
+    async with locks.setdefault(key, asyncio.Lock()):  # fifty walls after one change: one computes
+        body = await asyncio.to_thread(compute)
     return web.Response(body=body, content_type="application/json", headers={"Cache-Control": "no-store"})
 
 
