@@ -7,9 +7,6 @@ const LEVELS = ["非常满意", "满意", "基本满意", "不满意", "非常�
 function windowName(w) { return w ? (/窗口$/.test(w) ? w : w + "号窗口") : "未登记窗口"; }
 function kv(name, value, cls) { return `<div><span>${esc(name)}</span><b class="${cls || ""}">${value}</b></div>`; }
 function pct(x) { return x === null || x === undefined ? "—" : (x * 100).toFixed(1) + "%"; }
-function chinaDate(offsetDays) {  // YYYY-MM-DD in China time, `offsetDays` from today
-  return cst(Date.now() + offsetDays * 86400000).slice(0, 10);
-}
 
 async function load() {
   const r = await fetch(`/api/sites/${encodeURIComponent(code)}`, {credentials: "same-origin"});
@@ -58,14 +55,18 @@ async function load() {
 function levelCells(v) { return v.levels.map(n => `<td class="num">${n}</td>`).join("") +
   `<td class="num">${v.total}</td><td class="num">${pct(v.satisfaction)}</td>`; }
 
-async function loadVotes() {
-  const q = new URLSearchParams({from: document.getElementById("from").value, to: document.getElementById("to").value});
+async function loadVotes(first) {
+  // the first time without dates: the hub's default period (the last 30 days by the hub's clock)
+  const q = first ? new URLSearchParams() :
+    new URLSearchParams({from: document.getElementById("from").value, to: document.getElementById("to").value});
   const r = await fetch(`/api/sites/${encodeURIComponent(code)}/votes?${q}`, {credentials: "same-origin"});
   const note = document.getElementById("votes-note");
   if (r.status === 401) { location.href = "/login"; return; }
   const v = await r.json();
   if (!r.ok) { note.textContent = v.error || "查询失败"; note.className = "bad"; return; }
   note.className = "muted";
+  document.getElementById("from").value = v.from;
+  document.getElementById("to").value = v.to;
   note.textContent = `${v.from} 至 ${v.to}，有效评价 ${v.total.total} 条，误按等已标记 ${v.misuse} 条（不计入）`;
   document.getElementById("votes-total").innerHTML =
     LEVELS.map((name, i) => `<div class="tile"><span>${name}</span><b>${v.total.levels[i]}</b></div>`).join("") +
@@ -78,7 +79,5 @@ async function loadVotes() {
     `<tr><td colspan="9" class="muted">该期间没有评价</td></tr>`;
 }
 
-document.getElementById("from").value = chinaDate(-29);
-document.getElementById("to").value = chinaDate(0);
-document.getElementById("period").addEventListener("submit", e => { e.preventDefault(); loadVotes(); });
-load(); loadVotes(); setInterval(load, 10000);
+document.getElementById("period").addEventListener("submit", e => { e.preventDefault(); loadVotes(false); });
+load(); loadVotes(true); setInterval(load, 10000);
