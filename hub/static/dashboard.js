@@ -50,12 +50,18 @@ function renderLate(w) {
     <td>${c.reasons_zh.map(r => `<span class="reason${c.light === "yellow" ? " soon" : ""}">${esc(r)}</span>`).join("")}</td></tr>`).join("");
 }
 
+let siteLinks = false;  // the site page is for admins and supervisors (hub/access.py)
+function siteCell(s) {
+  const name = esc(s.name);
+  return siteLinks ? `<a href="/site?code=${encodeURIComponent(s.code)}">${name}</a>` : name;
+}
+
 function renderSites(w) {
   siteNames = Object.fromEntries(w.sites.map(s => [s.code, s.name]));
   const sel = document.getElementById("f-site");
   if (sel.options.length <= 1) for (const s of w.sites) sel.add(new Option(s.name, s.code));
   document.querySelector("#sites tbody").innerHTML = w.sites.map(s => `<tr data-site="${esc(s.code)}">
-    <td><a href="/site?code=${encodeURIComponent(s.code)}">${esc(s.name)}</a><span class="code">${esc(s.code)}</span></td>
+    <td>${siteCell(s)}<span class="code">${esc(s.code)}</span></td>
     <td class="${s.online ? "online" : "offline"}">${s.online === undefined ? "—" : (s.online ? "● 在线" : "○ 离线")}</td>
     <td>${s.online === undefined ? "—" : fmt(s.last_seen)}</td>
     <td class="num">${s.green}</td><td class="num">${s.yellow}</td><td class="num">${s.red}</td></tr>`).join("");
@@ -87,6 +93,8 @@ async function refresh() {
   busy = true;
   try {
     const w = await api("/api/wall");
+    const who = await me();  // (cached) whether site names link to the site page
+    siteLinks = !!who && ["admin", "supervisor"].includes(who.role);
     renderSummary(w); renderLate(w); renderSites(w);
     await renderCases();
     document.body.dataset.version = String(w.version);

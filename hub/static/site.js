@@ -11,7 +11,11 @@ function pct(x) { return x === null || x === undefined ? "—" : (x * 100).toFix
 async function load() {
   const r = await fetch(`/api/sites/${encodeURIComponent(code)}`, {credentials: "same-origin"});
   if (r.status === 401) { location.href = "/login"; return; }
-  if (!r.ok) { document.getElementById("health").textContent = "站点不存在，或不在您的管辖范围内"; return; }
+  if (!r.ok) {
+    document.getElementById("health").textContent =
+      r.status === 403 ? "您的角色无权查看站点详情" : "站点不存在，或不在您的管辖范围内";
+    return;
+  }
   const s = await r.json();
   document.title = `${s.name} — 电子监察平台`;
   document.getElementById("title").textContent = s.name;

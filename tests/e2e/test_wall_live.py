@@ -20,6 +20,7 @@ HEADS = """departments:
   - name: 住房和城乡建设局
     head: {name: 王建国, phone: "13800138000"}
 """
+VIEWER_PASSWORD = "viewer-password-1234"
 APPEAR_S = 10.0  # generous on a loaded test machine; bench/wall.py measures the real delay
 
 
@@ -93,6 +94,26 @@ async def test_the_wall_shows_a_new_case_without_reload_and_the_site_page_speaks
         assert await page.inner_text("#satisfaction") == "100.0%"
         await page.screenshot(path=str(tmp_path / "site.png"))
         assert page.errors == []
+
+        # a viewer (read-only wall): the same wall, site names without links to the site page
+        st, _ = await asyncio.to_thread(
+            http,
+            "POST",
+            f"{env.hub_url}/api/users",
+            {"login": "viewer1", "role": "viewer", "password": VIEWER_PASSWORD},
+            env.token,
+        )
+        assert st == 201, st
+        viewer = await new_page(browser)
+        await viewer.goto(f"{env.hub_url}/login")
+        await viewer.fill("input[name=login]", "viewer1")
+        await viewer.fill("input[name=password]", VIEWER_PASSWORD)
+        await viewer.click("button[type=submit]")
+        await viewer.wait_for_selector(f"#late tr[data-case='{cases['late']}']")
+        await viewer.wait_for_selector("#sites tr[data-site='S01']")
+        assert await viewer.locator("#sites a").count() == 0
+        assert "S01便民服务中心" in await viewer.inner_text("#sites")
+        assert viewer.errors == []
     screens = os.environ.get("JIANCHA_SCREENS")
     if screens:
         for name in ("wall.png", "site.png"):
