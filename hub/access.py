@@ -63,6 +63,8 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/sites"): _r(ADMIN, SUPERVISOR, VIEWER, scope="list"),
     ("GET", "/api/alerts"): _r(ADMIN, SUPERVISOR, VIEWER, scope="list"),
     ("GET", "/api/cards"): _r(*ANY, scope="list"),
+    ("GET", "/api/wall"): _r(*ANY, scope="list"),
+    ("GET", "/api/events/wall"): _r(*ANY),  # "something changed" only: no data to scope
     # 督办: tickets, replies, reviews, documents
     ("GET", "/api/tickets"): _r(ADMIN, SUPERVISOR, DEPARTMENT, scope="list"),
     ("GET", "/api/tickets/{id}"): _r(ADMIN, SUPERVISOR, DEPARTMENT, scope="ticket"),
@@ -82,6 +84,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/calendar"): _r(ADMIN),
     # sites and their devices
     ("GET", "/api/sites/{code}"): _r(*OPERATORS, scope="site"),
+    ("GET", "/api/sites/{code}/votes"): _r(*OPERATORS, scope="site"),
     ("GET", "/api/sites/{code}/snapshots/{seq}.jpg"): _r(*OPERATORS, scope="site"),
     ("POST", "/api/sites/{code}/sign"): _r(*OPERATORS, scope="site"),
     ("GET", "/api/sites/{code}/signs/{window}.png"): _r(ADMIN, SUPERVISOR, VIEWER, scope="site"),

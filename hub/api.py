@@ -46,11 +46,10 @@ STATUS_ZH = {
     "transferred": "已转报",
 }
 PAGES = {
-    "/": "index.html",
     "/public": "public.html",
     "/calendar": "calendar.html",
-    "/site": "site.html",
 }  # the HTML is public; its data comes from the API with the session cookie (/login: hub/web_auth.py)
+# (the wall "/" and the site page "/site": hub/api_wall.py, which sends a visitor without a session to /login)
 ALERT_ZH = {  # alert kinds written by hub/ingest.py
     "light_green": "转为绿灯",
     "light_yellow": "亮黄牌",
@@ -468,11 +467,12 @@ def create_app(
     web_auth.add_routes(app)
     api_accounts.add_routes(app)
     app.router.add_static("/static/", STATIC)
-    from hub import api_devices, api_supervision
+    from hub import api_devices, api_supervision, api_wall
 
     api_supervision.add_routes(app, hub)
     api_devices.add_routes(app, hub)
     from hub import pages
 
     pages.setup(app, hub)
+    api_wall.add_routes(app, hub)
     return app

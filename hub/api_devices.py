@@ -6,6 +6,7 @@ import asyncio
 import io
 import time
 import unicodedata
+from datetime import datetime
 from functools import lru_cache
 
 from aiohttp import web
@@ -18,6 +19,7 @@ from hub.devices import site_detail, snapshot
 from hub.httpjson import dumps, error, read_model
 from hub.web_auth import actor_of
 from protocol import topics
+from protocol.calendar import CST
 from protocol.clips import CLIP_ID_RE
 from protocol.wire import encode_msg
 
@@ -57,9 +59,27 @@ def _site(request: web.Request, online: bool = False) -> str:
 
 
 async def get_site(request: web.Request) -> web.Response:
-    """One site: heartbeat, device events, vote counts."""
-    code = request.match_info["code"]
-    return web.json_response({"code": code, **site_detail(request.app[HUB].reader, code)}, dumps=dumps)
+    """One site: its name and link state (online, last seen, clock, backlog), heartbeat, device
+    events, vote counts."""
+    hub, code = request.app[HUB], request.match_info["code"]
+    row = hub.reader.execute(
+        "SELECT online, last_seen_ms, clock, acked_seq, max_seq, agent_last_seq, software, chain_breaks "
+        "FROM sites WHERE code=?",
+        (code,),
+    ).fetchone()
+    online, last_ms, clock, acked, max_seq, agent_last, software, breaks = row or (0, None, None, 0, 0, 0, None, 0)
+    link = {
+        "name": hub.sites.name(code) or code,
+        "online": bool(online),
+        "last_seen": datetime.fromtimestamp(last_ms / 1000, CST).isoformat(timespec="seconds") if last_ms else None,
+        "clock": clock or "unknown",
+        "acked_seq": acked or 0,
+        "backlog": max(0, max(agent_last or 0, max_seq or 0) - (acked or 0)),
+        "software": software,
+        "chain_breaks": breaks or 0,
+        "revoked": hub.sites.is_revoked(code),
+    }
+    return web.json_response({"code": code, **link, **site_detail(hub.reader, code)}, dumps=dumps)
 
 
 async def get_snapshot(request: web.Request) -> web.Response:

@@ -57,6 +57,18 @@ class HubApi(HttpServer):
     body_timeout_s: float = Field(
         30.0, gt=0, le=3600, description="A request's body must arrive whole within this time"
     )
+    wall_streams: int = Field(
+        200, ge=1, le=10_000, description="Live walls (server-sent event streams) one hub process serves at most"
+    )
+    wall_streams_per_session: int = Field(
+        4, ge=1, le=100, description="Live walls one session (or token) may hold open at once"
+    )
+    wall_poll_s: float = Field(
+        0.25, ge=0.05, le=10, description="How often each hub process looks for changes while a wall is open"
+    )
+    wall_heartbeat_s: float = Field(
+        15.0, ge=1, le=300, description="A keep-alive line on an idle wall stream this often (and the session checked)"
+    )
     tls: HubTls | None = Field(
         None,
         description="Serve HTTPS only, with this certificate and key (unset: plain HTTP, "

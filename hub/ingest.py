@@ -28,6 +28,7 @@ from hub.clockcheck import flag_clock
 from hub.db import POSTGRESQL, engine, retryable_errors, site_transaction
 from hub.keys import HubKeys, SiteKeys
 from hub.projection import due_for_sweep, project_cases
+from hub.wall import WALL_COUNTER
 from iobase.sqlite import transaction
 from protocol import topics
 from protocol.calendar import CST
@@ -677,6 +678,7 @@ class Ingestor:
                 site,
             ),
         )
+        db.bump(self.conn, WALL_COUNTER)  # online/offline shows on the wall
         if online:
             # tell a (re)born agent where we stand, so it resends exactly what we lack; if it
             # believes more was acked than we hold (our database was restored), ask for it again
@@ -736,6 +738,8 @@ class Ingestor:
         sweep, which holds the store's write lock alone, looks at all."""
         held, released = self._held_sites(now_ms, scope)
         case_nos = set(case_nos)
+        if case_nos or released:  # open walls refetch (hub/wall_events.py polls this counter)
+            db.bump(self.conn, WALL_COUNTER)
         for site, from_seq in released.items():  # a backlog is in: judge once, on the whole history,
             case_nos.update(
                 r[0]

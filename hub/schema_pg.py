@@ -186,4 +186,8 @@ MIGRATIONS = [
         CREATE INDEX audit_log_actor ON audit_log(actor, id);
     """,
     ),
+    (
+        "pg_wall_0001_open_cases_by_department",
+        "CREATE INDEX cases_open_department ON cases(department, light, site) WHERE closed = 0;",
+    ),
 ]

@@ -200,6 +200,7 @@ def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
     from hub.documents import MIGRATIONS as DOCUMENTS
     from hub.notify import MIGRATIONS as NOTIFY
     from hub.supervision import MIGRATIONS as SUPERVISION
+    from hub.wall import MIGRATIONS as WALL
 
     return [
         *MIGRATIONS,
@@ -211,6 +212,7 @@ def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
         *WORKER_MIGRATIONS,
         *CASE_INDEX_MIGRATIONS,
         *ACCOUNTS,
+        *WALL,
     ]
 
 

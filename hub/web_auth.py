@@ -56,6 +56,7 @@ class AuthState:
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     body_timeout_s: float = 30.0
     now_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))  # tests pass their clock
+    on_session_end: list[Callable[[str], object]] = field(default_factory=list)  # called with the hash at logout
 
 
 AUTH = web.AppKey("auth", AuthState)
@@ -375,6 +376,8 @@ async def logout(request: web.Request) -> web.Response:
         audit.record(c, now, actor.name, actor.role, "logout", None, request.remote, "ok")
 
     await asyncio.to_thread(st.hub.write, finish)
+    for hook in st.on_session_end:  # e.g. the session's live walls (hub/wall_events.py)
+        hook(actor.session_hash)
     request[AUDIT_DONE] = True
     resp = web.HTTPFound("/login")
     resp.del_cookie(COOKIE, path="/")

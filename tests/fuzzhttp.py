@@ -360,6 +360,8 @@ async def _send(session: aiohttp.ClientSession, method: str, url: str, headers: 
         async with session.request(
             method, URL(url, encoded=True), headers=headers, data=body, allow_redirects=False
         ) as r:
+            if r.content_type == "text/event-stream":  # a live stream never ends: its first line will do
+                return r.status, await r.content.readline()
             return r.status, await r.read()
     except aiohttp.ClientResponseError as exc:
         return exc.status, str(exc.message).encode()

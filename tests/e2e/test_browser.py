@@ -49,7 +49,8 @@ async def test_supervisor_wall_and_citizen_lookup(env, tmp_path):
         assert rows[0] == [red["case_no"], "red"]  # worst first
         assert [fresh["case_no"], "green"] in rows
         text = await b.eval("document.body.innerText")
-        assert "红牌 1" in text and "S01便民服务中心" in text and "在线" in text
+        assert await b.eval("document.getElementById('n-red').textContent") == "1"
+        assert "S01便民服务中心" in text and "在线" in text
         await b.screenshot(tmp_path / "wall.png")
 
         await b.goto(f"{env.hub_url}/public")

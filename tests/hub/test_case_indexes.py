@@ -25,6 +25,7 @@ ROUTES = [
     "/api/cases?site=S01&limit=50&offset=20",
     "/api/cases?department=%E4%BD%8F%E5%BB%BA%E5%B1%80&status=accepted&limit=50",
     "/api/cards",
+    "/api/wall",
     "/metrics",
 ]
 
