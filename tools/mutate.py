@@ -67,6 +67,38 @@ MUTATIONS: list[Mutation] = [
         'synchronous: str = "OFF", pool: int = 0',
         ("tests/e2e/test_power_cut.py::test_every_record_the_hub_acknowledged_survives_a_power_cut_of_the_hub",),
     ),
+    Mutation(
+        "chain_in_batch",
+        "the hash-chain check inside one batch switched off",
+        "hub/ingest.py",
+        "if records[i][0].prev != _h(records[i - 1][1]):",
+        "if False:",
+        ("tests/hub/test_ingest.py",),
+    ),
+    Mutation(
+        "immediate_days",
+        "the check that a 即办件 item has promised_days 0 removed",
+        "protocol/models.py",
+        'if self.case_type == "immediate" and self.promised_days != 0:',
+        "if False:",
+        ("tests/protocol/test_caseclock.py", "tests/hub/test_catalog.py"),
+    ),
+    Mutation(
+        "lookup_limit_off",
+        "the public lookup's rate limiter not consulted",
+        "hub/api.py",
+        "if not limiter.allow(limiter.key(request.remote), time.monotonic()):",
+        "if False:",
+        ("tests/hub/test_http_hardening.py",),
+    ),
+    Mutation(
+        "lookup_limit_default",
+        "the hub's default lookup limiter made unlimited (tests that pass their own still see 429)",
+        "hub/api.py",
+        "def __init__(self, n: int = 30, window_s: float = 60.0, *, global_n: int = 1200",
+        "def __init__(self, n: int = 10**9, window_s: float = 60.0, *, global_n: int = 10**9",
+        ("tests/hub/test_http_hardening.py",),
+    ),
 ]
 
 
