@@ -99,6 +99,38 @@ MUTATIONS: list[Mutation] = [
         "def __init__(self, n: int = 10**9, window_s: float = 60.0, *, global_n: int = 10**9",
         ("tests/hub/test_http_hardening.py",),
     ),
+    Mutation(
+        "drain_order",
+        "the outbox drain sends the old backlog before live records",
+        "agent/drain.py",
+        "        if self.live_next <= head:\n",
+        "        if self.live_next <= head and self.backlog_next > self.backlog_end:\n",
+        ("tests/e2e/test_walking_skeleton.py::test_live_records_overtake_backlog", "tests/agent/test_drain.py"),
+    ),
+    Mutation(
+        "outbox_dedupe",
+        "the notification outbox's dedupe key made unique per insert (ON CONFLICT never fires)",
+        "hub/notify/outbox.py",
+        "            dedupe_key,\n            channel,\n",
+        "            f\"{dedupe_key}|{__import__('time').time_ns()}\",\n            channel,\n",
+        ("tests/hub/notify/test_notifier.py", "tests/e2e/test_notifications.py"),
+    ),
+    Mutation(
+        "revoke_broker",
+        "revoke-site leaves the broker's ACL as it was (the CRL still refuses new connections)",
+        "provisioning/setup.py",
+        "        write_acl(root, registry)  # first: the ACL is what cuts off a live connection\n",
+        "",
+        ("tests/e2e/test_wire_faults.py::test_revoked_site_records_no_longer_arrive",),
+    ),
+    Mutation(
+        "revoke_hub",
+        "the hub keeps taking a revoked site's batches (its key stays loaded)",
+        "hub/keys.py",
+        "                revoked.add(s.code)\n                continue\n",
+        "                revoked.add(s.code)\n",
+        ("tests/e2e/test_wire_faults.py::test_revocation_at_the_hub_alone_refuses_what_the_broker_lets_through",),
+    ),
 ]
 
 

@@ -149,8 +149,14 @@ def test_broker_restart_mid_drain(env):
 
 
 def test_live_records_overtake_backlog(env):
-    """While a backlog drains, a fresh case still reaches the hub quickly (live first)."""
+    """While a backlog drains, a fresh case reaches the hub before the backlog is through (live
+    first). The drain is slowed (10-record batches, 40 records/s: the 200-case backlog takes
+    about 5 s), so "before" is seen, not assumed: in backlog-first order the live case could
+    only arrive after all 200."""
     _wait_catalog(env, "S01")
+    env.agents["S01"].stop()
+    env.set_agent("S01", sync={"batch_max_records": 10, "rate_per_s": 40})
+    env.start_agent("S01")
     env.broker.stop()
     for _ in range(200):
         assert env.register("S01", "QR-001")[0] == 201
@@ -164,5 +170,7 @@ def test_live_records_overtake_backlog(env):
         0.05,
         what="live case at hub",
     )
+    at_arrival = env.hub_get("/api/cases?site=S01")["total"]
+    assert at_arrival < 201 - 50, f"the live case arrived after {at_arrival - 1} of 200 backlog cases"
     env.wait_synced("S01", 60)
     assert env.hub_get("/api/cases?site=S01")["total"] == 201
