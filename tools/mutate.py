@@ -131,6 +131,22 @@ MUTATIONS: list[Mutation] = [
         "                revoked.add(s.code)\n",
         ("tests/e2e/test_wire_faults.py::test_revocation_at_the_hub_alone_refuses_what_the_broker_lets_through",),
     ),
+    Mutation(
+        "eviction_floor",
+        "retention no longer evicts recordings to meet the free-space floor (age only)",
+        "agent/devices/camera/record/retention.py",
+        "    if free_bytes + freed < floor_bytes:\n        taken",
+        "    if False:\n        taken",
+        ("tests/agent/test_health.py",),
+    ),
+    Mutation(
+        "clip_acks_lost",
+        "the box does not record the hub's clip-chunk acks (a restarted box resends everything)",
+        "agent/devices/camera/record/clips.py",
+        '"INSERT OR IGNORE INTO clip_acks(clip_id, idx) VALUES (?, ?)"',
+        '"SELECT ?, ?"',
+        ("tests/e2e/test_clips.py::test_clip_upload_resumes_and_is_verified",),
+    ),
 ]
 
 
