@@ -147,6 +147,14 @@ MUTATIONS: list[Mutation] = [
         '"SELECT ?, ?"',
         ("tests/e2e/test_clips.py::test_clip_upload_resumes_and_is_verified",),
     ),
+    Mutation(
+        "store_full_as_poison",
+        "a batch the hub cannot store for lack of space is quarantined as internal_error",
+        "hub/ingest.py",
+        "if is_store_full(exc):  # not the message's fault",
+        "if False:",
+        ("tests/e2e/test_hub_disk_full.py",),
+    ),
 ]
 
 
