@@ -155,6 +155,47 @@ MUTATIONS: list[Mutation] = [
         "if False:",
         ("tests/e2e/test_hub_disk_full.py",),
     ),
+    # -- mutations the suite caught before issue 15 (kept so that it keeps catching them) --------
+    Mutation(
+        "cross_batch_chain",
+        "the hub's fast path no longer checks that a batch links to the record before it",
+        "hub/ingest.py",
+        "            for seq, rh, prev in fresh:\n                if prev != h:\n                    broke_at = seq\n                    break\n",
+        "            for seq, rh, prev in fresh:\n",
+        ("tests/hub/test_ingest.py", "tests/hub/test_ingest_fast_path.py"),
+    ),
+    Mutation(
+        "config_unsigned",
+        "the agent applies config not signed by its hub",
+        "protocol/wire.py",
+        "        verify_key.verify(env[2], CONFIG_SIG_PREFIX + env[1])\n",
+        "        pass\n",
+        ("tests/e2e/test_wire_faults.py::test_agent_refuses_config_not_signed_by_its_hub", "tests/agent/test_sync.py"),
+    ),
+    Mutation(
+        "holidays_ignored",
+        "the working-day calendar ignores statutory holidays",
+        "protocol/calendar.py",
+        "return d in t.workdays or (d.weekday() < 5 and d not in t.holidays)",
+        "return d in t.workdays or d.weekday() < 5",
+        ("tests/protocol/test_calendar.py", "tests/protocol/test_caseclock.py"),
+    ),
+    Mutation(
+        "yellow_threshold",
+        "yellow only when fewer than yellow_days remain (< instead of <=)",
+        "protocol/caseclock.py",
+        "elif remaining is not None and remaining <= yellow:",
+        "elif remaining is not None and remaining < yellow:",
+        ("tests/protocol/test_caseclock.py", "tests/protocol/test_caseclock_clocks.py"),
+    ),
+    Mutation(
+        "repeated_supplement",
+        "a second 补正 notice is no longer flagged (one complete notice, Art. 32)",
+        "protocol/caseclock_replay.py",
+        "        if self.supplement_requests:\n            return self.flag(",
+        "        if False:\n            return self.flag(",
+        ("tests/protocol/test_caseclock.py",),
+    ),
 ]
 
 
