@@ -155,6 +155,14 @@ MUTATIONS: list[Mutation] = [
         "if False:",
         ("tests/e2e/test_hub_disk_full.py",),
     ),
+    Mutation(
+        "clip_unsynced",
+        "a built clip and its meta file are not fsync'd before the upload starts",
+        "agent/clipsend.py",
+        "            fsync_path(path)\n            write_private(self.clips_dir / f\"{meta['clip_id']}.json\", json.dumps(meta).encode())\n",
+        "            (self.clips_dir / f\"{meta['clip_id']}.json\").write_text(json.dumps(meta))\n",
+        ("tests/e2e/test_clips.py::test_clip_upload_resumes_and_is_verified",),
+    ),
     # -- mutations the suite caught before issue 15 (kept so that it keeps catching them) --------
     Mutation(
         "cross_batch_chain",

@@ -13,6 +13,8 @@ import subprocess
 import sys
 import urllib.request
 
+import pytest
+
 from agent.devices.camera.record.index import RecordingsIndex, Segment
 from agent.devices.camera.record.layout import segment_relpath
 from protocol import topics
@@ -20,6 +22,7 @@ from protocol.crypto import load_private_pem
 from protocol.wire import decode_msg
 from tests.agent.devices.camera.helpers import make_video
 from tests.e2e.harness import REPO, http, wait_for
+from tests.powercut import PowerCut, build_shim
 from tests.provisioning.mqtt_helpers import connect
 
 T0 = 1_795_000_000_000
@@ -39,7 +42,7 @@ def _recordings(tmp_path) -> RecordingsIndex:
     return index
 
 
-def _clipbox(env, index: RecordingsIndex, cmd: dict, mode: str) -> subprocess.Popen:
+def _clipbox(env, index: RecordingsIndex, cmd: dict, mode: str, extra_env: dict | None = None) -> subprocess.Popen:
     """The box side as its own process (tests/e2e/clipbox.py)."""
     args = [str(env.root), str(index.root), str(env.broker.port), json.dumps(cmd), mode]
     return subprocess.Popen(
@@ -47,11 +50,16 @@ def _clipbox(env, index: RecordingsIndex, cmd: dict, mode: str) -> subprocess.Po
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": str(REPO), **(extra_env or {})},
     )
 
 
-def test_clip_upload_resumes_and_is_verified(env, tmp_path):
+@pytest.fixture(scope="module")
+def shim(tmp_path_factory):
+    return build_shim(tmp_path_factory.mktemp("powercut"))
+
+
+def test_clip_upload_resumes_and_is_verified(env, tmp_path, shim):
     index = _recordings(tmp_path)
     index.close()  # the box processes below open it themselves
     box = connect(env.root, "S03", env.broker)  # the box's MQTT identity (certificate S03)
@@ -78,14 +86,18 @@ def test_clip_upload_resumes_and_is_verified(env, tmp_path):
         assert cmd["cmd"] == "clip" and cmd["clip_id"] == r["clip_id"]
 
         box.close()  # one MQTT session per site: the box processes below take it over
-        # first box process: sends, gets a few acks, then crashes (SIGKILL)
+        # first box process: sends, gets a few acks, then loses its power (SIGKILL, and every
+        # write under the recordings folder that was not fsync'd is lost: tests/powercut)
         # the smallest chunks the hub takes (MIN_CHUNK_BYTES): the clip is about 10 of them
-        first = _clipbox(env, index, cmd, "first")
+        cut = PowerCut(shim, index.root)
+        first = _clipbox(env, index, cmd, "first", cut.env())
         try:
             at_kill = json.loads(first.stdout.readline() or "{}")
         finally:
             first.kill()
             first.wait()
+            cut.cut()
+            cut.close()
         total, left = at_kill["total"], at_kill["pending"]
         assert total > 6 and left < total
         # second box process: resumes only what was not acknowledged
