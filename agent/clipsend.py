@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from agent.devices.camera.record.clips import ClipUpload, build_clip
+from iobase.files import fsync_path, write_private
 from protocol import topics
 from protocol.clips import ClipChunk, seal_chunk
 
@@ -82,8 +83,15 @@ class ClipSender:
         """After a restart: continue every unfinished upload whose clip file is still there."""
         n = 0
         for meta_file in sorted(self.clips_dir.glob("*.json")) if self.clips_dir.exists() else []:
-            meta = json.loads(meta_file.read_text())
-            path = self.clips_dir / f"{meta['clip_id']}.mp4"
+            try:
+                meta = json.loads(meta_file.read_text())
+                path = self.clips_dir / f"{meta['clip_id']}.mp4"
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                # written before this version made it durable, or damaged: never stop the box for
+                # it (start-up would fail at every boot); the hub's request stays unanswered
+                log.warning("clip upload %s cannot be resumed, dropped: %s", meta_file.name, exc)
+                meta_file.unlink(missing_ok=True)
+                continue
             if path.exists():
                 self._start(path, meta)
                 n += 1
@@ -98,7 +106,11 @@ class ClipSender:
     def _build_and_send(self, meta: dict) -> None:
         try:
             path = build_clip(self.index, meta["camera"], int(meta["start_ms"]), int(meta["end_ms"]), meta["clip_id"])
-            (self.clips_dir / f"{meta['clip_id']}.json").write_text(json.dumps(meta))
+            # durable before the first chunk goes out (and so before any ack is recorded): after a
+            # power cut the resumed upload must be the same file, with its meta (issue 15)
+            fsync_path(path)
+            write_private(self.clips_dir / f"{meta['clip_id']}.json", json.dumps(meta).encode())
+            fsync_path(self.clips_dir)
             self._start(path, meta)
         except (LookupError, ValueError, OSError) as exc:
             log.warning("clip %s cannot be built: %s", meta.get("clip_id"), exc)

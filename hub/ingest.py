@@ -29,7 +29,7 @@ from hub.db import POSTGRESQL, engine, retryable_errors, site_transaction
 from hub.keys import HubKeys, SiteKeys
 from hub.projection import due_for_sweep, project_cases
 from hub.wall import WALL_COUNTER
-from iobase.sqlite import transaction
+from iobase.sqlite import is_disk_full, transaction
 from protocol import topics
 from protocol.calendar import CST
 from protocol.caseno import case_site, owned_by
@@ -186,8 +186,10 @@ class Ingestor:
                 self._fresh_regs.clear()
                 log.warning("ingest group of %d rolled back by the store (attempt %d)", len(group), attempt + 1)
                 time.sleep(0.01 * 2**attempt)
-            except Exception:
+            except Exception as exc:
                 self._fresh_regs.clear()  # rolled back with the group
+                if is_store_full(exc):  # not the message's fault: nothing stored, nothing acked
+                    return self._store_full(len(group), exc)
                 if len(group) == 1:
                     return self._poison(group[0])
                 log.exception("ingest group of %d failed; retrying one by one", len(group))
@@ -200,10 +202,26 @@ class Ingestor:
                 except self._retryable:
                     self._fresh_regs.clear()
                     time.sleep(0.01 * 2**attempt)
-                except Exception:
+                except Exception as exc:
                     self._fresh_regs.clear()
+                    if is_store_full(exc):
+                        return self._store_full(1, exc)
                     self._poison(msg)
                     break
+
+    def _store_full(self, n: int, exc: BaseException) -> None:
+        """The store refused the write for lack of space (issue 15): one clear line a minute,
+        no quarantine row (it would be a good batch counted as a rejection, and more bytes on a
+        full disk). Nothing was acknowledged, so each box resends when space returns."""
+        now = time.monotonic()
+        if now >= getattr(self, "_full_logged", 0.0):
+            self._full_logged = now + 60.0
+            log.error(
+                "hub store is full (%s): %d message(s) not stored and not acknowledged; the boxes "
+                "resend them once space is freed (docs/operations.md)",
+                str(exc).strip().splitlines()[0][:200],
+                n,
+            )
 
     def _poison(self, msg: tuple[str, bytes]) -> None:
         import traceback
@@ -831,6 +849,12 @@ class Ingestor:
 
 
 _h = record_hash
+
+
+def is_store_full(exc: BaseException) -> bool:
+    """True when the store failed for lack of space: SQLite's SQLITE_FULL, PostgreSQL's
+    disk_full (SQLSTATE 53100)."""
+    return is_disk_full(exc) or getattr(exc, "sqlstate", None) == "53100"
 
 
 def _chunks(items: list, n: int = 500):

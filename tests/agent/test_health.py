@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sqlite3
 import subprocess
@@ -14,6 +15,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from pydantic import ValidationError
 
 from agent.api import create_app
+from agent.devices.camera.record.index import RecordingsIndex, Segment
+from agent.devices.camera.record.layout import segment_relpath
+from agent.devices.camera.record.retention import Retention
 from agent.health import (
     GiB,
     HealthThresholds,
@@ -259,29 +263,32 @@ def small_fs(tmp_path):
     subprocess.run(["umount", "-l", str(mnt)], check=False, timeout=30)
 
 
-def record_until_full(folder: Path) -> list[Path]:
-    """Camera 'recordings': 64 KiB segments until the filesystem refuses (ENOSPC)."""
-    folder.mkdir(exist_ok=True)
-    segments = []
-    while True:
-        seg = folder / f"segment-{len(segments):04d}.mp4"
-        segments.append(seg)
-        fd = os.open(seg, os.O_WRONLY | os.O_CREAT)
+def record_until_full(folder: Path) -> RecordingsIndex:
+    """Camera 'recordings' as the recorder keeps them: 64 KiB segments of one camera, 10 s apart
+    up to NOW, each file in its date/hour folder and a row in the recordings index (on the same
+    small filesystem), until the filesystem refuses (ENOSPC)."""
+    index = RecordingsIndex(folder)
+    start = int(NOW.timestamp() * 1000) - 3_600_000
+    for n in itertools.count():
+        t = start + n * 10_000
+        rel = segment_relpath("win1", t)
+        path = folder / rel
         try:
-            os.write(fd, b"\1" * SEGMENT)
-        except OSError:
-            return segments
-        finally:
-            os.close(fd)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+            try:
+                os.write(fd, b"\1" * SEGMENT)
+            finally:
+                os.close(fd)
+            index.add([Segment(rel, "win1", t, t + 10_000, SEGMENT)])
+        except (OSError, sqlite3.OperationalError):
+            return index
+    raise AssertionError("unreachable")
 
 
 def _free(path: Path) -> int:
     st = os.statvfs(path)
     return st.f_bavail * st.f_frsize
-
-
-def _used(segments: list[Path]) -> int:
-    return sum(s.stat().st_size for s in segments if s.exists())
 
 
 @pytest.fixture
@@ -290,8 +297,9 @@ def full_store(small_fs):
     store = AgentStore(small_fs / "agent.db", "S01")
     store.save_config("catalog", 1, 0, {"items": [ITEM.model_dump(mode="json")]}, b"raw")
     cases = [store.register(NewCase(item_code="XK-001", applicant={"name": "李四"}), NOW)["case_no"] for _ in range(3)]
-    segments = record_until_full(small_fs / "recordings")
-    yield SimpleNamespace(store=store, cases=cases, segments=segments, dir=small_fs)
+    index = record_until_full(small_fs / "recordings")
+    yield SimpleNamespace(store=store, cases=cases, index=index, dir=small_fs)
+    index.close()
     store.close()
 
 
@@ -311,8 +319,9 @@ def test_sqlite_reports_a_full_disk_and_keeps_committed_rows(small_fs):
 
 def test_full_disk_keeps_every_committed_case_and_recovers_after_eviction(full_store):
     s, d = full_store.store, full_store.dir
+    index = full_store.index
     assert _free(d) < FLOOR
-    assert disk_action(_free(d), FLOOR, _used(full_store.segments)) == "evict_recordings"
+    assert disk_action(_free(d), FLOOR, index.total_bytes()) == "evict_recordings"
     with pytest.raises(sqlite3.OperationalError):
         s.register(NewCase(item_code="XK-001", applicant={"name": "王五"}), NOW)
     assert s.head_seq == 3  # nothing half-written
@@ -321,12 +330,21 @@ def test_full_disk_keeps_every_committed_case_and_recovers_after_eviction(full_s
     hb = collect(HostReaders(), data_dir=d, backlog=s.counts()["backlog"], clock="ntp", devices={})
     assert any("disk below floor" in p for p in health_problems(hb, HealthThresholds(disk_floor_bytes=FLOOR)))
 
-    # the recorder evicts oldest first until the policy says ok; the log is never touched
-    for seg in full_store.segments:
-        if disk_action(_free(d), FLOOR, _used(full_store.segments)) == "ok":
+    # the product's retention (agent/cameras.py runs it every few minutes) evicts recordings,
+    # oldest first, until the floor is met; the case log is never touched. One pass frees what
+    # the floor lacked by the index's sizes; the index's own write on this tiny disk may leave it
+    # a few KiB short, which the next pass takes
+    before = sorted(index.segments(), key=lambda x: (x.start_ms, x.path))
+    retention = Retention(index, retention_days=30, min_free_bytes=FLOOR)
+    removed = []
+    for _ in range(3):
+        removed += retention.run_once(int(NOW.timestamp() * 1000), "ntp")
+        if disk_action(_free(d), FLOOR, index.total_bytes()) == "ok":
             break
-        seg.unlink(missing_ok=True)
-    assert disk_action(_free(d), FLOOR, _used(full_store.segments)) == "ok"
+    assert disk_action(_free(d), FLOOR, index.total_bytes()) == "ok", (_free(d), FLOOR, len(removed))
+    assert removed and [x.path for x in removed] == [x.path for x in before[: len(removed)]]  # oldest first
+    assert len(removed) < len(before)  # only what the floor needs
+    assert all(not (d / "recordings" / x.path).exists() for x in removed)
     c = s.register(NewCase(item_code="XK-001", applicant={"name": "王五"}), NOW)
     assert c["case_no"].endswith("-0004") and s.head_seq == 4
     recs = [(decode_record(b), b) for b in s.read_log(1, s.head_seq)]

@@ -211,12 +211,14 @@ class Env:
             self.broker.start()
         return self.broker
 
-    def start_hub(self, wait: bool = True) -> Proc:
-        """Start the hub process (and wait for its health unless `wait=False`)."""
+    def start_hub(self, wait: bool = True, env: dict | None = None) -> Proc:
+        """Start the hub process (and wait for its health unless `wait=False`); `env`: extra
+        environment variables (a power-cut shim, tests/powercut)."""
         self.hub = Proc(
             ["hub", "run", "--config", str(self.root / "hub.yaml")],
             self.root / "logs" / "hub.log",
             f"{self.hub_url}/api/health",
+            env=env,
         ).start(wait)
         return self.hub
 

@@ -1,23 +1,28 @@
 """A clip the hub asks for reaches it in signed chunks and resumes after the box restarts.
 
-Real broker, real hub process; the box side is the agent's ClipSender over a real
+Real broker, real hub process; the box side is the agent's ClipSender, run as a process of its own
+(tests/e2e/clipbox.py) that is SIGKILLed and started again, over a real
 recordings index whose segments ffmpeg made."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
-import time
+import subprocess
+import sys
 import urllib.request
 
-from agent.clipsend import ClipSender
+import pytest
+
 from agent.devices.camera.record.index import RecordingsIndex, Segment
 from agent.devices.camera.record.layout import segment_relpath
 from protocol import topics
-from protocol.clips import MIN_CHUNK_BYTES
 from protocol.crypto import load_private_pem
 from protocol.wire import decode_msg
 from tests.agent.devices.camera.helpers import make_video
-from tests.e2e.harness import http, wait_for
+from tests.e2e.harness import REPO, http, wait_for
+from tests.powercut import PowerCut, build_shim
 from tests.provisioning.mqtt_helpers import connect
 
 T0 = 1_795_000_000_000
@@ -37,9 +42,26 @@ def _recordings(tmp_path) -> RecordingsIndex:
     return index
 
 
-def test_clip_upload_resumes_and_is_verified(env, tmp_path):
+def _clipbox(env, index: RecordingsIndex, cmd: dict, mode: str, extra_env: dict | None = None) -> subprocess.Popen:
+    """The box side as its own process (tests/e2e/clipbox.py)."""
+    args = [str(env.root), str(index.root), str(env.broker.port), json.dumps(cmd), mode]
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.e2e.clipbox", *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(extra_env or {})},
+    )
+
+
+@pytest.fixture(scope="module")
+def shim(tmp_path_factory):
+    return build_shim(tmp_path_factory.mktemp("powercut"))
+
+
+def test_clip_upload_resumes_and_is_verified(env, tmp_path, shim):
     index = _recordings(tmp_path)
-    key = load_private_pem((env.root / "sites" / "S03" / "sign.key").read_bytes(), "ed25519")
+    index.close()  # the box processes below open it themselves
     box = connect(env.root, "S03", env.broker)  # the box's MQTT identity (certificate S03)
     box.subscribe(topics.site_down_filter("S03"))
     try:
@@ -63,27 +85,31 @@ def test_clip_upload_resumes_and_is_verified(env, tmp_path):
         cmd = decode_msg(box.wait_for(topics.site_cmd("S03")).payload)
         assert cmd["cmd"] == "clip" and cmd["clip_id"] == r["clip_id"]
 
-        # first box process: sends, gets a few acks, then "crashes"
+        box.close()  # one MQTT session per site: the box processes below take it over
+        # first box process: sends, gets a few acks, then loses its power (SIGKILL, and every
+        # write under the recordings folder that was not fsync'd is lost: tests/powercut)
         # the smallest chunks the hub takes (MIN_CHUNK_BYTES): the clip is about 10 of them
-        sender = ClipSender(index, lambda t, p: box.publish(t, p), "S03", key, chunk_bytes=MIN_CHUNK_BYTES, window=4)
-        sender.command(cmd)
-        acks = 0
-        while acks < 3:
-            sender.on_ack(decode_msg(box.wait_for(topics.site_clip_ack("S03")).payload))
-            acks += 1
-        up, _ = sender.uploads[cmd["clip_id"]]
-        total, left = up.total, len(up.pending())
+        cut = PowerCut(shim, index.root)
+        first = _clipbox(env, index, cmd, "first", cut.env())
+        try:
+            at_kill = json.loads(first.stdout.readline() or "{}")
+        finally:
+            first.kill()
+            first.wait()
+            cut.cut()
+            cut.close()
+        total, left = at_kill["total"], at_kill["pending"]
         assert total > 6 and left < total
         # second box process: resumes only what was not acknowledged
-        sender2 = ClipSender(index, lambda t, p: box.publish(t, p), "S03", key, chunk_bytes=MIN_CHUNK_BYTES, window=4)
-        assert sender2.resume() == 1
-        deadline = time.monotonic() + 60
-        while cmd["clip_id"] in sender2.uploads and time.monotonic() < deadline:
-            try:
-                sender2.on_ack(decode_msg(box.wait_for(topics.site_clip_ack("S03"), timeout=2).payload))
-            except AssertionError:
-                sender2.tick()
-        assert cmd["clip_id"] not in sender2.uploads, "upload did not finish"
+        second = _clipbox(env, index, cmd, "resume")
+        try:
+            out, _ = second.communicate(timeout=90)
+        finally:
+            second.kill()
+        lines = [json.loads(line) for line in out.splitlines()]
+        assert lines[0] == {"resumed": 1}, lines
+        assert lines[-1]["done"], f"upload did not finish: {lines}"
+        assert 0 < lines[-1]["sent"] <= left, (lines, left)  # acknowledged chunks were not sent again
     finally:
         box.close()
     clip = wait_for(
@@ -99,8 +125,6 @@ def test_clip_upload_resumes_and_is_verified(env, tmp_path):
     with urllib.request.urlopen(req, timeout=10) as resp:
         mp4 = resp.read()
     assert len(mp4) == clip["size"] and mp4[4:8] == b"ftyp"
-    import subprocess
-
     dur = (
         subprocess.run(
             ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", "-"],

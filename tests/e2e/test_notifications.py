@@ -70,9 +70,25 @@ async def test_red_card_sends_sms_to_the_department(env):
         await asyncio.sleep(1.0)
         n = len(gw.received)
         assert n == 3, by_phone  # and nothing else: no duplicate, no stray yellow
-        await asyncio.to_thread(env.hub.stop)  # a restart sends nothing twice
+
+        # a restart sends nothing twice: restart, then wait for a positive sign that the new
+        # hub process swept and delivered (a second case's red card and notice arrive), and only
+        # then count; the first case's three messages must still be three
+        await asyncio.to_thread(env.hub.stop)
         await asyncio.to_thread(env.start_hub)
-        await asyncio.sleep(2.0)
-        assert len(gw.received) == n
+        st, case2 = await asyncio.to_thread(env.register, "S01", "XK-003", received_at=at(late, 9).isoformat())
+        assert st == 201
+        await asyncio.to_thread(env.event, "S01", case2["case_no"], "accept", at=at(late, 10).isoformat())
+
+        def about(case_no: str) -> list[str]:
+            return [r["json"]["content"] for r in list(gw.received) if case_no in r["json"]["content"]]
+
+        for _ in range(300):  # up to 30 s, over when the second case's red cards are in
+            if len([t for t in about(case2["case_no"]) if "亮红牌" in t]) >= 2:
+                break
+            await asyncio.sleep(0.1)
+        assert len([t for t in about(case2["case_no"]) if "亮红牌" in t]) == 2, gw.received
+        assert len(about(case["case_no"])) == len([t for ts in by_phone.values() for t in ts if case["case_no"] in t])
+        assert sum("亮红牌" in t for t in about(case["case_no"])) == 2
     finally:
         await gw.stop()

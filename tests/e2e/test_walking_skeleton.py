@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 
-from protocol.calendar import WorkCalendar, default_calendar
+from tests import calendar_reference as ref
 from tests.e2e.harness import at, http, last_day_before_a_holiday, wait_for
 
 
@@ -37,13 +37,13 @@ def test_case_reaches_hub_with_deadline_and_public_lookup(env):
         lambda: (c := env.hub_get(f"/api/cases/{case['case_no']}"))["status"] == "accepted" and c,
         what="accepted at hub",
     )
-    cal = default_calendar()
-    # promised 10 working days, the holiday (and any 调休 working day) counted as the table says
-    due, provisional = cal.add_working_days(day, 10)
-    assert due > WorkCalendar().add_working_days(day, 10)[0]  # the holiday moved the deadline
+    # promised 10 working days, the holiday (and any 调休 working day) counted as the reference
+    # calendar says (chinese_calendar, not the code under test)
+    due = ref.add_working_days(day, 10)
+    assert due > ref.add_weekdays(day, 10)  # the holiday moved the deadline
     assert hub_case["due_date"] == due.isoformat()
-    assert hub_case["legal_due_date"] == cal.add_working_days(day, 20)[0].isoformat()
-    assert hub_case["due_provisional"] is provisional is False
+    assert hub_case["legal_due_date"] == ref.add_working_days(day, 20).isoformat()
+    assert hub_case["due_provisional"] is False and ref.is_covered(due.year)
     assert hub_case["light"] == "red"  # at least 20 working days ago: long past the promised date
     assert hub_case["applicant"]["name"] == "张三"
     # the citizen sees progress, no personal data
@@ -149,8 +149,14 @@ def test_broker_restart_mid_drain(env):
 
 
 def test_live_records_overtake_backlog(env):
-    """While a backlog drains, a fresh case still reaches the hub quickly (live first)."""
+    """While a backlog drains, a fresh case reaches the hub before the backlog is through (live
+    first). The drain is slowed (10-record batches, 40 records/s: the 200-case backlog takes
+    about 5 s), so "before" is seen, not assumed: in backlog-first order the live case could
+    only arrive after all 200."""
     _wait_catalog(env, "S01")
+    env.agents["S01"].stop()
+    env.set_agent("S01", sync={"batch_max_records": 10, "rate_per_s": 40})
+    env.start_agent("S01")
     env.broker.stop()
     for _ in range(200):
         assert env.register("S01", "QR-001")[0] == 201
@@ -164,5 +170,7 @@ def test_live_records_overtake_backlog(env):
         0.05,
         what="live case at hub",
     )
+    at_arrival = env.hub_get("/api/cases?site=S01")["total"]
+    assert at_arrival < 201 - 50, f"the live case arrived after {at_arrival - 1} of 200 backlog cases"
     env.wait_synced("S01", 60)
     assert env.hub_get("/api/cases?site=S01")["total"] == 201

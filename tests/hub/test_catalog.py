@@ -51,6 +51,21 @@ def test_errors_name_row_and_field(tmp_path):
     assert "row 5 (line 6) legal_days" in msg
 
 
+def test_immediate_item_with_promised_days_is_refused(tmp_path):
+    """即办件 means done the same day: promised_days must be 0 (docs/case-rules.md)."""
+    f = tmp_path / "c.csv"
+    f.write_text(
+        "code,name,department,item_type,case_type,legal_days,promised_days\n"
+        "A1,居民身份证明,公安局,公共服务,即办件,20,5\n"
+        "A2,户籍证明,公安局,公共服务,即办件,20,0\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(CatalogError) as e:
+        read_catalog(f)
+    msg = str(e.value)
+    assert "1 problem(s)" in msg and "row 1" in msg and "即办件" in msg and "row 2" not in msg
+
+
 @pytest.mark.parametrize(
     "name,text,expected",
     [

@@ -271,3 +271,53 @@ def test_lookup_flood_through_http_gets_429(hub):
             assert got == [404, 404, 404, 429, 429]
 
     asyncio.run(go())
+
+
+class _Clock:
+    """hub.api's view of the time module with a monotonic clock the test moves by hand (the
+    event loop keeps the real one)."""
+
+    def __init__(self, start: float = 5000.0):
+        self.now = start
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+
+def test_public_lookup_as_the_hub_serves_it_limits_then_recovers(tmp_path, store_url, monkeypatch):
+    """The app as `hub run` builds it (its own default limiter, 30 lookups a minute per client):
+    the 31st guess in a burst gets 429 with a Chinese message; once the allowance refills
+    (one lookup every 2 s, all 30 after the 60 s window), the client is served again."""
+    clock = _Clock()
+    monkeypatch.setattr("hub.api.time", clock)
+    hub = provisioned_hub(tmp_path / "hub", store_url=store_url)
+    path = "/api/public/cases/S01-20260101-0001?code=12345678"
+
+    async def go():
+        async with served(hub) as (url, _app), aiohttp.ClientSession() as s:
+
+            async def lookups(n: int) -> list[int]:
+                out = []
+                for _ in range(n):
+                    async with s.get(url + path) as r:
+                        out.append(r.status)
+                        if r.status == 429:
+                            body = await r.json()
+                            assert "查询过于频繁" in body["error"], body
+                return out
+
+            assert await lookups(31) == [404] * 30 + [429]
+            clock.now += 1.0  # half an interval: still refused
+            assert await lookups(1) == [429]
+            clock.now += 1.0  # one lookup refilled
+            assert await lookups(2) == [404, 429]
+            clock.now += 60.0  # a whole window: the full allowance again
+            assert await lookups(31) == [404] * 30 + [429]
+
+    try:
+        asyncio.run(go())
+    finally:
+        close(hub)

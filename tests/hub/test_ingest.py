@@ -260,3 +260,32 @@ def test_a_max_seq_left_too_low_is_mended_by_the_next_batch_that_is_not_the_plai
     out = hub.process_group([(topics.site_batch("S01"), s1.seal(recs[4:], 5))])  # the box resends 5..8
     assert out.acks["S01"]["acked"] == 8
     assert hub.conn.execute("SELECT acked_seq, max_seq FROM sites WHERE code='S01'").fetchone() == (8, 8)
+
+
+@pytest.mark.parametrize("stored_before", [0, 2])
+def test_chain_break_inside_one_batch_is_quarantined_whole(hub, stored_before):
+    """docs/protocol.md: `chain_break` (inside one batch). A batch whose own records do not link
+    (seq 4's prev is not the hash of seq 3 in the same batch) is quarantined with its bytes;
+    none of its records is stored and the ack does not move, whatever came before."""
+    s1 = SiteSigner(hub.root, "S01")
+    prev = GENESIS
+    if stored_before:
+        held, prev = chain("S01", stored_before)
+        assert hub.process_group([(topics.site_batch("S01"), s1.seal(held, 1))]).acks["S01"]["acked"] == 2
+    first = stored_before + 1
+    head, h = chain("S01", 2, start_seq=first, prev=prev)  # links to what the hub holds
+    tail, _ = chain("S01", 2, start_seq=first + 2, prev=GENESIS)  # breaks the chain inside
+    batch = s1.seal(head + tail, first)
+    out = hub.process_group([(topics.site_batch("S01"), batch)])
+    assert _reasons(hub.conn) == {"chain_break": 1}
+    detail, data = hub.conn.execute("SELECT detail, data FROM quarantine WHERE reason='chain_break'").fetchone()
+    assert detail == f"inside batch at seq {first + 2}" and bytes(data) == batch
+    assert _count(hub.conn, "SELECT count(*) FROM records WHERE site='S01'") == stored_before
+    assert _count(hub.conn, "SELECT count(*) FROM cases WHERE site='S01'") == stored_before
+    assert (hub.conn.execute("SELECT acked_seq FROM sites WHERE code='S01'").fetchone() or (0,))[0] == stored_before
+    assert out.acks.get("S01", {}).get("acked", stored_before) == stored_before
+    # the box's own good records, resent linked, are taken as usual
+    good, _ = chain("S01", 2, start_seq=first + 2, prev=h)
+    assert (
+        hub.process_group([(topics.site_batch("S01"), s1.seal(head + good, first))]).acks["S01"]["acked"] == first + 3
+    )

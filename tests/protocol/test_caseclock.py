@@ -18,6 +18,8 @@ from protocol.caseclock import (
     check_event,
     evaluate,
 )
+from protocol.models import CatalogItem
+from tests import calendar_reference as ref
 
 CAL = default_calendar()
 D = date.fromisoformat
@@ -132,6 +134,33 @@ def test_immediate_due_same_working_day():
     assert (late.light, late.overdue) == ("red", True)
 
 
+def _catalog_item(case_type: str, promised_days: int) -> CatalogItem:
+    return CatalogItem(
+        code="JB-9",
+        name="居民身份证明",
+        department="公安局",
+        item_type="public_service",
+        case_type=case_type,
+        legal_days=20,
+        promised_days=promised_days,
+    )
+
+
+@pytest.mark.parametrize("accepted", ["2026-03-02", "2026-02-13", "2026-02-21", "2026-10-01"])
+def test_immediate_item_from_the_catalog_is_due_the_day_it_is_accepted(accepted):
+    """A 即办件 in the catalog must have promised_days 0 (case-rules.md): one with 5 is refused,
+    else a case accepted Monday 2026-03-02 would fall due 2026-03-09. With 0 it is due on the
+    acceptance day, or the next working day after a day off: the reference calendar's answer."""
+    with pytest.raises(ValueError, match="即办件"):
+        _catalog_item("immediate", 5)
+    rule = _catalog_item("immediate", 0).rule()
+    v = view([ev("accept", accepted)], accepted, item=rule)
+    assert v.due_date == ref.add_working_days(D(accepted), 0)
+    if ref.is_working_day(D(accepted)):
+        assert v.due_date == D(accepted)
+    assert _catalog_item("promised", 5).rule().promised_days == 5  # the check is on 即办件 only
+
+
 def test_immediate_accepted_on_holiday_is_due_next_working_day():
     v = view([ev("accept", "2026-02-21")], "2026-02-21", item=IMMEDIATE)
     assert v.due_date == D("2026-02-24")
@@ -213,7 +242,7 @@ def test_while_suspended_the_light_is_frozen():
     for now in ("2026-03-05", "2026-03-20", "2026-06-30"):
         v = view(events, now)
         assert (v.status, v.light, v.remaining_days, v.next_change) == ("suspended", "green", 2, None)
-        assert CAL.working_days_between(D(now), v.due_date) == 2
+        assert ref.working_days_between(D(now), v.due_date) == 2
 
 
 def test_suspension_after_due_does_not_rescue():
@@ -445,7 +474,7 @@ def test_suspension_never_shortens(acc, promised, s_off, length, proc):
     susp = evaluate(item, rec.at, [rec, _ev("suspend", s, procedure=proc), _ev("resume", r)], now, CAL)
     assert susp.due_date >= plain.due_date and susp.legal_due_date >= plain.legal_due_date
     if s <= plain.due_date:
-        assert CAL.working_days_between(plain.due_date, susp.due_date) == CAL.working_days_between(s, r)
+        assert ref.working_days_between(plain.due_date, susp.due_date) == ref.working_days_between(s, r)
 
 
 @settings(max_examples=150, deadline=None)
