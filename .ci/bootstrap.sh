@@ -22,6 +22,12 @@ if ! "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; t
   say "Python 3.11 or newer is required; found $("$PY" --version 2>&1)"; exit 1
 fi
 
+if [ "$mode" = test ] && [ "$(id -u)" -ne 0 ]; then
+  # tests/agent/test_health.py and tests/e2e/test_hub_disk_full.py fill a real small tmpfs to see
+  # what a full disk does: mounting it needs root (docs/testing.md)
+  say "the tests mount small tmpfs file systems for their full-disk cases and must run as root: sudo bash .ci/bootstrap.sh test"
+  exit 1
+fi
 apt_missing=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || apt_missing+=(mosquitto)
 "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1 || apt_missing+=(python3-venv)
