@@ -27,6 +27,7 @@ from aiohttp import web
 
 from agent import clerk_sessions as sessions
 from agent.clerks import authenticate, list_clerks
+from agent.once_forms import OnceForms
 from agent.store import AgentStore
 from iobase.sqlite import is_disk_full
 
@@ -56,6 +57,7 @@ class ClerkWeb:
     hall: object | None = None  # agent.hall.Hall when devices run
     policy: sessions.SessionPolicy = field(default_factory=sessions.SessionPolicy)
     throttle: sessions.PinThrottle = field(default_factory=sessions.PinThrottle)
+    once: OnceForms = field(default_factory=OnceForms)  # double submits of the change forms
     https: bool = False
     now_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
 
@@ -170,6 +172,7 @@ def base_ctx(request: web.Request, **extra) -> dict:
         "clerk": session.clerk if session else None,
         "window_label": _window_label(cw, session.clerk.window) if session else "",
         "csrf": sessions.csrf_token(request[SID]) if session else "",
+        "form_id": secrets.token_urlsafe(16),  # once-only token of this render's forms (agent/once_forms.py)
         "https": cw.https,
     }
     ctx.update(extra)

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from agent.forms import FormErrors, applicant_from, clean, event_from
 from agent.hall import ARMING_EVENTS
+from agent.once_forms import submission_key
 from agent.receipts import KINDS, PAPERS, cn_date, cn_time, receipt_context
 from agent.steps import CASE_TYPE_ZH, LIGHT_ZH, STATUS_ZH, STEP_FIELDS, allowed_steps, step_label, zh
 from agent.store import StoreError
@@ -98,8 +99,31 @@ async def register_page(request: web.Request) -> web.Response:
 
 async def register(request: web.Request) -> web.Response:
     """POST /register: 收件 with the session's window and clerk; then the case with its receipt."""
-    cw, clerk = request.app[CLERK_WEB], _clerk(request)
     form = await request.post()
+    return await _once(request, form, lambda: _register(request, form))
+
+
+async def _once(request: web.Request, form, change) -> web.Response:
+    """Run a change at most once per submitted form (agent/once_forms.py), then show its page; a
+    form sent again goes where the first went."""
+    cw = request.app[CLERK_WEB]
+    key = submission_key(request[CURRENT].id_hash, request.path, form)
+    if (went := await cw.once.claim(key)) is not None:
+        raise web.HTTPSeeOther(went)
+    got = None
+    try:
+        got = await change()
+    finally:
+        cw.once.finish(key, got if isinstance(got, str) else None)
+    if isinstance(got, web.Response):  # refused: the page says what to correct
+        return got
+    _kick(request)
+    raise web.HTTPSeeOther(got)
+
+
+async def _register(request: web.Request, form) -> str | web.Response:
+    """The case registered from `form` (its page's address), or the form again with what to correct."""
+    cw, clerk = request.app[CLERK_WEB], _clerk(request)
     code = clean(form.get("item_code"), 64)
     item = cw.store.item(code)
     if item is None:
@@ -116,8 +140,7 @@ async def register(request: web.Request) -> web.Response:
         values = {k: clean(form.get(k), 100) for k in ("name", "id_no", "phone")}
         ctx = base_ctx(request, q="", results=[], item=item, errors=errors, values=values, **_labels())
         return aiohttp_jinja2.render_template("register.html", request, ctx, status=422)
-    _kick(request)
-    raise web.HTTPSeeOther(f"/cases/{view['case_no']}?done=registered")
+    return f"/cases/{view['case_no']}?done=registered"
 
 
 def _case_no(request: web.Request) -> str:
@@ -184,9 +207,14 @@ async def case_page(request: web.Request, *, error: str | None = None, status: i
 
 async def take_step(request: web.Request) -> web.Response:
     """POST /cases/{case_no}/steps (form: type and what that step needs): the store checks the rules."""
-    cw, clerk = request.app[CLERK_WEB], _clerk(request)
     case_no = _case_no(request)
     form = await request.post()
+    return await _once(request, form, lambda: _take_step(request, case_no, form))
+
+
+async def _take_step(request: web.Request, case_no: str, form) -> str | web.Response:
+    """The step recorded (the case page's address), or a page saying what to correct."""
+    cw, clerk = request.app[CLERK_WEB], _clerk(request)
     event_type = clean(form.get("type"), 32)
     if event_type not in STEP_FIELDS:
         return page_error(request, 422, "未知的办理环节")
@@ -205,8 +233,7 @@ async def take_step(request: web.Request) -> web.Response:
         return await case_page(
             request, error=f"{step_label(event_type)}未能办理：{zh(str(exc))}", status=exc.status, values=values
         )
-    _kick(request)
-    raise web.HTTPSeeOther(f"/cases/{case_no}?done={event_type}")
+    return f"/cases/{case_no}?done={event_type}"
 
 
 async def receipt(request: web.Request) -> web.Response:

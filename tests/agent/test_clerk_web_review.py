@@ -1,0 +1,110 @@
+"""Findings of the attacker's and user's review of the clerk's window pages (docs/clerk.md
+"Review"): each test failed before its fix."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+
+from agent.once_forms import OnceForms, submission_key
+from tests.agent.clerk_helpers import APPLICANT, Clock, cheap_hasher, client_for, csrf_of, login, make_store
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    cheap_hasher(monkeypatch)
+    s = make_store(tmp_path / "agent.db")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+async def client(store):
+    async with client_for(store, Clock()) as c:
+        yield c
+
+
+def fields_of(html: str, form_id: str) -> dict:
+    """The hidden fields of one form of a page, as the browser would send them."""
+    form = re.search(rf'<form[^>]*id="{form_id}".*?</form>', html, re.S).group(0)
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form))
+
+
+def step_fields(html: str, type_: str) -> dict:
+    form = re.search(rf'<form[^>]*data-step="{type_}".*?</form>', html, re.S).group(0)
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form))
+
+
+async def test_a_double_click_on_register_makes_one_case(client, store):
+    """收件登记 pressed twice (or the page re-posted with the back button): one case, and both
+    answers lead to it."""
+    await login(client)
+    page = await (await client.get("/register?item=XK-001")).text()
+    form = {**fields_of(page, "register"), **APPLICANT}
+    first, second = await asyncio.gather(client.post("/register", data=form), client.post("/register", data=form))
+    assert first.status == second.status == 200
+    assert str(first.url) == str(second.url) and "/cases/" in str(first.url)
+    again = await client.post("/register", data=form)  # back button, then submit again
+    assert str(again.url) == str(first.url)
+    assert store.counts()["cases"] == 1
+    # a new form (a new page) registers a new case
+    page = await (await client.get("/register?item=XK-001")).text()
+    await client.post("/register", data={**fields_of(page, "register"), **APPLICANT})
+    assert store.counts()["cases"] == 2
+
+
+async def test_a_register_form_refused_can_be_corrected_and_sent_again(client, store):
+    """The once-only token is spent only by a registration that happened."""
+    await login(client)
+    page = await (await client.get("/register?item=XK-001")).text()
+    form = {**fields_of(page, "register"), **APPLICANT}
+    r = await client.post("/register", data={**form, "phone": "12"})
+    html = await r.text()
+    assert r.status == 422 and 'value="12"' in html and store.counts()["cases"] == 0
+    r = await client.post("/register", data={**fields_of(html, "register"), **APPLICANT})
+    assert "/cases/" in str(r.url) and store.counts()["cases"] == 1
+
+
+async def test_a_double_click_on_a_step_records_it_once(client, store):
+    """办理环节 (here a named step, which the rules allow any number of times) sent twice: once."""
+    await login(client)
+    page = await (await client.get("/register?item=XK-001")).text()
+    r = await client.post("/register", data={**fields_of(page, "register"), **APPLICANT})
+    case_no = re.search(r"/cases/([^/?]+)", str(r.url)).group(1)
+    page = await (await client.get(f"/cases/{case_no}")).text()
+    accept = step_fields(page, "accept")
+    await asyncio.gather(client.post(f"/cases/{case_no}/steps", data=accept),
+                         client.post(f"/cases/{case_no}/steps", data=accept))  # fmt: skip
+    page = await (await client.get(f"/cases/{case_no}")).text()
+    form = {**step_fields(page, "step"), "step": "现场勘查"}
+    a, b = await asyncio.gather(client.post(f"/cases/{case_no}/steps", data=form),
+                                client.post(f"/cases/{case_no}/steps", data=form))  # fmt: skip
+    assert a.status == b.status == 200 and str(a.url) == str(b.url)
+    types = [
+        r[0]
+        for r in store.conn.execute(
+            "SELECT json_extract(body_json, '$.type') FROM case_events WHERE case_no=? ORDER BY seq", (case_no,)
+        )
+    ]
+    assert types == ["accept", "step"]
+
+
+async def test_forms_without_the_once_only_token_still_work(client, store):
+    """Department tools and old pages that post without form_id are not refused (no dedupe)."""
+    await login(client)
+    page = await (await client.get("/register?item=XK-001")).text()
+    r = await client.post("/register", data={"csrf": csrf_of(page), "item_code": "XK-001", **APPLICANT})
+    assert "/cases/" in str(r.url) and store.counts()["cases"] == 1
+
+
+async def test_once_forms_keep_a_bounded_number_of_keys():
+    once = OnceForms(max_keys=3)
+    for i in range(10):
+        key = submission_key("s", "/register", {"form_id": f"{i:022d}"})
+        assert await once.claim(key) is None
+        once.finish(key, f"/cases/{i}")
+    assert len(once) == 3
+    assert await once.claim(submission_key("s", "/register", {"form_id": f"{9:022d}"})) == "/cases/9"
+    assert submission_key("s", "/register", {"form_id": "short"}) is None
