@@ -1,0 +1,72 @@
+"""Findings of the attacker's and user's review of the case page and the 督办 page, on both store
+engines (docs/case-page.md "Review"): each test failed before its fix."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import re
+
+import aiohttp
+import pytest
+
+from tests.hub.case_helpers import make_world
+from tests.hub.hubapp import close, served
+from tests.hub.test_ticket_pages import Browser, _fresh_case, _ticket_ids
+
+
+@pytest.fixture
+def world(tmp_path, store_url):
+    w = make_world(tmp_path, store_url)
+    yield w
+    close(w[0])
+
+
+def textarea(page: str, name: str) -> str:
+    m = re.search(rf'<textarea name="{name}"[^>]*>(.*?)</textarea>', page, re.S)
+    assert m, f"no textarea {name}"
+    return html.unescape(m.group(1))
+
+
+def test_a_long_text_with_line_breaks_the_form_allows_is_accepted(world):
+    """A browser counts a line break as one character for maxlength but sends it as CR LF: a
+    2,000-character reason of several lines must not be refused as too long."""
+    hub, a, _case, _ = world
+    case = _fresh_case(a)
+    lines = ["超过承诺时限未办结，请说明理由" * 6] * 20  # 20 lines of 90 characters: 1,819 with LF
+    typed = "\n".join(lines)
+    sent = typed.replace("\n", "\r\n") + "。" * (2000 - len(typed))
+    assert len(sent.replace("\r\n", "\n")) == 2000 < len(sent)
+
+    async def go():
+        async with served(hub) as (base, _app), aiohttp.ClientSession() as s:
+            sup = Browser(hub, "sup", s, base)
+            return await sup.post(f"/cases/{case}/tickets", {"level": "duban", "reason": sent})
+
+    st, _loc, page = asyncio.run(go())
+    assert st == 303, page
+    (tid,) = _ticket_ids(hub, case)
+    reason = hub.reader.execute("SELECT reason FROM tickets WHERE id=?", (tid,)).fetchone()[0]
+    assert "\r" not in reason and reason.count("\n") == 19
+
+
+def test_a_refused_form_keeps_what_was_typed(world):
+    """A refused 督办, reply or review shows the form again with the text in it (nothing to retype)."""
+    hub, a, _case, _ = world
+    case = _fresh_case(a)
+    too_long = "请说明" * 700
+
+    async def go():
+        async with served(hub) as (base, _app), aiohttp.ClientSession() as s:
+            sup, dept = Browser(hub, "sup", s, base), Browser(hub, "dept", s, base)
+            st, _loc, page = await sup.post(f"/cases/{case}/tickets", {"level": "duban", "reason": too_long})
+            assert st == 422 and "过长" in page and textarea(page, "reason") == too_long
+            st, _loc, _ = await sup.post(f"/cases/{case}/tickets", {"level": "duban", "reason": "超期未办结"})
+            (tid,) = _ticket_ids(hub, case)
+            st, _loc, page = await dept.post(f"/tickets/{tid}/reply", {"text": too_long})
+            assert st == 422 and textarea(page, "text") == too_long
+            await dept.post(f"/tickets/{tid}/reply", {"text": "已办结"})
+            st, _loc, page = await sup.post(f"/tickets/{tid}/review", {"decision": "maybe", "text": "再说明"})
+            assert st == 422 and textarea(page, "text") == "再说明"
+
+    asyncio.run(go())
