@@ -108,3 +108,21 @@ async def test_once_forms_keep_a_bounded_number_of_keys():
     assert len(once) == 3
     assert await once.claim(submission_key("s", "/register", {"form_id": f"{9:022d}"})) == "/cases/9"
     assert submission_key("s", "/register", {"form_id": "short"}) is None
+
+
+async def test_a_supplement_list_of_many_lines_the_textarea_allows_is_accepted(client, store):
+    """The browser's maxlength counts a line break as one character but sends CR LF: a full
+    2,000-character list of materials, one per line, is not "too long"."""
+    await login(client)
+    page = await (await client.get("/register?item=XK-001")).text()
+    r = await client.post("/register", data={**fields_of(page, "register"), **APPLICANT})
+    case_no = re.search(r"/cases/([^/?]+)", str(r.url)).group(1)
+    lines = ["法定代表人身份证明复印件一份"] * 130  # 14 characters and a line break each
+    typed = "\n".join(lines)
+    typed += "。" * (2000 - len(typed))
+    page = await (await client.get(f"/cases/{case_no}")).text()
+    form = {**step_fields(page, "request_supplement"), "reason": typed.replace("\n", "\r\n")}
+    r = await client.post(f"/cases/{case_no}/steps", data=form)
+    assert r.status == 200 and "?done=request_supplement" in str(r.url), await r.text()
+    body = store.conn.execute("SELECT body_json FROM case_events WHERE case_no=?", (case_no,)).fetchone()[0]
+    assert "\\r" not in body
