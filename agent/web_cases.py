@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from datetime import datetime
 
 import aiohttp_jinja2
@@ -18,7 +19,7 @@ from aiohttp import web
 
 from agent.forms import FormErrors, applicant_from, clean, event_from
 from agent.hall import ARMING_EVENTS
-from agent.once_forms import submission_key
+from agent.once_forms import content_key, submission_key
 from agent.receipts import KINDS, PAPERS, cn_date, cn_time, receipt_context
 from agent.steps import CASE_TYPE_ZH, LIGHT_ZH, STATUS_ZH, STEP_FIELDS, allowed_steps, step_label, zh
 from agent.store import StoreError
@@ -128,6 +129,10 @@ async def _register(request: web.Request, form) -> str | web.Response:
     item = cw.store.item(code)
     if item is None:
         return page_error(request, 422, "请先从事项目录中选择事项")
+    again = content_key(request[CURRENT].id_hash, request.path, form)
+    if not form.get("again") and (went := cw.once.recent(again, time.monotonic())) is not None:
+        case_no = went.split("/")[2].split("?")[0]
+        return _register_form(request, form, item, {"again": f"该申请人的此事项刚刚已登记（办件 {case_no}）。"}, went)
     try:
         applicant = applicant_from(form)
         view = await asyncio.to_thread(
@@ -137,10 +142,19 @@ async def _register(request: web.Request, form) -> str | web.Response:
         )
     except (FormErrors, StoreError) as exc:
         errors = exc.errors if isinstance(exc, FormErrors) else {exc.field or "item_code": zh(str(exc))}
-        values = {k: clean(form.get(k), 100) for k in ("name", "id_no", "phone")}
-        ctx = base_ctx(request, q="", results=[], item=item, errors=errors, values=values, **_labels())
-        return aiohttp_jinja2.render_template("register.html", request, ctx, status=422)
-    return f"/cases/{view['case_no']}?done=registered"
+        return _register_form(request, form, item, errors)
+    location = f"/cases/{view['case_no']}?done=registered"
+    cw.once.remember(again, location, time.monotonic())
+    return location
+
+
+def _register_form(request: web.Request, form, item, errors: dict, registered: str | None = None) -> web.Response:
+    """The registration form again with what was typed and what to correct (422), or asking to
+    confirm a registration just made with the same content (409, `registered`: its page)."""
+    values = {k: clean(form.get(k), 100) for k in ("name", "id_no", "phone")}
+    ctx = base_ctx(request, q="", results=[], item=item, errors=errors, values=values, registered=registered)
+    ctx.update(_labels())
+    return aiohttp_jinja2.render_template("register.html", request, ctx, status=409 if registered else 422)
 
 
 def _case_no(request: web.Request) -> str:

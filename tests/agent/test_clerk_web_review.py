@@ -49,9 +49,9 @@ async def test_a_double_click_on_register_makes_one_case(client, store):
     again = await client.post("/register", data=form)  # back button, then submit again
     assert str(again.url) == str(first.url)
     assert store.counts()["cases"] == 1
-    # a new form (a new page) registers a new case
+    # a new form (a new page) for another applicant registers a new case
     page = await (await client.get("/register?item=XK-001")).text()
-    await client.post("/register", data={**fields_of(page, "register"), **APPLICANT})
+    await client.post("/register", data={**fields_of(page, "register"), **APPLICANT, "name": "钱八"})
     assert store.counts()["cases"] == 2
 
 
@@ -126,3 +126,21 @@ async def test_a_supplement_list_of_many_lines_the_textarea_allows_is_accepted(c
     assert r.status == 200 and "?done=request_supplement" in str(r.url), await r.text()
     body = store.conn.execute("SELECT body_json FROM case_events WHERE case_no=?", (case_no,)).fetchone()[0]
     assert "\\r" not in body
+
+
+async def test_the_same_registration_from_a_fresh_form_is_asked_to_be_confirmed(client, store):
+    """The back button fetches the form anew (new form_id) with what was typed put back: the same
+    registration again is asked about (409, a link to the case), and registered when confirmed."""
+    await login(client)
+    page = await (await client.get("/register?item=XK-001")).text()
+    first = await client.post("/register", data={**fields_of(page, "register"), **APPLICANT})
+    page = await (await client.get("/register?item=XK-001")).text()
+    r = await client.post("/register", data={**fields_of(page, "register"), **APPLICANT})
+    html = await r.text()
+    case_path = first.url.path_qs
+    assert r.status == 409 and "刚刚已登记" in html and f'href="{case_path}"' in html and store.counts()["cases"] == 1
+    assert 'value="王五"' in html  # what was typed stays
+    r = await client.post("/register", data={**fields_of(html, "register"), **APPLICANT, "again": "1"})
+    assert "/cases/" in str(r.url) and store.counts()["cases"] == 2
+    r = await client.post("/register", data={**fields_of(html, "register"), **APPLICANT, "phone": "13900000000"})
+    assert "/cases/" in str(r.url) and store.counts()["cases"] == 3  # another applicant's details: no question
