@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from agent.clerk_sessions import PinThrottle
 from agent.once_forms import OnceForms, submission_key
 from tests.agent.clerk_helpers import APPLICANT, Clock, cheap_hasher, client_for, csrf_of, login, make_store
 
@@ -144,3 +145,16 @@ async def test_the_same_registration_from_a_fresh_form_is_asked_to_be_confirmed(
     assert "/cases/" in str(r.url) and store.counts()["cases"] == 2
     r = await client.post("/register", data={**fields_of(html, "register"), **APPLICANT, "phone": "13900000000"})
     assert "/cases/" in str(r.url) and store.counts()["cases"] == 3  # another applicant's details: no question
+
+
+async def test_a_flood_of_made_up_names_does_not_lock_the_clerks_out(store):
+    """PIN guesses under names that are no clerk's fill no per-clerk slots: when the throttle's
+    table is full, the real clerks are not thrown into the flooders' shared overflow slot."""
+    throttle = PinThrottle(per_address=10**6, max_keys=50)  # one test address plays many
+    async with client_for(store, Clock(), throttle=throttle) as client:
+        page = await (await client.get("/")).text()
+        for i in range(200):
+            await client.post("/login", data={"clerk": f"假名{i}", "pin": "1357", "csrf": csrf_of(page)})
+        r = await login(client, "李四", "2580")
+        assert "1号窗口 · 李四" in await r.text()
+        assert len(throttle) <= 50
