@@ -70,3 +70,30 @@ def test_a_refused_form_keeps_what_was_typed(world):
             assert st == 422 and textarea(page, "text") == "再说明"
 
     asyncio.run(go())
+
+
+def test_a_flood_of_made_up_login_names_does_not_lock_the_accounts_out(tmp_path, store_url):
+    """Guesses under names that are no account's filled the login throttle's table (each took a
+    per-login slot), after which every account without a slot of its own was refused through
+    the flooders' overflow key, even with the right password. They now share one key."""
+    from tests.hub.accounts_helpers import http_login, make_user
+    from tests.hub.hubapp import provisioned_hub
+
+    hub = provisioned_hub(tmp_path / "hub", store_url=store_url)
+    hub.link.publish = lambda *a, **k: None  # no broker
+    make_user(hub, "sup", "supervisor")
+    hub.cfg.api.login_throttle.per_address = 10_000  # the one test address plays many
+    hub.cfg.api.login_throttle.max_tracked = 100
+
+    async def go():
+        async with served(hub) as (base, _app), aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+            for i in range(200):  # the last ones are refused together (429): the table is full
+                r = await http_login(s, base, f"nobody{i}", "wrong-password-1")
+                assert r.status in (302, 429)
+            r = await http_login(s, base, "sup")
+            return r.status, r.headers.get("Location")
+
+    try:
+        assert asyncio.run(go()) == (302, "/")
+    finally:
+        close(hub)
