@@ -97,3 +97,38 @@ def test_a_flood_of_made_up_login_names_does_not_lock_the_accounts_out(tmp_path,
         assert asyncio.run(go()) == (302, "/")
     finally:
         close(hub)
+
+
+EVIL = '"><script>alert(1)</script><img src=x onerror=alert(2)>javascript:alert(3)'
+
+
+def test_strings_from_a_stolen_box_stay_text_on_the_case_and_ticket_pages(world):
+    """A box's records are signed but their text is the box's: applicant, window, clerk, reasons,
+    steps, approvers and actors crafted to break out of an element or attribute stay text."""
+    from datetime import timedelta
+
+    from tests.hub.case_helpers import NOW
+
+    hub, a, _case, _ = world
+    case = a.register(7, NOW - timedelta(hours=2), {"name": EVIL, "id_no": EVIL[:18], "phone": EVIL[:20]})
+    a.event(case, "accept", NOW - timedelta(hours=1), actor=EVIL[:64])
+    a.event(case, "suspend", NOW - timedelta(minutes=50), procedure="检验", reason=EVIL, actor=EVIL[:64])
+    a.event(case, "resume", NOW - timedelta(minutes=40))
+    a.event(case, "extend", NOW - timedelta(minutes=30), days=5, reason=EVIL, approver=EVIL[:64])
+    a.event(case, "step", NOW - timedelta(minutes=20), step=EVIL[:64])
+    hub.write(lambda c: hub.supervisor.open_ticket(c, case, "duban", EVIL[:64], NOW, reason=EVIL))
+
+    async def go():
+        async with served(hub) as (base, _app), aiohttp.ClientSession() as s:
+            pages = []
+            for login in ("admin1", "sup", "dept"):
+                b = Browser(hub, login, s, base)
+                pages += [(await b.get(f"/cases/{case}"))[1], (await b.get("/tickets"))[1]]
+            return pages
+
+    pages = asyncio.run(go())
+    for page in pages:
+        assert "<script" not in page and not re.search(r"<[^>]*\sonerror=", page)
+        assert not re.search(r"""(href|src|action)\s*=\s*["']?\s*javascript:""", page, re.I)
+    # it did arrive: applicant (in full for the admin), actors, reasons, step, approver, ticket
+    assert pages[0].count("&lt;script&gt;") >= 5 and "&lt;script&gt;" in pages[1]
