@@ -24,7 +24,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 
 FORM_ID_RE = re.compile(r"[A-Za-z0-9_-]{22}")
-TOKENS = frozenset({"csrf", "form_id", "again"})  # not part of what a form says
+TOKENS = frozenset({"csrf", "form_id", "again", "materials"})  # not what a registration says
 
 
 def submission_key(session_hash: str, path: str, form: Mapping) -> str | None:

@@ -92,7 +92,7 @@ async def register_page(request: web.Request) -> web.Response:
     code = clean(request.query.get("item"), 64)
     item = cw.store.item(code) if code else None
     results = await asyncio.to_thread(cw.store.search_catalog, q) if q and item is None else []
-    ctx = base_ctx(request, q=q, results=results, item=item, errors={}, values={}, **_labels())
+    ctx = base_ctx(request, q=q, results=results, item=item, errors={}, values={}, ticked=(), **_labels())
     if code and item is None:
         ctx["message"] = f"事项编码 {code} 不在本站事项目录中"
     return aiohttp_jinja2.render_template("register.html", request, ctx, status=404 if ctx.get("message") else 200)
@@ -111,11 +111,18 @@ async def _once(request: web.Request, form, change) -> web.Response:
     key = submission_key(request[CURRENT].id_hash, request.path, form)
     if (went := await cw.once.claim(key)) is not None:
         raise web.HTTPSeeOther(went)
-    got = None
-    try:
-        got = await change()
-    finally:
-        cw.once.finish(key, got if isinstance(got, str) else None)
+
+    async def once():
+        got = None
+        try:
+            got = await change()
+            return got
+        finally:
+            cw.once.finish(key, got if isinstance(got, str) else None)
+
+    # shielded: a second press makes the browser drop the first request, and aiohttp cancels its
+    # handler; the change must still finish and tell the second request where it went
+    got = await asyncio.shield(asyncio.ensure_future(once()))
     if isinstance(got, web.Response):  # refused: the page says what to correct
         return got
     _kick(request)
@@ -152,7 +159,9 @@ def _register_form(request: web.Request, form, item, errors: dict, registered: s
     """The registration form again with what was typed and what to correct (422), or asking to
     confirm a registration just made with the same content (409, `registered`: its page)."""
     values = {k: clean(form.get(k), 100) for k in ("name", "id_no", "phone")}
+    ticked = {str(v)[:4] for v in form.getall("materials", [])[:200]}  # the materials ticked stay ticked
     ctx = base_ctx(request, q="", results=[], item=item, errors=errors, values=values, registered=registered)
+    ctx["ticked"] = ticked
     ctx.update(_labels())
     return aiohttp_jinja2.render_template("register.html", request, ctx, status=409 if registered else 422)
 

@@ -19,7 +19,13 @@ def store(tmp_path, monkeypatch):
 
 
 async def focused(page) -> str:
-    return await page.evaluate("document.activeElement && document.activeElement.name || ''")
+    """The name of the field the cursor waits in, once the page has put it there (autofocus is
+    applied a moment after the page shows; a person does not type that fast, a test does)."""
+    try:
+        await page.wait_for_function("document.activeElement && document.activeElement.name", timeout=5000)
+    except Exception:
+        return ""
+    return await page.evaluate("document.activeElement.name")
 
 
 async def test_registering_a_case_by_keyboard_only(store, tmp_path):
@@ -62,6 +68,7 @@ async def test_registering_a_case_by_keyboard_only(store, tmp_path):
         assert store.counts()["cases"] == 1 and "13800000000" in await page.content()  # typed at the end
         # the next citizen: right first time, then the back button and 登记收件 again
         await page.goto(str(client.make_url("/register?item=XK-003")))
+        assert await focused(page) == "name"
         await page.keyboard.type("赵七")
         await page.keyboard.press("Tab")
         await page.keyboard.press("Tab")

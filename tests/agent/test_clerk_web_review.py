@@ -158,3 +158,17 @@ async def test_a_flood_of_made_up_names_does_not_lock_the_clerks_out(store):
         r = await login(client, "李四", "2580")
         assert "1号窗口 · 李四" in await r.text()
         assert len(throttle) <= 50
+
+
+async def test_a_refused_registration_keeps_the_materials_ticked(client, store):
+    """The clerk ticks the materials the citizen brought; a mistyped phone must not untick them."""
+    await login(client)
+    page = await (await client.get("/register?item=XK-001")).text()
+    boxes = re.findall(r'<input type="checkbox" form="register" name="materials" value="(\d+)">', page)
+    assert boxes == ["0", "1", "2"]
+    form = [*fields_of(page, "register").items(), *APPLICANT.items(), ("materials", "0"), ("materials", "2")]
+    r = await client.post("/register", data=[(k, "12" if k == "phone" else v) for k, v in form])
+    html = await r.text()
+    assert r.status == 422
+    ticked = re.findall(r'<input type="checkbox" form="register" name="materials" value="(\d+)" checked>', html)
+    assert ticked == ["0", "2"]
