@@ -151,6 +151,15 @@ def _text(form: dict, key: str, label: str, *, required: bool = True) -> tuple[s
     return value, ""
 
 
+def chinese_part(message: str) -> str:
+    """The Chinese of a bilingual rule message "中文 (English)": what a person reads on a page
+    (the API's JSON keeps both)."""
+    cut = message.find(" (")
+    if cut > 0 and message.endswith(")") and message[cut + 2 : -1].isascii():
+        return message[:cut]
+    return message
+
+
 def actor_name(reader, actor: Actor) -> str:
     """The name written on a ticket for a session actor: the account's display name and login."""
     user = get_user(reader, actor.name)
@@ -164,7 +173,7 @@ async def _write(request: web.Request, fn):
     try:
         return await asyncio.to_thread(hub.write, fn), ""
     except tk.TicketError as exc:
-        return None, str(exc)
+        return None, chinese_part(str(exc))
     except LookupError:
         return None, "督办件不存在，或不在您的管辖范围内。"
 

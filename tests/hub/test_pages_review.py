@@ -132,3 +132,25 @@ def test_strings_from_a_stolen_box_stay_text_on_the_case_and_ticket_pages(world)
         assert not re.search(r"""(href|src|action)\s*=\s*["']?\s*javascript:""", page, re.I)
     # it did arrive: applicant (in full for the admin), actors, reasons, step, approver, ticket
     assert pages[0].count("&lt;script&gt;") >= 5 and "&lt;script&gt;" in pages[1]
+
+
+def test_a_rules_refusal_on_a_page_is_in_chinese_only(world):
+    """A reply sent twice (a double click) is refused by the ticket's rule: the page says why in
+    Chinese, without the API's English and status codes in brackets."""
+    hub, a, _case, _ = world
+    case = _fresh_case(a)
+
+    async def go():
+        async with served(hub) as (base, _app), aiohttp.ClientSession() as s:
+            sup, dept = Browser(hub, "sup", s, base), Browser(hub, "dept", s, base)
+            await sup.post(f"/cases/{case}/tickets", {"level": "duban", "reason": "超期未办结"})
+            (tid,) = _ticket_ids(hub, case)
+            await dept.post(f"/tickets/{tid}/reply", {"text": "已办结"})
+            st, _loc, page = await dept.post(f"/tickets/{tid}/reply", {"text": "已办结"})
+            assert st == 409
+            alert = re.search(r'<p class="flash bad" role="alert">(.*?)</p>', page, re.S).group(1)
+            return alert
+
+    alert = asyncio.run(go())
+    assert "不能回复" in alert and "已回复" in alert
+    assert not re.search(r"[A-Za-z]{3,}", alert), alert
