@@ -172,3 +172,15 @@ async def test_a_refused_registration_keeps_the_materials_ticked(client, store):
     assert r.status == 422
     ticked = re.findall(r'<input type="checkbox" form="register" name="materials" value="(\d+)" checked>', html)
     assert ticked == ["0", "2"]
+
+
+async def test_after_a_wrong_pin_the_cursor_waits_in_the_pin_field(client):
+    """The name stays picked; typing the PIN again must not go into the name list (digits typed
+    on a list jump to another entry)."""
+    page = await (await client.get("/")).text()
+    assert re.search(r"<select name=\"clerk\"[^>]*autofocus", page)
+    r = await client.post("/login", data={"clerk": "李四", "pin": "9999", "csrf": csrf_of(page)})
+    html = await r.text()
+    assert r.status == 401 and re.search(r'<option value="李四" selected>', html)
+    assert re.search(r'<input type="password" name="pin"[^>]*autofocus', html)
+    assert not re.search(r"<select name=\"clerk\"[^>]*autofocus", html)
