@@ -27,8 +27,9 @@ class FormErrors(Exception):
 
 
 def clean(value: object, limit: int = MAX_FIELD) -> str:
-    """A submitted value as text: NFKC (full-width digits become ASCII), trimmed, at most `limit`."""
-    return unicodedata.normalize("NFKC", str(value or "")).strip()[:limit]
+    """A submitted value as text: NFKC (full-width digits become ASCII), line breaks as LF (the
+    browser's maxlength counts one where it sends CR LF), trimmed, at most `limit`."""
+    return unicodedata.normalize("NFKC", str(value or "")).replace("\r\n", "\n").strip()[:limit]
 
 
 def is_id_number(text: str) -> bool:

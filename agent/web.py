@@ -27,6 +27,8 @@ from aiohttp import web
 
 from agent import clerk_sessions as sessions
 from agent.clerks import authenticate, list_clerks
+from agent.clerks import get as get_clerk
+from agent.once_forms import OnceForms
 from agent.store import AgentStore
 from iobase.sqlite import is_disk_full
 
@@ -36,6 +38,7 @@ HERE = Path(__file__).parent
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PUBLIC_PATHS = frozenset({"/", "/login"})  # the login form (at / when not logged in) and its POST
 LOGIN_CSRF_RE = re.compile(r"[A-Za-z0-9_-]{43}")
+UNKNOWN_CLERK = "*unknown*"  # the throttle's one key for every name that is no clerk's
 # pages may use their own stylesheet, script and forms; nothing else, from nowhere else
 PAGE_CSP = (
     "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; form-action 'self'; "
@@ -56,6 +59,7 @@ class ClerkWeb:
     hall: object | None = None  # agent.hall.Hall when devices run
     policy: sessions.SessionPolicy = field(default_factory=sessions.SessionPolicy)
     throttle: sessions.PinThrottle = field(default_factory=sessions.PinThrottle)
+    once: OnceForms = field(default_factory=OnceForms)  # double submits of the change forms
     https: bool = False
     now_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
 
@@ -170,6 +174,7 @@ def base_ctx(request: web.Request, **extra) -> dict:
         "clerk": session.clerk if session else None,
         "window_label": _window_label(cw, session.clerk.window) if session else "",
         "csrf": sessions.csrf_token(request[SID]) if session else "",
+        "form_id": secrets.token_urlsafe(16),  # once-only token of this render's forms (agent/once_forms.py)
         "https": cw.https,
     }
     ctx.update(extra)
@@ -219,7 +224,10 @@ async def login(request: web.Request) -> web.Response:
     if not name or not pin:
         return _login_page(request, 422, "请选择姓名并输入 PIN")
     address = address_key(request.remote)
-    wait = cw.throttle.attempt(name, address, time.monotonic())
+    # guesses under names that are no clerk's share one count: made-up names cannot fill the
+    # throttle's table and push the real clerks into the flooders' overflow slot
+    known = await asyncio.to_thread(get_clerk, cw.store.reader, name) is not None
+    wait = cw.throttle.attempt(name if known else UNKNOWN_CLERK, address, time.monotonic())
     if wait is not None:
         resp = _login_page(request, 429, f"PIN 错误次数过多，请 {math.ceil(wait / 60)} 分钟后再试")
         resp.headers["Retry-After"] = str(math.ceil(wait))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from datetime import datetime
 
 import aiohttp_jinja2
@@ -18,6 +19,7 @@ from aiohttp import web
 
 from agent.forms import FormErrors, applicant_from, clean, event_from
 from agent.hall import ARMING_EVENTS
+from agent.once_forms import content_key, submission_key
 from agent.receipts import KINDS, PAPERS, cn_date, cn_time, receipt_context
 from agent.steps import CASE_TYPE_ZH, LIGHT_ZH, STATUS_ZH, STEP_FIELDS, allowed_steps, step_label, zh
 from agent.store import StoreError
@@ -90,7 +92,7 @@ async def register_page(request: web.Request) -> web.Response:
     code = clean(request.query.get("item"), 64)
     item = cw.store.item(code) if code else None
     results = await asyncio.to_thread(cw.store.search_catalog, q) if q and item is None else []
-    ctx = base_ctx(request, q=q, results=results, item=item, errors={}, values={}, **_labels())
+    ctx = base_ctx(request, q=q, results=results, item=item, errors={}, values={}, ticked=(), **_labels())
     if code and item is None:
         ctx["message"] = f"事项编码 {code} 不在本站事项目录中"
     return aiohttp_jinja2.render_template("register.html", request, ctx, status=404 if ctx.get("message") else 200)
@@ -98,12 +100,46 @@ async def register_page(request: web.Request) -> web.Response:
 
 async def register(request: web.Request) -> web.Response:
     """POST /register: 收件 with the session's window and clerk; then the case with its receipt."""
-    cw, clerk = request.app[CLERK_WEB], _clerk(request)
     form = await request.post()
+    return await _once(request, form, lambda: _register(request, form))
+
+
+async def _once(request: web.Request, form, change) -> web.Response:
+    """Run a change at most once per submitted form (agent/once_forms.py), then show its page; a
+    form sent again goes where the first went."""
+    cw = request.app[CLERK_WEB]
+    key = submission_key(request[CURRENT].id_hash, request.path, form)
+    if (went := await cw.once.claim(key)) is not None:
+        raise web.HTTPSeeOther(went)
+
+    async def once():
+        got = None
+        try:
+            got = await change()
+            return got
+        finally:
+            cw.once.finish(key, got if isinstance(got, str) else None)
+
+    # shielded: a second press makes the browser drop the first request, and aiohttp cancels its
+    # handler; the change must still finish and tell the second request where it went
+    got = await asyncio.shield(asyncio.ensure_future(once()))
+    if isinstance(got, web.Response):  # refused: the page says what to correct
+        return got
+    _kick(request)
+    raise web.HTTPSeeOther(got)
+
+
+async def _register(request: web.Request, form) -> str | web.Response:
+    """The case registered from `form` (its page's address), or the form again with what to correct."""
+    cw, clerk = request.app[CLERK_WEB], _clerk(request)
     code = clean(form.get("item_code"), 64)
     item = cw.store.item(code)
     if item is None:
         return page_error(request, 422, "请先从事项目录中选择事项")
+    again = content_key(request[CURRENT].id_hash, request.path, form)
+    if not form.get("again") and (went := cw.once.recent(again, time.monotonic())) is not None:
+        case_no = went.split("/")[2].split("?")[0]
+        return _register_form(request, form, item, {"again": f"该申请人的此事项刚刚已登记（办件 {case_no}）。"}, went)
     try:
         applicant = applicant_from(form)
         view = await asyncio.to_thread(
@@ -113,11 +149,21 @@ async def register(request: web.Request) -> web.Response:
         )
     except (FormErrors, StoreError) as exc:
         errors = exc.errors if isinstance(exc, FormErrors) else {exc.field or "item_code": zh(str(exc))}
-        values = {k: clean(form.get(k), 100) for k in ("name", "id_no", "phone")}
-        ctx = base_ctx(request, q="", results=[], item=item, errors=errors, values=values, **_labels())
-        return aiohttp_jinja2.render_template("register.html", request, ctx, status=422)
-    _kick(request)
-    raise web.HTTPSeeOther(f"/cases/{view['case_no']}?done=registered")
+        return _register_form(request, form, item, errors)
+    location = f"/cases/{view['case_no']}?done=registered"
+    cw.once.remember(again, location, time.monotonic())
+    return location
+
+
+def _register_form(request: web.Request, form, item, errors: dict, registered: str | None = None) -> web.Response:
+    """The registration form again with what was typed and what to correct (422), or asking to
+    confirm a registration just made with the same content (409, `registered`: its page)."""
+    values = {k: clean(form.get(k), 100) for k in ("name", "id_no", "phone")}
+    ticked = {str(v)[:4] for v in form.getall("materials", [])[:200]}  # the materials ticked stay ticked
+    ctx = base_ctx(request, q="", results=[], item=item, errors=errors, values=values, registered=registered)
+    ctx["ticked"] = ticked
+    ctx.update(_labels())
+    return aiohttp_jinja2.render_template("register.html", request, ctx, status=409 if registered else 422)
 
 
 def _case_no(request: web.Request) -> str:
@@ -184,9 +230,14 @@ async def case_page(request: web.Request, *, error: str | None = None, status: i
 
 async def take_step(request: web.Request) -> web.Response:
     """POST /cases/{case_no}/steps (form: type and what that step needs): the store checks the rules."""
-    cw, clerk = request.app[CLERK_WEB], _clerk(request)
     case_no = _case_no(request)
     form = await request.post()
+    return await _once(request, form, lambda: _take_step(request, case_no, form))
+
+
+async def _take_step(request: web.Request, case_no: str, form) -> str | web.Response:
+    """The step recorded (the case page's address), or a page saying what to correct."""
+    cw, clerk = request.app[CLERK_WEB], _clerk(request)
     event_type = clean(form.get("type"), 32)
     if event_type not in STEP_FIELDS:
         return page_error(request, 422, "未知的办理环节")
@@ -205,8 +256,7 @@ async def take_step(request: web.Request) -> web.Response:
         return await case_page(
             request, error=f"{step_label(event_type)}未能办理：{zh(str(exc))}", status=exc.status, values=values
         )
-    _kick(request)
-    raise web.HTTPSeeOther(f"/cases/{case_no}?done={event_type}")
+    return f"/cases/{case_no}?done={event_type}"
 
 
 async def receipt(request: web.Request) -> web.Response:

@@ -115,7 +115,7 @@ def not_found(request: web.Request) -> web.Response:
 
 
 # -- the case page ----------------------------------------------------------------------------------
-async def case_page(request: web.Request, *, error: str = "", status: int = 200) -> web.Response:
+async def case_page(request: web.Request, *, error: str = "", status: int = 200, values=None) -> web.Response:
     """GET /cases/{case_no}: the whole case (hub/case_view.py), and the form to open a 督办."""
     from hub.api import READER, case_json
 
@@ -124,7 +124,7 @@ async def case_page(request: web.Request, *, error: str = "", status: int = 200)
     if case is None:
         return not_found(request)
     ctx = _base(request, f"办件 {case_no}")
-    ctx.update(case=case, error=error, levels=[(k, tk.LEVEL_TITLES[k]) for k in MANUAL_LEVELS])
+    ctx.update(case=case, error=error, levels=[(k, tk.LEVEL_TITLES[k]) for k in MANUAL_LEVELS], values=values or {})
     ctx["site_name"] = request.app[HUB].sites.name(case["site"])
     ctx["has_active_ticket"] = any(t["status"] in (tk.OPEN, tk.REPLIED) for t in case["tickets"])
     return render(request, "case.html", ctx, status)
@@ -141,13 +141,23 @@ async def _form(request: web.Request) -> dict:
 
 
 def _text(form: dict, key: str, label: str, *, required: bool = True) -> tuple[str, str]:
-    """(value, error in Chinese or '')."""
-    value = form.get(key, "").strip()
+    """(value, error in Chinese or ''). Line breaks count as one character, as the browser's
+    maxlength counts them (it sends each as CR LF)."""
+    value = form.get(key, "").replace("\r\n", "\n").strip()
     if required and not value:
         return "", f"请填写{label}。"
     if len(value) > REASON_MAX:
         return "", f"{label}过长：最多 {REASON_MAX} 个字（现 {len(value)} 个）。"
     return value, ""
+
+
+def chinese_part(message: str) -> str:
+    """The Chinese of a bilingual rule message "中文 (English)": what a person reads on a page
+    (the API's JSON keeps both)."""
+    cut = message.find(" (")
+    if cut > 0 and message.endswith(")") and message[cut + 2 : -1].isascii():
+        return message[:cut]
+    return message
 
 
 def actor_name(reader, actor: Actor) -> str:
@@ -163,7 +173,7 @@ async def _write(request: web.Request, fn):
     try:
         return await asyncio.to_thread(hub.write, fn), ""
     except tk.TicketError as exc:
-        return None, str(exc)
+        return None, chinese_part(str(exc))
     except LookupError:
         return None, "督办件不存在，或不在您的管辖范围内。"
 
@@ -176,8 +186,9 @@ async def open_ticket_form(request: web.Request) -> web.Response:
     level = form.get("level", "duban")
     if not err and level not in MANUAL_LEVELS:
         err = "请选择督办类别。"
+    typed = {"reason": form.get("reason", "")[:8000], "level": level}  # shown again on a refusal
     if err:
-        return await case_page(request, error=err, status=422)
+        return await case_page(request, error=err, status=422, values=typed)
     who = await asyncio.to_thread(actor_name, hub.reader, actor_of(request))
     now = hub.ingest.now()
 
@@ -188,7 +199,7 @@ async def open_ticket_form(request: web.Request) -> web.Response:
 
     _tid, err = await _write(request, manual)
     if err:
-        return await case_page(request, error=err, status=409)
+        return await case_page(request, error=err, status=409, values=typed)
     raise web.HTTPSeeOther(f"/cases/{quote(case_no)}?ok=opened#tickets")
 
 
@@ -229,7 +240,7 @@ def ticket_rows(conn, actor: Actor, status: str | None, cal, today) -> tuple[lis
     return [ticket_brief(by_id[t["id"]], cal, today) for t in tickets], total
 
 
-async def tickets_page(request: web.Request, *, error: str = "", status: int = 200, error_id: int = 0):
+async def tickets_page(request: web.Request, *, error: str = "", status: int = 200, error_id: int = 0, typed: str = ""):
     """GET /tickets[?status=open]: the tickets in scope; reply and review forms where allowed."""
     hub, actor = request.app[HUB], actor_of(request)
     want = request.query.get("status", "")
@@ -239,7 +250,7 @@ async def tickets_page(request: web.Request, *, error: str = "", status: int = 2
     rows, total = await asyncio.to_thread(ticket_rows, hub.reader, actor, want or None, hub.ingest.calendar, today)
     ctx = _base(request, "督办")
     filters = [("", "全部")] + [(s, tk.STATUS_ZH[s]) for s in STATUS_FILTERS]
-    ctx.update(tickets=rows, total=total, status=want, filters=filters, error=error, error_id=error_id)
+    ctx.update(tickets=rows, total=total, status=want, filters=filters, error=error, error_id=error_id, typed=typed)
     return render(request, "tickets.html", ctx, status)
 
 
@@ -248,13 +259,14 @@ async def reply_form(request: web.Request) -> web.Response:
     hub, tid, actor = request.app[HUB], int(request.match_info["id"]), actor_of(request)
     form = await _form(request)
     text, err = _text(form, "text", "回复内容")
+    typed = form.get("text", "")[:8000]  # shown again on a refusal
     if err:
-        return await tickets_page(request, error=err, status=422, error_id=tid)
+        return await tickets_page(request, error=err, status=422, error_id=tid, typed=typed)
     who = await asyncio.to_thread(actor_name, hub.reader, actor)
     now = hub.ingest.now()
     _t, err = await _write(request, lambda c: hub.supervisor.reply(c, tid, who, text, now, actor.department))
     if err:
-        return await tickets_page(request, error=err, status=409, error_id=tid)
+        return await tickets_page(request, error=err, status=409, error_id=tid, typed=typed)
     raise web.HTTPSeeOther(f"/tickets?ok=replied#t{tid}")
 
 
@@ -264,13 +276,14 @@ async def review_form(request: web.Request) -> web.Response:
     form = await _form(request)
     decision = form.get("decision", "")
     text, err = _text(form, "text", "审核意见", required=decision == "reject")
+    typed = form.get("text", "")[:8000]  # shown again on a refusal
     if not err and decision not in ("accept", "reject"):
         err = "请选择采纳或退回。"
     if err:
-        return await tickets_page(request, error=err, status=422, error_id=tid)
+        return await tickets_page(request, error=err, status=422, error_id=tid, typed=typed)
     who = await asyncio.to_thread(actor_name, hub.reader, actor)
     now = hub.ingest.now()
     _t, err = await _write(request, lambda c: hub.supervisor.review(c, tid, decision, who, text, now))
     if err:
-        return await tickets_page(request, error=err, status=409, error_id=tid)
+        return await tickets_page(request, error=err, status=409, error_id=tid, typed=typed)
     raise web.HTTPSeeOther(f"/tickets?ok={'accepted' if decision == 'accept' else 'rejected'}#t{tid}")

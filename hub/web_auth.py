@@ -42,6 +42,7 @@ STATIC = Path(__file__).parent / "static"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
 LOGIN_CSRF_RE = re.compile(r"[A-Za-z0-9_-]{43}")
+UNKNOWN_LOGIN = "*unknown*"  # the login throttle's one key for every name that is no account's
 
 
 @dataclass
@@ -323,8 +324,12 @@ async def login(request: web.Request) -> web.Response:
             request, 403, "登录页面已过期，请重试 (login form CSRF token missing or wrong: reload the login page)"
         )
     address = Limiter.key(request.remote)
+    # names that are no account's share one count: made-up names cannot fill the throttle's table
+    # and push real accounts into the flooders' overflow slot
+    known = bool(name) and await asyncio.to_thread(get_user, st.reader, name) is not None
+    throttle_name = name if known else UNKNOWN_LOGIN
     # counted as a failure before the password is checked: a burst sent at once cannot outrun the count
-    wait = st.throttle.attempt(name, address, time.monotonic())
+    wait = st.throttle.attempt(throttle_name, address, time.monotonic())
     if wait is not None:
         seconds = math.ceil(wait)
         resp = _login_refused(
@@ -337,7 +342,6 @@ async def login(request: web.Request) -> web.Response:
     user = await asyncio.to_thread(authenticate, st.reader, name, password) if name and password else None
     if user is None:
         # the name typed only when it is an account's: what was typed may be a password
-        known = bool(name) and await asyncio.to_thread(get_user, st.reader, name) is not None
         await write_audit(st, name if known else "?", None, "login", None, request.remote, "failed")
         nxt = safe_next(str(form.get("next", "")))
         raise web.HTTPFound("/login?bad=1" + (f"&next={quote(nxt, safe='/')}" if nxt != "/" else ""))
