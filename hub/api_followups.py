@@ -121,6 +121,7 @@ async def page(request: web.Request, *, error: str = "", status: int = 200, erro
     role = actor_of(request).role
     ctx.update(
         followups=rows,
+        site_names={f["site"]: request.app[HUB].sites.name(f["site"]) for f in rows if f["site"]},
         total=total,
         status=want,
         filters=STATUS_FILTERS,
@@ -155,7 +156,7 @@ async def act_form(request: web.Request) -> web.Response:
         from hub.pages import error_page
 
         return error_page(request, 404, "回访件不存在，或不在您的管辖范围内。")
-    raise web.HTTPSeeOther(f"/followups?ok={action}#f{fid}")
+    raise web.HTTPSeeOther(f"/followups?status=all&ok={action}#f{fid}")  # still shown once closed
 
 
 def add_routes(app: web.Application, hub) -> None:
