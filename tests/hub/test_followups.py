@@ -209,3 +209,21 @@ def test_a_rejected_appeal_keeps_the_vote_counted_and_the_steps_resume(world):
     assert call(hub, "dept", "POST", "/api/followups/1/appeal", {"text": "再申诉"})[0] == 409  # once
     v = _site_votes(hub)
     assert (v["total"]["total"], v["total"]["bad"], v["marked"]) == (1, 1, 0)
+
+
+def test_one_site_cannot_open_follow_ups_without_bound(world, monkeypatch):
+    from hub import followups
+    from hub.store import counter_totals
+
+    hub, a, case, _ = world
+    monkeypatch.setattr(followups, "PER_SITE_DAY", 2)
+    at = NOW - timedelta(hours=1)
+    for i in range(3):
+        send_vote(a, vote_body(5, case, at + timedelta(minutes=i)), at + timedelta(minutes=i))
+    assert len(rows(hub)) == 2
+    assert counter_totals(hub.reader).get("followups_capped") == 1
+    assert hub.reader.execute("SELECT count(*) FROM votes").fetchone()[0] == 3  # every vote is kept
+    with pytest.raises(ValueError):
+        hub.write(lambda c: followups.open_followup_for_rating(
+            c, channel="sms", rating_ref="1", level=5, level_name="非常不满意", rated_ms=0, now=NOW,
+            calendar=hub.ingest.calendar))  # fmt: skip
