@@ -86,4 +86,13 @@ async def test_department_steps_an_appeal_and_a_misuse_mark_in_the_browser(world
         resp = await sup.request.get(f"{base}/api/sites/{SITE_A}/votes?from={day}&to={day}")
         votes = await resp.json()
         assert (votes["total"]["total"], votes["total"]["bad"], votes["marked"]) == (1, 1, 1)
+        await sup.goto(f"{base}/site?code={SITE_A}")  # the site page says what it left out
+        await sup.wait_for_selector("#votes-note:has-text('有效评价')")
+        await sup.fill("#from", day)
+        await sup.fill("#to", day)
+        await sup.click("#period button[type=submit]")
+        await sup.wait_for_selector(f"#votes-note:has-text('{day} 至 {day}')")
+        note = await sup.inner_text("#votes-note")
+        assert "有效评价 1 条" in note and "认定误评或恶意差评 1 条" in note, note
+        assert await sup.inner_text("#satisfaction") == "0.0%"  # the one counted vote is a 差评
         assert dept.errors == [] and sup.errors == []
