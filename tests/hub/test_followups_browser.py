@@ -56,6 +56,7 @@ async def test_department_steps_an_appeal_and_a_misuse_mark_in_the_browser(world
         await login(dept, base, "market")
         text = await dept.inner_text("main")
         assert "评价器「不满意」" in text and "评价器「非常不满意」" in text and "待核实" in text
+        await dept.screenshot(path=str(tmp_path / "followups-department.png"), full_page=True)
         await step(dept, 1, "调取录像核实：窗口人员答复不够耐心", "rectify")
         assert "核实情况已记录" in await dept.inner_text("main")
         await step(dept, 1, "已对窗口人员批评教育，组织服务礼仪培训", "callback")
