@@ -467,7 +467,7 @@ def create_app(
     web_auth.add_routes(app)
     api_accounts.add_routes(app)
     app.router.add_static("/static/", STATIC)
-    from hub import api_devices, api_supervision, api_wall
+    from hub import api_devices, api_followups, api_supervision, api_wall
 
     api_supervision.add_routes(app, hub)
     api_devices.add_routes(app, hub)
@@ -475,4 +475,5 @@ def create_app(
 
     pages.setup(app, hub)
     api_wall.add_routes(app, hub)
+    api_followups.add_routes(app, hub)  # 差评 follow-ups (好差评), API and pages
     return app

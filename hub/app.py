@@ -81,6 +81,7 @@ class Hub:
             backdate_tolerance=tolerance,
         )
         self.ingest.backentry_grace_ms = int(sup.backentry_grace_minutes * 60_000)
+        self.ingest.ratings = cfg.ratings  # 差评 follow-up limits (hub/followups.py)
         clip_caps = {
             k: v
             for k in ("site_cap_bytes", "clip_cap_bytes")

@@ -191,13 +191,15 @@ CASE_INDEX_MIGRATIONS = [("0008_case_indexes", CASE_INDEX_SQL)]
 def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
     """Core migrations plus those of the supervision parts, in order (per engine: hub/db.py)."""
     if engine == POSTGRESQL:
+        from hub.followups import PG_MIGRATIONS as FOLLOWUP_PG
         from hub.schema_pg import MIGRATIONS as PG
 
-        return list(PG)
+        return [*PG, *FOLLOWUP_PG]
     from hub.accounts import MIGRATIONS as ACCOUNTS
     from hub.clips import MIGRATIONS as CLIPS
     from hub.devices import MIGRATIONS as DEVICES
     from hub.documents import MIGRATIONS as DOCUMENTS
+    from hub.followups import MIGRATIONS as FOLLOWUP_MIGRATIONS
     from hub.notify import MIGRATIONS as NOTIFY
     from hub.supervision import MIGRATIONS as SUPERVISION
     from hub.wall import MIGRATIONS as WALL
@@ -213,6 +215,7 @@ def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
         *CASE_INDEX_MIGRATIONS,
         *ACCOUNTS,
         *WALL,
+        *FOLLOWUP_MIGRATIONS,
     ]
 
 

@@ -81,6 +81,11 @@ EXPECTED = {
     ("POST", "/api/users/{login}/disable"): ADMIN,
     ("POST", "/api/users/{login}/reset"): ADMIN,
     ("GET", "/api/audit"): ADMIN,
+    ("GET", "/api/followups"): ADMIN | SUPERVISOR | DEPARTMENT,
+    ("GET", "/api/followups/{id}"): ADMIN | SUPERVISOR | DEPARTMENT,
+    ("POST", "/api/followups/{id}/{action}"): ADMIN | DEPARTMENT,  # action=verify: the department's step
+    ("GET", "/followups"): ADMIN | SUPERVISOR | DEPARTMENT,
+    ("POST", "/followups/{id}/{action}"): ADMIN | DEPARTMENT,
 }
 PARAMS = {
     "case_no": CASE_A,
@@ -90,6 +95,7 @@ PARAMS = {
     "clip_id": f"{SITE_A}-c1-1790000000000",
     "login": "ghost",
     "filename": "style.css",
+    "action": "verify",
 }
 
 
