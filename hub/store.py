@@ -191,14 +191,18 @@ CASE_INDEX_MIGRATIONS = [("0008_case_indexes", CASE_INDEX_SQL)]
 def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
     """Core migrations plus those of the supervision parts, in order (per engine: hub/db.py)."""
     if engine == POSTGRESQL:
+        from hub.portal_guide import PG_MIGRATIONS as PORTAL_GUIDE_PG
+        from hub.ratings import PG_MIGRATIONS as PORTAL_RATINGS_PG
         from hub.schema_pg import MIGRATIONS as PG
 
-        return list(PG)
+        return [*PG, *PORTAL_GUIDE_PG, *PORTAL_RATINGS_PG]
     from hub.accounts import MIGRATIONS as ACCOUNTS
     from hub.clips import MIGRATIONS as CLIPS
     from hub.devices import MIGRATIONS as DEVICES
     from hub.documents import MIGRATIONS as DOCUMENTS
     from hub.notify import MIGRATIONS as NOTIFY
+    from hub.portal_guide import MIGRATIONS as PORTAL_GUIDE
+    from hub.ratings import MIGRATIONS as PORTAL_RATINGS
     from hub.supervision import MIGRATIONS as SUPERVISION
     from hub.wall import MIGRATIONS as WALL
 
@@ -213,6 +217,8 @@ def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
         *CASE_INDEX_MIGRATIONS,
         *ACCOUNTS,
         *WALL,
+        *PORTAL_GUIDE,
+        *PORTAL_RATINGS,
     ]
 
 
