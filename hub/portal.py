@@ -100,6 +100,7 @@ async def home_page(request: web.Request) -> web.Response:
     if case_no or code:
         status, got = await _lookup(request, case_no, code)
         ctx["case" if status == 200 else "lookup_error"] = got
+        status = 200 if status == 404 else status  # the page exists; a wrong code is a message on it (JSON: 404)
         ctx["ok"] = "感谢您的评价！" if request.query.get("ok") == "rated" and status == 200 else None
     return _render(request, "home.html", ctx, status)
 
