@@ -26,10 +26,14 @@ from protocol.models import LEVEL_NAMES
 NOT_FOUND = "未找到该办件，请核对办件编号和查询码 (no case with that number and query code)"
 TOO_MANY = "查询过于频繁，请稍后再试 (too many lookups, try again later)"
 MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+RESULTS_CACHE = web.AppKey("portal_results_cache", dict)
+RESULTS_TTL_S = 300.0  # the rates change slowly; anyone may ask, so one aggregate per period is shared
+RESULTS_CACHED = 64  # (until, months) pairs kept
 
 
 def add_routes(app: web.Application) -> None:
     """The portal's pages and JSON routes (rules: hub/access.py, all public)."""
+    app[RESULTS_CACHE] = {}
     r = app.router
     r.add_get("/public", home_page)
     r.add_get("/public/items/{code}", item_page)
@@ -225,12 +229,25 @@ def _results_args(request: web.Request) -> tuple[date, int] | str:
     return until, int(months_s)
 
 
+async def _results(request: web.Request, until: date, months: int) -> dict:
+    """The on-time rates, computed at most once per RESULTS_TTL_S for the same period."""
+    cache, key, now = request.app[RESULTS_CACHE], (until.isoformat()[:7], months), time.monotonic()
+    hit = cache.get(key)
+    if hit and now - hit[0] < RESULTS_TTL_S:
+        return hit[1]
+    results = await _read(request, pd.on_time_rates, until, months)
+    if len(cache) >= RESULTS_CACHED:
+        cache.pop(min(cache, key=lambda k: cache[k][0]))
+    cache[key] = (now, results)
+    return results
+
+
 async def results_page(request: web.Request) -> web.Response:
     """/public/results: monthly on-time rates per department."""
     args = _results_args(request)
     if isinstance(args, str):
         return _render(request, "results.html", {"title": "结果公示", "error": args, "results": None}, 400)
-    results = await _read(request, pd.on_time_rates, *args)
+    results = await _results(request, *args)
     return _render(request, "results.html", {"title": "结果公示", "results": results})
 
 
@@ -239,7 +256,7 @@ async def results_json(request: web.Request) -> web.Response:
     args = _results_args(request)
     if isinstance(args, str):
         return error(400, args)
-    return _json(await _read(request, pd.on_time_rates, *args))
+    return _json(await _results(request, *args))
 
 
 async def openapi_json(request: web.Request) -> web.Response:
