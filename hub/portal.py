@@ -17,7 +17,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from hub import portal_data as pd
-from hub.httpjson import dumps, error
+from hub.httpjson import dumps, error, read_object
 from hub.portal_guide import FORM_NAME
 from hub.ratings import CHANNEL_ZH, MAX_COMMENT, RatingRefused, record_portal_rating
 from protocol.calendar import CST
@@ -187,7 +187,12 @@ async def _rate(request: web.Request, case_no: str, code: str, level, comment) -
 
 async def rating_form(request: web.Request) -> web.Response:
     """The rating form on the lookup page (works without JavaScript)."""
-    form = await request.post()
+    try:
+        form = await request.post()
+    except web.HTTPException:
+        raise
+    except Exception:
+        return _render(request, "missing.html", {"title": "表单无效"}, 400)
     case_no, code = str(form.get("case_no", ""))[:64], str(form.get("code", ""))[:32]
     status, got = await _rate(request, case_no, code, form.get("level"), str(form.get("comment", "")))
     if status == 201:
@@ -200,11 +205,8 @@ async def rating_form(request: web.Request) -> web.Response:
 
 async def rating_json(request: web.Request) -> web.Response:
     """JSON twin of the rating form: {"code", "level": 1..5, "comment"?}."""
-    try:
-        body = await request.json()
-    except ValueError:
-        return error(400, "请求体须为 JSON (body must be JSON)")
-    if not isinstance(body, dict) or not isinstance(body.get("code"), str):
+    body = await read_object(request)  # 400 for what is not a JSON object (hub/httpjson.py)
+    if not isinstance(body.get("code"), str):
         return error(400, "缺少查询码 (code is required)", "code")
     level = body.get("level")
     if isinstance(level, bool) or not isinstance(level, int):
