@@ -29,11 +29,12 @@ MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 RESULTS_CACHE = web.AppKey("portal_results_cache", dict)
 RESULTS_TTL_S = 300.0  # the rates change slowly; anyone may ask, so one aggregate per period is shared
 RESULTS_CACHED = 64  # (until, months) pairs kept
+SEARCH_CACHE = web.AppKey("portal_search_cache", dict)  # the normalized catalog, per signed version
 
 
 def add_routes(app: web.Application) -> None:
     """The portal's pages and JSON routes (rules: hub/access.py, all public)."""
-    app[RESULTS_CACHE] = {}
+    app[RESULTS_CACHE], app[SEARCH_CACHE] = {}, {}
     r = app.router
     r.add_get("/public", home_page)
     r.add_get("/public/items/{code}", item_page)
@@ -99,7 +100,7 @@ async def home_page(request: web.Request) -> web.Response:
     case_no, code = request.query.get("case_no", "")[:64], request.query.get("code", "")[:32]
     ctx: dict = {"title": "公众服务", "q": q, "case_no": case_no, "code": code, "items": None}
     if "q" in request.query:
-        ctx["items"] = await _read(request, pd.search_items, q)
+        ctx["items"] = await _read(request, pd.search_items, q, request.app[SEARCH_CACHE])
     status = 200
     if case_no or code:
         status, got = await _lookup(request, case_no, code)
@@ -111,7 +112,8 @@ async def home_page(request: web.Request) -> web.Response:
 
 async def items_json(request: web.Request) -> web.Response:
     """JSON twin of the guide search."""
-    return _json({"items": await _read(request, pd.search_items, request.query.get("q", ""))})
+    q = request.query.get("q", "")[: pd.MAX_QUERY]
+    return _json({"items": await _read(request, pd.search_items, q, request.app[SEARCH_CACHE])})
 
 
 async def item_page(request: web.Request) -> web.Response:

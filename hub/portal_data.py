@@ -36,21 +36,41 @@ def _norm(text: str) -> str:
     return "".join(text.lower().split())
 
 
-def search_items(conn, q: str) -> list[dict]:
-    """Catalog items whose name, department, code or pinyin initials contain `q` (empty: all)."""
+def search_index(conn, cache: dict | None = None) -> list[tuple[str, str, str, str, str, list[str]]]:
+    """(code, name, department, normalized name, normalized department, initials) of every item;
+    kept in `cache` (one per app) until the hub signs a new catalog version."""
+    version = conn.execute("SELECT max(version) FROM catalog_versions").fetchone()[0]
+    if cache is not None and cache.get("version") == version and "rows" in cache:
+        return cache["rows"]
+    rows = [
+        (code, name, dept, _norm(name), _norm(dept), (ini or "").split(" "))
+        for code, name, dept, ini in conn.execute(
+            "SELECT c.code, c.name, c.department, g.initials FROM catalog c "
+            "LEFT JOIN portal_guide g ON g.code = c.code ORDER BY c.department, c.code"
+        ).fetchall()
+    ]
+    if cache is not None:
+        cache.update(version=version, rows=rows)
+    return rows
+
+
+def search_items(conn, q: str, cache: dict | None = None) -> list[dict]:
+    """Catalog items whose name, department or code contain `q`, or whose name's initials contain
+    it, or whose department's initials start with it (empty: all, up to MAX_RESULTS)."""
     q = _norm(q)[:MAX_QUERY]
-    rows = conn.execute(
-        "SELECT c.code, c.name, c.department, g.initials FROM catalog c "
-        "LEFT JOIN portal_guide g ON g.code = c.code ORDER BY c.department, c.code"
-    ).fetchall()
     out = []
-    for code, name, dept, ini in rows:
-        if not q or q in _norm(name) or q in _norm(dept) or q in code.lower() or q in (ini or "").split(" ")[0]:
+    for code, name, dept, n_name, n_dept, ini in search_index(conn, cache):
+        if (
+            not q
+            or q in n_name
+            or q in n_dept
+            or q in code.lower()
+            or q in ini[0]
+            or (len(ini) > 1 and ini[1].startswith(q))  # the department's initials: scjd
+        ):
             out.append({"code": code, "name": name, "department": dept})
-        elif q.isascii() and q.isalpha() and any(part.startswith(q) for part in (ini or "").split(" ")):
-            out.append({"code": code, "name": name, "department": dept})  # department initials: scjdglj
-        if len(out) >= MAX_RESULTS:
-            break
+            if len(out) >= MAX_RESULTS:
+                break
     return out
 
 

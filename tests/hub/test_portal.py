@@ -238,3 +238,18 @@ def test_results_publish_monthly_on_time_rates_per_department(hub):
             assert status == 400 and "flash bad" in html, bad
 
     call(hub, go)
+
+
+def test_the_search_index_is_kept_until_a_new_catalog_is_signed(hub):
+    from hub import portal_data as pd
+    from hub.catalog import store_catalog
+    from protocol.models import CatalogItem
+    from tests.craft import ITEM
+
+    cache: dict = {}
+    assert [i["code"] for i in pd.search_items(hub.reader, "spjy", cache)] == ["XK-001"]
+    rows = cache["rows"]
+    assert pd.search_items(hub.reader, "spjy", cache) and cache["rows"] is rows  # not read again
+    store_catalog(hub.conn, [CatalogItem.model_validate({**ITEM, "code": "XK-009", "name": "排水许可"})])
+    assert [i["code"] for i in pd.search_items(hub.reader, "psxk", cache)] == ["XK-009"]
+    assert pd.search_items(hub.reader, "spjy", cache) == []
