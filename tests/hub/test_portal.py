@@ -253,3 +253,22 @@ def test_the_search_index_is_kept_until_a_new_catalog_is_signed(hub):
     store_catalog(hub.conn, [CatalogItem.model_validate({**ITEM, "code": "XK-009", "name": "排水许可"})])
     assert [i["code"] for i in pd.search_items(hub.reader, "psxk", cache)] == ["XK-009"]
     assert pd.search_items(hub.reader, "spjy", cache) == []
+
+
+def test_ratings_draw_on_the_lookup_limiter(hub):
+    from hub.api import Limiter
+
+    async def go():
+        async with served(hub, limiter=Limiter(n=3)) as (base, _app), aiohttp.ClientSession() as s:
+            got = []
+            for _ in range(2):
+                async with s.get(f"{base}/api/public/cases/{DONE_CASE}", params={"code": "99999999"}) as r:
+                    got.append(r.status)
+            for _ in range(2):
+                async with s.post(f"{base}/api/public/cases/{DONE_CASE}/rating", json={"code": "99999999", "level": 1},
+                                  headers={"Origin": base}) as r:  # fmt: skip
+                    got.append(r.status)
+                    body = await r.json()
+            assert got == [404, 404, 404, 429] and "查询过于频繁" in body["error"]
+
+    asyncio.run(go())
