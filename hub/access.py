@@ -52,6 +52,16 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/login"): PAGE,
     ("POST", "/login"): PAGE,  # its own CSRF token (double submit) and throttling
     ("GET", "/api/public/cases/{case_no}"): _r(PUBLIC),  # case number + query code, rate-limited
+    # the citizen portal (hub/portal.py): guides, lookup, rating (number + code, rate-limited), results
+    ("GET", "/public/items/{code}"): PAGE,
+    ("POST", "/public/rating"): PAGE,  # public: cross-site posts refused by Origin/Sec-Fetch-Site
+    ("GET", "/public/results"): PAGE,
+    ("GET", "/public/forms/{name}"): PAGE,
+    ("GET", "/api/public/items"): _r(PUBLIC),
+    ("GET", "/api/public/items/{code}"): _r(PUBLIC),
+    ("POST", "/api/public/cases/{case_no}/rating"): _r(PUBLIC),
+    ("GET", "/api/public/results"): _r(PUBLIC),
+    ("GET", "/api/public/openapi.json"): _r(PUBLIC),
     ("GET", "/api/health"): _r(PUBLIC),
     ("GET", "/metrics"): _r(PUBLIC),  # counts only, no case data (docs/operations.md)
     # the session itself

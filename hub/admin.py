@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from hub.catalog import next_config_version, read_catalog, store_catalog
+from hub.catalog import next_config_version, read_catalog_guides, store_catalog
 from hub.config import HubConfig
 from hub.store import CONFIG_UPSERT, open_db
 from iobase.config import load_config
@@ -24,10 +24,10 @@ from protocol.calendar import CalendarError, YearTable
 def import_catalog(config: Path, file: Path) -> tuple[int, int]:
     """Validate and store a catalog file; returns (version, number of items)."""
     cfg = load_config(config, HubConfig)
-    items = read_catalog(file)
+    items, guides, forms = read_catalog_guides(file)
     conn = open_db(cfg.store_url())
     try:
-        return store_catalog(conn, items, actor=_actor()), len(items)
+        return store_catalog(conn, items, actor=_actor(), guides=guides, forms=forms), len(items)
     finally:
         conn.close()
 

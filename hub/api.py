@@ -20,7 +20,6 @@ from hub.httpjson import dumps, error
 from hub.metrics import render_metrics
 from hub.store import URGENCY, URGENCY_ONE_LIGHT
 from hub.web_auth import AUTH, AuthState, access_middleware, actor_of
-from hub.web_auth import same as _same
 from protocol.caseclock_types import EVENT_ZH, VIOLATION_ZH
 
 log = logging.getLogger("jiancha.hub.api")
@@ -46,7 +45,6 @@ STATUS_ZH = {
     "transferred": "已转报",
 }
 PAGES = {
-    "/public": "public.html",
     "/calendar": "calendar.html",
 }  # the HTML is public; its data comes from the API with the session cookie (/login: hub/web_auth.py)
 # (the wall "/" and the site page "/site": hub/api_wall.py, which sends a visitor without a session to /login)
@@ -365,30 +363,11 @@ class Limiter:
             del self.tat[oldest]
 
 
-async def public_case(request: web.Request) -> web.Response:
-    """Citizen progress lookup with case number + query code; no personal data."""
+def lookup_allowed(request: web.Request) -> bool:
+    """One public guess of a case number and query code, if the lookup limiter allows it (the
+    lookup and the rating in hub/portal.py)."""
     limiter = request.app[LIMITER]
-    if not limiter.allow(limiter.key(request.remote), time.monotonic()):
-        return error(429, "查询过于频繁，请稍后再试 (too many lookups, try again later)")
-    case_no = request.match_info["case_no"]
-    code = request.query.get("code", "")
-    rows = _rows(request.app[READER], "SELECT * FROM cases WHERE case_no=?", (case_no,))
-    if not code or not rows or not _same(rows[0]["query_code"], code):
-        return error(404, "未找到该办件，请核对办件编号和查询码 (no case with that number and query code)")
-    r = rows[0]
-    evs = _rows(request.app[READER], "SELECT type, at FROM case_events WHERE case_no=? ORDER BY seq", (case_no,))
-    body = {
-        "case_no": case_no,
-        "item_name": r["item_name"],
-        "department": r["department"],
-        "status": r["status"],
-        "status_zh": STATUS_ZH.get(r["status"], r["status"]),
-        "received_on": r["received_at"][:10],
-        "due_date": r["due_date"],
-        "due_provisional": bool(r["due_provisional"]),
-        "events": [{"type": e["type"], "type_zh": EVENT_ZH.get(e["type"], e["type"]), "at": e["at"]} for e in evs],
-    }
-    return web.json_response(body, dumps=dumps)
+    return limiter.allow(limiter.key(request.remote), time.monotonic())
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -459,7 +438,6 @@ def create_app(
     app.router.add_get("/api/cases/{case_no}", get_case)
     app.router.add_get("/api/sites", list_sites)
     app.router.add_get("/api/alerts", list_alerts)
-    app.router.add_get("/api/public/cases/{case_no}", public_case)
     app.router.add_get("/api/health", health)
     app.router.add_get("/metrics", metrics)
     for p in PAGES:
@@ -474,6 +452,9 @@ def create_app(
     from hub import pages
 
     pages.setup(app, hub)
+    from hub import portal
+
+    portal.add_routes(app)  # the citizen portal and its /api/public/... twins
     api_wall.add_routes(app, hub)
     api_followups.add_routes(app, hub)  # 差评 follow-ups (好差评), API and pages
     return app

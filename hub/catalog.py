@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from hub.portal_guide import GUIDE_HEADERS, Guide, read_forms, store_guides
 from hub.store import CATALOG_VERSION_UPSERT, CONFIG_UPSERT
 from iobase.sqlite import transaction
 from protocol.models import CatalogItem
@@ -38,6 +39,7 @@ HEADER_LABELS = {
     "依据": "basis",
     "咨询电话": "phone",
     "电话": "phone",
+    **GUIDE_HEADERS,  # the portal-only fields (办事指南), kept at the hub: hub/portal_guide.py
 }
 
 
@@ -47,6 +49,12 @@ class CatalogError(ValueError):
 
 def read_catalog(path: Path) -> list[CatalogItem]:
     """Parse and validate a catalog file (.csv with a header row, or .yaml/.yml)."""
+    return read_catalog_guides(path)[0]
+
+
+def read_catalog_guides(path: Path) -> tuple[list[CatalogItem], dict[str, Guide], dict[str, bytes]]:
+    """(items, portal guides by code, form files by name) of a catalog file; forms are read
+    from the `forms/` folder beside it (docs/portal.md)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -66,12 +74,13 @@ def read_catalog(path: Path) -> list[CatalogItem]:
         where = "item {n}"
     else:
         raise CatalogError(f"{path}: unsupported file type {suffix!r}; use .csv or .yaml")
-    items, errors, seen = [], [], set()
+    items, errors, seen, guides = [], [], set(), {}
     for n, row in enumerate(rows, start=1):
         if not isinstance(row, dict):
             errors.append(f"{where.format(n=n, line=n + 1)}: expected a mapping")
             continue
         clean = {HEADER_LABELS.get(str(k).strip(), str(k).strip()): _blank(v) for k, v in row.items() if k}
+        guide = {k: clean.pop(k) for k in list(clean) if k in Guide.model_fields}
         unknown = sorted(k for k in clean if k not in CatalogItem.model_fields)
         if unknown:
             raise CatalogError(
@@ -79,6 +88,7 @@ def read_catalog(path: Path) -> list[CatalogItem]:
             )
         try:
             item = CatalogItem.model_validate(clean)
+            guides[item.code] = Guide.model_validate(guide)
         except ValidationError as exc:
             for e in exc.errors():
                 field = ".".join(str(p) for p in e["loc"]) or "(row)"
@@ -88,11 +98,13 @@ def read_catalog(path: Path) -> list[CatalogItem]:
             errors.append(f"{where.format(n=n, line=n + 1)} code: duplicate {item.code!r}")
         seen.add(item.code)
         items.append(item)
+    forms, problems = read_forms(path, [i.materials for i in items])
+    errors += problems
     if errors:
         raise CatalogError(f"{path}: {len(errors)} problem(s)\n  " + "\n  ".join(errors))
     if not items:
         raise CatalogError(f"{path}: no items")
-    return items
+    return items, guides, forms
 
 
 def accepted_headers() -> str:
@@ -101,7 +113,8 @@ def accepted_headers() -> str:
     for label, name in HEADER_LABELS.items():
         zh.setdefault(name, []).append(label)
     return ", ".join(
-        f"{name} ({'/'.join(zh.get(name, []))})" if zh.get(name) else name for name in CatalogItem.model_fields
+        f"{name} ({'/'.join(zh.get(name, []))})" if zh.get(name) else name
+        for name in (*CatalogItem.model_fields, *Guide.model_fields)
     )
 
 
@@ -109,8 +122,15 @@ def _blank(v):
     return None if isinstance(v, str) and not v.strip() else v
 
 
-def store_catalog(conn, items: list[CatalogItem], actor: str = "cli") -> int:
-    """Replace the catalog and bump its config version; returns the new version."""
+def store_catalog(
+    conn,
+    items: list[CatalogItem],
+    actor: str = "cli",
+    guides: dict[str, Guide] | None = None,
+    forms: dict[str, bytes] | None = None,
+) -> int:
+    """Replace the catalog (with its portal guides and forms) and bump its config version;
+    returns the new version."""
     now_ms = int(time.time() * 1000)
     with transaction(conn):
         conn.execute("DELETE FROM catalog")
@@ -118,6 +138,7 @@ def store_catalog(conn, items: list[CatalogItem], actor: str = "cli") -> int:
             "INSERT INTO catalog VALUES (?, ?, ?, ?)",
             [(i.code, i.name, i.department, i.model_dump_json()) for i in items],
         )
+        store_guides(conn, items, guides or {}, forms or {})
         version = next_config_version(conn, "catalog")
         payload = {"items": [i.model_dump(mode="json", exclude_none=True) for i in items]}
         conn.execute(

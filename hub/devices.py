@@ -32,7 +32,8 @@ MIGRATIONS = [
 def store_vote(conn: sqlite3.Connection, site: str, seq: int, v: VoteCast) -> None:
     """Keep every press; misuse stays flagged (excluded from results, never deleted)."""
     conn.execute(
-        "INSERT INTO votes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        'INSERT INTO votes (site, seq, case_no, "window", staff, department, key, level, level_name, '
+        "mapping_version, misuse, pressed_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (
             site,
             seq,
@@ -94,8 +95,8 @@ def _heartbeat_at(heartbeat_json: str | None) -> str:
 def votes_of_case(conn, case_no: str) -> list[dict]:
     """Votes linked to a case (misuse included, flagged)."""
     cur = conn.execute(
-        'SELECT "window", staff, key, level, level_name, mapping_version, misuse, pressed_ms '
-        "FROM votes WHERE case_no=? ORDER BY seq",
+        'SELECT "window", staff, key, level, level_name, mapping_version, misuse, pressed_ms, channel, comment '
+        "FROM votes WHERE case_no=? ORDER BY pressed_ms, seq",
         (case_no,),
     )
     cols = [c[0] for c in cur.description]

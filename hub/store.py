@@ -192,15 +192,19 @@ def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
     """Core migrations plus those of the supervision parts, in order (per engine: hub/db.py)."""
     if engine == POSTGRESQL:
         from hub.followups import PG_MIGRATIONS as FOLLOWUP_PG
+        from hub.portal_guide import PG_MIGRATIONS as PORTAL_GUIDE_PG
+        from hub.ratings import PG_MIGRATIONS as PORTAL_RATINGS_PG
         from hub.schema_pg import MIGRATIONS as PG
 
-        return [*PG, *FOLLOWUP_PG]
+        return [*PG, *FOLLOWUP_PG, *PORTAL_GUIDE_PG, *PORTAL_RATINGS_PG]
     from hub.accounts import MIGRATIONS as ACCOUNTS
     from hub.clips import MIGRATIONS as CLIPS
     from hub.devices import MIGRATIONS as DEVICES
     from hub.documents import MIGRATIONS as DOCUMENTS
     from hub.followups import MIGRATIONS as FOLLOWUP_MIGRATIONS
     from hub.notify import MIGRATIONS as NOTIFY
+    from hub.portal_guide import MIGRATIONS as PORTAL_GUIDE
+    from hub.ratings import MIGRATIONS as PORTAL_RATINGS
     from hub.supervision import MIGRATIONS as SUPERVISION
     from hub.wall import MIGRATIONS as WALL
 
@@ -216,6 +220,8 @@ def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
         *ACCOUNTS,
         *WALL,
         *FOLLOWUP_MIGRATIONS,
+        *PORTAL_GUIDE,
+        *PORTAL_RATINGS,
     ]
 
 

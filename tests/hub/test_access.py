@@ -42,6 +42,15 @@ EXPECTED = {
     ("GET", "/login"): PUBLIC,
     ("POST", "/login"): PUBLIC,
     ("GET", "/api/public/cases/{case_no}"): PUBLIC,
+    ("GET", "/public/items/{code}"): PUBLIC,
+    ("POST", "/public/rating"): PUBLIC,
+    ("GET", "/public/results"): PUBLIC,
+    ("GET", "/public/forms/{name}"): PUBLIC,
+    ("GET", "/api/public/items"): PUBLIC,
+    ("GET", "/api/public/items/{code}"): PUBLIC,
+    ("POST", "/api/public/cases/{case_no}/rating"): PUBLIC,
+    ("GET", "/api/public/results"): PUBLIC,
+    ("GET", "/api/public/openapi.json"): PUBLIC,
     ("GET", "/api/health"): PUBLIC,
     ("GET", "/metrics"): PUBLIC,
     ("POST", "/logout"): LOGGED_IN,
@@ -96,6 +105,7 @@ PARAMS = {
     "login": "ghost",
     "filename": "style.css",
     "action": "verify",
+    "name": "form.pdf",
 }
 
 
