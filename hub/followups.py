@@ -97,10 +97,11 @@ SUPERVISOR_ACTIONS = ("misuse", "malicious", "reject")
 TEXT_MAX = 2000
 PER_SITE_DAY = 500  # follow-ups one site can open in a China day; beyond, counted (followups_capped)
 
-# SQL condition on `votes`: the keypad vote is not marked 误评/恶意差评 by a supervisor
+# SQL condition on `votes`: the rating (keypad or portal: its follow-up has the vote's site, seq
+# and channel) is not marked 误评/恶意差评 by a supervisor
 VOTE_NOT_MARKED = (
     "NOT EXISTS (SELECT 1 FROM followups f WHERE f.site = votes.site AND f.seq = votes.seq "
-    "AND f.channel = 'keypad' AND f.mark IS NOT NULL)"
+    "AND f.channel = votes.channel AND f.mark IS NOT NULL)"
 )
 VOTE_MARKED = VOTE_NOT_MARKED.replace("NOT EXISTS", "EXISTS", 1)
 

@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 import aiohttp_jinja2
 from aiohttp import web
 
+from hub import followups
 from hub import portal_data as pd
 from hub.httpjson import dumps, error, read_object
 from hub.portal_guide import FORM_NAME
@@ -176,7 +177,26 @@ async def _rate(request: web.Request, case_no: str, code: str, level, comment) -
         row = cur.fetchone()
         if row is None or not _same(row[3], code):
             return None
-        return record_portal_rating(conn, dict(zip([d[0] for d in cur.description], row)), level, comment, now_ms)
+        stored = record_portal_rating(conn, dict(zip([d[0] for d in cur.description], row)), level, comment, now_ms)
+        # a 差评 online opens its follow-up in the same transaction, as a keypad one does (docs/ratings.md)
+        followups.open_followup_for_rating(
+            conn,
+            channel="portal",
+            rating_ref=f"{stored['site']}:{stored['seq']}",
+            level=stored["level"],
+            level_name=stored["level_name"],
+            rated_ms=now_ms,
+            now=datetime.fromtimestamp(now_ms / 1000, CST),
+            calendar=hub.ingest.calendar,
+            ratings=hub.cfg.ratings,
+            site=stored["site"],
+            seq=stored["seq"],
+            case_no=stored["case_no"],
+            window=stored["window"] or None,
+            staff=stored["staff"],
+            department=stored["department"],
+        )
+        return stored
 
     try:
         row = await asyncio.shield(asyncio.to_thread(hub.write, write))  # once written, finish even if the client goes

@@ -6,14 +6,13 @@ sequence numbers are positive, so the two never collide), key and mapping_versio
 and the window and clerk from the case's registration. One portal rating per case (a unique
 index); keypad votes of the same case are kept beside it.
 
-Other parts hook on `record_portal_rating` (e.g. the 差评 follow-ups, hub/followups*.py): it
-returns the stored row, and `on_portal_rating` callbacks run in the same transaction.
+`record_portal_rating` returns the stored row; the caller (hub/portal.py) opens the 差评 follow-up
+of a 不满意/非常不满意 in the same transaction (hub/followups.py, docs/ratings.md).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 
 from protocol.models import LEVEL_NAMES
 
@@ -30,7 +29,6 @@ MIGRATIONS = [("portal_0002_vote_channel", SQL)]
 PG_MIGRATIONS = [("pg_portal_0002_vote_channel", SQL)]
 
 # callbacks(conn, row) run inside the rating's transaction (e.g. opening a 差评 follow-up)
-on_portal_rating: list[Callable[[object, dict], None]] = []
 
 
 class RatingRefused(ValueError):
@@ -89,8 +87,6 @@ def record_portal_rating(conn, case: dict, level: int, comment: str | None, now_
         "mapping_version, misuse, pressed_ms, channel, comment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         tuple(row.values()),
     )
-    for hook in on_portal_rating:
-        hook(conn, row)
     return row
 
 

@@ -8,7 +8,6 @@ import asyncio
 import aiohttp
 import pytest
 
-from hub import ratings
 from hub.devices import store_vote
 from protocol.models import VoteCast
 from tests.hub.hubapp import close, served
@@ -165,8 +164,6 @@ def test_lookup_shows_progress_timeline_and_hall_without_personal_data(hub):
 
 
 def test_a_finished_case_is_rated_once_online_beside_its_keypad_vote(hub):
-    seen = []
-    ratings.on_portal_rating.append(lambda conn, row: seen.append(row))
     vote = VoteCast(case_no=DONE_CASE, window="1号窗口", staff="赵六", department="市场监督管理局", key="k5",
                     level=2, level_name="满意", mapping_version="v1", pressed_wall_ms=1_795_000_000_000)  # fmt: skip
     hub.write(lambda c: store_vote(c, SITE, 7, vote))
@@ -205,14 +202,17 @@ def test_a_finished_case_is_rated_once_online_beside_its_keypad_vote(hub):
                           headers={"Origin": "http://evil.example"}) as r:  # fmt: skip
             assert r.status == 403
 
-    try:
-        call(hub, go)
-    finally:
-        ratings.on_portal_rating.clear()
-    assert [(r["case_no"], r["level"], r["channel"]) for r in seen] == [
-        (DONE_CASE, 5, "portal"),
-        (LATE_CASE, 3, "portal"),
-    ]
+    call(hub, go)
+    # the 非常不满意 online opened one 差评 follow-up for the case's department; the 基本满意 none
+    fus = hub.reader.execute("SELECT channel, case_no, department, level, step FROM followups").fetchall()
+    assert [tuple(r) for r in fus] == [("portal", DONE_CASE, "市场监督管理局", 5, "verify")]
+    # marked 误评 by a supervisor, the online rating leaves the rates as a keypad one does
+    from hub.followups import VOTE_NOT_MARKED
+
+    counted = f"SELECT channel FROM votes WHERE case_no=? AND {VOTE_NOT_MARKED} ORDER BY channel"
+    assert [r[0] for r in hub.reader.execute(counted, (DONE_CASE,))] == ["keypad", "portal"]
+    hub.write(lambda c: c.execute("UPDATE followups SET mark='misuse', mark_reason='test' WHERE channel='portal'"))
+    assert [r[0] for r in hub.reader.execute(counted, (DONE_CASE,))] == ["keypad"]
     rows = hub.reader.execute(
         "SELECT channel, level, seq < 0, staff FROM votes WHERE case_no=? ORDER BY channel", (DONE_CASE,)
     ).fetchall()
