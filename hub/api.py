@@ -475,4 +475,7 @@ def create_app(
 
     pages.setup(app, hub)
     api_wall.add_routes(app, hub)
+    from hub import api_complaints  # 投诉 (imports this module: here, not at the top)
+
+    api_complaints.add_routes(app, hub)
     return app

@@ -196,6 +196,7 @@ def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
         return list(PG)
     from hub.accounts import MIGRATIONS as ACCOUNTS
     from hub.clips import MIGRATIONS as CLIPS
+    from hub.complaints import MIGRATIONS as COMPLAINTS
     from hub.devices import MIGRATIONS as DEVICES
     from hub.documents import MIGRATIONS as DOCUMENTS
     from hub.notify import MIGRATIONS as NOTIFY
@@ -213,6 +214,7 @@ def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
         *CASE_INDEX_MIGRATIONS,
         *ACCOUNTS,
         *WALL,
+        *COMPLAINTS,
     ]
 
 
