@@ -94,7 +94,7 @@ async def _followed(request: web.Request, no: str, code: str) -> dict | None:
     stored = await asyncio.to_thread(cp.code_of, hub.reader, no)
     if stored is None or not _same(stored, code.strip().upper()):
         return None
-    return await asyncio.to_thread(cp.complaint_view, hub.reader, no, private=False)
+    return await asyncio.to_thread(cp.complaint_view, hub.reader, no, private=False, citizen=True)
 
 
 def _public_json(c: dict) -> dict:
@@ -226,7 +226,7 @@ async def api_public_step(request: web.Request) -> web.Response:
     _row, err = await _do(request.app[HUB], no, action, "citizen", str(body.get("text") or ""))
     if err:
         return error(404 if err == NOT_FOUND else 409, err)
-    c = await asyncio.to_thread(cp.complaint_view, request.app[HUB].reader, no, private=False)
+    c = await asyncio.to_thread(cp.complaint_view, request.app[HUB].reader, no, private=False, citizen=True)
     return web.json_response(_public_json(c), dumps=dumps)
 
 

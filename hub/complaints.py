@@ -340,9 +340,9 @@ def open_ticket(conn, no: str, site, dept, due_s: str, reply_days: int, cal: Wor
     return tid
 
 
-def complaint_view(conn, complaint_no: str, *, private: bool) -> dict | None:
+def complaint_view(conn, complaint_no: str, *, private: bool, citizen: bool = False) -> dict | None:
     """A complaint with its steps; contact details only when `private` (admins, supervisors in
-    scope), never the query code."""
+    scope), never the query code; for the `citizen`, staff names become 工作人员."""
     c = _row(conn, complaint_no)
     if c is None:
         return None
@@ -353,7 +353,7 @@ def complaint_view(conn, complaint_no: str, *, private: bool) -> dict | None:
     c["status_zh"] = STATUS_ZH.get(c["status"], c["status"])
     c["about_kind_zh"] = ABOUT_ZH.get(c["about_kind"], c["about_kind"])
     c["events"] = [
-        {"at_ms": at, "actor": who if private else ("群众" if who == "citizen" else "工作人员"),
+        {"at_ms": at, "actor": ("投诉人" if who == "citizen" else "工作人员") if citizen else who,
          "action": a, "action_zh": ACTION_ZH.get(a, a), "text": t}
         for at, who, a, t in conn.execute(
             "SELECT at_ms, actor, action, text FROM complaint_events WHERE complaint_id=? ORDER BY id", (c["id"],)
