@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import re
 import secrets
 import time
@@ -22,8 +21,8 @@ from aiohttp import web
 from hub import complaints as cp
 from hub.access import ADMIN, DEPARTMENT, SUPERVISOR, Actor, scope_where
 from hub.api import HUB, LIMITER, Limiter
-from hub.httpjson import dumps, error
-from hub.pages import _base, actor_name, chinese_part, render
+from hub.httpjson import dumps, error, read_object
+from hub.pages import _base, _form, actor_name, chinese_part, render
 from hub.web_auth import actor_of
 from hub.web_auth import same as _same
 
@@ -118,7 +117,7 @@ def _public(request, name, ctx, status=200):
 
 async def _public_post(request: web.Request) -> dict | None:
     """The form, or None when its CSRF field does not match the cookie."""
-    form = {k: str(v) for k, v in (await request.post()).items() if isinstance(v, str)}
+    form = await _form(request)
     cookie, field = request.cookies.get(PCSRF, ""), form.get("csrf", "")
     if not PCSRF_RE.fullmatch(cookie) or not hmac.compare_digest(cookie.encode(), field.encode()[:64]):
         return None
@@ -182,19 +181,9 @@ async def public_step(request: web.Request) -> web.Response:
 
 
 # -- the citizen's JSON twins -----------------------------------------------------------------------
-async def _json_body(request: web.Request) -> dict | None:
-    try:
-        body = json.loads(await request.text())
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return body if isinstance(body, dict) else None
-
-
 async def api_file(request: web.Request) -> web.Response:
     """POST /api/public/complaints {about_kind, about, text, contact_name, contact_phone|contact_email}."""
-    body = await _json_body(request)
-    if body is None:
-        return error(400, "请求体应为 JSON 对象 (body must be a JSON object)")
+    body = await read_object(request)  # 400 for anything but a JSON object
     values, errors = cp.clean(body)
     if errors:
         field, msg = next(iter(errors.items()))
@@ -218,9 +207,7 @@ async def api_follow(request: web.Request) -> web.Response:
 async def api_public_step(request: web.Request) -> web.Response:
     """POST /api/public/complaints/{no}/confirm|reopen {code, text}."""
     no, action = request.match_info["no"], request.path.rsplit("/", 1)[1]
-    body = await _json_body(request)
-    if body is None:
-        return error(400, "请求体应为 JSON 对象 (body must be a JSON object)")
+    body = await read_object(request)  # 400 for anything but a JSON object
     if _limited(request, LIMITER) or await _followed(request, no, str(body.get("code", ""))) is None:
         return error(404, NOT_FOUND)
     _row, err = await _do(request.app[HUB], no, action, "citizen", str(body.get("text") or ""))
@@ -270,7 +257,7 @@ async def ops_form(request: web.Request) -> web.Response:
     """POST /complaints/{no}/accept|refuse|assign|reply (form: text, department, csrf)."""
     hub, actor = request.app[HUB], actor_of(request)
     no, action = request.match_info["no"], request.path.rsplit("/", 1)[1]
-    form = {k: str(v) for k, v in (await request.post()).items() if isinstance(v, str)}
+    form = await _form(request)
     who = await asyncio.to_thread(actor_name, hub.reader, actor)
     dept = form.get("department", "")[:200] if action == "assign" else None
     _row, err = await _do(hub, no, action, who, form.get("text", "")[:8000].replace("\r\n", "\n"), dept)
@@ -301,9 +288,7 @@ async def api_step(request: web.Request) -> web.Response:
     """POST /api/complaints/{no}/accept|refuse|assign|reply {text, department}."""
     hub, actor = request.app[HUB], actor_of(request)
     no, action = request.match_info["no"], request.path.rsplit("/", 1)[1]
-    body = await _json_body(request)
-    if body is None:
-        return error(400, "请求体应为 JSON 对象 (body must be a JSON object)")
+    body = await read_object(request)  # 400 for anything but a JSON object
     who = await asyncio.to_thread(actor_name, hub.reader, actor) if actor.session_id else actor.name
     dept = str(body.get("department") or "") if action == "assign" else None
     _row, err = await _do(hub, no, action, who, str(body.get("text") or ""), dept)

@@ -98,6 +98,7 @@ def test_the_walk_over_the_json_api_and_who_sees_the_contact(world, caplog):
     "body, status, field",
     [
         ([1, 2], 400, None),
+        ("[" * 5000, 400, None),
         ({"about_kind": "case"}, 422, "about"),
         ({**filing("X"), "text": "长" * 2001}, 422, "text"),
         ({**filing("X"), "contact_phone": "110"}, 422, "contact_phone"),
