@@ -12,19 +12,17 @@ hub; docs/clerk.md).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 import sqlite3
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from agent.clerks import Clerk, get
+from iobase import websession
+from iobase.throttle import AttemptThrottle
 
 COOKIE = "jc_clerk"
 LOGIN_CSRF_COOKIE = "jc_clerk_login"  # double-submit token of the login form (before any session)
 MAX_PER_CLERK = 5
-TOUCH_EVERY_MS = 60_000  # the idle clock is written at most once a minute per session
 
 
 @dataclass(frozen=True)
@@ -48,29 +46,23 @@ class Session:
     seen_ms: int
 
 
-def digest(session_id: str) -> str:
-    """What the store keeps of a session id."""
-    return hashlib.sha256(session_id.encode("utf-8", "surrogateescape")).hexdigest()
+CSRF_PURPOSE = b"jiancha clerk csrf v1"
+digest, should_touch = websession.digest, websession.should_touch
 
 
 def csrf_token(session_id: str) -> str:
     """The session's CSRF token (the csrf field of every form on the clerk's pages)."""
-    return hmac.new(session_id.encode("utf-8", "surrogateescape"), b"jiancha clerk csrf v1", hashlib.sha256).hexdigest()
+    return websession.csrf_token(session_id, CSRF_PURPOSE)
 
 
 def csrf_matches(session_id: str, supplied: str | None) -> bool:
     """Whether `supplied` is this session's CSRF token (constant time)."""
-    return bool(supplied) and hmac.compare_digest(csrf_token(session_id).encode(), str(supplied).encode()[:128])
+    return websession.csrf_matches(session_id, supplied, CSRF_PURPOSE)
 
 
 def is_expired(created_ms: int, seen_ms: int, now_ms: int, policy: SessionPolicy) -> bool:
     """Whether a session is over: idle too long, or older than the absolute limit."""
-    return now_ms - seen_ms >= policy.idle_ms or now_ms - created_ms >= policy.absolute_ms
-
-
-def should_touch(seen_ms: int, now_ms: int) -> bool:
-    """Whether to write the session's last-seen time now (not on every request)."""
-    return now_ms - seen_ms >= TOUCH_EVERY_MS
+    return websession.is_expired(created_ms, seen_ms, now_ms, policy.idle_ms, policy.absolute_ms)
 
 
 def create(conn: sqlite3.Connection, clerk: str, now_ms: int, address: str | None, policy: SessionPolicy) -> str:
@@ -118,71 +110,9 @@ def end(conn: sqlite3.Connection, id_hash: str) -> None:
     conn.execute("DELETE FROM clerk_sessions WHERE id_hash=?", (id_hash,))
 
 
-class PinThrottle:
-    """Failed PIN logins counted per clerk and per client address, in fixed windows.
-
-    After `per_clerk` failures for one clerk, or `per_address` from one address, attempts are
-    refused until that key's window (`window_s` from its first failure) is over. An attempt is
-    counted when let through, before the PIN is checked (a burst cannot outrun argon2); a right
-    PIN forgives the clerk's count and takes its attempt back from the address. At most
-    `max_keys` keys are kept: those whose window is over go first; when the table is full of live
-    keys, newcomers share one overflow key per kind (flooders lock each other out, nobody's
-    count is reset)."""
-
-    OVERFLOW = "*overflow*"
+class PinThrottle(AttemptThrottle):
+    """Failed PIN logins per clerk and per client address (iobase.throttle: fixed windows,
+    counted when let through, bounded memory with overflow entries)."""
 
     def __init__(self, per_clerk: int = 5, per_address: int = 20, window_s: float = 900.0, max_keys: int = 2000):
-        self.per_clerk, self.per_address, self.window_s, self.max_keys = per_clerk, per_address, window_s, max_keys
-        self.counts: OrderedDict[tuple[str, str], tuple[float, int]] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self.counts)
-
-    def attempt(self, clerk: str, address: str, now: float) -> float | None:
-        """Seconds to wait, or None: then the attempt is let through and counted at once."""
-        waits = [
-            self._wait(("clerk", clerk), self.per_clerk, now),
-            self._wait(("addr", address), self.per_address, now),
-        ]
-        wait = max((w for w in waits if w is not None), default=None)
-        if wait is None:
-            for key in (("clerk", clerk), ("addr", address)):
-                key = self._slot(key, now)
-                start, n = self.counts.get(key, (now, 0))
-                if now - start >= self.window_s:
-                    start, n = now, 0
-                self.counts[key] = (start, n + 1)
-                self.counts.move_to_end(key)
-        return wait
-
-    def succeeded(self, clerk: str, address: str) -> None:
-        """A right PIN: the clerk's failures are forgiven, the address's attempt taken back."""
-        self.counts.pop(("clerk", clerk), None)
-        key = ("addr", address) if ("addr", address) in self.counts else ("addr", self.OVERFLOW)
-        got = self.counts.get(key)
-        if got is not None and got[1] > 0:
-            self.counts[key] = (got[0], got[1] - 1)
-
-    def _wait(self, key: tuple[str, str], limit: int, now: float) -> float | None:
-        got = self.counts.get(key)
-        if got is None and len(self.counts) >= self.max_keys - 2:
-            got = self.counts.get((key[0], self.OVERFLOW))
-        if got is None:
-            return None
-        start, n = got
-        left = start + self.window_s - now
-        return left if n >= limit and left > 0 else None
-
-    def _slot(self, key: tuple[str, str], now: float) -> tuple[str, str]:
-        if key in self.counts:
-            return key
-        for _ in range(8):  # forget a few keys whose window is over (oldest written first)
-            if not self.counts:
-                break
-            oldest, (start, _n) = next(iter(self.counts.items()))
-            if now - start < self.window_s:
-                break
-            del self.counts[oldest]
-        if len(self.counts) >= self.max_keys - 2:  # the last two slots are the overflow keys
-            return (key[0], self.OVERFLOW)
-        return key
+        super().__init__(per_clerk, per_address, window_s, max_keys)

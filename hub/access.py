@@ -79,6 +79,12 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/tickets"): _r(ADMIN, SUPERVISOR, DEPARTMENT, scope="list", page=True),
     ("POST", "/tickets/{id}/reply"): _r(ADMIN, DEPARTMENT, scope="ticket", page=True),
     ("POST", "/tickets/{id}/review"): _r(*OPERATORS, scope="ticket", page=True),
+    # 差评 follow-ups (hub/api_followups.py checks scope, and who may take which step)
+    ("GET", "/api/followups"): _r(ADMIN, SUPERVISOR, DEPARTMENT, scope="list"),
+    ("GET", "/api/followups/{id}"): _r(ADMIN, SUPERVISOR, DEPARTMENT, scope="list"),
+    ("POST", "/api/followups/{id}/{action}"): _r(ADMIN, SUPERVISOR, DEPARTMENT, scope="list"),
+    ("GET", "/followups"): _r(ADMIN, SUPERVISOR, DEPARTMENT, scope="list", page=True),
+    ("POST", "/followups/{id}/{action}"): _r(ADMIN, SUPERVISOR, DEPARTMENT, scope="list", page=True),
     # the working-day calendar: read by supervisors, changed by admins
     ("GET", "/api/calendar"): _r(*OPERATORS),
     ("POST", "/api/calendar"): _r(ADMIN),

@@ -467,7 +467,7 @@ def create_app(
     web_auth.add_routes(app)
     api_accounts.add_routes(app)
     app.router.add_static("/static/", STATIC)
-    from hub import api_devices, api_supervision, api_wall
+    from hub import api_devices, api_followups, api_supervision, api_wall
 
     api_supervision.add_routes(app, hub)
     api_devices.add_routes(app, hub)
@@ -478,4 +478,5 @@ def create_app(
     from hub import api_complaints  # 投诉 (imports this module: here, not at the top)
 
     api_complaints.add_routes(app, hub)
+    api_followups.add_routes(app, hub)  # 差评 follow-ups (好差评), API and pages
     return app

@@ -28,8 +28,9 @@ from hub.notify import Notifier
 from hub.store import open_db
 from hub.supervision import Supervisor
 from hub.workers import supervise, worker_credentials
-from iobase.config import ConfigError, load_config
+from iobase.config import load_config
 from iobase.sqlite import transaction
+from iobase.tls import server_context
 
 log = logging.getLogger("jiancha.hub")
 
@@ -81,6 +82,7 @@ class Hub:
             backdate_tolerance=tolerance,
         )
         self.ingest.backentry_grace_ms = int(sup.backentry_grace_minutes * 60_000)
+        self.ingest.ratings = cfg.ratings  # 差评 follow-up limits (hub/followups.py)
         clip_caps = {
             k: v
             for k in ("site_cap_bytes", "clip_cap_bytes")
@@ -156,26 +158,7 @@ PLAIN_HTTP_WARNING = (
 def tls_context(tls: HubTls) -> ssl.SSLContext:
     """A server SSLContext (TLS 1.2 at least) with `tls.cert` (chain) and `tls.key`; a
     ConfigError naming the file when one is missing, unreadable or not PEM of the right kind."""
-    for what, path in (("api.tls.cert", tls.cert), ("api.tls.key", tls.key)):
-        try:
-            with open(path, "rb") as fh:
-                fh.read(1)
-        except FileNotFoundError:
-            raise ConfigError(f"{what}: {path}: file not found") from None
-        except IsADirectoryError:
-            raise ConfigError(f"{what}: {path}: is a folder, expected a PEM file") from None
-        except OSError as exc:
-            raise ConfigError(f"{what}: {path}: cannot read: {exc.strerror or exc}") from None
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        ctx.load_cert_chain(str(tls.cert), str(tls.key))
-    except ssl.SSLError as exc:
-        raise ConfigError(
-            f"api.tls: {tls.cert} and {tls.key}: not a PEM certificate chain with its matching "
-            f"unencrypted private key ({exc.reason or exc})"
-        ) from None
-    return ctx
+    return server_context(tls.cert, tls.key, section="api.tls")
 
 
 async def start_http(

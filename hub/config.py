@@ -138,6 +138,25 @@ class Complaints(Strict):
     max_tracked: int = Field(10_000, ge=100, le=1_000_000, description="Clients the filing limiter remembers")
 
 
+class Ratings(Strict):
+    """好差评 follow-ups (差评 loop, docs/ratings.md)."""
+
+    default_days: int = Field(7, ge=1, le=30, description="Working days to verify, rectify and call back a 差评")
+    limits: dict[str, int] = Field(
+        default_factory=dict,
+        description="Working days per region code prefix (longest prefix wins), e.g. {'51': 15, '3714': 5}",
+    )
+    yellow_days: int = Field(1, ge=0, le=30, description="Yellow when this many working days or fewer remain")
+
+    @field_validator("limits")
+    @classmethod
+    def _limits(cls, v):
+        for prefix, days in v.items():
+            if not (prefix.isdigit() and prefix.isascii() and len(prefix) <= 12) or not 1 <= days <= 30:
+                raise ValueError(f"limits: {prefix!r}: region code prefix of digits, 1-30 working days")
+        return v
+
+
 class HubStore(Strict):
     url: str | None = Field(
         None,
@@ -181,6 +200,7 @@ class HubConfig(Strict):
     keys: HubKeys
     api: HubApi
     supervision: Supervision = Supervision()
+    ratings: Ratings = Ratings()
     clips: HubClips = HubClips()
     complaints: Complaints = Complaints()
     notify: Any = Field(

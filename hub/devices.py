@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
+from hub.followups import VOTE_NOT_MARKED
 from protocol.models import DeviceEvent, Heartbeat, VoteCast
 
 MIGRATIONS = [
@@ -125,6 +126,7 @@ def site_detail(conn, code: str) -> dict:
         dict(zip(("level", "level_name", "n"), r))
         for r in conn.execute(
             "SELECT level, level_name, count(*) FROM votes WHERE site=? AND misuse IS NULL "
+            f"AND {VOTE_NOT_MARKED} "  # a 差评 marked 误评/恶意差评 (hub/followups.py) is not counted
             "GROUP BY level, level_name ORDER BY level",  # a level has one name (VoteCast checks it)
             (code,),
         )

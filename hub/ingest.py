@@ -22,6 +22,7 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from hub import devices as dev
+from hub import followups
 from hub import store as db
 from hub.catalog import CatalogHistory
 from hub.clockcheck import flag_clock
@@ -106,6 +107,7 @@ class Ingestor:
         self._next_sweep = 0.0
         self._fresh_regs: dict[str, CaseRegistered] = {}
         self.supervisor = supervisor  # hub.supervision.Supervisor (cards, tickets, SMS)
+        self.ratings = None  # hub.config.Ratings: 差评 follow-up limits (hub/followups.py)
         self.clips = None  # hub.clips.ClipReceiver
         self.leader = lambda: True  # whether this worker runs the once-only work (hub.lease)
         self.on_idle_leader = []  # callables run between groups, only while leader
@@ -453,6 +455,7 @@ class Ingestor:
                 if vote.case_no and not owned_by(vote.case_no, site):
                     return self._foreign(now_ms, site, topic, f"seq {rec.seq}: vote for case {vote.case_no}")
                 dev.store_vote(self.conn, site, rec.seq, vote)
+                followups.open_for_vote(self.conn, site, rec.seq, vote, self.now(), self.calendar, self.ratings)
             elif rec.kind in (KIND_DEVICE_EVENT, KIND_HEARTBEAT):
                 body = (DeviceEvent if rec.kind == KIND_DEVICE_EVENT else Heartbeat).model_validate(rec.body)
                 if not 2000 <= body.at.year <= 2100:  # one far-future time would pin the site page
@@ -824,6 +827,7 @@ class Ingestor:
             self._project(set(due), now, now_ms)
             if self.supervisor is not None:
                 self.supervisor.sweep(self.conn, now)
+            followups.sweep(self.conn, now, self.calendar, self.ratings, self.supervisor)
         return len(due)
 
     def refresh_calendar(self, force: bool = False) -> None:

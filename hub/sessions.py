@@ -8,16 +8,14 @@ is derived from the session id (HMAC), so it needs no storage and dies with the 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass
 
 from hub.accounts import User
+from iobase import websession
 
 COOKIE = "jc_session"
 LOGIN_CSRF_COOKIE = "jc_login_csrf"  # double-submit token of the login form (before any session)
-TOUCH_EVERY_MS = 60_000  # the idle clock is written at most once a minute per session
 
 
 @dataclass(frozen=True)
@@ -37,29 +35,23 @@ class Session:
     seen_ms: int
 
 
-def digest(session_id: str) -> str:
-    """What the store keeps of a session id."""
-    return hashlib.sha256(session_id.encode("utf-8", "surrogateescape")).hexdigest()
+CSRF_PURPOSE = b"jiancha csrf v1"
+digest, should_touch = websession.digest, websession.should_touch
 
 
 def csrf_token(session_id: str) -> str:
     """The session's CSRF token (sent by our pages in X-CSRF-Token or the csrf form field)."""
-    return hmac.new(session_id.encode("utf-8", "surrogateescape"), b"jiancha csrf v1", hashlib.sha256).hexdigest()
+    return websession.csrf_token(session_id, CSRF_PURPOSE)
 
 
 def csrf_matches(session_id: str, supplied: str | None) -> bool:
     """Whether `supplied` is this session's CSRF token (constant time)."""
-    return bool(supplied) and hmac.compare_digest(csrf_token(session_id).encode(), str(supplied).encode()[:128])
+    return websession.csrf_matches(session_id, supplied, CSRF_PURPOSE)
 
 
 def is_expired(created_ms: int, seen_ms: int, now_ms: int, policy: SessionPolicy) -> bool:
     """Whether a session is over: idle too long, or older than the absolute limit."""
-    return now_ms - seen_ms >= policy.idle_ms or now_ms - created_ms >= policy.absolute_ms
-
-
-def should_touch(seen_ms: int, now_ms: int) -> bool:
-    """Whether to write the session's last-seen time now (not on every request)."""
-    return now_ms - seen_ms >= TOUCH_EVERY_MS
+    return websession.is_expired(created_ms, seen_ms, now_ms, policy.idle_ms, policy.absolute_ms)
 
 
 def create(conn, user: User, now_ms: int, address: str | None, policy: SessionPolicy) -> str:

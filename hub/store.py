@@ -191,14 +191,16 @@ CASE_INDEX_MIGRATIONS = [("0008_case_indexes", CASE_INDEX_SQL)]
 def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
     """Core migrations plus those of the supervision parts, in order (per engine: hub/db.py)."""
     if engine == POSTGRESQL:
+        from hub.followups import PG_MIGRATIONS as FOLLOWUP_PG
         from hub.schema_pg import MIGRATIONS as PG
 
-        return list(PG)
+        return [*PG, *FOLLOWUP_PG]
     from hub.accounts import MIGRATIONS as ACCOUNTS
     from hub.clips import MIGRATIONS as CLIPS
     from hub.complaints import MIGRATIONS as COMPLAINTS
     from hub.devices import MIGRATIONS as DEVICES
     from hub.documents import MIGRATIONS as DOCUMENTS
+    from hub.followups import MIGRATIONS as FOLLOWUP_MIGRATIONS
     from hub.notify import MIGRATIONS as NOTIFY
     from hub.supervision import MIGRATIONS as SUPERVISION
     from hub.wall import MIGRATIONS as WALL
@@ -215,6 +217,7 @@ def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
         *ACCOUNTS,
         *WALL,
         *COMPLAINTS,
+        *FOLLOWUP_MIGRATIONS,
     ]
 
 

@@ -14,78 +14,11 @@ anyone's count."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from iobase.throttle import AttemptThrottle
 
 
-class LoginThrottle:
-    OVERFLOW = "*overflow*"
+class LoginThrottle(AttemptThrottle):
+    """Failed operator logins per login name and per client address (iobase.throttle)."""
 
     def __init__(self, per_login: int = 5, per_address: int = 20, window_s: float = 900.0, max_keys: int = 10_000):
-        self.per_login, self.per_address, self.window_s, self.max_keys = per_login, per_address, window_s, max_keys
-        self.counts: OrderedDict[tuple[str, str], tuple[float, int]] = OrderedDict()  # key → (window start, n)
-
-    def __len__(self) -> int:
-        return len(self.counts)
-
-    def retry_after(self, login: str, address: str, now: float) -> float | None:
-        """Seconds until an attempt for `login` from `address` is allowed, or None if it is now."""
-        waits = [
-            self._wait(("login", login), self.per_login, now),
-            self._wait(("address", address), self.per_address, now),
-        ]
-        return max((w for w in waits if w is not None), default=None)
-
-    def attempt(self, login: str, address: str, now: float) -> float | None:
-        """Seconds to wait, or None: then the attempt is let through and counted as a failure
-        at once (`succeeded` takes it back)."""
-        wait = self.retry_after(login, address, now)
-        if wait is None:
-            self.failed(login, address, now)
-        return wait
-
-    def failed(self, login: str, address: str, now: float) -> None:
-        """Count one failed attempt against both keys."""
-        for key in (("login", login), ("address", address)):
-            key = self._slot(key, now)
-            start, n = self.counts.get(key, (now, 0))
-            if now - start >= self.window_s:
-                start, n = now, 0
-            self.counts[key] = (start, n + 1)
-            self.counts.move_to_end(key)
-
-    def succeeded(self, login: str, address: str | None = None) -> None:
-        """A right password: the login name's failures are forgiven, and the attempt counted
-        against `address` by `attempt` is taken back."""
-        self.counts.pop(("login", login), None)
-        if address is not None:
-            key = ("address", address)
-            if key not in self.counts:
-                key = ("address", self.OVERFLOW)
-            got = self.counts.get(key)
-            if got is not None and got[1] > 0:
-                self.counts[key] = (got[0], got[1] - 1)
-
-    def _wait(self, key: tuple[str, str], limit: int, now: float) -> float | None:
-        got = self.counts.get(key)
-        if got is None and len(self.counts) >= self.max_keys - 2:  # it would count in the overflow entry
-            got = self.counts.get((key[0], self.OVERFLOW))
-        if got is None:
-            return None
-        start, n = got
-        left = start + self.window_s - now
-        return left if n >= limit and left > 0 else None
-
-    def _slot(self, key: tuple[str, str], now: float) -> tuple[str, str]:
-        """The entry `key` counts in: its own, or its kind's overflow entry when the table is full."""
-        if key in self.counts:
-            return key
-        for _ in range(8):  # forget a few keys whose window is over (oldest written first)
-            if not self.counts:
-                break
-            oldest, (start, _n) = next(iter(self.counts.items()))
-            if now - start < self.window_s:
-                break
-            del self.counts[oldest]
-        if len(self.counts) >= self.max_keys - 2:  # the last two slots are the overflow entries
-            return (key[0], self.OVERFLOW)
-        return key
+        super().__init__(per_login, per_address, window_s, max_keys)

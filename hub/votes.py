@@ -2,13 +2,16 @@
 
 The five national levels (protocol.models.LEVEL_NAMES, level 1 = 非常满意 … 5 = 非常不满意);
 the last two are 差评. Satisfaction rate (满意率) = levels 1-3 over all counted votes. Presses
-flagged as misuse (误按, repeated, unarmed) are kept at the hub but not counted (docs/wall.md).
+flagged as misuse (误按, repeated, unarmed) are kept at the hub but not counted (docs/wall.md);
+so are 差评 a supervisor marked 误评/恶意差评 on appeal (hub/followups.py, docs/ratings.md),
+counted apart as `marked`.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
+from hub.followups import VOTE_MARKED, VOTE_NOT_MARKED
 from protocol.calendar import CST
 from protocol.models import LEVEL_NAMES
 
@@ -65,7 +68,7 @@ def site_votes(conn, site: str, first: date, last: date) -> dict:
     total: dict[int, int] = {}
     for window, staff, level, n in conn.execute(
         'SELECT "window", staff, level, count(*) FROM votes WHERE site = ? AND misuse IS NULL '
-        'AND pressed_ms >= ? AND pressed_ms < ? GROUP BY "window", staff, level',
+        f'AND {VOTE_NOT_MARKED} AND pressed_ms >= ? AND pressed_ms < ? GROUP BY "window", staff, level',
         (site, lo, hi),
     ):
         n = int(n)
@@ -75,6 +78,11 @@ def site_votes(conn, site: str, first: date, last: date) -> dict:
         total[level] = total.get(level, 0) + n
     misuse = conn.execute(
         "SELECT count(*) FROM votes WHERE site = ? AND misuse IS NOT NULL AND pressed_ms >= ? AND pressed_ms < ?",
+        (site, lo, hi),
+    ).fetchone()[0]
+    marked = conn.execute(  # 差评 marked 误评/恶意差评 on appeal: shown apart, never counted
+        f"SELECT count(*) FROM votes WHERE site = ? AND misuse IS NULL AND {VOTE_MARKED} "
+        "AND pressed_ms >= ? AND pressed_ms < ?",
         (site, lo, hi),
     ).fetchone()[0]
     windows = [{"window": w or None, **summarize(c)} for w, c in by_window.items()]
@@ -87,6 +95,7 @@ def site_votes(conn, site: str, first: date, last: date) -> dict:
         "level_names": list(LEVEL_NAMES),
         "total": summarize(total),
         "misuse": int(misuse),
+        "marked": int(marked),
         "by_window": windows[:MAX_GROUPS],
         "by_staff": staff[:MAX_GROUPS],
     }

@@ -71,7 +71,7 @@ async function loadVotes(first) {
   note.className = "muted";
   document.getElementById("from").value = v.from;
   document.getElementById("to").value = v.to;
-  note.textContent = `${v.from} 至 ${v.to}，有效评价 ${v.total.total} 条，误按等已标记 ${v.misuse} 条（不计入）`;
+  note.textContent = `${v.from} 至 ${v.to}，有效评价 ${v.total.total} 条，误按等已标记 ${v.misuse} 条、经申诉复核认定误评或恶意差评 ${v.marked ?? 0} 条（均不计入）`;
   document.getElementById("votes-total").innerHTML =
     LEVELS.map((name, i) => `<div class="tile"><span>${name}</span><b>${v.total.levels[i]}</b></div>`).join("") +
     `<div class="tile green"><span>满意率</span><b id="satisfaction">${pct(v.total.satisfaction)}</b></div>`;

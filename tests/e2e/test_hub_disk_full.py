@@ -1,9 +1,10 @@
-"""The hub on a full disk (a real 8 MiB tmpfs under its data folder, filled up): ingest fails
+"""The hub on a full disk (a real 32 MiB tmpfs under its data folder, filled up): ingest fails
 with a clear error, nothing is acknowledged that was not stored, and once space returns the
 boxes' resends bring everything in."""
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import sqlite3
@@ -16,14 +17,14 @@ from tests.e2e.harness import Env, wait_for
 
 @pytest.fixture
 def small_data(tmp_path):
-    """A hub directory whose data folder is a real 8 MiB filesystem (tmpfs; the suite runs as
+    """A hub directory whose data folder is a real 32 MiB filesystem (tmpfs; the suite runs as
     root, as tests/agent/test_health.py's full-disk tests do)."""
     e = Env(tmp_path / "hub", sites=("S01",))
     data = e.root / "data"
     keep = tmp_path / "data-before"
     shutil.copytree(data, keep)
     r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(data)], capture_output=True, text=True
+        ["mount", "-t", "tmpfs", "-o", "size=32m,mode=0700", "tmpfs", str(data)], capture_output=True, text=True
     )
     assert r.returncode == 0, f"cannot mount a tmpfs ({r.stderr.strip()}): run the tests as root"
     try:
@@ -38,25 +39,22 @@ def small_data(tmp_path):
 
 
 def _fill(folder) -> int:
-    """Write a filler file until the filesystem refuses; its size."""
+    """Write filler files until the filesystem refuses (it may refuse at once: the hub's WAL can
+    have taken the space already on a loaded machine); the bytes written."""
     n = 0
-    with open(folder / "filler", "wb") as f:
+    for name, chunk in (("filler", 65536), ("filler2", 512)):  # then the last partial blocks too
+        try:
+            fd = os.open(folder / name, os.O_WRONLY | os.O_CREAT)
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC, exc
+            continue
         try:
             while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-                n += 65536
-        except OSError:
-            pass
-    # the last partial blocks too
-    fd = os.open(folder / "filler2", os.O_WRONLY | os.O_CREAT)
-    try:
-        while True:
-            os.write(fd, b"\0" * 512)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+                n += os.write(fd, b"\0" * chunk)
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC, exc
+        finally:
+            os.close(fd)
     return n
 
 

@@ -101,6 +101,11 @@ EXPECTED = {
     ("POST", "/api/users/{login}/disable"): ADMIN,
     ("POST", "/api/users/{login}/reset"): ADMIN,
     ("GET", "/api/audit"): ADMIN,
+    ("GET", "/api/followups"): ADMIN | SUPERVISOR | DEPARTMENT,
+    ("GET", "/api/followups/{id}"): ADMIN | SUPERVISOR | DEPARTMENT,
+    ("POST", "/api/followups/{id}/{action}"): ADMIN | DEPARTMENT,  # action=verify: the department's step
+    ("GET", "/followups"): ADMIN | SUPERVISOR | DEPARTMENT,
+    ("POST", "/followups/{id}/{action}"): ADMIN | DEPARTMENT,
 }
 PARAMS = {
     "case_no": CASE_A,
@@ -111,6 +116,7 @@ PARAMS = {
     "login": "ghost",
     "filename": "style.css",
     "no": "TS20261207000001",  # a complaint of site A's case, department A (seed)
+    "action": "verify",
 }
 
 
