@@ -108,6 +108,28 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/clips"): _r(*OPERATORS, scope="list"),
     ("GET", "/api/clips/{clip_id}.mp4"): _r(*OPERATORS, scope="clip"),
     ("DELETE", "/api/clips/{clip_id}"): _r(ADMIN),
+    # 投诉 (hub/api_complaints.py): citizens file and follow with number + code (rate-limited);
+    # supervisors accept, refuse and assign; departments reply
+    ("GET", "/public/complaints"): PAGE,
+    ("POST", "/public/complaints"): PAGE,  # its own CSRF token (double submit) and rate limit
+    ("GET", "/public/complaints/{no}"): PAGE,
+    ("POST", "/public/complaints/{no}/confirm"): PAGE,
+    ("POST", "/public/complaints/{no}/reopen"): PAGE,
+    ("POST", "/api/public/complaints"): _r(PUBLIC),
+    ("GET", "/api/public/complaints/{no}"): _r(PUBLIC),
+    ("POST", "/api/public/complaints/{no}/confirm"): _r(PUBLIC),
+    ("POST", "/api/public/complaints/{no}/reopen"): _r(PUBLIC),
+    ("GET", "/complaints"): _r(ADMIN, SUPERVISOR, DEPARTMENT, scope="list", page=True),
+    ("POST", "/complaints/{no}/accept"): _r(*OPERATORS, scope="complaint", page=True),
+    ("POST", "/complaints/{no}/refuse"): _r(*OPERATORS, scope="complaint", page=True),
+    ("POST", "/complaints/{no}/assign"): _r(*OPERATORS, scope="complaint", page=True),
+    ("POST", "/complaints/{no}/reply"): _r(ADMIN, DEPARTMENT, scope="complaint", page=True),
+    ("GET", "/api/complaints"): _r(ADMIN, SUPERVISOR, DEPARTMENT, scope="list"),
+    ("GET", "/api/complaints/{no}"): _r(ADMIN, SUPERVISOR, DEPARTMENT, scope="complaint"),
+    ("POST", "/api/complaints/{no}/accept"): _r(*OPERATORS, scope="complaint"),
+    ("POST", "/api/complaints/{no}/refuse"): _r(*OPERATORS, scope="complaint"),
+    ("POST", "/api/complaints/{no}/assign"): _r(*OPERATORS, scope="complaint"),
+    ("POST", "/api/complaints/{no}/reply"): _r(ADMIN, DEPARTMENT, scope="complaint"),
     # accounts and the audit log
     ("GET", "/api/users"): _r(ADMIN),
     ("POST", "/api/users"): _r(ADMIN),
@@ -192,6 +214,8 @@ def object_in_scope(conn, actor: Actor, kind: str, match: dict[str, str]) -> boo
             (int(match["id"]),),
         ).fetchone()
         # a document whose case is unknown (row None): only unscoped actors see it
+    elif kind == "complaint":  # one without a site (about a hall or person) is the city's
+        row = conn.execute("SELECT site, department FROM complaints WHERE complaint_no=?", (match["no"],)).fetchone()
     elif kind == "clip":
         row = conn.execute("SELECT site, NULL FROM clips WHERE clip_id=?", (match["clip_id"],)).fetchone()
     else:

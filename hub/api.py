@@ -456,5 +456,8 @@ def create_app(
 
     portal.add_routes(app)  # the citizen portal and its /api/public/... twins
     api_wall.add_routes(app, hub)
+    from hub import api_complaints  # 投诉 (imports this module: here, not at the top)
+
+    api_complaints.add_routes(app, hub)
     api_followups.add_routes(app, hub)  # 差评 follow-ups (好差评), API and pages
     return app

@@ -69,6 +69,7 @@ class Hub:
         sup = cfg.supervision
         self.notifier = Notifier(cfg.notify, self.store_url)
         self.supervisor = Supervisor(sup, calendar=lambda: self.ingest.calendar, notify=self.notifier.supervisor_hook())
+        self.supervisor.complaints_cfg = cfg.complaints  # 投诉 limits, swept with the cases (hub/complaints.py)
         tolerance = timedelta(hours=sup.backdate_tolerance_hours) if sup.backdate_tolerance_hours is not None else None
         self.ingest = Ingestor(
             self.conn,

@@ -123,6 +123,21 @@ class Supervision(Strict):
     )
 
 
+class Complaints(Strict):
+    """投诉 workflow limits (hub/complaints.py, docs/complaints.md)."""
+
+    accept_days: int = Field(2, ge=1, le=30, description="Working days a supervisor has to accept or refuse")
+    reply_days: int = Field(10, ge=1, le=60, description="Working days a department has to reply once assigned")
+    confirm_days: int = Field(
+        5, ge=1, le=30, description="Working days a citizen has to confirm or reopen; then it closes itself"
+    )
+    yellow_days: int = Field(1, ge=0, le=10, description="Yellow this many working days before a step's limit")
+    max_reopen: int = Field(3, ge=0, le=10, description="How often a citizen may reopen one complaint")
+    per_client_per_hour: int = Field(5, ge=1, le=1000, description="Complaints one client may file per hour")
+    global_per_hour: int = Field(300, ge=1, le=100_000, description="Complaints everyone together may file per hour")
+    max_tracked: int = Field(10_000, ge=100, le=1_000_000, description="Clients the filing limiter remembers")
+
+
 class Ratings(Strict):
     """好差评 follow-ups (差评 loop, docs/ratings.md)."""
 
@@ -187,6 +202,7 @@ class HubConfig(Strict):
     supervision: Supervision = Supervision()
     ratings: Ratings = Ratings()
     clips: HubClips = HubClips()
+    complaints: Complaints = Complaints()
     notify: Any = Field(
         default_factory=dict,
         validate_default=True,

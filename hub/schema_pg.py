@@ -11,6 +11,8 @@ tables and columns.
 
 from __future__ import annotations
 
+from hub.complaints import PG_MIGRATIONS as COMPLAINT_PG_MIGRATIONS
+
 MIGRATIONS = [
     (
         "pg_0001_hub",
@@ -190,4 +192,5 @@ MIGRATIONS = [
         "pg_wall_0001_open_cases_by_department",
         "CREATE INDEX cases_open_department ON cases(department, light, site) WHERE closed = 0;",
     ),
+    *COMPLAINT_PG_MIGRATIONS,  # 投诉 tables, defined beside their SQLite twin
 ]

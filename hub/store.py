@@ -199,6 +199,7 @@ def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
         return [*PG, *FOLLOWUP_PG, *PORTAL_GUIDE_PG, *PORTAL_RATINGS_PG]
     from hub.accounts import MIGRATIONS as ACCOUNTS
     from hub.clips import MIGRATIONS as CLIPS
+    from hub.complaints import MIGRATIONS as COMPLAINTS
     from hub.devices import MIGRATIONS as DEVICES
     from hub.documents import MIGRATIONS as DOCUMENTS
     from hub.followups import MIGRATIONS as FOLLOWUP_MIGRATIONS
@@ -219,6 +220,7 @@ def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
         *CASE_INDEX_MIGRATIONS,
         *ACCOUNTS,
         *WALL,
+        *COMPLAINTS,
         *FOLLOWUP_MIGRATIONS,
         *PORTAL_GUIDE,
         *PORTAL_RATINGS,

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
+from hub import complaints
 from hub import tickets as tk
 from hub.config import Supervision
 from hub.projection import Transition
@@ -188,7 +189,9 @@ class Supervisor:
         """Escalate open tickets whose reply deadline has passed (no reply)."""
         today = local_date(now)
         rows = conn.execute(
-            "SELECT id FROM tickets WHERE status='open' AND reply_due < ?", (today.isoformat(),)
+            "SELECT id FROM tickets WHERE status='open' AND reply_due < ?"
+            " AND NOT EXISTS (SELECT 1 FROM complaints c WHERE c.complaint_no = tickets.case_no)",  # hub/complaints.py
+            (today.isoformat(),),
         ).fetchall()
         for (tid,) in rows:
             t = self._ticket(conn, tid)
@@ -212,6 +215,7 @@ class Supervisor:
                     parent_id=tid,
                     reason=f"{tk.LEVEL_TITLES[t['level']]}逾期未回复",
                 )
+        complaints.sweep_hook(conn, now, self)  # 投诉: lights, auto-close, 督办 (hub/complaints.py)
         return len(rows)
 
     def _close(self, conn, t: dict, status: str, actor: str, action: str, text: str, now: datetime) -> None:

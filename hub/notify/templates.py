@@ -11,7 +11,14 @@ from __future__ import annotations
 import string
 from collections.abc import Mapping
 
-KINDS = ("yellow", "red", "supervision", "reply_due")  # what callers may enqueue
+KINDS = (
+    "yellow",
+    "red",
+    "supervision",
+    "reply_due",
+    "complaint_assigned",
+    "complaint_replied",
+)  # what callers may enqueue
 DIGEST = "digest"  # built by the worker only
 
 # Placeholders each kind may use. `recipient` (the person's name) and `site` are optional
@@ -22,6 +29,8 @@ FIELDS: dict[str, frozenset[str]] = {
     "red": frozenset(_COMMON | {"due_date", "overdue", "reason"}),
     "supervision": frozenset(_COMMON | {"title", "doc_no", "reply_due_date", "due_date", "overdue"}),
     "reply_due": frozenset(_COMMON | {"title", "doc_no", "reply_due_date", "remaining"}),
+    "complaint_assigned": frozenset({"recipient", "department", "complaint_no", "reply_due_date"}),
+    "complaint_replied": frozenset({"recipient", "complaint_no", "confirm_due_date"}),
     DIGEST: frozenset({"recipient", "count", "red", "yellow", "supervision", "reply_due", "lines", "more"}),
     "digest.more": frozenset({"count"}),
     "email_footer": frozenset(),
@@ -48,6 +57,14 @@ DEFAULT_TEMPLATES: dict[str, str] = {
     "剩余{remaining}个工作日，请及时回复。",
     "reply_due.subject": "【回复提醒】办件{case_no}的{title}回复将于{reply_due_date}到期",
     "reply_due.line": "{case_no}（{title}回复{reply_due_date}到期）",
+    # 投诉 (hub/complaints.py): assigned to a department; the department's reply, to the citizen
+    "complaint_assigned": "【电子监察】{department}：投诉{complaint_no}已交由贵单位办理，请于{reply_due_date}前答复。",
+    "complaint_assigned.subject": "【投诉交办】投诉{complaint_no}，请于{reply_due_date}前答复",
+    "complaint_assigned.line": "投诉{complaint_no}（{reply_due_date}前答复）",
+    "complaint_replied": "【政务服务投诉】您的投诉{complaint_no}已有答复，请凭查询码查看，"
+    "并于{confirm_due_date}前确认满意或提出异议。",
+    "complaint_replied.subject": "您的投诉{complaint_no}已有答复",
+    "complaint_replied.line": "投诉{complaint_no}已答复",
     # 汇总 (digest): one message instead of many for one recipient
     "digest": "【电子监察】您有{count}件办件即将到期或已超期：{lines}{more}，请登录电子监察系统及时办理。",
     "digest.subject": "【电子监察】您有{count}条提醒（红牌{red}，黄牌{yellow}，督办{supervision}）",

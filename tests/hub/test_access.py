@@ -85,6 +85,26 @@ EXPECTED = {
     ("GET", "/api/clips"): ADMIN | SUPERVISOR,
     ("GET", "/api/clips/{clip_id}.mp4"): ADMIN | SUPERVISOR,
     ("DELETE", "/api/clips/{clip_id}"): ADMIN,
+    ("GET", "/public/complaints"): PUBLIC,
+    ("POST", "/public/complaints"): PUBLIC,
+    ("GET", "/public/complaints/{no}"): PUBLIC,
+    ("POST", "/public/complaints/{no}/confirm"): PUBLIC,
+    ("POST", "/public/complaints/{no}/reopen"): PUBLIC,
+    ("POST", "/api/public/complaints"): PUBLIC,
+    ("GET", "/api/public/complaints/{no}"): PUBLIC,
+    ("POST", "/api/public/complaints/{no}/confirm"): PUBLIC,
+    ("POST", "/api/public/complaints/{no}/reopen"): PUBLIC,
+    ("GET", "/complaints"): ADMIN | SUPERVISOR | DEPARTMENT,
+    ("POST", "/complaints/{no}/accept"): ADMIN | SUPERVISOR,
+    ("POST", "/complaints/{no}/refuse"): ADMIN | SUPERVISOR,
+    ("POST", "/complaints/{no}/assign"): ADMIN | SUPERVISOR,
+    ("POST", "/complaints/{no}/reply"): ADMIN | DEPARTMENT,
+    ("GET", "/api/complaints"): ADMIN | SUPERVISOR | DEPARTMENT,
+    ("GET", "/api/complaints/{no}"): ADMIN | SUPERVISOR | DEPARTMENT,
+    ("POST", "/api/complaints/{no}/accept"): ADMIN | SUPERVISOR,
+    ("POST", "/api/complaints/{no}/refuse"): ADMIN | SUPERVISOR,
+    ("POST", "/api/complaints/{no}/assign"): ADMIN | SUPERVISOR,
+    ("POST", "/api/complaints/{no}/reply"): ADMIN | DEPARTMENT,
     ("GET", "/api/users"): ADMIN,
     ("POST", "/api/users"): ADMIN,
     ("POST", "/api/users/{login}/disable"): ADMIN,
@@ -104,6 +124,7 @@ PARAMS = {
     "clip_id": f"{SITE_A}-c1-1790000000000",
     "login": "ghost",
     "filename": "style.css",
+    "no": "TS20261207000001",  # a complaint of site A's case, department A (seed)
     "action": "verify",
     "name": "form.pdf",
 }
@@ -131,6 +152,12 @@ def seed(hub) -> dict[str, int]:
                 "INSERT INTO sites (code, online, last_seen_ms) VALUES (?, 1, ?)", (site, int(time.time() * 1000))
             )
         at = datetime(2026, 12, 7, 9, tzinfo=CST)
+        c.execute(
+            "INSERT INTO complaints (complaint_no, query_code, about_kind, about, site, department, text, "
+            "contact_name, status, filed_ms, updated_ms) VALUES ('TS20261207000001', 'ABCDEFGH', 'case', ?, ?, ?, "
+            "'t', '张三', 'submitted', 1, 1)",
+            (CASE_A, SITE_A, DEPT_A),
+        )
         return {
             "A": hub.supervisor.open_ticket(c, CASE_A, "duban", "监察员", at, reason="t"),
             "B": hub.supervisor.open_ticket(c, CASE_B, "duban", "监察员", at, reason="t"),

@@ -18,6 +18,8 @@ FACTS = {
     "overdue": 2,
     "title": "督办通知",
     "reply_due_date": "2025-03-14",
+    "complaint_no": "TS20250310123456",  # 投诉 (hub/complaints.py)
+    "confirm_due_date": "2025-03-17",
 }
 
 
