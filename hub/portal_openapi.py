@@ -31,6 +31,48 @@ def _ok(description: str, schema: str, example: dict, status_note: str = "") -> 
     }
 
 
+# complaints (投诉, hub/api_complaints.py): the examples test seeds two replied complaints
+EXAMPLE_COMPLAINT, EXAMPLE_COMPLAINT_CODE = "TS20261201000001", "A1B2C3D4"
+EXAMPLE_COMPLAINT_2, EXAMPLE_COMPLAINT_CODE_2 = "TS20261201000002", "E5F6G7H8"
+COMPLAINT_IN = {
+    "about_kind": "case",
+    "about": EXAMPLE_CASE,
+    "text": "窗口人员让我来回跑了三次",
+    "contact_name": "王女士",
+    "contact_phone": "13800000000",
+}
+COMPLAINT_EXAMPLE = {
+    "complaint_no": EXAMPLE_COMPLAINT,
+    "about_kind": "case",
+    "status": "replied",
+    "status_zh": "已答复",
+    "events": [],
+}
+
+
+def _complaint_param(example: str) -> dict:
+    return {"name": "no", "in": "path", "required": True, "example": example,
+            "schema": {"type": "string", "maxLength": 32}, "description": "投诉编号"}  # fmt: skip
+
+
+def _code_param(example: str, where: str) -> dict:
+    return {"name": "code", "in": where, "required": True, "example": example,
+            "schema": {"type": "string", "maxLength": 32}, "description": "查询码 (given when filed)"}  # fmt: skip
+
+
+def _step_body(code: str, text: str) -> dict:
+    return {"required": True, "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/ComplaintStep"}, "example": {"code": code, "text": text}}}}  # fmt: skip
+
+
+def _step_responses(example: dict) -> dict:
+    return {
+        "200": _ok("the complaint after the step", "Complaint", example),
+        "404": _err("wrong number or code", "未找到该投诉，请核对投诉编号和查询码"),
+        "409": _err("not possible in its state", "当前状态不能进行此操作"),
+    }
+
+
 ITEM_BRIEF = {"code": EXAMPLE_ITEM, "name": "食品经营许可", "department": "市场监督管理局"}
 CASE_EXAMPLE = {
     "case_no": EXAMPLE_CASE,
@@ -184,6 +226,64 @@ DOCUMENT: dict = {
                 },  # fmt: skip
             }
         },
+        "/api/public/complaints": {
+            "post": {
+                "summary": "投诉: file a complaint about a case, a window, a person or a hall (contact details kept private)",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/ComplaintIn"},
+                            "example": COMPLAINT_IN,
+                        }
+                    },
+                },  # fmt: skip
+                "responses": {
+                    "201": _ok(
+                        "filed: keep the number and the query code",
+                        "ComplaintFiled",
+                        {"complaint_no": "TS20261201000001", "query_code": "A1B2C3D4"},
+                    ),
+                    "400": _err("not a JSON object", "请求体应为 JSON 对象"),
+                    "422": _err("a field is missing or too long", "请填写投诉内容"),
+                    "429": _err("too many filings", "提交过于频繁，请稍后再试"),
+                },  # fmt: skip
+            }
+        },
+        "/api/public/complaints/{no}": {
+            "get": {
+                "summary": "投诉查询: status, steps and replies by complaint number and query code (no contact details)",
+                "parameters": [_complaint_param(EXAMPLE_COMPLAINT), _code_param(EXAMPLE_COMPLAINT_CODE, "query")],
+                "responses": {
+                    "200": _ok("the complaint as the citizen sees it", "Complaint", COMPLAINT_EXAMPLE),
+                    "404": _err("wrong number or code", "未找到该投诉，请核对投诉编号和查询码"),
+                    "429": _err("too many guesses", "查询过于频繁，请稍后再试"),
+                },
+            }
+        },
+        "/api/public/complaints/{no}/reopen": {
+            "post": {
+                "summary": "不满意答复: reopen a replied complaint with the citizen's words (back to the department)",
+                "parameters": [_complaint_param(EXAMPLE_COMPLAINT)],
+                "requestBody": _step_body(EXAMPLE_COMPLAINT_CODE, "答复没有解决问题，请重新办理"),
+                "responses": _step_responses({**COMPLAINT_EXAMPLE, "status": "reopened", "status_zh": "已重新交办"}),
+            }
+        },
+        "/api/public/complaints/{no}/confirm": {
+            "post": {
+                "summary": "满意答复: confirm a replied complaint (it closes)",
+                "parameters": [_complaint_param(EXAMPLE_COMPLAINT_2)],
+                "requestBody": _step_body(EXAMPLE_COMPLAINT_CODE_2, "满意"),
+                "responses": _step_responses(
+                    {
+                        **COMPLAINT_EXAMPLE,
+                        "complaint_no": EXAMPLE_COMPLAINT_2,
+                        "status": "closed",
+                        "status_zh": "已办结",
+                    }
+                ),
+            }
+        },
         "/api/public/openapi.json": {
             "get": {"summary": "this document", "responses": {"200": {"description": "OpenAPI 3 document"}}}
         },
@@ -191,6 +291,39 @@ DOCUMENT: dict = {
     "components": {
         "schemas": {
             "Error": _ERROR,
+            "ComplaintIn": {
+                "type": "object",
+                "required": ["about_kind", "about", "text", "contact_name"],
+                "properties": {
+                    "about_kind": {"type": "string", "enum": ["case", "window", "person", "hall"]},
+                    "about": {"type": "string"},
+                    "text": {"type": "string"},
+                    "contact_name": {"type": "string"},
+                    "contact_phone": {"type": "string"},
+                    "contact_email": {"type": "string"},
+                },
+            },
+            "ComplaintFiled": {
+                "type": "object",
+                "required": ["complaint_no", "query_code"],
+                "properties": {"complaint_no": {"type": "string"}, "query_code": {"type": "string"}},
+            },
+            "ComplaintStep": {
+                "type": "object",
+                "required": ["code"],
+                "properties": {"code": {"type": "string"}, "text": {"type": "string"}},
+            },
+            "Complaint": {
+                "type": "object",
+                "required": ["complaint_no", "status", "status_zh", "events"],
+                "properties": {
+                    "complaint_no": {"type": "string"},
+                    "about_kind": {"type": "string"},
+                    "status": {"type": "string"},
+                    "status_zh": {"type": "string"},
+                    "events": {"type": "array", "items": {"type": "object"}},
+                },
+            },
             "ItemBrief": {
                 "type": "object",
                 "required": ["code", "name", "department"],

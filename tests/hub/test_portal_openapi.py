@@ -19,8 +19,38 @@ OPERATIONS = [(path, method) for path, ops in DOCUMENT["paths"].items() for meth
 @pytest.fixture
 def hub(tmp_path, store_url):
     h = portal_hub(tmp_path / "hub", store_url)
+    h.write(_seed_complaints(h))
     yield h
     close(h)
+
+
+def _seed_complaints(hub):
+    """The document's two example complaints, replied (one to reopen, one to confirm), through the
+    workflow's own steps; then given the documented numbers and codes."""
+    from hub import complaints as cp
+    from hub.portal_openapi import (
+        COMPLAINT_IN,
+        EXAMPLE_COMPLAINT,
+        EXAMPLE_COMPLAINT_2,
+        EXAMPLE_COMPLAINT_CODE,
+        EXAMPLE_COMPLAINT_CODE_2,
+    )
+
+    cfg, cal, now = hub.cfg.complaints, hub.ingest.calendar, hub.ingest.now()
+
+    def seed(c):
+        for number, code in (
+            (EXAMPLE_COMPLAINT, EXAMPLE_COMPLAINT_CODE),
+            (EXAMPLE_COMPLAINT_2, EXAMPLE_COMPLAINT_CODE_2),
+        ):
+            values, errors = cp.clean(COMPLAINT_IN)
+            assert not errors, errors
+            no, _code = cp.file_complaint(c, values, cfg, cal, now)
+            for action, text in (("accept", ""), ("assign", ""), ("reply", "已约谈窗口人员并整改")):
+                cp.act(c, no, action, "sup", text, cfg, cal, now, department="市场监督管理局")
+            c.execute("UPDATE complaints SET complaint_no=?, query_code=? WHERE complaint_no=?", (number, code, no))
+
+    return seed
 
 
 def _schema(ref_or_schema: dict) -> dict:
