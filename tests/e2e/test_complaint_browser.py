@@ -124,6 +124,9 @@ async def test_a_complaint_from_filing_to_confirmation_and_a_late_one_turns_red(
         ticket = sup.locator("article.ticket").first
         assert late in await ticket.inner_text() and "督办通知" in await ticket.inner_text()
         await sup.screenshot(path=tmp_path / "ticket.png", full_page=True)
+        await ticket.locator(f"a:has-text('{late}')").click()  # the ticket leads back to the complaint
+        await sup.wait_for_url(re.compile(rf".*/complaints#c{late}$"))
+        assert await sup.locator(f"article#c{late}").count() == 1
         for p in (phone, sup, dept):
             assert p.errors == []
     if os.environ.get("JIANCHA_SCREENS"):  # docs/screens/, on request (docs/testing.md)
