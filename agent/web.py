@@ -274,6 +274,16 @@ async def index(request: web.Request) -> web.Response:
     return await home(request)
 
 
+# a material line may end in the name of its downloadable form, "申请书 [form.pdf]" (the hub's
+# portal serves the file; docs/portal.md): at the window the clerk sees the material only
+FORM_SUFFIX = re.compile(r"\s*[\[［][^\]］]+[\]］]\s*$")
+
+
+def material_text(line: str) -> str:
+    """A catalog material line without its form file name."""
+    return FORM_SUFFIX.sub("", line).strip() or line.strip()
+
+
 def setup(app: web.Application, cw: ClerkWeb) -> None:
     """Templates, static files and the page routes on the agent's app."""
     from agent import web_cases
@@ -283,6 +293,7 @@ def setup(app: web.Application, cw: ClerkWeb) -> None:
         app, loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=True, default_helpers=False
     )
     env.globals["STATIC"] = "/static"
+    env.filters["material"] = material_text
     app.on_response_prepare.insert(0, page_headers)
     app.router.add_get("/", index)
     app.router.add_post("/login", login)

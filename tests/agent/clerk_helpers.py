@@ -28,7 +28,7 @@ ITEMS = [
         legal_days=20,
         promised_days=10,
         yellow_days=2,
-        materials="食品经营许可申请书\n营业执照复印件\n法定代表人身份证明",
+        materials="食品经营许可申请书 [food-permit-application.pdf]\n营业执照复印件\n法定代表人身份证明",
     ),
     CatalogItem(
         code="XK-003",

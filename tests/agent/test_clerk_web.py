@@ -137,6 +137,8 @@ async def test_the_materials_checklist_comes_from_the_catalog(client):
     await login(client)
     html = await (await client.get("/register?item=XK-001")).text()
     assert "营业执照复印件" in html and 'type="checkbox"' in html
+    # a material's downloadable form (the portal's file name) is not shown to the clerk
+    assert "食品经营许可申请书</label>" in html and "food-permit-application.pdf" not in html
     html = await (await client.get("/register?item=XK-003")).text()
     assert "事项目录未列出申请材料" in html
     r = await client.get("/register?item=NOPE")
