@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from datetime import date, datetime
 
+from hub import followups
 from hub import tickets as tk
 from hub.access import ADMIN, DEPARTMENT, Actor
 from hub.chain_check import BROKEN, OK, check_links
@@ -290,6 +291,7 @@ def enrich(
         case["clock"] = {"error": f"时限无法计算：{exc}", "deadlines": [], "suspensions": [], "extensions": []}
     case["tickets"] = tickets_of(conn, row["case_no"], cal, local_date(now))
     case["documents"] = documents_of(conn, row["case_no"])
+    case["followups"] = followups.of_case(conn, row["case_no"])  # 差评回访 (docs/ratings.md)
     return case
 
 

@@ -326,6 +326,23 @@ def _event(conn, fid: int, at_ms: int, actor: str, action: str, text: str) -> No
     )
 
 
+def of_case(conn, case_no: str) -> list[dict]:
+    """The case's 差评 follow-ups (oldest first) with Chinese labels, for the case page."""
+    rows = conn.execute(
+        "SELECT id, channel, level_name, step, due, light, mark, closed_ms FROM followups WHERE case_no=? ORDER BY id",
+        (case_no,),
+    ).fetchall()
+    keys = ("id", "channel", "level_name", "step", "due", "light", "mark", "closed_ms")
+    out = []
+    for r in rows:
+        f = dict(zip(keys, r))
+        f["step_zh"] = STEP_ZH.get(f["step"], f["step"])
+        f["channel_zh"] = CHANNEL_ZH.get(f["channel"], f["channel"])
+        f["mark_zh"] = MARK_ZH.get(f["mark"] or "", None)
+        out.append(f)
+    return out
+
+
 def view(conn, fid: int) -> dict | None:
     """A follow-up with its steps, Chinese labels beside the codes, for the API and the pages."""
     f = get(conn, fid)

@@ -75,6 +75,13 @@ def test_a_keypad_bad_vote_opens_one_followup_even_when_ingested_twice(world):
     due = ref.add_working_days(NOW.date(), 7)  # the documented default, from the day it opened
     assert rows(hub) == [(1, SITE_A, seq, case, DEPT, 5, due.isoformat(), "verify", "green")]
     assert hub.reader.execute("SELECT count(*) FROM followup_events").fetchone()[0] == 1
+    # the case page and its JSON show the follow-up beside the votes
+    status, body = call(hub, "sup", "GET", f"/api/cases/{case}")
+    assert status == 200 and [(f["id"], f["channel_zh"], f["step_zh"]) for f in body["followups"]] == [
+        (1, "评价器", "待核实")
+    ]
+    status, html = call(hub, "sup", "GET", f"/cases/{case}")
+    assert status == 200 and "差评回访" in html and 'data-followup="1"' in html and "评价器" in html
 
 
 def test_a_vote_without_a_case_goes_to_the_windows_department(world):
