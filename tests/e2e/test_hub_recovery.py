@@ -4,6 +4,7 @@ restarted hub at once, and a re-imported catalog reaches them (its version above
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import threading
 import time
@@ -79,6 +80,7 @@ def test_backup_while_ingesting_restores_and_lost_database_recovers(env, tmp_pat
     env.hub.stop()
     _lose_database(env)
     extended = tmp_path / "catalog.csv"
+    shutil.copytree(CATALOG.parent / "forms", tmp_path / "forms")  # the forms its materials name (docs/portal.md)
     extended.write_text(
         CATALOG.read_text(encoding="utf-8").rstrip("\n")
         + "\nNEW-001,新增事项,市场监督管理局,行政许可,承诺件,20,10,2,不收费,0354-1234599\n",
