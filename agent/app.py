@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
 import signal
 import sys
@@ -41,6 +42,9 @@ async def start_http(
     return runner, site.port
 
 
+SHUTDOWN_LIMIT_S = 20.0
+
+
 async def serve(
     cfg: AgentConfig,
     *,
@@ -48,8 +52,10 @@ async def serve(
     data_dir: Path | None = None,
     stop: asyncio.Event | None = None,
     http_limits: HttpLimits | None = None,
+    shutdown_limit_s: float | None = None,
 ) -> None:
-    """Run the agent until `stop` is set (or SIGINT/SIGTERM)."""
+    """Run the agent until `stop` is set (or SIGINT/SIGTERM). With `shutdown_limit_s` (the CLI),
+    a shutdown that takes longer dumps every thread's stack to stderr and exits the process."""
     ssl_context = server_context(cfg.http.tls) if cfg.http.tls is not None else None  # before anything starts
     if ssl_context is None:
         log.warning(PLAIN_HTTP_WARNING)
@@ -102,6 +108,12 @@ async def serve(
     try:
         await stop.wait()
     finally:
+        # A box asked to stop must stop: if shutting down hangs (a device, the broker client, a
+        # worker thread), the stacks of every thread go to stderr (the journal) and the process
+        # exits after SHUTDOWN_LIMIT_S instead of waiting for systemd's SIGKILL with no trace.
+        if shutdown_limit_s is not None:
+            faulthandler.dump_traceback_later(shutdown_limit_s, exit=True)
+        log.info("stopping")
         head_flusher.cancel()
         await monitor.stop()
         await sync.stop()
@@ -219,7 +231,14 @@ def run(config: str | Path, *, http_port: int | None = None, data_dir: str | Pat
     """Blocking entry point for the CLI."""
     cfg = load_config(config, AgentConfig)
     try:
-        asyncio.run(serve(cfg, http_port=http_port, data_dir=Path(data_dir) if data_dir else None))
+        asyncio.run(
+            serve(
+                cfg,
+                http_port=http_port,
+                data_dir=Path(data_dir) if data_dir else None,
+                shutdown_limit_s=SHUTDOWN_LIMIT_S,
+            )
+        )
     except StoreDamaged as exc:  # no traceback: the path, what is wrong, the recovery commands
         print(refusal_text(exc, config=config, data_dir=data_dir), file=sys.stderr, flush=True)
         return exc.exit_code

@@ -112,9 +112,17 @@ def _start_agent_until_ready(cfg: Path, log: Path, timeout: float = 60) -> subpr
     return p
 
 
-def _stop(p: subprocess.Popen) -> int:
+def _stop(p: subprocess.Popen, log: Path | None = None) -> int:
+    """SIGTERM, and the agent's exit code; its log is shown when it does not stop cleanly."""
     p.send_signal(signal.SIGTERM)
-    return p.wait(timeout=30)
+    try:
+        rc = p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        rc = None
+    if rc != 0 and log is not None:
+        print(f"agent exit {rc}; its log:\n{log.read_text(errors='replace')}")
+    return rc
 
 
 # -- the damage kinds of issue 8 -------------------------------------------------------------------
@@ -272,7 +280,7 @@ def test_kill_9_mid_write_leaves_the_head_file_behind_and_the_agent_starts(site,
             time.sleep(0.05)
         assert read_head(db).seq >= verdict.head_seq
     finally:
-        assert _stop(agent) == 0
+        assert _stop(agent, tmp_path / "agent.log") == 0
     assert check_store(db).head_file_seq == check_store(db).head_seq
 
 
@@ -298,7 +306,7 @@ def test_reset_store_moves_the_files_aside_and_the_next_start_has_a_new_epoch(si
     assert not db.exists() and not head_path(db).exists()
 
     agent = _start_agent_until_ready(cfg, tmp_path / "agent.log")
-    assert _stop(agent) == 0
+    assert _stop(agent, tmp_path / "agent.log") == 0
     verdict = check_store(db)
     assert verdict.state == "ok" and verdict.epoch != old_epoch
     assert main(["agent", "check-store", "--config", str(cfg)]) == 0
