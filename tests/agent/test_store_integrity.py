@@ -65,6 +65,8 @@ def site(provisioned, tmp_path):
     raw = yaml.safe_load(cfg.read_text(encoding="utf-8"))
     raw["devices"] = {**(raw.get("devices") or {}), "mode": "off"}
     raw["data_dir"] = str(folder / "data")
+    # a port this worker holds and nothing listens on: never the machine's own broker on 8883
+    raw["broker"] = {**raw["broker"], "port": free_port()}
     cfg.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     (folder / "data").mkdir(exist_ok=True)
     return cfg, folder / "data"
