@@ -16,6 +16,7 @@ import asyncio
 import json
 import re
 import string
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta, timezone
@@ -187,6 +188,7 @@ class Target:
 @dataclass
 class Outcome:
     requests: int = 0
+    seconds: float = 0.0  # time spent generating and sending this route's requests
     statuses: Counter = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
 
@@ -435,10 +437,18 @@ def walk(target: Target, session: aiohttp.ClientSession, *, max_examples: int) -
             if b"Traceback (most recent call last)" in text:
                 outcome.failures.append(f"traceback in the answer to {how} {url[:300]}")
 
+        t0 = time.monotonic()
         for how, path_values, query, body, headers in catalogue(target, method, canonical):
             check(how, path_values, query, body, headers)
         one()
+        outcome.seconds = time.monotonic() - t0
     return results
+
+
+def slowest(results: dict[tuple[str, str], Outcome], n: int = 8) -> str:
+    """The routes that took the longest to walk, for the test's printed summary."""
+    top = sorted(results.items(), key=lambda kv: -kv[1].seconds)[:n]
+    return ", ".join(f"{m} {c} {o.seconds:.1f} s/{o.requests}" for (m, c), o in top)
 
 
 def report(results: dict[tuple[str, str], Outcome]) -> str:

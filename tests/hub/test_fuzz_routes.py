@@ -18,10 +18,14 @@ import pytest
 
 from protocol.calendar import CST
 from tests.craft import registration
-from tests.fuzzhttp import Target, report, routes, walk
+from tests.fuzzhttp import Target, report, routes, slowest, walk
 from tests.hub.hubapp import close, provisioned_hub, served
 
-EXAMPLES = 30  # random requests per route (58 routes with HEAD and static files), after the catalogue
+# random requests per route (129 routes with HEAD and static files), after the deterministic
+# catalogue of known-hostile requests (about 45 per route). PostgreSQL walks the same catalogue with
+# fewer random ones: what differs between the engines is the SQL under the handlers (NUL bytes,
+# integer ranges, text lengths), which the catalogue covers; the random requests test the handlers.
+EXAMPLES = {"sqlite": 30, "postgresql": 10}
 CASE_NO = "S01-20261120-0001"
 DEPARTMENT_TOKEN = "d" * 40
 FIELDS = [
@@ -100,7 +104,8 @@ def hub(tmp_path, store_url):
     close(h)
 
 
-def test_no_route_answers_5xx_to_hostile_requests(hub):
+def test_no_route_answers_5xx_to_hostile_requests(hub, store_url):
+    engine = "postgresql" if store_url.startswith("postgresql") else "sqlite"
     tid = seed(hub)
     published = []
     hub.link.publish = lambda *a, **k: published.append(a)  # no broker: record the commands
@@ -158,7 +163,7 @@ def test_no_route_answers_5xx_to_hostile_requests(hub):
                 deliberate_5xx=DELIBERATE_5XX,
             )
             t0 = time.monotonic()
-            results = walk(target, session, max_examples=EXAMPLES)
+            results = walk(target, session, max_examples=EXAMPLES[engine])
             took = time.monotonic() - t0
         finally:
 
@@ -173,6 +178,7 @@ def test_no_route_answers_5xx_to_hostile_requests(hub):
     assert walked == set(routes(app)) and len(walked) >= 30, walked
     total = sum(o.requests for o in results.values())
     print(f"hub fuzz: {len(walked)} routes, {total} requests in {took:.1f} s, {len(published)} commands published")
+    print("slowest routes:", slowest(results))
     assert not report(results), "\n" + report(results)
     # the walk reached the handlers, not only the guards
     statuses = sum((o.statuses for o in results.values()), start=Counter())
