@@ -246,10 +246,11 @@ class Env:
         return proc
 
     def start_hub_and_agents(self, *codes: str) -> None:
-        """Start the hub and wait for its health, then start these sites' agents side by side
-        and wait until each is healthy (the agents do not wait for one another)."""
-        self.start_hub()
-        for proc in [self.start_agent(code, wait=False) for code in codes]:
+        """Start the hub and these sites' agents side by side and wait until each is healthy (an
+        agent does not need the hub to start: it connects to the broker and drains when the hub
+        answers, which is also how a box boots in a hall whose city link is down)."""
+        procs = [self.start_hub(wait=False), *(self.start_agent(code, wait=False) for code in codes)]
+        for proc in procs:
             proc.wait_healthy()
 
     def close(self) -> None:
