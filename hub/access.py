@@ -95,6 +95,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/followups/{id}/{action}"): _r(ADMIN, SUPERVISOR, DEPARTMENT, scope="list"),
     ("GET", "/followups"): _r(ADMIN, SUPERVISOR, DEPARTMENT, scope="list", page=True),
     ("POST", "/followups/{id}/{action}"): _r(ADMIN, SUPERVISOR, DEPARTMENT, scope="list", page=True),
+    # a follow-up without a department: a supervisor in scope (the handler checks it) assigns one
+    ("POST", "/api/followups/{id}/assign"): _r(*OPERATORS, scope="list"),
+    ("POST", "/followups/{id}/assign"): _r(*OPERATORS, scope="list", page=True),
     # the working-day calendar: read by supervisors, changed by admins
     ("GET", "/api/calendar"): _r(*OPERATORS),
     ("POST", "/api/calendar"): _r(ADMIN),
