@@ -78,7 +78,7 @@ async function loadVotes(first) {
   // keypad (评价器) and portal (网上评价) apart, then both together (hub/votes.py by_channel)
   document.querySelector("#by-channel tbody").innerHTML = (v.by_channel || []).map(c =>
     `<tr data-channel="${esc(c.channel)}"><td>${esc(c.channel_zh)}</td>${levelCells(c)}</tr>`).join("") +
-    `<tr class="sum" data-channel="all"><th>合计</th>${levelCells(v.total)}</tr>`;
+    `<tr class="sum" data-channel="all"><td><b>合计</b></td>${levelCells(v.total)}</tr>`;
   document.querySelector("#by-window tbody").innerHTML = v.by_window.map(w =>
     `<tr><td>${esc(windowName(w.window))}</td>${levelCells(w)}<td class="num">${w.portal ?? 0}</td></tr>`).join("") ||
     `<tr><td colspan="9" class="muted">该期间没有评价</td></tr>`;

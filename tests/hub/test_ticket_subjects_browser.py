@@ -17,7 +17,7 @@ import pytest
 from hub import complaints as cp
 from protocol.calendar import CST
 from tests.hub.accounts_helpers import PASSWORD
-from tests.hub.case_helpers import DEPT, NOW, make_world
+from tests.hub.case_helpers import DEPT, NOW, SITE_A, make_world
 from tests.hub.hubapp import close, served
 from tests.hub.test_followups import send_vote, vote_body
 from tests.pw import chromium, new_page
@@ -122,4 +122,31 @@ async def test_complaint_and_followup_tickets_in_the_browser(world, tmp_path):
         shot = tmp_path / "wall-followups.png"
         await sup.screenshot(path=str(shot), full_page=True)
         shoot(tmp_path, shot, "wall-followups.png")
+
+        # the site page: keypad and portal apart, with the total (one keypad 差评 above, and one
+        # portal 满意 added here for the same day)
+        def portal(c):
+            c.execute(
+                'INSERT INTO votes (site, seq, case_no, "window", staff, department, key, level, level_name, '
+                "mapping_version, misuse, pressed_ms, channel) VALUES (?, -1, NULL, '7', '钱七', ?, 'portal', 2, "
+                "'满意', 'portal', NULL, ?, 'portal')",
+                (SITE_A, DEPT, int(at.timestamp() * 1000)),
+            )
+
+        hub.write(portal)
+        day = NOW.date().isoformat()
+        await sup.goto(f"{base}/site?code={SITE_A}")
+        await sup.wait_for_selector("#votes-note:has-text('有效评价')")
+        await sup.fill("#from", day)
+        await sup.fill("#to", day)
+        await sup.click("#period button[type=submit]")
+        await sup.wait_for_selector(f"#votes-note:has-text('{day} 至 {day}')")
+        rows = [await sup.inner_text(f"#by-channel tr[data-channel={c}]") for c in ("keypad", "portal", "all")]
+        cells = [r.split("\t") for r in rows]
+        assert cells[0] == ["评价器", "0", "0", "0", "0", "1", "1", "0.0%"]
+        assert cells[1] == ["网上评价", "0", "1", "0", "0", "0", "1", "100.0%"]
+        assert cells[2] == ["合计", "0", "1", "0", "0", "1", "2", "50.0%"]
+        shot = tmp_path / "site-votes-channels.png"
+        await sup.screenshot(path=str(shot), full_page=True)
+        shoot(tmp_path, shot, "site-votes-channels.png")
         assert sup.errors == [] and dept.errors == []
