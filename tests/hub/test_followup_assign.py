@@ -6,15 +6,19 @@ Chinese. The site page's votes count keypad and portal apart, with a total (hand
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
+import aiohttp
 import pytest
 
+from hub.db import connect
 from hub.notify.directory import Department, Directory, Person, save_directory
 from hub.votes import site_votes
 from protocol.calendar import CST
+from tests.hub.accounts_helpers import cookie_headers, open_session
 from tests.hub.case_helpers import DEPT, NOW, SITE_A, SITE_B, make_world
-from tests.hub.hubapp import close
+from tests.hub.hubapp import close, served
 from tests.hub.test_followups import call, send_vote, vote_body
 
 
@@ -145,3 +149,51 @@ def test_the_site_votes_count_keypad_and_portal_apart_with_a_total(world):
         ("keypad", 0, None),
         ("portal", 0, None),
     ]
+
+
+def test_the_department_lists_and_downloads_its_complaint_tickets_document(world):
+    from hub import complaints as cp
+    from hub.documents import DocumentStore
+
+    hub, *_ = world
+    cfg, cal = hub.cfg.complaints, hub.ingest.calendar
+    values, errors = cp.clean({"about_kind": "hall", "about": "政务大厅", "text": "排队无人引导",
+                               "contact_name": "王五", "contact_phone": "13912345678"})  # fmt: skip
+    assert not errors
+
+    def file(c):
+        no, _ = cp.file_complaint(c, values, cfg, cal, NOW)
+        cp.act(c, no, "accept", "sup", "", cfg, cal, NOW)
+        cp.act(c, no, "assign", "sup", "", cfg, cal, NOW, department=DEPT)
+        return no
+
+    no = hub.write(file)
+    late = datetime(2026, 10, 29, 10, 0, tzinfo=CST)  # reply due Wed 28 Oct
+    hub.ingest.now = lambda: late
+    hub.ingest.sweep()
+    store = DocumentStore(hub.reader, ensure_schema=False, files_dir=hub.docs.files_dir)
+    conn = connect(hub.store_url)  # the document worker's own connection, as in its thread
+    try:
+        hub.docs.run_once(conn, DocumentStore(conn, files_dir=hub.docs.files_dir), late)  # the world's cases' too
+    finally:
+        conn.close()
+    ((doc_id, kind),) = hub.reader.execute("SELECT id, kind FROM documents WHERE case_no=?", (no,)).fetchall()
+    assert kind == "duban" and store.get(doc_id)[0]["case_no"] == no
+    st, listed = call(hub, "dept", "GET", f"/api/documents?case_no={no}")
+    assert st == 200 and [d["id"] for d in listed] == [doc_id]
+    pdf = f"/api/documents/{doc_id}.pdf"
+    assert pdf_status(hub, "dept", pdf) == (200, "application/pdf")
+    # a complaint about a hall has no site: a county supervisor does not see it, the city's does
+    assert pdf_status(hub, "sup-b", pdf)[0] == 404
+    assert call(hub, "sup-b", "GET", f"/api/documents?case_no={no}")[1] == []
+    assert pdf_status(hub, "sup", pdf) == (200, "application/pdf")
+
+
+def pdf_status(hub, login: str, path: str) -> tuple[int, str]:
+    async def go():
+        async with served(hub) as (base, _app), aiohttp.ClientSession() as s:
+            async with s.get(base + path, headers=cookie_headers(open_session(hub, login), base)) as r:
+                await r.read()
+                return r.status, r.content_type
+
+    return asyncio.run(go())
