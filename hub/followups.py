@@ -305,7 +305,17 @@ def act(conn, fid: int, action: str, actor: str, text: str, now: datetime, *, de
     else:
         raise FollowupError(f"未知操作 (unknown action {action!r})")
     _event(conn, fid, now_ms, actor, action, text)
+    if f["light"] == "red":  # a late one leaving the wall's list (done, excluded, under appeal)
+        _wall_changed(conn)
     return view(conn, fid)
+
+
+def _wall_changed(conn) -> None:
+    """Move the wall's change counter (its cached answer is recomputed: hub/api_wall.py)."""
+    from hub.store import bump
+    from hub.wall import WALL_COUNTER
+
+    bump(conn, WALL_COUNTER)
 
 
 DEPARTMENT_MAX = 100  # characters of a department's name (as for complaints)
@@ -339,6 +349,8 @@ def assign(conn, fid: int, department: str, actor: str, text: str, now: datetime
         (department, str(fid)),
     )
     _event(conn, fid, now_ms, actor, "assign", f"分派至{department}" + (f"：{text}" if text else ""))
+    if f["light"] == "red":  # now on the department's wall too
+        _wall_changed(conn)
     where = _where(f["case_no"], f["window"], f["staff"])
     tell(notify, conn, fid, department, "followup_opened", f["level_name"], where, f["due"], f"followup:{fid}:assign")
     return view(conn, fid)
@@ -350,9 +362,6 @@ def sweep(conn, now: datetime, calendar: WorkCalendar, ratings=None, supervisor=
     the outbox; a red one gets a 督办 ticket whose subject is the follow-up (hub/tickets.py
     subjects: it climbs the ladder and gets its documents like a case's), with or without a
     case. Returns how many changed."""
-    from hub.store import bump
-    from hub.wall import WALL_COUNTER
-
     today = local_date(now)
     yellow_days = ratings.yellow_days if ratings is not None else 1
     notify = supervisor.notify if supervisor is not None else None
@@ -373,7 +382,7 @@ def sweep(conn, now: datetime, calendar: WorkCalendar, ratings=None, supervisor=
         tell(notify, conn, fid, dept, f"followup_{new}", level_name, where, due, f"followup:{fid}:{new}")
         if new != "red":
             continue
-        bump(conn, WALL_COUNTER)  # the wall lists red follow-ups (hub/wall.py late_followups)
+        _wall_changed(conn)  # the wall lists red follow-ups (hub/wall.py late_followups)
         why = f"差评回访件 #{fid} 逾期未办结（期限 {due}）"
         tid = None
         if supervisor is not None:

@@ -15,6 +15,7 @@ import pytest
 from hub.db import connect
 from hub.notify.directory import Department, Directory, Person, save_directory
 from hub.votes import site_votes
+from hub.wall import change_marker
 from protocol.calendar import CST
 from tests.hub.accounts_helpers import cookie_headers, open_session
 from tests.hub.case_helpers import DEPT, NOW, SITE_A, SITE_B, make_world
@@ -106,9 +107,12 @@ def test_a_red_followup_is_on_the_wall_with_its_reason(world):
     assert [f["id"] for f in call(hub, "dept", "GET", "/api/wall")[1]["late_followups"]] == [fid]
     # the open 督办 went along to the department
     assert hub.reader.execute("SELECT department FROM tickets WHERE id=?", (tid,)).fetchone()[0] == DEPT
-    # done: off the wall
-    for action, text in (("verify", "已核实"), ("rectify", "已整改"), ("callback", "已回访")):
+    # done: off the wall, and the wall's change counter moved (its cached answer is recomputed)
+    for action, text in (("verify", "已核实"), ("rectify", "已整改")):
         assert call(hub, "dept", "POST", f"/api/followups/{fid}/{action}", {"text": text})[0] == 201
+    before = change_marker(hub.reader)
+    assert call(hub, "dept", "POST", f"/api/followups/{fid}/callback", {"text": "已回访"})[0] == 201
+    assert change_marker(hub.reader) > before
     assert call(hub, "sup", "GET", "/api/wall")[1]["late_followups"] == []
 
 
