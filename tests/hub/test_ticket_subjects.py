@@ -154,17 +154,11 @@ def test_a_complaint_tickets_documents_name_the_complaint_and_never_the_complain
     assert NAME not in text and PHONE not in text
 
 
-def test_the_ticket_subject_migration_keeps_old_rows_as_cases_and_finds_complaint_tickets(store_url, tmp_path):
+def test_the_ticket_subject_migration_keeps_old_rows_as_cases_and_finds_complaint_tickets(store_url, tmp_path, request):
     from hub.db import connect, engine
 
-    if store_url.startswith("postgresql"):
-        url = store_url.rsplit("/", 1)[0] + "/postgres"  # a fresh, empty database on the same server
-        import psycopg
-
-        name = f"subj_{tmp_path.name[-20:]}".lower().replace("-", "_")
-        with psycopg.connect(url, autocommit=True) as c:
-            c.execute(f'CREATE DATABASE "{name}"')
-        conn = connect(store_url.rsplit("/", 1)[0] + "/" + name)
+    if store_url.startswith("postgresql"):  # an empty database on the test's own server
+        conn = connect(request.getfixturevalue("pg_server").create_db("subj"))
     else:
         conn = connect(f"sqlite:{tmp_path / 'old.db'}")
     steps = all_migrations(engine(conn))
