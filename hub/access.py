@@ -95,6 +95,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/followups/{id}/{action}"): _r(ADMIN, SUPERVISOR, DEPARTMENT, scope="list"),
     ("GET", "/followups"): _r(ADMIN, SUPERVISOR, DEPARTMENT, scope="list", page=True),
     ("POST", "/followups/{id}/{action}"): _r(ADMIN, SUPERVISOR, DEPARTMENT, scope="list", page=True),
+    # a follow-up without a department: a supervisor in scope (the handler checks it) assigns one
+    ("POST", "/api/followups/{id}/assign"): _r(*OPERATORS, scope="list"),
+    ("POST", "/followups/{id}/assign"): _r(*OPERATORS, scope="list", page=True),
     # the working-day calendar: read by supervisors, changed by admins
     ("GET", "/api/calendar"): _r(*OPERATORS),
     ("POST", "/api/calendar"): _r(ADMIN),
@@ -209,11 +212,16 @@ def object_in_scope(conn, actor: Actor, kind: str, match: dict[str, str]) -> boo
     elif kind == "ticket":
         row = conn.execute("SELECT site, department FROM tickets WHERE id=?", (int(match["id"]),)).fetchone()
     elif kind == "document":
+        # a ticket's document belongs where its ticket does (a complaint's or a follow-up's has no
+        # case); one without a ticket, to its case
         row = conn.execute(
-            "SELECT c.site, c.department FROM documents d JOIN cases c ON c.case_no = d.case_no WHERE d.id=?",
+            "SELECT CASE WHEN t.id IS NULL THEN c.site ELSE t.site END, "
+            "CASE WHEN t.id IS NULL THEN c.department ELSE t.department END FROM documents d "
+            "LEFT JOIN tickets t ON t.id = d.ticket_id LEFT JOIN cases c ON c.case_no = d.case_no WHERE d.id=?",
             (int(match["id"]),),
         ).fetchone()
-        # a document whose case is unknown (row None): only unscoped actors see it
+        row = None if row is None or (row[0] is None and row[1] is None) else row
+        # a document whose case and ticket are unknown (row None): only unscoped actors see it
     elif kind == "complaint":  # one without a site (about a hall or person) is the city's
         row = conn.execute("SELECT site, department FROM complaints WHERE complaint_no=?", (match["no"],)).fetchone()
     elif kind == "clip":

@@ -33,7 +33,14 @@ MESSAGES = {
     "misuse": "已认定为误评：该评价不计入满意率和绩效，记录保留。",
     "malicious": "已认定为恶意差评：该评价不计入满意率和绩效，记录保留。",
     "reject": "已驳回申诉：该差评照常计入，部门继续办理。",
+    "assign": "已分派承办部门，并通知该部门。",
 }
+
+
+class AssignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    department: str = Field(min_length=1, max_length=fu.DEPARTMENT_MAX)
+    text: str = Field("", max_length=fu.TEXT_MAX)
 
 
 class ActIn(BaseModel):
@@ -83,6 +90,27 @@ async def _act(request, fid: int, action: str, text: str) -> dict:
     return await asyncio.to_thread(hub.write, step)
 
 
+async def _assign(request, fid: int, department: str, text: str) -> dict:
+    """A supervisor (or admin) in scope gives a follow-up without a department to one; the actor
+    is the session's account; audited by the access middleware (hub/web_auth.py)."""
+    from hub.pages import actor_name
+    from hub.web_auth import AUDIT_ACTION, AUDIT_TARGET
+
+    hub, actor = request.app[HUB], actor_of(request)
+    request[AUDIT_ACTION], request[AUDIT_TARGET] = "followup.assign", f"followup {fid} -> {department}"
+    who = await asyncio.to_thread(actor_name, hub.reader, actor) if actor.session_id else actor.name
+    region = actor.region
+    notify = hub.supervisor.notify
+
+    def step(conn):
+        f = fu.get(conn, fid)
+        if f is None or (region is not None and not (f["site"] or "").startswith(region)):
+            raise LookupError(f"回访件不存在 (no such follow-up): {fid}")
+        return fu.assign(conn, fid, department, who, text, _now(), notify=notify)
+
+    return await asyncio.to_thread(hub.write, step)
+
+
 # -- JSON ---------------------------------------------------------------------------------------------
 async def list_api(request: web.Request) -> web.Response:
     rows, total, status = await asyncio.to_thread(_listing, request)
@@ -103,6 +131,18 @@ async def act_api(request: web.Request) -> web.Response:
     body = await read_model(request, ActIn)
     try:
         f = await _act(request, int(request.match_info["id"]), action, body.text)
+    except fu.FollowupError as exc:
+        return error(409, str(exc))
+    except LookupError:
+        return error(404, "回访件不存在 (no such follow-up)")
+    return web.json_response(f, status=201, dumps=dumps)
+
+
+async def assign_api(request: web.Request) -> web.Response:
+    """POST /api/followups/{id}/assign {"department": ..., "text"?: ...}: supervisors and admins."""
+    body = await read_model(request, AssignIn)
+    try:
+        f = await _assign(request, int(request.match_info["id"]), body.department, body.text)
     except fu.FollowupError as exc:
         return error(409, str(exc))
     except LookupError:
@@ -131,6 +171,8 @@ async def page(request: web.Request, *, error: str = "", status: int = 200, erro
         can_step=role in (ADMIN, DEPARTMENT),
         can_decide=role in (ADMIN, SUPERVISOR),
         step_labels={"verify": "核实情况", "rectify": "整改措施", "callback": "回访结果"},
+        can_assign=role in (ADMIN, SUPERVISOR),
+        departments=await asyncio.to_thread(_departments, request.app[HUB].reader),
     )
     return render(request, "followups.html", ctx, status)
 
@@ -159,6 +201,34 @@ async def act_form(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(f"/followups?status=all&ok={action}#f{fid}")  # still shown once closed
 
 
+def _departments(conn) -> list[str]:
+    """Department names offered when assigning: the catalog's and the notification directory's."""
+    rows = conn.execute("SELECT department FROM catalog UNION SELECT department FROM directory").fetchall()
+    return sorted({r[0] for r in rows if r[0]})
+
+
+async def assign_form(request: web.Request) -> web.Response:
+    """POST /followups/{id}/assign (form: department, text, csrf): supervisors and admins."""
+    from hub.pages import _form, chinese_part, error_page
+
+    fid = int(request.match_info["id"])
+    form = await _form(request)
+    department = " ".join(form.get("department", "").split())
+    text = form.get("text", "").strip()
+    if not department or len(department) > fu.DEPARTMENT_MAX:
+        err = f"请填写承办部门（最多 {fu.DEPARTMENT_MAX} 个字）。"
+        return await page(request, error=err, status=422, error_id=fid, typed=text[: fu.TEXT_MAX])
+    if len(text) > fu.TEXT_MAX:
+        return await page(request, error=f"分派意见最多 {fu.TEXT_MAX} 个字。", status=422, error_id=fid)
+    try:
+        await _assign(request, fid, department, text)
+    except fu.FollowupError as exc:
+        return await page(request, error=chinese_part(str(exc)), status=409, error_id=fid, typed=text)
+    except LookupError:
+        return error_page(request, 404, "回访件不存在，或不在您的管辖范围内。")
+    raise web.HTTPSeeOther(f"/followups?status=all&ok=assign#f{fid}")
+
+
 def add_routes(app: web.Application, hub) -> None:
     """Register the follow-up API and pages (after hub.pages.setup)."""
     app[HUB] = hub
@@ -166,5 +236,7 @@ def add_routes(app: web.Application, hub) -> None:
     r.add_get("/api/followups", list_api)
     r.add_get("/api/followups/{id:\\d{1,18}}", get_api)
     r.add_post(f"/api/followups/{{id:\\d{{1,18}}}}/{{action:{ACTION_RE}}}", act_api)
+    r.add_post("/api/followups/{id:\\d{1,18}}/assign", assign_api)
     r.add_get("/followups", page)
+    r.add_post("/followups/{id:\\d{1,18}}/assign", assign_form)
     r.add_post(f"/followups/{{id:\\d{{1,18}}}}/{{action:{ACTION_RE}}}", act_form)

@@ -222,14 +222,21 @@ async def list_documents(request: web.Request) -> web.Response:
 
     conn, actor = request.app[HUB].reader, actor_of(request)
     docs = DocumentStore(conn, ensure_schema=False).list(request.query.get("case_no"))
-    if actor.is_scoped:  # a document belongs to its case's site and department
-        seen: dict[str, bool] = {}
-        docs = [
-            d
-            for d in docs
-            if seen.setdefault(d["case_no"], object_in_scope(conn, actor, "case", {"case_no": d["case_no"]}))
-            and conn.execute("SELECT 1 FROM cases WHERE case_no=?", (d["case_no"],)).fetchone()
-        ]
+    if actor.is_scoped:  # a document belongs where its ticket does (or its case, without one)
+        seen: dict[tuple, bool] = {}
+
+        def visible(d) -> bool:
+            if d["ticket_id"] is not None:
+                key = ("ticket", str(d["ticket_id"]))
+                return seen.setdefault(key, object_in_scope(conn, actor, "ticket", {"id": key[1]}))
+            key = ("case", d["case_no"])
+            return seen.setdefault(
+                key,
+                object_in_scope(conn, actor, "case", {"case_no": d["case_no"]})
+                and conn.execute("SELECT 1 FROM cases WHERE case_no=?", (d["case_no"],)).fetchone() is not None,
+            )
+
+        docs = [d for d in docs if visible(d)]
     return web.json_response([{k: v for k, v in d.items() if k != "facts"} for d in docs], dumps=dumps)
 
 

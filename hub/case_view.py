@@ -227,7 +227,8 @@ def timeline(conn, row: dict, events_rows: list[dict]) -> list[dict]:
 def tickets_of(conn, case_no: str, cal: WorkCalendar, today: date) -> list[dict]:
     """The case's 督办 tickets with state, reply deadline and working days left."""
     cur = conn.execute(
-        "SELECT id, level, status, opened_ms, reply_due, reason, actor FROM tickets WHERE case_no=? ORDER BY id",
+        "SELECT id, level, status, opened_ms, reply_due, reason, actor FROM tickets WHERE case_no=? "
+        "AND subject='case' ORDER BY id",
         (case_no,),
     )
     cols = [c[0] for c in cur.description]

@@ -5,8 +5,8 @@ confirms, or the confirm window passes) | reopened (back to the department with 
 words) → replied → … Each step is an append-only row of `complaint_events` (actor, time, text);
 the `complaints` row only caches the current state. Every step has a limit in working days
 (hub.yaml `complaints:`), judged by the same sweep as cases: yellow before, red after; a
-department late on a reply gets a 督办 ticket (hub/tickets.py rows, `case_no` holding the
-complaint number). Contact details are private: `complaint_view(..., private=False)` leaves them
+department late on a reply gets a 督办 ticket (hub/tickets.py rows with subject "complaint",
+`case_no` holding the complaint number). Contact details are private: `complaint_view(..., private=False)` leaves them
 out, and nothing here logs them.
 """
 
@@ -287,19 +287,21 @@ def sweep_hook(conn, now: datetime, supervisor) -> int:
     from hub.config import Complaints
 
     cfg = getattr(supervisor, "complaints_cfg", None) or Complaints()
-    return sweep(conn, now, cfg, supervisor.calendar(), supervisor.cfg.reply_days)
+    return sweep(conn, now, cfg, supervisor.calendar(), supervisor)
 
 
-def sweep(conn, now: datetime, cfg, cal: WorkCalendar, reply_days: int) -> int:
+def sweep(conn, now: datetime, cfg, cal: WorkCalendar, supervisor) -> int:
     """Lights of open complaints; auto-close after the confirm window; a 督办 ticket for each
-    department late on a reply (once per reply round). Returns how many rows changed."""
+    department late on a reply (once per reply round), opened by `supervisor`
+    (hub.supervision.Supervisor) with the subject "complaint": it climbs the ladder, gets its
+    documents and notices like a case's. Returns how many rows changed."""
     today = local_date(now)
     changed = 0
     rows = conn.execute(
-        "SELECT complaint_no, status, step_due, light, ticket_id, site, department, id FROM complaints "
+        "SELECT complaint_no, status, step_due, light, ticket_id, id FROM complaints "
         "WHERE status NOT IN ('refused', 'closed') AND step_due IS NOT NULL"
     ).fetchall()
-    for no, status, due_s, old, ticket_id, site, dept, cid in rows:
+    for no, status, due_s, old, ticket_id, cid in rows:
         due = date.fromisoformat(due_s)
         if status == "replied":
             if today > due:
@@ -314,30 +316,11 @@ def sweep(conn, now: datetime, cfg, cal: WorkCalendar, reply_days: int) -> int:
             conn.execute("UPDATE complaints SET light=? WHERE id=?", (new, cid))
             changed += 1
         if new == "red" and status in ("assigned", "reopened") and ticket_id is None:
-            tid = open_ticket(conn, no, site, dept, due_s, reply_days, cal, now)
+            reason = f"投诉{no}逾期未答复（答复期限 {due_s}）"
+            tid = supervisor.open_ticket(conn, no, "duban", "system", now, reason=reason, subject="complaint")
             conn.execute("UPDATE complaints SET ticket_id=? WHERE id=?", (tid, cid))
             _event(conn, cid, now, "system", "ticket", f"督办件 #{tid}")
     return changed
-
-
-def open_ticket(conn, no: str, site, dept, due_s: str, reply_days: int, cal: WorkCalendar, now: datetime) -> int:
-    """A 督办 ticket about a complaint: a tickets row whose case_no is the complaint number
-    (docs/complaints.md: no document is queued yet; the document worker renders cases only)."""
-    from hub.tickets import reply_due
-
-    due = reply_due(local_date(now), reply_days, cal)
-    reason = f"投诉{no}逾期未答复（答复期限 {due_s}）"
-    tid = conn.execute(
-        "INSERT INTO tickets (case_no, site, department, level, status, opened_ms, reply_due, reason, actor) "
-        "VALUES (?, ?, ?, 'duban', 'open', ?, ?, ?, 'system') RETURNING id",
-        (no, site, dept, _ms(now), due.isoformat(), reason),
-    ).fetchone()[0]
-    conn.execute(
-        "INSERT INTO ticket_events (ticket_id, at_ms, actor, action, text) VALUES (?, ?, 'system', 'open', ?)",
-        (tid, _ms(now), f"督办通知：{reason}"),
-    )
-    log.info("ticket %d opened for complaint %s", tid, no)
-    return tid
 
 
 def complaint_view(conn, complaint_no: str, *, private: bool, citizen: bool = False) -> dict | None:

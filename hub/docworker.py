@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from hub.db import SQLITE, connect, engine_of, sqlite_path
-from hub.documents import DocumentStore, facts_from_case
+from hub.documents import DocumentStore, facts_from_case, facts_from_complaint, facts_from_followup
 from protocol.calendar import CST, local_date
 
 log = logging.getLogger("jiancha.hub.documents")
@@ -69,12 +69,12 @@ class DocumentWorker:
         """Issue every pending document; returns how many were issued."""
         now = now or datetime.now(CST)
         pending = conn.execute(
-            "SELECT q.id, q.kind, t.id, t.case_no, t.reply_due, t.department FROM document_queue q "
+            "SELECT q.id, q.kind, t.id, t.case_no, t.reply_due, t.department, t.subject FROM document_queue q "
             "JOIN tickets t ON t.id = q.ticket_id WHERE q.status IN ('pending', 'failed') ORDER BY q.id"
         ).fetchall()
         done = 0
         mono = time.monotonic()
-        for qid, kind, tid, case_no, reply_due, department in pending:
+        for qid, kind, tid, case_no, reply_due, department, subject in pending:
             if self._retry_at.get(qid, 0) > mono:
                 continue
             if not self.gate():  # the lease passed on meanwhile (documents_ticket_kind is the backstop)
@@ -90,8 +90,10 @@ class DocumentWorker:
                 )
                 continue
             try:
-                facts = facts_from_case(
-                    _case(conn, case_no),
+                facts = subject_facts(
+                    conn,
+                    subject,
+                    case_no,
                     authority=self.authority,
                     issue_date=local_date(now),
                     addressee=department,
@@ -118,6 +120,54 @@ class DocumentWorker:
                 self._retry_at[qid] = mono + min(5 * 2 ** self._failures[qid], 3600)
                 log.warning("document %s for ticket %d failed: %s", kind, tid, exc)
         return done
+
+
+def subject_facts(conn, subject: str, key: str, **kw):
+    """DocumentFacts of a ticket's subject (hub/tickets.py SUBJECTS): a case's, a complaint's
+    (its summary with the complainant's contact details scrubbed, hub/documents/facts.py) or a
+    差评 follow-up's; `kw` as facts_from_case takes them."""
+    if subject == "complaint":
+        args, extra = _complaint(conn, key)
+        return facts_from_complaint(*args, **extra, **kw)
+    if subject == "followup":
+        args, extra = _followup(conn, key)
+        return facts_from_followup(*args, **extra, **kw)
+    return facts_from_case(_case(conn, key), **kw)
+
+
+def _complaint(conn, no: str) -> tuple:
+    from hub.complaints import ACTION_ZH
+
+    cur = conn.execute("SELECT * FROM complaints WHERE complaint_no=?", (no,))
+    row = cur.fetchone()
+    if row is None:
+        raise LookupError(f"投诉不存在 (no such complaint): {no}")
+    c = dict(zip([d[0] for d in cur.description], row))
+    timeline = [
+        (datetime.fromtimestamp(at / 1000, CST), ACTION_ZH.get(a, a))
+        for at, a in conn.execute(
+            "SELECT at_ms, action FROM complaint_events WHERE complaint_id=? ORDER BY id", (c["id"],)
+        )
+    ]
+    private = (c["contact_name"], c["contact_phone"], c["contact_email"])
+    return (c,), {"timeline": timeline, "private": private}
+
+
+def _followup(conn, key: str) -> tuple:
+    from hub.followups import ACTION_ZH
+
+    cur = conn.execute("SELECT * FROM followups WHERE id=?", (int(key),))
+    row = cur.fetchone()
+    if row is None:
+        raise LookupError(f"回访件不存在 (no such follow-up): {key}")
+    f = dict(zip([d[0] for d in cur.description], row))
+    timeline = [
+        (datetime.fromtimestamp(at / 1000, CST), ACTION_ZH.get(a, a))
+        for at, a in conn.execute(
+            "SELECT at_ms, action FROM followup_events WHERE followup_id=? ORDER BY id", (f["id"],)
+        )
+    ]
+    return (f,), {"timeline": timeline}
 
 
 def _case(conn, case_no: str) -> dict:

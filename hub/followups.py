@@ -90,6 +90,7 @@ ACTION_ZH = {
     "yellow": "亮黄灯",
     "red": "亮红灯（逾期）",
     "duban": "督办",
+    "assign": "分派承办部门",
 }
 MARK_ZH = {"misuse": "误评", "malicious": "恶意差评"}
 DEPARTMENT_ACTIONS = ("verify", "rectify", "callback", "appeal")
@@ -156,6 +157,7 @@ def open_followup_for_rating(
     window: str | None = None,
     staff: str | None = None,
     department: str | None = None,
+    notify=None,
 ) -> int | None:
     """Open the follow-up of one rating (inside the caller's transaction); the id, or None for a
     rating that is not a 差评. Idempotent: the same (channel, rating_ref) opens one follow-up
@@ -198,13 +200,30 @@ def open_followup_for_rating(
             "SELECT id FROM followups WHERE channel=? AND rating_ref=?", (channel, rating_ref)
         ).fetchone()[0]
     fid = got[0]
-    where = f"办件 {case_no}" if case_no else f"窗口 {window or '—'}" + (f"（{staff}）" if staff else "")
+    where = _where(case_no, window, staff)
     _event(conn, fid, now_ms, SYSTEM, "open", f"{CHANNEL_ZH.get(channel, channel)}「{level_name}」，{where}，"
            f"{days} 个工作日内核实、整改、回访（{due.isoformat()} 前）")  # fmt: skip
+    tell(notify, conn, fid, department, "followup_opened", level_name, where, due.isoformat(), f"followup:{fid}:open")
     return fid
 
 
-def open_for_vote(conn, site: str, seq: int, vote, now: datetime, calendar: WorkCalendar, ratings=None) -> int | None:
+def _where(case_no, window, staff) -> str:
+    return f"办件 {case_no}" if case_no else f"窗口 {window or '—'}" + (f"（{staff}）" if staff else "")
+
+
+def tell(notify, conn, fid: int, department, template: str, level_name: str, where: str, due: str, key: str) -> None:
+    """Tell the department through the durable outbox (hub.supervision.Supervisor.notify: the
+    hub's Notifier hook, which never lets a notice roll back the caller's transaction). A
+    follow-up without a department tells nobody until a supervisor assigns it (`assign`)."""
+    if notify is None or not department:
+        return
+    facts = {"followup_id": str(fid), "level_name": level_name, "where": where, "due_date": due}
+    notify(conn, department, ["handler", "head"], template, facts, key)
+
+
+def open_for_vote(
+    conn, site: str, seq: int, vote, now: datetime, calendar: WorkCalendar, ratings=None, notify=None
+) -> int | None:
     """A keypad vote (protocol.models.VoteCast) as stored by the ingest: a 差评 that is not a
     flagged press (误按, repeat, burst) opens its follow-up; rating_ref is "SITE:SEQ"."""
     if vote.misuse is not None:
@@ -225,6 +244,7 @@ def open_for_vote(conn, site: str, seq: int, vote, now: datetime, calendar: Work
         window=vote.window,
         staff=vote.staff,
         department=vote.department,
+        notify=notify,
     )
 
 
@@ -285,36 +305,89 @@ def act(conn, fid: int, action: str, actor: str, text: str, now: datetime, *, de
     else:
         raise FollowupError(f"未知操作 (unknown action {action!r})")
     _event(conn, fid, now_ms, actor, action, text)
+    if f["light"] == "red":  # a late one leaving the wall's list (done, excluded, under appeal)
+        _wall_changed(conn)
+    return view(conn, fid)
+
+
+def _wall_changed(conn) -> None:
+    """Move the wall's change counter (its cached answer is recomputed: hub/api_wall.py)."""
+    from hub.store import bump
+    from hub.wall import WALL_COUNTER
+
+    bump(conn, WALL_COUNTER)
+
+
+DEPARTMENT_MAX = 100  # characters of a department's name (as for complaints)
+
+
+def assign(conn, fid: int, department: str, actor: str, text: str, now: datetime, *, notify=None) -> dict:
+    """A supervisor gives a follow-up without a department (a keypad vote with neither a known
+    case nor the window's department) to a department (inside the caller's transaction). Only
+    an open follow-up without one: a department once given is not changed here (its officers
+    may already be working on it). The active 督办 ticket of the follow-up, if any, goes along
+    (its scope is the department's); the department is told through the outbox."""
+    f = get(conn, fid)
+    if f is None:
+        raise LookupError(f"回访件不存在 (no such follow-up): {fid}")
+    department = " ".join((department or "").split())
+    text = (text or "").strip()
+    if not department or len(department) > DEPARTMENT_MAX:
+        raise FollowupError(f"请填写承办部门（最多 {DEPARTMENT_MAX} 个字） (department: 1-{DEPARTMENT_MAX} characters)")
+    if len(text) > TEXT_MAX:
+        raise FollowupError(f"内容最多 {TEXT_MAX} 个字 (text is at most {TEXT_MAX} characters)")
+    if f["closed_ms"] is not None:
+        raise FollowupError(f"该回访件状态为「{STEP_ZH.get(f['step'], f['step'])}」，不能分派 (follow-up is closed)")
+    if f["department"] is not None:
+        if f["department"] == department:
+            return view(conn, fid)  # the same assignment sent again (a retried form)
+        raise FollowupError(f"该回访件已由「{f['department']}」承办，不能再分派 (follow-up already has a department)")
+    now_ms = _ms(now)
+    conn.execute("UPDATE followups SET department=? WHERE id=?", (department, fid))
+    conn.execute(
+        "UPDATE tickets SET department=? WHERE subject='followup' AND case_no=? AND status IN ('open', 'replied')",
+        (department, str(fid)),
+    )
+    _event(conn, fid, now_ms, actor, "assign", f"分派至{department}" + (f"：{text}" if text else ""))
+    if f["light"] == "red":  # now on the department's wall too
+        _wall_changed(conn)
+    where = _where(f["case_no"], f["window"], f["staff"])
+    tell(notify, conn, fid, department, "followup_opened", f["level_name"], where, f["due"], f"followup:{fid}:assign")
     return view(conn, fid)
 
 
 def sweep(conn, now: datetime, calendar: WorkCalendar, ratings=None, supervisor=None) -> int:
     """Lights of the open follow-ups (not those under appeal: the review pauses them): yellow as
-    the limit nears, red once it passed; a red one gets a 督办 ticket on its case (tickets need a
-    case, hub/tickets.py) or, without a case, a 督办 entry on itself. Returns how many changed."""
+    the limit nears, red once it passed. The department is told of each (yellow, red) through
+    the outbox; a red one gets a 督办 ticket whose subject is the follow-up (hub/tickets.py
+    subjects: it climbs the ladder and gets its documents like a case's), with or without a
+    case. Returns how many changed."""
     today = local_date(now)
     yellow_days = ratings.yellow_days if ratings is not None else 1
+    notify = supervisor.notify if supervisor is not None else None
     now_ms, changed = _ms(now), 0
     rows = conn.execute(
-        "SELECT id, due, light, case_no FROM followups WHERE closed_ms IS NULL AND step <> ? "
-        "AND light <> 'red' ORDER BY id",
+        'SELECT id, due, light, case_no, department, level_name, "window", staff FROM followups '
+        "WHERE closed_ms IS NULL AND step <> ? AND light <> 'red' ORDER BY id",
         (APPEALED,),
     ).fetchall()
-    for fid, due, old, case_no in rows:
+    for fid, due, old, case_no, dept, level_name, window, staff in rows:
         new = light_of(date.fromisoformat(due), today, calendar, yellow_days)
         if new == old or (old == "yellow" and new == "green"):
             continue
         changed += 1
         conn.execute("UPDATE followups SET light=? WHERE id=?", (new, fid))
         _event(conn, fid, now_ms, SYSTEM, new, f"办理期限 {due}")
+        where = _where(case_no, window, staff)
+        tell(notify, conn, fid, dept, f"followup_{new}", level_name, where, due, f"followup:{fid}:{new}")
         if new != "red":
             continue
+        _wall_changed(conn)  # the wall lists red follow-ups (hub/wall.py late_followups)
         why = f"差评回访件 #{fid} 逾期未办结（期限 {due}）"
         tid = None
-        if case_no and supervisor is not None:
-            if conn.execute("SELECT 1 FROM cases WHERE case_no=?", (case_no,)).fetchone():
-                tid = supervisor.open_ticket(conn, case_no, "duban", SYSTEM, now, reason=why)
-                conn.execute("UPDATE followups SET ticket_id=? WHERE id=?", (tid, fid))
+        if supervisor is not None:
+            tid = supervisor.open_ticket(conn, str(fid), "duban", SYSTEM, now, reason=why, subject="followup")
+            conn.execute("UPDATE followups SET ticket_id=? WHERE id=?", (tid, fid))
         _event(conn, fid, now_ms, SYSTEM, "duban", why + (f"，督办件 #{tid}" if tid else ""))
     return changed
 

@@ -455,7 +455,8 @@ class Ingestor:
                 if vote.case_no and not owned_by(vote.case_no, site):
                     return self._foreign(now_ms, site, topic, f"seq {rec.seq}: vote for case {vote.case_no}")
                 dev.store_vote(self.conn, site, rec.seq, vote)
-                followups.open_for_vote(self.conn, site, rec.seq, vote, self.now(), self.calendar, self.ratings)
+                notify = self.supervisor.notify if self.supervisor is not None else None
+                followups.open_for_vote(self.conn, site, rec.seq, vote, self.now(), self.calendar, self.ratings, notify)
             elif rec.kind in (KIND_DEVICE_EVENT, KIND_HEARTBEAT):
                 body = (DeviceEvent if rec.kind == KIND_DEVICE_EVENT else Heartbeat).model_validate(rec.body)
                 if not 2000 <= body.at.year <= 2100:  # one far-future time would pin the site page

@@ -195,6 +195,7 @@ async def _rate(request: web.Request, case_no: str, code: str, level, comment) -
             window=stored["window"] or None,
             staff=stored["staff"],
             department=stored["department"],
+            notify=hub.supervisor.notify,  # the department hears of it through the outbox
         )
         return stored
 

@@ -2,7 +2,9 @@
 portal ratings (网上评价) are written here. Both live in `votes`, labelled by `channel`.
 
 A portal rating has no box record: it takes the case's site, a negative `seq` (the boxes'
-sequence numbers are positive, so the two never collide), key and mapping_version "portal",
+sequence numbers are positive, so the two never collide; the next one below the site's lowest,
+and when another hub worker takes that one at the same instant the insert does nothing and the
+next is tried: the API's write lock serialises portal writes anyway, this holds without it), key and mapping_version "portal",
 and the window and clerk from the case's registration. One portal rating per case (a unique
 index); keypad votes of the same case are kept beside it.
 
@@ -18,6 +20,7 @@ from protocol.models import LEVEL_NAMES
 
 CHANNEL_ZH = {"keypad": "评价器", "portal": "网上评价"}
 MAX_COMMENT = 500  # characters of a portal rating's text
+SEQ_ATTEMPTS = 20  # negative seqs tried when other writers take them at the same instant
 # a case can be rated online once its outcome is known (withdrawn cases are not rated)
 RATABLE = frozenset({"approved", "denied", "rejected", "completed", "delivered", "transferred"})
 SQL = """
@@ -62,11 +65,29 @@ def record_portal_rating(conn, case: dict, level: int, comment: str | None, now_
     level, comment = check_rating(level, comment)
     if case["status"] not in RATABLE:
         raise RatingRefused("该办件尚未办结，办结后才能评价。")
-    if conn.execute("SELECT 1 FROM votes WHERE case_no=? AND channel='portal'", (case["case_no"],)).fetchone():
-        raise RatingRefused("该办件已经评价过，每个办件只能网上评价一次。")
     reg = json.loads(case.get("reg_json") or "{}")
+    for _attempt in range(SEQ_ATTEMPTS):
+        if conn.execute("SELECT 1 FROM votes WHERE case_no=? AND channel='portal'", (case["case_no"],)).fetchone():
+            raise RatingRefused("该办件已经评价过，每个办件只能网上评价一次。")
+        row = _portal_row(conn, case, reg, level, comment, now_ms)
+        # ON CONFLICT DO NOTHING: another writer that took this seq (or rated this case) meanwhile
+        # makes this insert a no-op once it commits, never an error; the next attempt reads the
+        # seq it took (READ COMMITTED: each statement sees what was committed before it)
+        got = conn.execute(
+            'INSERT INTO votes (site, seq, case_no, "window", staff, department, key, level, level_name, '
+            "mapping_version, misuse, pressed_ms, channel, comment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING RETURNING seq",
+            tuple(row.values()),
+        ).fetchone()
+        if got is not None:
+            return row
+    raise RatingRefused("评价提交繁忙，请稍后再试。", 503)
+
+
+def _portal_row(conn, case: dict, reg: dict, level: int, comment: str | None, now_ms: int) -> dict:
+    """The votes row of a portal rating, with the next free negative seq of the case's site."""
     low = conn.execute("SELECT min(seq) FROM votes WHERE site=?", (case["site"],)).fetchone()[0]
-    row = {
+    return {
         "site": case["site"],
         "seq": min(low or 0, 0) - 1,
         "case_no": case["case_no"],
@@ -82,12 +103,6 @@ def record_portal_rating(conn, case: dict, level: int, comment: str | None, now_
         "channel": "portal",
         "comment": comment,
     }
-    conn.execute(
-        'INSERT INTO votes (site, seq, case_no, "window", staff, department, key, level, level_name, '
-        "mapping_version, misuse, pressed_ms, channel, comment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        tuple(row.values()),
-    )
-    return row
 
 
 def ratings_of_case(conn, case_no: str) -> list[dict]:

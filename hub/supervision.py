@@ -41,6 +41,18 @@ MIGRATIONS = [
     ),
 ]
 
+# A ticket's subject (督办对象): a case (办件), a complaint (投诉) or a 差评 follow-up (回访件).
+# `tickets.case_no` holds the subject's key: the case number, the complaint number (TS…), or
+# the follow-up's id as text. Rows from before the column are cases (complaint tickets, whose
+# key is a complaint number, are recognised by the migration).
+SUBJECT_SQL = """
+    ALTER TABLE tickets ADD COLUMN subject TEXT NOT NULL DEFAULT 'case';
+    UPDATE tickets SET subject = 'complaint' WHERE case_no IN (SELECT complaint_no FROM complaints);
+    CREATE INDEX tickets_subject ON tickets(subject, case_no);
+"""
+SUBJECT_MIGRATIONS = [("0102_ticket_subject", SUBJECT_SQL)]
+PG_SUBJECT_MIGRATIONS = [("pg_0102_ticket_subject", SUBJECT_SQL)]
+
 SYSTEM = "system"
 
 
@@ -101,11 +113,12 @@ class Supervisor:
             self.notify(conn, department, roles, template, facts, key)
 
     # -- tickets ----------------------------------------------------------------------------------
-    def active_ticket(self, conn, case_no: str) -> int | None:
-        """The open or replied ticket of a case, if any."""
+    def active_ticket(self, conn, case_no: str, subject: str = tk.CASE) -> int | None:
+        """The open or replied ticket of a case (or of another subject, by its key), if any."""
         row = conn.execute(
-            "SELECT id FROM tickets WHERE case_no=? AND status IN ('open', 'replied') ORDER BY id DESC LIMIT 1",
-            (case_no,),
+            "SELECT id FROM tickets WHERE case_no=? AND subject=? AND status IN ('open', 'replied') "
+            "ORDER BY id DESC LIMIT 1",
+            (case_no, subject),
         ).fetchone()
         return row[0] if row else None
 
@@ -119,19 +132,21 @@ class Supervisor:
         *,
         reason: str = "",
         parent_id: int | None = None,
+        subject: str = tk.CASE,
     ) -> int:
-        """Open a ticket at `level` with its reply deadline, queue its documents and notices."""
-        case = conn.execute("SELECT site, department, item_name FROM cases WHERE case_no=?", (case_no,)).fetchone()
+        """Open a ticket at `level` with its reply deadline, queue its documents and notices.
+        `subject`: what the ticket is about (tk.SUBJECTS); `case_no` is that subject's key."""
+        case = subject_row(conn, subject, case_no)
         if case is None:
-            raise tk.TicketError(f"案件不存在 (no such case): {case_no}")
+            raise tk.TicketError(f"{tk.SUBJECT_ZH.get(subject, '督办对象')}不存在 (no such {subject}): {case_no}")
         if level not in tk.LEVEL_TITLES:
             raise tk.TicketError(f"unknown ticket level {level!r}; one of {', '.join(tk.LEVEL_TITLES)}")
         now_ms = int(now.timestamp() * 1000)
         due = tk.reply_due(local_date(now), self.cfg.reply_days, self.calendar())
         cur = conn.execute(
             "INSERT INTO tickets (case_no, site, department, level, status, opened_ms, reply_due, parent_id, "
-            "reason, actor) VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?, ?) RETURNING id",
-            (case_no, case[0], case[1], level, now_ms, due.isoformat(), parent_id, reason, actor),
+            "reason, actor, subject) VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?) RETURNING id",
+            (case_no, case[0], case[1], level, now_ms, due.isoformat(), parent_id, reason, actor, subject),
         )
         tid = cur.fetchone()[0]
         self._event(conn, tid, now_ms, actor, "open", f"{tk.LEVEL_TITLES[level]}：{reason}")
@@ -139,21 +154,15 @@ class Supervisor:
             "INSERT INTO document_queue (ticket_id, kind) VALUES (?, ?) ON CONFLICT DO NOTHING",
             [(tid, kind) for kind in tk.LEVEL_DOCUMENTS[level]],
         )
+        if subject == tk.CASE:
+            facts = {"case_no": case_no, "item_name": case[2], "department": case[1]}
+        else:  # a complaint or a follow-up: named as people read it (no case number to give)
+            facts = {"subject": tk.subject_label(subject, case_no), "department": case[1]}
+        facts |= {"title": tk.LEVEL_TITLES[level], "reply_due": due.isoformat()}
         self._notify(
-            conn,
-            case[1],
-            ["head"],
-            "ticket",
-            {
-                "case_no": case_no,
-                "item_name": case[2],
-                "department": case[1],
-                "title": tk.LEVEL_TITLES[level],
-                "reply_due": due.isoformat(),
-            },
-            f"ticket:{tid}",
+            conn, case[1], ["head"], "ticket" if subject == tk.CASE else "ticket_subject", facts, f"ticket:{tid}"
         )
-        log.info("ticket %d (%s) opened for %s: %s", tid, level, case_no, reason)
+        log.info("ticket %d (%s) opened for %s %s: %s", tid, level, subject, case_no, reason)
         return tid
 
     def reply(self, conn, ticket_id: int, actor: str, text: str, now: datetime, department: str | None = None) -> dict:
@@ -182,6 +191,7 @@ class Supervisor:
                 now,
                 parent_id=ticket_id,
                 reason=f"对{tk.LEVEL_TITLES[t['level']]}的回复不予采纳：{text}",
+                subject=t["subject"],
             )
         return self._ticket(conn, ticket_id)
 
@@ -189,9 +199,7 @@ class Supervisor:
         """Escalate open tickets whose reply deadline has passed (no reply)."""
         today = local_date(now)
         rows = conn.execute(
-            "SELECT id FROM tickets WHERE status='open' AND reply_due < ?"
-            " AND NOT EXISTS (SELECT 1 FROM complaints c WHERE c.complaint_no = tickets.case_no)",  # hub/complaints.py
-            (today.isoformat(),),
+            "SELECT id FROM tickets WHERE status='open' AND reply_due < ? ORDER BY id", (today.isoformat(),)
         ).fetchall()
         for (tid,) in rows:
             t = self._ticket(conn, tid)
@@ -214,6 +222,7 @@ class Supervisor:
                     now,
                     parent_id=tid,
                     reason=f"{tk.LEVEL_TITLES[t['level']]}逾期未回复",
+                    subject=t["subject"],
                 )
         complaints.sweep_hook(conn, now, self)  # 投诉: lights, auto-close, 督办 (hub/complaints.py)
         return len(rows)
@@ -237,6 +246,22 @@ class Supervisor:
         return dict(zip([c[0] for c in cur.description], row))
 
 
+def subject_row(conn, subject: str, key: str) -> tuple | None:
+    """(site, department, title) of a ticket's subject, None when it does not exist. The title
+    is what a notice names: the case's item, 群众投诉, or 差评回访（level）."""
+    if subject == tk.CASE:
+        return conn.execute("SELECT site, department, item_name FROM cases WHERE case_no=?", (key,)).fetchone()
+    if subject == tk.COMPLAINT:
+        row = conn.execute("SELECT site, department FROM complaints WHERE complaint_no=?", (key,)).fetchone()
+        return row and (row[0], row[1], "群众投诉")
+    if subject == tk.FOLLOWUP:
+        if not key.isdigit() or len(key) > 18:
+            return None
+        row = conn.execute("SELECT site, department, level_name FROM followups WHERE id=?", (int(key),)).fetchone()
+        return row and (row[0], row[1], f"差评回访（{row[2]}）")
+    raise tk.TicketError(f"unknown ticket subject {subject!r}; one of {', '.join(tk.SUBJECTS)}")
+
+
 def ticket_view(conn, ticket_id: int) -> dict | None:
     """A ticket with its events and documents, for the API."""
     cur = conn.execute("SELECT * FROM tickets WHERE id=?", (ticket_id,))
@@ -246,6 +271,8 @@ def ticket_view(conn, ticket_id: int) -> dict | None:
     t = dict(zip([c[0] for c in cur.description], row))
     t["title"] = tk.LEVEL_TITLES.get(t["level"], t["level"])
     t["status_zh"] = tk.STATUS_ZH.get(t["status"], t["status"])
+    t["subject_zh"] = tk.SUBJECT_ZH.get(t["subject"], t["subject"])
+    t["subject_label"] = tk.subject_label(t["subject"], t["case_no"])
     t["events"] = [
         dict(zip(("at_ms", "actor", "action", "text"), r))
         for r in conn.execute(

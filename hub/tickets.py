@@ -41,6 +41,19 @@ STATUS_ZH = {
 }
 
 
+# what a ticket is about (tickets.subject); tickets.case_no holds the subject's key
+CASE, COMPLAINT, FOLLOWUP = "case", "complaint", "followup"
+SUBJECTS = (CASE, COMPLAINT, FOLLOWUP)
+SUBJECT_ZH = {CASE: "办件", COMPLAINT: "投诉", FOLLOWUP: "差评回访件"}
+
+
+def subject_label(subject: str, key: str) -> str:
+    """How people read a ticket's subject: 办件 X, 投诉 TS…, 差评回访件 #12."""
+    if subject == FOLLOWUP:
+        return f"差评回访件 #{key}"
+    return f"{SUBJECT_ZH.get(subject, subject)} {key}"
+
+
 class TicketError(ValueError):
     """An action the ticket's state does not allow; the API answers 409."""
 

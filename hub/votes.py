@@ -5,6 +5,12 @@ the last two are 差评. Satisfaction rate (满意率) = levels 1-3 over all cou
 flagged as misuse (误按, repeated, unarmed) are kept at the hub but not counted (docs/wall.md);
 so are 差评 a supervisor marked 误评/恶意差评 on appeal (hub/followups.py, docs/ratings.md),
 counted apart as `marked`.
+
+Two channels (hub/ratings.py): the keypad (评价器) and the portal's online rating (网上评价).
+`total`, `by_window` and `by_staff` count both (a portal rating carries the case's window and
+clerk); `by_channel` gives each channel's own counts and rate, so the page shows keypad and
+portal apart with the total beside them, and each window or staff row says how many of its
+votes came online (`portal`).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from protocol.models import LEVEL_NAMES
 MAX_PERIOD_DAYS = 366
 DEFAULT_PERIOD_DAYS = 30
 SATISFIED_LEVELS = (1, 2, 3)
+CHANNELS = {"keypad": "评价器", "portal": "网上评价"}  # the order the page shows them in
 MAX_GROUPS = 500  # windows or staff members listed at most (a box cannot make the page unbounded)
 
 
@@ -66,9 +73,12 @@ def site_votes(conn, site: str, first: date, last: date) -> dict:
     by_window: dict[str, dict[int, int]] = {}
     by_staff: dict[tuple[str, str], dict[int, int]] = {}
     total: dict[int, int] = {}
-    for window, staff, level, n in conn.execute(
-        'SELECT "window", staff, level, count(*) FROM votes WHERE site = ? AND misuse IS NULL '
-        f'AND {VOTE_NOT_MARKED} AND pressed_ms >= ? AND pressed_ms < ? GROUP BY "window", staff, level',
+    by_channel: dict[str, dict[int, int]] = {c: {} for c in CHANNELS}
+    online_w: dict[str, int] = {}
+    online_s: dict[tuple[str, str], int] = {}
+    for window, staff, channel, level, n in conn.execute(
+        'SELECT "window", staff, channel, level, count(*) FROM votes WHERE site = ? AND misuse IS NULL '
+        f'AND {VOTE_NOT_MARKED} AND pressed_ms >= ? AND pressed_ms < ? GROUP BY "window", staff, channel, level',
         (site, lo, hi),
     ):
         n = int(n)
@@ -76,6 +86,11 @@ def site_votes(conn, site: str, first: date, last: date) -> dict:
         by_window.setdefault(w, {})[level] = by_window.setdefault(w, {}).get(level, 0) + n
         by_staff.setdefault((s, w), {})[level] = by_staff.setdefault((s, w), {}).get(level, 0) + n
         total[level] = total.get(level, 0) + n
+        ch = by_channel.setdefault(channel, {})
+        ch[level] = ch.get(level, 0) + n
+        if channel == "portal":
+            online_w[w] = online_w.get(w, 0) + n
+            online_s[(s, w)] = online_s.get((s, w), 0) + n
     misuse = conn.execute(
         "SELECT count(*) FROM votes WHERE site = ? AND misuse IS NOT NULL AND pressed_ms >= ? AND pressed_ms < ?",
         (site, lo, hi),
@@ -85,15 +100,22 @@ def site_votes(conn, site: str, first: date, last: date) -> dict:
         "AND pressed_ms >= ? AND pressed_ms < ?",
         (site, lo, hi),
     ).fetchone()[0]
-    windows = [{"window": w or None, **summarize(c)} for w, c in by_window.items()]
+    windows = [{"window": w or None, **summarize(c), "portal": online_w.get(w, 0)} for w, c in by_window.items()]
     windows.sort(key=lambda r: (_num(r["window"]), r["window"] or ""))
-    staff = [{"staff": s or None, "window": w or None, **summarize(c)} for (s, w), c in by_staff.items()]
+    staff = [
+        {"staff": s or None, "window": w or None, **summarize(c), "portal": online_s.get((s, w), 0)}
+        for (s, w), c in by_staff.items()
+    ]
     staff.sort(key=lambda r: (-r["total"], r["staff"] or "", r["window"] or ""))
     return {
         "from": first.isoformat(),
         "to": last.isoformat(),
         "level_names": list(LEVEL_NAMES),
-        "total": summarize(total),
+        "total": summarize(total),  # both channels
+        "by_channel": [
+            {"channel": c, "channel_zh": CHANNELS.get(c, c), **summarize(by_channel[c])}
+            for c in [*CHANNELS, *sorted(set(by_channel) - set(CHANNELS))]
+        ],
         "misuse": int(misuse),
         "marked": int(marked),
         "by_window": windows[:MAX_GROUPS],

@@ -117,6 +117,7 @@ def wall_data(
         for dep, c in sorted(by_dep.items(), key=lambda kv: (-kv[1].get("red", 0), -kv[1].get("yellow", 0), kv[0]))
     ]
     late = late_cases(conn, scope, args, today, cal, heads, site_names, limit)
+    late_fu = late_followups(conn, scope, args, today, cal, heads, site_names, limit)
     return {
         "now": now.astimezone(CST).isoformat(timespec="seconds"),
         "today": today.isoformat(),
@@ -125,6 +126,7 @@ def wall_data(
         "sites": sites,
         "departments": departments,
         "late": late,
+        "late_followups": late_fu,  # red 差评 follow-ups (hub/followups.py), most overdue first
     }
 
 
@@ -188,6 +190,44 @@ def late_cases(conn, scope: str, args: tuple, today: date, cal, heads, site_name
                 "days_overdue": days_overdue(due_d, today, cal),
                 "remaining_days": remaining_days(due_d, today, cal),
                 "reasons_zh": late_reasons(status, light, violations, due_d, legal_d, today),
+            }
+        )
+    return out
+
+
+FOLLOWUP_LATE_ZH = "差评回访逾期未办结"
+
+
+def late_followups(conn, scope: str, args: tuple, today: date, cal, heads, site_names, limit: int) -> list[dict]:
+    """Open red 差评 follow-ups (past their limit, not under appeal), oldest due first, with the
+    rating (channel and level), window, department, its head, days overdue and the reason in
+    Chinese. No citizen's data (a portal rating's comment is not shown here)."""
+    from hub.followups import APPEALED, CHANNEL_ZH
+
+    cur = conn.execute(
+        'SELECT id, site, case_no, "window", department, channel, level_name, due, ticket_id FROM followups '
+        f"WHERE closed_ms IS NULL AND light = 'red' AND step <> ?{scope} ORDER BY due, id LIMIT ?",
+        (APPEALED, *args, limit),
+    )
+    out = []
+    for fid, site, case_no, window, dep, channel, level_name, due, ticket_id in cur.fetchall():
+        due_d = _d(due)
+        out.append(
+            {
+                "id": fid,
+                "site": site,
+                "site_name": (site_names(site) or site) if site else None,
+                "case_no": case_no,
+                "window": _text(window),
+                "department": dep,
+                "head": heads.get(dep),
+                "rating_zh": f"{CHANNEL_ZH.get(channel, '评价')}「{level_name}」",
+                "light": "red",
+                "light_zh": LIGHT_ZH["red"],
+                "due_date": due,
+                "days_overdue": days_overdue(due_d, today, cal),
+                "ticket_id": ticket_id,
+                "reasons_zh": [FOLLOWUP_LATE_ZH],
             }
         )
     return out

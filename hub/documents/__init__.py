@@ -5,7 +5,14 @@
 See docs/documents.md for the kinds, the numbering rule, the fonts and how to add a template.
 """
 
-from hub.documents.facts import CASE_KEYS, DocumentFacts, facts_from_case
+from hub.documents.facts import (
+    CASE_KEYS,
+    DocumentFacts,
+    facts_from_case,
+    facts_from_complaint,
+    facts_from_followup,
+    scrub,
+)
 from hub.documents.kinds import KINDS, VIOLATIONS_ZH, chinese_date, format_number, parse_number, violation_zh
 from hub.documents.render import render_pdf
 from hub.documents.store import MIGRATIONS, DocumentIntegrityError, DocumentStore
@@ -20,6 +27,9 @@ __all__ = [
     "EVENT_ZH",
     "DocumentFacts",
     "facts_from_case",
+    "facts_from_complaint",
+    "facts_from_followup",
+    "scrub",
     "CASE_KEYS",
     "render_pdf",
     "format_number",

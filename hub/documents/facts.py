@@ -10,6 +10,7 @@ sent to a department about a late case must not spread the applicant's personal 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import date, datetime
@@ -100,6 +101,11 @@ class DocumentFacts:
     contact: str = ""  # 联系人及电话 of the issuing authority
     cc: tuple[str, ...] = ()  # 抄送
     red_header: bool = True  # print the red 版头 (authority name + red rule)
+    # what the document is about: a case (办件), a complaint (投诉: case_no holds the complaint
+    # number) or a 差评 follow-up (回访件: case_no holds its id); see facts_from_complaint
+    subject: str = "case"
+    subject_rows: tuple[tuple[str, str], ...] = ()  # the facts table of a complaint / follow-up
+    problem_texts: tuple[str, ...] = ()  # problems in words, after the violations
 
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)
@@ -140,6 +146,15 @@ class DocumentFacts:
             rows.append((at, step.strip()))
         set_("timeline", tuple(rows))
         set_("red_header", bool(self.red_header))
+        if self.subject not in SUBJECTS:
+            raise ValueError(f"subject must be one of {', '.join(SUBJECTS)}, got {self.subject!r}")
+        set_("problem_texts", _texts(self.problem_texts, "problem_texts"))
+        pairs = []
+        for row in self.subject_rows or ():
+            if isinstance(row, str) or len(row) != 2:
+                raise ValueError(f"subject_rows must be (label, value) pairs, got {row!r}")
+            pairs.append((str(row[0]), str(row[1])))
+        set_("subject_rows", tuple(pairs))
 
     def to_dict(self) -> dict:
         """JSON-able form: dates and datetimes as ISO 8601 strings, tuples as lists."""
@@ -150,6 +165,8 @@ class DocumentFacts:
                 v = v.isoformat()
             elif f.name == "timeline":
                 v = [[at.isoformat(), step] for at, step in v]
+            elif f.name == "subject_rows":
+                v = [list(r) for r in v]
             elif isinstance(v, tuple):
                 v = list(v)
             out[f.name] = v
@@ -166,6 +183,168 @@ class DocumentFacts:
         if extra:
             raise ValueError(f"unknown fact(s): {', '.join(extra)}")
         return cls(**dict(d))
+
+
+SUBJECTS = ("case", "complaint", "followup")
+SUMMARY_MAX = 200  # characters of a complaint's text quoted in a document
+_PHONE = re.compile(r"\+?\d[\d\s-]{5,}\d")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+
+
+def scrub(text: str, private: Iterable[str] = ()) -> str:
+    """A citizen's words fit for a document: each of `private` (the complainant's name, phone,
+    e-mail) and anything shaped like a phone number or an e-mail address replaced by ＊＊＊,
+    cut to SUMMARY_MAX characters."""
+    out = text or ""
+    for word in sorted({w for w in private if w and w.strip()}, key=len, reverse=True):
+        out = out.replace(word, "＊＊＊")
+    out = _EMAIL.sub("＊＊＊", _PHONE.sub("＊＊＊", out))
+    out = " ".join(out.split())
+    return out if len(out) <= SUMMARY_MAX else out[: SUMMARY_MAX - 1] + "…"
+
+
+# keys of a complaint row (hub/complaints.py) a document may use: never contact_* nor query_code
+COMPLAINT_KEYS = ("complaint_no", "about_kind", "about", "department", "text", "step_due", "filed_ms", "light")
+ABOUT_ZH = {"case": "办件", "window": "窗口", "person": "工作人员", "hall": "服务大厅"}
+
+
+def facts_from_complaint(
+    complaint: Mapping[str, Any],
+    *,
+    authority: str,
+    issue_date: date,
+    timeline: Iterable[tuple[Moment, str]] = (),
+    private: Iterable[str] = (),
+    addressee: str | None = None,
+    reply_deadline: date | None = None,
+    calendar: Any = None,
+    site_name: str = "",
+    contact: str = "",
+) -> DocumentFacts:
+    """DocumentFacts about a complaint (投诉) whose department is late with its reply. Only
+    COMPLAINT_KEYS are read; the complaint's text is quoted through `scrub` with `private` (the
+    caller passes the contact details, so a complainant who wrote their own number or name in
+    the text is not named either). `timeline`: (time, 环节) rows already in Chinese."""
+    c = {k: complaint.get(k) for k in COMPLAINT_KEYS}
+    no, dept = c["complaint_no"] or "", c["department"] or ""
+    due = _as_date(c["step_due"], "step_due")
+    late = None
+    if due is not None and calendar is not None and issue_date > due:
+        late = calendar.working_days_between(due, issue_date)
+    kind = ABOUT_ZH.get(c["about_kind"] or "", c["about_kind"] or "")
+    filed = None
+    if c["filed_ms"]:
+        from protocol.calendar import CST
+
+        filed = datetime.fromtimestamp(int(c["filed_ms"]) / 1000, CST)
+    overdue = f"{late}个工作日" if late else "未超期"
+    rows = (
+        ("投诉编号", no),
+        ("投诉对象", f"{kind}：{scrub(c['about'] or '', private)}"),
+        ("承办部门", dept or "—"),
+        ("办理地点", site_name or "—"),
+        ("投诉时间", _fmt(filed)),
+        ("答复期限", _fmt(due)),
+        ("超期情况", overdue),
+        ("投诉内容摘要", scrub(c["text"] or "", private) or "—"),
+    )
+    problem = f"投诉答复期限为{_fmt(due)}，逾期未答复" + (f"，已超期{late}个工作日" if late else "")
+    return DocumentFacts(
+        case_no=no,
+        item_name="群众投诉",
+        department=dept or "—",
+        addressee=addressee or dept or "—",
+        authority=authority,
+        issue_date=issue_date,
+        site_name=site_name,
+        received_at=filed,
+        due_date=due,
+        light=c["light"] or "",
+        timeline=tuple(timeline),
+        reply_deadline=reply_deadline,
+        requirements=(
+            "立即核查该投诉反映的问题，依法依规作出答复，不得无故拖延。",
+            "对逾期未答复的原因逐项查明，明确责任人员。",
+            "答复内容应当具体明确，并告知投诉人办理结果。",
+        ),
+        contact=contact,
+        subject="complaint",
+        subject_rows=rows,
+        problem_texts=(problem,),
+    )
+
+
+def facts_from_followup(
+    followup: Mapping[str, Any],
+    *,
+    authority: str,
+    issue_date: date,
+    timeline: Iterable[tuple[Moment, str]] = (),
+    addressee: str | None = None,
+    reply_deadline: date | None = None,
+    calendar: Any = None,
+    site_name: str = "",
+    contact: str = "",
+) -> DocumentFacts:
+    """DocumentFacts about a 差评 follow-up (回访件) not done in its limit: the rating's level and
+    channel, the case or window, the department and the limit. No citizen's data (a keypad vote
+    has none; a portal rating's comment is not quoted)."""
+    f = followup
+    fid = str(f.get("id") or "")
+    due = _as_date(f.get("due"), "due")
+    late = None
+    if due is not None and calendar is not None and issue_date > due:
+        late = calendar.working_days_between(due, issue_date)
+    channel = {"keypad": "评价器", "portal": "网上评价"}.get(f.get("channel") or "", f.get("channel") or "")
+    where = f"办件 {f['case_no']}" if f.get("case_no") else f"窗口 {f.get('window') or '—'}"
+    rated = datetime.fromtimestamp(int(f["rated_ms"]) / 1000, _cst_tz()) if f.get("rated_ms") else None
+    dept = f.get("department") or ""
+    rows = (
+        ("回访件编号", f"#{fid}"),
+        ("评价", f"{channel}「{f.get('level_name') or ''}」"),
+        ("评价对象", where),
+        ("承办部门", dept or "—"),
+        ("评价时间", _fmt(rated)),
+        ("办理期限", f"{_fmt(due)}（{f.get('limit_days') or '—'}个工作日）"),
+        ("超期情况", f"{late}个工作日" if late else "未超期"),
+    )
+    problem = f"差评回访期限为{_fmt(due)}，逾期未完成核实、整改、回访" + (f"，已超期{late}个工作日" if late else "")
+    return DocumentFacts(
+        case_no=fid,
+        item_name="差评回访",
+        department=dept or "—",
+        addressee=addressee or dept or "—",
+        authority=authority,
+        issue_date=issue_date,
+        site_name=site_name,
+        due_date=due,
+        light=f.get("light") or "",
+        timeline=tuple(timeline),
+        reply_deadline=reply_deadline,
+        requirements=(
+            "立即核实该差评反映的问题，完成整改并回访评价人。",
+            "对逾期未办结的原因逐项查明，明确责任人员。",
+        ),
+        contact=contact,
+        subject="followup",
+        subject_rows=rows,
+        problem_texts=(problem,),
+    )
+
+
+def _cst_tz():
+    from protocol.calendar import CST
+
+    return CST
+
+
+def _fmt(v) -> str:
+    """2026年3月2日 for a date or an instant's day, — for none (the facts table's cells)."""
+    if v is None:
+        return "—"
+    if isinstance(v, datetime):
+        v = _cst(v).date()
+    return f"{v.year}年{v.month}月{v.day}日"
 
 
 # keys of a hub case (hub.api get_case / the cases table) that documents may use
@@ -264,4 +443,4 @@ def facts_from_case(
     )
 
 
-__all__ = ["DocumentFacts", "facts_from_case", "CASE_KEYS"]
+__all__ = ["DocumentFacts", "facts_from_case", "facts_from_complaint", "facts_from_followup", "CASE_KEYS", "scrub"]

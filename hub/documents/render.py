@@ -49,7 +49,8 @@ def fmt_moment(v: date | datetime | None) -> str:
 def problems(facts: DocumentFacts) -> list[str]:
     """The problems a document lists: violations in Chinese, then lateness."""
     out = [violation_zh(v) for v in facts.violations]
-    if facts.days_overdue:
+    out += list(facts.problem_texts)
+    if facts.days_overdue and facts.subject == "case":
         out.append(f"超过承诺办结期限{facts.days_overdue}个工作日")
     return out
 
@@ -64,6 +65,16 @@ def template_values(kind: str, number: str, facts: DocumentFacts) -> dict[str, s
     else:
         overdue = ""
     head = f"（负责人：{facts.addressee_head}）" if facts.addressee_head else ""
+    site_clause = f"（{facts.site_name}）" if facts.site_name else ""
+    if facts.subject == "complaint":  # a complaint's number, never the complainant (facts_from_complaint)
+        subject_clause, this = f"{site_clause}承办的群众投诉（投诉编号：{facts.case_no}）", "该投诉"
+        overdue = ""
+    elif facts.subject == "followup":
+        subject_clause, this = f"{site_clause}承办的差评回访件（编号：#{facts.case_no}）", "该回访件"
+        overdue = ""
+    else:
+        subject_clause = f"{site_clause}办理的“{facts.item_name}”事项（办件编号：{facts.case_no}）"
+        this = "该办件"
     return {
         "title": kind_title(kind),
         "number": number,
@@ -76,7 +87,9 @@ def template_values(kind: str, number: str, facts: DocumentFacts) -> dict[str, s
         "authority": facts.authority,
         "issue_date": chinese_date(facts.issue_date),
         "site_name": facts.site_name,
-        "site_clause": f"（{facts.site_name}）" if facts.site_name else "",
+        "site_clause": site_clause,
+        "subject_clause": subject_clause,  # 办理的“事项”（办件编号：…） / 承办的群众投诉（投诉编号：…）
+        "subject_this": this,  # 该办件 / 该投诉 / 该回访件
         "received_at": fmt_moment(facts.received_at),
         "accepted_at": fmt_moment(facts.accepted_at),
         "due_date": fmt_moment(facts.due_date),
@@ -91,7 +104,18 @@ def template_values(kind: str, number: str, facts: DocumentFacts) -> dict[str, s
     }
 
 
-def _fact_rows(facts: DocumentFacts, values: dict[str, str]) -> list[tuple[str, str, str, str]]:
+def _fact_rows(facts: DocumentFacts, values: dict[str, str]) -> list[tuple[str, ...]]:
+    if facts.subject != "case":  # a complaint's or follow-up's own table: two pairs a row,
+        rows: list[tuple[str, ...]] = []  # a long value (the complaint's summary) on a row of its own
+        pairs = list(facts.subject_rows)
+        while pairs:
+            label, value = pairs.pop(0)
+            if len(value) > 16 or not pairs or len(pairs[0][1]) > 16:
+                rows.append((label, value))
+            else:
+                nxt = pairs.pop(0)
+                rows.append((label, value, *nxt))
+        return rows
     overdue = f"{facts.days_overdue}个工作日" if facts.days_overdue else ("未超期" if facts.days_overdue == 0 else "—")
     return [
         ("办件编号", facts.case_no, "事项名称", facts.item_name),
@@ -129,7 +153,11 @@ class _Doc:
             pdf.set_fallback_fonts(names, exact_match=False)
         pdf.set_title(f"{title} {number}")
         pdf.set_author(facts.authority)
-        pdf.set_subject(f"办件编号 {facts.case_no}")
+        pdf.set_subject(
+            {"complaint": f"投诉编号 {facts.case_no}", "followup": f"差评回访件 #{facts.case_no}"}.get(
+                facts.subject, f"办件编号 {facts.case_no}"
+            )
+        )
         pdf.set_creator("Jiancha 政务服务电子监察系统")
         pdf.set_lang("zh-CN")
         # deterministic bytes: the same facts and number always give the same PDF (and hash)
@@ -268,7 +296,9 @@ class _Doc:
                 for c, cell in enumerate(row):
                     style = label if c in label_cols else plain
                     a = align[c] if align else ("C" if (header and r == 0) else "L")
-                    tr.cell(cell, align=a, style=style)
+                    # a short row (label, value) spans the rest of the table with its value
+                    span = len(widths) - c if c == len(row) - 1 and len(row) < len(widths) else 1
+                    tr.cell(cell, align=a, style=style, colspan=span)
         self.gap(2)
 
     def signature(self, authority: str, day: date) -> None:

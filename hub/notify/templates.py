@@ -18,6 +18,10 @@ KINDS = (
     "reply_due",
     "complaint_assigned",
     "complaint_replied",
+    "ticket_subject",
+    "followup_opened",
+    "followup_yellow",
+    "followup_red",
 )  # what callers may enqueue
 DIGEST = "digest"  # built by the worker only
 
@@ -31,6 +35,10 @@ FIELDS: dict[str, frozenset[str]] = {
     "reply_due": frozenset(_COMMON | {"title", "doc_no", "reply_due_date", "remaining"}),
     "complaint_assigned": frozenset({"recipient", "department", "complaint_no", "reply_due_date"}),
     "complaint_replied": frozenset({"recipient", "complaint_no", "confirm_due_date"}),
+    "ticket_subject": frozenset({"recipient", "department", "subject", "title", "reply_due_date"}),
+    "followup_opened": frozenset({"recipient", "department", "followup_id", "level_name", "where", "due_date"}),
+    "followup_yellow": frozenset({"recipient", "department", "followup_id", "level_name", "where", "due_date"}),
+    "followup_red": frozenset({"recipient", "department", "followup_id", "level_name", "where", "due_date"}),
     DIGEST: frozenset({"recipient", "count", "red", "yellow", "supervision", "reply_due", "lines", "more"}),
     "digest.more": frozenset({"count"}),
     "email_footer": frozenset(),
@@ -65,6 +73,22 @@ DEFAULT_TEMPLATES: dict[str, str] = {
     "并于{confirm_due_date}前确认满意或提出异议。",
     "complaint_replied.subject": "您的投诉{complaint_no}已有答复",
     "complaint_replied.line": "投诉{complaint_no}已答复",
+    # a 督办 about a complaint or a 差评 follow-up (hub/supervision.py, ticket subjects)
+    "ticket_subject": "【电子监察】{department}：电子监察中心就{subject}发出{title}，请于{reply_due_date}前书面回复办理情况。",
+    "ticket_subject.subject": "【{title}】{subject}，请于{reply_due_date}前回复",
+    "ticket_subject.line": "{subject}（{title}，{reply_due_date}前回复）",
+    # 差评回访 (hub/followups.py): opened, nearly due, late
+    "followup_opened": "【电子监察】{department}：收到差评「{level_name}」（{where}），已生成回访件#{followup_id}，"
+    "请于{due_date}前完成核实、整改、回访。",
+    "followup_opened.subject": "【差评回访】回访件#{followup_id}，请于{due_date}前办结",
+    "followup_opened.line": "回访件#{followup_id}（{due_date}前办结）",
+    "followup_yellow": "【电子监察】{department}：差评回访件#{followup_id}（{where}）将于{due_date}到期，请及时办结。",
+    "followup_yellow.subject": "【回访预警】回访件#{followup_id}将于{due_date}到期",
+    "followup_yellow.line": "回访件#{followup_id}（{due_date}到期）",
+    "followup_red": "【电子监察】{department}：差评回访件#{followup_id}（{where}）已超过期限（{due_date}），"
+    "亮红灯，请立即办结。",
+    "followup_red.subject": "【回访逾期】回访件#{followup_id}已超期",
+    "followup_red.line": "回访件#{followup_id}（已超期）",
     # 汇总 (digest): one message instead of many for one recipient
     "digest": "【电子监察】您有{count}件办件即将到期或已超期：{lines}{more}，请登录电子监察系统及时办理。",
     "digest.subject": "【电子监察】您有{count}条提醒（红牌{red}，黄牌{yellow}，督办{supervision}）",

@@ -50,6 +50,18 @@ function renderLate(w) {
     <td>${c.reasons_zh.map(r => `<span class="reason${c.light === "yellow" ? " soon" : ""}">${esc(r)}</span>`).join("")}</td></tr>`).join("");
 }
 
+function renderLateFollowups(w) {
+  const rows = w.late_followups || [];
+  document.getElementById("late-followups-section").hidden = rows.length === 0;
+  document.getElementById("late-followups-count").textContent = `共 ${rows.length} 件`;
+  document.querySelector("#late-followups tbody").innerHTML = rows.map(f => `<tr class="late-red" data-followup="${esc(f.id)}" data-light="red">
+    <td>${dot("red")}</td><td><a href="/followups#f${encodeURIComponent(f.id)}">回访件 #${esc(f.id)}</a>${f.case_no ? `<br>${caseLink(f.case_no)}` : ""}</td>
+    <td>${esc(f.rating_zh)}</td><td>${esc(f.site_name || "—")}</td><td>${esc(windowName(f.window))}</td>
+    <td>${esc(f.department || "未确定")}</td><td>${esc(f.head || "未登记")}</td>
+    <td>${esc(f.due_date || "—")}</td><td>${overdueText(f)}</td>
+    <td>${f.reasons_zh.map(r => `<span class="reason">${esc(r)}</span>`).join("")}</td></tr>`).join("");
+}
+
 let siteLinks = false;  // the site page is for admins and supervisors (hub/access.py)
 function siteCell(s) {
   const name = esc(s.name);
@@ -95,7 +107,7 @@ async function refresh() {
     const w = await api("/api/wall");
     const who = await me();  // (cached) whether site names link to the site page
     siteLinks = !!who && ["admin", "supervisor"].includes(who.role);
-    renderSummary(w); renderLate(w); renderSites(w);
+    renderSummary(w); renderLate(w); renderLateFollowups(w); renderSites(w);
     await renderCases();
     document.body.dataset.version = String(w.version);
   } catch (e) {

@@ -75,12 +75,16 @@ async function loadVotes(first) {
   document.getElementById("votes-total").innerHTML =
     LEVELS.map((name, i) => `<div class="tile"><span>${name}</span><b>${v.total.levels[i]}</b></div>`).join("") +
     `<div class="tile green"><span>满意率</span><b id="satisfaction">${pct(v.total.satisfaction)}</b></div>`;
+  // keypad (评价器) and portal (网上评价) apart, then both together (hub/votes.py by_channel)
+  document.querySelector("#by-channel tbody").innerHTML = (v.by_channel || []).map(c =>
+    `<tr data-channel="${esc(c.channel)}"><td>${esc(c.channel_zh)}</td>${levelCells(c)}</tr>`).join("") +
+    `<tr class="sum" data-channel="all"><td><b>合计</b></td>${levelCells(v.total)}</tr>`;
   document.querySelector("#by-window tbody").innerHTML = v.by_window.map(w =>
-    `<tr><td>${esc(windowName(w.window))}</td>${levelCells(w)}</tr>`).join("") ||
-    `<tr><td colspan="8" class="muted">该期间没有评价</td></tr>`;
-  document.querySelector("#by-staff tbody").innerHTML = v.by_staff.map(s =>
-    `<tr><td>${esc(s.staff || "未登记")}</td><td>${esc(windowName(s.window))}</td>${levelCells(s)}</tr>`).join("") ||
+    `<tr><td>${esc(windowName(w.window))}</td>${levelCells(w)}<td class="num">${w.portal ?? 0}</td></tr>`).join("") ||
     `<tr><td colspan="9" class="muted">该期间没有评价</td></tr>`;
+  document.querySelector("#by-staff tbody").innerHTML = v.by_staff.map(s =>
+    `<tr><td>${esc(s.staff || "未登记")}</td><td>${esc(windowName(s.window))}</td>${levelCells(s)}<td class="num">${s.portal ?? 0}</td></tr>`).join("") ||
+    `<tr><td colspan="10" class="muted">该期间没有评价</td></tr>`;
 }
 
 document.getElementById("period").addEventListener("submit", e => { e.preventDefault(); loadVotes(false); });

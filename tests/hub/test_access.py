@@ -115,6 +115,8 @@ EXPECTED = {
     ("POST", "/api/followups/{id}/{action}"): ADMIN | DEPARTMENT,  # action=verify: the department's step
     ("GET", "/followups"): ADMIN | SUPERVISOR | DEPARTMENT,
     ("POST", "/followups/{id}/{action}"): ADMIN | DEPARTMENT,
+    ("POST", "/api/followups/{id}/assign"): ADMIN | SUPERVISOR,  # a follow-up without a department
+    ("POST", "/followups/{id}/assign"): ADMIN | SUPERVISOR,
 }
 PARAMS = {
     "case_no": CASE_A,

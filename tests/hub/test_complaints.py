@@ -191,19 +191,24 @@ def test_the_sweep_lights_yellow_then_red_and_opens_one_duban_per_round(db):
     _sweep(db, at(due + timedelta(days=1)))
     status, light, tid = _row(db, no)
     assert (status, light) == ("assigned", "red") and tid is not None
-    t = db.execute("SELECT case_no, department, level, status, reason FROM tickets WHERE id=?", (tid,)).fetchone()
+    t = db.execute(
+        "SELECT case_no, department, level, status, reason, subject FROM tickets WHERE id=?", (tid,)
+    ).fetchone()
     assert t[:4] == (no, DEPT, "duban", "open") and no in t[4] and due.isoformat() in t[4]
-    # later sweeps: no second ticket, and the case ladder never escalates a complaint's ticket
+    assert t[5] == "complaint"
+    # later sweeps: no second 督办 for the same round; the ticket left unanswered climbs the
+    # ladder as a case's does (督办 is off the ladder: its first rung, 责令说明理由, comes next)
     _sweep(db, at(due + timedelta(days=40)))
-    assert db.execute("SELECT count(*) FROM tickets").fetchone()[0] == 1
-    assert db.execute("SELECT status FROM tickets WHERE id=?", (tid,)).fetchone()[0] == "open"
+    rows = db.execute("SELECT level, status, subject, case_no, parent_id FROM tickets ORDER BY id").fetchall()
+    assert rows == [("duban", "escalated", "complaint", no, None), ("order_explain", "open", "complaint", no, tid)]
     assert events(db, no)[-1] == "ticket"
-    # a reply, a reopening: a new round, late again → a second ticket
+    # a reply, a reopening: a new round, late again → a new 督办 of its own
     late = at(due + timedelta(days=41))
     step(db, no, "reply", late, text="已整改")
     step(db, no, "reopen", late, text="没有整改")
     _sweep(db, late + timedelta(days=60))
-    assert db.execute("SELECT count(*) FROM tickets").fetchone()[0] == 2
+    levels = [r[0] for r in db.execute("SELECT level FROM tickets ORDER BY id")]
+    assert levels == ["duban", "order_explain", "suggestion", "duban"]
 
 
 def test_a_late_acceptance_turns_red_without_a_ticket(db):

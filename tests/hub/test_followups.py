@@ -141,10 +141,11 @@ def test_the_sweep_turns_it_yellow_then_red_and_opens_a_duban_ticket(world):
     assert sweep_at(due) == ("yellow", None)
     light, tid = sweep_at(due + timedelta(days=1))
     assert light == "red" and tid is not None
-    case_no, level, reason = hub.reader.execute(
-        "SELECT case_no, level, reason FROM tickets WHERE id=?", (tid,)
+    key, subject, level, reason = hub.reader.execute(
+        "SELECT case_no, subject, level, reason FROM tickets WHERE id=?", (tid,)
     ).fetchone()
-    assert case_no == case and level == "duban" and "差评回访件 #1" in reason
+    # the ticket's subject is the follow-up itself (its id as the key), not the case
+    assert (key, subject, level) == ("1", "followup", "duban") and "差评回访件 #1" in reason
     assert sweep_at(due + timedelta(days=2)) == ("red", tid)  # one ticket, not one a sweep
     actions = [r[0] for r in hub.reader.execute("SELECT action FROM followup_events ORDER BY id")]
     assert actions == ["open", "yellow", "red", "duban"]

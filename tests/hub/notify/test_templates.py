@@ -20,7 +20,24 @@ FACTS = {
     "reply_due_date": "2025-03-14",
     "complaint_no": "TS20250310123456",  # 投诉 (hub/complaints.py)
     "confirm_due_date": "2025-03-17",
+    "subject": "投诉 TS20250310123456",  # a 督办 about a complaint or a follow-up (ticket_subject)
+    "followup_id": "12",  # 差评回访 (hub/followups.py)
+    "level_name": "非常不满意",
+    "where": "窗口 3（赵六）",
 }
+
+
+def test_followup_and_subject_notices_read_as_written():
+    assert render(DEFAULT_TEMPLATES, "followup_opened", FACTS) == (
+        "【电子监察】市场监督管理局：收到差评「非常不满意」（窗口 3（赵六）），已生成回访件#12，"
+        "请于2025-03-10前完成核实、整改、回访。"
+    )
+    assert render(DEFAULT_TEMPLATES, "followup_red", FACTS) == (
+        "【电子监察】市场监督管理局：差评回访件#12（窗口 3（赵六））已超过期限（2025-03-10），亮红灯，请立即办结。"
+    )
+    assert render(DEFAULT_TEMPLATES, "ticket_subject", FACTS) == (
+        "【电子监察】市场监督管理局：电子监察中心就投诉 TS20250310123456发出督办通知，请于2025-03-14前书面回复办理情况。"
+    )
 
 
 def test_yellow_default_is_the_documented_text():
