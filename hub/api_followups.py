@@ -19,7 +19,6 @@ from hub import followups as fu
 from hub.access import ADMIN, DEPARTMENT, SUPERVISOR, row_in_scope, scope_where
 from hub.httpjson import dumps, error, read_model
 from hub.web_auth import actor_of
-from protocol.calendar import CST
 
 HUB = web.AppKey("hub_followups", object)
 ACTIONS = fu.DEPARTMENT_ACTIONS + fu.SUPERVISOR_ACTIONS
@@ -48,8 +47,10 @@ class ActIn(BaseModel):
     text: str = Field(min_length=1, max_length=fu.TEXT_MAX)
 
 
-def _now() -> datetime:
-    return datetime.now(CST)
+def _now(hub) -> datetime:
+    """The hub's clock (hub.ingest.now), as the complaint steps and the sweep use: a test or a
+    replay that sets the hub's time gets step times on the same clock."""
+    return hub.ingest.now()
 
 
 def _allowed(role: str, action: str) -> bool:
@@ -85,7 +86,7 @@ async def _act(request, fid: int, action: str, text: str) -> dict:
         f = fu.get(conn, fid)
         if f is None or (region is not None and not (f["site"] or "").startswith(region)):
             raise LookupError(f"回访件不存在 (no such follow-up): {fid}")
-        return fu.act(conn, fid, action, who, text, _now(), department=dept)
+        return fu.act(conn, fid, action, who, text, _now(hub), department=dept)
 
     return await asyncio.to_thread(hub.write, step)
 
@@ -106,7 +107,7 @@ async def _assign(request, fid: int, department: str, text: str) -> dict:
         f = fu.get(conn, fid)
         if f is None or (region is not None and not (f["site"] or "").startswith(region)):
             raise LookupError(f"回访件不存在 (no such follow-up): {fid}")
-        return fu.assign(conn, fid, department, who, text, _now(), notify=notify)
+        return fu.assign(conn, fid, department, who, text, _now(hub), notify=notify)
 
     return await asyncio.to_thread(hub.write, step)
 
