@@ -115,6 +115,12 @@ EXPECTED = {
     ("POST", "/api/followups/{id}/{action}"): ADMIN | DEPARTMENT,  # action=verify: the department's step
     ("GET", "/followups"): ADMIN | SUPERVISOR | DEPARTMENT,
     ("POST", "/followups/{id}/{action}"): ADMIN | DEPARTMENT,
+    ("GET", "/api/scores"): LOGGED_IN,  # each role sees its part (tests/hub/test_scores_http.py)
+    ("GET", "/scores"): LOGGED_IN,
+    ("POST", "/scores/manual"): ADMIN | SUPERVISOR,
+    ("POST", "/scores/close"): ADMIN | SUPERVISOR,
+    ("GET", "/public/scores"): PUBLIC,
+    ("GET", "/api/public/scores"): PUBLIC,
 }
 PARAMS = {
     "case_no": CASE_A,
