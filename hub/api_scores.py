@@ -196,7 +196,8 @@ def public_scores(conn, period_text: str | None) -> dict | str:
     for e in result["by"]["department"]:
         per: dict[str, dict] = {}
         for ln in e["lines"]:
-            r = per.setdefault(ln["rule"], {"rule": ln["rule"], "label": ln["label"], "count": 0, "points": 0})
+            label = result["rules"].get(ln["rule"], {}).get("label", ln["rule"])
+            r = per.setdefault(ln["rule"], {"rule": ln["rule"], "label": label, "count": 0, "points": 0})
             r["count"] += 1
             r["points"] = scores._num(r["points"] + ln["points"])
         out.append({"rank": e["rank"], "department": e["key"], "score": e["score"], "deductions": e["deductions"],

@@ -35,8 +35,10 @@ MIGRATIONS = [
         CREATE INDEX score_manual_day ON score_manual(day);
         CREATE TABLE score_periods (period TEXT PRIMARY KEY, closed_ms INTEGER NOT NULL, actor TEXT NOT NULL,
             inputs_sha256 TEXT NOT NULL, result_json TEXT NOT NULL);
-        CREATE INDEX alerts_kind_at ON alerts(kind, at_ms);
-        CREATE INDEX votes_pressed ON votes(pressed_ms);
+        -- what a period's scores read, each from an index in its own order (bench/scores.py)
+        CREATE INDEX alerts_kind_at ON alerts(kind, at_ms, case_no);
+        CREATE INDEX votes_pressed ON votes(pressed_ms, site, "window", department);
+        CREATE INDEX cases_received_violations ON cases(received_at, violations, case_no);
         CREATE INDEX followups_rated ON followups(rated_ms);
         CREATE INDEX device_events_event_at ON device_events(event, at);
     """,
@@ -116,33 +118,38 @@ def _targets(e: Event, lands_on) -> list[tuple[str, str]]:
     return out
 
 
-def _line(rule_id: str, label: str, e: Event, points: float) -> dict:
-    return {"rule": rule_id, "label": label, "kind": e.kind, "ref": e.ref, "date": e.day, "detail": e.detail,
-            "site": e.site, "points": _num(points)}  # fmt: skip
+def _line(rule_id: str, e: Event, points: int | float) -> dict:
+    """One point's explanation (the rule's label and kind: the result's `rules`)."""
+    return {"rule": rule_id, "ref": e.ref, "date": e.day, "detail": e.detail, "site": e.site, "points": points}
 
 
 def compute(rules: RuleSet, events: list[Event], period: Period, cal: WorkCalendar, departments=()) -> dict:
     """The scores of a period: per level a ranking, each entry with its lines (pure)."""
     lines: dict[tuple[str, str], list[dict]] = {}
     meta: dict[tuple[str, str], dict] = {(("department", d)): {"department": d} for d in departments}
+    by_kind: dict[str, list[Event]] = {}
+    for e in events:
+        by_kind.setdefault(e.kind, []).append(e)
     for rule in rules.rules:
         if period.kind not in rule.periods:
             continue
         used: dict[tuple[str, str], float] = {}
-        for e in events:
-            if e.kind != rule.kind or not _matches(e, rule.filter):
+        points = _num(rule.points)
+        for e in by_kind.get(rule.kind, ()):
+            if rule.filter and not _matches(e, rule.filter):
                 continue
+            shared = _line(rule.id, e, points)  # one dict for every target it lands on (not capped)
             for tgt in _targets(e, rule.lands_on):
-                meta.setdefault(tgt, {"department": e.department, "site": e.site})
-                line = _line(rule.id, rule.label, e, rule.points)
+                if tgt not in meta:
+                    meta[tgt] = {"department": e.department, "site": e.site}
+                line = shared
                 if rule.cap is not None:
                     room = max(rule.cap - used.get(tgt, 0.0), 0.0)
                     got = min(abs(rule.points), room)
                     used[tgt] = used.get(tgt, 0.0) + got
                     if got < abs(rule.points):
-                        line["capped_from"] = _num(rule.points)
-                        line["points"] = _num(got if rule.points > 0 else -got)
-                        line["cap"] = _num(rule.cap)
+                        line = {**shared, "capped_from": points, "points": _num(got if rule.points > 0 else -got),
+                                "cap": _num(rule.cap)}  # fmt: skip
                 lines.setdefault(tgt, []).append(line)
     disq = _disqualifications(rules.disqualify, events, period, cal)
     by = {}
@@ -163,8 +170,10 @@ def compute(rules: RuleSet, events: list[Event], period: Period, cal: WorkCalend
                 rank = i + 1
             x["rank"] = rank
         by[level] = entries
+    labels = {r.id: {"label": r.label, "kind": r.kind, "points": _num(r.points),
+                     "cap": None if r.cap is None else _num(r.cap)} for r in rules.rules}  # fmt: skip
     return {"period": period.text, "period_kind": period.kind, "from": period.start.isoformat(),
-            "to": period.end.isoformat(), "base": _num(rules.base), "by": by}  # fmt: skip
+            "to": period.end.isoformat(), "base": _num(rules.base), "rules": labels, "by": by}  # fmt: skip
 
 
 def _disqualifications(rules: tuple[Disqualification, ...], events, period: Period, cal) -> dict:
@@ -212,8 +221,7 @@ def fingerprint(rules: RuleSet, events: list[Event], period: Period, departments
     h.update(
         canonical({"period": period.text, "rules": rules.model_dump(mode="json"), "departments": list(departments)})
     )
-    for e in events:
-        h.update(canonical(e.as_list()))
+    h.update("\x1e".join(e.canonical() for e in events).encode())
     return h.hexdigest()
 
 

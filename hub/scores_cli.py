@@ -184,7 +184,7 @@ def _xlsx(result: dict, levels: list[str]) -> bytes:
         ws2.append(LINE_HEADER)
         for e in result["by"][level]:
             for ln in e["lines"]:
-                ws2.append([e["key"], ln["rule"], ln["label"], ln["ref"], ln["date"], ln["points"],
+                ws2.append([e["key"], ln["rule"], result["rules"][ln["rule"]]["label"], ln["ref"], ln["date"], ln["points"],
                             ln.get("capped_from", ""), ln["detail"]])  # fmt: skip
     out = io.BytesIO()
     wb.save(out)

@@ -13,7 +13,9 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 
+from hub import db
 from hub.followups import BAD_LEVELS, VOTE_NOT_MARKED
 from protocol.calendar import CST, WorkCalendar, cst_midnight, local_date
 
@@ -42,10 +44,11 @@ class Event:
             return self.site
         return dict(self.attrs).get(key)
 
-    def as_list(self) -> list:
-        """A canonical form for the fingerprint."""
-        return [self.kind, self.day, self.ref, self.department, self.site, self.window, self.staff,
-                [list(a) for a in self.attrs], self.detail]  # fmt: skip
+    def canonical(self) -> str:
+        """One line for the fingerprint: every field, unit-separated (None as an empty field)."""
+        attrs = "\x1d".join(f"{k}={v}" for k, v in self.attrs)
+        return "\x1f".join((self.kind, self.day, self.ref, self.department or "", self.site or "",
+                             self.window or "", self.staff or "", attrs, self.detail))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ def _day_of_ms(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, CST).date().isoformat()
 
 
+@lru_cache(maxsize=4096)
 def norm_window(label) -> str | None:
     """One name per window whoever wrote it: '3', 3, '3号窗口' and '窗口3' are all '3'."""
     if label in (None, ""):
@@ -78,6 +82,13 @@ def norm_window(label) -> str | None:
     t = str(label).strip()
     m = re.fullmatch(r"\D{0,4}?(\d{1,4})\D{0,4}", t)
     return m[1].lstrip("0") or "0" if m else t[:32]
+
+
+def _reg_sql(conn) -> str:
+    """The registration's window and clerk, read by the engine (no JSON parsed in Python)."""
+    if db.engine(conn) == db.POSTGRESQL:
+        return "c.reg_json::json->>'window', c.reg_json::json->>'clerk'"
+    return "json_extract(c.reg_json, '$.window'), json_extract(c.reg_json, '$.clerk')"
 
 
 def _reg(reg_json: str | None) -> tuple[str | None, str | None]:
@@ -93,15 +104,17 @@ def _cards(conn, w: Window, kind: str) -> list[Event]:
     """黄牌/红牌: the light change alerts (one per case and kind in the period)."""
     a, b = w.ms()
     alert = "light_yellow" if kind == "yellow_card" else "light_red"
-    rows = conn.execute(
-        "SELECT a.case_no, min(a.at_ms), c.site, c.department, c.item_code, c.item_name, c.case_type, c.reg_json "
-        "FROM alerts a JOIN cases c ON c.case_no = a.case_no WHERE a.kind = ? AND a.at_ms >= ? AND a.at_ms < ? "
-        "GROUP BY a.case_no, c.site, c.department, c.item_code, c.item_name, c.case_type, c.reg_json",
+    first: dict[str, tuple] = {}  # a case's first card of the kind in the period (no GROUP BY over wide rows)
+    for row in conn.execute(
+        f"SELECT a.case_no, a.at_ms, c.site, c.department, c.item_code, c.item_name, c.case_type, {_reg_sql(conn)} "
+        "FROM alerts a JOIN cases c ON c.case_no = a.case_no WHERE a.kind = ? AND a.at_ms >= ? AND a.at_ms < ?",
         (alert, a, b),
-    ).fetchall()
+    ):
+        if row[0] not in first or row[1] < first[row[0]][1]:
+            first[row[0]] = row
     out = []
-    for case_no, at_ms, site, dept, item_code, item_name, case_type, reg_json in rows:
-        win, clerk = _reg(reg_json)
+    for case_no, at_ms, site, dept, item_code, item_name, case_type, win, clerk in first.values():
+        win, clerk = norm_window(win), (str(clerk) if clerk not in (None, "") else None)
         attrs = (("case_type", case_type or ""), ("item_code", item_code or ""))
         out.append(Event(kind, _day_of_ms(at_ms), case_no, dept, site, win, clerk, attrs, item_name or ""))
     return out
@@ -226,7 +239,7 @@ def _late_days(info, since: date, replied: date, w: Window, cal: WorkCalendar, r
 
 def _unattended(conn, w: Window) -> list[Event]:
     """窗口无人值守: the cameras' window_unattended records; the window's department is the one
-    whose cases that window registered most in the period (none known: not on a department)."""
+    its keypad ratings name most in the period (none known: not on a department)."""
     lo, hi = (w.start - timedelta(days=1)).isoformat(), (w.last + timedelta(days=2)).isoformat()
     rows = conn.execute(
         "SELECT site, seq, device, \"window\", at, detail_json FROM device_events WHERE event = 'window_unattended' "
@@ -250,16 +263,17 @@ def _unattended(conn, w: Window) -> list[Event]:
 
 
 def _window_departments(conn, w: Window, sites: set[str]) -> dict[tuple[str, str | None], str]:
-    a, b = w.start.isoformat(), (w.last + timedelta(days=1)).isoformat()
+    """(site, window) → the department whose keypad ratings that window received most in the
+    period (votes carry the window's department; one aggregate, no case JSON read)."""
+    a, b = w.ms()
     counts: Counter = Counter()
-    for site in sorted(sites):
-        for dept, reg_json in conn.execute(
-            "SELECT department, reg_json FROM cases WHERE site = ? AND received_at >= ? AND received_at < ?",
-            (site, a, b),
-        ):
-            win, _ = _reg(reg_json)
-            if dept and win:
-                counts[(site, win, dept)] += 1
+    for site, win, dept, n in conn.execute(
+        'SELECT site, "window", department, count(*) FROM votes WHERE pressed_ms >= ? AND pressed_ms < ? '
+        'AND department IS NOT NULL GROUP BY site, "window", department',
+        (a, b),
+    ):
+        if site in sites:
+            counts[(site, norm_window(win), dept)] += n
     best: dict = {}
     for (site, win, dept), n in sorted(counts.items()):
         if n > best.get((site, win), (0, ""))[0]:
@@ -272,7 +286,8 @@ def _backdated(conn, w: Window) -> list[Event]:
     a, b = w.start.isoformat(), (w.last + timedelta(days=1)).isoformat()
     rows = conn.execute(
         "SELECT case_no, site, department, item_code, item_name, case_type, received_at, reg_json FROM cases "
-        "WHERE received_at >= ? AND received_at < ? AND violations LIKE '%\"backdated\"%'",
+        "WHERE case_no IN (SELECT case_no FROM cases WHERE received_at >= ? AND received_at < ? "
+        "AND violations <> '[]' AND violations LIKE '%\"backdated\"%')",  # the inner scan reads an index alone
         (a, b),
     ).fetchall()
     out = []
