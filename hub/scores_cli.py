@@ -77,12 +77,16 @@ def _open(config: Path):
     return cfg, rules, conn, load_calendar(conn)
 
 
-def _operator(conn, login: str) -> str:
+def _operator(conn, login: str, unscoped: bool = False) -> str:
     from hub.accounts import get_user
 
     u = get_user(conn, login)
     if u is None or u.disabled or u.role not in ("admin", "supervisor"):
         raise ValueError(f"{login}: 须为有效的监察人员或管理员账号 (needs an active supervisor or admin account)")
+    if unscoped and u.role == "supervisor" and u.scope:
+        raise ValueError(
+            f"{login}: 封存须由不限范围的监察人员或管理员操作 (closing needs a supervisor without a region)"
+        )
     return u.login
 
 
@@ -108,7 +112,7 @@ def dispatch(args, now: datetime | None = None) -> int:
             else:
                 sys.stdout.buffer.write(data)
             return 0
-        login = _operator(conn, args.login)
+        login = _operator(conn, args.login, unscoped=args.sub == "close")
         if args.sub == "close":
             period = scores.parse_period(args.period)
             with transaction(conn):

@@ -87,3 +87,34 @@ def test_a_viewer_or_unknown_login_may_not_close_or_add(hub, tmp_path, capsys):
     rc = main(["scores", "manual", "add", "--config", str(hub.config_path), "--login", "sup", "--day", "2026-11-31",
                "--category", "gift", "--department", MS, "--reason", "x", "--attachment", "y"])  # fmt: skip
     assert rc == 2 and "--day" in (err := capsys.readouterr().err) and "--category" in err
+
+
+def test_a_scoped_supervisor_may_add_but_not_close(hub):
+    make_user(hub, "sup-a", "supervisor", "140702")
+    with pytest.raises(ValueError, match="without a region"):
+        _run(hub, "scores", "close", "--period", "2026-11", "--login", "sup-a")
+    assert _run(hub, "scores", "manual", "add", "--login", "sup-a", "--day", "2026-11-20", "--category", "thanks",
+                "--department", MS, "--reason", "来信感谢", "--attachment", "感谢信.pdf") == 0  # fmt: skip
+
+
+def test_the_rules_file_named_in_hub_yaml_is_used_and_a_bad_one_is_named(hub, tmp_path, capsys):
+    from hub.api import create_app
+
+    cfg = yaml.safe_load(hub.config_path.read_text(encoding="utf-8"))
+    (hub.config_path.parent / "scores.yaml").write_text(
+        "base: 10\nrules:\n  - {id: reds, label: 红牌, kind: red_card, points: -1, lands_on: [department]}\n",
+        encoding="utf-8",
+    )
+    cfg["scores"] = {"rules": "scores.yaml"}
+    hub.config_path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    out = tmp_path / "s.json"
+    assert _run(hub, "scores", "compute", "--period", "2026-11", "--out", str(out)) == 0
+    ranking = json.loads(out.read_bytes())["by"]["department"]
+    assert [(e["key"], e["score"]) for e in ranking] == [(GA, 10), (MS, 9), (ZR, 9)]  # one red card each
+    (hub.config_path.parent / "scores.yaml").write_text("rules:\n  - {id: x, label: y, kind: red, points: 1}\n")
+    rc = main(["scores", "compute", "--config", str(hub.config_path), "--period", "2026-11"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "scores.yaml: rule x (rules[0]), key kind: unknown event kind 'red'" in err
+    hub.cfg.scores.rules = hub.config_path.parent / "scores.yaml"
+    with pytest.raises(ValueError, match="unknown event kind"):
+        create_app(hub, hub.reader, hub.cfg.api.admin_token)  # the hub does not start on it
