@@ -133,6 +133,13 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/complaints/{no}/refuse"): _r(*OPERATORS, scope="complaint"),
     ("POST", "/api/complaints/{no}/assign"): _r(*OPERATORS, scope="complaint"),
     ("POST", "/api/complaints/{no}/reply"): _r(ADMIN, DEPARTMENT, scope="complaint"),
+    # 绩效评估 (hub/api_scores.py filters what each role sees; docs/scores.md "Who sees what")
+    ("GET", "/api/scores"): _r(*ANY, scope="list"),
+    ("GET", "/scores"): _r(*ANY, scope="list", page=True),
+    ("POST", "/scores/manual"): _r(*OPERATORS, page=True),
+    ("POST", "/scores/close"): _r(*OPERATORS, page=True),
+    ("GET", "/public/scores"): PAGE,  # closed periods, departments only, no names
+    ("GET", "/api/public/scores"): _r(PUBLIC),
     # accounts and the audit log
     ("GET", "/api/users"): _r(ADMIN),
     ("POST", "/api/users"): _r(ADMIN),

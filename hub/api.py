@@ -460,4 +460,7 @@ def create_app(
 
     api_complaints.add_routes(app, hub)
     api_followups.add_routes(app, hub)  # 差评 follow-ups (好差评), API and pages
+    from hub import api_scores
+
+    api_scores.add_routes(app, hub)  # 绩效评估: API, pages, the published ranking
     return app

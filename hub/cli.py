@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from hub import scores_cli
 from iobase.cli import run as run_cli
 from iobase.cli import subcommand, top_parser
 
@@ -21,6 +22,7 @@ ADMIN_HELP = """\
   calendar import            import one year's holidays and 调休 working days
   user add|list|disable|reset  operator accounts of the hub's web (docs/accounts.md)
 """
+ADMIN_HELP += scores_cli.HELP
 
 
 def add_commands(sub) -> None:
@@ -95,6 +97,7 @@ def add_admin_commands(sub) -> None:
         p.add_argument("--config", type=Path, required=True)
         p.add_argument("file", type=Path)
     add_user_commands(sub)
+    scores_cli.add_commands(sub)
 
 
 def add_user_commands(sub) -> None:
@@ -163,6 +166,7 @@ COMMANDS = {
     ("user", "list"),
     ("user", "disable"),
     ("user", "reset"),
+    *scores_cli.COMMANDS,
 }
 
 
@@ -215,6 +219,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.cmd == "user":
         return _user(args)
+    if args.cmd == "scores":
+        return scores_cli.dispatch(args)
     raise ValueError(f"unknown command {key}")
 
 

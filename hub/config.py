@@ -190,6 +190,16 @@ class HubWorkers(Strict):
     )
 
 
+class HubScores(Strict):
+    """绩效评估 (hub/scores.py, docs/scores.md)."""
+
+    rules: Path | None = Field(
+        None,
+        description="The scoring rules YAML (relative to hub.yaml's folder); unset: hub/scores_default.yaml, "
+        "seed 003's window method",
+    )
+
+
 class HubConfig(Strict):
     region: str = Field(min_length=1, description="Region code, e.g. 140700")
     name: str = Field(min_length=1, description="Human name, e.g. 晋中市政务服务中心")
@@ -203,6 +213,7 @@ class HubConfig(Strict):
     ratings: Ratings = Ratings()
     clips: HubClips = HubClips()
     complaints: Complaints = Complaints()
+    scores: HubScores = HubScores()
     notify: Any = Field(
         default_factory=dict,
         validate_default=True,

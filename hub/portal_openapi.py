@@ -226,6 +226,47 @@ DOCUMENT: dict = {
                 },  # fmt: skip
             }
         },
+        "/api/public/scores": {
+            "get": {
+                "summary": "绩效评估公示: the department ranking of a closed (frozen) month, quarter or year; "
+                "per department its score and the rules that counted (no names, no cases)",
+                "parameters": [
+                    {
+                        "name": "period",
+                        "in": "query",
+                        "required": False,
+                        "example": "2026-11",
+                        "schema": {"type": "string", "pattern": "^\\d{4}(-\\d{2}|-Q[1-4])?$"},
+                        "description": "2026-11, 2026-Q4 or 2026; default: the latest closed period",
+                    }
+                ],  # fmt: skip
+                "responses": {
+                    "200": _ok(
+                        "the published ranking",
+                        "Scores",
+                        {
+                            "periods": ["2026-11"],
+                            "period": "2026-11",
+                            "from": "2026-11-01",
+                            "to": "2026-11-30",
+                            "base": 100,
+                            "departments": [
+                                {
+                                    "rank": 1,
+                                    "department": "市场监督管理局",
+                                    "score": 100,
+                                    "deductions": 0,
+                                    "bonuses": 0,
+                                    "disqualified": [],
+                                    "rules": [],
+                                }
+                            ],
+                        },
+                    ),  # fmt: skip
+                    "400": _err("bad or unpublished period", "期间 2026-10 尚未公布（只公布已封存的期间）。"),
+                },
+            }
+        },
         "/api/public/complaints": {
             "post": {
                 "summary": "投诉: file a complaint about a case, a window, a person or a hall (contact details kept private)",
@@ -376,6 +417,15 @@ DOCUMENT: dict = {
                 "type": "object",
                 "required": ["months", "departments"],
                 "properties": {"months": {"type": "array"}, "departments": {"type": "array"}},
+            },
+            "Scores": {
+                "type": "object",
+                "required": ["periods", "period", "from", "to", "base", "departments"],
+                "properties": {
+                    "periods": {"type": "array"},
+                    "period": {"type": ["string", "null"]},
+                    "departments": {"type": "array"},
+                },
             },
         }  # fmt: skip
     },

@@ -117,6 +117,12 @@ EXPECTED = {
     ("POST", "/followups/{id}/{action}"): ADMIN | DEPARTMENT,
     ("POST", "/api/followups/{id}/assign"): ADMIN | SUPERVISOR,  # a follow-up without a department
     ("POST", "/followups/{id}/assign"): ADMIN | SUPERVISOR,
+    ("GET", "/api/scores"): LOGGED_IN,  # each role sees its part (tests/hub/test_scores_http.py)
+    ("GET", "/scores"): LOGGED_IN,
+    ("POST", "/scores/manual"): ADMIN | SUPERVISOR,
+    ("POST", "/scores/close"): ADMIN | SUPERVISOR,
+    ("GET", "/public/scores"): PUBLIC,
+    ("GET", "/api/public/scores"): PUBLIC,
 }
 PARAMS = {
     "case_no": CASE_A,

@@ -20,6 +20,7 @@ OPERATIONS = [(path, method) for path, ops in DOCUMENT["paths"].items() for meth
 def hub(tmp_path, store_url):
     h = portal_hub(tmp_path / "hub", store_url)
     h.write(_seed_complaints(h))
+    h.write(_close_scores(h))
     yield h
     close(h)
 
@@ -51,6 +52,21 @@ def _seed_complaints(hub):
             c.execute("UPDATE complaints SET complaint_no=?, query_code=? WHERE complaint_no=?", (number, code, no))
 
     return seed
+
+
+def _close_scores(hub):
+    """November 2026's scores closed (the /api/public/scores example publishes it)."""
+    from datetime import datetime
+
+    from hub import scores
+    from hub.scores_rules import load_rules
+    from protocol.calendar import CST
+
+    def close(c):
+        period, cal = scores.parse_period("2026-11"), hub.ingest.calendar
+        scores.close_period(c, load_rules(), period, cal, datetime(2026, 12, 2, 9, tzinfo=CST), "sup")
+
+    return close
 
 
 def _schema(ref_or_schema: dict) -> dict:

@@ -32,6 +32,9 @@ COMMANDS = [
     ["clerk", "disable"],
     ["clerk", "reset"],
     ["provision", "agent-https"],
+    ["scores", "compute"],
+    ["scores", "close"],
+    ["scores", "manual", "add"],
 ]
 
 
