@@ -195,15 +195,10 @@ def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
         from hub.portal_guide import PG_MIGRATIONS as PORTAL_GUIDE_PG
         from hub.ratings import PG_MIGRATIONS as PORTAL_RATINGS_PG
         from hub.schema_pg import MIGRATIONS as PG
-<<<<<<< HEAD
+        from hub.scores import PG_MIGRATIONS as SCORES_PG
         from hub.supervision import PG_SUBJECT_MIGRATIONS as TICKET_SUBJECT_PG
 
-        return [*PG, *FOLLOWUP_PG, *PORTAL_GUIDE_PG, *PORTAL_RATINGS_PG, *TICKET_SUBJECT_PG]
-=======
-        from hub.scores import PG_MIGRATIONS as SCORES_PG
-
-        return [*PG, *FOLLOWUP_PG, *PORTAL_GUIDE_PG, *PORTAL_RATINGS_PG, *SCORES_PG]
->>>>>>> scores
+        return [*PG, *FOLLOWUP_PG, *PORTAL_GUIDE_PG, *PORTAL_RATINGS_PG, *TICKET_SUBJECT_PG, *SCORES_PG]
     from hub.accounts import MIGRATIONS as ACCOUNTS
     from hub.clips import MIGRATIONS as CLIPS
     from hub.complaints import MIGRATIONS as COMPLAINTS
@@ -233,11 +228,8 @@ def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
         *FOLLOWUP_MIGRATIONS,
         *PORTAL_GUIDE,
         *PORTAL_RATINGS,
-<<<<<<< HEAD
         *TICKET_SUBJECT,  # after the complaints and follow-ups: tickets name their subject
-=======
         *SCORES,
->>>>>>> scores
     ]
 
 
