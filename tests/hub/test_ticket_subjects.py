@@ -162,8 +162,8 @@ def test_the_ticket_subject_migration_keeps_old_rows_as_cases_and_finds_complain
     else:
         conn = connect(f"sqlite:{tmp_path / 'old.db'}")
     steps = all_migrations(engine(conn))
-    assert steps[-1][0].endswith("0102_ticket_subject")
-    migrate(conn, steps[:-1])  # a store from before the column
+    (at,) = [i for i, (name, _) in enumerate(steps) if name.endswith("0102_ticket_subject")]
+    migrate(conn, steps[:at])  # a store from before the column
     tx(conn, lambda c: c.execute(
         "INSERT INTO complaints (complaint_no, query_code, about_kind, about, text, contact_name, status, "
         "filed_ms, updated_ms) VALUES ('TS20261102123456', 'X', 'hall', '大厅', 't', 'n', 'assigned', 1, 1)"))  # fmt: skip
