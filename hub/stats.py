@@ -1,0 +1,400 @@
+"""Statistics over the hub's store (统计分析, DESIGN §12): counts, rates, working-day durations,
+ratings and complaints for a period of China dates and an actor's scope. Every figure is
+defined in docs/stats.md; this module computes exactly those definitions.
+
+The store is read with a few grouped SQL statements that both engines run the same way (hub/db.py):
+the database does the counting, Python only folds groups and counts working days (protocol's
+calendar) per distinct pair of dates. Times are stored as ISO text with their offset; agents
+write China time (+08:00), whose first ten characters are the China date. A time stored with
+another offset is grouped by its whole text and converted here, so it lands on its China date
+too (the SQL range is widened by a day on each side and cut exactly in Python).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from hub.access import Actor, scope_where
+from hub.followups import VOTE_NOT_MARKED
+from protocol.calendar import CST, WorkCalendar, local_date
+
+MAX_PERIOD_DAYS = 366
+TRENDS = ("day", "week", "month")
+DECISIONS = ("approve", "deny", "complete")  # 办结: the first of these closes the case's clock
+SATISFIED_LEVELS = (1, 2, 3)  # 非常满意, 满意, 基本满意
+CHANNELS = ("keypad", "portal")
+DAY_MS = 86_400_000
+CST_MS = 8 * 3_600_000
+MIGRATIONS = [
+    (
+        "stats_0001_indexes",
+        """
+        CREATE INDEX case_events_type_at ON case_events(type, at);
+        CREATE INDEX votes_pressed ON votes(pressed_ms);
+        CREATE INDEX complaints_filed ON complaints(filed_ms);
+    """,
+    )
+]
+PG_MIGRATIONS = [("pg_stats_0001_indexes", MIGRATIONS[0][1])]
+
+
+class StatsError(ValueError):
+    """A parameter the statistics cannot use; the message is Chinese, then English."""
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Which cases, ratings and complaints count: the actor's scope, narrowed by an optional
+    region code prefix and department (both ANDed with the scope, never widening it)."""
+
+    actor: Actor
+    region: str | None = None
+    department: str | None = None
+
+    def where(self, site_col: str, dept_col: str) -> tuple[list[str], list]:
+        """SQL conditions and arguments for tables with these site and department columns."""
+        conds, args = [], []
+        scoped, scope_args = scope_where(self.actor, site_col, dept_col)
+        if scoped:
+            conds.append(scoped)
+            args.extend(scope_args)
+        if self.region:
+            conds.append(f"substr({site_col}, 1, ?) = ?")
+            args.extend([len(self.region), self.region])
+        if self.department:
+            conds.append(f"{dept_col} = ?")
+            args.append(self.department)
+        return conds, args
+
+
+def dkey(col: str) -> str:
+    """SQL: the China date of an ISO time column (+08:00 text), else the whole text (see above)."""
+    return f"CASE WHEN {col} LIKE '%+08:00' THEN substr({col}, 1, 10) ELSE {col} END"
+
+
+def key_date(key: str) -> date:
+    """The China date of a dkey() value."""
+    if len(key) == 10:
+        return date.fromisoformat(key)
+    return local_date(datetime.fromisoformat(key))
+
+
+def parse_period(start: str | None, end: str | None, today: date) -> tuple[date, date]:
+    """(first, last) China dates, both inclusive; default: this month up to today. ≤ 366 days."""
+    try:
+        last = date.fromisoformat(end) if end else today
+        first = date.fromisoformat(start) if start else last.replace(day=1)
+    except (ValueError, TypeError):
+        raise StatsError("日期格式应为 YYYY-MM-DD (from/to must be YYYY-MM-DD dates)") from None
+    if not (2000 <= first.year <= 2100 and 2000 <= last.year <= 2100):
+        raise StatsError("日期须在 2000 至 2100 年之间 (dates must be within 2000-2100)")
+    if first > last:
+        raise StatsError("开始日期不能晚于结束日期 (from must not be after to)")
+    if (last - first).days + 1 > MAX_PERIOD_DAYS:
+        raise StatsError(f"统计期间最长 {MAX_PERIOD_DAYS} 天 (the period is at most {MAX_PERIOD_DAYS} days)")
+    return first, last
+
+
+def month_period(month: str) -> tuple[date, date]:
+    """'2026-11' → (2026-11-01, 2026-11-30)."""
+    try:
+        y, m = (int(x) for x in month.split("-"))
+        first = date(y, m, 1)
+    except (ValueError, TypeError):
+        raise StatsError(f"月份格式应为 YYYY-MM (month must be YYYY-MM): {month[:20]!r}") from None
+    nxt = date(y + (m == 12), m % 12 + 1, 1)
+    return first, nxt - timedelta(days=1)
+
+
+def trend_label(d: date, trend: str) -> str:
+    """The trend bucket of a day: 2026-11-03 (day), 2026-11-02 (week: its Monday), 2026-11 (month)."""
+    if trend == "week":
+        return (d - timedelta(days=d.weekday())).isoformat()
+    if trend == "month":
+        return d.strftime("%Y-%m")
+    return d.isoformat()
+
+
+def rate(num: int, den: int) -> float | None:
+    """num/den rounded to 4 places, None without a denominator."""
+    return round(num / den, 4) if den else None
+
+
+def median(sorted_values: list[int]) -> float | None:
+    """The middle value (the mean of the two middle ones for an even count)."""
+    n = len(sorted_values)
+    if not n:
+        return None
+    mid = n // 2
+    return float(sorted_values[mid]) if n % 2 else (sorted_values[mid - 1] + sorted_values[mid]) / 2
+
+
+def p90(sorted_values: list[int]) -> int | None:
+    """The 90th percentile by nearest rank: the value at rank ceil(0.9 n)."""
+    n = len(sorted_values)
+    return sorted_values[max(0, math.ceil(0.9 * n) - 1)] if n else None
+
+
+def _range(first: date, last: date) -> tuple[str, str]:
+    """Text bounds one day wider than the period on each side (cut exactly in Python)."""
+    return (first - timedelta(days=1)).isoformat(), (last + timedelta(days=2)).isoformat()
+
+
+def _and(conds: list[str]) -> str:
+    return "".join(f" AND {c}" for c in conds)
+
+
+# -- the cases received in the period ------------------------------------------------------------
+def received(conn, flt: Filter, first: date, last: date) -> dict:
+    """Cases received (收件) in the period: by day × status/light/warned, by site, by item."""
+    lo, hi = _range(first, last)
+    conds, args = flt.where("site", "department")
+    base = f"FROM cases WHERE received_at >= ? AND received_at < ?{_and(conds)}"
+    k = dkey("received_at")
+    days: dict[date, dict] = defaultdict(lambda: {"n": 0, "warned": 0})
+    status, light = defaultdict(int), defaultdict(int)
+    for key, st, li, warned, n in conn.execute(
+        f"SELECT {k}, status, light, CASE WHEN yellow_cards > 0 THEN 1 ELSE 0 END, count(*) {base} "
+        f"GROUP BY {k}, status, light, CASE WHEN yellow_cards > 0 THEN 1 ELSE 0 END",
+        (lo, hi, *args),
+    ):
+        d = key_date(key)
+        if first <= d <= last:
+            n = int(n)
+            days[d]["n"] += n
+            days[d]["warned"] += n * int(warned)
+            status[st] += n
+            light[li] += n
+    sites = defaultdict(int)
+    for key, site, n in conn.execute(f"SELECT {k}, site, count(*) {base} GROUP BY {k}, site", (lo, hi, *args)):
+        if first <= key_date(key) <= last:
+            sites[site] += int(n)
+    items: dict[tuple, int] = defaultdict(int)
+    names: dict[str, str] = {}
+    for key, code, name, dept, n in conn.execute(
+        f"SELECT {k}, item_code, max(item_name), department, count(*) {base} GROUP BY {k}, item_code, department",
+        (lo, hi, *args),
+    ):
+        if first <= key_date(key) <= last:
+            items[(code, dept or "")] += int(n)
+            names[code] = names.get(code) or name or ""
+    return {"days": dict(days), "status": dict(status), "light": dict(light), "sites": dict(sites),
+            "items": dict(items), "names": names}  # fmt: skip
+
+
+# -- the cases concluded in the period -----------------------------------------------------------
+@dataclass
+class Durations:
+    """Concluded cases of one group: counts, on-time, and the working-day durations."""
+
+    concluded: int = 0
+    with_due: int = 0
+    on_time: int = 0
+    late: int = 0
+    days: list[int] | None = None
+    ratio_promised_sum: float = 0.0
+    with_promised: int = 0
+    faster: int = 0
+    ratio_legal_sum: float = 0.0
+    with_legal: int = 0
+
+    def add(self, n: int, dur: int, on_time: bool | None, promised: int | None, legal: int | None) -> None:
+        self.concluded += n
+        if self.days is None:
+            self.days = []
+        self.days.extend([dur] * n)
+        if on_time is not None:
+            self.with_due += n
+            self.on_time += n * on_time
+            self.late += n * (not on_time)
+        if promised:
+            self.with_promised += n
+            self.ratio_promised_sum += n * dur / promised
+            self.faster += n * (dur < promised)
+        if legal:
+            self.with_legal += n
+            self.ratio_legal_sum += n * dur / legal
+
+    def figures(self) -> dict:
+        """The group's figures (docs/stats.md)."""
+        days = sorted(self.days or [])
+        return {
+            "concluded": self.concluded,
+            "on_time": self.on_time,
+            "late": self.late,
+            "on_time_rate": rate(self.on_time, self.with_due),
+            "overdue_rate": rate(self.late, self.with_due),
+            "mean_days": round(sum(days) / len(days), 2) if days else None,
+            "median_days": median(days),
+            "p90_days": p90(days),
+            "ratio_promised": round(self.ratio_promised_sum / self.with_promised, 4) if self.with_promised else None,
+            "faster_rate": rate(self.faster, self.with_promised),
+            "ratio_legal": round(self.ratio_legal_sum / self.with_legal, 4) if self.with_legal else None,
+        }
+
+
+def concluded(conn, flt: Filter, first: date, last: date, cal: WorkCalendar) -> dict:
+    """Cases concluded (办结: their first approve/deny/complete) in the period, grouped."""
+    lo, hi = _range(first, last)
+    conds, args = flt.where("c.site", "c.department")
+    types = ", ".join(f"'{t}'" for t in DECISIONS)
+    rk, dk = dkey("c.received_at"), dkey("e.at")
+    sql = (
+        f"SELECT c.site, c.item_code, c.department, {rk}, {dk}, c.due_date, c.promised_days, c.legal_days, count(*) "
+        f"FROM case_events e JOIN cases c ON c.case_no = e.case_no "
+        f"WHERE e.type IN ({types}) AND e.at >= ? AND e.at < ?{_and(conds)} "
+        f"AND NOT EXISTS (SELECT 1 FROM case_events p WHERE p.case_no = e.case_no AND p.type IN ({types}) "
+        f"AND (p.at < e.at OR (p.at = e.at AND (p.site < e.site OR (p.site = e.site AND p.seq < e.seq))))) "
+        f"GROUP BY c.site, c.item_code, c.department, {rk}, {dk}, c.due_date, c.promised_days, c.legal_days"
+    )
+    groups: dict[str, dict] = {
+        g: defaultdict(Durations) for g in ("all", "item", "department", "site", "county", "day")
+    }
+    wd: dict[tuple[date, date], int] = {}
+    for site, item, dept, rkey, dkey_, due, promised, legal, n in conn.execute(sql, (lo, hi, *args)):
+        done = key_date(dkey_)
+        if not first <= done <= last:
+            continue
+        recv = key_date(rkey)
+        pair = (recv, done)
+        if pair not in wd:
+            wd[pair] = max(0, cal.working_days_between(recv, done))
+        dur, n = wd[pair], int(n)
+        on_time = None if not due else done <= date.fromisoformat(due[:10])
+        for g, key in (("all", ""), ("item", item), ("department", dept or ""), ("site", site),
+                       ("county", county_of(site)), ("day", done)):  # fmt: skip
+            groups[g][key].add(n, dur, on_time, promised, legal)
+    return {g: {k: v.figures() for k, v in d.items()} for g, d in groups.items()}
+
+
+def county_of(site: str) -> str:
+    """A site's county (区县): the region code before the site's number, 140702-001 → 140702."""
+    return (site or "").split("-", 1)[0][:6]
+
+
+def open_overdue(conn, flt: Filter, today: date) -> int:
+    """Cases still open whose promised limit ran out before today (在办超期), as of today."""
+    conds, args = flt.where("site", "department")
+    sql = f"SELECT count(*) FROM cases WHERE closed = 0 AND due_date IS NOT NULL AND due_date < ?{_and(conds)}"
+    return int(conn.execute(sql, (today.isoformat(), *args)).fetchone()[0])
+
+
+# -- ratings -------------------------------------------------------------------------------------
+def ratings(conn, flt: Filter, first: date, last: date) -> dict:
+    """Counted ratings (满意率) by channel, level, day and site; excluded ones counted apart."""
+    lo = int(datetime(first.year, first.month, first.day, tzinfo=CST).timestamp() * 1000)
+    hi = lo + ((last - first).days + 1) * DAY_MS
+    conds, args = flt.where("site", "department")
+    day = f"CAST((pressed_ms + {CST_MS}) / {DAY_MS} AS BIGINT)"
+    base = f"FROM votes WHERE pressed_ms >= ? AND pressed_ms < ?{_and(conds)}"
+    levels = {ch: [0] * 5 for ch in CHANNELS}
+    by_day: dict[date, list[int]] = defaultdict(lambda: [0, 0])  # [counted, satisfied]
+    by_site: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for dn, site, channel, level, n in conn.execute(
+        f"SELECT {day}, site, channel, level, count(*) {base} AND misuse IS NULL AND {VOTE_NOT_MARKED} "
+        f"GROUP BY {day}, site, channel, level",
+        (lo, hi, *args),
+    ):
+        n, level = int(n), int(level)
+        if channel in levels and 1 <= level <= 5:
+            levels[channel][level - 1] += n
+            d = date(1970, 1, 1) + timedelta(days=int(dn))
+            ok = n * (level in SATISFIED_LEVELS)
+            for acc in (by_day[d], by_site[site]):
+                acc[0] += n
+                acc[1] += ok
+    misuse = conn.execute(f"SELECT count(*) {base} AND misuse IS NOT NULL", (lo, hi, *args)).fetchone()[0]
+    marked_sql = f"SELECT count(*) {base} AND misuse IS NULL AND {VOTE_NOT_MARKED.replace('NOT EXISTS', 'EXISTS', 1)}"
+    marked = conn.execute(marked_sql, (lo, hi, *args)).fetchone()[0]
+    channels = {ch: _levels(levels[ch]) for ch in CHANNELS}
+    channels["all"] = _levels([a + b for a, b in zip(levels["keypad"], levels["portal"])])
+    return {"channels": channels, "days": dict(by_day), "sites": dict(by_site),
+            "misuse": int(misuse), "marked": int(marked)}  # fmt: skip
+
+
+def _levels(counts: list[int]) -> dict:
+    total = sum(counts)
+    return {
+        "levels": counts,
+        "total": total,
+        "satisfied": sum(counts[:3]),
+        "satisfaction": rate(sum(counts[:3]), total),
+    }
+
+
+# -- complaints ----------------------------------------------------------------------------------
+def complaints(conn, flt: Filter, first: date, last: date, cal: WorkCalendar, reply_days: int, today: date) -> dict:
+    """Complaints filed in the period: by status; replies on time (each reply round within
+    `reply_days` working days of its assignment or reopening, as hub/complaints.py supervises)."""
+    lo = int(datetime(first.year, first.month, first.day, tzinfo=CST).timestamp() * 1000)
+    hi = lo + ((last - first).days + 1) * DAY_MS
+    conds, args = flt.where("site", "department")
+    where = f"filed_ms >= ? AND filed_ms < ?{_and(conds)}"
+    status: dict[str, int] = defaultdict(int)
+    for st, n in conn.execute(
+        f"SELECT status, count(*) FROM complaints WHERE {where} GROUP BY status", (lo, hi, *args)
+    ):
+        status[st] += int(n)
+    rounds: dict[int, list] = defaultdict(list)  # complaint id → [(start date, reply date | None)]
+    for cid, at_ms, action in conn.execute(
+        f"SELECT complaint_id, at_ms, action FROM complaint_events WHERE complaint_id IN "
+        f"(SELECT id FROM complaints WHERE {where}) AND action IN ('assign', 'reopen', 'reply') "
+        f"ORDER BY complaint_id, at_ms, id",
+        (lo, hi, *args),
+    ):
+        d = datetime.fromtimestamp(at_ms / 1000, CST).date()
+        r = rounds[cid]
+        if action == "reply":
+            if r and r[-1][1] is None:
+                r[-1] = (r[-1][0], d)
+        elif not r or r[-1][1] is not None:
+            r.append((d, None))
+    replied = on_time = late_open = 0
+    due_of: dict[date, date] = {}
+    for r in rounds.values():
+        done = [(s, e) for s, e in r if e is not None]
+        for s, _ in r:
+            if s not in due_of:
+                due_of[s] = cal.add_working_days(s, reply_days)[0]
+        if done:
+            replied += 1
+            on_time += all(e <= due_of[s] for s, e in done)
+        if any(e is None and today > due_of[s] for s, e in r):
+            late_open += 1
+    filed = sum(status.values())
+    return {"filed": filed, "status": dict(status), "replied": replied, "replied_on_time": on_time,
+            "on_time_rate": rate(on_time, replied), "open_late": late_open}  # fmt: skip
+
+
+# -- everything ----------------------------------------------------------------------------------
+def compute(conn, flt: Filter, first: date, last: date, cal: WorkCalendar, now: datetime, *,
+            reply_days: int = 5, trend: str = "day") -> dict:  # fmt: skip
+    """All statistics of the period within the filter (the numbers; hub/stats_tables.py shapes them)."""
+    if trend not in TRENDS:
+        raise StatsError(f"by 应为 {'、'.join(TRENDS)} 之一 (by must be one of {', '.join(TRENDS)})")
+    today = local_date(now)
+    rec = received(conn, flt, first, last)
+    con = concluded(conn, flt, first, last, cal)
+    rat = ratings(conn, flt, first, last)
+    com = complaints(conn, flt, first, last, cal, reply_days, today)
+    n_received = sum(v["n"] for v in rec["days"].values())
+    warned = sum(v["warned"] for v in rec["days"].values())
+    total = con["all"].get("", Durations().figures())
+    summary = {
+        "received": n_received,
+        "warned": warned,
+        "warning_rate": rate(warned, n_received),
+        **total,
+        "open_overdue": open_overdue(conn, flt, today),
+        "satisfaction": {ch: rat["channels"][ch]["satisfaction"] for ch in ("all", *CHANNELS)},
+        "ratings": rat["channels"]["all"]["total"],
+        "complaints": com["filed"],
+        "complaints_replied": com["replied"],
+        "complaints_on_time": com["replied_on_time"],
+        "complaint_on_time_rate": com["on_time_rate"],
+    }
+    return {"from": first.isoformat(), "to": last.isoformat(), "as_of": today.isoformat(), "trend": trend,
+            "summary": summary, "received": rec, "concluded": con, "ratings": rat, "complaints": com}  # fmt: skip
