@@ -130,6 +130,12 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/complaints/{no}/refuse"): _r(*OPERATORS, scope="complaint"),
     ("POST", "/api/complaints/{no}/assign"): _r(*OPERATORS, scope="complaint"),
     ("POST", "/api/complaints/{no}/reply"): _r(ADMIN, DEPARTMENT, scope="complaint"),
+    # 统计分析 (hub/api_stats.py): every role reads the statistics of its own scope (viewers too:
+    # read-only figures, no personal data); the numbered monthly bulletin is issued by operators
+    ("GET", "/api/stats"): _r(*ANY, scope="list"),
+    ("GET", "/api/stats/export"): _r(*ANY, scope="list"),
+    ("GET", "/stats"): _r(*ANY, scope="list", page=True),
+    ("GET", "/stats/bulletin.pdf"): _r(*OPERATORS, scope="list"),
     # accounts and the audit log
     ("GET", "/api/users"): _r(ADMIN),
     ("POST", "/api/users"): _r(ADMIN),

@@ -460,4 +460,7 @@ def create_app(
 
     api_complaints.add_routes(app, hub)
     api_followups.add_routes(app, hub)  # 差评 follow-ups (好差评), API and pages
+    from hub import api_stats
+
+    api_stats.add_routes(app, hub)  # 统计分析: API, exports, the stats page, the monthly bulletin
     return app

@@ -115,6 +115,10 @@ EXPECTED = {
     ("POST", "/api/followups/{id}/{action}"): ADMIN | DEPARTMENT,  # action=verify: the department's step
     ("GET", "/followups"): ADMIN | SUPERVISOR | DEPARTMENT,
     ("POST", "/followups/{id}/{action}"): ADMIN | DEPARTMENT,
+    ("GET", "/api/stats"): LOGGED_IN,  # every role: the figures of its own scope
+    ("GET", "/api/stats/export"): LOGGED_IN,
+    ("GET", "/stats"): LOGGED_IN,
+    ("GET", "/stats/bulletin.pdf"): ADMIN | SUPERVISOR,  # issues a numbered document
 }
 PARAMS = {
     "case_no": CASE_A,
