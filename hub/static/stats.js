@@ -30,7 +30,7 @@
     } else {
       const horizontal = spec.type === "stack";
       const cat = {
-        type: "category", data: xs,
+        type: "category", data: xs, inverse: horizontal,
         axisLabel: { fontSize: FONT - 2, interval: 0, rotate: !horizontal && xs.length > 6 ? 30 : 0,
           formatter: function (v) { return v.length > 10 ? v.slice(0, 10) + "…" : v; } },
       };

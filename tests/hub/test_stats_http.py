@@ -7,6 +7,7 @@ import csv
 import io
 import subprocess
 from datetime import date, datetime
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -166,3 +167,32 @@ def test_page_without_javascript_and_the_bulletin(world):
     assert f"本月收件 {received} 件" in text
     concluded = [c for c in g.cases if c["decided"] and FIRST <= c["decided"] <= LAST]
     assert f"办结 {len(concluded)} 件" in text
+
+
+def test_cli_writes_the_same_numbered_bulletin(world, tmp_path, store_url, capsys):
+    from jiancha.cli import main
+
+    hub, g = world
+    config = _config_of(hub, store_url)
+    out = tmp_path / "通报-2026-11.pdf"
+    from hub import admin
+
+    meta = admin.stats_bulletin(config, "2026-11", out, now=NOW)
+    assert meta["number"] == f"{hub.cfg.doc_prefix}〔2026〕1号"
+    assert main(["stats", "bulletin", "--config", str(config), "--month", "2026-11", "--out", str(out)]) == 0
+    assert f"bulletin {meta['number']} for 2026-11" in capsys.readouterr().out
+    text = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, check=True).stdout.decode()
+    assert f"本月收件 {sum(FIRST <= c['received'] <= LAST for c in g.cases)} 件" in text
+    assert main(["stats", "bulletin", "--config", str(config), "--month", "2099-01", "--out", str(out)]) != 0
+
+
+def _config_of(hub, store_url: str) -> Path:
+    """The hub's hub.yaml, pointed at the test's PostgreSQL store when the engine is PostgreSQL."""
+    import yaml
+
+    path = Path(hub.data_dir).parent / "hub.yaml"
+    if store_url.startswith("postgresql"):
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw["store"] = {**(raw.get("store") or {}), "url": store_url}
+        path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    return path

@@ -32,6 +32,7 @@ COMMANDS = [
     ["clerk", "disable"],
     ["clerk", "reset"],
     ["provision", "agent-https"],
+    ["stats", "bulletin"],
 ]
 
 
