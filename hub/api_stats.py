@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
+import time
+from collections import OrderedDict
 from urllib.parse import quote, urlencode
 
 from aiohttp import web
@@ -22,6 +25,9 @@ from hub.web_auth import actor_of
 from protocol.calendar import local_date
 
 HUB = web.AppKey("hub_stats", object)
+CACHE = web.AppKey("stats_cache", object)
+CACHE_TTL_S = 60.0
+CACHE_ENTRIES = 32
 PARAMS = frozenset({"from", "to", "by", "region", "department", "table", "format", "month"})
 REGION_RE = re.compile(r"^\d{1,12}$")
 MONTH_RE = re.compile(r"^\d{4}-\d{2}$")
@@ -53,12 +59,51 @@ def query(request: web.Request) -> tuple[Filter, object, object, str]:
     return Filter(actor_of(request), region, dept), first, last, trend
 
 
+class StatsCache:
+    """The last statistics per (scope, filter, period, trend), reused for CACHE_TTL_S: a month of
+    a million-case store takes about a second to count, the page and its exports are asked for
+    again and again (a wall screen, each export link). Figures are at most that old (docs/stats.md)."""
+
+    def __init__(self, ttl_s: float = CACHE_TTL_S, entries: int = CACHE_ENTRIES):
+        self.ttl_s, self.entries = ttl_s, entries
+        self.data: OrderedDict[tuple, tuple[float, dict, list]] = OrderedDict()
+        self.lock = threading.Lock()
+        self.busy: dict[tuple, threading.Lock] = {}
+
+    def get_or_compute(self, key: tuple, fn) -> tuple[dict, list]:
+        """The cached value of `key`, or fn() (one computation per key at a time)."""
+        with self.lock:
+            gate = self.busy.setdefault(key, threading.Lock())
+        with gate:
+            with self.lock:
+                hit = self.data.get(key)
+                if hit is not None and time.monotonic() - hit[0] < self.ttl_s:
+                    self.data.move_to_end(key)
+                    return hit[1], hit[2]
+            stats, tabs = fn()
+            with self.lock:
+                self.data[key] = (time.monotonic(), stats, tabs)
+                self.data.move_to_end(key)
+                while len(self.data) > self.entries:
+                    self.data.popitem(last=False)
+                if len(self.busy) > 4 * self.entries:
+                    self.busy = {k: v for k, v in self.busy.items() if v.locked()}
+            return stats, tabs
+
+
 def _compute(request: web.Request, flt: Filter, first, last, trend: str) -> tuple[dict, list]:
     hub = request.app[HUB]
-    stats = compute(hub.reader, flt, first, last, hub.ingest.calendar, hub.ingest.now(),
-                    reply_days=hub.cfg.complaints.reply_days, trend=trend)  # fmt: skip
-    names = {s: hub.sites.name(s) for s in stats["received"]["sites"]}
-    return stats, tables(stats, names)
+    now = hub.ingest.now()
+    a = flt.actor
+    key = (a.role, a.scope, flt.region, flt.department, first, last, trend, local_date(now))
+
+    def fresh() -> tuple[dict, list]:
+        stats = compute(hub.reader, flt, first, last, hub.ingest.calendar, now,
+                        reply_days=hub.cfg.complaints.reply_days, trend=trend)  # fmt: skip
+        names = {s: hub.sites.name(s) for s in stats["received"]["sites"]}
+        return stats, tables(stats, names)
+
+    return request.app[CACHE].get_or_compute(key, fresh)
 
 
 async def stats_api(request: web.Request) -> web.Response:
@@ -144,6 +189,7 @@ async def bulletin_pdf(request: web.Request) -> web.Response:
 def add_routes(app: web.Application, hub) -> None:
     """Register the statistics' API and pages (after hub.pages.setup)."""
     app[HUB] = hub
+    app[CACHE] = StatsCache()
     r = app.router
     r.add_get("/api/stats", stats_api)
     r.add_get("/api/stats/export", export)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import UTC, date, datetime, timedelta
 
 from protocol.calendar import CST
@@ -33,6 +34,11 @@ class Generated:
     marks: dict[tuple, str] = field(default_factory=dict)  # (site, seq, channel) → mark
     complaints: list[dict] = field(default_factory=list)
     complaint_events: list[dict] = field(default_factory=list)
+
+
+@lru_cache(maxsize=None)
+def _add_wd(d: date, n: int) -> date:
+    return ref.add_working_days(d, n)
 
 
 def sites_of(n: int) -> list[str]:
@@ -61,7 +67,7 @@ def generate(first: date, last: date, n_cases: int, *, seed: int = 7, sites: lis
         # a few times written with another offset (UTC): they count on their China date
         recv_s = recv.astimezone(UTC).isoformat() if i % 37 == 0 else recv.isoformat()
         rdate = recv.date()
-        due = ref.add_working_days(rdate, promised)
+        due = _add_wd(rdate, promised)
         case_no = f"{site}-{i:07d}"
         status = rnd.choice(STATUSES)
         case = {"case_no": case_no, "site": site, "item_code": code, "item_name": name, "department": dept,
