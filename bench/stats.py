@@ -125,6 +125,7 @@ def measure(engine: str, url: str, hubdir: Path, a) -> None:
     )
     log(f"  baseline count of November's receipts ({m:,}): {med(month)}")
     for who, actor in (("admin (all sites)", Actor("a", "admin")), ("county supervisor 140702", Actor("s", "supervisor", "140702"))):  # fmt: skip
+
         def run_all(actor=actor):
             stats = compute(conn, Filter(actor), FIRST, LAST, cal, now, reply_days=reply_days)
             return stats, tables(stats, {})

@@ -237,7 +237,9 @@ def _hist_rank(days: dict[int, int], rank: int) -> int:
 def _hist_median(days: dict[int, int], n: int) -> float | None:
     if not n:
         return None
-    return float(_hist_rank(days, n // 2 + 1)) if n % 2 else (_hist_rank(days, n // 2) + _hist_rank(days, n // 2 + 1)) / 2
+    return (
+        float(_hist_rank(days, n // 2 + 1)) if n % 2 else (_hist_rank(days, n // 2) + _hist_rank(days, n // 2 + 1)) / 2
+    )
 
 
 def concluded(conn, flt: Filter, first: date, last: date, cal: WorkCalendar) -> dict:

@@ -50,7 +50,7 @@ class Bulletin:
         from fpdf import FPDF
         from fpdf.enums import WrapMode
 
-        self.wrap = WrapMode.CHAR  # Chinese breaks between any two characters
+        self.wrap = WrapMode.WORD  # at the spaces around figures: a number is never cut in two
 
         fonts = find_cjk_fonts()
         pdf = FPDF(orientation="P", unit="mm", format="A4")
@@ -251,7 +251,8 @@ def render(stats: dict, tabs: dict[str, Table], number: str, authority: str, mon
         f"{s['warned']} 件，预警率 {pct(s['warning_rate'])}；截至 {stats['as_of']} 在办超期 {s['open_overdue']} 件。"
     )
     doc.para(
-        f"办结件平均用时 {num(s['mean_days'])} 个工作日（中位 {num(s['median_days'])}，P90 {num(s['p90_days'])}），"
+        f"办结件平均用时 {num(s['mean_days'])} 个工作日，中位数 {num(s['median_days'])} 个工作日，90% 的办件不超过 "
+        f"{num(s['p90_days'])} 个工作日；"
         f"实际用时平均为承诺时限的 {num(s['ratio_promised'])} 倍、法定时限的 {num(s['ratio_legal'])} 倍，"
         f"{pct(s['faster_rate'])} 的办件快于承诺时限办结。"
     )

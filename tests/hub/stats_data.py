@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from functools import lru_cache
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 
 from protocol.calendar import CST
 from tests import calendar_reference as ref
@@ -36,7 +36,7 @@ class Generated:
     complaint_events: list[dict] = field(default_factory=list)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _add_wd(d: date, n: int) -> date:
     return ref.add_working_days(d, n)
 
