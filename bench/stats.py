@@ -111,7 +111,8 @@ def measure(engine: str, url: str, hubdir: Path, a) -> None:
     from iobase.config import load_config
 
     now = datetime.fromisoformat(NOW_S)
-    conn = connect(url, readonly=engine == "sqlite", synchronous="NORMAL")
+    # as the hub reads: a pooled reader on PostgreSQL (the parts run side by side), a read-only file on SQLite
+    conn = connect(url, readonly=True, synchronous="NORMAL", pool=4 if engine == "postgresql" else 0)
     cal = load_calendar(conn)
     reply_days = load_config(hubdir / "hub.yaml", HubConfig).complaints.reply_days
     log(f"\n{engine}: November 2026, medians of {a.runs} runs")
