@@ -140,6 +140,12 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/scores/close"): _r(*OPERATORS, page=True),
     ("GET", "/public/scores"): PAGE,  # closed periods, departments only, no names
     ("GET", "/api/public/scores"): _r(PUBLIC),
+    # 统计分析 (hub/api_stats.py): every role reads the statistics of its own scope (viewers too:
+    # read-only figures, no personal data); the numbered monthly bulletin is issued by operators
+    ("GET", "/api/stats"): _r(*ANY, scope="list"),
+    ("GET", "/api/stats/export"): _r(*ANY, scope="list"),
+    ("GET", "/stats"): _r(*ANY, scope="list", page=True),
+    ("GET", "/stats/bulletin.pdf"): _r(*OPERATORS, scope="list"),
     # accounts and the audit log
     ("GET", "/api/users"): _r(ADMIN),
     ("POST", "/api/users"): _r(ADMIN),

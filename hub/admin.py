@@ -225,3 +225,35 @@ def user_reset(config: Path, login: str, password: str):
         raise ValueError(str(exc.args[0])) from None
     finally:
         conn.close()
+
+
+def stats_bulletin(config: Path, month: str, out: Path, now=None) -> dict:
+    """jiancha stats bulletin: the month's 月度通报 of the whole hub (issued once, then the same),
+    written to `out` atomically; returns its metadata (number, sha256, size)."""
+    from datetime import datetime
+
+    from hub.access import ADMIN, Actor
+    from hub.stats import Filter, month_period
+    from hub.stats_bulletin import bulletin
+    from hub.store import load_calendar
+    from protocol.calendar import CST
+
+    cfg = load_config(config, HubConfig)
+    first, last = month_period(month)
+    now = now or datetime.now(CST)
+    if last >= now.astimezone(CST).date():
+        raise ValueError(f"{month}: 只能生成已结束月份的通报 (the month has not ended yet)")
+    conn = open_db(cfg.store_url())
+    try:
+        cal = load_calendar(conn)
+        names = dict(conn.execute("SELECT code, name FROM sites").fetchall())
+        with transaction(conn):
+            meta, pdf = bulletin(conn, month, Filter(Actor(_actor(), ADMIN)), cal, now, authority=cfg.name,
+                                 prefix=cfg.doc_prefix, files_dir=Path(cfg.data_dir) / "documents",
+                                 site_names=names, actor=_actor(), reply_days=cfg.complaints.reply_days)  # fmt: skip
+    finally:
+        conn.close()
+    tmp = Path(out).with_name(f".{Path(out).name}.tmp")
+    tmp.write_bytes(pdf)
+    tmp.replace(out)
+    return meta

@@ -463,4 +463,7 @@ def create_app(
     from hub import api_scores
 
     api_scores.add_routes(app, hub)  # 绩效评估: API, pages, the published ranking
+    from hub import api_stats
+
+    api_stats.add_routes(app, hub)  # 统计分析: API, exports, the stats page, the monthly bulletin
     return app

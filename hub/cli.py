@@ -21,6 +21,7 @@ ADMIN_HELP = """\
   directory import           import who is told of yellow/red cards (通讯录)
   calendar import            import one year's holidays and 调休 working days
   user add|list|disable|reset  operator accounts of the hub's web (docs/accounts.md)
+  stats bulletin             the month's statistics bulletin (月度通报) as a numbered PDF (docs/stats.md)
 """
 ADMIN_HELP += scores_cli.HELP
 
@@ -98,6 +99,17 @@ def add_admin_commands(sub) -> None:
         p.add_argument("file", type=Path)
     add_user_commands(sub)
     scores_cli.add_commands(sub)
+    st = sub.add_parser("stats", help="statistics (统计分析)").add_subparsers(dest="sub", required=True)
+    sbul = subcommand(
+        st,
+        "bulletin",
+        "Write the month's statistics bulletin (月度通报) of the whole hub as a PDF: numbered in the "
+        "documents' sequence and stored on first issue; the same document afterwards (docs/stats.md).",
+        "jiancha stats bulletin --config /etc/jiancha/hub.yaml --month 2026-11 --out 通报-2026-11.pdf",
+    )
+    sbul.add_argument("--config", type=Path, required=True)
+    sbul.add_argument("--month", required=True, help="YYYY-MM, a month that has ended")
+    sbul.add_argument("--out", type=Path, required=True, help="the PDF file to write")
 
 
 def add_user_commands(sub) -> None:
@@ -167,6 +179,7 @@ COMMANDS = {
     ("user", "disable"),
     ("user", "reset"),
     *scores_cli.COMMANDS,
+    ("stats", "bulletin"),
 }
 
 
@@ -221,6 +234,14 @@ def dispatch(args: argparse.Namespace) -> int:
         return _user(args)
     if args.cmd == "scores":
         return scores_cli.dispatch(args)
+    if key == ("stats", "bulletin"):
+        from hub.admin import stats_bulletin
+
+        meta = stats_bulletin(args.config, args.month, args.out)
+        print(
+            f"bulletin {meta['number']} for {args.month}: {args.out} ({meta['size']:,} bytes, sha256 {meta['sha256'][:16]}…)"
+        )
+        return 0
     raise ValueError(f"unknown command {key}")
 
 

@@ -196,9 +196,10 @@ def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
         from hub.ratings import PG_MIGRATIONS as PORTAL_RATINGS_PG
         from hub.schema_pg import MIGRATIONS as PG
         from hub.scores import PG_MIGRATIONS as SCORES_PG
+        from hub.stats import PG_MIGRATIONS as STATS_PG
         from hub.supervision import PG_SUBJECT_MIGRATIONS as TICKET_SUBJECT_PG
 
-        return [*PG, *FOLLOWUP_PG, *PORTAL_GUIDE_PG, *PORTAL_RATINGS_PG, *TICKET_SUBJECT_PG, *SCORES_PG]
+        return [*PG, *FOLLOWUP_PG, *PORTAL_GUIDE_PG, *PORTAL_RATINGS_PG, *TICKET_SUBJECT_PG, *SCORES_PG, *STATS_PG]
     from hub.accounts import MIGRATIONS as ACCOUNTS
     from hub.clips import MIGRATIONS as CLIPS
     from hub.complaints import MIGRATIONS as COMPLAINTS
@@ -209,6 +210,7 @@ def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
     from hub.portal_guide import MIGRATIONS as PORTAL_GUIDE
     from hub.ratings import MIGRATIONS as PORTAL_RATINGS
     from hub.scores import MIGRATIONS as SCORES
+    from hub.stats import MIGRATIONS as STATS
     from hub.supervision import MIGRATIONS as SUPERVISION
     from hub.supervision import SUBJECT_MIGRATIONS as TICKET_SUBJECT
     from hub.wall import MIGRATIONS as WALL
@@ -230,6 +232,7 @@ def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
         *PORTAL_RATINGS,
         *TICKET_SUBJECT,  # after the complaints and follow-ups: tickets name their subject
         *SCORES,
+        *STATS,  # indexes the statistics read by (hub/stats.py)
     ]
 
 

@@ -28,10 +28,15 @@ LIGHT_ZH: dict[str, str] = {"red": "红牌（超期或违规）", "yellow": "黄
 _NUMBER_RE = re.compile(r"^(?P<prefix>.+)〔(?P<year>\d{4})〕(?P<n>[1-9]\d*)号$")
 
 
+# reports numbered in the same sequence but not about one case (no template, their own renderer):
+# the monthly statistics bulletin (hub/stats_bulletin.py)
+REPORTS: dict[str, str] = {"bulletin": "月度通报"}
+
+
 def kind_title(kind: str) -> str:
     """Chinese title of a document kind; ValueError naming the known kinds otherwise."""
     try:
-        return KINDS[kind]
+        return KINDS[kind] if kind in KINDS else REPORTS[kind]
     except KeyError:
         raise ValueError(f"unknown document kind {kind!r}; known: {', '.join(KINDS)}") from None
 

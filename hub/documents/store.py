@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.documents.facts import DocumentFacts
-from hub.documents.kinds import check_prefix, format_number, kind_title, parse_number
+from hub.documents.kinds import REPORTS, check_prefix, format_number, kind_title, parse_number
 from hub.documents.render import render_pdf
 from iobase.files import fsync_path
 
@@ -181,6 +181,29 @@ class DocumentStore:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise
+        return {"id": doc_id, "number": number, "kind": kind, "sha256": digest, "size": len(pdf), "created_ms": created}
+
+    def find_report(self, kind: str, key: str) -> tuple[dict, bytes] | None:
+        """A report (kinds.REPORTS) issued before under `key` (stored in case_no), or None."""
+        row = self.conn.execute("SELECT id FROM documents WHERE kind=? AND case_no=?", (kind, key)).fetchone()
+        return None if row is None else self.get(row[0])
+
+    def issue_report(self, kind: str, key: str, render, *, prefix: str, year: int, actor: str, facts_json: str) -> dict:
+        """Number and store a report that is not about one case (the monthly bulletin): inside the
+        caller's write transaction, the next number of (prefix, year) -- the sequence every
+        document shares -- is given to `render(number) -> PDF bytes`; `key` (e.g.
+        bulletin:2026-11:ALL) goes where a case number goes, so find_report finds it again."""
+        if kind not in REPORTS:
+            raise ValueError(f"unknown report kind {kind!r}; known: {', '.join(REPORTS)}")
+        check_prefix(prefix)
+        if not self.conn.in_transaction:
+            raise RuntimeError("issue_report runs inside the caller's write transaction")
+        seq = self._next_seq(prefix, year)
+        number = format_number(prefix, year, seq)
+        pdf = bytes(render(number))
+        digest = hashlib.sha256(pdf).hexdigest()
+        doc_id, created = self._insert(kind, number, prefix, year, seq, key, None, actor, digest, facts_json, pdf)
+        self._write_copy(year, number, pdf)
         return {"id": doc_id, "number": number, "kind": kind, "sha256": digest, "size": len(pdf), "created_ms": created}
 
     def _next_seq(self, prefix: str, year: int) -> int:

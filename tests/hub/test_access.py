@@ -123,6 +123,10 @@ EXPECTED = {
     ("POST", "/scores/close"): ADMIN | SUPERVISOR,
     ("GET", "/public/scores"): PUBLIC,
     ("GET", "/api/public/scores"): PUBLIC,
+    ("GET", "/api/stats"): LOGGED_IN,  # every role: the figures of its own scope
+    ("GET", "/api/stats/export"): LOGGED_IN,
+    ("GET", "/stats"): LOGGED_IN,
+    ("GET", "/stats/bulletin.pdf"): ADMIN | SUPERVISOR,  # issues a numbered document
 }
 PARAMS = {
     "case_no": CASE_A,

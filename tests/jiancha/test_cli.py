@@ -35,6 +35,7 @@ COMMANDS = [
     ["scores", "compute"],
     ["scores", "close"],
     ["scores", "manual", "add"],
+    ["stats", "bulletin"],
 ]
 
 
