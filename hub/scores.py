@@ -35,9 +35,9 @@ MIGRATIONS = [
         CREATE INDEX score_manual_day ON score_manual(day);
         CREATE TABLE score_periods (period TEXT PRIMARY KEY, closed_ms INTEGER NOT NULL, actor TEXT NOT NULL,
             inputs_sha256 TEXT NOT NULL, result_json TEXT NOT NULL);
-        -- what a period's scores read, each from an index in its own order (bench/scores.py)
+        -- what a period's scores read, each from an index in its own order (bench/scores.py); the
+        -- month's votes are read through votes_pressed, which hub/stats.py's migration makes
         CREATE INDEX alerts_kind_at ON alerts(kind, at_ms, case_no);
-        CREATE INDEX votes_pressed ON votes(pressed_ms, site, "window", department);
         CREATE INDEX cases_received_violations ON cases(received_at, violations, case_no);
         CREATE INDEX followups_rated ON followups(rated_ms);
         CREATE INDEX device_events_event_at ON device_events(event, at);

@@ -32,7 +32,7 @@ DAY_MS = 86_400_000
 PARALLEL = 3  # parts counted at once (run_parts)
 CST_MS = 8 * 3_600_000
 # covering indexes: the month's receipts and decisions are read from the index alone (no row
-# lookups), which is what keeps a month of a million-case store within the targets (docs/stats.md)
+# lookups; votes_pressed serves the scores' reading of the month's votes too), which is what keeps a month of a million-case store within the targets (docs/stats.md)
 MIGRATIONS = [
     (
         "stats_0001_indexes",
@@ -42,7 +42,7 @@ MIGRATIONS = [
         CREATE INDEX cases_stats_received ON cases(received_at, site, item_code, department, status, light, yellow_cards);
         CREATE INDEX cases_stats_decided ON cases(case_no, site, item_code, department, received_at, due_date,
             promised_days, legal_days);
-        CREATE INDEX votes_pressed ON votes(pressed_ms, site, channel, level, misuse, department, seq);
+        CREATE INDEX votes_pressed ON votes(pressed_ms, site, channel, level, misuse, department, "window", seq);
         CREATE INDEX complaints_filed ON complaints(filed_ms);
     """,
     )
