@@ -147,6 +147,8 @@ async def manual_form(request: web.Request) -> web.Response:
         return error_page(request, 403, "仅监察人员和管理员可录入人工计分项。")
     form = await _form(request)
     values, errors = scores.clean_manual(form)
+    if not errors and (scope_error := scores.manual_scope_error(values, actor.region)):
+        errors["site"] = scope_error
     if errors:
         return await scores_page(request, error_text=" ".join(errors.values()), status=422, typed=form)
     hub = request.app[HUB]

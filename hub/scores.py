@@ -310,6 +310,19 @@ def clean_manual(fields: dict) -> tuple[dict, dict[str, str]]:
     return out, errors
 
 
+def manual_scope_error(values: dict, region: str | None) -> str | None:
+    """A supervisor scoped to a region enters manual items only for its own region's sites: an
+    item without a site would count for the department everywhere. None when allowed."""
+    if not region:
+        return None
+    site = values.get("site") or ""
+    if not site:
+        return f"限定辖区（{region}）的监察人员录入人工计分项须注明本辖区的站点编码。"
+    if not site.startswith(region):
+        return f"站点 {site} 不在您的辖区（{region}）内。"
+    return None
+
+
 def add_manual(conn, values: dict, actor: str, now: datetime, role: str | None = None) -> int:
     """Store a validated manual item (see `clean_manual`) and audit it; its id."""
     from hub import audit

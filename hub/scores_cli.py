@@ -78,6 +78,10 @@ def _open(config: Path):
 
 
 def _operator(conn, login: str, unscoped: bool = False) -> str:
+    return _operator_user(conn, login, unscoped).login
+
+
+def _operator_user(conn, login: str, unscoped: bool = False):
     from hub.accounts import get_user
 
     u = get_user(conn, login)
@@ -87,7 +91,7 @@ def _operator(conn, login: str, unscoped: bool = False) -> str:
         raise ValueError(
             f"{login}: 封存须由不限范围的监察人员或管理员操作 (closing needs a supervisor without a region)"
         )
-    return u.login
+    return u
 
 
 def dispatch(args, now: datetime | None = None) -> int:
@@ -112,7 +116,8 @@ def dispatch(args, now: datetime | None = None) -> int:
             else:
                 sys.stdout.buffer.write(data)
             return 0
-        login = _operator(conn, args.login, unscoped=args.sub == "close")
+        user = _operator_user(conn, args.login, unscoped=args.sub == "close")
+        login = user.login
         if args.sub == "close":
             period = scores.parse_period(args.period)
             with transaction(conn):
@@ -122,6 +127,9 @@ def dispatch(args, now: datetime | None = None) -> int:
         fields = {k: getattr(args, k) for k in ("day", "category", "department", "site", "window", "staff",
                                                 "reason", "attachment")}  # fmt: skip
         values, errors = scores.clean_manual(fields)
+        region = user.scope if user.role == "supervisor" else None  # as Actor.region (hub/access.py)
+        if not errors and (scope_error := scores.manual_scope_error(values, region)):
+            errors["site"] = scope_error
         if errors:
             raise ValueError("; ".join(f"--{k}: {v}" for k, v in errors.items()))
         with transaction(conn):

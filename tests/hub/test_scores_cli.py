@@ -93,8 +93,14 @@ def test_a_scoped_supervisor_may_add_but_not_close(hub):
     make_user(hub, "sup-a", "supervisor", "140702")
     with pytest.raises(ValueError, match="without a region"):
         _run(hub, "scores", "close", "--period", "2026-11", "--login", "sup-a")
-    assert _run(hub, "scores", "manual", "add", "--login", "sup-a", "--day", "2026-11-20", "--category", "thanks",
-                "--department", MS, "--reason", "来信感谢", "--attachment", "感谢信.pdf") == 0  # fmt: skip
+    thanks = ["scores", "manual", "add", "--login", "sup-a", "--day", "2026-11-20", "--category", "thanks",
+              "--department", MS, "--reason", "来信感谢", "--attachment", "感谢信.pdf"]  # fmt: skip
+    # a department-wide item would count outside 140702; another county's site is not its own
+    with pytest.raises(ValueError, match="须注明本辖区的站点编码"):
+        _run(hub, *thanks)
+    with pytest.raises(ValueError, match="不在您的辖区"):
+        _run(hub, *thanks, "--site", "140703-001", "--window", "1")
+    assert _run(hub, *thanks, "--site", "140702-001", "--window", "1") == 0
 
 
 def test_the_rules_file_named_in_hub_yaml_is_used_and_a_bad_one_is_named(hub, tmp_path, capsys):

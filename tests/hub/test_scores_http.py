@@ -106,3 +106,18 @@ def test_forms_add_a_manual_item_and_close_the_month_then_the_portal_publishes_i
     assert 'href="/public/scores"' in results
     actions = [r[0] for r in hub.reader.execute("SELECT action FROM audit_log ORDER BY id")]
     assert "scores manual media_praise" in actions and "scores close" in actions
+
+
+def test_a_region_supervisor_enters_manual_items_only_for_its_own_sites(hub):
+    """sup-b is limited to 140703: an item for SITE (140702-001), or for a department without a
+    site (which would count everywhere), is refused; nothing is stored."""
+    base = {"category": "thanks", "day": "2026-11-28", "department": ZR, "reason": "表扬信", "attachment": "信.jpg"}
+    seeded = hub.reader.execute("SELECT count(*) FROM score_manual").fetchone()[0]
+    status, _, html = _post(hub, "sup-b", "/scores/manual", base)
+    assert status == 422 and "须注明本辖区的站点编码" in html
+    status, _, html = _post(hub, "sup-b", "/scores/manual", {**base, "site": SITE, "window": "1"})
+    assert status == 422 and f"站点 {SITE} 不在您的辖区（140703）内" in html
+    assert hub.reader.execute("SELECT count(*) FROM score_manual").fetchone()[0] == seeded
+    status, loc, _ = _post(hub, "sup-b", "/scores/manual", {**base, "site": "140703-001", "window": "1"})
+    stored = hub.reader.execute("SELECT site FROM score_manual ORDER BY id DESC").fetchall()
+    assert status == 303 and len(stored) == seeded + 1 and tuple(stored[0]) == ("140703-001",)
