@@ -195,8 +195,9 @@ def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
         from hub.portal_guide import PG_MIGRATIONS as PORTAL_GUIDE_PG
         from hub.ratings import PG_MIGRATIONS as PORTAL_RATINGS_PG
         from hub.schema_pg import MIGRATIONS as PG
+        from hub.uplink import PG_MIGRATIONS as UPLINK_PG
 
-        return [*PG, *FOLLOWUP_PG, *PORTAL_GUIDE_PG, *PORTAL_RATINGS_PG]
+        return [*PG, *FOLLOWUP_PG, *PORTAL_GUIDE_PG, *PORTAL_RATINGS_PG, *UPLINK_PG]
     from hub.accounts import MIGRATIONS as ACCOUNTS
     from hub.clips import MIGRATIONS as CLIPS
     from hub.complaints import MIGRATIONS as COMPLAINTS
@@ -207,6 +208,7 @@ def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
     from hub.portal_guide import MIGRATIONS as PORTAL_GUIDE
     from hub.ratings import MIGRATIONS as PORTAL_RATINGS
     from hub.supervision import MIGRATIONS as SUPERVISION
+    from hub.uplink import MIGRATIONS as UPLINK
     from hub.wall import MIGRATIONS as WALL
 
     return [
@@ -224,6 +226,7 @@ def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
         *FOLLOWUP_MIGRATIONS,
         *PORTAL_GUIDE,
         *PORTAL_RATINGS,
+        *UPLINK,
     ]
 
 
