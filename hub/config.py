@@ -202,6 +202,12 @@ class HubParent(Strict):
     batch_max_records: int = Field(500, ge=1, le=2000, description="Records per uplink batch at most")
     max_inflight_records: int = Field(5000, ge=1, le=100_000, description="Records sent and not acked at most")
     ack_timeout_s: float = Field(10.0, gt=0, le=600, description="Resend from the last ack after this long silent")
+    rate_per_s: float = Field(
+        2000.0,
+        gt=0,
+        le=1_000_000,
+        description="Records per second at most (a week of backlog must not flood the parent)",
+    )
 
 
 class HubConfig(Strict):

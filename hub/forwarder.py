@@ -26,7 +26,7 @@ from iobase.mqtt import make_tls_client
 from iobase.sqlite import transaction
 from protocol import topics
 from protocol.crypto import load_private_pem, load_public_pem
-from protocol.drain import DrainPlan
+from protocol.drain import DrainPlan, TokenBucket
 from protocol.wire import MAX_BATCH_RECORDS, WireError, decode_msg, encode_msg, seal_batch
 
 log = logging.getLogger("jiancha.hub.forwarder")
@@ -51,6 +51,7 @@ class Forwarder:
         self.parent_online = False
         self.plan: DrainPlan | None = None
         self.last_progress = time.monotonic()
+        self.bucket = TokenBucket(p.rate_per_s, max(p.batch_max_records, p.rate_per_s / 10))
         self._stalls = 0
         self._parent_started = None
         self.counters = {"batches_sent": 0, "records_sent": 0, "acks": 0, "rewinds": 0, "acks_diverged": 0}
@@ -210,7 +211,12 @@ class Forwarder:
         head = uplink.head(self.conn)
         while True:
             rng = self.plan.next_range(head, self.cfg.batch_max_records, self.cfg.max_inflight_records)
-            if rng is None or not self._send(*rng):
+            if rng is None:
+                return
+            delay = self.bucket.wait_time(rng[1] - rng[0] + 1, time.monotonic())
+            if delay and self.stopping.wait(delay):
+                return
+            if not self._send(*rng):
                 return
 
     def _send(self, first: int, last: int) -> bool:
