@@ -53,6 +53,7 @@ class Forwarder:
         self.last_progress = time.monotonic()
         self.bucket = TokenBucket(p.rate_per_s, max(p.batch_max_records, p.rate_per_s / 10))
         self._stalls = 0
+        self._head = 0
         self._parent_started = None
         self.counters = {"batches_sent": 0, "records_sent": 0, "acks": 0, "rewinds": 0, "acks_diverged": 0}
         self.stopping = threading.Event()
@@ -92,13 +93,15 @@ class Forwarder:
         self.conn.close()
 
     def status(self) -> dict:
-        """For /api/health and the tests."""
+        """For /api/health (any thread: no store access; head as of the last pass)."""
+        plan = self.plan
         return {
+            "sender": self.sender,
             "connected": self.connected,
             "parent_online": self.parent_online,
-            "head": uplink.head(self.conn),
-            "acked": uplink.acked(self.conn),
-            "inflight": self.plan.inflight() if self.plan else 0,
+            "head": self._head,
+            "acked": plan.acked if plan else None,
+            "inflight": plan.inflight() if plan else 0,
             **self.counters,
         }
 
@@ -208,7 +211,7 @@ class Forwarder:
             self._restart()
 
     def _drain(self) -> None:
-        head = uplink.head(self.conn)
+        head = self._head = uplink.head(self.conn)
         while True:
             rng = self.plan.next_range(head, self.cfg.batch_max_records, self.cfg.max_inflight_records)
             if rng is None:

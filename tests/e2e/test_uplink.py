@@ -148,6 +148,8 @@ def test_county_forwards_cards_to_the_city_exactly_once(tmp_path):
         got = _all_arrived(city, county)
         assert [s for s, _ in got] == list(range(1, head + 1))
         assert [_red_cards(city, n) for n in [first, *down, *more]] == [1] * 8
+        up = wait_for(lambda: (u := county.hub_get("/api/health")["uplink"])["acked"] == head and u, 30, what="acked")
+        assert (up["sender"], up["connected"], up["parent_online"], up["inflight"]) == (CHILD, True, True, 0)
         with _db(city) as c:
             dup = c.execute("SELECT count(*) FROM counters WHERE name LIKE 'rejected_%' AND value > 0").fetchone()[0]
         assert dup == 0  # nothing quarantined on the way
