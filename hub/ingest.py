@@ -232,7 +232,7 @@ class Ingestor:
 
         topic, payload = msg
         log.exception("message on %s failed alone: quarantined", topic)
-        parsed = topics.parse_site_topic(topic)
+        parsed = topics.parse_site_topic(topic) or topics.parse_child_topic(topic)
         try:
             with transaction(self.conn):
                 self._quarantine(

@@ -114,11 +114,19 @@ def install_parent(dir: Path, *, bundle: Path) -> Path:
     if missing:
         raise ProvisioningError(f"{bundle}: not a child-hub bundle (missing {', '.join(missing)})")
     try:
-        load_config(hub_yaml, HubConfig)
+        cfg = load_config(hub_yaml, HubConfig)
     except ConfigError as exc:
         raise ProvisioningError(str(exc)) from None
     raw = yaml.safe_load(hub_yaml.read_text(encoding="utf-8"))
     raw["parent"] = yaml.safe_load((bundle / "parent.yaml").read_text(encoding="utf-8"))
+    sender = (raw["parent"] or {}).get("sender") if isinstance(raw["parent"], dict) else None
+    if sender != child_sender(cfg.region):  # another county's bundle would speak under its id
+        raise ProvisioningError(
+            f"{bundle} was issued for {sender!r}, but this hub's region is {cfg.region} "
+            f"(expected {child_sender(cfg.region)!r}); install the bundle issued for this hub"
+        )
+    if cfg.level == "province":
+        raise ProvisioningError("a province hub has no parent hub")
     try:
         HubConfig.model_validate(raw)
     except ValueError as exc:

@@ -6,7 +6,9 @@ on both engines. Times are fixed (a frozen clock passed in), never today's."""
 from __future__ import annotations
 
 import json
+import threading
 from datetime import datetime
+from types import SimpleNamespace
 
 import msgpack
 import pytest
@@ -15,6 +17,7 @@ from hub import uplink
 from hub.config import HubConfig, Supervision
 from hub.ingest import Ingestor
 from hub.keys import HubKeys, SiteKeys
+from hub.metrics import render_metrics
 from hub.store import open_db
 from hub.supervision import Supervisor
 from hub.uplink import Uplink
@@ -228,6 +231,14 @@ def test_parent_stores_once_acks_and_counts_a_card_once(parent):
     row = conn.execute("SELECT acked_seq, max_seq, online FROM child_hubs WHERE code=?", (CHILD,)).fetchone()
     assert tuple(row) == (3, 3, 1)
     assert json.loads(conn.execute("SELECT body_json FROM child_records WHERE seq=2").fetchone()[0])["card"] == "yellow"
+    text = render_metrics(conn, SimpleNamespace(ingest=ing, link=SimpleNamespace(connected=threading.Event())))
+    for line in (
+        'jiancha_child_acked_seq{child="hub-140721"} 3',
+        "jiancha_child_records_stored_total 3",
+        "jiancha_child_records_duplicate_total 3",  # the whole batch again
+        'jiancha_uplink_seq{mark="head"} 0',  # this city has no parent: its own outbox stays empty
+    ):
+        assert line in text.splitlines(), line
 
 
 def test_parent_asks_for_a_gap_and_fills_it(parent):

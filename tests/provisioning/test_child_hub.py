@@ -65,6 +65,17 @@ def test_bundle_registry_and_install(parent, tmp_path):
     assert raw["parent"]["broker"]["cert"] == "parent/mqtt.crt"  # relative: the directory can move
 
 
+def test_a_bundle_installs_only_on_the_hub_it_was_issued_for(parent, tmp_path):
+    other = tmp_path / "other-county"
+    init_hub(other, region="140722", name="太谷区政务服务中心", level="county", broker_port=18998)
+    before = (other / "hub.yaml").read_bytes()
+    with pytest.raises(ProvisioningError, match="issued for 'hub-140721'.*region is 140722"):
+        install_parent(other, bundle=parent / "children" / CHILD)
+    assert (other / "hub.yaml").read_bytes() == before and not (other / "parent").exists()
+    with pytest.raises(ProvisioningError, match="not a child-hub bundle"):
+        install_parent(other, bundle=tmp_path)
+
+
 @pytest.mark.parametrize(
     ("code", "level", "needle"),
     [("14072", "county", "6-12 digits"), ("14a721", "county", "6-12 digits"), ("140721", "province", "county or city")],
