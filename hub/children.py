@@ -17,10 +17,11 @@ import logging
 from pydantic import ValidationError
 
 from hub import store as db
+from hub import uplink
 from hub.wall import WALL_COUNTER
 from protocol import topics
 from protocol.records import GENESIS, record_hash
-from protocol.uplink import CardBody, parse_body
+from protocol.uplink import CardBody, parse_body, relayed
 from protocol.wire import WireError, decode_msg, open_batch
 
 log = logging.getLogger("jiancha.hub.children")
@@ -86,13 +87,20 @@ def _batch(ing, child: str, topic: str, payload: bytes, now_ms: int, out) -> Non
             return ing._quarantine(now_ms, child, topic, "seq_conflict", f"seq {rec.seq} differs", payload)
         else:
             db.bump(conn, "child_records_duplicate")
-    rows = [_row_for(ing, child, topic, rec, enc, h, now_ms) for rec, enc, h in fresh]
+    parsed = [_row_for(ing, child, topic, rec, enc, h, now_ms) for rec, enc, h in fresh]
+    rows = [row for row, _ in parsed]
     if rows:
         conn.executemany(
             "INSERT INTO child_records (child, seq, hash, prev, kind, wall_ms, received_ms, case_no, card, ticket, "
-            "action, department, site, body_json, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "action, department, site, origin, body_json, data) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
+        # a hub with a parent of its own relays what its children sent, once (only what is
+        # stored fresh), in their order, in this transaction (county → city → province)
+        for (rec, _, _), (_, body) in zip(fresh, parsed, strict=True):
+            if body is not None and ing.uplink.enabled:
+                uplink.append(conn, rec.kind, relayed(body, child), now_ms, body.case.case_no)
         db.bump(conn, "child_records_stored", len(rows))
         db.bump(conn, WALL_COUNTER)
     top = max([row["max"]] + [r.seq for r, _, _ in fresh])
@@ -100,8 +108,8 @@ def _batch(ing, child: str, topic: str, payload: bytes, now_ms: int, out) -> Non
 
 
 def _row_for(ing, child, topic, rec, enc, h, now_ms) -> tuple:
-    """The child_records row of one fresh record. A body the parent does not accept (unknown
-    kind, a field it does not know) is kept as a link of the chain -- its hash and prev -- but
+    """(The child_records row of one fresh record, its typed body or None). A body the parent
+    does not accept (unknown kind, a field it does not know) is kept as a link of the chain -- its hash and prev -- but
     without its content, counted and quarantined by reason (its content may hold what must not
     be stored here)."""
     try:
@@ -109,23 +117,8 @@ def _row_for(ing, child, topic, rec, enc, h, now_ms) -> tuple:
     except (ValidationError, ValueError) as exc:
         detail = _field_error(exc) if isinstance(exc, ValidationError) else str(exc)
         ing._quarantine(now_ms, child, topic, "bad_body", f"seq {rec.seq}: {detail}", b"")
-        return (
-            child,
-            rec.seq,
-            h,
-            rec.prev,
-            rec.kind,
-            rec.wall_ms,
-            now_ms,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            "{}",
-            b"",
-        )
+        content = (None,) * 7  # case_no, card, ticket, action, department, site, origin
+        return (child, rec.seq, h, rec.prev, rec.kind, rec.wall_ms, now_ms, *content, "{}", b""), None
     card = body.card if isinstance(body, CardBody) else None
     ticket, action = (None, None) if card else (body.ticket, body.action)
     c = body.case
@@ -143,9 +136,10 @@ def _row_for(ing, child, topic, rec, enc, h, now_ms) -> tuple:
         action,
         c.department,
         c.site,
+        body.origin,
         json.dumps(body.model_dump(), ensure_ascii=False, separators=(",", ":")),
         enc,
-    )
+    ), body
 
 
 def _field_error(exc: ValidationError) -> str:

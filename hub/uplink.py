@@ -31,13 +31,14 @@ _CHILD_SQL = """
         gap_since_ms {int}, resend_asks {int} NOT NULL DEFAULT 0, chain_break_at {int}, state_json TEXT);
     CREATE TABLE child_records (child TEXT NOT NULL, seq {int} NOT NULL, hash {blob} NOT NULL,
         prev {blob} NOT NULL, kind TEXT NOT NULL, wall_ms {int} NOT NULL, received_ms {int} NOT NULL,
-        case_no TEXT, card TEXT, ticket {int}, action TEXT, department TEXT, site TEXT,
+        case_no TEXT, card TEXT, ticket {int}, action TEXT, department TEXT, site TEXT, origin TEXT,
         body_json TEXT NOT NULL, data {blob} NOT NULL, PRIMARY KEY (child, seq)){rowid};
     CREATE INDEX child_records_case ON child_records(case_no);
+    -- origin: the hub below the child where it happened (a city relaying its county), NULL: the child
     -- one row per (child, case, card colour): a card the child sent twice (two records) counts once
     CREATE VIEW child_cards AS SELECT child, case_no, card AS kind, min(seq) AS first_seq,
-        count(*) AS records, min(wall_ms) AS first_ms, max(department) AS department, max(site) AS site
-        FROM child_records WHERE kind = 'card' GROUP BY child, case_no, card;
+        count(*) AS records, min(wall_ms) AS first_ms, max(department) AS department, max(site) AS site,
+        max(origin) AS origin FROM child_records WHERE kind = 'card' GROUP BY child, case_no, card;
 """
 _OUTBOX_SQL = """
     CREATE TABLE uplink_head (id {int} PRIMARY KEY CHECK (id = 1), seq {int} NOT NULL, hash {blob});

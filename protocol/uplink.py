@@ -25,6 +25,10 @@ KIND_CARD = "card"
 KIND_TICKET_STEP = "ticket.step"
 UPLINK_KINDS = (KIND_CARD, KIND_TICKET_STEP)
 DATE = r"^\d{4}-\d{2}-\d{2}$"
+ORIGIN = (
+    "The sender id of the hub where it happened (hub-REGION) when a hub relays what its own child "
+    "sent; None: it happened at the sending hub itself"
+)
 
 
 class _Body(BaseModel):
@@ -54,6 +58,7 @@ class CardBody(_Body):
     """A yellow or red card shown on a case at the child."""
 
     card: Literal["yellow", "red"]
+    origin: str | None = Field(None, max_length=64, description=ORIGIN)
     previous: str | None = Field(None, max_length=16, description="The light before (green, yellow)")
     at_ms: int = Field(description="When the child's supervision showed it")
     case: CaseSummary
@@ -62,7 +67,8 @@ class CardBody(_Body):
 class TicketStepBody(_Body):
     """One step of a 督办 ticket at the child (its text stays at the child)."""
 
-    ticket: int = Field(ge=1, description="The ticket's id at the child")
+    ticket: int = Field(ge=1, description="The ticket's id at the hub where it was opened")
+    origin: str | None = Field(None, max_length=64, description=ORIGIN)
     parent_ticket: int | None = Field(None, ge=1, description="The ticket it escalated from")
     level: str = Field(max_length=32, description="duban, order_explain, suggestion, decision…")
     action: str = Field(max_length=32, description="open, reply, accept, reject, no_reply, red_card…")
@@ -94,6 +100,12 @@ def ticket_step_body(ticket: dict, action: str, by_system: bool, at_ms: int, cas
         at_ms=at_ms,
         case=CaseSummary(**case),
     ).model_dump()
+
+
+def relayed(body: CardBody | TicketStepBody, child: str) -> dict:
+    """The body a parent forwards upward for a record its child `child` sent: the same, with
+    the origin kept (the county where a card was shown stays named at the province)."""
+    return body.model_copy(update={"origin": body.origin or child}).model_dump()
 
 
 def parse_body(kind: str, body: dict) -> CardBody | TicketStepBody:

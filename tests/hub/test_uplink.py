@@ -326,3 +326,64 @@ def test_child_outbox_to_parent_end_to_end_in_process(county, parent):
         ("red", CASE),
         ("yellow", CASE),
     ]
+
+
+def _store(tmp_path, store_url, request, name):
+    """Another empty hub store on the same engine as `store_url`."""
+    if store_url.startswith("sqlite:"):
+        return open_db(f"sqlite:{tmp_path / (name + '.db')}")
+    server = request.getfixturevalue("pg_server")
+    return open_db(server.create_db(name, template=server.hub_template))
+
+
+def _level(root, store, sent, uplink_on):
+    cfg = load_config(root / "hub.yaml", HubConfig)
+    keys = SiteKeys(cfg.registry, check_every_s=0)
+    ing = Ingestor(store, HubKeys.load(cfg), keys, lambda t, p, q, r: sent.append((t, p)), now=lambda: NOW)
+    ing.uplink = Uplink(uplink_on)
+    return ing
+
+
+def _bundle_keys(bundle):
+    return (
+        load_private_pem((bundle / "sign.key").read_bytes(), "ed25519"),
+        load_public_pem((bundle / "parent_seal.pub").read_bytes(), "x25519"),
+    )
+
+
+def test_a_city_relays_its_countys_records_to_the_province_once(county, tmp_path, store_url, request):
+    """county → city → province in process: the city stores the county's records and appends
+    each once to its own outbox (origin kept); the province sees the county's cards under the
+    city, named by origin; a redelivery to the city relays nothing again."""
+    ing_c, conn_c, clock = county
+    _at(ing_c, clock, 2026, 11, 6, 10)
+    _at(ing_c, clock, 2026, 11, 10, 0)
+    prov_root, city_root = tmp_path / "province", tmp_path / "city2"
+    init_hub(prov_root, region="140000", name="山西省", level="province", broker_port=18886)
+    init_hub(city_root, region="140700", name="晋中市", level="city", broker_port=18887)
+    city_bundle = add_child_hub(prov_root, code="140700", name="晋中市政务服务中心", level="city")
+    county_bundle = add_child_hub(city_root, code="140721", name="榆次区政务服务中心")
+    city_db, prov_db = _store(tmp_path, store_url, request, "city2"), _store(tmp_path, store_url, request, "prov")
+    city_sent, prov_sent = [], []
+    city, province = _level(city_root, city_db, city_sent, True), _level(prov_root, prov_db, prov_sent, False)
+    try:
+        county_batch = _seal(*_bundle_keys(county_bundle), uplink.read(conn_c, 1, uplink.head(conn_c)), 1)
+        city.process_group([(topics.child_batch(CHILD), county_batch)])
+        city.process_group([(topics.child_batch(CHILD), county_batch)])  # redelivered
+        relayed = uplink.read(city_db, 1, uplink.head(city_db))
+        assert [decode_record(e).kind for e in relayed] == [KIND_CARD, KIND_CARD, KIND_TICKET_STEP]  # once each
+        sign, seal = _bundle_keys(city_bundle)
+        province.process_group([(topics.child_batch("hub-140700"), _seal(sign, seal, relayed, 1, "hub-140700"))])
+        assert [p["acked"] for t, p in prov_sent if t == topics.child_ack("hub-140700")] == [3]
+        rows = prov_db.execute("SELECT child, origin, case_no, kind, records FROM child_cards ORDER BY kind").fetchall()
+        assert [tuple(r) for r in rows] == [
+            ("hub-140700", CHILD, CASE, "red", 1),
+            ("hub-140700", CHILD, CASE, "yellow", 1),
+        ]
+        step = prov_db.execute("SELECT origin, action, ticket FROM child_records WHERE kind='ticket.step'").fetchone()
+        assert tuple(step)[:2] == (CHILD, "open")
+        for p in PERSONAL:  # nothing personal at the province either
+            assert p.encode() not in b"".join(relayed), p
+    finally:
+        city_db.close()
+        prov_db.close()
