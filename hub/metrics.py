@@ -101,7 +101,9 @@ def render_metrics(conn, hub) -> str:
 
 def _uplink_lines(conn, counters: dict) -> list[str]:
     """Three levels (docs/rollup.md): this hub's outbox to its parent, and its children's marks."""
-    h, a = conn.execute("SELECT h.seq, a.seq FROM uplink_head h, uplink_acked a").fetchone()
+    h, a = conn.execute(
+        "SELECT COALESCE((SELECT seq FROM uplink_head), 0), COALESCE((SELECT seq FROM uplink_acked), 0)"
+    ).fetchone()
     out = [
         "# HELP jiancha_uplink_seq This hub's uplink outbox: last record appended, last acknowledged by the parent",
         "# TYPE jiancha_uplink_seq gauge",

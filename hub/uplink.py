@@ -42,10 +42,8 @@ _CHILD_SQL = """
 """
 _OUTBOX_SQL = """
     CREATE TABLE uplink_head (id {int} PRIMARY KEY CHECK (id = 1), seq {int} NOT NULL, hash {blob});
-    INSERT INTO uplink_head (id, seq, hash) VALUES (1, 0, NULL);
     CREATE TABLE uplink_acked (id {int} PRIMARY KEY CHECK (id = 1), seq {int} NOT NULL, hash {blob},
         at_ms {int});
-    INSERT INTO uplink_acked (id, seq, hash, at_ms) VALUES (1, 0, NULL, NULL);
     CREATE TABLE uplink_log (seq {int} PRIMARY KEY, kind TEXT NOT NULL, case_no TEXT,
         at_ms {int} NOT NULL, data {blob} NOT NULL);
 """
@@ -92,6 +90,9 @@ def case_summary(conn, case_no: str) -> dict | None:
 
 def append(conn, kind: str, body: dict, at_ms: int, case_no: str | None = None) -> int:
     """Append one record inside the caller's transaction; returns its seq."""
+    # the row is made on first use (an empty store stays empty: `jiancha hub migrate-store`
+    # copies only into an empty one); its row lock orders the appenders
+    conn.execute("INSERT INTO uplink_head (id, seq, hash) VALUES (1, 0, NULL) ON CONFLICT (id) DO NOTHING")
     seq, prev = conn.execute("UPDATE uplink_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash").fetchone()
     enc = encode_record(Record(seq, bytes(prev) if prev else GENESIS, kind, at_ms, 0, "", "ntp", body))
     conn.execute("UPDATE uplink_head SET hash = ? WHERE id = 1", (record_hash(enc),))
@@ -104,18 +105,22 @@ def append(conn, kind: str, body: dict, at_ms: int, case_no: str | None = None) 
 
 def head(conn) -> int:
     """The last seq appended (0: none)."""
-    return conn.execute("SELECT seq FROM uplink_head WHERE id = 1").fetchone()[0]
+    row = conn.execute("SELECT seq FROM uplink_head WHERE id = 1").fetchone()
+    return row[0] if row else 0
 
 
 def acked(conn) -> int:
     """The highest seq the parent acknowledged as stored contiguously."""
-    return conn.execute("SELECT seq FROM uplink_acked WHERE id = 1").fetchone()[0]
+    row = conn.execute("SELECT seq FROM uplink_acked WHERE id = 1").fetchone()
+    return row[0] if row else 0
 
 
 def set_acked(conn, seq: int, hash_: bytes | None, at_ms: int) -> None:
     """Persist the parent's ack (only forward; the caller commits)."""
     conn.execute(
-        "UPDATE uplink_acked SET seq = ?, hash = ?, at_ms = ? WHERE id = 1 AND seq < ?", (seq, hash_, at_ms, seq)
+        "INSERT INTO uplink_acked (id, seq, hash, at_ms) VALUES (1, ?, ?, ?) ON CONFLICT (id) DO UPDATE "
+        "SET seq = excluded.seq, hash = excluded.hash, at_ms = excluded.at_ms WHERE uplink_acked.seq < excluded.seq",
+        (seq, hash_, at_ms),
     )
 
 
