@@ -87,8 +87,7 @@ def _batch(ing, child: str, topic: str, payload: bytes, now_ms: int, out) -> Non
             return ing._quarantine(now_ms, child, topic, "seq_conflict", f"seq {rec.seq} differs", payload)
         else:
             db.bump(conn, "child_records_duplicate")
-    parsed = [_row_for(ing, child, topic, rec, enc, h, now_ms) for rec, enc, h in fresh]
-    rows = [row for row, _ in parsed]
+    rows = [_row_for(ing, child, topic, rec, enc, h, now_ms) for rec, enc, h in fresh]
     if rows:
         conn.executemany(
             "INSERT INTO child_records (child, seq, hash, prev, kind, wall_ms, received_ms, case_no, card, ticket, "
@@ -96,11 +95,6 @@ def _batch(ing, child: str, topic: str, payload: bytes, now_ms: int, out) -> Non
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
-        # a hub with a parent of its own relays what its children sent, once (only what is
-        # stored fresh), in their order, in this transaction (county → city → province)
-        for (rec, _, _), (_, body) in zip(fresh, parsed, strict=True):
-            if body is not None and ing.uplink.enabled:
-                uplink.append(conn, rec.kind, relayed(body, child), now_ms, body.case.case_no)
         db.bump(conn, "child_records_stored", len(rows))
         db.bump(conn, WALL_COUNTER)
     top = max([row["max"]] + [r.seq for r, _, _ in fresh])
@@ -108,8 +102,8 @@ def _batch(ing, child: str, topic: str, payload: bytes, now_ms: int, out) -> Non
 
 
 def _row_for(ing, child, topic, rec, enc, h, now_ms) -> tuple:
-    """(The child_records row of one fresh record, its typed body or None). A body the parent
-    does not accept (unknown kind, a field it does not know) is kept as a link of the chain -- its hash and prev -- but
+    """The child_records row of one fresh record. A body the parent does not accept (unknown
+    kind, a field it does not know) is kept as a link of the chain -- its hash and prev -- but
     without its content, counted and quarantined by reason (its content may hold what must not
     be stored here)."""
     try:
@@ -118,7 +112,7 @@ def _row_for(ing, child, topic, rec, enc, h, now_ms) -> tuple:
         detail = _field_error(exc) if isinstance(exc, ValidationError) else str(exc)
         ing._quarantine(now_ms, child, topic, "bad_body", f"seq {rec.seq}: {detail}", b"")
         content = (None,) * 7  # case_no, card, ticket, action, department, site, origin
-        return (child, rec.seq, h, rec.prev, rec.kind, rec.wall_ms, now_ms, *content, "{}", b""), None
+        return (child, rec.seq, h, rec.prev, rec.kind, rec.wall_ms, now_ms, *content, "{}", b"")
     card = body.card if isinstance(body, CardBody) else None
     ticket, action = (None, None) if card else (body.ticket, body.action)
     c = body.case
@@ -139,7 +133,7 @@ def _row_for(ing, child, topic, rec, enc, h, now_ms) -> tuple:
         body.origin,
         json.dumps(body.model_dump(), ensure_ascii=False, separators=(",", ":")),
         enc,
-    ), body
+    )
 
 
 def _field_error(exc: ValidationError) -> str:
@@ -183,6 +177,8 @@ def _advance(ing, child: str, s: dict, top: int, now_ms: int, out, extra_resend:
             acked, h = seq, bytes(rh)
         if broke_at or len(rows) < PAGE or acked != rows[-1][0]:
             break
+    if acked > s["acked"] and ing.uplink.enabled:
+        _relay(ing, child, s["acked"], acked, now_ms)
     ack = {"acked": acked, "acked_hash": h.hex() if acked else "", "hub_ms": now_ms}
     asks = s["asks"] if acked == s["acked"] else 0
     gap_since = None if top <= acked else (s["gap_since"] if acked == s["acked"] and s["gap_since"] else now_ms)
@@ -199,6 +195,21 @@ def _advance(ing, child: str, s: dict, top: int, now_ms: int, out, extra_resend:
         (acked, h if acked else None, top, now_ms, gap_since, asks, broke_at, child),
     )
     out.extra.append((topics.child_ack(child), ack))
+
+
+def _relay(ing, child: str, after: int, upto: int, now_ms: int) -> None:
+    """A hub with a parent of its own relays what its child sent (county → city → province):
+    each record once, when the contiguous mark passes it -- so in the child's order, only
+    records that link, whatever order they arrived in -- in this transaction, origin kept.
+    A record kept without its content (bad_body) has nothing to relay."""
+    rows = ing.conn.execute(
+        "SELECT kind, body_json FROM child_records WHERE child=? AND seq > ? AND seq <= ? AND case_no IS NOT NULL "
+        "ORDER BY seq",
+        (child, after, upto),
+    ).fetchall()
+    for kind, body_json in rows:
+        body = parse_body(kind, json.loads(body_json))
+        uplink.append(ing.conn, kind, relayed(body, child), now_ms, body.case.case_no)
 
 
 def _state(ing, child: str, topic: str, payload: bytes, now_ms: int, out) -> None:

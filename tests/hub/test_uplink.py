@@ -367,11 +367,15 @@ def test_a_city_relays_its_countys_records_to_the_province_once(county, tmp_path
     city_sent, prov_sent = [], []
     city, province = _level(city_root, city_db, city_sent, True), _level(prov_root, prov_db, prov_sent, False)
     try:
-        county_batch = _seal(*_bundle_keys(county_bundle), uplink.read(conn_c, 1, uplink.head(conn_c)), 1)
-        city.process_group([(topics.child_batch(CHILD), county_batch)])
-        city.process_group([(topics.child_batch(CHILD), county_batch)])  # redelivered
+        encs = uplink.read(conn_c, 1, uplink.head(conn_c))  # yellow card, red card, ticket opened
+        keys = _bundle_keys(county_bundle)
+        city.process_group([(topics.child_batch(CHILD), _seal(*keys, encs[1:], 2))])  # 2..3 first
+        assert uplink.head(city_db) == 0  # nothing relayed past a gap
+        city.process_group([(topics.child_batch(CHILD), _seal(*keys, encs[:1], 1))])
+        city.process_group([(topics.child_batch(CHILD), _seal(*keys, encs, 1))])  # all redelivered
         relayed = uplink.read(city_db, 1, uplink.head(city_db))
-        assert [decode_record(e).kind for e in relayed] == [KIND_CARD, KIND_CARD, KIND_TICKET_STEP]  # once each
+        got = [(r.kind, r.body.get("card"), r.body["origin"]) for r in map(decode_record, relayed)]
+        assert got == [(KIND_CARD, "yellow", CHILD), (KIND_CARD, "red", CHILD), (KIND_TICKET_STEP, None, CHILD)]
         sign, seal = _bundle_keys(city_bundle)
         province.process_group([(topics.child_batch("hub-140700"), _seal(sign, seal, relayed, 1, "hub-140700"))])
         assert [p["acked"] for t, p in prov_sent if t == topics.child_ack("hub-140700")] == [3]
