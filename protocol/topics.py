@@ -109,14 +109,15 @@ def acl_lines_for_hub(identity: str) -> list[str]:
 
 
 ALL_SITE_UP = f"{ROOT}/site/+/up/#"
+ALL_CHILD_UP = f"{ROOT}/child/+/up/#"
 
 
 def acl_lines_for_broker_tool(identity: str) -> list[str]:
     """Mosquitto ACL entries for the broker runner's own identity (provisioning/broker.py: the
     health probe needs no topic at all; the retained-message sweep reads every site's up-topics
-    and publishes empty retained messages there to delete strays). Nothing else: no down-topic,
+    and publishes empty retained messages there to delete strays; the child hubs' up-topics alike). Nothing else: no down-topic,
     no hub state, so this key cannot speak for the hub."""
-    return [f"user {identity}", f"topic readwrite {ALL_SITE_UP}"]
+    return [f"user {identity}", f"topic readwrite {ALL_SITE_UP}", f"topic readwrite {ALL_CHILD_UP}"]
 
 
 def child_batch(child: str) -> str:

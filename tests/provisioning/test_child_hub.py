@@ -120,3 +120,19 @@ def test_child_acl_own_topics_only_and_revocation(parent):
         assert try_connect(parent, "S01", broker)
         hub.publish(topics.HUB_STATE, b"", retain=True)
         hub.close()
+
+
+def test_a_childs_stray_retained_batch_is_cleared_at_broker_start(parent):
+    with ManagedBroker(parent, port=free_port()) as broker:
+        child = connect(parent, CHILD, broker, files=_files(parent))
+        child.publish(topics.child_state(CHILD), b"birth", retain=True)  # the one allowed
+        child.publish(topics.child_batch(CHILD), b"b" * 1000, retain=True)  # stray
+        child.close()
+        broker.restart()
+        assert broker.swept == [topics.child_batch(CHILD)]
+        hub = connect(parent, "hub", broker)
+        hub.subscribe(f"{topics.ROOT}/child/+/up/#")
+        hub.wait_for(topics.child_state(CHILD), payload=b"birth")
+        hub.subscribe(f"{topics.ROOT}/barrier")  # retained messages come before its SUBACK
+        assert hub.topics_received() == [topics.child_state(CHILD)]
+        hub.close()
