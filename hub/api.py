@@ -379,9 +379,11 @@ async def metrics(request: web.Request) -> web.Response:
 async def health(request: web.Request) -> web.Response:
     """Liveness."""
     hub = request.app[HUB]
-    return web.json_response(
-        {"ok": True, "broker_connected": hub.link.connected.is_set(), "queue": hub.ingest.q.qsize()}
-    )
+    body = {"ok": True, "broker_connected": hub.link.connected.is_set(), "queue": hub.ingest.q.qsize()}
+    forwarder = getattr(hub, "forwarder", None)
+    if forwarder is not None:  # a child hub: its link to the parent (hub/forwarder.py)
+        body["uplink"] = forwarder.status()
+    return web.json_response(body)
 
 
 async def page(request: web.Request) -> web.Response:

@@ -20,6 +20,7 @@ from hub.config import HubConfig, HubTls
 from hub.configpush import ConfigPusher
 from hub.db import connect
 from hub.docworker import DocumentWorker
+from hub.forwarder import Forwarder
 from hub.ingest import Ingestor
 from hub.keys import HubKeys, SiteKeys
 from hub.lease import Lease
@@ -27,6 +28,7 @@ from hub.mqtt import HubLink
 from hub.notify import Notifier
 from hub.store import open_db
 from hub.supervision import Supervisor
+from hub.uplink import Uplink
 from hub.workers import supervise, worker_credentials
 from iobase.config import load_config
 from iobase.sqlite import transaction
@@ -82,6 +84,10 @@ class Hub:
             backdate_tolerance=tolerance,
         )
         self.ingest.backentry_grace_ms = int(sup.backentry_grace_minutes * 60_000)
+        # a child hub writes every card and 督办 step to its uplink outbox too (hub/uplink.py);
+        # one process forwards it (several would fight over the one broker identity)
+        self.ingest.uplink = self.supervisor.uplink = Uplink(cfg.parent is not None)
+        self.forwarder = Forwarder(cfg, self.store_url) if cfg.parent is not None and worker in (None, 1) else None
         self.ingest.ratings = cfg.ratings  # 差评 follow-up limits (hub/followups.py)
         clip_caps = {
             k: v
@@ -131,9 +137,13 @@ class Hub:
         self.docs.start()
         self.notifier.start()
         self.link.start()
+        if self.forwarder is not None:
+            self.forwarder.start()
 
     def stop(self) -> None:
         """Stop the link, drain ingest, close the database."""
+        if self.forwarder is not None:
+            self.forwarder.stop()
         self.link.stop()
         self.ingest.stop()
         self.docs.stop()

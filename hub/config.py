@@ -200,6 +200,26 @@ class HubScores(Strict):
     )
 
 
+class HubParent(Strict):
+    """Where this hub forwards its cards and 督办 steps (written by `jiancha provision
+    add-child-hub` on the parent; docs/rollup.md)."""
+
+    sender: str = Field(min_length=2, max_length=64, description="This hub's sender id at the parent (hub-REGION)")
+    broker: BrokerClient = Field(description="The parent's broker: host, port, CA, this hub's client certificate")
+    sign_key: Path = Field(description="This hub's Ed25519 key (PEM): signs its uplink batches")
+    parent_seal_pub: Path = Field(description="The parent's X25519 public key (PEM): batches are sealed to it")
+    parent_sign_pub: Path = Field(description="The parent's Ed25519 public key (PEM)")
+    batch_max_records: int = Field(500, ge=1, le=2000, description="Records per uplink batch at most")
+    max_inflight_records: int = Field(5000, ge=1, le=100_000, description="Records sent and not acked at most")
+    ack_timeout_s: float = Field(10.0, gt=0, le=600, description="Resend from the last ack after this long silent")
+    rate_per_s: float = Field(
+        2000.0,
+        gt=0,
+        le=1_000_000,
+        description="Records per second at most (a week of backlog must not flood the parent)",
+    )
+
+
 class HubConfig(Strict):
     region: str = Field(min_length=1, description="Region code, e.g. 140700")
     name: str = Field(min_length=1, description="Human name, e.g. 晋中市政务服务中心")
@@ -222,6 +242,7 @@ class HubConfig(Strict):
     doc_prefix: str = Field("监察", description="Prefix of document numbers, e.g. 晋中监察")
     store: HubStore = HubStore()
     workers: HubWorkers = HubWorkers()
+    parent: HubParent | None = Field(None, description="The parent hub this one forwards to (None: the top level)")
 
     def store_url(self, data_dir: Path | None = None) -> str:
         """store.url, or SQLite in data_dir (default: this config's data_dir)."""
@@ -245,6 +266,11 @@ class HubConfig(Strict):
 class RegistrySite(Strict):
     code: str
     name: str
+    kind: Literal["site", "hub"] = Field(
+        "site", description="site: a township box (agent); hub: a child hub forwarding to this one (DESIGN §7)"
+    )
+    level: Literal["county", "city"] | None = Field(None, description="A child hub's level (kind hub only)")
+    region: str | None = Field(None, description="A child hub's region code (kind hub only)")
     board: str = "generic"
     sign_pub: str = Field(description="Site Ed25519 public key, PEM text")
     revoked: bool = False
@@ -256,5 +282,9 @@ class Registry(Strict):
     sites: list[RegistrySite] = []
 
     def active(self) -> dict[str, RegistrySite]:
-        """Sites that are not revoked, by code."""
-        return {s.code: s for s in self.sites if not s.revoked}
+        """Sites (boxes) that are not revoked, by code."""
+        return {s.code: s for s in self.sites if not s.revoked and s.kind == "site"}
+
+    def active_children(self) -> dict[str, RegistrySite]:
+        """Child hubs that are not revoked, by sender id."""
+        return {s.code: s for s in self.sites if not s.revoked and s.kind == "hub"}

@@ -21,14 +21,15 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
+from hub import children, followups
 from hub import devices as dev
-from hub import followups
 from hub import store as db
 from hub.catalog import CatalogHistory
 from hub.clockcheck import flag_clock
 from hub.db import POSTGRESQL, engine, retryable_errors, site_transaction
 from hub.keys import HubKeys, SiteKeys
 from hub.projection import due_for_sweep, project_cases
+from hub.uplink import Uplink
 from hub.wall import WALL_COUNTER
 from iobase.sqlite import is_disk_full, transaction
 from protocol import topics
@@ -123,6 +124,7 @@ class Ingestor:
         self.hold_stall_ms = HOLD_STALL_MS
         self.hold_max_ms = HOLD_MAX_MS
         self.backentry_grace_ms = BACKENTRY_GRACE_MS
+        self.uplink = Uplink(False)  # a child hub's outbox to its parent (hub/uplink.py)
 
     # -- thread plumbing ------------------------------------------------------------------------
     def submit(self, topic: str, payload: bytes) -> None:
@@ -230,7 +232,7 @@ class Ingestor:
 
         topic, payload = msg
         log.exception("message on %s failed alone: quarantined", topic)
-        parsed = topics.parse_site_topic(topic)
+        parsed = topics.parse_site_topic(topic) or topics.parse_child_topic(topic)
         try:
             with transaction(self.conn):
                 self._quarantine(
@@ -252,7 +254,7 @@ class Ingestor:
         self.sites.maybe_reload()
         self._floor = {}
         self.catalogs.begin()
-        sites = {p[0] for t, _ in group if (p := topics.parse_site_topic(t))}
+        sites = {p[0] for t, _ in group if (p := topics.parse_site_topic(t) or topics.parse_child_topic(t))}
         with site_transaction(self.conn, sites), db.deferred_counters(self.conn):
             if self.site_scoped:  # another worker may lead and have imported a calendar
                 self.refresh_calendar(force=True)
@@ -266,6 +268,9 @@ class Ingestor:
         return out
 
     def _dispatch(self, topic: str, payload: bytes, now_ms: int, out: Outcome) -> None:
+        child = topics.parse_child_topic(topic)
+        if child is not None:  # a child hub's uplink (hub/children.py)
+            return children.handle(self, child[0], child[1], topic, payload, now_ms, out)
         parsed = topics.parse_site_topic(topic)
         if parsed is None:
             return self._quarantine(now_ms, None, topic, "bad_topic", "", payload)
@@ -798,6 +803,7 @@ class Ingestor:
         for t in transitions:
             if t.new in ("yellow", "red"):
                 self._alert(now_ms, t.site, t.case_no, f"light_{t.new}", t.new, f"{t.old} → {t.new}")
+                self.uplink.card(self.conn, t.case_no, t.new, t.old, now_ms)  # same transaction as the card
         if transitions and self.supervisor is not None:
             self.supervisor.on_transitions(self.conn, transitions, now)
 

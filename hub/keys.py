@@ -46,6 +46,7 @@ class SiteKeys:
         self._keys: dict[str, object] = {}
         self._names: dict[str, str] = {}
         self._revoked: set[str] = set()
+        self._children: dict[str, object] = {}  # child hubs (registry kind "hub"), by sender id
         self._lock = threading.Lock()
         self.version = 0
         self.maybe_reload(force=True)
@@ -67,18 +68,22 @@ class SiteKeys:
         except ConfigError as exc:
             log.error("keeping the previous site registry: %s", exc)
             return False
-        keys, names, revoked = {}, {}, set()
+        keys, names, revoked, children = {}, {}, set(), {}
         for s in reg.sites:
             names[s.code] = s.name
             if s.revoked:
                 revoked.add(s.code)
                 continue
             try:
-                keys[s.code] = load_public_pem(s.sign_pub.encode(), "ed25519")
+                pub = load_public_pem(s.sign_pub.encode(), "ed25519")
             except ValueError as exc:
-                log.error("site %s has an unusable key in the registry: %s", s.code, exc)
+                log.error("sender %s has an unusable key in the registry: %s", s.code, exc)
+                continue
+            # a child hub's key never verifies a site's batch, nor a site's a child's
+            (children if s.kind == "hub" else keys)[s.code] = pub
         with self._lock:
             self._keys, self._names, self._revoked, self._mtime = keys, names, revoked, mtime
+            self._children = children
             self.version += 1
         log.info("site registry loaded: %d active, %d revoked", len(keys), len(revoked))
         return True
@@ -86,6 +91,14 @@ class SiteKeys:
     def verify_key(self, site: str):
         """Ed25519 public key of an active site, or None (unknown or revoked)."""
         return self._keys.get(site)
+
+    def child_key(self, child: str):
+        """Ed25519 public key of an active child hub, or None (unknown, revoked, or a site)."""
+        return self._children.get(child)
+
+    def children(self) -> list[str]:
+        """Sender ids of active child hubs."""
+        return sorted(self._children)
 
     def is_revoked(self, site: str) -> bool:
         """True if the site was revoked."""

@@ -89,6 +89,7 @@ def render_metrics(conn, hub) -> str:
     out += ["# TYPE jiancha_tickets gauge"]
     for level, status, n in conn.execute("SELECT level, status, count(*) FROM tickets GROUP BY 1, 2"):
         out.append(_line("jiancha_tickets", n, {"level": level, "status": status}))
+    out += _uplink_lines(conn, counters)
     out += [
         "# TYPE jiancha_ingest_queue gauge",
         _line("jiancha_ingest_queue", hub.ingest.q.qsize()),
@@ -96,3 +97,25 @@ def render_metrics(conn, hub) -> str:
         _line("jiancha_broker_connected", int(hub.link.connected.is_set())),
     ]
     return "\n".join(out) + "\n"
+
+
+def _uplink_lines(conn, counters: dict) -> list[str]:
+    """Three levels (docs/rollup.md): this hub's outbox to its parent, and its children's marks."""
+    h, a = conn.execute(
+        "SELECT COALESCE((SELECT seq FROM uplink_head), 0), COALESCE((SELECT seq FROM uplink_acked), 0)"
+    ).fetchone()
+    out = [
+        "# HELP jiancha_uplink_seq This hub's uplink outbox: last record appended, last acknowledged by the parent",
+        "# TYPE jiancha_uplink_seq gauge",
+        _line("jiancha_uplink_seq", h, {"mark": "head"}),
+        _line("jiancha_uplink_seq", a, {"mark": "acked"}),
+        "# TYPE jiancha_child_records_stored_total counter",
+        _line("jiancha_child_records_stored_total", counters.get("child_records_stored", 0)),
+        "# TYPE jiancha_child_records_duplicate_total counter",
+        _line("jiancha_child_records_duplicate_total", counters.get("child_records_duplicate", 0)),
+        "# HELP jiancha_child_acked_seq Highest contiguous seq held per child hub",
+        "# TYPE jiancha_child_acked_seq gauge",
+    ]
+    for code, acked in conn.execute("SELECT code, acked_seq FROM child_hubs ORDER BY code"):
+        out.append(_line("jiancha_child_acked_seq", acked, {"child": code}))
+    return out

@@ -95,6 +95,7 @@ class HubLink:
             log.warning("broker refused the hub: %s", reason_code)
             return
         filters = [topics.ALL_BATCHES, topics.ALL_STATES, topics.ALL_CLIPS]
+        filters += [topics.ALL_CHILD_BATCHES, topics.ALL_CHILD_STATES]  # child hubs (hub/children.py)
         if self.identity:  # each message to one worker. A shared subscription gets no retained
             # messages: the sites' births come again when they see this worker's new hub state
             filters = [f"$share/{SHARE_GROUP}/{f}" for f in filters]

@@ -198,8 +198,18 @@ def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
         from hub.scores import PG_MIGRATIONS as SCORES_PG
         from hub.stats import PG_MIGRATIONS as STATS_PG
         from hub.supervision import PG_SUBJECT_MIGRATIONS as TICKET_SUBJECT_PG
+        from hub.uplink import PG_MIGRATIONS as UPLINK_PG
 
-        return [*PG, *FOLLOWUP_PG, *PORTAL_GUIDE_PG, *PORTAL_RATINGS_PG, *TICKET_SUBJECT_PG, *SCORES_PG, *STATS_PG]
+        return [
+            *PG,
+            *FOLLOWUP_PG,
+            *PORTAL_GUIDE_PG,
+            *PORTAL_RATINGS_PG,
+            *TICKET_SUBJECT_PG,
+            *SCORES_PG,
+            *STATS_PG,
+            *UPLINK_PG,
+        ]
     from hub.accounts import MIGRATIONS as ACCOUNTS
     from hub.clips import MIGRATIONS as CLIPS
     from hub.complaints import MIGRATIONS as COMPLAINTS
@@ -213,6 +223,7 @@ def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
     from hub.stats import MIGRATIONS as STATS
     from hub.supervision import MIGRATIONS as SUPERVISION
     from hub.supervision import SUBJECT_MIGRATIONS as TICKET_SUBJECT
+    from hub.uplink import MIGRATIONS as UPLINK
     from hub.wall import MIGRATIONS as WALL
 
     return [
@@ -233,6 +244,7 @@ def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
         *TICKET_SUBJECT,  # after the complaints and follow-ups: tickets name their subject
         *SCORES,
         *STATS,  # indexes the statistics read by (hub/stats.py)
+        *UPLINK,
     ]
 
 

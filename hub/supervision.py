@@ -63,6 +63,7 @@ class Supervisor:
         self.cfg = cfg
         self.calendar = calendar  # () -> WorkCalendar (the hub's current one)
         self.notify = notify  # (conn, department, roles, template, facts, dedupe_key) -> None
+        self.uplink = None  # hub.uplink.Uplink: every ticket step also goes to the parent hub
 
     # -- cards ------------------------------------------------------------------------------------
     def on_transitions(self, conn, transitions: list[Transition], now: datetime) -> None:
@@ -237,6 +238,8 @@ class Supervisor:
             "INSERT INTO ticket_events (ticket_id, at_ms, actor, action, text) VALUES (?, ?, ?, ?, ?)",
             (tid, at_ms, actor, action, text),
         )
+        if self.uplink is not None:  # in the step's transaction: forwarded exactly when it happened
+            self.uplink.ticket_step(conn, tid, action, actor, at_ms)
 
     def _ticket(self, conn, ticket_id: int, department: str | None = None) -> dict:
         cur = conn.execute("SELECT * FROM tickets WHERE id=?", (ticket_id,))

@@ -20,6 +20,8 @@ commands:
   provision init-hub         create a hub directory (CA, keys, broker config)
   provision add-site         add a township site (keys, client certificate, ACL)
   provision revoke-site      revoke a site (registry, CRL, ACL; effective without restart)
+  provision add-child-hub    provision a child hub (county/city) forwarding to this hub
+  provision install-parent   install a child-hub bundle into the child's hub directory
   provision add-hub-workers  broker identities for several hub ingest workers (PostgreSQL store)
   provision hub-https        issue or renew the hub web's HTTPS certificate from the project CA
   provision agent-https      issue or renew a box's LAN HTTPS certificate (clerk page) from the project CA
@@ -84,6 +86,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     rs.add_argument("--dir", type=Path, required=True)
     rs.add_argument("--code", required=True)
+    ach = cmd(
+        prov,
+        "add-child-hub",
+        "Create DIR/children/hub-REGION/ (keys, client certificate, parent keys, parent.yaml) for a child "
+        "hub and register it as a sender of kind hub (docs/rollup.md). Revoke with revoke-site --code hub-REGION.",
+        "jiancha provision add-child-hub --dir /etc/jiancha --code 140721 --name 榆次区政务服务中心 --level county",
+    )
+    ach.add_argument("--dir", type=Path, required=True, help="the parent hub's directory")
+    ach.add_argument("--code", required=True, help="the child's region code, e.g. 140721")
+    ach.add_argument("--name", required=True, help="human name of the child hub")
+    ach.add_argument("--level", choices=["county", "city"], default="county")
+    ip = cmd(
+        prov,
+        "install-parent",
+        "Copy a child-hub bundle (made by add-child-hub on the parent) to DIR/parent/ and set `parent:` in "
+        "DIR/hub.yaml; the hub forwards its cards and 督办 steps there from its next start.",
+        "jiancha provision install-parent --dir /etc/jiancha --bundle /media/usb/hub-140721",
+    )
+    ip.add_argument("--dir", type=Path, required=True, help="the child hub's directory")
+    ip.add_argument("--bundle", type=Path, required=True, help="the folder add-child-hub wrote")
     hw = cmd(
         prov,
         "add-hub-workers",
@@ -179,6 +201,17 @@ def _dispatch(args) -> int:
         from provisioning.setup import add_site
 
         print(f"site created: {add_site(args.dir, code=args.code, name=args.name, board=args.board)}")
+        return 0
+    if key == ("provision", "add-child-hub"):
+        from provisioning.child_hub import add_child_hub
+
+        folder = add_child_hub(args.dir, code=args.code, name=args.name, level=args.level)
+        print(f"child hub bundle: {folder} (install it with `jiancha provision install-parent` on the child)")
+        return 0
+    if key == ("provision", "install-parent"):
+        from provisioning.child_hub import install_parent
+
+        print(f"parent installed: {install_parent(args.dir, bundle=args.bundle)}")
         return 0
     if key == ("provision", "add-hub-workers"):
         from provisioning.setup import add_hub_workers

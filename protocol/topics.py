@@ -11,6 +11,13 @@ site only. The hub reads and writes everything under the root.
     jc/v1/site/{site}/up/clip      signed chunks of a requested clip
     jc/v1/site/{site}/down/clip    the hub's ack of each stored chunk
     jc/v1/hub/state                hub online/offline, retained; agents drain only when online
+
+A child hub (county → city, city → province; DESIGN §7) talks to its parent's broker like a
+site, under its own namespace (its sender id is `hub-REGION`, never a site code):
+
+    jc/v1/child/{child}/up/batch   sealed, signed uplink batches (cards, 督办 steps) (QoS 1)
+    jc/v1/child/{child}/up/state   birth (online) and death-as-Will (offline), retained
+    jc/v1/child/{child}/down/ack   the parent's acks: highest contiguous seq, resend request
 """
 
 from __future__ import annotations
@@ -102,11 +109,57 @@ def acl_lines_for_hub(identity: str) -> list[str]:
 
 
 ALL_SITE_UP = f"{ROOT}/site/+/up/#"
+ALL_CHILD_UP = f"{ROOT}/child/+/up/#"
 
 
 def acl_lines_for_broker_tool(identity: str) -> list[str]:
     """Mosquitto ACL entries for the broker runner's own identity (provisioning/broker.py: the
     health probe needs no topic at all; the retained-message sweep reads every site's up-topics
-    and publishes empty retained messages there to delete strays). Nothing else: no down-topic,
+    and publishes empty retained messages there to delete strays; the child hubs' up-topics alike). Nothing else: no down-topic,
     no hub state, so this key cannot speak for the hub."""
-    return [f"user {identity}", f"topic readwrite {ALL_SITE_UP}"]
+    return [f"user {identity}", f"topic readwrite {ALL_SITE_UP}", f"topic readwrite {ALL_CHILD_UP}"]
+
+
+def child_batch(child: str) -> str:
+    """Topic a child hub publishes its uplink batches to (on its parent's broker)."""
+    return f"{ROOT}/child/{child}/up/batch"
+
+
+def child_state(child: str) -> str:
+    """Retained birth/death topic of a child hub."""
+    return f"{ROOT}/child/{child}/up/state"
+
+
+def child_ack(child: str) -> str:
+    """The parent's acknowledgements for a child hub."""
+    return f"{ROOT}/child/{child}/down/ack"
+
+
+def child_down_filter(child: str) -> str:
+    """Everything a child hub may read about itself on its parent's broker."""
+    return f"{ROOT}/child/{child}/down/#"
+
+
+ALL_CHILD_BATCHES = f"{ROOT}/child/+/up/batch"
+ALL_CHILD_STATES = f"{ROOT}/child/+/up/state"
+
+
+def parse_child_topic(topic: str) -> tuple[str, str] | None:
+    """('hub-140721', 'up/batch') for a child-hub topic, None for anything else."""
+    parts = topic.split("/")
+    if len(parts) >= 5 and "/".join(parts[:2]) == ROOT and parts[2] == "child":
+        return parts[3], "/".join(parts[4:])
+    return None
+
+
+def acl_lines_for_child_hub(child: str) -> list[str]:
+    """Mosquitto ACL entries for a child hub on its parent's broker (username = certificate CN
+    = the child's sender id): write its two up-topics, read its down-topics and the parent's
+    online state. Nothing under any site's topics."""
+    return [
+        f"user {child}",
+        f"topic write {child_batch(child)}",
+        f"topic write {child_state(child)}",
+        f"topic read {child_down_filter(child)}",
+        f"topic read {HUB_STATE}",
+    ]

@@ -149,9 +149,9 @@ class _SweepInterrupted(BrokerError):
 
 
 def is_stray_retained(topic: str, size: int) -> bool:
-    """A retained message that should not be kept: only a site's up/state may be retained, and
-    only at a birth/death message's size (the hub's own topics are never stray)."""
-    parsed = topics.parse_site_topic(topic)
+    """A retained message that should not be kept: only a site's (or a child hub's) up/state may
+    be retained, and only at a birth/death message's size (the hub's own topics are never stray)."""
+    parsed = topics.parse_site_topic(topic) or topics.parse_child_topic(topic)
     if parsed is None:
         return False
     _site, rest = parsed
@@ -224,9 +224,10 @@ def sweep_retained(host: str, port: int, *, ca: Path, cert: Path, key: Path, tim
     client.loop_start()
     try:
         _rc, first = client.subscribe(topics.ALL_SITE_UP, qos=0)
+        _rc, second = client.subscribe(topics.ALL_CHILD_UP, qos=0)  # child hubs (docs/rollup.md)
         _rc, barrier = client.subscribe(f"{topics.ROOT}/site/+/up/jc-sweep-barrier", qos=0)
         with cond:
-            if not cond.wait_for(lambda: lost or (barrier in acked and first in acked), timeout):
+            if not cond.wait_for(lambda: lost or {first, second, barrier} <= acked, timeout):
                 raise BrokerError(
                     f"no SUBACK from {host}:{port} within {timeout:.0f} s while sweeping retained messages"
                 )
@@ -237,6 +238,7 @@ def sweep_retained(host: str, port: int, *, ca: Path, cert: Path, key: Path, tim
                 )
             found = sorted(stray)
         client.unsubscribe(topics.ALL_SITE_UP)
+        client.unsubscribe(topics.ALL_CHILD_UP)
         infos = [client.publish(t, b"", qos=1, retain=True) for t in found]
         deadline = time.monotonic() + timeout
         for info in infos:

@@ -173,6 +173,8 @@ def acl_text(registry: Registry, workers: int = 0) -> str:
     out += topics.acl_lines_for_broker_tool(BROKER_TOOL_IDENTITY) + [""]
     for code in sorted(registry.active()):
         out += topics.acl_lines_for_site(code) + [""]
+    for code in sorted(registry.active_children()):  # child hubs: only their own child topics
+        out += topics.acl_lines_for_child_hub(code) + [""]
     return "\n".join(out)
 
 

@@ -361,6 +361,11 @@ def tighten_modes(root: Path) -> None:
         for site in sites.iterdir():
             if site.is_dir() and not site.is_symlink():
                 folders += [site, site / "data"]
+    children = root / "children"  # child-hub bundles (provisioning/child_hub.py)
+    if children.is_dir():
+        folders.append(children)
+        folders += [c for c in children.iterdir() if c.is_dir() and not c.is_symlink()]
+    folders.append(root / "parent")  # this hub's own bundle from its parent
     files = [root / "hub.yaml", root / "registry.yaml", root / ".provision.lock"]
     for folder in folders:
         if not folder.is_dir():

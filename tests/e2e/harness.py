@@ -165,14 +165,22 @@ class Proc:
 class Env:
     """A hub directory with sites, a broker, a hub and agents."""
 
-    def __init__(self, root: Path, sites=("S01", "S02"), store_url: str | None = None):
-        """`store_url`: the hub's store (default: SQLite in the hub's data folder)."""
+    def __init__(
+        self,
+        root: Path,
+        sites=("S01", "S02"),
+        store_url: str | None = None,
+        *,
+        region: str = "140700",
+        level: str = "city",
+        name: str = "测试市政务服务中心",
+    ):
+        """`store_url`: the hub's store (default: SQLite in the hub's data folder); `region`,
+        `level`, `name`: the hub's (a county under a city: tests/e2e/test_uplink.py)."""
         self.root = root
         self.broker_port = free_port()
         self.hub_port = free_port()
-        init_hub(
-            root, region="140700", name="测试市政务服务中心", broker_port=self.broker_port, http_port=self.hub_port
-        )
+        init_hub(root, region=region, name=name, level=level, broker_port=self.broker_port, http_port=self.hub_port)
         for code in sites:
             add_site(root, code=code, name=f"{code}便民服务中心")
         if store_url is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from hub import uplink
 from hub.cli import main as hub_main
 from hub.config import HubConfig
 from hub.db import connect
@@ -14,6 +15,7 @@ from hub.store import open_db
 from iobase.config import load_config
 from iobase.sqlite import transaction
 from protocol import topics
+from protocol.records import decode_record
 from provisioning.setup import add_site, init_hub
 from tests.craft import SiteSigner, chain, trust_item
 
@@ -34,6 +36,9 @@ def city(tmp_path):
         recs, _ = chain(code, n)
         ing.process_group([(topics.site_batch(code), SiteSigner(root, code).seal(recs, 1))])
     ing.process_group([(topics.site_batch("S01"), b"not a batch")])  # a quarantined row
+    with transaction(conn):  # a child hub's outbox to its parent (hub/uplink.py)
+        for n in (1, 2):
+            uplink.append(conn, "card", {"n": n}, 1_794_000_000_000 + n)
     conn.close()
     return url
 
@@ -50,7 +55,16 @@ def test_the_copy_has_every_row_and_the_same_chain_heads(city, pg_server, capsys
     assert "records: 48 rows" in out and "3 sites' chain heads equal" in out
     src, dst = connect(city), connect(target)
     try:
-        for table in ("records", "cases", "sites", "quarantine", "counters", "catalog_versions", "config"):
+        for table in (
+            "records",
+            "cases",
+            "sites",
+            "quarantine",
+            "counters",
+            "catalog_versions",
+            "config",
+            "uplink_log",
+        ):
             assert _count(dst, f"SELECT count(*) FROM {table}") == _count(src, f"SELECT count(*) FROM {table}"), table
         heads = chain_heads(dst)
         assert heads == chain_heads(src) and heads["S01"][0] == 40 and heads["S01"][1]
@@ -63,6 +77,9 @@ def test_the_copy_has_every_row_and_the_same_chain_heads(city, pg_server, capsys
                 0
             ]
         assert new > top
+        with transaction(dst):  # the outbox goes on where it was, linked to its last record
+            assert uplink.append(dst, "card", {"n": 3}, 1_794_000_000_003) == 3
+        assert decode_record(uplink.read(dst, 3, 3)[0]).prev == uplink.record_hash_at(src, 2)
     finally:
         src.close()
         dst.close()
