@@ -20,11 +20,14 @@ from hub import scores
 from hub.access import ADMIN, SUPERVISOR, VIEWER, Actor
 from hub.httpjson import dumps, error
 from hub.scores_rules import KINDS, MANUAL_CATEGORIES, RuleSet, load_rules, rules_path
+from hub.ttlcache import TtlCache
 from hub.web_auth import actor_of
 from protocol.calendar import local_date
 
 HUB = web.AppKey("hub_scores", object)
 RULES = web.AppKey("scores_rules", RuleSet)
+CACHE = web.AppKey("scores_cache", TtlCache)
+CACHE_TTL_S = 60.0  # a month of a million cases takes seconds to score: pages reuse a result this long
 MESSAGES = {"manual": "人工计分项已录入，已记入操作日志。", "closed": "该期间已封存：以后新增的记录不再改变其结果。"}
 
 
@@ -40,9 +43,17 @@ def default_period(today: date) -> str:
 
 
 def _compute(request, period: scores.Period, check: bool = True) -> dict:
+    """The period's result, reused for CACHE_TTL_S within this process (a manual item or a closing
+    made here clears it; another worker's page may lag by up to that long: docs/scores.md)."""
     hub = request.app[HUB]
-    return scores.period_result(hub.reader, request.app[RULES], period, hub.ingest.calendar, local_date(_now(request)),
-                                hub.cfg.complaints.reply_days, check=check)  # fmt: skip
+    as_of = local_date(_now(request))
+
+    def fresh():
+        res = scores.period_result(hub.reader, request.app[RULES], period, hub.ingest.calendar, as_of,
+                                   hub.cfg.complaints.reply_days, check=check)  # fmt: skip
+        return res, None
+
+    return request.app[CACHE].get_or_compute((period.text, as_of, check), fresh)[0]
 
 
 def visible(result: dict, level: str, actor: Actor) -> list[dict]:
@@ -154,6 +165,7 @@ async def manual_form(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     who = await asyncio.to_thread(actor_name, hub.reader, actor) if actor.session_id else actor.name
     await asyncio.to_thread(hub.write, lambda c: scores.add_manual(c, values, who, _now(request), actor.role))
+    request.app[CACHE].clear()
     raise web.HTTPSeeOther(f"/scores?period={values['day'][:7]}&ok=manual")
 
 
@@ -173,6 +185,7 @@ async def close_form(request: web.Request) -> web.Response:
         await asyncio.to_thread(
             hub.write, lambda c: scores.close_period(c, rules, period, cal, _now(request), who, days)
         )
+        request.app[CACHE].clear()
     except scores.ScoresError as exc:
         return await scores_page(request, error_text=chinese_part(str(exc)), status=409)
     raise web.HTTPSeeOther(f"/scores?period={period.text}&ok=closed")
@@ -232,6 +245,7 @@ def add_routes(app: web.Application, hub) -> None:
     is read once here (a bad file stops the hub with the file, rule and key named)."""
     app[HUB] = hub
     app[RULES] = load_rules(rules_path(hub.cfg, None))
+    app[CACHE] = TtlCache(CACHE_TTL_S, 16)
     r = app.router
     r.add_get("/api/scores", scores_api)
     r.add_get("/scores", scores_page)

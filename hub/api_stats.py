@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import threading
-import time
-from collections import OrderedDict
 from urllib.parse import quote, urlencode
 
 from aiohttp import web
@@ -21,6 +18,7 @@ from hub.access import ADMIN, SUPERVISOR
 from hub.httpjson import dumps, error
 from hub.stats import TRENDS, Filter, StatsError, compute, parse_period
 from hub.stats_tables import TABLE_NAMES, TREND_ZH, tables, to_csv, to_xlsx
+from hub.ttlcache import TtlCache
 from hub.web_auth import actor_of
 from protocol.calendar import local_date
 
@@ -57,38 +55,6 @@ def query(request: web.Request) -> tuple[Filter, object, object, str]:
     if dept is not None and len(dept) > DEPARTMENT_MAX:
         raise StatsError(f"department 最长 {DEPARTMENT_MAX} 字 (department too long)")
     return Filter(actor_of(request), region, dept), first, last, trend
-
-
-class StatsCache:
-    """The last statistics per (scope, filter, period, trend), reused for CACHE_TTL_S: a month of
-    a million-case store takes about a second to count, the page and its exports are asked for
-    again and again (a wall screen, each export link). Figures are at most that old (docs/stats.md)."""
-
-    def __init__(self, ttl_s: float = CACHE_TTL_S, entries: int = CACHE_ENTRIES):
-        self.ttl_s, self.entries = ttl_s, entries
-        self.data: OrderedDict[tuple, tuple[float, dict, list]] = OrderedDict()
-        self.lock = threading.Lock()
-        self.busy: dict[tuple, threading.Lock] = {}
-
-    def get_or_compute(self, key: tuple, fn) -> tuple[dict, list]:
-        """The cached value of `key`, or fn() (one computation per key at a time)."""
-        with self.lock:
-            gate = self.busy.setdefault(key, threading.Lock())
-        with gate:
-            with self.lock:
-                hit = self.data.get(key)
-                if hit is not None and time.monotonic() - hit[0] < self.ttl_s:
-                    self.data.move_to_end(key)
-                    return hit[1], hit[2]
-            stats, tabs = fn()
-            with self.lock:
-                self.data[key] = (time.monotonic(), stats, tabs)
-                self.data.move_to_end(key)
-                while len(self.data) > self.entries:
-                    self.data.popitem(last=False)
-                if len(self.busy) > 4 * self.entries:
-                    self.busy = {k: v for k, v in self.busy.items() if v.locked()}
-            return stats, tabs
 
 
 def _compute(request: web.Request, flt: Filter, first, last, trend: str) -> tuple[dict, list]:
@@ -189,7 +155,7 @@ async def bulletin_pdf(request: web.Request) -> web.Response:
 def add_routes(app: web.Application, hub) -> None:
     """Register the statistics' API and pages (after hub.pages.setup)."""
     app[HUB] = hub
-    app[CACHE] = StatsCache()
+    app[CACHE] = TtlCache(CACHE_TTL_S, CACHE_ENTRIES)
     r = app.router
     r.add_get("/api/stats", stats_api)
     r.add_get("/api/stats/export", export)

@@ -121,3 +121,33 @@ def test_a_region_supervisor_enters_manual_items_only_for_its_own_sites(hub):
     status, loc, _ = _post(hub, "sup-b", "/scores/manual", {**base, "site": "140703-001", "window": "1"})
     stored = hub.reader.execute("SELECT site FROM score_manual ORDER BY id DESC").fetchall()
     assert status == 303 and len(stored) == seeded + 1 and tuple(stored[0]) == ("140703-001",)
+
+
+def test_a_manual_item_shows_at_once_although_results_are_reused_for_a_minute(hub):
+    """One running app reuses a period's result for CACHE_TTL_S; a manual item entered through it
+    clears that, so the next view has the new line (a media praise for ZR)."""
+    manual = {"category": "media_praise", "day": "2026-11-28", "department": ZR, "reason": "日报表扬",
+              "attachment": "报道.pdf"}  # fmt: skip
+
+    async def go():
+        async with served(hub) as (base, _app), aiohttp.ClientSession() as s:
+            sess = open_session(hub, "sup")
+            h = cookie_headers(sess, base, csrf=False)
+
+            async def scores_now():
+                async with s.get(base + "/api/scores?period=2026-11&by=department", headers=h) as r:
+                    return await r.json()
+
+            first = await scores_now()
+            hub.write(lambda c: c.execute("DELETE FROM votes"))  # behind the cache's back
+            again = await scores_now()
+            async with s.post(base + "/scores/manual", data={**manual, "csrf": sess["csrf"]}, headers=h,
+                              allow_redirects=False) as r:  # fmt: skip
+                assert r.status == 303
+            return first, again, await scores_now()
+
+    first, again, after = asyncio.run(go())
+    assert again == first  # reused: the deleted votes are not seen yet
+    zr = next(e for e in after["entries"] if e["key"] == ZR)
+    assert any(ln["rule"] == "media_praise" for ln in zr["lines"])
+    assert after["entries"] != first["entries"]
