@@ -57,7 +57,8 @@ def test_init_hub_writes_a_loadable_hub(root):
     assert cert_common_name(tool) == "jc-broker-tool"
     tool.verify_directly_issued_by(load_cert(root / "ca/ca.crt"))
     acl = [block.strip() for block in layout.acl.read_text().split("\n\n")]
-    assert "user jc-broker-tool\ntopic readwrite jc/v1/site/+/up/#" in acl  # that and nothing else
+    # the retained-message sweep's identity: the sites' and child hubs' up-topics and nothing else
+    assert "user jc-broker-tool\ntopic readwrite jc/v1/site/+/up/#\ntopic readwrite jc/v1/child/+/up/#" in acl
     assert layout.data.is_dir()
 
 
@@ -114,7 +115,10 @@ def test_add_site_writes_a_loadable_agent(root):
         "topic read jc/v1/hub/state\n"
     ) in acl
     # no wildcard for a site: the only up/# is the broker tool's (for the retained sweep)
-    assert [line for line in acl.splitlines() if "up/#" in line] == ["topic readwrite jc/v1/site/+/up/#"]
+    assert [line for line in acl.splitlines() if "up/#" in line] == [
+        "topic readwrite jc/v1/site/+/up/#",
+        "topic readwrite jc/v1/child/+/up/#",
+    ]
 
 
 @pytest.mark.parametrize(
