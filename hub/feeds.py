@@ -26,6 +26,7 @@ import paho.mqtt.client as mqtt
 from hub import uplink
 from hub.config import HubConfig, Registry
 from hub.db import connect
+from hub.forwarder import _split
 from iobase.config import ConfigError, load_config
 from iobase.mqtt import make_tls_client
 from iobase.sqlite import transaction
@@ -252,7 +253,7 @@ class FeedPublisher:
             while f.next is not None and f.next <= head and f.next <= f.acked + self.window:
                 last = min(head, f.next + self.batch_records - 1, f.acked + self.window)
                 if not self._send(fid, f, f.next, last):
-                    break
+                    break  # (f.next is where it stopped)
                 f.next = last + 1
 
     def _send(self, fid: str, f: _Feed, first: int, last: int) -> bool:
@@ -260,17 +261,19 @@ class FeedPublisher:
         if len(data) != last - first + 1:
             log.error("uplink read %d..%d returned %d records", first, last, len(data))
             return False
-        payload = seal_batch(
-            self.sender,
-            data,
-            sign_key=self.sign_key,
-            hub_seal_pub=f.seal_pub,
-            sent_ms=int(time.time() * 1000),
-            first_seq=first,
-        )
-        info = self.client.publish(topics.feed_batch(fid), payload, qos=1)
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            return False
-        self.counters["batches_sent"] += 1
-        self.counters["records_sent"] += len(data)
+        for start, chunk in _split(first, data):  # at most 512 KiB and 2000 records a batch
+            payload = seal_batch(
+                self.sender,
+                chunk,
+                sign_key=self.sign_key,
+                hub_seal_pub=f.seal_pub,
+                sent_ms=int(time.time() * 1000),
+                first_seq=start,
+            )
+            info = self.client.publish(topics.feed_batch(fid), payload, qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                f.next = start  # paho's queue is full: go on from here on the next pass
+                return False
+            self.counters["batches_sent"] += 1
+            self.counters["records_sent"] += len(chunk)
         return True

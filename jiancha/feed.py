@@ -114,9 +114,16 @@ def tail(
         acked = reader.acked if reader.next_seq is not None else None
         client.publish(topics.feed_ack(cfg.feed), encode_ack(acked, _hash_or_none(reader), resend=True), qos=1)
 
-    printed, last = 0, time.monotonic()
+    printed, last, started, connected, warned = 0, time.monotonic(), time.monotonic(), False, False
     try:
         while count is None or printed < count:
+            if not connected and not warned and time.monotonic() - started > 10:
+                warned = True
+                err.write(
+                    f"feed: not connected to {cfg.broker.host}:{cfg.broker.port} after 10 s "
+                    "(wrong host or port, or a revoked or expired certificate?)\n"
+                )
+                err.flush()
             if idle_s is not None and time.monotonic() - last > idle_s:
                 err.write(f"feed: no record for {idle_s:g} s; stopping at seq {reader.acked}\n")
                 break
@@ -128,6 +135,7 @@ def tail(
                 if arg.is_failure:
                     err.write(f"feed: the broker refused the connection: {arg}\n")
                     return 2
+                connected = True
                 client.subscribe(topics.feed_batch(cfg.feed), qos=1)
             elif kind == "subscribed":
                 if any(getattr(rc, "is_failure", False) for rc in arg):

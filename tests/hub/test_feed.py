@@ -41,7 +41,7 @@ FEED = "feed-platform"
 HUB = "hub-140700"
 PERSONAL = ["王五", "赵六", "110101199003077777", "13800138000", "00000001"]
 WORKTREE = Path(__file__).resolve().parents[2]
-SCREEN_DIR = os.environ.get("JIANCHA_FEED_EXAMPLE")  # write docs/feed.md's worked example here
+SCREEN_DIR = os.environ.get("JIANCHA_FEED_EXAMPLE")  # write docs/feed-example/ (docs/feed.md's worked example)
 
 
 class Clock:
@@ -230,8 +230,14 @@ def test_the_feed_end_to_end_mosquitto_sub_decode_tail_and_ack_later(city, store
                 assert p.encode() not in raw
             if SCREEN_DIR:
                 Path(SCREEN_DIR).mkdir(parents=True, exist_ok=True)
-                (Path(SCREEN_DIR) / "feed-raw.bin").write_bytes(raw)
-                (Path(SCREEN_DIR) / "feed-decoded.jsonl").write_bytes(d.stdout)
+                ex = Path(SCREEN_DIR)
+                (ex / "raw.bin").write_bytes(raw)
+                (ex / "decoded.jsonl").write_bytes(d.stdout)
+                for f in ("seal.key", "seal.pub", "hub_sign.pub"):  # a throwaway test hub's keys
+                    (ex / f).write_bytes((city / "feeds" / FEED / f).read_bytes())
+                fc = yaml.safe_load((city / "feeds" / FEED / "FEED.yaml").read_text(encoding="utf-8"))
+                fc["broker"].update(host="hub.example.gov.cn", port=8883)
+                (ex / "FEED.yaml").write_text(yaml.safe_dump(fc, allow_unicode=True, sort_keys=False))
 
             # 2. `jiancha feed tail` from seq 1 without acking: all six, the cursor stays
             fy = str(city / "feeds" / FEED / "FEED.yaml")
@@ -270,6 +276,19 @@ def _wait(cond, timeout=10.0):
     while not cond():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.05)
+
+
+def test_the_documented_example_decodes_as_documented():
+    """docs/feed-example/: real bytes of a test run (three batches from mosquitto_sub -N) with that
+    run's keys; decoded by hand in docs/feed.md."""
+    ex = WORKTREE / "docs" / "feed-example"
+    d = _jiancha("feed", "decode", "--config", str(ex / "FEED.yaml"), str(ex / "raw.bin"))
+    assert d.returncode == 0 and d.stderr == b""
+    assert d.stdout == (ex / "decoded.jsonl").read_bytes()
+    assert _summary(_lines(d.stdout)) == EXPECTED
+    red = _lines(d.stdout)[1]
+    assert red["at_ms"] == 1_794_240_001_000 and red["body"]["previous"] == "yellow"
+    assert red["body"]["case"]["violations"] == ["acceptance_timeout"]
 
 
 def test_cursor_moves_only_forward(store_url):
