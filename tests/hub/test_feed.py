@@ -349,3 +349,59 @@ def test_ack_round_trip():
     a = parse_ack(encode_ack(7, b"\x01" * 32, resend=True))
     assert (a.acked, a.acked_hash, a.resend) == (7, b"\x01" * 32, True)
     assert parse_ack(b'{"resend": true}').acked is None
+
+
+def test_the_publisher_moves_the_cursor_only_on_its_own_records_and_rewinds_on_request(city, db, store_url):
+    """hub/feeds.py on_ack stepped by hand (no broker): acks checked against the outbox's hashes."""
+    _produce(city, db)
+    cfg = load_config(city / "hub.yaml", HubConfig)
+    pub = FeedPublisher(cfg, store_url, sign_key=HubKeys.load(cfg).sign_key)
+    try:
+        f = pub.feeds[FEED]
+        f.next = 7  # everything sent
+        h3 = uplink.record_hash_at(db, 3)
+        ack = topics.feed_ack(FEED)
+        pub.on_ack(ack, encode_ack(3, h3))
+        assert (feeds.cursor(db, FEED), f.acked, f.next) == (3, 3, 7)  # a plain ack does not rewind
+        pub.on_ack(ack, encode_ack(4, b"\x00" * 32))  # not our record's hash
+        pub.on_ack(ack, encode_ack(9))  # beyond the head
+        pub.on_ack(ack, b'{"acked": "4"}')  # malformed
+        pub.on_ack(topics.feed_ack("feed-unknown"), encode_ack(5))  # no such feed: ignored
+        assert feeds.cursor(db, FEED) == 3 and pub.counters["acks_refused"] == 3
+        pub.on_ack(ack, encode_ack(2))  # an older ack: the cursor stays
+        assert feeds.cursor(db, FEED) == 3
+        pub.on_ack(ack, encode_ack(2, resend=True))  # a consumer that lost 3: from 3 again
+        assert (f.acked, f.next) == (3, 3)
+        pub.on_ack(ack, encode_ack(None, resend=True))  # "from your cursor"
+        assert f.next == 4
+        pub.on_ack(ack, encode_ack(6, uplink.record_hash_at(db, 6)))
+        assert (feeds.cursor(db, FEED), f.next) == (6, 7)
+    finally:
+        pub.conn.close()
+
+
+def test_the_reader_holds_back_after_a_gap_until_the_resend_fills_it(city, db):
+    """protocol/feed.py FeedReader as `tail` uses it: nothing past a gap, each seq once."""
+    from protocol.feed import FeedReader
+
+    _produce(city, db)
+    sign = load_private_pem((city / "hub" / "sign.key").read_bytes(), "ed25519")
+    seal_pub = load_public_pem((city / "feeds" / FEED / "seal.pub").read_bytes(), "x25519")
+    recs = uplink.read(db, 1, 6)
+
+    def batch(first, last):
+        return seal_batch(HUB, recs[first - 1 : last], sign_key=sign, hub_seal_pub=seal_pub, sent_ms=0, first_seq=first)
+
+    reader = FeedReader(
+        FEED,
+        HUB,
+        load_public_pem((city / "hub" / "sign.pub").read_bytes(), "ed25519"),
+        load_private_pem((city / "feeds" / FEED / "seal.key").read_bytes(), "x25519"),
+        next_seq=1,
+    )
+    assert [r["seq"] for r in reader.accept(batch(1, 2))] == [1, 2]
+    assert reader.accept(batch(5, 6)) == [] and reader.problems == ["GAP: expected seq 3, got 5"]
+    assert reader.acked == 2  # what tail asks the resend from
+    assert [r["seq"] for r in reader.accept(batch(2, 4))] == [3, 4]  # 2 again: dropped
+    assert [r["seq"] for r in reader.accept(batch(5, 6))] == [5, 6]
+    assert reader.duplicates == 1 and reader.acked == 6
