@@ -246,20 +246,35 @@ def test_the_feed_end_to_end_mosquitto_sub_decode_tail_and_ack_later(city, store
             assert _summary(_lines(t.stdout)) == EXPECTED and t.stderr == b""
             assert feeds.cursor(conn, FEED) == 0
 
-            # 3. a consumer that acks two records and goes away ...
+            # 3. a platform with plain mosquitto tools acks seq 1 (with its hash) ...
+            f = _files(city)
+            m = subprocess.run(
+                ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "--cafile", str(f.ca), "--cert",
+                 str(f.cert), "--key", str(f.key), "-q", "1", "-t", topics.feed_ack(FEED),
+                 "-m", json.dumps({"acked": 1, "acked_hash": decoded[0]["hash"]})],
+                capture_output=True, timeout=20,
+            )  # fmt: skip
+            assert m.returncode == 0, m.stderr
+            _wait(lambda: feeds.cursor(conn, FEED) == 1)
+            # ... a consumer that reads from the cursor, acks two records and goes away ...
             t = _jiancha("feed", "tail", "--config", fy, "--ack", "--count", "2", "--idle", "10")
-            assert _summary(_lines(t.stdout)) == EXPECTED[:2], t.stderr
-            _wait(lambda: feeds.cursor(conn, FEED) == 2)
-            # ... while the hub goes on: the escalated ticket is answered late → two more records
+            assert _summary(_lines(t.stdout)) == EXPECTED[1:3], t.stderr
+            _wait(lambda: feeds.cursor(conn, FEED) == 3)
+            # ... while the hub goes on: the 督办建议 (reply due 11-16) is not answered by 11-20 →
+            # its no_reply step and the 督办决定 it escalates to: seqs 7 and 8
             clock.t = datetime(2026, 11, 20, 0, 0, 1, tzinfo=CST)
             ing.sweep()
-            assert uplink.head(conn) > 6
             head = uplink.head(conn)
+            assert head == 8
             # ... comes back and gets the rest, exactly once, in order, then acks it all
-            t = _jiancha("feed", "tail", "--config", fy, "--ack", "--count", str(head - 2), "--idle", "10")
+            t = _jiancha("feed", "tail", "--config", fy, "--ack", "--count", str(head - 3), "--idle", "10")
             got = _lines(t.stdout)
-            assert [x["seq"] for x in got] == list(range(3, head + 1)), t.stderr
-            assert _summary(got)[:4] == EXPECTED[2:] and t.stderr == b""
+            assert [x["seq"] for x in got] == list(range(4, head + 1)), t.stderr
+            assert _summary(got)[:3] == EXPECTED[3:] and t.stderr == b""
+            assert _summary(got)[3:] == [
+                (7, "ticket.step", ("suggestion", "no_reply")),
+                (8, "ticket.step", ("decision", "open")),
+            ]
             _wait(lambda: feeds.cursor(conn, FEED) == head)
             assert pub.counters["acks_refused"] == 0
         finally:
