@@ -10,9 +10,11 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -22,6 +24,7 @@ from hub.config import HubConfig, Registry, Supervision
 from hub.feeds import FeedPublisher, has_feeds
 from hub.ingest import Ingestor
 from hub.keys import HubKeys, SiteKeys
+from hub.metrics import render_metrics
 from hub.store import open_db
 from hub.supervision import Supervisor
 from hub.uplink import Uplink
@@ -367,8 +370,9 @@ def test_ack_round_trip():
 
 
 def test_the_publisher_moves_the_cursor_only_on_its_own_records_and_rewinds_on_request(city, db, store_url):
-    """hub/feeds.py on_ack stepped by hand (no broker): acks checked against the outbox's hashes."""
-    _produce(city, db)
+    """hub/feeds.py on_ack stepped by hand (no broker): acks checked against the outbox's hashes;
+    /metrics shows the cursor."""
+    ing, _ = _produce(city, db)
     cfg = load_config(city / "hub.yaml", HubConfig)
     pub = FeedPublisher(cfg, store_url, sign_key=HubKeys.load(cfg).sign_key)
     try:
@@ -391,6 +395,9 @@ def test_the_publisher_moves_the_cursor_only_on_its_own_records_and_rewinds_on_r
         assert f.next == 4
         pub.on_ack(ack, encode_ack(6, uplink.record_hash_at(db, 6)))
         assert (feeds.cursor(db, FEED), f.next) == (6, 7)
+        text = render_metrics(db, SimpleNamespace(ingest=ing, link=SimpleNamespace(connected=threading.Event())))
+        assert 'jiancha_feed_acked_seq{feed="feed-platform"} 6' in text.splitlines()
+        assert 'jiancha_uplink_seq{mark="head"} 6' in text.splitlines()
     finally:
         pub.conn.close()
 
