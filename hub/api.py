@@ -383,6 +383,9 @@ async def health(request: web.Request) -> web.Response:
     forwarder = getattr(hub, "forwarder", None)
     if forwarder is not None:  # a child hub: its link to the parent (hub/forwarder.py)
         body["uplink"] = forwarder.status()
+    feeds = getattr(hub, "feeds", None)
+    if feeds is not None:  # third-party feeds (hub/feeds.py)
+        body["feeds"] = feeds.status()
     return web.json_response(body)
 
 

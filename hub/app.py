@@ -20,6 +20,7 @@ from hub.config import HubConfig, HubTls
 from hub.configpush import ConfigPusher
 from hub.db import connect
 from hub.docworker import DocumentWorker
+from hub.feeds import FeedPublisher, has_feeds, publisher_cert_paths
 from hub.forwarder import Forwarder
 from hub.ingest import Ingestor
 from hub.keys import HubKeys, SiteKeys
@@ -86,8 +87,14 @@ class Hub:
         self.ingest.backentry_grace_ms = int(sup.backentry_grace_minutes * 60_000)
         # a child hub writes every card and 督办 step to its uplink outbox too (hub/uplink.py);
         # one process forwards it (several would fight over the one broker identity)
-        self.ingest.uplink = self.supervisor.uplink = Uplink(cfg.parent is not None)
+        # and so does a hub with a third-party feed (hub/feeds.py, docs/feed.md): the feed is the outbox
+        self.ingest.uplink = self.supervisor.uplink = Uplink(cfg.parent is not None or has_feeds(cfg.registry))
         self.forwarder = Forwarder(cfg, self.store_url) if cfg.parent is not None and worker in (None, 1) else None
+        self.feeds = (
+            FeedPublisher(cfg, self.store_url, sign_key=self.keys.sign_key, uplink_hooks=self.ingest.uplink)
+            if worker in (None, 1) and publisher_cert_paths(cfg)[0].is_file()
+            else None
+        )
         self.ingest.ratings = cfg.ratings  # 差评 follow-up limits (hub/followups.py)
         clip_caps = {
             k: v
@@ -139,11 +146,15 @@ class Hub:
         self.link.start()
         if self.forwarder is not None:
             self.forwarder.start()
+        if self.feeds is not None:
+            self.feeds.start()
 
     def stop(self) -> None:
         """Stop the link, drain ingest, close the database."""
         if self.forwarder is not None:
             self.forwarder.stop()
+        if self.feeds is not None:
+            self.feeds.stop()
         self.link.stop()
         self.ingest.stop()
         self.docs.stop()

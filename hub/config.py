@@ -266,13 +266,16 @@ class HubConfig(Strict):
 class RegistrySite(Strict):
     code: str
     name: str
-    kind: Literal["site", "hub"] = Field(
-        "site", description="site: a township box (agent); hub: a child hub forwarding to this one (DESIGN §7)"
+    kind: Literal["site", "hub", "feed"] = Field(
+        "site",
+        description="site: a township box (agent); hub: a child hub forwarding to this one (DESIGN §7); "
+        "feed: a third-party platform reading this hub's feed (docs/feed.md)",
     )
     level: Literal["county", "city"] | None = Field(None, description="A child hub's level (kind hub only)")
     region: str | None = Field(None, description="A child hub's region code (kind hub only)")
     board: str = "generic"
-    sign_pub: str = Field(description="Site Ed25519 public key, PEM text")
+    sign_pub: str = Field(description="Site Ed25519 public key, PEM text (empty for a feed: it signs nothing)")
+    seal_pub: str | None = Field(None, description="A feed's X25519 public key, PEM text (kind feed only)")
     revoked: bool = False
     added_at: str = ""
     revoked_at: str | None = None
@@ -288,3 +291,7 @@ class Registry(Strict):
     def active_children(self) -> dict[str, RegistrySite]:
         """Child hubs that are not revoked, by sender id."""
         return {s.code: s for s in self.sites if not s.revoked and s.kind == "hub"}
+
+    def active_feeds(self) -> dict[str, RegistrySite]:
+        """Feed consumers that are not revoked, by sender id (docs/feed.md)."""
+        return {s.code: s for s in self.sites if not s.revoked and s.kind == "feed"}

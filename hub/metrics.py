@@ -90,6 +90,7 @@ def render_metrics(conn, hub) -> str:
     for level, status, n in conn.execute("SELECT level, status, count(*) FROM tickets GROUP BY 1, 2"):
         out.append(_line("jiancha_tickets", n, {"level": level, "status": status}))
     out += _uplink_lines(conn, counters)
+    out += _feed_lines(conn)
     out += [
         "# TYPE jiancha_ingest_queue gauge",
         _line("jiancha_ingest_queue", hub.ingest.q.qsize()),
@@ -118,4 +119,15 @@ def _uplink_lines(conn, counters: dict) -> list[str]:
     ]
     for code, acked in conn.execute("SELECT code, acked_seq FROM child_hubs ORDER BY code"):
         out.append(_line("jiancha_child_acked_seq", acked, {"child": code}))
+    return out
+
+
+def _feed_lines(conn) -> list[str]:
+    """Third-party feeds (docs/feed.md): each feed's acknowledged cursor (head - cursor = its backlog)."""
+    out = [
+        "# HELP jiancha_feed_acked_seq Highest contiguous seq a feed consumer acknowledged",
+        "# TYPE jiancha_feed_acked_seq gauge",
+    ]
+    for feed, acked in conn.execute("SELECT feed, acked_seq FROM feed_cursor ORDER BY feed"):
+        out.append(_line("jiancha_feed_acked_seq", acked, {"feed": feed}))
     return out

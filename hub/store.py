@@ -191,6 +191,7 @@ CASE_INDEX_MIGRATIONS = [("0008_case_indexes", CASE_INDEX_SQL)]
 def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
     """Core migrations plus those of the supervision parts, in order (per engine: hub/db.py)."""
     if engine == POSTGRESQL:
+        from hub.feeds import PG_MIGRATIONS as FEEDS_PG
         from hub.followups import PG_MIGRATIONS as FOLLOWUP_PG
         from hub.portal_guide import PG_MIGRATIONS as PORTAL_GUIDE_PG
         from hub.ratings import PG_MIGRATIONS as PORTAL_RATINGS_PG
@@ -209,12 +210,14 @@ def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
             *SCORES_PG,
             *STATS_PG,
             *UPLINK_PG,
+            *FEEDS_PG,
         ]
     from hub.accounts import MIGRATIONS as ACCOUNTS
     from hub.clips import MIGRATIONS as CLIPS
     from hub.complaints import MIGRATIONS as COMPLAINTS
     from hub.devices import MIGRATIONS as DEVICES
     from hub.documents import MIGRATIONS as DOCUMENTS
+    from hub.feeds import MIGRATIONS as FEEDS
     from hub.followups import MIGRATIONS as FOLLOWUP_MIGRATIONS
     from hub.notify import MIGRATIONS as NOTIFY
     from hub.portal_guide import MIGRATIONS as PORTAL_GUIDE
@@ -245,6 +248,7 @@ def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
         *SCORES,
         *STATS,  # indexes the statistics read by (hub/stats.py)
         *UPLINK,
+        *FEEDS,
     ]
 
 

@@ -22,6 +22,9 @@ commands:
   provision revoke-site      revoke a site (registry, CRL, ACL; effective without restart)
   provision add-child-hub    provision a child hub (county/city) forwarding to this hub
   provision install-parent   install a child-hub bundle into the child's hub directory
+  provision add-feed         issue a feed identity for a third-party platform (docs/feed.md)
+  feed tail                  read a hub's feed with a feed identity, print records as JSON lines
+  feed decode                decode raw feed payloads (e.g. from mosquitto_sub -N) as JSON lines
   provision add-hub-workers  broker identities for several hub ingest workers (PostgreSQL store)
   provision hub-https        issue or renew the hub web's HTTPS certificate from the project CA
   provision agent-https      issue or renew a box's LAN HTTPS certificate (clerk page) from the project CA
@@ -106,6 +109,39 @@ def _parser() -> argparse.ArgumentParser:
     )
     ip.add_argument("--dir", type=Path, required=True, help="the child hub's directory")
     ip.add_argument("--bundle", type=Path, required=True, help="the folder add-child-hub wrote")
+    af = cmd(
+        prov,
+        "add-feed",
+        "Create DIR/feeds/feed-NAME/ (FEED.yaml, X25519 key, client certificate, CA, the hub's public key) for "
+        "a third-party platform reading this hub's feed (docs/feed.md). Revoke with revoke-site --code feed-NAME.",
+        "jiancha provision add-feed --dir /etc/jiancha --name shanxi-platform --title 山西省一体化政务服务平台",
+    )
+    af.add_argument("--dir", type=Path, required=True, help="the hub's directory")
+    af.add_argument("--name", required=True, help="the feed's name: lowercase letters, digits, - or _")
+    af.add_argument("--title", default="", help="human name of the consumer (shown in the registry)")
+
+    feed = sub.add_parser("feed", help="read a hub's feed (docs/feed.md)").add_subparsers(dest="sub", required=True)
+    ft = cmd(
+        feed,
+        "tail",
+        "Connect with a feed identity, ask the hub for the records, verify signature, seal and chain, and "
+        "print one JSON object per record; problems go to stderr. With --ack the hub's cursor moves.",
+        "jiancha feed tail --config feed-shanxi-platform/FEED.yaml --ack",
+    )
+    ft.add_argument("--config", type=Path, required=True, help="FEED.yaml from add-feed")
+    ft.add_argument("--from", dest="from_seq", type=int, default=None, help="ask from this seq (default: the cursor)")
+    ft.add_argument("--ack", action="store_true", help="acknowledge what was printed (the hub then resends less)")
+    ft.add_argument("--count", type=int, default=None, help="stop after at least N records")
+    ft.add_argument("--idle", type=float, default=None, help="stop after S seconds without a record")
+    fd = cmd(
+        feed,
+        "decode",
+        "Decode raw feed payloads back to back (stdin, or files) into JSON lines; exit 1 on any problem.",
+        "mosquitto_sub ... -t jc/v1/feed/feed-x/down/batch -N | jiancha feed decode --config FEED.yaml",
+    )
+    fd.add_argument("--config", type=Path, required=True, help="FEED.yaml from add-feed")
+    fd.add_argument("files", type=Path, nargs="*", help="files of raw payloads (default: stdin)")
+
     hw = cmd(
         prov,
         "add-hub-workers",
@@ -213,6 +249,20 @@ def _dispatch(args) -> int:
 
         print(f"parent installed: {install_parent(args.dir, bundle=args.bundle)}")
         return 0
+    if key == ("provision", "add-feed"):
+        from provisioning.feed import add_feed
+
+        folder = add_feed(args.dir, name=args.name, title=args.title)
+        print(f"feed bundle: {folder} (give it to the platform; restart the hub the first time)")
+        return 0
+    if key == ("feed", "tail"):
+        from jiancha.feed import tail
+
+        return tail(args.config, from_seq=args.from_seq, ack=args.ack, count=args.count, idle_s=args.idle)
+    if key == ("feed", "decode"):
+        from jiancha.feed import decode
+
+        return decode(args.config, args.files)
     if key == ("provision", "add-hub-workers"):
         from provisioning.setup import add_hub_workers
 

@@ -163,3 +163,45 @@ def acl_lines_for_child_hub(child: str) -> list[str]:
         f"topic read {child_down_filter(child)}",
         f"topic read {HUB_STATE}",
     ]
+
+
+# -- the feed for a third-party platform (docs/feed.md) ---------------------------------------
+# A feed consumer (sender id `feed-NAME`) reads only its own down-topic and writes only its own
+# ack; the hub's feed publisher (identity `jc-feed`, never the hub's own session) the reverse.
+#
+#     jc/v1/feed/{feed}/down/batch   sealed to the feed's key, signed by the hub (QoS 1)
+#     jc/v1/feed/{feed}/up/ack       the consumer's ack / resend request (JSON, QoS 1, not retained)
+
+FEED_PUBLISHER_IDENTITY = "jc-feed"
+
+
+def feed_batch(feed: str) -> str:
+    """Topic the hub publishes a feed's sealed batches to."""
+    return f"{ROOT}/feed/{feed}/down/batch"
+
+
+def feed_ack(feed: str) -> str:
+    """Topic a feed consumer acknowledges on (and asks for a resend)."""
+    return f"{ROOT}/feed/{feed}/up/ack"
+
+
+ALL_FEED_ACKS = f"{ROOT}/feed/+/up/ack"
+
+
+def parse_feed_topic(topic: str) -> tuple[str, str] | None:
+    """('feed-x', 'up/ack') for a feed topic, None for anything else."""
+    parts = topic.split("/")
+    if len(parts) >= 5 and "/".join(parts[:2]) == ROOT and parts[2] == "feed":
+        return parts[3], "/".join(parts[4:])
+    return None
+
+
+def acl_lines_for_feed(feed: str) -> list[str]:
+    """Mosquitto ACL entries for a feed consumer: read its batches, write its acks; nothing else
+    (no site, child or hub topic, not even the hub's online state)."""
+    return [f"user {feed}", f"topic read {feed_batch(feed)}", f"topic write {feed_ack(feed)}"]
+
+
+def acl_lines_for_feed_publisher(identity: str = FEED_PUBLISHER_IDENTITY) -> list[str]:
+    """Mosquitto ACL entries for the hub's feed publisher: every feed's topics, nothing else."""
+    return [f"user {identity}", f"topic write {ROOT}/feed/+/down/batch", f"topic read {ALL_FEED_ACKS}"]

@@ -175,6 +175,10 @@ def acl_text(registry: Registry, workers: int = 0) -> str:
         out += topics.acl_lines_for_site(code) + [""]
     for code in sorted(registry.active_children()):  # child hubs: only their own child topics
         out += topics.acl_lines_for_child_hub(code) + [""]
+    if registry.active_feeds():  # the hub's feed publisher and each feed: only feed topics (docs/feed.md)
+        out += topics.acl_lines_for_feed_publisher() + [""]
+    for code in sorted(registry.active_feeds()):
+        out += topics.acl_lines_for_feed(code) + [""]
     return "\n".join(out)
 
 
