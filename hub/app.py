@@ -26,6 +26,7 @@ from hub.keys import HubKeys, SiteKeys
 from hub.lease import Lease
 from hub.mqtt import HubLink
 from hub.notify import Notifier
+from hub.rollups import RollupProducer
 from hub.store import open_db
 from hub.supervision import Supervisor
 from hub.uplink import Uplink
@@ -88,6 +89,12 @@ class Hub:
         # one process forwards it (several would fight over the one broker identity)
         self.ingest.uplink = self.supervisor.uplink = Uplink(cfg.parent is not None)
         self.forwarder = Forwarder(cfg, self.store_url) if cfg.parent is not None and worker in (None, 1) else None
+        self.rollups = None
+        if cfg.parent is not None:  # hourly roll-ups of changed hours, by the leader (hub/rollups.py)
+            self.rollups = RollupProducer(
+                self.conn, lambda: self.ingest.calendar, cfg.region, now=lambda: self.ingest.now()
+            )
+            self.ingest.on_idle_leader.append(self.rollups.maybe_tick)
         self.ingest.ratings = cfg.ratings  # 差评 follow-up limits (hub/followups.py)
         clip_caps = {
             k: v

@@ -21,7 +21,7 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from hub import children, followups
+from hub import children, followups, rollups
 from hub import devices as dev
 from hub import store as db
 from hub.catalog import CatalogHistory
@@ -460,6 +460,8 @@ class Ingestor:
                 if vote.case_no and not owned_by(vote.case_no, site):
                     return self._foreign(now_ms, site, topic, f"seq {rec.seq}: vote for case {vote.case_no}")
                 dev.store_vote(self.conn, site, rec.seq, vote)
+                if self.uplink.enabled:
+                    rollups.mark(self.conn, [rollups.hour_of_ms(vote.pressed_wall_ms)])
                 notify = self.supervisor.notify if self.supervisor is not None else None
                 followups.open_for_vote(self.conn, site, rec.seq, vote, self.now(), self.calendar, self.ratings, notify)
             elif rec.kind in (KIND_DEVICE_EVENT, KIND_HEARTBEAT):
@@ -765,6 +767,8 @@ class Ingestor:
         sweep, which holds the store's write lock alone, looks at all."""
         held, released = self._held_sites(now_ms, scope)
         case_nos = set(case_nos)
+        if self.uplink.enabled and case_nos:  # their hours' roll-ups are recounted (hub/rollups.py)
+            rollups.mark_cases(self.conn, case_nos)
         if case_nos or released:  # open walls refetch (hub/wall_events.py polls this counter)
             db.bump(self.conn, WALL_COUNTER)
         for site, from_seq in released.items():  # a backlog is in: judge once, on the whole history,

@@ -194,6 +194,7 @@ def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
         from hub.followups import PG_MIGRATIONS as FOLLOWUP_PG
         from hub.portal_guide import PG_MIGRATIONS as PORTAL_GUIDE_PG
         from hub.ratings import PG_MIGRATIONS as PORTAL_RATINGS_PG
+        from hub.rollups import PG_MIGRATIONS as ROLLUPS_PG
         from hub.schema_pg import MIGRATIONS as PG
         from hub.scores import PG_MIGRATIONS as SCORES_PG
         from hub.stats import PG_MIGRATIONS as STATS_PG
@@ -209,6 +210,7 @@ def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
             *SCORES_PG,
             *STATS_PG,
             *UPLINK_PG,
+            *ROLLUPS_PG,
         ]
     from hub.accounts import MIGRATIONS as ACCOUNTS
     from hub.clips import MIGRATIONS as CLIPS
@@ -219,6 +221,7 @@ def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
     from hub.notify import MIGRATIONS as NOTIFY
     from hub.portal_guide import MIGRATIONS as PORTAL_GUIDE
     from hub.ratings import MIGRATIONS as PORTAL_RATINGS
+    from hub.rollups import MIGRATIONS as ROLLUPS
     from hub.scores import MIGRATIONS as SCORES
     from hub.stats import MIGRATIONS as STATS
     from hub.supervision import MIGRATIONS as SUPERVISION
@@ -245,6 +248,7 @@ def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
         *SCORES,
         *STATS,  # indexes the statistics read by (hub/stats.py)
         *UPLINK,
+        *ROLLUPS,
     ]
 
 
