@@ -334,7 +334,8 @@ def finish(acc: dict | None) -> dict:
     }  # fmt: skip
 
 
-def totals(conn, first: date, last: date, *, region: str | None = None, key=None) -> dict:
+def totals(conn, first: date, last: date, *, region: str | None = None, department: str | None = None,
+           key=None) -> dict:  # fmt: skip
     """key(child, origin, region) → finished figures of the roll-ups of China days first..last
     (inclusive), optionally only regions under a prefix; each (region, department, hour) counted
     once, at its highest revision. Default key: (child, origin)."""
@@ -345,6 +346,9 @@ def totals(conn, first: date, last: date, *, region: str | None = None, key=None
     if region:
         sql += " AND substr(region, 1, ?) = ?"
         args += [len(region), region]
+    if department is not None:
+        sql += " AND department = ?"
+        args.append(department)
     accs: dict = {}
     for child, origin, reg, body_json in conn.execute(sql, args).fetchall():
         k = key(child, origin, reg)
