@@ -92,7 +92,11 @@ class Hub:
         self.rollups = None
         if cfg.parent is not None:  # hourly roll-ups of changed hours, by the leader (hub/rollups.py)
             self.rollups = RollupProducer(
-                self.conn, lambda: self.ingest.calendar, cfg.region, now=lambda: self.ingest.now()
+                self.conn,
+                lambda: self.ingest.calendar,
+                cfg.region,
+                now=lambda: self.ingest.now(),
+                every_s=cfg.parent.rollup_every_s,
             )
             self.ingest.on_idle_leader.append(self.rollups.maybe_tick)
         self.ingest.ratings = cfg.ratings  # 差评 follow-up limits (hub/followups.py)

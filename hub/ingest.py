@@ -766,9 +766,8 @@ class Ingestor:
         group on a shared store) only those sites' holds and back-entries are looked at; the
         sweep, which holds the store's write lock alone, looks at all."""
         held, released = self._held_sites(now_ms, scope)
-        case_nos = set(case_nos)
-        if self.uplink.enabled and case_nos:  # their hours' roll-ups are recounted (hub/rollups.py)
-            rollups.mark_cases(self.conn, case_nos)
+        asked = set(case_nos)  # what the caller stored or wants judged
+        case_nos = set(asked)
         if case_nos or released:  # open walls refetch (hub/wall_events.py polls this counter)
             db.bump(self.conn, WALL_COUNTER)
         for site, from_seq in released.items():  # a backlog is in: judge once, on the whole history,
@@ -804,6 +803,10 @@ class Ingestor:
             backdate_tolerance=self.backdate_tolerance,
             known_light=known,
         )
+        if self.uplink.enabled and (asked or case_nos):
+            # the hours of what changed (stored now, or projected now: a held site's backlog is
+            # projected when released) are recounted into roll-ups (hub/rollups.py)
+            rollups.mark_cases(self.conn, asked | case_nos)
         for t in transitions:
             if t.new in ("yellow", "red"):
                 self._alert(now_ms, t.site, t.case_no, f"light_{t.new}", t.new, f"{t.old} → {t.new}")
