@@ -229,9 +229,9 @@ class RollupProducer:
         import time
 
         if time.monotonic() >= self._next:
-            self._next = time.monotonic() + self.every_s
-            while self.tick() == HOURS_PER_TICK:  # a backlog: keep going, one transaction per chunk
-                pass
+            full = self.tick() == HOURS_PER_TICK
+            # a backlog: the next chunk at the next idle round (ingest runs in between), else wait
+            self._next = time.monotonic() + (0 if full else self.every_s)
 
     def tick(self, now: datetime | None = None) -> int:
         """Recount up to HOURS_PER_TICK dirty hours that ended before `now`; returns how many."""
