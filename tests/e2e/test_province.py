@@ -85,6 +85,7 @@ def test_province_totals_equal_the_sites_records_after_the_links_were_down(tmp_p
         }
         assert {(b["region"], b["department"], b["hour"]): b["revision"] for b in bodies} == sent
         assert {b["origin"] for b in bodies} == {CHILD}
+        assert max(b["revision"] for b in bodies) > 1  # late cases revised their past hour
         for n in cases:  # every red card once at each level, named by its county at the province
             assert _rows(city, "SELECT count(*) FROM child_cards WHERE case_no=? AND kind='red'", n)[0][0] == 1
             rows = _rows(province, "SELECT child, origin FROM child_cards WHERE case_no=? AND kind='red'", n)
