@@ -24,6 +24,9 @@ import logging
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 
+from pydantic import ValidationError
+
+from hub import store as db
 from hub import uplink
 from hub.followups import VOTE_MARKED
 from hub.stats import DECISIONS, SATISFIED_LEVELS, Durations, county_of, key_date
@@ -271,8 +274,13 @@ class RollupProducer:
             if old == d or (old is None and fig == ZERO):
                 continue
             region, dept, hour = key
-            body = RollupBody(region=region, department=dept, hour=hour, revision=rev + 1, **fig).model_dump()
-            uplink.append(self.conn, KIND_ROLLUP, body, at_ms)
+            try:  # one group the body cannot hold (a record is at most 64 KiB) never stops the others
+                body = RollupBody(region=region, department=dept, hour=hour, revision=rev + 1, **fig).model_dump()
+                uplink.append(self.conn, KIND_ROLLUP, body, at_ms)
+            except (ValidationError, ValueError) as exc:
+                log.error("roll-up %s/%s/%s not sent: %s", region, dept, hour, str(exc)[:300])
+                db.bump(self.conn, "rollups_refused")
+                continue
             self.conn.execute(
                 "INSERT INTO rollup_sent (region, department, hour, revision, digest) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (hour, region, department) DO UPDATE SET revision = excluded.revision, "

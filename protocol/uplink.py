@@ -114,7 +114,7 @@ class RollupBody(_Body):
     on_time: int = Field(0, ge=0)
     late: int = Field(0, ge=0)
     days_sum: int = Field(0, ge=0, description="Sum of their working-day durations")
-    durations: list[DurationBin] = Field([], max_length=20_000)
+    durations: list[DurationBin] = Field([], max_length=1_500)  # ~35 bytes each: a record is ≤ 64 KiB
     keypad: list[int] = Field([0] * 5, min_length=5, max_length=5, description="Counted keypad ratings by level 1-5")
     portal: list[int] = Field([0] * 5, min_length=5, max_length=5, description="Counted portal ratings by level 1-5")
     misuse: int = Field(0, ge=0, description="Presses flagged misuse (not counted)")

@@ -224,3 +224,25 @@ def test_province_totals_equal_the_countys_records_through_a_city(county, tmp_pa
     finally:
         city_db.close()
         prov_db.close()
+
+
+def test_a_group_too_big_for_a_record_is_refused_alone(county, monkeypatch):
+    """An hour whose duration histogram could not fit a record (1,501 bins) is logged and
+    counted; the other groups of the tick still go, and the dirty hours are cleared."""
+    ing, conn, clock, producer, site, _ = county
+    ing.process_group([site.batch(WEEK)])
+    real = rollups.count_day
+
+    def huge(conn_, day, hours, cal, home):
+        got = real(conn_, day, hours, cal, home)
+        for key, fig in got.items():
+            if key[2] == "2026-11-02T09":
+                fig["durations"] = [{"days": d, "on_time": True, "promised": 10, "legal": 20, "n": 1}
+                                    for d in range(1501)]  # fmt: skip
+        return got
+
+    monkeypatch.setattr(rollups, "count_day", huge)
+    producer.tick()
+    assert sorted(b["hour"] for b in _rollups(conn)) == ["2026-11-02T10", "2026-11-04T15", "2026-11-05T15"]
+    assert conn.execute("SELECT value FROM counters WHERE name='rollups_refused'").fetchone()[0] == 1
+    assert conn.execute("SELECT count(*) FROM rollup_dirty").fetchone()[0] == 0
