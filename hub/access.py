@@ -144,6 +144,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     # read-only figures, no personal data); the numbered monthly bulletin is issued by operators
     # a parent's walls of its child hubs (hub/levels.py): counts and case summaries, no personal data
     ("GET", "/levels"): _r(*ANY, scope="list", page=True),
+    ("GET", "/api/levels"): _r(*ANY, scope="list"),
     ("GET", "/levels/{child}"): _r(*ANY, scope="list", page=True),
     ("GET", "/levels/{child}/cards/{seq}"): _r(*ANY, scope="list", page=True),
     ("GET", "/api/stats"): _r(*ANY, scope="list"),

@@ -6,6 +6,9 @@ sent, server-rendered (hub/pages.py's Jinja environment, base.html).
     GET /levels/{child}[?origin=hub-…]    the cards of one child (or of one county under a city)
     GET /levels/{child}/cards/{seq}       one card: the case summary, and what the child sent about
                                           that case (cards, 督办 steps)
+    GET /api/levels?from=&to=             the same rows as JSON for a period of China days (≤ 366),
+                                          with the scope's total: the statistics of what the
+                                          children sent (every figure of hub/rollups.py finish)
 
 Nothing personal exists at a parent (protocol/uplink.py), so every logged-in role may look,
 within its scope: a region prefix sees the children (and counties) whose region code starts with
@@ -27,8 +30,9 @@ from hub import tickets as tk
 from hub.access import Actor
 from hub.api import LIGHT_ZH, STATUS_ZH
 from hub.case_view import TICKET_ACTION_ZH
+from hub.httpjson import dumps, error
 from hub.pages import HUB, _base, error_page, render
-from hub.stats import StatsError, month_period
+from hub.stats import StatsError, month_period, parse_period
 from hub.web_auth import actor_of
 from protocol.calendar import local_date
 from protocol.caseclock import violation_zh
@@ -42,6 +46,7 @@ CARD_ZH = {"yellow": "黄牌", "red": "红牌"}
 def setup(app: web.Application) -> None:
     r = app.router
     r.add_get("/levels", wall_page)
+    r.add_get("/api/levels", levels_api)
     r.add_get("/levels/{child}", cards_page)
     r.add_get("/levels/{child}/cards/{seq:\\d{1,18}}", card_page)
 
@@ -203,3 +208,31 @@ async def card_page(request: web.Request) -> web.Response:
     ctx = _base(request, f"{view['case']['case_no']} {view['card_zh']}")
     ctx.update(child=child, name=name, v=view, origin_zh=f"区县 {region_of(view['origin'])}" if view["origin"] else "")
     return render(request, "level_card.html", ctx)
+
+
+async def levels_api(request: web.Request) -> web.Response:
+    """GET /api/levels?from=YYYY-MM-DD&to=YYYY-MM-DD (default: this month to today)."""
+    hub, actor = request.app[HUB], actor_of(request)
+    q = request.query
+    try:
+        unknown = sorted(set(q) - {"from", "to"})
+        if unknown:
+            raise StatsError(f"未知参数 (unknown parameter): {unknown[0][:30]}")
+        for k in q:
+            if len(q.getall(k)) > 1 or len(q[k]) > 20:
+                raise StatsError(f"参数只能给一次且不超过 20 字 (parameter given twice or too long): {k}")
+        first, last = parse_period(q.get("from") or None, q.get("to") or None, local_date(hub.ingest.now()))
+    except StatsError as exc:
+        return error(400, str(exc))
+
+    def read(conn):
+        rows = wall_rows(conn, hub, actor, first, last)
+        total = rollups.totals(conn, first, last, region=actor.region, department=actor.department,
+                               key=lambda *_: "all").get("all") or rollups.finish(None)  # fmt: skip
+        return rows, total
+
+    rows, total = await asyncio.to_thread(read, hub.reader)
+    body = {"from": first.isoformat(), "to": last.isoformat(), "total": total,
+            "children": [{k: r[k] for k in ("child", "origin", "region", "name", "online", "cards")} | {"figures": r["f"]}
+                         for r in rows]}  # fmt: skip
+    return web.json_response(body, dumps=dumps, headers={"Cache-Control": "no-store"})

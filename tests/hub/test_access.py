@@ -128,6 +128,7 @@ EXPECTED = {
     ("GET", "/stats"): LOGGED_IN,
     ("GET", "/stats/bulletin.pdf"): ADMIN | SUPERVISOR,  # issues a numbered document
     ("GET", "/levels"): LOGGED_IN,  # a parent's walls: counts and case summaries, no personal data
+    ("GET", "/api/levels"): LOGGED_IN,
     ("GET", "/levels/{child}"): LOGGED_IN,
     ("GET", "/levels/{child}/cards/{seq}"): LOGGED_IN,
 }

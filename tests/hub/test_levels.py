@@ -7,6 +7,7 @@ the three pages, screenshots (docs/screens/ on request), no page error, no perso
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 from datetime import datetime
@@ -187,3 +188,23 @@ async def _shot(page, tmp_path, name):
     path = tmp_path / name
     await page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def test_the_levels_api_gives_the_figures_of_a_period(province):
+    got = _get(province, "admin1", ["/api/levels?from=2026-11-01&to=2026-11-30", "/api/levels?from=2026-11-02&to=2026-11-02",
+                                    "/api/levels?bogus=1", "/api/levels?from=2026-13-01"])  # fmt: skip
+    (s1, month), (s2, day), (s3, bad), (s4, bad_date) = got
+    month, day = json.loads(month), json.loads(day)
+    assert s1 == 200 and month["total"]["received"] == 6 + 2 + 4 + 7  # revision 2 of 11-02 09:00 counted once
+    assert month["total"]["keypad"] == [3, 0, 0, 1, 0] and month["total"]["satisfaction"] == 0.75
+    rows = {(r["child"], r["origin"]): r for r in month["children"]}
+    assert rows[(CITY_A, COUNTY)]["figures"]["received"] == 8 and rows[(CITY_A, None)]["cards"] == {
+        "yellow": 1,
+        "red": 2,
+    }
+    assert s2 == 200 and day["total"]["received"] == 8  # only Monday 11-02: the county's two hours
+    assert s3 == 400 and "未知参数" in json.loads(bad)["error"]
+    assert s4 == 400 and "YYYY-MM-DD" in json.loads(bad_date)["error"]
+    [(s5, scoped)] = _get(province, "sup-b", ["/api/levels?from=2026-11-01&to=2026-11-30"])
+    scoped = json.loads(scoped)
+    assert scoped["total"]["received"] == 7 and {r["child"] for r in scoped["children"]} == {CITY_B}
