@@ -142,6 +142,11 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/public/scores"): _r(PUBLIC),
     # 统计分析 (hub/api_stats.py): every role reads the statistics of its own scope (viewers too:
     # read-only figures, no personal data); the numbered monthly bulletin is issued by operators
+    # a parent's walls of its child hubs (hub/levels.py): counts and case summaries, no personal data
+    ("GET", "/levels"): _r(*ANY, scope="list", page=True),
+    ("GET", "/api/levels"): _r(*ANY, scope="list"),
+    ("GET", "/levels/{child}"): _r(*ANY, scope="list", page=True),
+    ("GET", "/levels/{child}/cards/{seq}"): _r(*ANY, scope="list", page=True),
     ("GET", "/api/stats"): _r(*ANY, scope="list"),
     ("GET", "/api/stats/export"): _r(*ANY, scope="list"),
     ("GET", "/stats"): _r(*ANY, scope="list", page=True),

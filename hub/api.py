@@ -457,6 +457,9 @@ def create_app(
     from hub import pages
 
     pages.setup(app, hub)
+    from hub import levels  # the parent's city/province walls (imports this module)
+
+    levels.setup(app)
     from hub import portal
 
     portal.add_routes(app)  # the citizen portal and its /api/public/... twins

@@ -27,6 +27,7 @@ from hub.keys import HubKeys, SiteKeys
 from hub.lease import Lease
 from hub.mqtt import HubLink
 from hub.notify import Notifier
+from hub.rollups import RollupProducer
 from hub.store import open_db
 from hub.supervision import Supervisor
 from hub.uplink import Uplink
@@ -95,6 +96,16 @@ class Hub:
             if worker in (None, 1) and publisher_cert_paths(cfg)[0].is_file()
             else None
         )
+        self.rollups = None
+        if cfg.parent is not None:  # hourly roll-ups of changed hours, by the leader (hub/rollups.py)
+            self.rollups = RollupProducer(
+                self.conn,
+                lambda: self.ingest.calendar,
+                cfg.region,
+                now=lambda: self.ingest.now(),
+                every_s=cfg.parent.rollup_every_s,
+            )
+            self.ingest.on_idle_leader.append(self.rollups.maybe_tick)
         self.ingest.ratings = cfg.ratings  # 差评 follow-up limits (hub/followups.py)
         clip_caps = {
             k: v

@@ -16,12 +16,12 @@ import logging
 
 from pydantic import ValidationError
 
+from hub import rollups, uplink
 from hub import store as db
-from hub import uplink
 from hub.wall import WALL_COUNTER
 from protocol import topics
 from protocol.records import GENESIS, record_hash
-from protocol.uplink import CardBody, parse_body, relayed
+from protocol.uplink import CardBody, RollupBody, parse_body, relayed
 from protocol.wire import WireError, decode_msg, open_batch
 
 log = logging.getLogger("jiancha.hub.children")
@@ -113,6 +113,11 @@ def _row_for(ing, child, topic, rec, enc, h, now_ms) -> tuple:
         ing._quarantine(now_ms, child, topic, "bad_body", f"seq {rec.seq}: {detail}", b"")
         content = (None,) * 7  # case_no, card, ticket, action, department, site, origin
         return (child, rec.seq, h, rec.prev, rec.kind, rec.wall_ms, now_ms, *content, "{}", b"")
+    if isinstance(body, RollupBody):  # the figures are kept by key in child_rollups (hub/rollups.py)
+        rollups.store(ing.conn, child, body, now_ms)
+        body_json = json.dumps(body.model_dump(), ensure_ascii=False, separators=(",", ":"))
+        return (child, rec.seq, h, rec.prev, rec.kind, rec.wall_ms, now_ms, None, None, None, None,
+                body.department, body.region, body.origin, body_json, enc)  # fmt: skip
     card = body.card if isinstance(body, CardBody) else None
     ticket, action = (None, None) if card else (body.ticket, body.action)
     c = body.case
@@ -203,13 +208,14 @@ def _relay(ing, child: str, after: int, upto: int, now_ms: int) -> None:
     records that link, whatever order they arrived in -- in this transaction, origin kept.
     A record kept without its content (bad_body) has nothing to relay."""
     rows = ing.conn.execute(
-        "SELECT kind, body_json FROM child_records WHERE child=? AND seq > ? AND seq <= ? AND case_no IS NOT NULL "
+        "SELECT kind, body_json FROM child_records WHERE child=? AND seq > ? AND seq <= ? AND body_json <> '{}' "
         "ORDER BY seq",
         (child, after, upto),
     ).fetchall()
     for kind, body_json in rows:
         body = parse_body(kind, json.loads(body_json))
-        uplink.append(ing.conn, kind, relayed(body, child), now_ms, body.case.case_no)
+        case_no = None if isinstance(body, RollupBody) else body.case.case_no
+        uplink.append(ing.conn, kind, relayed(body, child), now_ms, case_no)
 
 
 def _state(ing, child: str, topic: str, payload: bytes, now_ms: int, out) -> None:

@@ -16,6 +16,7 @@ import logging
 import secrets
 from datetime import date, datetime
 
+from hub import rollups
 from protocol.calendar import WorkCalendar, local_date
 
 log = logging.getLogger("jiancha.hub.complaints")
@@ -193,6 +194,7 @@ def _event(conn, cid: int, now: datetime, actor: str, action: str, text: str = "
         "INSERT INTO complaint_events (complaint_id, at_ms, actor, action, text) VALUES (?, ?, ?, ?, ?)",
         (cid, _ms(now), actor, action, text),
     )
+    rollups.mark_complaint(conn, cid)  # its filing hour's roll-up is recounted (hub/rollups.py)
 
 
 def file_complaint(conn, values: dict, cfg, cal: WorkCalendar, now: datetime) -> tuple[str, str]:

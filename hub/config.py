@@ -218,6 +218,9 @@ class HubParent(Strict):
         le=1_000_000,
         description="Records per second at most (a week of backlog must not flood the parent)",
     )
+    rollup_every_s: float = Field(
+        60.0, ge=0.2, le=3600, description="How often the leader recounts changed hours into roll-ups (hub/rollups.py)"
+    )
 
 
 class HubConfig(Strict):

@@ -21,7 +21,7 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from hub import children, followups
+from hub import children, followups, rollups
 from hub import devices as dev
 from hub import store as db
 from hub.catalog import CatalogHistory
@@ -460,6 +460,8 @@ class Ingestor:
                 if vote.case_no and not owned_by(vote.case_no, site):
                     return self._foreign(now_ms, site, topic, f"seq {rec.seq}: vote for case {vote.case_no}")
                 dev.store_vote(self.conn, site, rec.seq, vote)
+                if self.uplink.enabled:
+                    rollups.mark(self.conn, [rollups.hour_of_ms(vote.pressed_wall_ms)])
                 notify = self.supervisor.notify if self.supervisor is not None else None
                 followups.open_for_vote(self.conn, site, rec.seq, vote, self.now(), self.calendar, self.ratings, notify)
             elif rec.kind in (KIND_DEVICE_EVENT, KIND_HEARTBEAT):
@@ -764,7 +766,8 @@ class Ingestor:
         group on a shared store) only those sites' holds and back-entries are looked at; the
         sweep, which holds the store's write lock alone, looks at all."""
         held, released = self._held_sites(now_ms, scope)
-        case_nos = set(case_nos)
+        asked = set(case_nos)  # what the caller stored or wants judged
+        case_nos = set(asked)
         if case_nos or released:  # open walls refetch (hub/wall_events.py polls this counter)
             db.bump(self.conn, WALL_COUNTER)
         for site, from_seq in released.items():  # a backlog is in: judge once, on the whole history,
@@ -800,6 +803,10 @@ class Ingestor:
             backdate_tolerance=self.backdate_tolerance,
             known_light=known,
         )
+        if self.uplink.enabled and (asked or case_nos):
+            # the hours of what changed (stored now, or projected now: a held site's backlog is
+            # projected when released) are recounted into roll-ups (hub/rollups.py)
+            rollups.mark_cases(self.conn, asked | case_nos)
         for t in transitions:
             if t.new in ("yellow", "red"):
                 self._alert(now_ms, t.site, t.case_no, f"light_{t.new}", t.new, f"{t.old} → {t.new}")

@@ -195,6 +195,7 @@ def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
         from hub.followups import PG_MIGRATIONS as FOLLOWUP_PG
         from hub.portal_guide import PG_MIGRATIONS as PORTAL_GUIDE_PG
         from hub.ratings import PG_MIGRATIONS as PORTAL_RATINGS_PG
+        from hub.rollups import PG_MIGRATIONS as ROLLUPS_PG
         from hub.schema_pg import MIGRATIONS as PG
         from hub.scores import PG_MIGRATIONS as SCORES_PG
         from hub.stats import PG_MIGRATIONS as STATS_PG
@@ -211,6 +212,7 @@ def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
             *STATS_PG,
             *UPLINK_PG,
             *FEEDS_PG,
+            *ROLLUPS_PG,
         ]
     from hub.accounts import MIGRATIONS as ACCOUNTS
     from hub.clips import MIGRATIONS as CLIPS
@@ -222,6 +224,7 @@ def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
     from hub.notify import MIGRATIONS as NOTIFY
     from hub.portal_guide import MIGRATIONS as PORTAL_GUIDE
     from hub.ratings import MIGRATIONS as PORTAL_RATINGS
+    from hub.rollups import MIGRATIONS as ROLLUPS
     from hub.scores import MIGRATIONS as SCORES
     from hub.stats import MIGRATIONS as STATS
     from hub.supervision import MIGRATIONS as SUPERVISION
@@ -249,6 +252,7 @@ def all_migrations(engine: str = SQLITE) -> list[tuple[str, str]]:
         *STATS,  # indexes the statistics read by (hub/stats.py)
         *UPLINK,
         *FEEDS,
+        *ROLLUPS,
     ]
 
 

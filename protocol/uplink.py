@@ -6,6 +6,7 @@ batches (protocol/wire.py). Two kinds so far:
 
     card         CardBody        a yellow or red card (亮牌) on a case, with its case summary
     ticket.step  TicketStepBody  one step of a 督办 ticket (opened, replied, accepted, escalated…)
+    rollup       RollupBody      one China hour's figures of one region (county) and department
 
 Bodies carry NO personal data: no applicant names, ID numbers, phones, addresses, no
 registration form, no free text typed by people (a department's reply may name the applicant);
@@ -23,7 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 KIND_CARD = "card"
 KIND_TICKET_STEP = "ticket.step"
-UPLINK_KINDS = (KIND_CARD, KIND_TICKET_STEP)
+KIND_ROLLUP = "rollup"
+UPLINK_KINDS = (KIND_CARD, KIND_TICKET_STEP, KIND_ROLLUP)
+HOUR = r"^\d{4}-\d{2}-\d{2}T\d{2}$"
 DATE = r"^\d{4}-\d{2}-\d{2}$"
 ORIGIN = (
     "The sender id of the hub where it happened (hub-REGION) when a hub relays what its own child "
@@ -79,7 +82,51 @@ class TicketStepBody(_Body):
     case: CaseSummary
 
 
+class DurationBin(_Body):
+    """Concluded cases with the same working-day duration, on-time flag and limits (a bin of
+    hub/stats.py Durations): a parent adds bins and gets every duration figure exactly."""
+
+    days: int = Field(ge=0, le=100_000, description="Working days from receipt day to decision day")
+    on_time: bool | None = Field(description="Decided on or before the due day; None: no due day")
+    promised: int | None = Field(None, ge=0, le=100_000, description="Promised working days")
+    legal: int | None = Field(None, ge=0, le=100_000, description="Legal working days")
+    n: int = Field(ge=1, description="Cases in this bin")
+
+
+Counts = dict[str, int]
+
+
+class RollupBody(_Body):
+    """One China hour of one region and department at the child (docs/rollup.md): counts
+    only, no case numbers, no names. Idempotent per (region, department, hour, revision): a
+    late record re-emits its hour with revision + 1, and a parent keeps the highest."""
+
+    region: str = Field(pattern=r"^[0-9A-Za-z]{0,12}$", description="County (区县) code: the site code's region part")
+    department: str = Field(max_length=100, description="承办部门 ('' none)")
+    hour: str = Field(pattern=HOUR, description="China hour YYYY-MM-DDTHH")
+    revision: int = Field(ge=1)
+    origin: str | None = Field(None, max_length=64, description=ORIGIN)
+    received: int = Field(0, ge=0, description="Cases received (收件) in the hour")
+    status: Counts = Field({}, max_length=32, description="Those cases by status now")
+    light: Counts = Field({}, max_length=8, description="Those cases by light now")
+    warned: int = Field(0, ge=0, description="Those cases ever lit yellow")
+    concluded: int = Field(0, ge=0, description="Cases concluded (办结: first decision) in the hour")
+    on_time: int = Field(0, ge=0)
+    late: int = Field(0, ge=0)
+    days_sum: int = Field(0, ge=0, description="Sum of their working-day durations")
+    durations: list[DurationBin] = Field([], max_length=1_500)  # ~35 bytes each: a record is ≤ 64 KiB
+    keypad: list[int] = Field([0] * 5, min_length=5, max_length=5, description="Counted keypad ratings by level 1-5")
+    portal: list[int] = Field([0] * 5, min_length=5, max_length=5, description="Counted portal ratings by level 1-5")
+    misuse: int = Field(0, ge=0, description="Presses flagged misuse (not counted)")
+    marked: int = Field(0, ge=0, description="Ratings marked 误评/恶意差评 on appeal (not counted)")
+    complaints: int = Field(0, ge=0, description="Complaints filed in the hour")
+    complaint_status: Counts = Field({}, max_length=32, description="Those complaints by status now")
+
+
 SUMMARY_FIELDS = tuple(CaseSummary.model_fields)
+ROLLUP_FIGURES = tuple(
+    f for f in RollupBody.model_fields if f not in ("region", "department", "hour", "revision", "origin")
+)
 
 
 def card_body(card: str, previous: str | None, at_ms: int, case: dict) -> dict:
@@ -102,16 +149,18 @@ def ticket_step_body(ticket: dict, action: str, by_system: bool, at_ms: int, cas
     ).model_dump()
 
 
-def relayed(body: CardBody | TicketStepBody, child: str) -> dict:
+def relayed(body: CardBody | TicketStepBody | RollupBody, child: str) -> dict:
     """The body a parent forwards upward for a record its child `child` sent: the same, with
     the origin kept (the county where a card was shown stays named at the province)."""
     return body.model_copy(update={"origin": body.origin or child}).model_dump()
 
 
-def parse_body(kind: str, body: dict) -> CardBody | TicketStepBody:
+def parse_body(kind: str, body: dict) -> CardBody | TicketStepBody | RollupBody:
     """The typed body of a received uplink record; pydantic.ValidationError or ValueError."""
     if kind == KIND_CARD:
         return CardBody.model_validate(body)
     if kind == KIND_TICKET_STEP:
         return TicketStepBody.model_validate(body)
+    if kind == KIND_ROLLUP:
+        return RollupBody.model_validate(body)
     raise ValueError(f"unknown uplink kind {kind!r}")

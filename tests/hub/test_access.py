@@ -127,6 +127,10 @@ EXPECTED = {
     ("GET", "/api/stats/export"): LOGGED_IN,
     ("GET", "/stats"): LOGGED_IN,
     ("GET", "/stats/bulletin.pdf"): ADMIN | SUPERVISOR,  # issues a numbered document
+    ("GET", "/levels"): LOGGED_IN,  # a parent's walls: counts and case summaries, no personal data
+    ("GET", "/api/levels"): LOGGED_IN,
+    ("GET", "/levels/{child}"): LOGGED_IN,
+    ("GET", "/levels/{child}/cards/{seq}"): LOGGED_IN,
 }
 PARAMS = {
     "case_no": CASE_A,
@@ -139,6 +143,7 @@ PARAMS = {
     "no": "TS20261207000001",  # a complaint of site A's case, department A (seed)
     "action": "verify",
     "name": "form.pdf",
+    "child": "hub-140702",
 }
 
 
