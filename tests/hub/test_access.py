@@ -213,6 +213,8 @@ def test_every_route_lets_through_exactly_the_roles_in_the_table(hub):
     tickets = seed(hub)
     params = {**PARAMS, "id": str(tickets["A"])}
 
+    answers: dict[tuple, tuple[int, str]] = {}  # (route, actor) → (status, start of the body): for a failure
+
     async def go():
         got: dict[tuple[str, str], set[str]] = {}
         async with served(hub) as (base, app), aiohttp.ClientSession() as s:
@@ -233,6 +235,7 @@ def test_every_route_lets_through_exactly_the_roles_in_the_table(hub):
                     async with s.request(route.method, url, headers=headers, allow_redirects=False, **kwargs) as r:
                         assert r.status < 500, (key, actor, r.status, await r.text())
                         to_login = r.status == 303 and r.headers["Location"].startswith("/login?")  # pages
+                        answers[(key, actor)] = (r.status, (await r.text())[:300])
                         if r.status not in (401, 403) and not to_login:
                             got.setdefault(key, set()).add(actor)
                 got.setdefault(key, set())
@@ -241,7 +244,8 @@ def test_every_route_lets_through_exactly_the_roles_in_the_table(hub):
     got = asyncio.run(go())
     assert set(got) == set(EXPECTED), f"routes without an expectation here: {set(got) ^ set(EXPECTED)}"
     wrong = {k: (sorted(got[k]), sorted(EXPECTED[k])) for k in EXPECTED if got[k] != EXPECTED[k]}
-    assert not wrong, f"(got, expected) let through: {wrong}"
+    why = {(k, a): answers.get((k, a)) for k in wrong for a in set(got[k]) ^ EXPECTED[k]}
+    assert not wrong, f"(got, expected) let through: {wrong}; the answers that differ: {why}"
 
 
 def test_a_route_without_a_rule_is_refused_even_for_the_admin(hub):
